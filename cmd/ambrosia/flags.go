@@ -1,0 +1,130 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/config"
+)
+
+// errUsage reports bad flags after the flag package printed why.
+var errUsage = errors.New("usage")
+
+// configFlags are the flags every command that reads the configuration
+// shares. Flags win over the environment, which wins over the file.
+type configFlags struct {
+	file       string
+	domains    string
+	data       string
+	c2sAddr    string
+	c2sTLSAddr string
+	allowPlain optBool
+	logFormat  string
+	logLevel   string
+	idle       string
+}
+
+func (f *configFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.file, "config", "", "TOML configuration file (optional)")
+	fs.StringVar(&f.domains, "domain", "", "domains served, comma-separated (default localhost)")
+	fs.StringVar(&f.data, "data", "", "data directory (default ./data)")
+	fs.StringVar(&f.c2sAddr, "c2s-addr", "", "client listener with STARTTLS, host:port (default :5222)")
+	fs.StringVar(&f.c2sTLSAddr, "c2s-tls-addr", "", "client listener with direct TLS, host:port (default :5223)")
+	fs.Var(&f.allowPlain, "allow-plain", "allow unencrypted client connections")
+	fs.StringVar(&f.logFormat, "log-format", "", "text or json")
+	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error")
+	fs.StringVar(&f.idle, "idle-timeout", "", "silence before a session is pinged, e.g. 5m (0 disables)")
+}
+
+// load builds the configuration: defaults, file, environment, flags.
+func (f *configFlags) load() (config.Config, error) {
+	if f.file == "" {
+		f.file = os.Getenv("AMBROSIA_CONFIG")
+	}
+	c, err := config.Load(f.file)
+	if err != nil {
+		return c, err
+	}
+	if err := c.ApplyEnv(os.LookupEnv); err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	if f.domains != "" {
+		c.Domains = strings.Split(f.domains, ",")
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&c.DataDir, f.data)
+	set(&c.C2S.Addr, f.c2sAddr)
+	set(&c.C2S.TLSAddr, f.c2sTLSAddr)
+	set(&c.Log.Format, f.logFormat)
+	set(&c.Log.Level, f.logLevel)
+	if f.allowPlain.set {
+		c.C2S.AllowPlain = f.allowPlain.v
+	}
+	if f.idle != "" {
+		d, err := time.ParseDuration(f.idle)
+		if err != nil {
+			return c, fmt.Errorf("--idle-timeout: %w", err)
+		}
+		c.C2S.IdleTimeout = config.Duration(d)
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	return c, nil
+}
+
+// newFlagSet returns a flag set that reports errors on w.
+func newFlagSet(name string, w io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(w)
+	return fs
+}
+
+// parse parses args, accepting flags after positional arguments too
+// (`ambrosia user add alice@localhost --data DIR`).
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, errUsage
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// optBool is a boolean flag that remembers whether it was given, so that
+// an absent flag leaves the file's or environment's value alone.
+type optBool struct{ set, v bool }
+
+func (b *optBool) String() string {
+	if b == nil || !b.set {
+		return ""
+	}
+	return strconv.FormatBool(b.v)
+}
+
+func (b *optBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	b.set, b.v = true, v
+	return nil
+}
+
+func (b *optBool) IsBoolFlag() bool { return true }

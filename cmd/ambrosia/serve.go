@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
+	"github.com/ambrosia-xmpp/ambrosia/internal/c2s"
+	"github.com/ambrosia-xmpp/ambrosia/internal/certs"
+	"github.com/ambrosia-xmpp/ambrosia/internal/config"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/sqlite"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+)
+
+// serve runs every component in this process until ctx is done.
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	var cf configFlags
+	cf.register(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	log.Info("starting", "version", version(), "domains", cfg.Domains, "data", cfg.DataDir)
+
+	store, err := sqlite.Open(ctx, dbPath(cfg))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	tlsConf, err := loadTLS(cfg)
+	if err != nil {
+		return err
+	}
+	r := router.New(log.With("component", "router"))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	type runner interface{ Run(context.Context) error }
+	var comps []runner
+	for _, d := range cfg.Domains {
+		m, err := sm.New(sm.Config{Domain: d, Version: version()}, sm.Deps{Router: r, Accounts: store, Roster: store, Log: log})
+		if err != nil {
+			return err
+		}
+		// Register now rather than in Run, so that no client can connect
+		// before its domain is served.
+		comps = append(comps, m)
+	}
+	c2sCfg := c2s.DefaultConfig()
+	c2sCfg.Addr, c2sCfg.TLSAddr = cfg.C2S.Addr, cfg.C2S.TLSAddr
+	c2sCfg.AllowPlain = cfg.C2S.AllowPlain
+	c2sCfg.Limits = xmlstream.DefaultLimits()
+	c2sCfg.Limits.MaxStanzaBytes = cfg.C2S.MaxStanzaSize
+	c2sCfg.NegotiationTimeout = time.Duration(cfg.C2S.NegotiationTimeout)
+	c2sCfg.IdleTimeout = time.Duration(cfg.C2S.IdleTimeout)
+	c2sCfg.MaxAuthFailures = cfg.C2S.MaxAuthFailures
+	edge, err := c2s.New(c2sCfg, c2s.Deps{Router: r, Auth: auth.New(store, nil), TLS: tlsConf, Log: log})
+	if err != nil {
+		return err
+	}
+
+	var wg sync.WaitGroup
+	errc := make(chan error, len(comps)+1)
+	for _, c := range comps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Run(ctx); err != nil {
+				errc <- err
+				cancel()
+			}
+		}()
+	}
+	// The session managers register with the router first: wait for it.
+	for _, d := range cfg.Domains {
+		for i := 0; i < 1000; i++ {
+			if _, ok := r.SessionManager(d); ok {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := edge.Run(ctx); err != nil {
+			errc <- err
+			cancel()
+		}
+	}()
+	<-ctx.Done()
+	log.Info("shutting down")
+	wg.Wait()
+	close(errc)
+	var errs []error
+	for e := range errc {
+		errs = append(errs, e)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func dbPath(cfg config.Config) string { return filepath.Join(cfg.DataDir, "ambrosia.db") }
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// loadTLS loads the operator's certificate or the generated ones.
+func loadTLS(cfg config.Config) (*tls.Config, error) {
+	m := map[string]tls.Certificate{}
+	if cfg.TLS.CertFile != "" {
+		c, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		for _, d := range cfg.Domains {
+			m[d] = c
+		}
+	} else {
+		for _, d := range cfg.Domains {
+			c, err := certs.LoadOrCreate(cfg.DataDir, d, time.Now())
+			if err != nil {
+				return nil, err
+			}
+			m[d] = c
+		}
+	}
+	return certs.Config(m, cfg.Domains, "xmpp-client"), nil
+}

@@ -1,0 +1,356 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/xdg-go/scram"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+)
+
+// DefaultIterations is the PBKDF2 iteration count for new credentials: the
+// RFC 7677 minimum, which every XMPP client accepts.
+const DefaultIterations = 4096
+
+// Hashes lists the SCRAM hashes credentials are kept for, strongest first.
+func Hashes() []string { return []string{"SHA-512", "SHA-256", "SHA-1"} }
+
+// Channel binding types offered (XEP-0440), preferred first.
+const (
+	CBExporter       = "tls-exporter"
+	CBServerEndPoint = "tls-server-end-point"
+)
+
+// CredentialStore is what authentication needs from storage.
+type CredentialStore interface {
+	Credential(ctx context.Context, user, hash string) (storage.Credential, error)
+}
+
+// Failure is a SASL failure; Condition is the RFC 6120 §6.5 element name.
+type Failure struct {
+	Condition string
+	Text      string
+}
+
+func (f *Failure) Error() string {
+	if f.Text == "" {
+		return "sasl: " + f.Condition
+	}
+	return "sasl: " + f.Condition + ": " + f.Text
+}
+
+func fail(cond, text string) error { return &Failure{Condition: cond, Text: text} }
+
+func hashFunc(name string) scram.HashGeneratorFcn {
+	switch name {
+	case "SHA-1":
+		return scram.SHA1
+	case "SHA-256":
+		return scram.SHA256
+	case "SHA-512":
+		return scram.SHA512
+	}
+	return nil
+}
+
+// DeriveCredentials computes the stored SCRAM keys of password for every
+// supported hash, each with its own random salt.
+func DeriveCredentials(password string, iterations int) ([]storage.Credential, error) {
+	hs := Hashes()
+	out := make([]storage.Credential, 0, len(hs))
+	for _, h := range hs {
+		salt := make([]byte, 16)
+		if _, err := rand.Read(salt); err != nil {
+			return nil, err
+		}
+		c, err := deriveOne(h, password, salt, iterations)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func deriveOne(hash, password string, salt []byte, iterations int) (storage.Credential, error) {
+	cl, err := hashFunc(hash).NewClient("user", password, "")
+	if err != nil {
+		return storage.Credential{}, fmt.Errorf("password: %w", err)
+	}
+	sc, err := cl.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: iterations})
+	if err != nil {
+		return storage.Credential{}, err
+	}
+	return storage.Credential{Hash: hash, Salt: salt, Iterations: iterations, StoredKey: sc.StoredKey, ServerKey: sc.ServerKey}, nil
+}
+
+// CheckPassword reports whether password matches the stored credential.
+func CheckPassword(c storage.Credential, password string) bool {
+	if hashFunc(c.Hash) == nil || c.Iterations <= 0 {
+		return false
+	}
+	d, err := deriveOne(c.Hash, password, c.Salt, c.Iterations)
+	if err != nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare(d.StoredKey, c.StoredKey) == 1
+}
+
+// Authenticator runs SASL exchanges against a credential store.
+type Authenticator struct {
+	store  CredentialStore
+	secret []byte // keys the fake credentials of unknown users
+}
+
+// New returns an Authenticator. secret makes the decoy credentials of
+// unknown users stable per user and unpredictable to clients; a random one
+// is drawn when it is empty.
+func New(store CredentialStore, secret []byte) *Authenticator {
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+	}
+	return &Authenticator{store: store, secret: secret}
+}
+
+// Mechanisms returns the mechanisms offered on a connection, strongest
+// first. PLAIN and the -PLUS variants need TLS; cs is nil on a plain
+// connection.
+func (a *Authenticator) Mechanisms(cs *tls.ConnectionState) []string {
+	var m []string
+	if cs != nil && len(ChannelBindings(cs)) > 0 {
+		m = append(m, "SCRAM-SHA-512-PLUS", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS")
+	}
+	m = append(m, "SCRAM-SHA-512", "SCRAM-SHA-256", "SCRAM-SHA-1")
+	if cs != nil {
+		m = append(m, "PLAIN")
+	}
+	return m
+}
+
+// ChannelBindings returns the channel binding types usable on the TLS
+// connection: tls-exporter needs TLS 1.3 or the extended master secret,
+// which ExportKeyingMaterial reports by failing otherwise.
+func ChannelBindings(cs *tls.ConnectionState) []string {
+	if cs == nil {
+		return nil
+	}
+	var out []string
+	if _, err := scram.NewTLSExporterBinding(cs); err == nil {
+		out = append(out, CBExporter)
+	}
+	if _, err := scram.NewTLSServerEndpointBinding(cs); err == nil {
+		out = append(out, CBServerEndPoint)
+	}
+	return out
+}
+
+// Exchange is one SASL authentication in progress.
+type Exchange struct {
+	a      *Authenticator
+	ctx    context.Context
+	mech   string
+	domain string
+	cs     *tls.ConnectionState
+	plus   bool
+	hash   string
+
+	conv    *scram.ServerConversation
+	user    jid.JID
+	decoy   bool
+	success bool
+}
+
+// Start begins an exchange for mechanism mech on a connection for domain.
+func (a *Authenticator) Start(ctx context.Context, mech, domain string, cs *tls.ConnectionState) (*Exchange, error) {
+	offered := false
+	for _, m := range a.Mechanisms(cs) {
+		if m == mech {
+			offered = true
+		}
+	}
+	if !offered {
+		return nil, fail("invalid-mechanism", "")
+	}
+	x := &Exchange{a: a, ctx: ctx, mech: mech, domain: domain, cs: cs}
+	if mech != "PLAIN" {
+		rest := strings.TrimPrefix(mech, "SCRAM-")
+		x.plus = strings.HasSuffix(rest, "-PLUS")
+		x.hash = strings.TrimSuffix(rest, "-PLUS")
+	}
+	return x, nil
+}
+
+// User is the authenticated bare JID, valid once Step reported done.
+func (x *Exchange) User() jid.JID { return x.user }
+
+// Step consumes one client message (the decoded initial response or
+// response) and returns the server's next data. done with a nil error means
+// success; out then holds the additional data for <success/>.
+func (x *Exchange) Step(in []byte) (out []byte, done bool, err error) {
+	if x.mech == "PLAIN" {
+		return x.plain(in)
+	}
+	if x.conv == nil {
+		if err := x.startSCRAM(in); err != nil {
+			return nil, true, err
+		}
+		resp, err := x.conv.Step(string(in))
+		if err != nil {
+			return nil, true, x.scramFailure(resp)
+		}
+		return []byte(resp), false, nil
+	}
+	resp, err := x.conv.Step(string(in))
+	if err != nil || !x.conv.Valid() || x.decoy {
+		return nil, true, x.scramFailure(resp)
+	}
+	if az := x.conv.AuthzID(); az != "" {
+		if j, err := jid.Parse(az); err != nil || !j.Equal(x.user) {
+			return nil, true, fail("invalid-authzid", "")
+		}
+	}
+	x.success = true
+	return []byte(resp), true, nil
+}
+
+func (x *Exchange) scramFailure(resp string) error {
+	switch {
+	case strings.HasPrefix(resp, scram.ErrInvalidEncoding):
+		return fail("malformed-request", "")
+	case strings.HasPrefix(resp, "e=channel-binding"), strings.HasPrefix(resp, "e=unsupported-channel-binding"),
+		strings.HasPrefix(resp, scram.ErrServerDoesSupportChannelBinding):
+		return fail("not-authorized", "channel binding")
+	}
+	return fail("not-authorized", "")
+}
+
+// startSCRAM reads the GS2 header of the client-first message to pick the
+// channel binding the client asked for: the SCRAM library checks one
+// binding per conversation, while we offer two types.
+func (x *Exchange) startSCRAM(first []byte) error {
+	flag, rest, ok := bytes.Cut(first, []byte(","))
+	if !ok || len(flag) == 0 {
+		return fail("malformed-request", "")
+	}
+	authz, _, ok := bytes.Cut(rest, []byte(","))
+	if !ok {
+		return fail("malformed-request", "")
+	}
+	if len(authz) > 0 && !bytes.HasPrefix(authz, []byte("a=")) {
+		return fail("malformed-request", "")
+	}
+	var cbType string
+	switch {
+	case flag[0] == 'p':
+		cbType = strings.TrimPrefix(string(flag), "p=")
+		if !x.plus {
+			// A client requesting binding must use a -PLUS mechanism.
+			return fail("not-authorized", "channel binding with a non-PLUS mechanism")
+		}
+	case x.plus:
+		return fail("not-authorized", "a -PLUS mechanism requires channel binding")
+	}
+	var cb scram.ChannelBinding
+	var err error
+	switch {
+	case cbType == CBExporter:
+		cb, err = scram.NewTLSExporterBinding(x.cs)
+	case cbType == CBServerEndPoint:
+		cb, err = scram.NewTLSServerEndpointBinding(x.cs)
+	case cbType != "":
+		return fail("not-authorized", "unsupported channel binding "+cbType)
+	}
+	// A client that picked a mechanism without -PLUS and says "y" (it can
+	// bind, but saw no binding it supports) is accepted: XEP-0440 tells it
+	// our types, and clients that only know tls-unique, which TLS 1.3 lacks,
+	// legitimately say "y" here. Downgrades of the mechanism list itself
+	// are the business of XEP-0474.
+	if err != nil {
+		return fail("not-authorized", "channel binding unavailable")
+	}
+	srv, err := hashFunc(x.hash).NewServer(x.lookup)
+	if err != nil {
+		return fail("temporary-auth-failure", "")
+	}
+	if cb.IsSupported() {
+		if x.plus {
+			x.conv = srv.NewConversationWithChannelBindingRequired(cb)
+		} else {
+			x.conv = srv.NewConversationWithChannelBinding(cb)
+		}
+	} else {
+		x.conv = srv.NewConversation()
+	}
+	return nil
+}
+
+// lookup finds the stored keys of a SCRAM username. An unknown user gets
+// decoy keys derived from the server secret, so the exchange runs to the
+// end and fails exactly as a wrong password does.
+func (x *Exchange) lookup(username string) (scram.StoredCredentials, error) {
+	u, err := jid.New(username, x.domain, "")
+	if err == nil {
+		x.user = u
+		c, err := x.a.store.Credential(x.ctx, u.String(), x.hash)
+		if err == nil {
+			return scram.StoredCredentials{
+				KeyFactors: scram.KeyFactors{Salt: string(c.Salt), Iters: c.Iterations},
+				StoredKey:  c.StoredKey,
+				ServerKey:  c.ServerKey,
+			}, nil
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return scram.StoredCredentials{}, err
+		}
+	}
+	x.decoy = true
+	m := hmac.New(sha256.New, x.a.secret)
+	m.Write([]byte(x.hash + "\x00" + username))
+	sum := m.Sum(nil)
+	return scram.StoredCredentials{
+		KeyFactors: scram.KeyFactors{Salt: string(sum[:16]), Iters: DefaultIterations},
+		StoredKey:  sum[16:],
+		ServerKey:  sum[:16],
+	}, nil
+}
+
+func (x *Exchange) plain(in []byte) ([]byte, bool, error) {
+	parts := bytes.Split(in, []byte{0})
+	if len(parts) != 3 || len(parts[1]) == 0 {
+		return nil, true, fail("malformed-request", "")
+	}
+	u, err := jid.New(string(parts[1]), x.domain, "")
+	if err != nil {
+		return nil, true, fail("not-authorized", "")
+	}
+	if len(parts[0]) > 0 {
+		az, err := jid.Parse(string(parts[0]))
+		if err != nil || !az.Equal(u) {
+			return nil, true, fail("invalid-authzid", "")
+		}
+	}
+	c, err := x.a.store.Credential(x.ctx, u.String(), "SHA-256")
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, true, fail("not-authorized", "")
+	}
+	if err != nil {
+		return nil, true, fail("temporary-auth-failure", "")
+	}
+	if !CheckPassword(c, string(parts[2])) {
+		return nil, true, fail("not-authorized", "")
+	}
+	x.user = u
+	x.success = true
+	return nil, true, nil
+}

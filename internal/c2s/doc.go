@@ -1,0 +1,14 @@
+// Package c2s is the client edge of the gateway: it accepts client
+// connections (TCP with STARTTLS, and direct TLS per XEP-0368), negotiates
+// the stream (TLS, SASL, resource binding), stamps the true 'from' on every
+// stanza a client sends, and hands bound sessions and their stanzas to the
+// session manager of their domain through the router. It holds no
+// per-user logic.
+//
+// Memory per idle connection is kept small on purpose: a connection waits
+// for readability without holding a read buffer (buffers come from a pool
+// only while bytes are being read), the parser keeps no buffer between
+// stanzas, and the output queue exists only while there is something to
+// write. Writes are batched: a stanza delivered while a flush is under way
+// joins the same write.
+package c2s

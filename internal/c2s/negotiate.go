@@ -1,0 +1,364 @@
+package c2s
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+)
+
+// process handles every complete event the parser holds. It reports false
+// when the connection is finished.
+func (c *conn) process(ctx context.Context) bool {
+	for {
+		ev, err := c.parser.Next()
+		if errors.Is(err, xmlstream.ErrNeedMore) {
+			return true
+		}
+		if err != nil {
+			var xe *xmlstream.Error
+			if errors.As(err, &xe) {
+				c.fail(xe.Condition, "")
+			} else {
+				c.fail("not-well-formed", "")
+			}
+			return false
+		}
+		switch ev.Kind {
+		case xmlstream.EventStreamStart:
+			if !c.streamStart(ev.Elem) {
+				return false
+			}
+		case xmlstream.EventStreamEnd:
+			c.Close("")
+			return false
+		case xmlstream.EventElement:
+			if !c.element(ctx, ev.Elem) {
+				return false
+			}
+		}
+	}
+}
+
+// streamStart answers a stream header with ours and the features of the
+// current state.
+func (c *conn) streamStart(h *xmlstream.Element) bool {
+	if h.Space != xmlstream.NSStream || h.Local != "stream" {
+		c.writeHeader("")
+		c.fail("invalid-namespace", "")
+		return false
+	}
+	to := h.Attr("to")
+	if c.domain == "" {
+		d, err := jid.Parse(to)
+		if err == nil {
+			if sm, ok := c.srv.deps.Router.SessionManager(d.Domain()); ok && d.IsBare() && d.Local() == "" {
+				c.domain, c.sm = d.Domain(), sm
+			}
+		}
+		if c.domain == "" {
+			c.writeHeader("")
+			c.fail("host-unknown", "")
+			return false
+		}
+	}
+	c.writeHeader(h.Attr("from"))
+	if h.Attr("version") != "1.0" {
+		c.fail("unsupported-version", "")
+		return false
+	}
+	var f strings.Builder
+	f.WriteString("<stream:features>")
+	switch c.state {
+	case stateStart, stateTLS, stateAuth:
+		if c.tls == nil && c.srv.deps.TLS != nil {
+			f.WriteString("<starttls xmlns='" + stanza.NSTLS + "'>")
+			if !c.srv.cfg.AllowPlain {
+				f.WriteString("<required/>")
+			}
+			f.WriteString("</starttls>")
+		}
+		if c.tls != nil || c.srv.cfg.AllowPlain || c.srv.deps.TLS == nil {
+			c.state = stateAuth
+			var cs *tls.ConnectionState
+			if c.tls != nil {
+				st := c.tls.ConnectionState()
+				cs = &st
+			}
+			f.WriteString("<mechanisms xmlns='" + stanza.NSSASL + "'>")
+			for _, m := range c.srv.deps.Auth.Mechanisms(cs) {
+				f.WriteString("<mechanism>" + m + "</mechanism>")
+			}
+			f.WriteString("</mechanisms>")
+			if cbs := auth.ChannelBindings(cs); len(cbs) > 0 {
+				f.WriteString("<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>")
+				for _, t := range cbs {
+					f.WriteString("<channel-binding type='" + t + "'/>")
+				}
+				f.WriteString("</sasl-channel-binding>")
+			}
+		} else {
+			c.state = stateTLS
+		}
+	case stateBind:
+		f.WriteString("<bind xmlns='" + stanza.NSBind + "'/>")
+		f.WriteString("<session xmlns='" + stanza.NSSession + "'><optional/></session>")
+	}
+	f.WriteString("</stream:features>")
+	return c.writeNow([]byte(f.String())) == nil
+}
+
+func (c *conn) writeHeader(to string) {
+	h := "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='" + stanza.NewID() + "'"
+	if c.domain != "" {
+		h += " from='" + c.domain + "'"
+	}
+	if to != "" {
+		if j, err := jid.Parse(to); err == nil {
+			h += " to='" + string(xmlstream.AppendEscapedAttr(nil, j.String())) + "'"
+		}
+	}
+	_ = c.writeNow([]byte(h + ">"))
+}
+
+// element handles one top-level element according to the state.
+func (c *conn) element(ctx context.Context, el *xmlstream.Element) bool {
+	switch c.state {
+	case stateStart:
+		c.fail("not-authorized", "")
+		return false
+	case stateTLS:
+		if el.Space == stanza.NSTLS && el.Local == "starttls" {
+			return c.handleStartTLS(ctx)
+		}
+		if el.Space == stanza.NSSASL && el.Local == "auth" {
+			c.fail("policy-violation", "TLS is required")
+			return false
+		}
+		c.fail("not-authorized", "")
+		return false
+	case stateAuth:
+		if el.Space == stanza.NSTLS && el.Local == "starttls" && c.tls == nil && c.srv.deps.TLS != nil {
+			return c.handleStartTLS(ctx)
+		}
+		if el.Space == stanza.NSSASL {
+			return c.handleSASL(ctx, el)
+		}
+		c.fail("not-authorized", "")
+		return false
+	case stateBind:
+		if el.Local == stanza.IQ && el.Space == xmlstream.NSClient {
+			if b := el.Child(stanza.NSBind, "bind"); b != nil && el.Attr("type") == "set" {
+				return c.handleBind(ctx, el, b)
+			}
+		}
+		c.fail("not-authorized", "bind a resource first")
+		return false
+	case stateSession:
+		return c.handleStanza(ctx, el)
+	}
+	return false
+}
+
+func (c *conn) handleStartTLS(ctx context.Context) bool {
+	if err := c.writeNow([]byte("<proceed xmlns='" + stanza.NSTLS + "'/>")); err != nil {
+		return false
+	}
+	if err := c.startTLS(ctx); err != nil {
+		c.srv.log.Debug("starttls handshake", "remote", c.raw.RemoteAddr().String(), "err", err)
+		c.raw.Close()
+		return false
+	}
+	c.parser.Reset()
+	c.state = stateStart
+	return true
+}
+
+// startTLS puts TLS on the connection and completes the handshake.
+func (c *conn) startTLS(ctx context.Context) error {
+	c.rec = &recordConn{Conn: c.raw, pool: &c.srv.readPool}
+	t := tls.Server(c.rec, c.srv.deps.TLS)
+	hctx, cancel := context.WithDeadline(ctx, c.deadline)
+	defer cancel()
+	if err := t.HandshakeContext(hctx); err != nil {
+		return err
+	}
+	c.tls, c.nc = t, t
+	return nil
+}
+
+func (c *conn) handleSASL(ctx context.Context, el *xmlstream.Element) bool {
+	switch el.Local {
+	case "auth":
+		var cs *tls.ConnectionState
+		if c.tls != nil {
+			st := c.tls.ConnectionState()
+			cs = &st
+		}
+		x, err := c.srv.deps.Auth.Start(ctx, el.Attr("mechanism"), c.domain, cs)
+		if err != nil {
+			return c.saslFailure(err)
+		}
+		c.sasl = x
+		text := strings.TrimSpace(el.Text())
+		if text == "" {
+			// No initial response: ask for it with an empty challenge.
+			return c.writeNow([]byte("<challenge xmlns='"+stanza.NSSASL+"'/>")) == nil
+		}
+		return c.saslStep(ctx, text)
+	case "response":
+		if c.sasl == nil {
+			return c.saslFailure(&auth.Failure{Condition: "malformed-request"})
+		}
+		return c.saslStep(ctx, strings.TrimSpace(el.Text()))
+	case "abort":
+		c.sasl = nil
+		return c.writeNow([]byte("<failure xmlns='"+stanza.NSSASL+"'><aborted/></failure>")) == nil
+	}
+	c.fail("unsupported-stanza-type", "")
+	return false
+}
+
+func (c *conn) saslStep(ctx context.Context, text string) bool {
+	var in []byte
+	if text != "=" {
+		var err error
+		in, err = base64.StdEncoding.DecodeString(text)
+		if err != nil {
+			c.sasl = nil
+			return c.saslFailure(&auth.Failure{Condition: "incorrect-encoding"})
+		}
+	}
+	out, done, err := c.sasl.Step(in)
+	if err != nil {
+		c.sasl = nil
+		return c.saslFailure(err)
+	}
+	if !done {
+		return c.writeNow([]byte("<challenge xmlns='"+stanza.NSSASL+"'>"+base64.StdEncoding.EncodeToString(out)+"</challenge>")) == nil
+	}
+	c.user = c.sasl.User()
+	c.sasl = nil
+	s := "<success xmlns='" + stanza.NSSASL + "'"
+	if len(out) > 0 {
+		s += ">" + base64.StdEncoding.EncodeToString(out) + "</success>"
+	} else {
+		s += "/>"
+	}
+	if c.writeNow([]byte(s)) != nil {
+		return false
+	}
+	c.srv.log.Debug("authenticated", "user", c.user.String())
+	c.parser.Reset()
+	c.state = stateBind
+	return true
+}
+
+// saslFailure reports a failed attempt. Repeated failures on one connection
+// are answered ever more slowly, and too many end the stream.
+func (c *conn) saslFailure(err error) bool {
+	cond := "not-authorized"
+	var f *auth.Failure
+	if errors.As(err, &f) {
+		cond = f.Condition
+	} else {
+		cond = "temporary-auth-failure"
+		c.srv.log.Warn("authentication error", "err", err)
+	}
+	c.srv.log.Debug("authentication failed", "remote", c.raw.RemoteAddr().String(), "err", err)
+	c.failures++
+	if c.failures > 1 {
+		time.Sleep(time.Duration(c.failures-1) * time.Second)
+	}
+	if c.writeNow([]byte("<failure xmlns='"+stanza.NSSASL+"'><"+cond+"/></failure>")) != nil {
+		return false
+	}
+	if int(c.failures) >= c.srv.cfg.MaxAuthFailures {
+		c.fail("policy-violation", "too many failed authentication attempts")
+		return false
+	}
+	return true
+}
+
+func (c *conn) handleBind(ctx context.Context, iq, b *xmlstream.Element) bool {
+	res := ""
+	if r := b.Child(stanza.NSBind, "resource"); r != nil {
+		res = strings.TrimSpace(r.Text())
+	}
+	if res == "" {
+		res = stanza.NewID()
+	}
+	full, err := c.user.WithResource(res)
+	if err != nil {
+		e := stanza.ErrorReply(iq, stanza.BadRequest, "")
+		e.RemoveAttr("from")
+		return c.writeNow(e.AppendXML(nil, xmlstream.NSClient)) == nil
+	}
+	c.full = full
+	if err := c.sm.Bind(ctx, c); err != nil {
+		e := stanza.ErrorReply(iq, stanza.NotAllowed, err.Error())
+		e.RemoveAttr("from")
+		return c.writeNow(e.AppendXML(nil, xmlstream.NSClient)) == nil
+	}
+	c.state = stateSession
+	c.setDeadline(c.srv.cfg.IdleTimeout)
+	if c.srv.cfg.IdleTimeout <= 0 {
+		_ = c.raw.SetReadDeadline(time.Time{})
+	}
+	r := stanza.Result(iq)
+	r.RemoveAttr("from")
+	r.AddChild(xmlstream.NewElement(stanza.NSBind, "bind")).
+		AddChild(xmlstream.NewElement(stanza.NSBind, "jid")).AddText(full.String())
+	c.Deliver(r)
+	return true
+}
+
+// handleStanza stamps a bound client's stanza with its true address and
+// hands it to the session manager.
+func (c *conn) handleStanza(ctx context.Context, el *xmlstream.Element) bool {
+	if el.Space != xmlstream.NSClient {
+		c.fail("unsupported-stanza-type", "")
+		return false
+	}
+	switch el.Local {
+	case stanza.Message, stanza.Presence, stanza.IQ:
+	default:
+		c.fail("unsupported-stanza-type", "")
+		return false
+	}
+	if el.Local == stanza.IQ && el.Attr("type") == "set" && el.Child(stanza.NSSession, "session") != nil && el.Attr("to") == "" {
+		// RFC 3921 session establishment, kept for old clients: a no-op.
+		r := stanza.Result(el)
+		r.RemoveAttr("from")
+		c.Deliver(r)
+		return true
+	}
+	// The answer to our idle ping ends here.
+	if el.Local == stanza.IQ && el.Attr("type") == "result" && strings.HasPrefix(el.Attr("id"), "idle-") && (el.Attr("to") == "" || el.Attr("to") == c.domain) {
+		return true
+	}
+	el.SetAttr("from", c.full.String())
+	s := router.Stanza{El: el, From: c.full}
+	if to := el.Attr("to"); to != "" {
+		j, err := jid.Parse(to)
+		if err != nil {
+			if stanza.MayBounce(el) {
+				e := stanza.ErrorReply(el, stanza.JIDMalformed, "")
+				e.RemoveAttr("from")
+				c.Deliver(e)
+			}
+			return true
+		}
+		s.To = j
+	}
+	c.sm.HandleFromSession(ctx, c, s)
+	return true
+}

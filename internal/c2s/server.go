@@ -1,0 +1,206 @@
+package c2s
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+)
+
+// Config is the client edge's configuration.
+type Config struct {
+	// Addr is the STARTTLS listener ("" disables it).
+	Addr string
+	// TLSAddr is the direct TLS listener of XEP-0368 ("" disables it).
+	TLSAddr string
+	// AllowPlain lets clients authenticate without TLS (for benchmarks and
+	// private networks). SCRAM then runs without channel binding.
+	AllowPlain bool
+	// Limits bound what one connection may send.
+	Limits xmlstream.Limits
+	// NegotiationTimeout bounds the time from connect to a bound resource.
+	NegotiationTimeout time.Duration
+	// IdleTimeout is how long a session may stay silent before the server
+	// pings it; a ping left unanswered for PingTimeout closes it.
+	IdleTimeout time.Duration
+	// PingTimeout is how long an idle ping may stay unanswered.
+	PingTimeout time.Duration
+	// WriteTimeout bounds one write to a client that does not read.
+	WriteTimeout time.Duration
+	// MaxAuthFailures closes the stream after that many failed attempts.
+	MaxAuthFailures int
+	// MaxQueuedBytes closes a session whose unsent output grows past it.
+	MaxQueuedBytes int
+}
+
+// DefaultConfig returns the defaults an operator of another XMPP server
+// would expect.
+func DefaultConfig() Config {
+	return Config{
+		Addr:               ":5222",
+		TLSAddr:            ":5223",
+		Limits:             xmlstream.DefaultLimits(),
+		NegotiationTimeout: 30 * time.Second,
+		IdleTimeout:        5 * time.Minute,
+		PingTimeout:        30 * time.Second,
+		WriteTimeout:       30 * time.Second,
+		MaxAuthFailures:    3,
+		MaxQueuedBytes:     4 << 20,
+	}
+}
+
+// Deps are the services the client edge uses.
+type Deps struct {
+	Router *router.Router
+	Auth   *auth.Authenticator
+	// TLS holds the certificates of the served domains.
+	TLS *tls.Config
+	Log *slog.Logger
+}
+
+// Server accepts and serves client connections.
+type Server struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+
+	readPool  sync.Pool // *[]byte of readBufSize
+	writePool sync.Pool // *[]byte, small, grown as needed
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	shutdown bool
+	wg       sync.WaitGroup
+}
+
+// readBufSize holds a whole TLS record's plaintext, so that one read drains
+// what crypto/tls decrypted.
+const readBufSize = 16<<10 + 512
+
+// New validates cfg and returns a Server.
+func New(cfg Config, d Deps) (*Server, error) {
+	if d.Router == nil || d.Auth == nil || d.Log == nil {
+		return nil, errors.New("c2s: router, authenticator and logger are required")
+	}
+	if d.TLS == nil && !cfg.AllowPlain {
+		return nil, errors.New("c2s: TLS certificates are required unless plain connections are allowed")
+	}
+	if cfg.Limits.MaxStanzaBytes == 0 {
+		cfg.Limits = xmlstream.DefaultLimits()
+	}
+	s := &Server{cfg: cfg, deps: d, log: d.Log.With("component", "c2s"), conns: make(map[*conn]struct{})}
+	s.readPool.New = func() any { b := make([]byte, readBufSize); return &b }
+	s.writePool.New = func() any { b := make([]byte, 0, 2048); return &b }
+	return s, nil
+}
+
+// Run listens on the configured addresses and serves until ctx is done,
+// then closes every stream with system-shutdown and returns once all
+// connections are gone.
+func (s *Server) Run(ctx context.Context) error {
+	var ls []net.Listener
+	listen := func(addr string, direct bool) error {
+		if addr == "" {
+			return nil
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("c2s: listen %s: %w", addr, err)
+		}
+		ls = append(ls, l)
+		s.log.Info("listening", "addr", l.Addr().String(), "direct_tls", direct)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serveListener(ctx, l, direct)
+		}()
+		return nil
+	}
+	err := listen(s.cfg.Addr, false)
+	if err == nil && s.cfg.TLSAddr != "" && s.deps.TLS != nil {
+		err = listen(s.cfg.TLSAddr, true)
+	}
+	if err == nil {
+		<-ctx.Done()
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	s.closeAll("system-shutdown")
+	s.wg.Wait()
+	return err
+}
+
+// Serve serves connections accepted from l until ctx is done; direct selects
+// direct TLS. It is Run's building block and lets tests pass a listener.
+func (s *Server) Serve(ctx context.Context, l net.Listener, direct bool) {
+	s.wg.Add(1)
+	defer s.wg.Done()
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	s.serveListener(ctx, l, direct)
+}
+
+func (s *Server) serveListener(ctx context.Context, l net.Listener, direct bool) {
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off, keep serving.
+			delay = min(max(delay*2, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept", "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		c := newConn(s, nc)
+		s.mu.Lock()
+		if s.shutdown {
+			s.mu.Unlock()
+			nc.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve(ctx, direct)
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// closeAll ends every connection with a stream error.
+func (s *Server) closeAll(condition string) {
+	s.mu.Lock()
+	s.shutdown = true
+	cs := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+	for _, c := range cs {
+		c.Close(condition)
+	}
+}
+
+// ConnCount reports the number of open client connections.
+func (s *Server) ConnCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}

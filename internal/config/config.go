@@ -1,0 +1,281 @@
+// Package config is Ambrosia's configuration: one TOML document in which
+// every key has a default, decoded strictly (an unknown key is an error
+// naming it), overridable from the environment (AMBROSIA_ + the key path in
+// capitals, e.g. AMBROSIA_C2S_ADDR) and validated before anything starts.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+)
+
+// Config is the whole configuration document.
+type Config struct {
+	// Domains served by the session manager. The first is the default for
+	// commands that need one.
+	Domains []string `toml:"domains"`
+	// DataDir holds the database and generated certificates.
+	DataDir string `toml:"data_dir"`
+	Log     Log    `toml:"log"`
+	TLS     TLS    `toml:"tls"`
+	C2S     C2S    `toml:"c2s"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Format is "text" or "json".
+	Format string `toml:"format"`
+	// Level is "debug", "info", "warn" or "error".
+	Level string `toml:"level"`
+}
+
+// TLS names a certificate. When empty, a self-signed certificate is
+// generated for each domain under DataDir/tls.
+type TLS struct {
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+}
+
+// C2S configures the client edge.
+type C2S struct {
+	// Addr is the STARTTLS listener; empty disables it.
+	Addr string `toml:"addr"`
+	// TLSAddr is the direct TLS listener (XEP-0368); empty disables it.
+	TLSAddr string `toml:"tls_addr"`
+	// AllowPlain permits authentication without TLS. Off by default.
+	AllowPlain bool `toml:"allow_plain"`
+	// MaxStanzaSize is the largest stanza accepted, in bytes.
+	MaxStanzaSize int `toml:"max_stanza_size"`
+	// NegotiationTimeout bounds connect-to-bound time.
+	NegotiationTimeout Duration `toml:"negotiation_timeout"`
+	// IdleTimeout is the silence after which a session is pinged; 0 never.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// MaxAuthFailures ends a stream after that many failed attempts.
+	MaxAuthFailures int `toml:"max_auth_failures"`
+}
+
+// Duration is a time.Duration written as a string such as "30s" or "5m".
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Default returns the configuration used when nothing is set: localhost,
+// data in ./data, the standard client ports on all interfaces.
+func Default() Config {
+	return Config{
+		Domains: []string{"localhost"},
+		DataDir: "./data",
+		Log:     Log{Format: "text", Level: "info"},
+		C2S: C2S{
+			Addr:               ":5222",
+			TLSAddr:            ":5223",
+			MaxStanzaSize:      256 << 10,
+			NegotiationTimeout: Duration(30 * time.Second),
+			IdleTimeout:        Duration(5 * time.Minute),
+			MaxAuthFailures:    3,
+		},
+	}
+}
+
+// Load returns the defaults overlaid with the file at path ("" for none).
+func Load(path string) (Config, error) {
+	c := Default()
+	if path == "" {
+		return c, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	if err := Decode(b, &c); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Decode overlays the TOML document b on c, rejecting unknown keys.
+func Decode(b []byte, c *Config) error {
+	d := toml.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	err := d.Decode(c)
+	var sm *toml.StrictMissingError
+	if errors.As(err, &sm) {
+		var keys []string
+		for _, e := range sm.Errors {
+			keys = append(keys, strings.Join(e.Key(), "."))
+		}
+		return fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		if k := de.Key(); len(k) > 0 {
+			return fmt.Errorf("key %s (line %d, column %d): %s", strings.Join(k, "."), row, col, de.Error())
+		}
+		return fmt.Errorf("line %d, column %d: %s", row, col, de.Error())
+	}
+	return err
+}
+
+// ApplyEnv overrides keys from environment variables named AMBROSIA_ and
+// the key path in capitals with dots as underscores. Lists are
+// comma-separated.
+func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
+	return walk(reflect.ValueOf(c).Elem(), "AMBROSIA", func(name string, v reflect.Value) error {
+		s, ok := lookup(name)
+		if !ok {
+			return nil
+		}
+		if err := setFromString(v, s); err != nil {
+			return fmt.Errorf("environment %s: %w", name, err)
+		}
+		return nil
+	})
+}
+
+// EnvNames lists every environment variable ApplyEnv reads.
+func EnvNames() []string {
+	var out []string
+	c := Default()
+	_ = walk(reflect.ValueOf(&c).Elem(), "AMBROSIA", func(name string, _ reflect.Value) error {
+		out = append(out, name)
+		return nil
+	})
+	return out
+}
+
+func walk(v reflect.Value, prefix string, f func(string, reflect.Value) error) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		tag := t.Field(i).Tag.Get("toml")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := prefix + "_" + strings.ToUpper(tag)
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct {
+			if err := walk(fv, name, f); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := f(name, fv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func setFromString(v reflect.Value, s string) error {
+	switch {
+	case v.Type() == reflect.TypeFor[Duration]():
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(d))
+	case v.Kind() == reflect.String:
+		v.SetString(s)
+	case v.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		v.SetBool(b)
+	case v.Kind() == reflect.Int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(n))
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
+		var parts []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		v.Set(reflect.ValueOf(parts))
+	default:
+		return fmt.Errorf("unsupported type %s", v.Type())
+	}
+	return nil
+}
+
+// Validate checks every value and names the key of the first bad one.
+func (c *Config) Validate() error {
+	if len(c.Domains) == 0 {
+		return errors.New("domains: at least one domain is required")
+	}
+	seen := map[string]bool{}
+	for i, d := range c.Domains {
+		j, err := jid.Parse(d)
+		if err != nil || j.Local() != "" || j.Resource() != "" {
+			return fmt.Errorf("domains: %q is not a valid domain", d)
+		}
+		if seen[j.Domain()] {
+			return fmt.Errorf("domains: %q listed twice", d)
+		}
+		seen[j.Domain()] = true
+		c.Domains[i] = j.Domain()
+	}
+	if c.DataDir == "" {
+		return errors.New("data_dir: must not be empty")
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return errors.New("tls: cert_file and key_file go together")
+	}
+	for key, a := range map[string]string{"c2s.addr": c.C2S.Addr, "c2s.tls_addr": c.C2S.TLSAddr} {
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("%s: %q is not host:port", key, a)
+		}
+	}
+	if c.C2S.MaxStanzaSize < 10<<10 {
+		return fmt.Errorf("c2s.max_stanza_size: %d is below the 10 KiB RFC 6120 requires", c.C2S.MaxStanzaSize)
+	}
+	if c.C2S.NegotiationTimeout <= 0 {
+		return errors.New("c2s.negotiation_timeout: must be positive")
+	}
+	if c.C2S.IdleTimeout < 0 {
+		return errors.New("c2s.idle_timeout: must not be negative")
+	}
+	if c.C2S.MaxAuthFailures < 1 {
+		return errors.New("c2s.max_auth_failures: must be at least 1")
+	}
+	return nil
+}

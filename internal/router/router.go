@@ -1,0 +1,161 @@
+// Package router moves stanzas between components by domain. It is
+// application-agnostic: it knows which component serves which domain and
+// delivers a stanza to it, and it holds the seam between the client edge and
+// the session manager (the Session and SessionManager interfaces), so that a
+// network link can later stand exactly there.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+)
+
+// Stanza is one stanza in flight with its parsed addresses. From has been
+// verified by the edge that accepted the stanza; To is the parsed 'to'
+// attribute (the zero JID when absent).
+type Stanza struct {
+	El   *xmlstream.Element
+	From jid.JID
+	To   jid.JID
+}
+
+// Component receives the stanzas addressed to the domains it serves.
+type Component interface {
+	// HandleStanza processes one stanza routed to the component, on the
+	// goroutine of whoever routed it: it must not block on slow peers. The
+	// component owns s.El afterwards.
+	HandleStanza(ctx context.Context, s Stanza)
+}
+
+// Session is a bound client session held by an edge, as the session manager
+// sees it.
+type Session interface {
+	// JID is the full JID the session is bound to.
+	JID() jid.JID
+	// Deliver queues el for the client. It serializes el before returning and
+	// never waits for network I/O, so the caller may deliver the same element
+	// to many sessions and modify it afterwards.
+	Deliver(el *xmlstream.Element)
+	// Close ends the session with the given stream error condition (for
+	// example "conflict" when another session takes its resource).
+	Close(condition string)
+}
+
+// SessionManager is the component that owns the users and sessions of a
+// domain.
+type SessionManager interface {
+	Component
+	// Bind attaches a session whose resource the edge has chosen. A session
+	// already bound to the same full JID is closed with a conflict.
+	Bind(ctx context.Context, s Session) error
+	// Unbind detaches a session whose connection ended.
+	Unbind(ctx context.Context, s Session)
+	// HandleFromSession processes a stanza the client of sess sent; its
+	// 'from' is already stamped with the session's full JID.
+	HandleFromSession(ctx context.Context, sess Session, s Stanza)
+}
+
+// ErrDomainTaken is returned by Register for a domain already served.
+var ErrDomainTaken = errors.New("router: domain already registered")
+
+// Router delivers stanzas to the component registered for their domain.
+type Router struct {
+	log *slog.Logger
+
+	mu      sync.RWMutex
+	domains map[string]Component
+}
+
+// New returns an empty router.
+func New(log *slog.Logger) *Router {
+	return &Router{log: log, domains: make(map[string]Component)}
+}
+
+// Register makes c the component serving domain.
+func (r *Router) Register(domain string, c Component) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.domains[domain]; ok {
+		return fmt.Errorf("%w: %s", ErrDomainTaken, domain)
+	}
+	r.domains[domain] = c
+	return nil
+}
+
+// Unregister removes c from domain; it does nothing if another component
+// serves the domain meanwhile.
+func (r *Router) Unregister(domain string, c Component) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.domains[domain] == c {
+		delete(r.domains, domain)
+	}
+}
+
+// Lookup returns the component serving domain.
+func (r *Router) Lookup(domain string) (Component, bool) {
+	r.mu.RLock()
+	c, ok := r.domains[domain]
+	r.mu.RUnlock()
+	return c, ok
+}
+
+// SessionManager returns the session manager of domain, if the component
+// serving it is one.
+func (r *Router) SessionManager(domain string) (SessionManager, bool) {
+	c, ok := r.Lookup(domain)
+	if !ok {
+		return nil, false
+	}
+	sm, ok := c.(SessionManager)
+	return sm, ok
+}
+
+// Domains lists the served domains, sorted.
+func (r *Router) Domains() []string {
+	r.mu.RLock()
+	out := make([]string, 0, len(r.domains))
+	for d := range r.domains {
+		out = append(out, d)
+	}
+	r.mu.RUnlock()
+	sort.Strings(out)
+	return out
+}
+
+// Route delivers s to the component serving the domain of s.To. A stanza for
+// a domain nobody serves is answered with remote-server-not-found (there is
+// no federation yet), unless it is itself an error or a result.
+func (r *Router) Route(ctx context.Context, s Stanza) {
+	if c, ok := r.Lookup(s.To.Domain()); ok {
+		c.HandleStanza(ctx, s)
+		return
+	}
+	r.log.Debug("no route", "to", s.To.String(), "from", s.From.String())
+	r.Bounce(ctx, s, stanza.RemoteServerNotFound, "")
+}
+
+// Bounce answers s with an error stanza of the given condition, routed back
+// to its sender, unless RFC 6120 forbids answering s (errors, results).
+func (r *Router) Bounce(ctx context.Context, s Stanza, condition, text string) {
+	if !stanza.MayBounce(s.El) || s.From.IsZero() {
+		return
+	}
+	reply := stanza.ErrorReply(s.El, condition, text)
+	back := Stanza{El: reply, From: s.To, To: s.From}
+	if s.To.IsZero() {
+		back.From = s.From.DomainJID()
+		reply.SetAttr("from", back.From.String())
+	}
+	if c, ok := r.Lookup(back.To.Domain()); ok {
+		c.HandleStanza(ctx, back)
+	}
+}

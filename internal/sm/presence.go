@@ -1,0 +1,347 @@
+package sm
+
+import (
+	"context"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+)
+
+// outboundPresence handles a presence a user sent.
+func (m *SM) outboundPresence(ctx context.Context, sess router.Session, s router.Stanza) {
+	typ := s.El.Attr("type")
+	switch typ {
+	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+		if s.To.IsZero() {
+			return
+		}
+		m.outboundSubscription(ctx, s.From.Bare(), s.To.Bare(), typ, s.El)
+		return
+	case "probe", "error":
+		return
+	}
+	if !s.To.IsZero() {
+		// Directed presence goes where it is sent.
+		m.deps.Router.Route(ctx, s)
+		return
+	}
+	if typ != "" && typ != "unavailable" {
+		return
+	}
+	u := m.user(s.From.BareString())
+	if u == nil {
+		return
+	}
+	u.mu.Lock()
+	var me *session
+	for _, x := range u.sessions {
+		if x.s == sess {
+			me = x
+		}
+	}
+	if me == nil {
+		u.mu.Unlock()
+		return
+	}
+	if typ == "unavailable" {
+		wasAvailable := me.available
+		me.available, me.presence = false, nil
+		u.mu.Unlock()
+		if wasAvailable {
+			m.broadcast(ctx, u, s.El, false)
+		}
+		return
+	}
+	initial := !me.available
+	me.available = true
+	me.priority = parsePriority(s.El)
+	me.presence = s.El
+	u.mu.Unlock()
+	m.broadcast(ctx, u, s.El, initial)
+}
+
+// broadcast sends a user's presence to their own available resources and to
+// contacts subscribed to it; on initial presence it also probes the
+// contacts the user is subscribed to and replays pending requests.
+func (m *SM) broadcast(ctx context.Context, u *user, p *xmlstream.Element, initial bool) {
+	from, _ := jid.Parse(p.Attr("from"))
+	var out []router.Stanza
+	u.mu.Lock()
+	if err := m.loadRosterLocked(ctx, u); err != nil {
+		m.log.Error("roster load", "user", u.bare.String(), "err", err)
+	}
+	for _, x := range u.sessions {
+		if x.available || x.s.JID().Equal(from) {
+			c := clone(p)
+			c.SetAttr("to", x.s.JID().String())
+			x.s.Deliver(c)
+		}
+	}
+	for _, it := range u.roster {
+		contact, err := jid.Parse(it.Contact)
+		if err != nil {
+			continue
+		}
+		if it.Subscription == "from" || it.Subscription == "both" {
+			c := clone(p)
+			c.SetAttr("to", contact.String())
+			out = append(out, router.Stanza{El: c, From: from, To: contact})
+		}
+		if initial && (it.Subscription == "to" || it.Subscription == "both") {
+			out = append(out, router.Stanza{El: presenceTo(u.bare, contact, "probe"), From: u.bare, To: contact})
+		}
+		if initial && it.PendingIn {
+			// Requests that arrived while the user was away (RFC 6121 §3.1.3).
+			req := presenceTo(contact, u.bare, "subscribe")
+			for _, x := range u.sessions {
+				if x.s.JID().Equal(from) {
+					x.s.Deliver(req)
+				}
+			}
+		}
+	}
+	u.mu.Unlock()
+	for _, s := range out {
+		m.deps.Router.Route(ctx, s)
+	}
+}
+
+// broadcastUnavailable tells everyone who saw session x available that it
+// is gone.
+func (m *SM) broadcastUnavailable(ctx context.Context, u *user, x *session) {
+	p := xmlstream.NewElement(xmlstream.NSClient, "presence")
+	p.SetAttr("from", x.s.JID().String())
+	p.SetAttr("type", "unavailable")
+	m.broadcast(ctx, u, p, false)
+}
+
+// inboundPresence handles a presence addressed to a user.
+func (m *SM) inboundPresence(ctx context.Context, s router.Stanza) {
+	typ := s.El.Attr("type")
+	switch typ {
+	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+		m.inboundSubscription(ctx, s.From.Bare(), s.To.Bare(), typ)
+		return
+	case "probe":
+		m.probe(ctx, s)
+		return
+	}
+	u := m.user(s.To.BareString())
+	if u == nil {
+		return
+	}
+	if s.To.Resource() != "" {
+		u.deliverTo(s.To.Resource(), s.El)
+		return
+	}
+	u.mu.Lock()
+	for _, x := range u.sessions {
+		if x.available {
+			x.s.Deliver(s.El)
+		}
+	}
+	u.mu.Unlock()
+}
+
+// probe answers a presence probe with the current presence of every
+// available resource, if the prober is subscribed (RFC 6121 §4.3.2).
+func (m *SM) probe(ctx context.Context, s router.Stanza) {
+	u := m.user(s.To.BareString())
+	if u == nil {
+		return
+	}
+	var out []router.Stanza
+	u.mu.Lock()
+	if err := m.loadRosterLocked(ctx, u); err == nil {
+		if it := u.roster[s.From.BareString()]; it != nil && (it.Subscription == "from" || it.Subscription == "both") {
+			for _, x := range u.sessions {
+				if x.available && x.presence != nil {
+					c := clone(x.presence)
+					c.SetAttr("to", s.From.String())
+					out = append(out, router.Stanza{El: c, From: x.s.JID(), To: s.From})
+				}
+			}
+		}
+	}
+	u.mu.Unlock()
+	for _, o := range out {
+		m.deps.Router.Route(ctx, o)
+	}
+}
+
+// withRoster runs f on the user's roster item for contact (a fresh "none"
+// item if absent) under the user's lock and stores the result if f reports
+// a change. The user need not be online.
+func (m *SM) withRoster(ctx context.Context, bare, contact jid.JID, f func(it *storage.RosterItem, online *user) bool) {
+	u := m.user(bare.String())
+	if u != nil {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		if err := m.loadRosterLocked(ctx, u); err != nil {
+			return
+		}
+		it := storage.RosterItem{Contact: contact.String(), Subscription: "none"}
+		if old := u.roster[contact.String()]; old != nil {
+			it = *old
+		}
+		if f(&it, u) {
+			_ = m.saveLocked(ctx, u, &it)
+		}
+		return
+	}
+	if !m.userExists(ctx, bare) {
+		return
+	}
+	it, err := m.deps.Roster.RosterItem(ctx, bare.String(), contact.String())
+	if err != nil {
+		it = storage.RosterItem{Contact: contact.String(), Subscription: "none"}
+	}
+	if f(&it, nil) {
+		if _, err := m.deps.Roster.PutRosterItem(ctx, bare.String(), it); err != nil {
+			m.log.Error("roster save", "user", bare.String(), "err", err)
+		}
+	}
+}
+
+// outboundSubscription applies RFC 6121 §3 for a subscription stanza the
+// user sends, then routes it stamped with the user's bare JID.
+func (m *SM) outboundSubscription(ctx context.Context, owner, contact jid.JID, typ string, orig *xmlstream.Element) {
+	forward := true
+	var sendPresence, sendUnavailable []*xmlstream.Element
+	m.withRoster(ctx, owner, contact, func(it *storage.RosterItem, u *user) bool {
+		switch typ {
+		case "subscribe":
+			if it.Subscription == "to" || it.Subscription == "both" || it.Ask {
+				return false
+			}
+			it.Ask = true
+			return true
+		case "subscribed":
+			if !it.PendingIn {
+				// Nothing to approve (pre-approval is not offered).
+				forward = false
+				return false
+			}
+			it.PendingIn = false
+			it.Subscription = map[string]string{"none": "from", "to": "both"}[it.Subscription]
+			if u != nil {
+				for _, x := range u.sessions {
+					if x.available && x.presence != nil {
+						c := clone(x.presence)
+						c.SetAttr("to", contact.String())
+						sendPresence = append(sendPresence, c)
+					}
+				}
+			}
+			return true
+		case "unsubscribe":
+			changed := it.Ask || it.Subscription == "to" || it.Subscription == "both"
+			it.Ask = false
+			it.Subscription = map[string]string{"none": "none", "to": "none", "from": "from", "both": "from"}[it.Subscription]
+			return changed
+		case "unsubscribed":
+			changed := it.PendingIn || it.Subscription == "from" || it.Subscription == "both"
+			if it.Subscription == "from" || it.Subscription == "both" {
+				if u != nil {
+					for _, x := range u.sessions {
+						if x.available {
+							p := presenceTo(x.s.JID(), contact, "unavailable")
+							sendUnavailable = append(sendUnavailable, p)
+						}
+					}
+				}
+			}
+			it.PendingIn = false
+			it.Subscription = map[string]string{"none": "none", "to": "to", "from": "none", "both": "to"}[it.Subscription]
+			return changed
+		}
+		return false
+	})
+	if !forward {
+		return
+	}
+	p := clone(orig)
+	p.SetAttr("from", owner.String())
+	p.SetAttr("to", contact.String())
+	m.deps.Router.Route(ctx, router.Stanza{El: p, From: owner, To: contact})
+	for _, x := range append(sendPresence, sendUnavailable...) {
+		m.route(ctx, x)
+	}
+}
+
+// inboundSubscription applies RFC 6121 §3 for a subscription stanza that a
+// contact sent to a user, delivering it to the user when it changes
+// something.
+func (m *SM) inboundSubscription(ctx context.Context, contact, userJID jid.JID, typ string) {
+	deliver := false
+	autoReply := ""
+	m.withRoster(ctx, userJID, contact, func(it *storage.RosterItem, u *user) bool {
+		switch typ {
+		case "subscribe":
+			if it.Subscription == "from" || it.Subscription == "both" {
+				autoReply = "subscribed"
+				return false
+			}
+			deliver = true
+			if it.PendingIn {
+				return false
+			}
+			it.PendingIn = true
+			return true
+		case "subscribed":
+			if !it.Ask {
+				return false
+			}
+			deliver = true
+			it.Ask = false
+			it.Subscription = map[string]string{"none": "to", "from": "both", "to": "to", "both": "both"}[it.Subscription]
+			return true
+		case "unsubscribe":
+			if it.PendingIn && it.Subscription != "from" && it.Subscription != "both" {
+				it.PendingIn = false
+				return true
+			}
+			if it.Subscription != "from" && it.Subscription != "both" {
+				return false
+			}
+			deliver = true
+			it.PendingIn = false
+			it.Subscription = map[string]string{"from": "none", "both": "to"}[it.Subscription]
+			return true
+		case "unsubscribed":
+			if it.Subscription != "to" && it.Subscription != "both" && !it.Ask {
+				return false
+			}
+			deliver = true
+			it.Ask = false
+			it.Subscription = map[string]string{"none": "none", "from": "from", "to": "none", "both": "from"}[it.Subscription]
+			return true
+		}
+		return false
+	})
+	if autoReply != "" {
+		m.route(ctx, presenceTo(userJID, contact, autoReply))
+		return
+	}
+	if !deliver {
+		return
+	}
+	u := m.user(userJID.String())
+	if u == nil {
+		return
+	}
+	p := presenceTo(contact, userJID, typ)
+	u.mu.Lock()
+	for _, x := range u.sessions {
+		if x.available {
+			x.s.Deliver(p)
+		}
+	}
+	u.mu.Unlock()
+	if typ == "unsubscribe" {
+		// The contact no longer receives our presence: say we are gone.
+		m.route(ctx, presenceTo(userJID, contact, "unavailable"))
+	}
+}

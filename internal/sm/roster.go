@@ -1,0 +1,221 @@
+package sm
+
+import (
+	"context"
+	"errors"
+	"sort"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+)
+
+// loadRosterLocked reads the user's roster into memory once; u.mu is held.
+func (m *SM) loadRosterLocked(ctx context.Context, u *user) error {
+	if u.roster != nil {
+		return nil
+	}
+	items, _, err := m.deps.Roster.RosterItems(ctx, u.bare.String())
+	if err != nil {
+		return err
+	}
+	u.roster = make(map[string]*storage.RosterItem, len(items))
+	for i := range items {
+		u.roster[items[i].Contact] = &items[i]
+	}
+	return nil
+}
+
+// visible reports whether an item belongs in the roster the client sees: an
+// item that only records an unanswered incoming request does not (RFC 6121
+// §3.1.3: the request is not a roster item until the user acts on it).
+func visible(it *storage.RosterItem) bool {
+	return !(it.Subscription == "none" && !it.Ask && it.PendingIn && it.Name == "" && len(it.Groups) == 0)
+}
+
+func itemElement(it *storage.RosterItem) *xmlstream.Element {
+	e := xmlstream.NewElement(stanza.NSRoster, "item")
+	e.SetAttr("jid", it.Contact)
+	if it.Name != "" {
+		e.SetAttr("name", it.Name)
+	}
+	e.SetAttr("subscription", it.Subscription)
+	if it.Ask {
+		e.SetAttr("ask", "subscribe")
+	}
+	for _, g := range it.Groups {
+		e.AddChild(xmlstream.NewElement(stanza.NSRoster, "group")).AddText(g)
+	}
+	return e
+}
+
+func (m *SM) rosterIQ(ctx context.Context, sess router.Session, s router.Stanza, q *xmlstream.Element) {
+	u := m.user(s.From.BareString())
+	if u == nil {
+		return
+	}
+	fail := func(cond string) {
+		e := stanza.ErrorReply(s.El, cond, "")
+		e.RemoveAttr("from")
+		reply(sess, e)
+	}
+	if s.El.Attr("type") == "get" {
+		u.mu.Lock()
+		if err := m.loadRosterLocked(ctx, u); err != nil {
+			u.mu.Unlock()
+			m.log.Error("roster load", "user", u.bare.String(), "err", err)
+			fail(stanza.InternalServerError)
+			return
+		}
+		r := stanza.Result(s.El)
+		r.RemoveAttr("from")
+		rq := r.AddChild(xmlstream.NewElement(stanza.NSRoster, "query"))
+		keys := make([]string, 0, len(u.roster))
+		for k := range u.roster {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if it := u.roster[k]; visible(it) {
+				rq.AddChild(itemElement(it))
+			}
+		}
+		for _, x := range u.sessions {
+			if x.s == sess {
+				x.interested = true
+			}
+		}
+		u.mu.Unlock()
+		reply(sess, r)
+		return
+	}
+	// A roster set carries exactly one item (RFC 6121 §2.3.3).
+	var item *xmlstream.Element
+	n := 0
+	for _, c := range q.Nodes {
+		if c.Elem != nil && c.Elem.Local == "item" && c.Elem.Space == stanza.NSRoster {
+			item = c.Elem
+			n++
+		}
+	}
+	if n != 1 {
+		fail(stanza.BadRequest)
+		return
+	}
+	contact, err := jid.Parse(item.Attr("jid"))
+	if err != nil {
+		fail(stanza.JIDMalformed)
+		return
+	}
+	contact = contact.Bare()
+	var groups []string
+	seen := map[string]bool{}
+	for _, c := range item.Nodes {
+		if c.Elem == nil || c.Elem.Local != "group" {
+			continue
+		}
+		g := c.Elem.Text()
+		if g == "" {
+			fail(stanza.NotAcceptable)
+			return
+		}
+		if seen[g] {
+			fail(stanza.BadRequest)
+			return
+		}
+		seen[g] = true
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	u.mu.Lock()
+	if err := m.loadRosterLocked(ctx, u); err != nil {
+		u.mu.Unlock()
+		fail(stanza.InternalServerError)
+		return
+	}
+	var out []*xmlstream.Element
+	if item.Attr("subscription") == "remove" {
+		it, ok := u.roster[contact.String()]
+		if !ok {
+			u.mu.Unlock()
+			fail(stanza.ItemNotFound)
+			return
+		}
+		if _, err := m.deps.Roster.DeleteRosterItem(ctx, u.bare.String(), contact.String()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			u.mu.Unlock()
+			fail(stanza.InternalServerError)
+			return
+		}
+		delete(u.roster, contact.String())
+		// Removing a contact ends both directions (RFC 6121 §2.5.2).
+		if it.Subscription == "to" || it.Subscription == "both" || it.Ask {
+			out = append(out, presenceTo(u.bare, contact, "unsubscribe"))
+		}
+		if it.Subscription == "from" || it.Subscription == "both" || it.PendingIn {
+			out = append(out, presenceTo(u.bare, contact, "unsubscribed"))
+		}
+		m.pushLocked(u, &storage.RosterItem{Contact: contact.String(), Subscription: "remove"})
+	} else {
+		it := storage.RosterItem{Contact: contact.String(), Subscription: "none"}
+		if old, ok := u.roster[contact.String()]; ok {
+			it = *old
+		}
+		it.Name = item.Attr("name")
+		it.Groups = groups
+		if err := m.saveLocked(ctx, u, &it); err != nil {
+			u.mu.Unlock()
+			fail(stanza.InternalServerError)
+			return
+		}
+	}
+	u.mu.Unlock()
+	r := stanza.Result(s.El)
+	r.RemoveAttr("from")
+	reply(sess, r)
+	for _, p := range out {
+		m.route(ctx, p)
+	}
+}
+
+// saveLocked stores an item, updates the cache and pushes the change.
+func (m *SM) saveLocked(ctx context.Context, u *user, it *storage.RosterItem) error {
+	if _, err := m.deps.Roster.PutRosterItem(ctx, u.bare.String(), *it); err != nil {
+		m.log.Error("roster save", "user", u.bare.String(), "err", err)
+		return err
+	}
+	cp := *it
+	u.roster[it.Contact] = &cp
+	if visible(&cp) {
+		m.pushLocked(u, &cp)
+	}
+	return nil
+}
+
+// pushLocked sends a roster push to every session that asked for the
+// roster (RFC 6121 §2.1.6).
+func (m *SM) pushLocked(u *user, it *storage.RosterItem) {
+	for _, x := range u.sessions {
+		if !x.interested {
+			continue
+		}
+		iq := xmlstream.NewElement(xmlstream.NSClient, stanza.IQ)
+		iq.SetAttr("type", "set")
+		iq.SetAttr("id", "push-"+stanza.NewID())
+		iq.SetAttr("to", x.s.JID().String())
+		iq.AddChild(xmlstream.NewElement(stanza.NSRoster, "query")).AddChild(itemElement(it))
+		x.s.Deliver(iq)
+	}
+}
+
+// presenceTo builds a presence of type typ from a bare JID to another.
+func presenceTo(from, to jid.JID, typ string) *xmlstream.Element {
+	p := xmlstream.NewElement(xmlstream.NSClient, stanza.Presence)
+	p.SetAttr("from", from.String())
+	p.SetAttr("to", to.String())
+	if typ != "" {
+		p.SetAttr("type", typ)
+	}
+	return p
+}

@@ -1,0 +1,103 @@
+package sm
+
+import (
+	"context"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+)
+
+// Features lists the disco#info features of the server: only what is
+// implemented, since clients act on what is advertised.
+func Features() []string {
+	return []string{
+		stanza.NSDiscoInfo,
+		stanza.NSDiscoItems,
+		stanza.NSPing,
+		stanza.NSVersion,
+	}
+}
+
+// serverStanza handles stanzas addressed to the domain itself.
+func (m *SM) serverStanza(ctx context.Context, s router.Stanza) {
+	if s.El.Local != stanza.IQ {
+		// Presence and messages to the server itself carry nothing we act on.
+		return
+	}
+	if r := m.serverIQ(s.El); r != nil {
+		m.deps.Router.Route(ctx, router.Stanza{El: r, From: s.To, To: s.From})
+		return
+	}
+	if stanza.IsRequest(s.El) {
+		m.deps.Router.Bounce(ctx, s, stanza.ServiceUnavailable, "")
+	}
+}
+
+// serverIQ answers the server's own IQs; nil means not handled.
+func (m *SM) serverIQ(iq *xmlstream.Element) *xmlstream.Element {
+	if iq.Attr("type") != "get" {
+		return nil
+	}
+	switch {
+	case iq.Child(stanza.NSPing, "ping") != nil:
+		return stanza.Result(iq)
+	case iq.Child(stanza.NSVersion, "query") != nil:
+		r := stanza.Result(iq)
+		q := r.AddChild(xmlstream.NewElement(stanza.NSVersion, "query"))
+		q.AddChild(xmlstream.NewElement(stanza.NSVersion, "name")).AddText("Ambrosia")
+		q.AddChild(xmlstream.NewElement(stanza.NSVersion, "version")).AddText(m.cfg.Version)
+		return r
+	case iq.Child(stanza.NSDiscoInfo, "query") != nil:
+		q := iq.Child(stanza.NSDiscoInfo, "query")
+		if q.Attr("node") != "" {
+			return nil
+		}
+		r := stanza.Result(iq)
+		rq := r.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "query"))
+		id := rq.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "identity"))
+		id.SetAttr("category", "server")
+		id.SetAttr("type", "im")
+		id.SetAttr("name", "Ambrosia")
+		for _, f := range Features() {
+			rq.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "feature")).SetAttr("var", f)
+		}
+		return r
+	case iq.Child(stanza.NSDiscoItems, "query") != nil:
+		q := iq.Child(stanza.NSDiscoItems, "query")
+		if q.Attr("node") != "" {
+			return nil
+		}
+		r := stanza.Result(iq)
+		r.AddChild(xmlstream.NewElement(stanza.NSDiscoItems, "query"))
+		return r
+	}
+	return nil
+}
+
+// accountIQ handles an IQ a user sent with no 'to' or to their own bare
+// JID: the server answers on behalf of the account.
+func (m *SM) accountIQ(ctx context.Context, sess router.Session, s router.Stanza) {
+	typ := s.El.Attr("type")
+	if typ != "get" && typ != "set" {
+		return
+	}
+	if q := s.El.Child(stanza.NSRoster, "query"); q != nil {
+		m.rosterIQ(ctx, sess, s, q)
+		return
+	}
+	if r := m.serverIQ(s.El); r != nil {
+		r.RemoveAttr("from")
+		if !s.To.IsZero() {
+			r.SetAttr("from", s.To.String())
+		}
+		reply(sess, r)
+		return
+	}
+	e := stanza.ErrorReply(s.El, stanza.ServiceUnavailable, "")
+	e.RemoveAttr("from")
+	if !s.To.IsZero() {
+		e.SetAttr("from", s.To.String())
+	}
+	reply(sess, e)
+}

@@ -1,0 +1,335 @@
+package sm
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+)
+
+// Accounts is what the session manager needs to know of accounts: whether
+// a user exists.
+type Accounts interface {
+	Credential(ctx context.Context, user, hash string) (storage.Credential, error)
+}
+
+// Config configures a session manager.
+type Config struct {
+	// Domain is the domain served.
+	Domain string
+	// Version is reported through XEP-0092.
+	Version string
+}
+
+// Deps are the session manager's dependencies.
+type Deps struct {
+	Router   *router.Router
+	Accounts Accounts
+	Roster   storage.Roster
+	Log      *slog.Logger
+}
+
+// SM is the session manager of one domain.
+type SM struct {
+	cfg    Config
+	domain jid.JID
+	deps   Deps
+	log    *slog.Logger
+
+	mu    sync.RWMutex
+	users map[string]*user // users with at least one session, by bare JID
+}
+
+var _ router.SessionManager = (*SM)(nil)
+
+// user is the live state of a user with sessions.
+type user struct {
+	bare jid.JID
+
+	mu       sync.Mutex
+	sessions []*session
+	roster   map[string]*storage.RosterItem // nil until loaded
+}
+
+// session is one bound resource.
+type session struct {
+	s          router.Session
+	available  bool
+	priority   int
+	presence   *xmlstream.Element // last available presence, stamped
+	interested bool               // asked for the roster: receives pushes
+}
+
+// New returns a session manager for cfg.Domain.
+func New(cfg Config, d Deps) (*SM, error) {
+	dj, err := jid.New("", cfg.Domain, "")
+	if err != nil {
+		return nil, err
+	}
+	if d.Router == nil || d.Accounts == nil || d.Roster == nil || d.Log == nil {
+		return nil, errors.New("sm: router, accounts, roster and logger are required")
+	}
+	return &SM{cfg: cfg, domain: dj, deps: d, log: d.Log.With("component", "sm", "domain", cfg.Domain), users: make(map[string]*user)}, nil
+}
+
+// Run registers the session manager with the router and serves until ctx
+// is done.
+func (m *SM) Run(ctx context.Context) error {
+	if err := m.deps.Router.Register(m.domain.Domain(), m); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	m.deps.Router.Unregister(m.domain.Domain(), m)
+	return nil
+}
+
+// Bind implements router.SessionManager.
+func (m *SM) Bind(ctx context.Context, s router.Session) error {
+	full := s.JID()
+	if full.Domain() != m.domain.Domain() || full.Resource() == "" {
+		return errors.New("sm: session of another domain")
+	}
+	m.mu.Lock()
+	u := m.users[full.BareString()]
+	if u == nil {
+		u = &user{bare: full.Bare()}
+		m.users[full.BareString()] = u
+	}
+	u.mu.Lock()
+	m.mu.Unlock()
+	var old *session
+	for i, x := range u.sessions {
+		if x.s.JID().Resource() == full.Resource() {
+			old = x
+			u.sessions = append(u.sessions[:i], u.sessions[i+1:]...)
+			break
+		}
+	}
+	u.sessions = append(u.sessions, &session{s: s})
+	u.mu.Unlock()
+	if old != nil {
+		// RFC 6120 §7.7.2.2: the new session takes the resource over.
+		old.s.Close("conflict")
+		if old.available {
+			m.broadcastUnavailable(ctx, u, old)
+		}
+	}
+	return nil
+}
+
+// Unbind implements router.SessionManager.
+func (m *SM) Unbind(ctx context.Context, s router.Session) {
+	u := m.user(s.JID().BareString())
+	if u == nil {
+		return
+	}
+	u.mu.Lock()
+	var gone *session
+	for i, x := range u.sessions {
+		if x.s == s {
+			gone = x
+			u.sessions = append(u.sessions[:i], u.sessions[i+1:]...)
+			break
+		}
+	}
+	empty := len(u.sessions) == 0
+	u.mu.Unlock()
+	if gone != nil && gone.available {
+		m.broadcastUnavailable(ctx, u, gone)
+	}
+	if empty {
+		m.mu.Lock()
+		u.mu.Lock()
+		if len(u.sessions) == 0 && m.users[u.bare.String()] == u {
+			delete(m.users, u.bare.String())
+		}
+		u.mu.Unlock()
+		m.mu.Unlock()
+	}
+}
+
+func (m *SM) user(bare string) *user {
+	m.mu.RLock()
+	u := m.users[bare]
+	m.mu.RUnlock()
+	return u
+}
+
+// userExists reports whether an account exists for bare.
+func (m *SM) userExists(ctx context.Context, bare jid.JID) bool {
+	_, err := m.deps.Accounts.Credential(ctx, bare.String(), "SHA-256")
+	return err == nil
+}
+
+// HandleFromSession implements router.SessionManager: the outbound side of
+// a user's stanza.
+func (m *SM) HandleFromSession(ctx context.Context, sess router.Session, s router.Stanza) {
+	switch s.El.Local {
+	case stanza.Presence:
+		m.outboundPresence(ctx, sess, s)
+		return
+	case stanza.IQ:
+		if s.To.IsZero() || s.To.Equal(s.From.Bare()) {
+			m.accountIQ(ctx, sess, s)
+			return
+		}
+	case stanza.Message:
+		if s.To.IsZero() {
+			s.To = s.From.Bare()
+		}
+	}
+	if s.To.IsZero() {
+		return
+	}
+	m.deps.Router.Route(ctx, s)
+}
+
+// HandleStanza implements router.Component: the inbound side, stanzas
+// addressed to this domain or its users.
+func (m *SM) HandleStanza(ctx context.Context, s router.Stanza) {
+	if s.To.Local() == "" {
+		m.serverStanza(ctx, s)
+		return
+	}
+	switch s.El.Local {
+	case stanza.Message:
+		m.inboundMessage(ctx, s)
+	case stanza.Presence:
+		m.inboundPresence(ctx, s)
+	case stanza.IQ:
+		m.inboundIQ(ctx, s)
+	}
+}
+
+// deliverTo sends el to the session of u bound to full, reporting whether
+// there was one.
+func (u *user) deliverTo(resource string, el *xmlstream.Element) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, x := range u.sessions {
+		if x.s.JID().Resource() == resource {
+			x.s.Deliver(el)
+			return true
+		}
+	}
+	return false
+}
+
+func (m *SM) inboundMessage(ctx context.Context, s router.Stanza) {
+	typ := s.El.Attr("type")
+	u := m.user(s.To.BareString())
+	if s.To.Resource() != "" {
+		if u != nil && u.deliverTo(s.To.Resource(), s.El) {
+			return
+		}
+		// RFC 6121 §8.5.3.2.1: no such resource.
+		switch typ {
+		case "groupchat":
+			m.deps.Router.Bounce(ctx, s, stanza.ServiceUnavailable, "")
+			return
+		case "error":
+			return
+		}
+	}
+	if typ == "error" {
+		return
+	}
+	if u != nil && typ != "groupchat" {
+		u.mu.Lock()
+		best := -1 << 30
+		for _, x := range u.sessions {
+			if x.available && x.priority >= 0 && x.priority > best {
+				best = x.priority
+			}
+		}
+		n := 0
+		for _, x := range u.sessions {
+			// Headlines go to every non-negative resource, chat and normal
+			// to the most preferred ones (RFC 6121 §8.5.2.1).
+			if x.available && x.priority >= 0 && (typ == "headline" || x.priority == best) {
+				x.s.Deliver(s.El)
+				n++
+			}
+		}
+		u.mu.Unlock()
+		if n > 0 {
+			return
+		}
+	}
+	if typ == "headline" {
+		return
+	}
+	// No resource can take it and there is no offline storage yet:
+	// RFC 6121 §8.5.2.2 asks for service-unavailable, as it does for a
+	// user that does not exist.
+	m.deps.Router.Bounce(ctx, s, stanza.ServiceUnavailable, "")
+}
+
+func (m *SM) inboundIQ(ctx context.Context, s router.Stanza) {
+	typ := s.El.Attr("type")
+	if s.To.Resource() != "" {
+		if u := m.user(s.To.BareString()); u != nil && u.deliverTo(s.To.Resource(), s.El) {
+			return
+		}
+		m.deps.Router.Bounce(ctx, s, stanza.ServiceUnavailable, "")
+		return
+	}
+	if typ != "get" && typ != "set" {
+		return
+	}
+	// An IQ to a bare JID is answered by the server on the account's behalf.
+	if typ == "get" && s.El.Child(stanza.NSDiscoInfo, "query") != nil && m.userExists(ctx, s.To.Bare()) {
+		r := stanza.Result(s.El)
+		q := r.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "query"))
+		id := q.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "identity"))
+		id.SetAttr("category", "account")
+		id.SetAttr("type", "registered")
+		q.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "feature")).SetAttr("var", stanza.NSDiscoInfo)
+		m.route(ctx, r)
+		return
+	}
+	m.deps.Router.Bounce(ctx, s, stanza.ServiceUnavailable, "")
+}
+
+// route sends a stanza the server generated; its to and from are set.
+func (m *SM) route(ctx context.Context, el *xmlstream.Element) {
+	to, err := jid.Parse(el.Attr("to"))
+	if err != nil {
+		return
+	}
+	from, _ := jid.Parse(el.Attr("from"))
+	m.deps.Router.Route(ctx, router.Stanza{El: el, From: from, To: to})
+}
+
+// reply sends el straight to the session that asked.
+func reply(sess router.Session, el *xmlstream.Element) {
+	sess.Deliver(el)
+}
+
+func parsePriority(el *xmlstream.Element) int {
+	p := el.Child(el.Space, "priority")
+	if p == nil {
+		return 0
+	}
+	n, err := strconv.Atoi(p.Text())
+	if err != nil || n < -128 || n > 127 {
+		return 0
+	}
+	return n
+}
+
+// clone returns a copy of el whose attributes can be changed without
+// touching el; children are shared and must not be modified.
+func clone(el *xmlstream.Element) *xmlstream.Element {
+	c := *el
+	c.Attrs = append([]xmlstream.Attr(nil), el.Attrs...)
+	c.Nodes = el.Nodes[:len(el.Nodes):len(el.Nodes)]
+	return &c
+}

@@ -1,0 +1,219 @@
+// Package memory is an in-memory storage backend. It keeps nothing across
+// restarts and exists so that other packages can test against real storage
+// semantics without a database file.
+package memory
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+)
+
+var _ storage.Store = (*Store)(nil)
+
+// Store implements storage.Store with maps guarded by one mutex. The zero
+// value is not usable; call New.
+type Store struct {
+	mu       sync.Mutex
+	accounts map[string]*account // by bare JID
+	rosters  map[string]*roster  // by bare JID of the owner
+}
+
+type account struct {
+	domain string
+	creds  map[string]storage.Credential // by hash name
+}
+
+type roster struct {
+	items   map[string]storage.RosterItem // by contact
+	version int64
+}
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{
+		accounts: make(map[string]*account),
+		rosters:  make(map[string]*roster),
+	}
+}
+
+func credentialMap(creds []storage.Credential) map[string]storage.Credential {
+	m := make(map[string]storage.Credential, len(creds))
+	for _, c := range creds {
+		m[c.Hash] = storage.CloneCredential(c)
+	}
+	return m
+}
+
+// CreateAccount implements storage.Accounts.
+func (s *Store) CreateAccount(ctx context.Context, user string, creds []storage.Credential) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory: create account %s: %w", user, err)
+	}
+	domain, err := storage.UserDomain(user)
+	if err != nil {
+		return fmt.Errorf("memory: create account: %w", err)
+	}
+	if err := storage.CheckCredentials(creds); err != nil {
+		return fmt.Errorf("memory: create account %s: %w", user, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.accounts[user]; ok {
+		return fmt.Errorf("memory: create account %s: %w", user, storage.ErrExists)
+	}
+	s.accounts[user] = &account{domain: domain, creds: credentialMap(creds)}
+	return nil
+}
+
+// SetCredentials implements storage.Accounts.
+func (s *Store) SetCredentials(ctx context.Context, user string, creds []storage.Credential) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory: set credentials %s: %w", user, err)
+	}
+	if err := storage.CheckCredentials(creds); err != nil {
+		return fmt.Errorf("memory: set credentials %s: %w", user, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.accounts[user]
+	if !ok {
+		return fmt.Errorf("memory: set credentials %s: %w", user, storage.ErrNotFound)
+	}
+	a.creds = credentialMap(creds)
+	return nil
+}
+
+// Credential implements storage.Accounts.
+func (s *Store) Credential(ctx context.Context, user, hash string) (storage.Credential, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.Credential{}, fmt.Errorf("memory: credential %s %s: %w", user, hash, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.accounts[user]
+	if !ok {
+		return storage.Credential{}, fmt.Errorf("memory: credential %s %s: %w", user, hash, storage.ErrNotFound)
+	}
+	c, ok := a.creds[hash]
+	if !ok {
+		return storage.Credential{}, fmt.Errorf("memory: credential %s %s: %w", user, hash, storage.ErrNotFound)
+	}
+	return storage.CloneCredential(c), nil
+}
+
+// DeleteAccount implements storage.Accounts.
+func (s *Store) DeleteAccount(ctx context.Context, user string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory: delete account %s: %w", user, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.accounts[user]; !ok {
+		return fmt.Errorf("memory: delete account %s: %w", user, storage.ErrNotFound)
+	}
+	delete(s.accounts, user)
+	delete(s.rosters, user)
+	return nil
+}
+
+// ListAccounts implements storage.Accounts.
+func (s *Store) ListAccounts(ctx context.Context, domain string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memory: list accounts %s: %w", domain, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var users []string
+	for user, a := range s.accounts {
+		if domain == "" || a.domain == domain {
+			users = append(users, user)
+		}
+	}
+	slices.Sort(users)
+	return users, nil
+}
+
+func cloneItem(item storage.RosterItem) storage.RosterItem {
+	item.Groups = slices.Clone(item.Groups)
+	return item
+}
+
+// RosterItems implements storage.Roster.
+func (s *Store) RosterItems(ctx context.Context, user string) ([]storage.RosterItem, int64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, 0, fmt.Errorf("memory: roster items %s: %w", user, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.rosters[user]
+	if !ok {
+		return nil, 0, nil
+	}
+	var items []storage.RosterItem
+	for _, contact := range slices.Sorted(maps.Keys(r.items)) {
+		items = append(items, cloneItem(r.items[contact]))
+	}
+	return items, r.version, nil
+}
+
+// RosterItem implements storage.Roster.
+func (s *Store) RosterItem(ctx context.Context, user, contact string) (storage.RosterItem, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.RosterItem{}, fmt.Errorf("memory: roster item %s %s: %w", user, contact, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.rosters[user]; ok {
+		if item, ok := r.items[contact]; ok {
+			return cloneItem(item), nil
+		}
+	}
+	return storage.RosterItem{}, fmt.Errorf("memory: roster item %s %s: %w", user, contact, storage.ErrNotFound)
+}
+
+// PutRosterItem implements storage.Roster.
+func (s *Store) PutRosterItem(ctx context.Context, user string, item storage.RosterItem) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("memory: put roster item %s %s: %w", user, item.Contact, err)
+	}
+	item, err := storage.NormalizeRosterItem(item)
+	if err != nil {
+		return 0, fmt.Errorf("memory: put roster item %s: %w", user, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.rosters[user]
+	if !ok {
+		r = &roster{items: make(map[string]storage.RosterItem)}
+		s.rosters[user] = r
+	}
+	// NormalizeRosterItem already copied the groups, so the caller's slice
+	// is not retained.
+	r.items[item.Contact] = item
+	r.version++
+	return r.version, nil
+}
+
+// DeleteRosterItem implements storage.Roster.
+func (s *Store) DeleteRosterItem(ctx context.Context, user, contact string) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("memory: delete roster item %s %s: %w", user, contact, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.rosters[user]
+	if !ok {
+		return 0, fmt.Errorf("memory: delete roster item %s %s: %w", user, contact, storage.ErrNotFound)
+	}
+	if _, ok := r.items[contact]; !ok {
+		return 0, fmt.Errorf("memory: delete roster item %s %s: %w", user, contact, storage.ErrNotFound)
+	}
+	delete(r.items, contact)
+	r.version++
+	return r.version, nil
+}

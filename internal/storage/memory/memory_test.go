@@ -1,0 +1,13 @@
+package memory_test
+
+import (
+	"testing"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/memory"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/storagetest"
+)
+
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, func(*testing.T) storage.Store { return memory.New() })
+}

@@ -1,0 +1,125 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations is the ordered schema history: migrations[i] brings the schema
+// from version i to version i+1. Entries are never edited once released,
+// only appended, because databases in the field have already applied them.
+//
+// The SQL sticks to what PostgreSQL also accepts (apart from BLOB, which a
+// PostgreSQL backend spells BYTEA), so that the two backends keep the same
+// shape.
+var migrations = []string{
+	// 1: accounts, credentials and rosters.
+	`CREATE TABLE accounts (
+		username   TEXT PRIMARY KEY,
+		domain     TEXT NOT NULL,
+		created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+	);
+	CREATE INDEX accounts_domain ON accounts (domain, username);
+
+	CREATE TABLE credentials (
+		username   TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,
+		hash       TEXT NOT NULL,
+		salt       BLOB NOT NULL,
+		iterations INTEGER NOT NULL,
+		stored_key BLOB NOT NULL,
+		server_key BLOB NOT NULL,
+		PRIMARY KEY (username, hash)
+	);
+
+	CREATE TABLE roster_items (
+		username     TEXT NOT NULL,
+		contact      TEXT NOT NULL,
+		name         TEXT NOT NULL,
+		subscription TEXT NOT NULL CHECK (subscription IN ('none', 'to', 'from', 'both')),
+		ask          BOOLEAN NOT NULL,
+		pending_in   BOOLEAN NOT NULL,
+		approved     BOOLEAN NOT NULL,
+		PRIMARY KEY (username, contact)
+	);
+
+	CREATE TABLE roster_groups (
+		username TEXT NOT NULL,
+		contact  TEXT NOT NULL,
+		grp      TEXT NOT NULL,
+		PRIMARY KEY (username, contact, grp),
+		FOREIGN KEY (username, contact) REFERENCES roster_items (username, contact) ON DELETE CASCADE
+	);
+
+	CREATE TABLE roster_versions (
+		username TEXT PRIMARY KEY,
+		version  BIGINT NOT NULL
+	);`,
+}
+
+// migrate brings the database up to len(steps). Each step runs in its own
+// transaction together with its schema_migrations row, so a crash leaves the
+// schema at a well-defined version. Two processes opening a fresh file at
+// once are safe: the version is re-read inside each write transaction, which
+// SQLite serialises.
+func migrate(ctx context.Context, db *sql.DB, steps []string) error {
+	const create = `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+	)`
+	if _, err := db.ExecContext(ctx, create); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	for {
+		done, err := migrateOne(ctx, db, steps)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// migrateOne applies the next pending step, if any, and reports whether
+// the schema is already current.
+func migrateOne(ctx context.Context, db *sql.DB, steps []string) (done bool, err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	current, err := schemaVersion(ctx, tx)
+	if err != nil {
+		return false, err
+	}
+	known := len(steps)
+	switch {
+	case current > known:
+		return false, fmt.Errorf("database schema version %d is newer than version %d known to this program", current, known)
+	case current == known:
+		return true, nil
+	}
+	next := current + 1
+	if _, err := tx.ExecContext(ctx, steps[current]); err != nil {
+		return false, fmt.Errorf("migration %d: %w", next, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES (?)`, next); err != nil {
+		return false, fmt.Errorf("migration %d: record version: %w", next, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("migration %d: commit: %w", next, err)
+	}
+	return false, nil
+}
+
+func schemaVersion(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) (int, error) {
+	var v sql.NullInt64
+	if err := q.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return int(v.Int64), nil
+}

@@ -1,0 +1,265 @@
+// Package sqlite is the embedded storage backend, built on the pure-Go
+// modernc.org/sqlite driver so that the server needs no cgo.
+//
+// Several processes may open the same file at once (the running server and
+// the "ambrosia user" commands): the database runs in WAL mode, every write
+// takes the write lock when its transaction begins, and a busy timeout makes
+// writers queue instead of failing.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	sqlitedrv "modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+)
+
+var _ storage.Store = (*Store)(nil)
+
+// Store implements storage.Store on one SQLite database file. It is safe for
+// concurrent use.
+type Store struct {
+	db *sql.DB
+}
+
+// dsnParams apply to every pooled connection, not just the first one,
+// which is why they go in the DSN rather than in a one-off PRAGMA.
+// _txlock=immediate makes write transactions take the write lock at BEGIN:
+// a deferred transaction that reads and then writes can fail with
+// SQLITE_BUSY at once, without waiting, when another process wrote in
+// between. Read-only transactions still begin deferred.
+var dsnParams = url.Values{
+	"_pragma": {"busy_timeout(5000)", "journal_mode(WAL)", "foreign_keys(1)"},
+	"_txlock": {"immediate"},
+}.Encode()
+
+// Open opens the database at path, creating it and its parent directory
+// (mode 0700) if missing, and brings its schema up to date. It fails if the
+// schema is newer than this program knows.
+func Open(ctx context.Context, path string) (*Store, error) {
+	return open(ctx, path, migrations)
+}
+
+func open(ctx context.Context, path string, steps []string) (*Store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	// Create the file ourselves so that it is private from the start:
+	// SQLite would create it with the umask's permissions, and it holds
+	// credentials. The -wal and -shm files inherit these permissions.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+
+	db, err := sql.Open("sqlite", dsn(abs))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if err := migrate(ctx, db, steps); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// dsn builds a SQLite URI for an absolute path. Characters that URIs give a
+// meaning to are escaped so that any file name works.
+func dsn(abs string) string {
+	p := filepath.ToSlash(abs)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // Windows drive letters: file:/C:/...
+	}
+	p = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(p)
+	return "file:" + p + "?" + dsnParams
+}
+
+// Close closes the database. Calls in progress may fail afterwards.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return nil
+}
+
+// isPrimaryKeyViolation reports whether err is SQLite refusing a duplicate
+// primary key. It looks at the result code rather than the message text,
+// which changes between SQLite versions.
+func isPrimaryKeyViolation(err error) bool {
+	var se *sqlitedrv.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+		return true
+	}
+	return false
+}
+
+// inTx runs fn in a write transaction and commits it if fn succeeds.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func insertCredentials(ctx context.Context, tx *sql.Tx, user string, creds []storage.Credential) error {
+	for _, c := range creds {
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO credentials (username, hash, salt, iterations, stored_key, server_key) VALUES (?, ?, ?, ?, ?, ?)`,
+			user, c.Hash, c.Salt, c.Iterations, c.StoredKey, c.ServerKey)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateAccount implements storage.Accounts.
+func (s *Store) CreateAccount(ctx context.Context, user string, creds []storage.Credential) error {
+	domain, err := storage.UserDomain(user)
+	if err != nil {
+		return fmt.Errorf("sqlite: create account: %w", err)
+	}
+	if err := storage.CheckCredentials(creds); err != nil {
+		return fmt.Errorf("sqlite: create account %s: %w", user, err)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		// The primary key decides between concurrent creators, in this
+		// process or another, rather than a check-then-insert.
+		_, err := tx.ExecContext(ctx, `INSERT INTO accounts (username, domain) VALUES (?, ?)`, user, domain)
+		if isPrimaryKeyViolation(err) {
+			return storage.ErrExists
+		}
+		if err != nil {
+			return err
+		}
+		return insertCredentials(ctx, tx, user, creds)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create account %s: %w", user, err)
+	}
+	return nil
+}
+
+// SetCredentials implements storage.Accounts.
+func (s *Store) SetCredentials(ctx context.Context, user string, creds []storage.Credential) error {
+	if err := storage.CheckCredentials(creds); err != nil {
+		return fmt.Errorf("sqlite: set credentials %s: %w", user, err)
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM accounts WHERE username = ?`, user).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return storage.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM credentials WHERE username = ?`, user); err != nil {
+			return err
+		}
+		return insertCredentials(ctx, tx, user, creds)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: set credentials %s: %w", user, err)
+	}
+	return nil
+}
+
+// Credential implements storage.Accounts.
+func (s *Store) Credential(ctx context.Context, user, hash string) (storage.Credential, error) {
+	c := storage.Credential{Hash: hash}
+	err := s.db.QueryRowContext(ctx,
+		`SELECT salt, iterations, stored_key, server_key FROM credentials WHERE username = ? AND hash = ?`,
+		user, hash).Scan(&c.Salt, &c.Iterations, &c.StoredKey, &c.ServerKey)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = storage.ErrNotFound
+	}
+	if err != nil {
+		return storage.Credential{}, fmt.Errorf("sqlite: credential %s %s: %w", user, hash, err)
+	}
+	return c, nil
+}
+
+// DeleteAccount implements storage.Accounts.
+func (s *Store) DeleteAccount(ctx context.Context, user string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM accounts WHERE username = ?`, user)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return storage.ErrNotFound
+		}
+		// Explicit deletes rather than relying on ON DELETE CASCADE alone:
+		// the roster tables deliberately have no foreign key to accounts,
+		// and a connection opened without foreign_keys(1) must not leave
+		// credentials behind.
+		for _, q := range []string{
+			`DELETE FROM credentials WHERE username = ?`,
+			`DELETE FROM roster_groups WHERE username = ?`,
+			`DELETE FROM roster_items WHERE username = ?`,
+			`DELETE FROM roster_versions WHERE username = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, user); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: delete account %s: %w", user, err)
+	}
+	return nil
+}
+
+// ListAccounts implements storage.Accounts.
+func (s *Store) ListAccounts(ctx context.Context, domain string) ([]string, error) {
+	q, args := `SELECT username FROM accounts ORDER BY username`, []any(nil)
+	if domain != "" {
+		q, args = `SELECT username FROM accounts WHERE domain = ? ORDER BY username`, []any{domain}
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list accounts %s: %w", domain, err)
+	}
+	defer rows.Close()
+	var users []string
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			return nil, fmt.Errorf("sqlite: list accounts %s: %w", domain, err)
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list accounts %s: %w", domain, err)
+	}
+	return users, nil
+}

@@ -1,0 +1,189 @@
+// Package storage declares the persistence contracts of the server, one small
+// interface per concern, together with the value types they exchange.
+//
+// Backends live in subpackages (memory, sqlite, and later postgres) and all
+// prove their conformance by running storagetest.Run. Users and contacts are
+// identified by bare JID strings that the caller has already prepared, so the
+// backends compare them byte for byte and never re-normalise them.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Sentinel errors shared by every backend. Callers test for them with
+// errors.Is; backends wrap them with their own prefix.
+var (
+	// ErrNotFound reports that the account, credential or roster item does
+	// not exist.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrExists reports that an account being created already exists.
+	ErrExists = errors.New("storage: already exists")
+	// ErrInvalid reports an argument that no backend could store, such as a
+	// user without a domain or an unknown subscription state.
+	ErrInvalid = errors.New("storage: invalid argument")
+)
+
+// Credential is one SCRAM salted key set for one hash function ("SHA-1",
+// "SHA-256", "SHA-512"). Passwords themselves are never stored.
+type Credential struct {
+	// Hash names the hash function, as in the SCRAM mechanism name.
+	Hash string
+	// Salt is the salt used to derive the salted password.
+	Salt []byte
+	// Iterations is the PBKDF2 iteration count.
+	Iterations int
+	// StoredKey is H(ClientKey) (RFC 5802 §3).
+	StoredKey []byte
+	// ServerKey is HMAC(SaltedPassword, "Server Key") (RFC 5802 §3).
+	ServerKey []byte
+}
+
+// Accounts stores local user accounts and their SCRAM credentials.
+type Accounts interface {
+	// CreateAccount creates user (a bare JID) with the given credentials,
+	// which may be empty. It returns ErrExists if the account exists.
+	CreateAccount(ctx context.Context, user string, creds []Credential) error
+	// SetCredentials replaces all credentials of user. It returns
+	// ErrNotFound if the account does not exist.
+	SetCredentials(ctx context.Context, user string, creds []Credential) error
+	// Credential returns the credential of user for hash. It returns
+	// ErrNotFound if the account or that credential does not exist.
+	Credential(ctx context.Context, user, hash string) (Credential, error)
+	// DeleteAccount deletes user together with everything stored for it,
+	// including its roster. It returns ErrNotFound if the account does not
+	// exist.
+	DeleteAccount(ctx context.Context, user string) error
+	// ListAccounts returns the bare JIDs of the accounts of domain, or of
+	// all domains if domain is "", sorted by byte order.
+	ListAccounts(ctx context.Context, domain string) ([]string, error)
+}
+
+// Subscription states of a roster item (RFC 6121 §2.1.2.5).
+const (
+	SubscriptionNone = "none"
+	SubscriptionTo   = "to"
+	SubscriptionFrom = "from"
+	SubscriptionBoth = "both"
+)
+
+// RosterItem is one contact in a user's roster.
+type RosterItem struct {
+	// Contact is the contact's bare JID.
+	Contact string
+	// Name is the user-assigned handle, "" if none.
+	Name string
+	// Subscription is "none", "to", "from" or "both"; "" is stored as "none".
+	Subscription string
+	// Ask is set while an outgoing subscription request is pending
+	// (ask='subscribe').
+	Ask bool
+	// PendingIn is set while an incoming subscription request awaits the
+	// user's answer.
+	PendingIn bool
+	// Approved is set when the user pre-approved the contact's subscription
+	// request (RFC 6121 §3.4).
+	Approved bool
+	// Groups are the roster groups, sorted and without duplicates when read.
+	Groups []string
+}
+
+// Roster stores each user's roster and its version (RFC 6121 §2.6).
+//
+// The roster does not require an account to exist, so that users
+// authenticated elsewhere can still have a roster; DeleteAccount removes it
+// all the same.
+type Roster interface {
+	// RosterItems returns the items of user sorted by Contact, and the
+	// current roster version. An empty roster yields nil items and the
+	// current version, 0 if the roster was never written.
+	RosterItems(ctx context.Context, user string) (items []RosterItem, version int64, err error)
+	// RosterItem returns the item for contact. It returns ErrNotFound if
+	// the roster has no such item.
+	RosterItem(ctx context.Context, user, contact string) (RosterItem, error)
+	// PutRosterItem inserts or replaces the item for item.Contact and
+	// returns the new roster version, which is greater than any version
+	// returned before for user.
+	PutRosterItem(ctx context.Context, user string, item RosterItem) (version int64, err error)
+	// DeleteRosterItem removes the item for contact and returns the new
+	// roster version. It returns ErrNotFound, without changing the version,
+	// if the roster has no such item.
+	DeleteRosterItem(ctx context.Context, user, contact string) (version int64, err error)
+}
+
+// Store is everything a full backend provides. Consumers should depend on
+// the narrowest interface they need, not on Store.
+type Store interface {
+	Accounts
+	Roster
+}
+
+// UserDomain returns the domain part of the bare JID user. Backends use it
+// to index accounts by domain; it fails with ErrInvalid unless user has the
+// form "local@domain" with both parts non-empty and no resource.
+func UserDomain(user string) (string, error) {
+	local, domain, ok := strings.Cut(user, "@")
+	if !ok || local == "" || domain == "" || strings.ContainsAny(domain, "@/") {
+		return "", fmt.Errorf("%w: user %q is not a bare JID with a local part", ErrInvalid, user)
+	}
+	return domain, nil
+}
+
+// CheckCredentials reports an ErrInvalid error if a credential lacks a hash
+// name, salt or keys, has a non-positive iteration count, or if two
+// credentials name the same hash.
+func CheckCredentials(creds []Credential) error {
+	seen := make(map[string]bool, len(creds))
+	for _, c := range creds {
+		switch {
+		case c.Hash == "":
+			return fmt.Errorf("%w: credential without hash name", ErrInvalid)
+		case seen[c.Hash]:
+			return fmt.Errorf("%w: duplicate credential for %s", ErrInvalid, c.Hash)
+		case c.Iterations <= 0:
+			return fmt.Errorf("%w: credential %s: iterations %d", ErrInvalid, c.Hash, c.Iterations)
+		case len(c.Salt) == 0 || len(c.StoredKey) == 0 || len(c.ServerKey) == 0:
+			return fmt.Errorf("%w: credential %s: empty salt or key", ErrInvalid, c.Hash)
+		}
+		seen[c.Hash] = true
+	}
+	return nil
+}
+
+// CloneCredential returns a copy of c that shares no memory with it, so
+// that a backend's stored value cannot be changed through a returned one.
+func CloneCredential(c Credential) Credential {
+	c.Salt = slices.Clone(c.Salt)
+	c.StoredKey = slices.Clone(c.StoredKey)
+	c.ServerKey = slices.Clone(c.ServerKey)
+	return c
+}
+
+// NormalizeRosterItem returns item in the form backends store: an empty
+// subscription becomes "none" and the groups are copied, sorted and
+// deduplicated (nil when there are none). It fails with ErrInvalid for an
+// empty contact or an unknown subscription state.
+func NormalizeRosterItem(item RosterItem) (RosterItem, error) {
+	if item.Contact == "" {
+		return RosterItem{}, fmt.Errorf("%w: roster item without contact", ErrInvalid)
+	}
+	switch item.Subscription {
+	case "":
+		item.Subscription = SubscriptionNone
+	case SubscriptionNone, SubscriptionTo, SubscriptionFrom, SubscriptionBoth:
+	default:
+		return RosterItem{}, fmt.Errorf("%w: roster item %s: subscription %q", ErrInvalid, item.Contact, item.Subscription)
+	}
+	if len(item.Groups) == 0 {
+		item.Groups = nil
+		return item, nil
+	}
+	groups := slices.Clone(item.Groups)
+	slices.Sort(groups)
+	item.Groups = slices.Compact(groups)
+	return item, nil
+}

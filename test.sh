@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Runs Ambrosia's whole check suite: formatting, go vet, staticcheck and all
+# Go tests with the race detector, end-to-end tests included. It installs the
+# Debian packages the end-to-end tests drive when they are missing.
+#
+#   ./test.sh          everything (what CI runs)
+#   ./test.sh -short   skip the end-to-end tests and the package installation
+#
+# The last line is "N passed, N failed", counting Go tests; the exit status
+# is non-zero if any test or check failed.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+STATICCHECK_VERSION=0.8.2 # staticcheck 2026.2.2, which supports Go 1.26
+DEBIAN_PACKAGES=(python3-slixmpp python3-aioxmpp go-sendxmpp)
+
+short=0
+for arg in "$@"; do
+	case "$arg" in
+	-short | --short) short=1 ;;
+	*)
+		echo "usage: $0 [-short]" >&2
+		exit 2
+		;;
+	esac
+done
+
+step() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		echo "test.sh: need root to run: $*" >&2
+		echo "test.sh: run as root, install sudo, or install the packages yourself: ${DEBIAN_PACKAGES[*]}" >&2
+		exit 1
+	fi
+}
+
+install_packages() {
+	local missing=() p
+	local wanted=("${DEBIAN_PACKAGES[@]}")
+	# go test -race needs cgo, and Go turns cgo off when it finds no C compiler.
+	if ! command -v gcc >/dev/null 2>&1; then
+		wanted+=(gcc libc6-dev)
+	fi
+	for p in "${wanted[@]}"; do
+		if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+			missing+=("$p")
+		fi
+	done
+	if [ "${#missing[@]}" -eq 0 ]; then
+		return
+	fi
+	step "installing ${missing[*]}"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+if [ "$short" -eq 0 ]; then
+	install_packages
+fi
+
+# Tools are built into the repository's own cache so that nothing outside it
+# changes and go.mod stays untouched.
+export GOBIN="$PWD/.cache/bin"
+if ! "$GOBIN/staticcheck" -version 2>/dev/null | grep -qF "($STATICCHECK_VERSION)"; then
+	step "installing staticcheck $STATICCHECK_VERSION"
+	go install "honnef.co/go/tools/cmd/staticcheck@v$STATICCHECK_VERSION"
+fi
+
+lint_failed=0
+
+step "gofmt"
+unformatted="$(gofmt -l . | grep -v '^\.cache/' || true)"
+if [ -n "$unformatted" ]; then
+	echo "not gofmt'd (run gofmt -w):"
+	echo "$unformatted"
+	lint_failed=$((lint_failed + 1))
+fi
+
+step "go vet"
+if ! go vet ./...; then
+	lint_failed=$((lint_failed + 1))
+fi
+
+step "staticcheck"
+if ! "$GOBIN/staticcheck" ./...; then
+	lint_failed=$((lint_failed + 1))
+fi
+
+step "go test"
+test_args=(-race -count=1 -json)
+if [ "$short" -eq 1 ]; then
+	test_args+=(-short)
+else
+	export AMBROSIA_E2E=1
+fi
+counts="$(mktemp)"
+trap 'rm -f "$counts"' EXIT
+set +e
+go test "${test_args[@]}" ./... 2>&1 | go run ./e2e/internal/testcount -counts "$counts"
+statuses=("${PIPESTATUS[@]}")
+set -e
+go_status="${statuses[0]}"
+count_status="${statuses[1]}"
+
+read -r passed failed _ <"$counts" || { passed=0; failed=0; }
+if [ "$count_status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+	echo "test counter failed (status $count_status)"
+	failed=1
+fi
+if [ "$go_status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+	echo "go test exited with status $go_status although no test failed; see its output above"
+	failed=1
+fi
+if [ "$lint_failed" -ne 0 ]; then
+	echo "$lint_failed of gofmt, go vet and staticcheck failed; see above"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$lint_failed" -eq 0 ]
