@@ -240,7 +240,7 @@ func startServer(t testing.TB, opts ServerOptions) *Server {
 	// complete log, shutdown included.
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("ambrosia serve %s\n--- server log ---\n%s--- end of server log ---", strings.Join(args, " "), s.Log())
+			t.Logf("ambrosia %s\n--- server log ---\n%s--- end of server log ---", strings.Join(args, " "), s.Log())
 		}
 	})
 	t.Cleanup(func() { s.stop(t) })

@@ -6,10 +6,13 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/subtle"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"hash"
 	"strings"
 
 	"github.com/xdg-go/scram"
@@ -123,10 +126,18 @@ func New(store CredentialStore, secret []byte) *Authenticator {
 	return &Authenticator{store: store, secret: secret}
 }
 
+// TLSInfo is what channel binding needs to know of a server's TLS
+// connection: its state, and the certificate the server presented, which
+// tls.ConnectionState does not hold on the server side.
+type TLSInfo struct {
+	State *tls.ConnectionState
+	Leaf  *x509.Certificate
+}
+
 // Mechanisms returns the mechanisms offered on a connection, strongest
 // first. PLAIN and the -PLUS variants need TLS; cs is nil on a plain
 // connection.
-func (a *Authenticator) Mechanisms(cs *tls.ConnectionState) []string {
+func (a *Authenticator) Mechanisms(cs *TLSInfo) []string {
 	var m []string
 	if cs != nil && len(ChannelBindings(cs)) > 0 {
 		m = append(m, "SCRAM-SHA-512-PLUS", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS")
@@ -141,18 +152,40 @@ func (a *Authenticator) Mechanisms(cs *tls.ConnectionState) []string {
 // ChannelBindings returns the channel binding types usable on the TLS
 // connection: tls-exporter needs TLS 1.3 or the extended master secret,
 // which ExportKeyingMaterial reports by failing otherwise.
-func ChannelBindings(cs *tls.ConnectionState) []string {
-	if cs == nil {
+func ChannelBindings(cs *TLSInfo) []string {
+	if cs == nil || cs.State == nil {
 		return nil
 	}
 	var out []string
-	if _, err := scram.NewTLSExporterBinding(cs); err == nil {
+	if _, err := scram.NewTLSExporterBinding(cs.State); err == nil {
 		out = append(out, CBExporter)
 	}
-	if _, err := scram.NewTLSServerEndpointBinding(cs); err == nil {
+	if _, err := serverEndPoint(cs.Leaf); err == nil {
 		out = append(out, CBServerEndPoint)
 	}
 	return out
+}
+
+// serverEndPoint computes tls-server-end-point (RFC 5929 §4.1) from the
+// server's own certificate: its hash is the certificate's signature hash,
+// with MD5 and SHA-1 replaced by SHA-256.
+func serverEndPoint(leaf *x509.Certificate) (scram.ChannelBinding, error) {
+	if leaf == nil {
+		return scram.ChannelBinding{}, errors.New("no server certificate")
+	}
+	var h hash.Hash
+	switch leaf.SignatureAlgorithm {
+	case x509.SHA384WithRSA, x509.ECDSAWithSHA384, x509.SHA384WithRSAPSS:
+		h = sha512.New384()
+	case x509.SHA512WithRSA, x509.ECDSAWithSHA512, x509.SHA512WithRSAPSS:
+		h = sha512.New()
+	case x509.PureEd25519:
+		return scram.ChannelBinding{}, errors.New("tls-server-end-point undefined for Ed25519")
+	default:
+		h = sha256.New()
+	}
+	h.Write(leaf.Raw)
+	return scram.ChannelBinding{Type: scram.ChannelBindingTLSServerEndpoint, Data: h.Sum(nil)}, nil
 }
 
 // Exchange is one SASL authentication in progress.
@@ -161,7 +194,7 @@ type Exchange struct {
 	ctx    context.Context
 	mech   string
 	domain string
-	cs     *tls.ConnectionState
+	cs     *TLSInfo
 	plus   bool
 	hash   string
 
@@ -172,7 +205,7 @@ type Exchange struct {
 }
 
 // Start begins an exchange for mechanism mech on a connection for domain.
-func (a *Authenticator) Start(ctx context.Context, mech, domain string, cs *tls.ConnectionState) (*Exchange, error) {
+func (a *Authenticator) Start(ctx context.Context, mech, domain string, cs *TLSInfo) (*Exchange, error) {
 	offered := false
 	for _, m := range a.Mechanisms(cs) {
 		if m == mech {
@@ -265,9 +298,9 @@ func (x *Exchange) startSCRAM(first []byte) error {
 	var err error
 	switch {
 	case cbType == CBExporter:
-		cb, err = scram.NewTLSExporterBinding(x.cs)
+		cb, err = scram.NewTLSExporterBinding(x.cs.State)
 	case cbType == CBServerEndPoint:
-		cb, err = scram.NewTLSServerEndpointBinding(x.cs)
+		cb, err = serverEndPoint(x.cs.Leaf)
 	case cbType != "":
 		return fail("not-authorized", "unsupported channel binding "+cbType)
 	}

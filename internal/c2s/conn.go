@@ -41,6 +41,7 @@ type conn struct {
 	parser *xmlstream.Parser
 
 	state    uint8
+	opened   bool // our stream header is out
 	pinged   bool
 	failures uint8
 	domain   string
@@ -210,7 +211,12 @@ func (c *conn) fail(condition, text string) {
 	c.closed = true
 	c.releaseOutLocked()
 	c.wmu.Unlock()
-	b := []byte(streamError(condition, text))
+	var b []byte
+	if !c.opened {
+		// RFC 6120 §4.9.1.2: a stream error needs our stream header first.
+		b = append(b, c.header("")...)
+	}
+	b = append(b, streamError(condition, text)...)
 	b = append(b, "</stream:stream>"...)
 	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = c.nc.Write(b)

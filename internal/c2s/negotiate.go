@@ -3,6 +3,7 @@ package c2s
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -88,17 +89,13 @@ func (c *conn) streamStart(h *xmlstream.Element) bool {
 		}
 		if c.tls != nil || c.srv.cfg.AllowPlain || c.srv.deps.TLS == nil {
 			c.state = stateAuth
-			var cs *tls.ConnectionState
-			if c.tls != nil {
-				st := c.tls.ConnectionState()
-				cs = &st
-			}
+			ti := c.tlsInfo()
 			f.WriteString("<mechanisms xmlns='" + stanza.NSSASL + "'>")
-			for _, m := range c.srv.deps.Auth.Mechanisms(cs) {
+			for _, m := range c.srv.deps.Auth.Mechanisms(ti) {
 				f.WriteString("<mechanism>" + m + "</mechanism>")
 			}
 			f.WriteString("</mechanisms>")
-			if cbs := auth.ChannelBindings(cs); len(cbs) > 0 {
+			if cbs := auth.ChannelBindings(ti); len(cbs) > 0 {
 				f.WriteString("<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>")
 				for _, t := range cbs {
 					f.WriteString("<channel-binding type='" + t + "'/>")
@@ -117,6 +114,12 @@ func (c *conn) streamStart(h *xmlstream.Element) bool {
 }
 
 func (c *conn) writeHeader(to string) {
+	_ = c.writeNow([]byte(c.header(to)))
+	c.opened = true
+}
+
+// header returns our stream header, answering a client that said from=to.
+func (c *conn) header(to string) string {
 	h := "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='" + stanza.NewID() + "'"
 	if c.domain != "" {
 		h += " from='" + c.domain + "'"
@@ -126,7 +129,7 @@ func (c *conn) writeHeader(to string) {
 			h += " to='" + string(xmlstream.AppendEscapedAttr(nil, j.String())) + "'"
 		}
 	}
-	_ = c.writeNow([]byte(h + ">"))
+	return h + ">"
 }
 
 // element handles one top-level element according to the state.
@@ -198,12 +201,7 @@ func (c *conn) startTLS(ctx context.Context) error {
 func (c *conn) handleSASL(ctx context.Context, el *xmlstream.Element) bool {
 	switch el.Local {
 	case "auth":
-		var cs *tls.ConnectionState
-		if c.tls != nil {
-			st := c.tls.ConnectionState()
-			cs = &st
-		}
-		x, err := c.srv.deps.Auth.Start(ctx, el.Attr("mechanism"), c.domain, cs)
+		x, err := c.srv.deps.Auth.Start(ctx, el.Attr("mechanism"), c.domain, c.tlsInfo())
 		if err != nil {
 			return c.saslFailure(err)
 		}
@@ -361,4 +359,21 @@ func (c *conn) handleStanza(ctx context.Context, el *xmlstream.Element) bool {
 	}
 	c.sm.HandleFromSession(ctx, c, s)
 	return true
+}
+
+// tlsInfo describes the connection's TLS for channel binding; nil when the
+// connection is not encrypted.
+func (c *conn) tlsInfo() *auth.TLSInfo {
+	if c.tls == nil {
+		return nil
+	}
+	st := c.tls.ConnectionState()
+	ti := &auth.TLSInfo{State: &st}
+	if cert, err := c.srv.deps.TLS.GetCertificate(&tls.ClientHelloInfo{ServerName: st.ServerName}); err == nil && len(cert.Certificate) > 0 {
+		ti.Leaf = cert.Leaf
+		if ti.Leaf == nil {
+			ti.Leaf, _ = x509.ParseCertificate(cert.Certificate[0])
+		}
+	}
+	return ti
 }

@@ -134,9 +134,16 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, l := range ls {
 		l.Close()
 	}
+	s.Shutdown()
+	return err
+}
+
+// Shutdown closes every stream with system-shutdown, refuses new ones and
+// waits until every connection is gone. Listeners passed to Serve stop
+// when their context is done.
+func (s *Server) Shutdown() {
 	s.closeAll("system-shutdown")
 	s.wg.Wait()
-	return err
 }
 
 // Serve serves connections accepted from l until ctx is done; direct selects

@@ -35,7 +35,9 @@ type frame struct {
 // builder turns the complete bytes of one top-level element into a tree. All
 // names and values are strings over src (which the parser never mutates) or
 // over text; nodes, attributes and elements come from a few shared slabs so a
-// stanza costs a handful of allocations whatever its size.
+// stanza costs a handful of allocations whatever its size. The stacks used
+// while building live in run's frame, not here, so that the builder and its
+// stacks stay off the heap.
 type builder struct {
 	src []byte
 	s   string // the same memory as src
@@ -45,25 +47,14 @@ type builder struct {
 	attrs []Attr
 	nodes []Node
 	text  []byte // unescaped values; never grows past its capacity
-
-	binds   []binding
-	scratch []Node // children of the open elements, moved to nodes on close
-	frames  []frame
-
-	bindsArr   [8]binding
-	scratchArr [32]Node
-	framesArr  [8]frame
 }
 
-func newBuilder(b *builder, src []byte, lim *Limits, root []binding) {
+func (b *builder) init(src []byte, lim *Limits) {
 	b.src = src
 	if len(src) > 0 {
 		b.s = unsafe.String(&src[0], len(src))
 	}
 	b.lim = lim
-	b.binds = append(b.bindsArr[:0], root...)
-	b.scratch = b.scratchArr[:0]
-	b.frames = b.framesArr[:0]
 }
 
 func (b *builder) newElement() *Element {
@@ -76,7 +67,7 @@ func (b *builder) newElement() *Element {
 	return &b.elems[len(b.elems)-1]
 }
 
-// unescapedString stores decoded bytes and returns them as a string.
+// store returns the bytes decoded into text since start as a string.
 func (b *builder) store(start int) string {
 	v := b.text[start:]
 	if len(v) == 0 {
@@ -89,19 +80,16 @@ func (b *builder) store(start int) string {
 // which would invalidate the strings already handed out.
 func (b *builder) reserve(n int) {
 	if cap(b.text)-len(b.text) < n {
-		c := len(b.src)
-		if c < n {
-			c = n
-		}
-		b.text = make([]byte, 0, c)
+		b.text = make([]byte, 0, max(len(b.src), n))
 	}
 }
 
 // buildElement parses src, which must hold exactly one element, nested in a
-// scope where def is the default namespace and root holds the prefixes.
+// scope where def is the default namespace and root holds the prefixes. The
+// counts size the slabs; they are hints gathered by the scanner.
 func buildElement(src []byte, lim *Limits, def string, root []binding, nElem, nAttr, nText int) (*Element, *Error) {
 	var b builder
-	newBuilder(&b, src, lim, root)
+	b.init(src, lim)
 	b.elems = make([]Element, 0, nElem)
 	if nAttr > 0 {
 		b.attrs = make([]Attr, 0, nAttr)
@@ -109,21 +97,34 @@ func buildElement(src []byte, lim *Limits, def string, root []binding, nElem, nA
 	if n := nElem - 1 + nText; n > 0 {
 		b.nodes = make([]Node, 0, n)
 	}
-	return b.run(def)
+	return b.run(def, root)
 }
 
-func (b *builder) run(def string) (*Element, *Error) {
+func (b *builder) run(def string, root []binding) (*Element, *Error) {
+	var (
+		bindsArr   [8]binding
+		scratchArr [32]Node
+		framesArr  [8]frame
+	)
+	binds := append(bindsArr[:0], root...)
+	scratch := scratchArr[:0] // children of the open elements
+	frames := framesArr[:0]
+
 	src := b.src
 	n := len(src)
 	if n == 0 || src[0] != '<' {
 		return nil, errNWF("expected start tag")
 	}
 	top := b.newElement()
-	i, empty, err := b.open(0, top, def, 1, nil)
+	i, empty, binds, f, err := b.open(0, top, def, 1, nil, binds)
 	if err != nil {
 		return nil, err
 	}
-	for !empty && len(b.frames) > 0 {
+	if !empty {
+		f.scratchMark = 0
+		frames = append(frames, f)
+	}
+	for len(frames) > 0 {
 		if i >= n {
 			return nil, errNWF("unexpected end of element")
 		}
@@ -134,7 +135,7 @@ func (b *builder) run(def string) (*Element, *Error) {
 				return nil, err
 			}
 			if t != "" {
-				b.scratch = append(b.scratch, Node{Text: t})
+				scratch = append(scratch, Node{Text: t})
 			}
 			continue
 		}
@@ -143,26 +144,35 @@ func (b *builder) run(def string) (*Element, *Error) {
 		}
 		switch src[i+1] {
 		case '/':
-			i, err = b.close(i)
+			i, err = b.close(i, frames, scratch)
 			if err != nil {
 				return nil, err
 			}
+			f := &frames[len(frames)-1]
+			binds = binds[:f.bindMark]
+			clear(scratch[f.scratchMark:])
+			scratch = scratch[:f.scratchMark]
+			frames = frames[:len(frames)-1]
 		case '!':
 			return nil, errRestricted("comments and declarations are not allowed")
 		case '?':
 			return nil, errRestricted("processing instructions are not allowed")
 		default:
-			depth := int32(len(b.frames)) + 1
+			depth := int32(len(frames)) + 1
 			if int(depth) > b.lim.MaxDepth {
 				return nil, errPolicy("element nesting too deep")
 			}
-			parent := &b.frames[len(b.frames)-1]
+			parent := &frames[len(frames)-1]
 			el := b.newElement()
 			el.parent = parent.el
-			b.scratch = append(b.scratch, Node{Elem: el})
-			i, _, err = b.open(i, el, parent.def, depth, parent)
+			scratch = append(scratch, Node{Elem: el})
+			i, empty, binds, f, err = b.open(i, el, parent.def, depth, parent, binds)
 			if err != nil {
 				return nil, err
+			}
+			if !empty {
+				f.scratchMark = int32(len(scratch))
+				frames = append(frames, f)
 			}
 		}
 	}
@@ -175,20 +185,21 @@ func (b *builder) run(def string) (*Element, *Error) {
 var cdataOpen = []byte("<![CDATA[")
 
 // open parses the start tag at src[i] for an element at depth, resolving its
-// names. It pushes a frame unless the tag is empty, and returns the index
-// after the tag.
-func (b *builder) open(i int, el *Element, def string, depth int32, parent *frame) (int, bool, *Error) {
+// names against binds, to which it adds the element's declarations. It
+// returns the index after the tag, whether the tag was empty, and the frame
+// to push when it was not.
+func (b *builder) open(i int, el *Element, def string, depth int32, parent *frame, binds []binding) (int, bool, []binding, frame, *Error) {
 	src, s := b.src, b.s
 	n := len(src)
 	i++
 	ns := i
 	i, err := b.name(i)
 	if err != nil {
-		return 0, false, err
+		return 0, false, nil, frame{}, err
 	}
 	qname := s[ns:i]
 	attrMark := len(b.attrs)
-	bindMark := len(b.binds)
+	bindMark := len(binds)
 	count := 0
 	defSet := false
 	empty := false
@@ -198,7 +209,7 @@ func (b *builder) open(i int, el *Element, def string, depth int32, parent *fram
 			i++
 		}
 		if i >= n {
-			return 0, false, errNWF("unterminated start tag")
+			return 0, false, nil, frame{}, errNWF("unterminated start tag")
 		}
 		c := src[i]
 		if c == '>' {
@@ -211,67 +222,67 @@ func (b *builder) open(i int, el *Element, def string, depth int32, parent *fram
 				empty = true
 				break
 			}
-			return 0, false, errNWF("expected '>' after '/'")
+			return 0, false, nil, frame{}, errNWF("expected '>' after '/'")
 		}
 		if i == sp {
-			return 0, false, errNWF("missing whitespace before attribute")
+			return 0, false, nil, frame{}, errNWF("missing whitespace before attribute")
 		}
 		as := i
 		if i, err = b.name(i); err != nil {
-			return 0, false, err
+			return 0, false, nil, frame{}, err
 		}
 		aname := s[as:i]
 		for i < n && byteClass[src[i]]&clsSpace != 0 {
 			i++
 		}
 		if i >= n || src[i] != '=' {
-			return 0, false, errNWF("expected '=' after attribute name")
+			return 0, false, nil, frame{}, errNWF("expected '=' after attribute name")
 		}
 		i++
 		for i < n && byteClass[src[i]]&clsSpace != 0 {
 			i++
 		}
 		if i >= n || (src[i] != '\'' && src[i] != '"') {
-			return 0, false, errNWF("attribute value must be quoted")
+			return 0, false, nil, frame{}, errNWF("attribute value must be quoted")
 		}
 		var value string
 		if i, value, err = b.attrValue(i+1, src[i]); err != nil {
-			return 0, false, err
+			return 0, false, nil, frame{}, err
 		}
 		count++
 		if count > b.lim.MaxAttrs {
-			return 0, false, errPolicy("too many attributes")
+			return 0, false, nil, frame{}, errPolicy("too many attributes")
 		}
 		switch {
 		case aname == "xmlns":
 			if defSet {
-				return 0, false, errNWF("duplicate attribute xmlns")
+				return 0, false, nil, frame{}, errNWF("duplicate attribute xmlns")
 			}
 			if value == NSXML || value == nsXMLNS {
-				return 0, false, errNWF("reserved namespace used as default")
+				return 0, false, nil, frame{}, errNWF("reserved namespace used as default")
 			}
 			defSet = true
 			def = value
 		case strings.HasPrefix(aname, "xmlns:"):
 			p := aname[len("xmlns:"):]
 			if strings.IndexByte(p, ':') >= 0 {
-				return 0, false, errNWF("invalid prefix declaration")
+				return 0, false, nil, frame{}, errNWF("invalid prefix declaration")
 			}
 			if err := checkDecl(p, value); err != nil {
-				return 0, false, err
+				return 0, false, nil, frame{}, err
 			}
-			for _, bd := range b.binds[bindMark:] {
+			for _, bd := range binds[bindMark:] {
 				if bd.prefix == p {
-					return 0, false, errNWF("duplicate attribute xmlns:" + p)
+					return 0, false, nil, frame{}, errNWF("duplicate attribute xmlns:" + p)
 				}
 			}
 			if p != "xml" {
-				b.binds = append(b.binds, binding{prefix: p, uri: value, depth: depth})
+				binds = append(binds, binding{prefix: p, uri: value, depth: depth})
 			}
 		default:
 			prefix, local, err := splitQName(aname)
 			if err != nil {
-				return 0, false, err
+				return 0, false, nil, frame{}, err
 			}
 			// Space holds the prefix until all declarations of the tag
 			// have been seen.
@@ -282,15 +293,15 @@ func (b *builder) open(i int, el *Element, def string, depth int32, parent *fram
 	ownRef := int32(noRef)
 	prefix, local, err := splitQName(qname)
 	if err != nil {
-		return 0, false, err
+		return 0, false, nil, frame{}, err
 	}
 	el.Local = local
 	if prefix == "" {
 		el.Space = def
 	} else {
-		uri, d, err := b.lookup(prefix)
+		uri, d, err := lookup(binds, prefix)
 		if err != nil {
-			return 0, false, err
+			return 0, false, nil, frame{}, err
 		}
 		el.Space = uri
 		ownRef = min(ownRef, d)
@@ -299,16 +310,16 @@ func (b *builder) open(i int, el *Element, def string, depth int32, parent *fram
 	for k := range attrs {
 		a := &attrs[k]
 		if a.Space != "" {
-			uri, d, err := b.lookup(a.Space)
+			uri, d, err := lookup(binds, a.Space)
 			if err != nil {
-				return 0, false, err
+				return 0, false, nil, frame{}, err
 			}
 			a.Space = uri
 			ownRef = min(ownRef, d)
 		}
 		for j := 0; j < k; j++ {
 			if attrs[j].Local == a.Local && attrs[j].Space == a.Space {
-				return 0, false, errNWF("duplicate attribute " + a.Local)
+				return 0, false, nil, frame{}, errNWF("duplicate attribute " + a.Local)
 			}
 		}
 	}
@@ -319,21 +330,18 @@ func (b *builder) open(i int, el *Element, def string, depth int32, parent *fram
 		parent.minRef = min(parent.minRef, ownRef)
 	}
 	if empty {
-		b.binds = b.binds[:bindMark]
 		el.hasRaw = prefix == ""
-		return i, true, nil
+		return i, true, binds[:bindMark], frame{}, nil
 	}
-	b.frames = append(b.frames, frame{
-		el:          el,
-		qname:       qname,
-		def:         def,
-		bindMark:    int32(bindMark),
-		scratchMark: int32(len(b.scratch)),
-		innerStart:  int32(i),
-		minRef:      noRef,
-		prefixed:    prefix != "",
-	})
-	return i, false, nil
+	return i, false, binds, frame{
+		el:         el,
+		qname:      qname,
+		def:        def,
+		bindMark:   int32(bindMark),
+		innerStart: int32(i),
+		minRef:     noRef,
+		prefixed:   prefix != "",
+	}, nil
 }
 
 const nsXMLNS = "http://www.w3.org/2000/xmlns/"
@@ -355,16 +363,16 @@ func checkDecl(p, uri string) *Error {
 
 // lookup resolves a prefix and returns the depth of its declaration; the xml
 // prefix never makes a subtree depend on its context.
-func (b *builder) lookup(prefix string) (string, int32, *Error) {
+func lookup(binds []binding, prefix string) (string, int32, *Error) {
 	if prefix == "xml" {
 		return NSXML, noRef, nil
 	}
 	if prefix == "xmlns" {
 		return "", 0, errNWF("the xmlns prefix cannot be used on names")
 	}
-	for k := len(b.binds) - 1; k >= 0; k-- {
-		if b.binds[k].prefix == prefix {
-			return b.binds[k].uri, b.binds[k].depth, nil
+	for k := len(binds) - 1; k >= 0; k-- {
+		if binds[k].prefix == prefix {
+			return binds[k].uri, binds[k].depth, nil
 		}
 	}
 	return "", 0, errNWF("undeclared namespace prefix " + prefix)
@@ -383,10 +391,12 @@ func splitQName(q string) (prefix, local string, err *Error) {
 	return q[:k], q[k+1:], nil
 }
 
-// close parses the end tag at src[i] and finishes the innermost element.
-func (b *builder) close(i int) (int, *Error) {
+// close parses the end tag at src[i] and finishes the innermost element of
+// frames, whose children are at the end of scratch. The caller pops the
+// frame.
+func (b *builder) close(i int, frames []frame, scratch []Node) (int, *Error) {
 	src := b.src
-	f := &b.frames[len(b.frames)-1]
+	f := &frames[len(frames)-1]
 	lt := i
 	i += 2
 	ns := i
@@ -406,27 +416,22 @@ func (b *builder) close(i int) (int, *Error) {
 	i++
 
 	el := f.el
-	if kids := b.scratch[f.scratchMark:]; len(kids) > 0 {
+	if kids := scratch[f.scratchMark:]; len(kids) > 0 {
 		if cap(b.nodes)-len(b.nodes) < len(kids) {
 			b.nodes = make([]Node, 0, max(len(kids), 8))
 		}
 		at := len(b.nodes)
 		b.nodes = append(b.nodes, kids...)
 		el.Nodes = b.nodes[at:len(b.nodes):len(b.nodes)]
-		clear(kids)
-		b.scratch = b.scratch[:f.scratchMark]
 	}
-	depth := int32(len(b.frames))
+	depth := int32(len(frames))
 	if !f.prefixed && f.minRef > depth {
 		el.raw = b.s[f.innerStart:lt]
 		el.hasRaw = true
 	}
-	b.binds = b.binds[:f.bindMark]
-	ref := f.minRef
-	b.frames = b.frames[:len(b.frames)-1]
-	if len(b.frames) > 0 {
-		p := &b.frames[len(b.frames)-1]
-		p.minRef = min(p.minRef, ref)
+	if len(frames) > 1 {
+		p := &frames[len(frames)-2]
+		p.minRef = min(p.minRef, f.minRef)
 	}
 	return i, nil
 }

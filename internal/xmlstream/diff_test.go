@@ -201,6 +201,23 @@ func normalizeAttrWS(dumped string) string {
 	return b.String()
 }
 
+// encodingXMLLax lists errors of ours for well-formedness rules that
+// encoding/xml does not enforce.
+var encodingXMLLax = []string{
+	"missing whitespace before attribute",
+}
+
+func firstError(doc string) string {
+	p := NewParser(DefaultLimits())
+	p.Feed([]byte(doc))
+	for {
+		_, err := p.Next()
+		if err != nil {
+			return err.Error()
+		}
+	}
+}
+
 // checkDifferential compares our trees with encoding/xml's on frag.
 func checkDifferential(t *testing.T, frag string) {
 	doc := diffHeader + frag + trailer
@@ -210,7 +227,13 @@ func checkDifferential(t *testing.T, frag string) {
 	}
 	got := parseChunks([]byte(doc))
 	if len(got) > 0 && got[len(got)-1].cond != "" {
-		t.Fatalf("rejected %q, accepted by encoding/xml: %s", frag, joinRecords(got))
+		msg := firstError(doc)
+		for _, lax := range encodingXMLLax {
+			if strings.Contains(msg, lax) {
+				return
+			}
+		}
+		t.Fatalf("rejected %q (%s), accepted by encoding/xml", frag, msg)
 	}
 	if len(got) != len(want)+2 {
 		t.Fatalf("%q: got %d events, want %d trees\n%s", frag, len(got), len(want), joinRecords(got))

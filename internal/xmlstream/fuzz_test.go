@@ -15,5 +15,38 @@ func FuzzParser(f *testing.F) {
 		if got := joinRecords(parseChunks(data[:at], data[at:])); got != whole {
 			t.Fatalf("split at %d:\n got %s\nwant %s", at, got, whole)
 		}
+		checkRoundTrip(t, data)
 	})
+}
+
+// checkRoundTrip serializes every stanza of data and parses it back.
+func checkRoundTrip(t *testing.T, data []byte) {
+	p := NewParser(DefaultLimits())
+	p.Feed(data)
+	for {
+		ev, err := p.Next()
+		if err != nil {
+			return
+		}
+		if ev.Kind != EventElement {
+			continue
+		}
+		def := p.DefaultNS()
+		for _, raw := range []bool{true, false} {
+			if !raw {
+				dropAllRaw(ev.Elem)
+			}
+			out := ev.Elem.AppendXML(nil, def)
+			q := NewParser(DefaultLimits())
+			q.Feed([]byte("<s xmlns='" + string(AppendEscapedAttr(nil, def)) + "'>"))
+			q.Feed(out)
+			if _, err := q.Next(); err != nil {
+				t.Fatalf("reparse header: %v", err)
+			}
+			back, err := q.Next()
+			if err != nil || dump(back.Elem) != dump(ev.Elem) {
+				t.Fatalf("raw=%v round trip of %s\nserialized %s\nerr %v", raw, dump(ev.Elem), out, err)
+			}
+		}
+	}
 }

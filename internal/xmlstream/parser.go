@@ -424,11 +424,11 @@ func (p *Parser) prolog() (Event, *Error) {
 	i := 0
 	declEnd := 0
 	if lim >= 2 && buf[0] == '<' && buf[1] == '?' {
-		k := bytes.Index(buf[:lim], []byte("?>"))
+		k := bytes.Index(buf[2:lim], []byte("?>"))
 		if k < 0 {
 			return more()
 		}
-		declEnd = k + 2
+		declEnd = k + 4
 		i = declEnd
 	} else if lim == 1 && buf[0] == '<' {
 		return more()
@@ -482,14 +482,14 @@ func (p *Parser) header(declEnd, tagStart, end int) (Event, *Error) {
 		}
 	}
 	var b builder
-	newBuilder(&b, src, &p.lim, nil)
+	b.init(src, &p.lim)
 	for i := declEnd; i < tagStart; i++ {
 		if byteClass[src[i]]&clsSpace == 0 {
 			return Event{}, errNWF("unexpected data before the stream header")
 		}
 	}
 	root := &Element{}
-	i, empty, err := b.open(tagStart, root, "", 0, nil)
+	i, empty, binds, f, err := b.open(tagStart, root, "", 0, nil, nil)
 	if err != nil {
 		return Event{}, err
 	}
@@ -501,14 +501,11 @@ func (p *Parser) header(declEnd, tagStart, end int) (Event, *Error) {
 		p.endNext = true
 		p.state = stEnded
 	} else {
-		f := &b.frames[0]
 		p.rootName = f.qname
 		p.rootDef = f.def
 		p.state = stContent
 	}
-	if len(b.binds) > 0 {
-		p.rootBinds = append([]binding(nil), b.binds...)
-	}
+	p.rootBinds = binds
 	return Event{Kind: EventStreamStart, Elem: root}, nil
 }
 

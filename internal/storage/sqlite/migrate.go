@@ -114,9 +114,13 @@ func migrateOne(ctx context.Context, db *sql.DB, steps []string) (done bool, err
 	return false, nil
 }
 
-func schemaVersion(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}) (int, error) {
+// queryRower is what *sql.DB and *sql.Tx have in common for schemaVersion.
+type queryRower interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// schemaVersion returns the highest applied migration, 0 for none.
+func schemaVersion(ctx context.Context, q queryRower) (int, error) {
 	var v sql.NullInt64
 	if err := q.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v); err != nil {
 		return 0, fmt.Errorf("read schema version: %w", err)

@@ -1,0 +1,308 @@
+package c2s_test
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/c2s"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
+)
+
+func TestLoginEveryMechanism(t *testing.T) {
+	s := xmpptest.StartServer(t, nil)
+	s.AddUser(t, "alice@localhost", "wonderland")
+	cases := []struct{ mech, cb string }{
+		{"SCRAM-SHA-1", ""},
+		{"SCRAM-SHA-256", ""},
+		{"SCRAM-SHA-512", ""},
+		{"SCRAM-SHA-1-PLUS", "tls-exporter"},
+		{"SCRAM-SHA-256-PLUS", "tls-exporter"},
+		{"SCRAM-SHA-512-PLUS", "tls-exporter"},
+		{"SCRAM-SHA-256-PLUS", "tls-server-end-point"},
+		{"PLAIN", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.mech+"/"+tc.cb, func(t *testing.T) {
+			c := xmpptest.Dial(t, s.Addr, "localhost")
+			c.Open()
+			c.StartTLS(s.Roots)
+			var cond string
+			if tc.mech == "PLAIN" {
+				cond = c.AuthPlain("alice", "wonderland")
+			} else {
+				cond = c.AuthSCRAM(tc.mech, "alice", "wonderland", tc.cb)
+			}
+			if cond != "" {
+				t.Fatalf("auth failed: %s", cond)
+			}
+			if got := c.Bind("home"); got != "alice@localhost/home" {
+				t.Fatalf("bound %q", got)
+			}
+			c.Close()
+		})
+	}
+}
+
+func TestWrongCredentials(t *testing.T) {
+	s := xmpptest.StartServer(t, nil)
+	s.AddUser(t, "alice@localhost", "wonderland")
+	for _, tc := range []struct{ mech, user, pass string }{
+		{"SCRAM-SHA-1", "alice", "nope"},
+		{"SCRAM-SHA-256", "nobody", "nope"},
+		{"PLAIN", "alice", "nope"},
+		{"PLAIN", "nobody", "nope"},
+	} {
+		t.Run(tc.mech+"/"+tc.user, func(t *testing.T) {
+			c := xmpptest.Dial(t, s.Addr, "localhost")
+			c.Open()
+			c.StartTLS(s.Roots)
+			var cond string
+			if tc.mech == "PLAIN" {
+				cond = c.AuthPlain(tc.user, tc.pass)
+			} else {
+				cond = c.AuthSCRAM(tc.mech, tc.user, tc.pass, "")
+			}
+			if cond != "not-authorized" {
+				t.Fatalf("got %q, want not-authorized", cond)
+			}
+		})
+	}
+}
+
+func TestTooManyFailuresCloseStream(t *testing.T) {
+	s := xmpptest.StartServer(t, func(c *c2s.Config) { c.MaxAuthFailures = 1 })
+	c := xmpptest.Dial(t, s.Addr, "localhost")
+	c.Open()
+	c.StartTLS(s.Roots)
+	if cond := c.AuthPlain("x", "y"); cond != "not-authorized" {
+		t.Fatalf("got %q", cond)
+	}
+	if cond := c.StreamError(); cond != "policy-violation" {
+		t.Fatalf("stream error %q, want policy-violation", cond)
+	}
+}
+
+func TestFeaturesBeforeAndAfterTLS(t *testing.T) {
+	s := xmpptest.StartServer(t, nil)
+	c := xmpptest.Dial(t, s.Addr, "localhost")
+	c.Open()
+	st := c.Features.Child("urn:ietf:params:xml:ns:xmpp-tls", "starttls")
+	if st == nil || st.Child("urn:ietf:params:xml:ns:xmpp-tls", "required") == nil {
+		t.Fatalf("want required starttls, got %s", c.Features)
+	}
+	if len(c.Mechanisms()) != 0 {
+		t.Fatalf("mechanisms offered before TLS: %v", c.Mechanisms())
+	}
+	c.StartTLS(s.Roots)
+	got := strings.Join(c.Mechanisms(), " ")
+	want := "SCRAM-SHA-512-PLUS SCRAM-SHA-256-PLUS SCRAM-SHA-1-PLUS SCRAM-SHA-512 SCRAM-SHA-256 SCRAM-SHA-1 PLAIN"
+	if got != want {
+		t.Fatalf("mechanisms %q, want %q", got, want)
+	}
+	cb := c.Features.Child("urn:xmpp:sasl-cb:0", "sasl-channel-binding")
+	if cb == nil || len(cb.Children()) != 2 {
+		t.Fatalf("channel binding types: %s", c.Features)
+	}
+}
+
+func TestAuthWithoutTLSRefused(t *testing.T) {
+	s := xmpptest.StartServer(t, nil)
+	c := xmpptest.Dial(t, s.Addr, "localhost")
+	c.Open()
+	c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHdvbmRlcmxhbmQ=</auth>")
+	if cond := c.StreamError(); cond != "policy-violation" {
+		t.Fatalf("got %q, want policy-violation", cond)
+	}
+}
+
+func TestPlainConnectionsWhenAllowed(t *testing.T) {
+	s := xmpptest.StartServer(t, func(c *c2s.Config) { c.AllowPlain = true })
+	s.AddUser(t, "alice@localhost", "wonderland")
+	c := xmpptest.Dial(t, s.Addr, "localhost")
+	c.Open()
+	got := strings.Join(c.Mechanisms(), " ")
+	if got != "SCRAM-SHA-512 SCRAM-SHA-256 SCRAM-SHA-1" {
+		t.Fatalf("mechanisms without TLS: %q", got)
+	}
+	if cond := c.AuthSCRAM("SCRAM-SHA-1", "alice", "wonderland", ""); cond != "" {
+		t.Fatal(cond)
+	}
+	c.Bind("r")
+}
+
+func TestDirectTLSWithALPN(t *testing.T) {
+	s := xmpptest.StartServer(t, nil)
+	s.AddUser(t, "alice@localhost", "wonderland")
+	c := xmpptest.Dial(t, s.TLSAddr, "localhost")
+	st := c.UseTLS(s.Roots, "xmpp-client")
+	if st.NegotiatedProtocol != "xmpp-client" {
+		t.Fatalf("ALPN %q", st.NegotiatedProtocol)
+	}
+	c.Open()
+	if cond := c.AuthSCRAM("SCRAM-SHA-256-PLUS", "alice", "wonderland", "tls-exporter"); cond != "" {
+		t.Fatal(cond)
+	}
+	c.Bind("tls")
+	c.Send("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	c.Expect("ping result", func(e *xmlstream.Element) bool { return e.Attr("id") == "p1" && e.Attr("type") == "result" })
+}
+
+func TestBadInputStreamErrors(t *testing.T) {
+	s := xmpptest.StartServer(t, nil)
+	header := "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>"
+	cases := []struct{ name, send, want string }{
+		{"malformed", header + "<message><body>x</bodyy></message>", "not-well-formed"},
+		{"doctype", "<?xml version='1.0'?><!DOCTYPE foo [<!ENTITY x 'y'>]>" + header, "restricted-xml"},
+		{"entity", header + "<message><body>&xxe;</body></message>", "restricted-xml"},
+		{"comment", header + "<!-- hi -->", "restricted-xml"},
+		{"pi", header + "<?evil?>", "restricted-xml"},
+		{"oversized", header + "<message><body>" + strings.Repeat("a", 300<<10) + "</body></message>", "policy-violation"},
+		{"unknown host", strings.Replace(header, "to='localhost'", "to='elsewhere.example'", 1), "host-unknown"},
+		{"bad namespace", strings.Replace(header, "http://etherx.jabber.org/streams", "urn:wrong", 1), "invalid-namespace"},
+		{"stanza before auth", header + "<message to='bob@localhost'><body>x</body></message>", "not-authorized"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := xmpptest.Dial(t, s.Addr, "localhost")
+			c.Send(tc.send)
+			if got := c.StreamError(); got != tc.want {
+				t.Fatalf("stream error %q, want %q", got, tc.want)
+			}
+		})
+	}
+	// The server still serves others.
+	s.AddUser(t, "alice@localhost", "wonderland")
+	c := s.Login(t, "alice", "wonderland", "after")
+	c.Send("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+	c.Expect("ping result", func(e *xmlstream.Element) bool { return e.Attr("id") == "p1" && e.Attr("type") == "result" })
+}
+
+func TestDisconnectMidStanza(t *testing.T) {
+	s := xmpptest.StartServer(t, nil)
+	s.AddUser(t, "alice@localhost", "wonderland")
+	s.AddUser(t, "bob@localhost", "builder")
+	a := s.Login(t, "alice", "wonderland", "a")
+	a.Send("<message to='bob@localhost'><body>half a sta")
+	a.Conn().(*tls.Conn).NetConn().Close()
+	xmpptest.CheckFor(t, 5*time.Second, func() error {
+		if n := s.Edge.ConnCount(); n != 0 {
+			return fmt.Errorf("%d connections open", n)
+		}
+		return nil
+	})
+	b := s.Login(t, "bob", "builder", "b")
+	b.Send("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+	b.Expect("ping result", func(e *xmlstream.Element) bool { return e.Attr("id") == "p1" })
+}
+
+func TestSpoofedFromIsReplaced(t *testing.T) {
+	s := xmpptest.StartServer(t, nil)
+	s.AddUser(t, "alice@localhost", "wonderland")
+	s.AddUser(t, "bob@localhost", "builder")
+	a := s.Login(t, "alice", "wonderland", "a")
+	b := s.Login(t, "bob", "builder", "b")
+	b.Send("<presence/>")
+	b.Expect("own presence", func(e *xmlstream.Element) bool { return e.Local == "presence" })
+	a.Send("<message from='carol@localhost/x' to='bob@localhost/b' id='m1'><body>trust me</body></message>")
+	m := b.Expect("message", func(e *xmlstream.Element) bool { return e.Local == "message" })
+	if m.Attr("from") != "alice@localhost/a" || m.Attr("id") != "m1" || m.Child(xmlstream.NSClient, "body").Text() != "trust me" {
+		t.Fatalf("got %s", m)
+	}
+}
+
+func TestResourceConflictReplacesOldSession(t *testing.T) {
+	s := xmpptest.StartServer(t, nil)
+	s.AddUser(t, "alice@localhost", "wonderland")
+	old := s.Login(t, "alice", "wonderland", "phone")
+	s.Login(t, "alice", "wonderland", "phone")
+	if cond := old.StreamError(); cond != "conflict" {
+		t.Fatalf("old session got %q, want conflict", cond)
+	}
+}
+
+func TestServerGeneratedResource(t *testing.T) {
+	s := xmpptest.StartServer(t, nil)
+	s.AddUser(t, "alice@localhost", "wonderland")
+	c := s.Login(t, "alice", "wonderland", "")
+	if !strings.HasPrefix(c.JID, "alice@localhost/") || len(c.JID) <= len("alice@localhost/") {
+		t.Fatalf("bound %q", c.JID)
+	}
+	// The legacy session element is accepted.
+	c.Send("<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")
+	c.Expect("session result", func(e *xmlstream.Element) bool { return e.Attr("id") == "s1" && e.Attr("type") == "result" })
+}
+
+func TestWhitespaceKeepaliveAndIdlePing(t *testing.T) {
+	s := xmpptest.StartServer(t, func(c *c2s.Config) {
+		c.IdleTimeout = 1500 * time.Millisecond
+		c.PingTimeout = 500 * time.Millisecond
+	})
+	s.AddUser(t, "alice@localhost", "wonderland")
+	c := s.Login(t, "alice", "wonderland", "a")
+	c.Send(" \n ")
+	ping := c.Expect("idle ping", func(e *xmlstream.Element) bool {
+		return e.Local == "iq" && e.Child("urn:xmpp:ping", "ping") != nil
+	})
+	c.Send("<iq type='result' id='" + ping.Attr("id") + "' to='localhost'/>")
+	ping2 := c.Expect("second idle ping", func(e *xmlstream.Element) bool {
+		return e.Local == "iq" && e.Child("urn:xmpp:ping", "ping") != nil
+	})
+	_ = ping2 // left unanswered
+	if cond := c.StreamError(); cond != "connection-timeout" {
+		t.Fatalf("got %q, want connection-timeout", cond)
+	}
+}
+
+func TestShutdownSendsSystemShutdown(t *testing.T) {
+	s := xmpptest.StartServer(t, nil)
+	s.AddUser(t, "alice@localhost", "wonderland")
+	c := s.Login(t, "alice", "wonderland", "a")
+	go s.Stop()
+	if cond := c.StreamError(); cond != "system-shutdown" {
+		t.Fatalf("got %q, want system-shutdown", cond)
+	}
+}
+
+func TestParallelWrongPasswords(t *testing.T) {
+	s := xmpptest.StartServer(t, nil)
+	s.AddUser(t, "alice@localhost", "wonderland")
+	var wg sync.WaitGroup
+	errs := make(chan string, 100)
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := net.Dial("tcp", s.Addr)
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			conn.Close()
+		}()
+	}
+	wg.Wait()
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := xmpptest.Dial(t, s.Addr, "localhost")
+			c.Open()
+			c.StartTLS(s.Roots)
+			if cond := c.AuthPlain("alice", "wrong"); cond != "not-authorized" {
+				errs <- cond
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	s.Login(t, "alice", "wonderland", "ok")
+}

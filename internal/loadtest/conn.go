@@ -1,0 +1,348 @@
+package loadtest
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+)
+
+// Namespaces the client speaks.
+const (
+	nsTLS  = "urn:ietf:params:xml:ns:xmpp-tls"
+	nsSASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+	nsBind = "urn:ietf:params:xml:ns:xmpp-bind"
+)
+
+// readBufSize is what one read takes from the socket: larger than a
+// negotiation step or a handful of chat messages, small enough that
+// thousands of connections cost little.
+const readBufSize = 4096
+
+// Options describe how to reach and log in to the server.
+type Options struct {
+	// Addr is the host:port of the STARTTLS (or plain) client listener.
+	Addr string
+	// Domain is the XMPP domain of the accounts.
+	Domain string
+	// Password is shared by every load account.
+	Password string
+	// TLS asks for STARTTLS before authenticating.
+	TLS bool
+	// TLSConfig is used for STARTTLS; its ServerName should be Domain.
+	TLSConfig *tls.Config
+	// Resource is bound by every connection.
+	Resource string
+	// Timeout bounds the whole negotiation of one connection and the
+	// closing handshake.
+	Timeout time.Duration
+	// Keys caches the SCRAM derivation; nil means a private cache.
+	Keys *KeyCache
+}
+
+func (o *Options) defaults() {
+	if o.Resource == "" {
+		o.Resource = "bench"
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	if o.Keys == nil {
+		o.Keys = NewKeyCache()
+	}
+}
+
+// Conn is one logged-in client connection.
+type Conn struct {
+	raw net.Conn // the socket
+	nc  net.Conn // the socket or TLS over it
+	p   *xmlstream.Parser
+	buf []byte // nil while idle so an idle connection holds no buffer
+	// JID is the full JID the server bound.
+	JID string
+	// closed is set once the server ended its stream, so Close does not
+	// wait for it again.
+	closed bool
+}
+
+// StreamHeader returns the opening stream header for domain.
+func StreamHeader(domain string) []byte {
+	return []byte("<?xml version='1.0'?><stream:stream to='" + domain +
+		"' version='1.0' xml:lang='en' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>")
+}
+
+// StreamEnd closes a stream.
+var StreamEnd = []byte("</stream:stream>")
+
+// Presence is the initial presence every connection sends after binding.
+var Presence = []byte("<presence/>")
+
+// Login dials the server and negotiates a session for user (the local
+// part): stream, STARTTLS if asked, SCRAM-SHA-1, bind. It returns the
+// connection and how long the negotiation took from its first byte
+// written to the bind result.
+func Login(ctx context.Context, o *Options, user string) (*Conn, time.Duration, error) {
+	d := net.Dialer{Timeout: o.Timeout}
+	raw, err := d.DialContext(ctx, "tcp", o.Addr)
+	if err != nil {
+		return nil, 0, err
+	}
+	c := &Conn{raw: raw, nc: raw, p: xmlstream.NewParser(xmlstream.DefaultLimits()), buf: make([]byte, readBufSize)}
+	_ = raw.SetDeadline(time.Now().Add(o.Timeout))
+	start := time.Now()
+	if err := c.negotiate(o, user); err != nil {
+		raw.Close()
+		return nil, 0, fmt.Errorf("%s: %w", user, err)
+	}
+	took := time.Since(start)
+	_ = raw.SetDeadline(time.Time{})
+	return c, took, nil
+}
+
+func (c *Conn) negotiate(o *Options, user string) error {
+	header := StreamHeader(o.Domain)
+	f, err := c.open(header)
+	if err != nil {
+		return err
+	}
+	if o.TLS {
+		if f.Child(nsTLS, "starttls") == nil {
+			return errors.New("server offers no STARTTLS")
+		}
+		if err := c.write([]byte("<starttls xmlns='" + nsTLS + "'/>")); err != nil {
+			return err
+		}
+		el, err := c.Next()
+		if err != nil {
+			return err
+		}
+		if el.Local != "proceed" {
+			return fmt.Errorf("starttls: got <%s/>", el.Local)
+		}
+		t := tls.Client(c.raw, o.TLSConfig)
+		if err := t.Handshake(); err != nil {
+			return fmt.Errorf("tls handshake: %w", err)
+		}
+		c.nc = t
+		c.p.Reset()
+		if f, err = c.open(header); err != nil {
+			return err
+		}
+	}
+	if !offers(f, "SCRAM-SHA-1") {
+		return errors.New("server offers no SCRAM-SHA-1")
+	}
+	if err := c.scram(o, user); err != nil {
+		return err
+	}
+	c.p.Reset()
+	if f, err = c.open(header); err != nil {
+		return err
+	}
+	if f.Child(nsBind, "bind") == nil {
+		return errors.New("server offers no resource binding")
+	}
+	if err := c.write([]byte("<iq type='set' id='bind1'><bind xmlns='" + nsBind + "'><resource>" + o.Resource + "</resource></bind></iq>")); err != nil {
+		return err
+	}
+	for range 16 {
+		el, err := c.Next()
+		if err != nil {
+			return err
+		}
+		if el.Local != "iq" || el.Attr("id") != "bind1" {
+			continue
+		}
+		if el.Attr("type") != "result" {
+			return fmt.Errorf("bind: %s", condition(el))
+		}
+		if b := el.Child(nsBind, "bind"); b != nil {
+			if j := b.Child(nsBind, "jid"); j != nil {
+				c.JID = j.Text()
+			}
+		}
+		return nil
+	}
+	return errors.New("bind: no answer")
+}
+
+// open sends a stream header and returns the features that follow.
+func (c *Conn) open(header []byte) (*xmlstream.Element, error) {
+	if err := c.write(header); err != nil {
+		return nil, err
+	}
+	ev, err := c.event()
+	if err != nil {
+		return nil, err
+	}
+	if ev.Kind != xmlstream.EventStreamStart {
+		return nil, errors.New("expected a stream header")
+	}
+	el, err := c.Next()
+	if err != nil {
+		return nil, err
+	}
+	if el.Local != "features" {
+		return nil, fmt.Errorf("expected features, got <%s/>", el.Local)
+	}
+	return el, nil
+}
+
+func offers(features *xmlstream.Element, mech string) bool {
+	m := features.Child(nsSASL, "mechanisms")
+	if m == nil {
+		return false
+	}
+	for e := range m.ChildElements {
+		if e.Local == "mechanism" && strings.TrimSpace(e.Text()) == mech {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Conn) scram(o *Options, user string) error {
+	x := newScramExchange(o.Keys, user, o.Password)
+	if err := c.write([]byte("<auth xmlns='" + nsSASL + "' mechanism='SCRAM-SHA-1'>" +
+		base64.StdEncoding.EncodeToString([]byte(x.first())) + "</auth>")); err != nil {
+		return err
+	}
+	el, err := c.Next()
+	if err != nil {
+		return err
+	}
+	if el.Local != "challenge" {
+		return fmt.Errorf("sasl: %s", condition(el))
+	}
+	sf, err := base64.StdEncoding.DecodeString(strings.TrimSpace(el.Text()))
+	if err != nil {
+		return fmt.Errorf("sasl: bad challenge: %v", err)
+	}
+	final, err := x.final(string(sf))
+	if err != nil {
+		return err
+	}
+	if err := c.write([]byte("<response xmlns='" + nsSASL + "'>" +
+		base64.StdEncoding.EncodeToString([]byte(final)) + "</response>")); err != nil {
+		return err
+	}
+	el, err = c.Next()
+	if err != nil {
+		return err
+	}
+	if el.Local != "success" {
+		return fmt.Errorf("sasl: %s", condition(el))
+	}
+	v, err := base64.StdEncoding.DecodeString(strings.TrimSpace(el.Text()))
+	if err != nil {
+		return fmt.Errorf("sasl: bad success data: %v", err)
+	}
+	return x.verify(string(v))
+}
+
+// condition names the first child of a failure or error element, for
+// error messages.
+func condition(el *xmlstream.Element) string {
+	s := "<" + el.Local + ">"
+	for e := range el.ChildElements {
+		if e.Local == "error" {
+			for ee := range e.ChildElements {
+				return s + " " + ee.Local
+			}
+		}
+		return s + " " + e.Local
+	}
+	return s
+}
+
+func (c *Conn) write(b []byte) error {
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// Write sends pre-built bytes. It may run concurrently with the reading
+// goroutine but not with another Write.
+func (c *Conn) Write(b []byte) error { return c.write(b) }
+
+// errStreamEnd reports that the server closed its stream.
+var errStreamEnd = errors.New("stream closed by server")
+
+// event returns the next parser event, reading as needed.
+func (c *Conn) event() (xmlstream.Event, error) {
+	for {
+		ev, err := c.p.Next()
+		if err == nil {
+			return ev, nil
+		}
+		if !errors.Is(err, xmlstream.ErrNeedMore) {
+			return ev, err
+		}
+		if c.buf == nil {
+			c.buf = make([]byte, readBufSize)
+		}
+		n, err := c.nc.Read(c.buf)
+		if n > 0 {
+			c.p.Feed(c.buf[:n])
+			continue
+		}
+		if err == nil {
+			err = errors.New("empty read")
+		}
+		return ev, err
+	}
+}
+
+// Next returns the next top-level element; a stream error or the end of
+// the stream is an error.
+func (c *Conn) Next() (*xmlstream.Element, error) {
+	ev, err := c.event()
+	if err != nil {
+		return nil, err
+	}
+	switch ev.Kind {
+	case xmlstream.EventStreamEnd:
+		c.closed = true
+		return nil, errStreamEnd
+	case xmlstream.EventElement:
+		if ev.Elem.Local == "error" && ev.Elem.Space == xmlstream.NSStream {
+			return nil, fmt.Errorf("stream error: %s", condition(ev.Elem))
+		}
+		return ev.Elem, nil
+	}
+	return nil, errors.New("unexpected stream header")
+}
+
+// Idle drops the read buffer: an idle connection that nobody reads needs
+// none, and 10,000 of them would otherwise hold 40 MB in the client.
+func (c *Conn) Idle() { c.buf = nil }
+
+// Close ends the stream cleanly: it sends </stream:stream>, waits (at most
+// timeout) for the server's end of stream, skipping whatever arrives
+// before it, and closes the socket. It reports whether the server
+// answered with its own stream end.
+func (c *Conn) Close(timeout time.Duration) (clean bool) {
+	defer c.raw.Close()
+	_ = c.raw.SetDeadline(time.Now().Add(timeout))
+	if c.closed {
+		return true
+	}
+	if c.write(StreamEnd) != nil {
+		return false
+	}
+	for range 100000 {
+		_, err := c.Next()
+		if err == errStreamEnd {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
+	return false
+}

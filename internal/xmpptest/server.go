@@ -1,0 +1,128 @@
+package xmpptest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
+	"github.com/ambrosia-xmpp/ambrosia/internal/c2s"
+	"github.com/ambrosia-xmpp/ambrosia/internal/certs"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/memory"
+)
+
+// Server is an in-process Ambrosia (router, session manager, client edge)
+// on loopback ports, for tests.
+type Server struct {
+	Domain string
+	// Addr is the STARTTLS listener, TLSAddr the direct TLS one.
+	Addr, TLSAddr string
+	// Roots trusts the server's self-signed certificate.
+	Roots  *x509.CertPool
+	Store  *memory.Store
+	Router *router.Router
+	Edge   *c2s.Server
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// StartServer starts a server for domain "localhost", configured by
+// adjust, and stops it when the test ends.
+func StartServer(t testing.TB, adjust func(*c2s.Config)) *Server {
+	t.Helper()
+	const domain = "localhost"
+	certPEM, keyPEM, err := certs.SelfSigned(domain, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(certPEM)
+
+	s := &Server{Domain: domain, Roots: roots, Store: memory.New()}
+	log := Discard()
+	s.Router = router.New(log)
+	m, err := sm.New(sm.Config{Domain: domain, Version: "test"}, sm.Deps{Router: s.Router, Accounts: s.Store, Roster: s.Store, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Router.Register(domain, m); err != nil {
+		t.Fatal(err)
+	}
+	cfg := c2s.DefaultConfig()
+	cfg.Addr, cfg.TLSAddr = "", ""
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	s.Edge, err = c2s.New(cfg, c2s.Deps{
+		Router: s.Router,
+		Auth:   auth.New(s.Store, nil),
+		TLS:    certs.Config(map[string]tls.Certificate{domain: cert}, []string{domain}, "xmpp-client"),
+		Log:    log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	l1 := listen(t)
+	l2 := listen(t)
+	s.Addr, s.TLSAddr = l1.Addr().String(), l2.Addr().String()
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); s.Edge.Serve(ctx, l1, false) }()
+	go func() { defer s.wg.Done(); s.Edge.Serve(ctx, l2, true) }()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// Stop closes every session with system-shutdown and waits for the edge.
+func (s *Server) Stop() {
+	s.cancel()
+	s.Edge.Shutdown()
+	s.wg.Wait()
+}
+
+// AddUser creates an account.
+func (s *Server) AddUser(t testing.TB, bare, password string) {
+	t.Helper()
+	creds, err := auth.DeriveCredentials(password, auth.DefaultIterations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Store.CreateAccount(ctxTimeout(t), bare, creds); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Login connects, upgrades to TLS, authenticates with SCRAM-SHA-256 and
+// binds resource.
+func (s *Server) Login(t testing.TB, user, password, resource string) *Client {
+	t.Helper()
+	c := Dial(t, s.Addr, s.Domain)
+	c.Open()
+	c.StartTLS(s.Roots)
+	if cond := c.AuthSCRAM("SCRAM-SHA-256", user, password, ""); cond != "" {
+		t.Fatalf("login %s: %s", user, cond)
+	}
+	c.Bind(resource)
+	return c
+}
