@@ -82,7 +82,6 @@ const maxSteps = 64
 // msgState is shared between pacers and readers.
 type msgState struct {
 	base      time.Time // timestamps in ids are nanoseconds since base
-	step      atomic.Int32
 	steps     [maxSteps]StepResult
 	delivered [maxSteps]atomic.Uint64
 	errors    [maxSteps]atomic.Uint64
@@ -144,7 +143,6 @@ func Messages(ctx context.Context, c MessagesConfig) (*MessagesResult, error) {
 	res := &MessagesResult{Connected: n}
 
 	st := &msgState{base: time.Now()}
-	st.step.Store(-1)
 	// One reading goroutine per connection; it also owns the end of the
 	// stream, so the closing handshake is counted there.
 	var readers sync.WaitGroup
@@ -186,7 +184,6 @@ func Messages(ctx context.Context, c MessagesConfig) (*MessagesResult, error) {
 	for s := 0; s < c.MaxSteps && ctx.Err() == nil; s++ {
 		sr := &st.steps[s]
 		sr.Target = rate
-		st.step.Store(int32(s))
 		r := st.runStep(ctx, c, s, conns, prefixes, suffix, sr)
 		if r != nil {
 			return res, r

@@ -1,0 +1,183 @@
+package sm_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
+)
+
+func isIQ(id string) func(*xmlstream.Element) bool {
+	return func(e *xmlstream.Element) bool { return e.Local == "iq" && e.Attr("id") == id }
+}
+
+func isPresence(from, typ string) func(*xmlstream.Element) bool {
+	return func(e *xmlstream.Element) bool {
+		return e.Local == "presence" && e.Attr("from") == from && e.Attr("type") == typ
+	}
+}
+
+func rosterPush(jid, sub, ask string) func(*xmlstream.Element) bool {
+	return func(e *xmlstream.Element) bool {
+		q := e.Child("jabber:iq:roster", "query")
+		if e.Local != "iq" || e.Attr("type") != "set" || q == nil {
+			return false
+		}
+		it := q.Child("jabber:iq:roster", "item")
+		return it != nil && it.Attr("jid") == jid && it.Attr("subscription") == sub && it.Attr("ask") == ask
+	}
+}
+
+func twoUsers(t *testing.T) (*xmpptest.Server, *xmpptest.Client, *xmpptest.Client) {
+	s := xmpptest.StartServer(t, nil)
+	s.AddUser(t, "alice@localhost", "wonderland")
+	s.AddUser(t, "bob@localhost", "builder")
+	a := s.Login(t, "alice", "wonderland", "a")
+	b := s.Login(t, "bob", "builder", "b")
+	for _, c := range []*xmpptest.Client{a, b} {
+		c.Send("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>")
+		c.Expect("roster", isIQ("r0"))
+		c.Send("<presence/>")
+		c.Expect("own presence", isPresence(c.JID, ""))
+	}
+	return s, a, b
+}
+
+func TestSubscriptionFlowAndPresence(t *testing.T) {
+	_, a, b := twoUsers(t)
+	a.Send("<presence to='bob@localhost' type='subscribe'/>")
+	a.Expect("push ask", rosterPush("bob@localhost", "none", "subscribe"))
+	b.Expect("subscribe request", isPresence("alice@localhost", "subscribe"))
+	b.Send("<presence to='alice@localhost' type='subscribed'/>")
+	b.Expect("push from", rosterPush("alice@localhost", "from", ""))
+	a.Expect("push to", rosterPush("bob@localhost", "to", ""))
+	a.Expect("subscribed", isPresence("bob@localhost", "subscribed"))
+	a.Expect("bob's presence", isPresence("bob@localhost/b", ""))
+
+	// Bob's later presence changes reach alice.
+	b.Send("<presence><show>away</show></presence>")
+	p := a.Expect("away", isPresence("bob@localhost/b", ""))
+	if p.Child(xmlstream.NSClient, "show").Text() != "away" {
+		t.Fatalf("got %s", p)
+	}
+	// Bob going offline is seen by alice.
+	b.Close()
+	a.Expect("unavailable", isPresence("bob@localhost/b", "unavailable"))
+
+	// Alice's roster shows the subscription.
+	a.Send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
+	r := a.Expect("roster", isIQ("r1"))
+	if !strings.Contains(r.String(), "subscription='to'") && !strings.Contains(r.String(), `subscription="to"`) {
+		t.Fatalf("roster %s", r)
+	}
+}
+
+func TestRosterSetPushGetRemove(t *testing.T) {
+	_, a, _ := twoUsers(t)
+	a.Send("<iq type='set' id='s1'><query xmlns='jabber:iq:roster'><item jid='Carol@LocalHost' name='Carol'><group>Friends</group></item></query></iq>")
+	push := a.Expect("push", rosterPush("carol@localhost", "none", ""))
+	it := push.Child("jabber:iq:roster", "query").Child("jabber:iq:roster", "item")
+	if it.Attr("name") != "Carol" || it.Child("jabber:iq:roster", "group").Text() != "Friends" {
+		t.Fatalf("push %s", push)
+	}
+	if push.Attr("from") != "" {
+		t.Fatalf("push must not carry from: %s", push)
+	}
+	a.Expect("result", isIQ("s1"))
+	a.Send("<iq type='get' id='g1'><query xmlns='jabber:iq:roster'/></iq>")
+	g := a.Expect("roster", isIQ("g1"))
+	if n := len(g.Child("jabber:iq:roster", "query").Children()); n != 1 {
+		t.Fatalf("roster has %d items: %s", n, g)
+	}
+	a.Send("<iq type='set' id='s2'><query xmlns='jabber:iq:roster'><item jid='carol@localhost' subscription='remove'/></query></iq>")
+	a.Expect("remove push", rosterPush("carol@localhost", "remove", ""))
+	a.Expect("result", isIQ("s2"))
+	a.Send("<iq type='set' id='s3'><query xmlns='jabber:iq:roster'><item jid='carol@localhost' subscription='remove'/></query></iq>")
+	if e := a.Expect("error", isIQ("s3")); e.Attr("type") != "error" || !strings.Contains(e.String(), "item-not-found") {
+		t.Fatalf("got %s", e)
+	}
+	for _, bad := range []string{
+		"<item jid='x@localhost'><group>g</group><group>g</group></item>",
+		"<item jid='x@localhost'/><item jid='y@localhost'/>",
+	} {
+		a.Send("<iq type='set' id='bad'><query xmlns='jabber:iq:roster'>" + bad + "</query></iq>")
+		if e := a.Expect("error", isIQ("bad")); e.Attr("type") != "error" || !strings.Contains(e.String(), "bad-request") {
+			t.Fatalf("got %s", e)
+		}
+	}
+}
+
+func TestMessageRouting(t *testing.T) {
+	s, a, b := twoUsers(t)
+	// Bare JID: to the available resource.
+	a.Send("<message to='bob@localhost' type='chat' id='m1'><body>hi</body><x xmlns='urn:example:unknown'><y a='1'>kept</y></x></message>")
+	m := b.Expect("message", func(e *xmlstream.Element) bool { return e.Attr("id") == "m1" })
+	if m.Attr("from") != a.JID || m.Child("urn:example:unknown", "x") == nil {
+		t.Fatalf("got %s", m)
+	}
+	// Unknown full JID of an existing user: treated as bare.
+	a.Send("<message to='bob@localhost/nowhere' type='chat' id='m2'><body>hi</body></message>")
+	b.Expect("message", func(e *xmlstream.Element) bool { return e.Attr("id") == "m2" })
+	// Unknown user: service-unavailable.
+	a.Send("<message to='nobody@localhost' type='chat' id='m3'><body>hi</body></message>")
+	e := a.Expect("error", func(e *xmlstream.Element) bool { return e.Attr("id") == "m3" })
+	if e.Attr("type") != "error" || !strings.Contains(e.String(), "service-unavailable") || e.Attr("from") != "nobody@localhost" {
+		t.Fatalf("got %s", e)
+	}
+	// Unknown domain: remote-server-not-found.
+	a.Send("<message to='x@elsewhere.example' id='m4'><body>hi</body></message>")
+	e = a.Expect("error", func(e *xmlstream.Element) bool { return e.Attr("id") == "m4" })
+	if !strings.Contains(e.String(), "remote-server-not-found") {
+		t.Fatalf("got %s", e)
+	}
+	// IQ to a full JID that is not connected.
+	a.Send("<iq type='get' to='bob@localhost/gone' id='q1'><query xmlns='jabber:iq:version'/></iq>")
+	e = a.Expect("error", isIQ("q1"))
+	if !strings.Contains(e.String(), "service-unavailable") {
+		t.Fatalf("got %s", e)
+	}
+	// IQ between full JIDs is delivered, and the answer comes back.
+	a.Send("<iq type='get' to='" + b.JID + "' id='q2'><query xmlns='jabber:iq:version'/></iq>")
+	q := b.Expect("iq", isIQ("q2"))
+	b.Send("<iq type='result' to='" + q.Attr("from") + "' id='q2'/>")
+	if r := a.Expect("result", isIQ("q2")); r.Attr("type") != "result" || r.Attr("from") != b.JID {
+		t.Fatalf("got %s", r)
+	}
+	// Negative priority: no bare-JID delivery, so the message bounces.
+	b.Send("<presence><priority>-1</priority></presence>")
+	a.Send("<message to='bob@localhost' type='chat' id='m5'><body>hi</body></message>")
+	e = a.Expect("error", func(e *xmlstream.Element) bool { return e.Attr("id") == "m5" })
+	if !strings.Contains(e.String(), "service-unavailable") {
+		t.Fatalf("got %s", e)
+	}
+	_ = s
+}
+
+func TestServerIQs(t *testing.T) {
+	_, a, _ := twoUsers(t)
+	a.Send("<iq type='get' to='localhost' id='v'><query xmlns='jabber:iq:version'/></iq>")
+	v := a.Expect("version", isIQ("v"))
+	if !strings.Contains(v.String(), "Ambrosia") {
+		t.Fatalf("got %s", v)
+	}
+	a.Send("<iq type='get' to='localhost' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	d := a.Expect("disco", isIQ("d"))
+	for _, f := range []string{"urn:xmpp:ping", "jabber:iq:version", "http://jabber.org/protocol/disco#info", "http://jabber.org/protocol/disco#items"} {
+		if !strings.Contains(d.String(), f) {
+			t.Fatalf("disco lacks %s: %s", f, d)
+		}
+	}
+	a.Send("<iq type='get' to='localhost' id='i'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+	a.Expect("items", isIQ("i"))
+	a.Send("<iq type='get' to='localhost' id='u'><query xmlns='urn:example:nothing'/></iq>")
+	if u := a.Expect("error", isIQ("u")); !strings.Contains(u.String(), "service-unavailable") {
+		t.Fatalf("got %s", u)
+	}
+	a.Send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+	a.Expect("ping", isIQ("p"))
+	a.Send("<iq type='get' to='bob@localhost' id='bd'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	if bd := a.Expect("account disco", isIQ("bd")); !strings.Contains(bd.String(), "registered") {
+		t.Fatalf("got %s", bd)
+	}
+}
