@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
@@ -64,6 +65,9 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	if err != nil {
 		return fmt.Errorf("user %s: %q: %v", sub, pos[0], err)
+	}
+	if sub == "add" && !slices.Contains(cfg.Domains, u.Domain()) {
+		return fmt.Errorf("user add: %s is not a served domain (%s); pass --domain or set domains in the configuration", u.Domain(), strings.Join(cfg.Domains, ", "))
 	}
 	switch sub {
 	case "add", "passwd":

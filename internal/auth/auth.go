@@ -153,7 +153,7 @@ func (a *Authenticator) Mechanisms(cs *TLSInfo) []string {
 // connection: tls-exporter needs TLS 1.3 or the extended master secret,
 // which ExportKeyingMaterial reports by failing otherwise.
 func ChannelBindings(cs *TLSInfo) []string {
-	if cs == nil || cs.State == nil {
+	if cs == nil || cs.State == nil || !cs.State.HandshakeComplete {
 		return nil
 	}
 	var out []string

@@ -47,6 +47,7 @@ type StepResult struct {
 	Errors          uint64 // error stanzas received, e.g. bounces
 	Window          time.Duration
 	Latency         Histogram
+	Measured        time.Duration // CPU window: sending plus draining
 	ServerCPU       time.Duration // 0 without a server PID
 	ClientCPU       time.Duration
 }
@@ -270,6 +271,7 @@ func (st *msgState) runStep(ctx context.Context, c MessagesConfig, step int, con
 		}
 		sr.ServerCPU = cpu1 - cpu0
 	}
+	sr.Measured = time.Since(start)
 	self1, _ := CPUTime(os.Getpid())
 	sr.ClientCPU = self1 - self0
 	sr.Delivered = st.delivered[step].Load()

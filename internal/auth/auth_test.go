@@ -1,0 +1,189 @@
+package auth
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/xdg-go/scram"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/memory"
+)
+
+func newAuth(t *testing.T) *Authenticator {
+	t.Helper()
+	st := memory.New()
+	creds, err := DeriveCredentials("pencil", DefaultIterations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateAccount(context.Background(), "user@example.com", creds); err != nil {
+		t.Fatal(err)
+	}
+	return New(st, []byte("test secret"))
+}
+
+// runSCRAM drives a whole exchange with the library's client and returns
+// the server's verdict.
+func runSCRAM(t *testing.T, a *Authenticator, mech, user, pass, authz string, sayY bool, first func(string) string) error {
+	t.Helper()
+	h := scram.SHA1
+	if strings.Contains(mech, "256") {
+		h = scram.SHA256
+	} else if strings.Contains(mech, "512") {
+		h = scram.SHA512
+	}
+	cl, err := h.NewClient(user, pass, authz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := cl.NewConversation()
+	if sayY {
+		conv = cl.NewConversationAdvertisingChannelBinding()
+	}
+	x, err := a.Start(context.Background(), mech, "example.com", nil)
+	if err != nil {
+		return err
+	}
+	msg, _ := conv.Step("")
+	if first != nil {
+		msg = first(msg)
+	}
+	for {
+		out, done, err := x.Step([]byte(msg))
+		if err != nil || done {
+			if err == nil && !x.User().IsZero() && x.User().String() != "user@example.com" {
+				t.Fatalf("user %s", x.User())
+			}
+			return err
+		}
+		msg, err = conv.Step(string(out))
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func condition(err error) string {
+	var f *Failure
+	if errors.As(err, &f) {
+		return f.Condition
+	}
+	if err != nil {
+		return "other: " + err.Error()
+	}
+	return ""
+}
+
+func TestSCRAM(t *testing.T) {
+	a := newAuth(t)
+	cases := []struct {
+		name, mech, user, pass, authz string
+		sayY                          bool
+		first                         func(string) string
+		want                          string
+	}{
+		{"sha1", "SCRAM-SHA-1", "user", "pencil", "", false, nil, ""},
+		{"sha256", "SCRAM-SHA-256", "user", "pencil", "", false, nil, ""},
+		{"sha512", "SCRAM-SHA-512", "user", "pencil", "", false, nil, ""},
+		{"case-folded user", "SCRAM-SHA-256", "USER", "pencil", "", false, nil, ""},
+		{"authzid of self", "SCRAM-SHA-256", "user", "pencil", "user@example.com", false, nil, ""},
+		{"y flag: client can bind but saw no shared type", "SCRAM-SHA-256", "user", "pencil", "", true, nil, ""},
+		{"wrong password", "SCRAM-SHA-256", "user", "pen", "", false, nil, "not-authorized"},
+		{"unknown user fails like a wrong password", "SCRAM-SHA-256", "ghost", "pencil", "", false, nil, "not-authorized"},
+		{"authzid of someone else", "SCRAM-SHA-256", "user", "pencil", "admin@example.com", false, nil, "invalid-authzid"},
+		{"binding asked on a non-PLUS mechanism", "SCRAM-SHA-256", "user", "pencil", "", false, func(s string) string { return "p=tls-exporter" + strings.TrimPrefix(s, "n") }, "not-authorized"},
+		{"garbage", "SCRAM-SHA-256", "user", "pencil", "", false, func(string) string { return "zzz" }, "malformed-request"},
+		{"mechanism not offered", "SCRAM-MD5", "user", "pencil", "", false, nil, "invalid-mechanism"},
+		{"PLUS without TLS is not offered", "SCRAM-SHA-256-PLUS", "user", "pencil", "", false, nil, "invalid-mechanism"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := condition(runSCRAM(t, a, tc.mech, tc.user, tc.pass, tc.authz, tc.sayY, tc.first))
+			if got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPlain(t *testing.T) {
+	a := newAuth(t)
+	for _, tc := range []struct{ name, msg, want string }{
+		{"ok", "\x00user\x00pencil", ""},
+		{"authzid self", "user@example.com\x00user\x00pencil", ""},
+		{"authzid other", "admin@example.com\x00user\x00pencil", "invalid-authzid"},
+		{"wrong", "\x00user\x00pen", "not-authorized"},
+		{"unknown", "\x00ghost\x00pencil", "not-authorized"},
+		{"malformed", "user pencil", "malformed-request"},
+		{"empty user", "\x00\x00pencil", "malformed-request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x, err := a.Start(context.Background(), "PLAIN", "example.com", &TLSInfo{State: &tls.ConnectionState{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, done, err := x.Step([]byte(tc.msg))
+			if !done {
+				t.Fatal("PLAIN takes one step")
+			}
+			if got := condition(err); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMechanismsNeedTLSForPlain(t *testing.T) {
+	a := newAuth(t)
+	if m := strings.Join(a.Mechanisms(nil), " "); strings.Contains(m, "PLAIN") || strings.Contains(m, "PLUS") {
+		t.Fatalf("plain connection offers %s", m)
+	}
+	if _, err := a.Start(context.Background(), "PLAIN", "example.com", nil); condition(err) != "invalid-mechanism" {
+		t.Fatalf("PLAIN without TLS: %v", err)
+	}
+}
+
+func TestCheckPassword(t *testing.T) {
+	creds, err := DeriveCredentials("correct horse", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(creds) != 3 {
+		t.Fatalf("%d credentials", len(creds))
+	}
+	for _, c := range creds {
+		if !CheckPassword(c, "correct horse") || CheckPassword(c, "correct horse!") {
+			t.Fatalf("%s: check failed", c.Hash)
+		}
+		if string(c.Salt) == string(creds[0].Salt) && c.Hash != creds[0].Hash {
+			t.Fatalf("salts reused across hashes")
+		}
+	}
+}
+
+func BenchmarkSCRAMSHA1ServerSide(b *testing.B) {
+	st := memory.New()
+	creds, _ := DeriveCredentials("pencil", DefaultIterations)
+	_ = st.CreateAccount(context.Background(), "user@example.com", creds)
+	a := New(st, []byte("s"))
+	cl, _ := scram.SHA1.NewClient("user", "pencil", "")
+	b.ReportAllocs()
+	for b.Loop() {
+		conv := cl.NewConversation()
+		x, _ := a.Start(context.Background(), "SCRAM-SHA-1", "example.com", nil)
+		msg, _ := conv.Step("")
+		for {
+			out, done, err := x.Step([]byte(msg))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if done {
+				break
+			}
+			msg, _ = conv.Step(string(out))
+		}
+	}
+}
