@@ -114,7 +114,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "logins: %d ok, %d failed, %d in flight, %.2fs wall\n", r.OK, r.Failed, *conc, r.Wall.Seconds())
 		fmt.Fprintf(stdout, "rate: %.0f logins/s (connect+auth+bind+disconnect)\n", r.PerSecond())
 		printLatency(stdout, "login latency (first byte to bind result)", &r.Latency)
-		fmt.Fprintf(stdout, "clean closes: %d/%d\n", r.ClosedClean, r.OK)
+		fmt.Fprintf(stdout, "closing: %v\n", &r.Closes)
 		if r.FirstErr != nil {
 			fmt.Fprintf(stdout, "first error: %v\n", r.FirstErr)
 		}
@@ -156,7 +156,7 @@ func benchIdle(ctx context.Context, stdout, stderr io.Writer, c loadtest.IdleCon
 		fmt.Fprintf(stdout, "RSS per connection: %.1f KiB (min-to-min), %.1f KiB (last-to-last)\n",
 			r.RSSPerConn(), float64(r.RSSAfter.Last-r.RSSBefore.Last)/float64(max(r.Connected, 1)))
 	}
-	fmt.Fprintf(stdout, "clean closes: %d/%d\n", r.ClosedClean, r.Connected)
+	fmt.Fprintf(stdout, "closing: %v\n", &r.Closes)
 	if r.FirstErr != nil {
 		fmt.Fprintf(stdout, "first error: %v\n", r.FirstErr)
 	}
@@ -187,7 +187,7 @@ func benchMessages(ctx context.Context, stdout, stderr io.Writer, c loadtest.Mes
 	if c.FindMax {
 		fmt.Fprintf(stdout, "highest passing rate: %.0f msg/s\n", r.MaxPassing)
 	}
-	fmt.Fprintf(stdout, "clean closes: %d/%d\n", r.ClosedClean, r.Connected)
+	fmt.Fprintf(stdout, "closing: %v\n", &r.Closes)
 	return err
 }
 

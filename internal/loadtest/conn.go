@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
@@ -322,27 +324,72 @@ func (c *Conn) Next() (*xmlstream.Element, error) {
 // none, and 10,000 of them would otherwise hold 40 MB in the client.
 func (c *Conn) Idle() { c.buf = nil }
 
-// Close ends the stream cleanly: it sends </stream:stream>, waits (at most
+// CloseOutcome says how the server answered our end of stream.
+type CloseOutcome uint8
+
+// Outcomes of Close.
+const (
+	// CloseStreamEnd: the server sent its own </stream:stream> (RFC 6120
+	// §4.4), the clean ending.
+	CloseStreamEnd CloseOutcome = iota
+	// CloseEOF: the server closed the TCP connection without ending its
+	// stream.
+	CloseEOF
+	// CloseOther: a write failed, the timeout passed or the server sent
+	// something unparsable.
+	CloseOther
+)
+
+// Close ends the stream: it sends </stream:stream>, waits (at most
 // timeout) for the server's end of stream, skipping whatever arrives
-// before it, and closes the socket. It reports whether the server
-// answered with its own stream end.
-func (c *Conn) Close(timeout time.Duration) (clean bool) {
+// before it, and closes the socket.
+func (c *Conn) Close(timeout time.Duration) CloseOutcome {
 	defer c.raw.Close()
 	_ = c.raw.SetDeadline(time.Now().Add(timeout))
 	if c.closed {
-		return true
+		return CloseStreamEnd
 	}
 	if c.write(StreamEnd) != nil {
-		return false
+		return CloseOther
 	}
+	return c.drain()
+}
+
+// drain reads until the server's stream ends.
+func (c *Conn) drain() CloseOutcome {
 	for range 100000 {
 		_, err := c.Next()
-		if err == errStreamEnd {
-			return true
-		}
-		if err != nil {
-			return false
+		switch {
+		case err == errStreamEnd:
+			return CloseStreamEnd
+		case errors.Is(err, io.EOF):
+			return CloseEOF
+		case err != nil:
+			return CloseOther
 		}
 	}
-	return false
+	return CloseOther
+}
+
+// Closes counts the outcomes of closing many connections.
+type Closes struct {
+	StreamEnd, EOF, Other atomic.Int64
+}
+
+// Add counts one outcome.
+func (cs *Closes) Add(o CloseOutcome) {
+	switch o {
+	case CloseStreamEnd:
+		cs.StreamEnd.Add(1)
+	case CloseEOF:
+		cs.EOF.Add(1)
+	default:
+		cs.Other.Add(1)
+	}
+}
+
+// String summarizes the outcomes.
+func (cs *Closes) String() string {
+	return fmt.Sprintf("%d answered </stream:stream>, %d TCP close without </stream:stream>, %d other (timeout/error)",
+		cs.StreamEnd.Load(), cs.EOF.Load(), cs.Other.Load())
 }

@@ -38,7 +38,7 @@ type IdleResult struct {
 	Latency           Histogram     // per login, first byte to bind result
 	RSSBefore         RSSSamples
 	RSSAfter          RSSSamples
-	ClosedClean       int // connections whose stream the server ended too
+	Closes            Closes
 }
 
 // LoginsPerSecond is the login rate over the whole login phase.
@@ -109,13 +109,11 @@ func Idle(ctx context.Context, c IdleConfig) (*IdleResult, error) {
 	}
 	sleep(ctx, c.Hold)
 
-	var clean atomic.Int64
 	forEach(context.WithoutCancel(ctx), c.Count, c.Concurrency, func(i int) {
-		if conns[i] != nil && conns[i].Close(c.Timeout) {
-			clean.Add(1)
+		if conns[i] != nil {
+			r.Closes.Add(conns[i].Close(c.Timeout))
 		}
 	})
-	r.ClosedClean = int(clean.Load())
 	return r, nil
 }
 

@@ -19,11 +19,11 @@ type LoginsConfig struct {
 
 // LoginsResult is the outcome of a login-rate run.
 type LoginsResult struct {
-	OK, Failed  int
-	FirstErr    error
-	Wall        time.Duration // whole run, including the disconnects
-	Latency     Histogram     // first byte to bind result
-	ClosedClean int
+	OK, Failed int
+	FirstErr   error
+	Wall       time.Duration // whole run, including the disconnects
+	Latency    Histogram     // first byte to bind result
+	Closes     Closes
 }
 
 // PerSecond is the completed login-and-disconnect cycles per second.
@@ -37,8 +37,8 @@ func Logins(ctx context.Context, c LoginsConfig) *LoginsResult {
 	}
 	r := &LoginsResult{}
 	var (
-		mu              sync.Mutex
-		ok, fail, clean atomic.Int64
+		mu       sync.Mutex
+		ok, fail atomic.Int64
 	)
 	start := time.Now()
 	forEach(ctx, c.Count, c.Concurrency, func(i int) {
@@ -53,11 +53,9 @@ func Logins(ctx context.Context, c LoginsConfig) *LoginsResult {
 		}
 		r.Latency.Record(took)
 		ok.Add(1)
-		if cn.Close(c.Timeout) {
-			clean.Add(1)
-		}
+		r.Closes.Add(cn.Close(c.Timeout))
 	})
 	r.Wall = time.Since(start)
-	r.OK, r.Failed, r.ClosedClean = int(ok.Load()), int(fail.Load()), int(clean.Load())
+	r.OK, r.Failed = int(ok.Load()), int(fail.Load())
 	return r
 }

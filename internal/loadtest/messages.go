@@ -72,10 +72,10 @@ func (s *StepResult) Passed(maxP99 time.Duration) bool {
 
 // MessagesResult is the outcome of a message run.
 type MessagesResult struct {
-	Connected   int
-	Steps       []*StepResult
-	MaxPassing  float64 // highest passing target rate with FindMax; 0 if none
-	ClosedClean int
+	Connected  int
+	Steps      []*StepResult
+	MaxPassing float64 // highest passing target rate with FindMax; 0 if none
+	Closes     Closes
 }
 
 const maxSteps = 64
@@ -147,14 +147,11 @@ func Messages(ctx context.Context, c MessagesConfig) (*MessagesResult, error) {
 	// One reading goroutine per connection; it also owns the end of the
 	// stream, so the closing handshake is counted there.
 	var readers sync.WaitGroup
-	var clean atomic.Int64
 	for _, cn := range conns {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			if st.read(cn) {
-				clean.Add(1)
-			}
+			res.Closes.Add(st.read(cn))
 			cn.raw.Close()
 		}()
 	}
@@ -170,7 +167,6 @@ func Messages(ctx context.Context, c MessagesConfig) (*MessagesResult, error) {
 			cn.raw.Close()
 		}
 		waitTimeout(&readers, time.Second)
-		res.ClosedClean = int(clean.Load())
 	}()
 	// Each message goes to the other member of the pair; the per-connection
 	// prefix and suffix are rendered once.
@@ -280,12 +276,17 @@ func (st *msgState) runStep(ctx context.Context, c MessagesConfig, step int, con
 }
 
 // read consumes one connection's stanzas until the stream ends; it
-// reports whether the server ended it with </stream:stream>.
-func (st *msgState) read(cn *Conn) bool {
+// reports how it ended.
+func (st *msgState) read(cn *Conn) CloseOutcome {
 	for {
 		el, err := cn.Next()
-		if err != nil {
-			return err == errStreamEnd
+		switch {
+		case err == errStreamEnd:
+			return CloseStreamEnd
+		case errors.Is(err, io.EOF):
+			return CloseEOF
+		case err != nil:
+			return CloseOther
 		}
 		if el.Local != "message" {
 			continue
