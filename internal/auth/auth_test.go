@@ -14,6 +14,13 @@ import (
 
 func newAuth(t *testing.T) *Authenticator {
 	t.Helper()
+	return New(newStoreFor(t), []byte("test secret"))
+}
+
+// newStoreFor returns a store holding user@example.com with password
+// "pencil".
+func newStoreFor(t testing.TB) *memory.Store {
+	t.Helper()
 	st := memory.New()
 	creds, err := DeriveCredentials("pencil", DefaultIterations)
 	if err != nil {
@@ -22,7 +29,7 @@ func newAuth(t *testing.T) *Authenticator {
 	if err := st.CreateAccount(context.Background(), "user@example.com", creds); err != nil {
 		t.Fatal(err)
 	}
-	return New(st, []byte("test secret"))
+	return st
 }
 
 // runSCRAM drives a whole exchange with the library's client and returns
