@@ -43,6 +43,11 @@ type CredentialStore interface {
 type Failure struct {
 	Condition string
 	Text      string
+	// Checked is true when the failure came from checking credentials. A
+	// failure before that (an unknown mechanism, an unsupported channel
+	// binding) teaches an attacker nothing, and clients that try -PLUS
+	// with a binding we lack must be able to fall back at once.
+	Checked bool
 }
 
 func (f *Failure) Error() string {
@@ -53,6 +58,9 @@ func (f *Failure) Error() string {
 }
 
 func fail(cond, text string) error { return &Failure{Condition: cond, Text: text} }
+
+// denied is a failure of the credentials themselves.
+func denied(cond string) error { return &Failure{Condition: cond, Checked: true} }
 
 func hashFunc(name string) scram.HashGeneratorFcn {
 	switch name {
@@ -246,11 +254,14 @@ func (x *Exchange) Step(in []byte) (out []byte, done bool, err error) {
 	}
 	resp, err := x.conv.Step(string(in))
 	if err != nil || !x.conv.Valid() || x.decoy {
+		if f, ok := x.scramFailure(resp).(*Failure); ok && f.Condition == "not-authorized" {
+			return nil, true, denied(f.Condition)
+		}
 		return nil, true, x.scramFailure(resp)
 	}
 	if az := x.conv.AuthzID(); az != "" {
 		if j, err := jid.Parse(az); err != nil || !j.Equal(x.user) {
-			return nil, true, fail("invalid-authzid", "")
+			return nil, true, denied("invalid-authzid")
 		}
 	}
 	x.success = true
@@ -365,23 +376,23 @@ func (x *Exchange) plain(in []byte) ([]byte, bool, error) {
 	}
 	u, err := jid.New(string(parts[1]), x.domain, "")
 	if err != nil {
-		return nil, true, fail("not-authorized", "")
+		return nil, true, denied("not-authorized")
 	}
 	if len(parts[0]) > 0 {
 		az, err := jid.Parse(string(parts[0]))
 		if err != nil || !az.Equal(u) {
-			return nil, true, fail("invalid-authzid", "")
+			return nil, true, denied("invalid-authzid")
 		}
 	}
 	c, err := x.a.store.Credential(x.ctx, u.String(), "SHA-256")
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, true, fail("not-authorized", "")
+		return nil, true, denied("not-authorized")
 	}
 	if err != nil {
 		return nil, true, fail("temporary-auth-failure", "")
 	}
 	if !CheckPassword(c, string(parts[2])) {
-		return nil, true, fail("not-authorized", "")
+		return nil, true, denied("not-authorized")
 	}
 	x.user = u
 	x.success = true

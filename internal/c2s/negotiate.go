@@ -263,15 +263,19 @@ func (c *conn) saslStep(ctx context.Context, text string) bool {
 // saslFailure reports a failed attempt. Repeated failures on one connection
 // are answered ever more slowly, and too many end the stream.
 func (c *conn) saslFailure(err error) bool {
-	cond := "not-authorized"
+	cond := "temporary-auth-failure"
 	var f *auth.Failure
 	if errors.As(err, &f) {
 		cond = f.Condition
 	} else {
-		cond = "temporary-auth-failure"
 		c.srv.log.Warn("authentication error", "err", err)
 	}
 	c.srv.log.Debug("authentication failed", "remote", c.raw.RemoteAddr().String(), "err", err)
+	if f == nil || !f.Checked {
+		// Nothing was learned about credentials: answer at once and let the
+		// client try another mechanism.
+		return c.writeNow([]byte("<failure xmlns='"+stanza.NSSASL+"'><"+cond+"/></failure>")) == nil
+	}
 	c.failures++
 	if c.failures > 1 {
 		time.Sleep(time.Duration(c.failures-1) * time.Second)

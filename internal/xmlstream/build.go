@@ -388,6 +388,13 @@ func splitQName(q string) (prefix, local string, err *Error) {
 	if k == 0 || k == len(q)-1 || strings.IndexByte(q[k+1:], ':') >= 0 {
 		return "", "", errNWF("invalid qualified name " + q)
 	}
+	// The local part is an NCName of its own: it must start like a name,
+	// or it could not be written back without its prefix.
+	r, _ := utf8.DecodeRuneInString(q[k+1:])
+	ascii := r < utf8.RuneSelf && (r == '_' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z'))
+	if !ascii && !isNameStartRune(r) {
+		return "", "", errNWF("invalid qualified name " + q)
+	}
 	return q[:k], q[k+1:], nil
 }
 

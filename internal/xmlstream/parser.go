@@ -77,6 +77,11 @@ type Parser struct {
 	nElem   int32 // start tags seen in the current element
 	nAttr   int32 // upper bound of attributes in the current element
 	nText   int32 // upper bound of text nodes in the current element
+	// names holds, for each open element of the current top-level element,
+	// the offset of its name from start and its length (-1 until the end of
+	// the name is seen), so that a wrong end tag fails at once instead of
+	// leaving the stream waiting for an end that never comes.
+	names []int32
 
 	// Scope established by the stream header.
 	rootName  string
@@ -239,6 +244,7 @@ func (p *Parser) next() (Event, *Error) {
 			p.start = i
 			p.pos = i + 1
 			p.state = stTag
+			p.names = append(p.names[:0], 1, -1)
 			p.depth, p.nElem, p.nAttr, p.nText = 1, 1, 0, 0
 		case stEnded:
 			for i := p.pos; i < len(p.buf); i++ {
@@ -290,6 +296,7 @@ func (p *Parser) scanElement() (int, *Error) {
 			switch buf[i] {
 			case '/':
 				p.state = stEndTag
+				p.mark = i + 1
 			case '!':
 				p.state = stBang
 				p.mark = i
@@ -302,6 +309,7 @@ func (p *Parser) scanElement() (int, *Error) {
 					return -1, errPolicy("element nesting too deep")
 				}
 				p.state = stTag
+				p.names = append(p.names, int32(i-p.start), -1)
 			}
 			i++
 		case stTag:
@@ -315,6 +323,14 @@ func (p *Parser) scanElement() (int, *Error) {
 			if i == lim {
 				break
 			}
+			if n := len(p.names); n > 0 && p.names[n-1] < 0 {
+				s := p.start + int(p.names[n-2])
+				j := s
+				for j < i && byteClass[buf[j]]&clsSpace == 0 && buf[j] != '/' {
+					j++
+				}
+				p.names[n-1] = int32(j - s)
+			}
 			switch c := buf[i]; c {
 			case '=':
 				p.nAttr++
@@ -322,6 +338,9 @@ func (p *Parser) scanElement() (int, *Error) {
 				return -1, errNWF("'<' in tag")
 			case '>':
 				if buf[i-1] == '/' {
+					if n := len(p.names); n >= 2 {
+						p.names = p.names[:n-2]
+					}
 					p.depth--
 					if p.depth == 0 {
 						return i + 1, nil
@@ -346,6 +365,14 @@ func (p *Parser) scanElement() (int, *Error) {
 			if k < 0 {
 				i = lim
 				break
+			}
+			if n := len(p.names); n >= 2 {
+				name := bytes.TrimRight(buf[p.mark:i+k], " \t\r\n")
+				s := p.start + int(p.names[n-2])
+				if int(p.names[n-1]) != len(name) || !bytes.Equal(buf[s:s+len(name)], name) {
+					return -1, errNWF("end tag does not match its start tag")
+				}
+				p.names = p.names[:n-2]
 			}
 			i += k + 1
 			p.depth--

@@ -89,6 +89,10 @@ func TestParseBad(t *testing.T) {
 	}{
 		{"mismatched end", `<a></b>`, nwf},
 		{"mismatched nested end", `<a><b></a></b>`, nwf},
+		// The stanza never completes: the mismatch must still be caught.
+		{"mismatched end before completion", `<message><body>hi</mesage>`, nwf},
+		{"longer end name before completion", `<a><bb></bbb>`, nwf},
+		{"prefixed end mismatch before completion", `<a><p:b xmlns:p='u'></b>`, nwf},
 		{"duplicate attr", `<a x='1' x='2'/>`, nwf},
 		{"duplicate attr after resolution", `<a xmlns:p='u' xmlns:q='u' p:x='1' q:x='2'/>`, nwf},
 		{"duplicate xmlns", `<a xmlns='u' xmlns='v'/>`, nwf},
