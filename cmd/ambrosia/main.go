@@ -27,6 +27,7 @@ commands:
   user passwd JID        change a password (same)
   user del JID           delete an account and its data
   user list [DOMAIN]     list accounts
+  bench MODE             load client for measurements (users, idle, logins, messages)
   version                print the version
 
 Run 'ambrosia <command> -h' for the flags of a command.
@@ -44,6 +45,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = serve(ctx, args[1:], stderr)
 	case "user":
 		err = userCmd(ctx, args[1:], stdin, stdout, stderr)
+	case "bench":
+		err = benchCmd(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "ambrosia", version())
 		return 0

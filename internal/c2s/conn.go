@@ -166,10 +166,20 @@ func (c *conn) writeNow(b []byte) error {
 	return err
 }
 
-// Close implements router.Session: it sends a stream error (unless
-// condition is "") and the stream end after whatever is queued, then closes
-// the connection, which makes the reading goroutine clean up.
+// Close implements router.Session. It ends the stream on another
+// goroutine, so that a caller holding locks never waits for this client's
+// socket.
 func (c *conn) Close(condition string) {
+	go c.closeStream(condition, "")
+}
+
+// fail ends the stream with a stream error from the reading goroutine.
+func (c *conn) fail(condition, text string) { c.closeStream(condition, text) }
+
+// closeStream writes what is queued, then the stream error (if condition is
+// not "") and our stream end, and closes the connection, which makes the
+// reading goroutine clean up.
+func (c *conn) closeStream(condition, text string) {
 	c.wmu.Lock()
 	if c.closed {
 		c.wmu.Unlock()
@@ -177,49 +187,31 @@ func (c *conn) Close(condition string) {
 	}
 	c.closed = true
 	var tail []byte
+	if !c.opened {
+		// RFC 6120 §4.9.1.2: a stream error needs our stream header first.
+		tail = append(tail, c.header("")...)
+	}
 	if c.out != nil {
 		tail = append(tail, *c.out...)
 	}
 	c.releaseOutLocked()
-	flushing := c.flushing
 	c.wmu.Unlock()
 	if condition != "" {
-		tail = append(tail, streamError(condition, "")...)
+		tail = append(tail, streamError(condition, text)...)
 	}
 	tail = append(tail, "</stream:stream>"...)
-	go func() {
-		// A running flush stops at its next round; our tail follows it.
-		for i := 0; flushing && i < 100; i++ {
-			c.wmu.Lock()
-			flushing = c.flushing
-			c.wmu.Unlock()
-			time.Sleep(time.Millisecond)
-		}
-		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = c.nc.Write(tail)
-		c.raw.Close()
-	}()
-}
-
-// fail ends the stream from the reading goroutine with a stream error.
-func (c *conn) fail(condition, text string) {
-	c.wmu.Lock()
-	if c.closed {
+	// A running flush stops after its current write; ours must follow it.
+	for i := 0; i < 1000; i++ {
+		c.wmu.Lock()
+		flushing := c.flushing
 		c.wmu.Unlock()
-		return
+		if !flushing {
+			break
+		}
+		time.Sleep(time.Millisecond)
 	}
-	c.closed = true
-	c.releaseOutLocked()
-	c.wmu.Unlock()
-	var b []byte
-	if !c.opened {
-		// RFC 6120 §4.9.1.2: a stream error needs our stream header first.
-		b = append(b, c.header("")...)
-	}
-	b = append(b, streamError(condition, text)...)
-	b = append(b, "</stream:stream>"...)
 	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = c.nc.Write(b)
+	_, _ = c.nc.Write(tail)
 	c.raw.Close()
 }
 

@@ -146,6 +146,10 @@ func TestMessageRouting(t *testing.T) {
 	}
 	// Negative priority: no bare-JID delivery, so the message bounces.
 	b.Send("<presence><priority>-1</priority></presence>")
+	// Its own broadcast tells that the server has taken the change.
+	b.Expect("own presence", func(e *xmlstream.Element) bool {
+		return e.Local == "presence" && e.Child(xmlstream.NSClient, "priority") != nil
+	})
 	a.Send("<message to='bob@localhost' type='chat' id='m5'><body>hi</body></message>")
 	e = a.Expect("error", func(e *xmlstream.Element) bool { return e.Attr("id") == "m5" })
 	if !strings.Contains(e.String(), "service-unavailable") {
