@@ -83,7 +83,10 @@ func TestScram(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds := stored.GetStoredCredentials(kf)
+	creds, err := stored.GetStoredCredentialsWithError(kf)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := scram.SHA1.NewServer(func(string) (scram.StoredCredentials, error) { return creds, nil })
 	if err != nil {
 		t.Fatal(err)
