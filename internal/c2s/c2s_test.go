@@ -183,8 +183,10 @@ func TestBadInputStreamErrors(t *testing.T) {
 	c.Expect("ping result", func(e *xmlstream.Element) bool { return e.Attr("id") == "p1" && e.Attr("type") == "result" })
 }
 
-func TestDisconnectMidStanza(t *testing.T) {
-	s := xmpptest.StartServer(t, nil)
+func TestDisconnectMidStanza(t *testing.T) { modes(t, testDisconnectMidStanza) }
+
+func testDisconnectMidStanza(t *testing.T, mode func(*c2s.Config)) {
+	s := xmpptest.StartServer(t, mode)
 	s.AddUser(t, "alice@localhost", "wonderland")
 	s.AddUser(t, "bob@localhost", "builder")
 	a := s.Login(t, "alice", "wonderland", "a")
@@ -201,8 +203,10 @@ func TestDisconnectMidStanza(t *testing.T) {
 	b.Expect("ping result", func(e *xmlstream.Element) bool { return e.Attr("id") == "p1" })
 }
 
-func TestSpoofedFromIsReplaced(t *testing.T) {
-	s := xmpptest.StartServer(t, nil)
+func TestSpoofedFromIsReplaced(t *testing.T) { modes(t, testSpoofedFrom) }
+
+func testSpoofedFrom(t *testing.T, mode func(*c2s.Config)) {
+	s := xmpptest.StartServer(t, mode)
 	s.AddUser(t, "alice@localhost", "wonderland")
 	s.AddUser(t, "bob@localhost", "builder")
 	a := s.Login(t, "alice", "wonderland", "a")
@@ -216,8 +220,10 @@ func TestSpoofedFromIsReplaced(t *testing.T) {
 	}
 }
 
-func TestResourceConflictReplacesOldSession(t *testing.T) {
-	s := xmpptest.StartServer(t, nil)
+func TestResourceConflictReplacesOldSession(t *testing.T) { modes(t, testConflict) }
+
+func testConflict(t *testing.T, mode func(*c2s.Config)) {
+	s := xmpptest.StartServer(t, mode)
 	s.AddUser(t, "alice@localhost", "wonderland")
 	old := s.Login(t, "alice", "wonderland", "phone")
 	s.Login(t, "alice", "wonderland", "phone")
@@ -238,8 +244,18 @@ func TestServerGeneratedResource(t *testing.T) {
 	c.Expect("session result", func(e *xmlstream.Element) bool { return e.Attr("id") == "s1" && e.Attr("type") == "result" })
 }
 
-func TestWhitespaceKeepaliveAndIdlePing(t *testing.T) {
+// modes runs f with idle sessions handed to the poller (the default on
+// Linux) and with a goroutine kept per connection.
+func modes(t *testing.T, f func(t *testing.T, mode func(*c2s.Config))) {
+	t.Run("poller", func(t *testing.T) { f(t, func(*c2s.Config) {}) })
+	t.Run("goroutine", func(t *testing.T) { f(t, func(c *c2s.Config) { c.DisablePoller = true }) })
+}
+
+func TestWhitespaceKeepaliveAndIdlePing(t *testing.T) { modes(t, testIdlePing) }
+
+func testIdlePing(t *testing.T, mode func(*c2s.Config)) {
 	s := xmpptest.StartServer(t, func(c *c2s.Config) {
+		mode(c)
 		c.IdleTimeout = 1500 * time.Millisecond
 		c.PingTimeout = 500 * time.Millisecond
 	})
@@ -259,8 +275,10 @@ func TestWhitespaceKeepaliveAndIdlePing(t *testing.T) {
 	}
 }
 
-func TestShutdownSendsSystemShutdown(t *testing.T) {
-	s := xmpptest.StartServer(t, nil)
+func TestShutdownSendsSystemShutdown(t *testing.T) { modes(t, testShutdown) }
+
+func testShutdown(t *testing.T, mode func(*c2s.Config)) {
+	s := xmpptest.StartServer(t, mode)
 	s.AddUser(t, "alice@localhost", "wonderland")
 	c := s.Login(t, "alice", "wonderland", "a")
 	go s.Stop()

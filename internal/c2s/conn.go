@@ -7,10 +7,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
-
-	"sync"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
@@ -50,6 +50,16 @@ type conn struct {
 	sm       router.SessionManager
 	sasl     *auth.Exchange
 	deadline time.Time
+
+	// Reading is done by the serving goroutine until the session is bound
+	// and then, on Linux, by one short-lived goroutine per readiness report
+	// of the poller. rmu is held by whichever reads, which orders them.
+	ctx      context.Context
+	rmu      sync.Mutex
+	pollID   uint64
+	finished bool
+	lastRead atomic.Int64 // unix nanoseconds; idle checks of polled sessions
+	pingedAt atomic.Int64 // when an idle ping went out, 0 if none is pending
 
 	wmu      sync.Mutex
 	out      *[]byte // pooled; nil when nothing is queued
@@ -143,10 +153,27 @@ func (c *conn) flush() {
 			c.closed = true
 			c.releaseOutLocked()
 			c.wmu.Unlock()
-			c.raw.Close()
+			c.abort()
 			return
 		}
 	}
+}
+
+// abort makes the reader see the end of the connection, which then cleans
+// up and closes it. Only the reader closes the socket: closing it here
+// would drop a polled session silently, since closing a descriptor also
+// discards its pending epoll events.
+func (c *conn) abort() {
+	if t, ok := c.raw.(*net.TCPConn); ok {
+		if t.CloseRead() == nil {
+			return
+		}
+		// The peer is gone already (a reset): read the error ourselves, in
+		// case the poller's report of it came and went.
+		go c.ready()
+		return
+	}
+	c.raw.Close()
 }
 
 func (c *conn) releaseOutLocked() {
@@ -212,7 +239,7 @@ func (c *conn) closeStream(condition, text string) {
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = c.nc.Write(tail)
-	c.raw.Close()
+	c.abort()
 }
 
 func streamError(condition, text string) string {
@@ -223,15 +250,20 @@ func streamError(condition, text string) string {
 	return s + "</stream:error>"
 }
 
-// serve runs the connection until it ends.
+// serve runs the connection: negotiation and, where the poller is not
+// available, the whole session. Once the session is bound and nothing is
+// buffered it hands the connection to the poller and returns, so that an
+// idle session holds no goroutine.
 func (c *conn) serve(ctx context.Context, direct bool) {
-	defer c.cleanup(ctx)
+	c.ctx = ctx
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
 	c.parser = xmlstream.NewParser(c.srv.cfg.Limits)
 	c.setDeadline(c.srv.cfg.NegotiationTimeout)
 	if direct {
 		if err := c.startTLS(ctx); err != nil {
 			c.srv.log.Debug("direct tls handshake", "remote", c.raw.RemoteAddr().String(), "err", err)
-			c.raw.Close()
+			c.finish()
 			return
 		}
 	}
@@ -240,12 +272,155 @@ func (c *conn) serve(ctx context.Context, direct bool) {
 			if c.readError(err) {
 				continue
 			}
+			c.finish()
 			return
 		}
 		if !c.process(ctx) {
+			c.finish()
 			return
 		}
+		if c.state == stateSession && c.srv.poller != nil && c.rc != nil && (c.rec == nil || c.rec.Buffered() == 0) {
+			if c.handOff() {
+				return
+			}
+		}
 	}
+}
+
+// handOff registers the session with the poller; it reports false if the
+// poller refused it and the goroutine must keep serving.
+func (c *conn) handOff() bool {
+	_ = c.raw.SetReadDeadline(time.Time{})
+	c.lastRead.Store(time.Now().UnixNano())
+	if c.rec != nil {
+		c.rec.read = c.readRaw
+	}
+	if err := c.srv.poller.add(c); err != nil {
+		if c.rec != nil {
+			c.rec.read = c.raw.Read
+		}
+		c.setDeadline(c.srv.cfg.IdleTimeout)
+		return false
+	}
+	return true
+}
+
+// ready drains a polled connection that the poller reported readable, then
+// re-arms it.
+func (c *conn) ready() {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.finished || c.pollID == 0 {
+		// Finished, or still served by its own goroutine.
+		return
+	}
+	for {
+		n, err := c.readNow()
+		if n > 0 {
+			c.lastRead.Store(time.Now().UnixNano())
+			c.pingedAt.Store(0)
+			if !c.process(c.ctx) {
+				c.finish()
+				return
+			}
+			continue
+		}
+		if errors.Is(err, errWouldBlock) {
+			break
+		}
+		c.readError(err)
+		c.finish()
+		return
+	}
+	if err := c.srv.poller.rearm(c); err != nil {
+		c.finish()
+	}
+}
+
+// readNow reads what the socket holds without waiting, and feeds it to the
+// parser. It returns errWouldBlock when there is nothing.
+func (c *conn) readNow() (int, error) {
+	b := c.srv.readPool.Get().(*[]byte)
+	var n int
+	var err error
+	if c.tls != nil {
+		n, err = c.tls.Read(*b)
+	} else {
+		n, err = c.readRaw(*b)
+	}
+	if n > 0 {
+		c.parser.Feed((*b)[:n])
+	}
+	c.srv.readPool.Put(b)
+	return n, err
+}
+
+// readRaw reads from the socket without waiting.
+func (c *conn) readRaw(p []byte) (int, error) {
+	var n int
+	var rerr error
+	err := c.rc.Read(func(fd uintptr) bool {
+		n, rerr = syscall.Read(int(fd), p)
+		return true
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr == syscall.EAGAIN || rerr == syscall.EINTR:
+		return 0, errWouldBlock
+	case rerr != nil:
+		return 0, rerr
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// errWouldBlock says a polled socket has nothing to read. It is a
+// temporary timeout for crypto/tls, which then keeps its state intact.
+var errWouldBlock error = wouldBlock{}
+
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "c2s: would block" }
+func (wouldBlock) Timeout() bool   { return true }
+func (wouldBlock) Temporary() bool { return true }
+
+// checkIdle runs from the poller's sweep: it pings a polled session silent
+// for IdleTimeout and closes it when the ping stays unanswered.
+func (c *conn) checkIdle(now time.Time) {
+	cfg := &c.srv.cfg
+	if p := c.pingedAt.Load(); p != 0 {
+		if now.UnixNano()-p > int64(cfg.PingTimeout) {
+			go c.closeStream("connection-timeout", "")
+		}
+		return
+	}
+	if now.UnixNano()-c.lastRead.Load() > int64(cfg.IdleTimeout) {
+		c.pingedAt.Store(now.UnixNano())
+		c.sendRaw(c.pingXML())
+	}
+}
+
+func (c *conn) pingXML() string {
+	return "<iq type='get' id='idle-" + stanza.NewID() + "' from='" + c.domain + "'><ping xmlns='urn:xmpp:ping'/></iq>"
+}
+
+// finish ends the connection's life in the server: the session manager
+// learns the session is gone, the socket is closed and forgotten.
+func (c *conn) finish() {
+	if c.finished {
+		return
+	}
+	c.finished = true
+	if c.pollID != 0 {
+		c.srv.poller.remove(c)
+	}
+	c.cleanup(c.ctx)
+	c.srv.mu.Lock()
+	delete(c.srv.conns, c)
+	c.srv.mu.Unlock()
+	c.srv.wg.Done()
 }
 
 // readOnce waits until the socket has data, then reads it into a pooled
@@ -316,7 +491,7 @@ func (c *conn) readError(err error) bool {
 			// Silent for IdleTimeout: ask the client whether it is there.
 			c.pinged = true
 			c.setDeadline(c.srv.cfg.PingTimeout)
-			c.sendRaw("<iq type='get' id='idle-" + stanza.NewID() + "' from='" + c.domain + "'><ping xmlns='urn:xmpp:ping'/></iq>")
+			c.sendRaw(c.pingXML())
 			return true
 		}
 		c.fail("connection-timeout", "")

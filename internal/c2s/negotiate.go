@@ -188,6 +188,7 @@ func (c *conn) handleStartTLS(ctx context.Context) bool {
 // startTLS puts TLS on the connection and completes the handshake.
 func (c *conn) startTLS(ctx context.Context) error {
 	c.rec = &recordConn{Conn: c.raw, pool: &c.srv.readPool}
+	c.rec.read = c.raw.Read
 	t := tls.Server(c.rec, c.srv.deps.TLS)
 	hctx, cancel := context.WithDeadline(ctx, c.deadline)
 	defer cancel()

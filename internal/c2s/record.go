@@ -13,6 +13,9 @@ import (
 type recordConn struct {
 	net.Conn
 	pool *sync.Pool
+	// read reads from the socket: blocking while a goroutine serves the
+	// connection, without waiting once the poller does.
+	read func([]byte) (int, error)
 
 	buf     *[]byte // pooled storage behind pending, nil when empty
 	pending []byte  // bytes read from the socket, not yet given to TLS
@@ -27,7 +30,7 @@ func (r *recordConn) Buffered() int { return len(r.pending) }
 func (r *recordConn) Read(p []byte) (int, error) {
 	if len(r.pending) == 0 {
 		b := r.pool.Get().(*[]byte)
-		n, err := r.Conn.Read(*b)
+		n, err := r.read(*b)
 		if n == 0 {
 			r.pool.Put(b)
 			return 0, err

@@ -39,6 +39,9 @@ type Config struct {
 	MaxAuthFailures int
 	// MaxQueuedBytes closes a session whose unsent output grows past it.
 	MaxQueuedBytes int
+	// DisablePoller keeps a goroutine per connection for the whole session
+	// instead of handing idle sessions to epoll (always so off Linux).
+	DisablePoller bool
 }
 
 // DefaultConfig returns the defaults an operator of another XMPP server
@@ -78,7 +81,13 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	shutdown bool
-	wg       sync.WaitGroup
+	wg       sync.WaitGroup // one per connection, until finished
+
+	pollOnce   sync.Once
+	poller     *poller // nil when sessions keep their goroutine
+	pollCtx    context.Context
+	pollCancel context.CancelFunc
+	pollWG     sync.WaitGroup
 }
 
 // readBufSize holds a whole TLS record's plaintext, so that one read drains
@@ -97,6 +106,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cfg.Limits = xmlstream.DefaultLimits()
 	}
 	s := &Server{cfg: cfg, deps: d, log: d.Log.With("component", "c2s"), conns: make(map[*conn]struct{})}
+	s.pollCtx, s.pollCancel = context.WithCancel(context.Background())
 	s.readPool.New = func() any { b := make([]byte, readBufSize); return &b }
 	s.writePool.New = func() any { b := make([]byte, 0, 2048); return &b }
 	return s, nil
@@ -144,6 +154,14 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Shutdown() {
 	s.closeAll("system-shutdown")
 	s.wg.Wait()
+	s.pollCancel()
+	if s.poller != nil {
+		s.poller.stop()
+	}
+	s.pollWG.Wait()
+	if s.poller != nil {
+		s.poller.close()
+	}
 }
 
 // Serve serves connections accepted from l until ctx is done; direct selects
@@ -156,7 +174,28 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, direct bool) {
 	s.serveListener(ctx, l, direct)
 }
 
+// startPoller starts the poller once, before the first connection.
+func (s *Server) startPoller() {
+	s.pollOnce.Do(func() {
+		if s.cfg.DisablePoller {
+			return
+		}
+		p, err := newPoller()
+		if err != nil {
+			s.log.Info("no poller: one goroutine per session", "err", err)
+			return
+		}
+		s.poller = p
+		s.pollWG.Add(1)
+		go func() {
+			defer s.pollWG.Done()
+			p.run(s.pollCtx, s)
+		}()
+	})
+}
+
 func (s *Server) serveListener(ctx context.Context, l net.Listener, direct bool) {
+	s.startPoller()
 	var delay time.Duration
 	for {
 		nc, err := l.Accept()
@@ -179,15 +218,9 @@ func (s *Server) serveListener(ctx context.Context, l net.Listener, direct bool)
 			return
 		}
 		s.conns[c] = struct{}{}
-		s.wg.Add(1)
+		s.wg.Add(1) // done by c.finish
 		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			c.serve(ctx, direct)
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		}()
+		go c.serve(ctx, direct)
 	}
 }
 

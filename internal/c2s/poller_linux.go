@@ -1,0 +1,135 @@
+package c2s
+
+import (
+	"context"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// poller watches the sockets of bound, idle sessions with epoll, so that an
+// idle session needs no goroutine: when a socket becomes readable a
+// goroutine is started to drain it, and it ends when nothing is left to
+// read. Registrations are one-shot: a socket reports once, and is re-armed
+// only after its data has been processed, so at most one goroutine reads a
+// connection at a time.
+type poller struct {
+	epfd int
+	wake [2]int // a pipe whose read end is registered with id 0: stop waits no timeout
+
+	mu     sync.RWMutex
+	conns  map[uint64]*conn
+	nextID uint64
+}
+
+const pollEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
+
+func newPoller() (*poller, error) {
+	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	p := &poller{epfd: fd, conns: make(map[uint64]*conn)}
+	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		syscall.Close(fd)
+		return nil, err
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN}
+	if err := syscall.EpollCtl(fd, syscall.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *poller) ctl(c *conn, op int) error {
+	ev := syscall.EpollEvent{Events: pollEvents, Fd: int32(uint32(c.pollID)), Pad: int32(uint32(c.pollID >> 32))}
+	var opErr error
+	err := c.rc.Control(func(fd uintptr) {
+		opErr = syscall.EpollCtl(p.epfd, op, int(fd), &ev)
+	})
+	if err != nil {
+		return err
+	}
+	return opErr
+}
+
+// add hands c to the poller.
+func (p *poller) add(c *conn) error {
+	p.mu.Lock()
+	p.nextID++
+	c.pollID = p.nextID
+	p.conns[c.pollID] = c
+	p.mu.Unlock()
+	if err := p.ctl(c, syscall.EPOLL_CTL_ADD); err != nil {
+		p.mu.Lock()
+		delete(p.conns, c.pollID)
+		p.mu.Unlock()
+		c.pollID = 0
+		return err
+	}
+	return nil
+}
+
+// rearm asks for the next readiness report of c.
+func (p *poller) rearm(c *conn) error { return p.ctl(c, syscall.EPOLL_CTL_MOD) }
+
+// remove forgets c; its socket must still be open.
+func (p *poller) remove(c *conn) {
+	p.mu.Lock()
+	delete(p.conns, c.pollID)
+	p.mu.Unlock()
+	_ = p.ctl(c, syscall.EPOLL_CTL_DEL)
+}
+
+// run dispatches readiness until ctx is done, and checks idle sessions
+// every second.
+func (p *poller) run(ctx context.Context, s *Server) {
+	events := make([]syscall.EpollEvent, 128)
+	lastSweep := time.Now()
+	for ctx.Err() == nil {
+		n, err := syscall.EpollWait(p.epfd, events, 1000)
+		if err != nil && err != syscall.EINTR {
+			s.log.Error("epoll", "err", err)
+			return
+		}
+		for i := 0; i < n; i++ {
+			id := uint64(uint32(events[i].Fd)) | uint64(uint32(events[i].Pad))<<32
+			if id == 0 {
+				continue // woken to look at ctx
+			}
+			p.mu.RLock()
+			c := p.conns[id]
+			p.mu.RUnlock()
+			if c != nil {
+				go c.ready()
+			}
+		}
+		if now := time.Now(); now.Sub(lastSweep) >= time.Second {
+			lastSweep = now
+			p.sweep(now, s)
+		}
+	}
+}
+
+// sweep pings sessions silent for IdleTimeout and closes those whose ping
+// went unanswered for PingTimeout.
+func (p *poller) sweep(now time.Time, s *Server) {
+	if s.cfg.IdleTimeout <= 0 {
+		return
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, c := range p.conns {
+		c.checkIdle(now)
+	}
+}
+
+// stop wakes run after its context was cancelled.
+func (p *poller) stop() { _, _ = syscall.Write(p.wake[1], []byte{0}) }
+
+func (p *poller) close() {
+	syscall.Close(p.epfd)
+	syscall.Close(p.wake[0])
+	syscall.Close(p.wake[1])
+}
