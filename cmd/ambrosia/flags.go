@@ -27,6 +27,7 @@ type configFlags struct {
 	allowPlain optBool
 	logFormat  string
 	logLevel   string
+	debugAddr  string
 	idle       string
 }
 
@@ -39,6 +40,7 @@ func (f *configFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.allowPlain, "allow-plain", "allow unencrypted client connections")
 	fs.StringVar(&f.logFormat, "log-format", "", "text or json")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error")
+	fs.StringVar(&f.debugAddr, "debug-addr", "", "serve the profiler and runtime statistics on host:port (loopback!)")
 	fs.StringVar(&f.idle, "idle-timeout", "", "silence before a session is pinged, e.g. 5m (0 disables)")
 }
 
@@ -67,6 +69,7 @@ func (f *configFlags) load() (config.Config, error) {
 	set(&c.C2S.TLSAddr, f.c2sTLSAddr)
 	set(&c.Log.Format, f.logFormat)
 	set(&c.Log.Level, f.logLevel)
+	set(&c.DebugAddr, f.debugAddr)
 	if f.allowPlain.set {
 		c.C2S.AllowPlain = f.allowPlain.v
 	}

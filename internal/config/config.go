@@ -27,9 +27,13 @@ type Config struct {
 	Domains []string `toml:"domains"`
 	// DataDir holds the database and generated certificates.
 	DataDir string `toml:"data_dir"`
-	Log     Log    `toml:"log"`
-	TLS     TLS    `toml:"tls"`
-	C2S     C2S    `toml:"c2s"`
+	// DebugAddr serves Go's profiler (/debug/pprof/) and runtime
+	// statistics (/debug/vars) on host:port; empty (the default) disables.
+	// Bind it to loopback: it is not authenticated.
+	DebugAddr string `toml:"debug_addr"`
+	Log       Log    `toml:"log"`
+	TLS       TLS    `toml:"tls"`
+	C2S       C2S    `toml:"c2s"`
 }
 
 // Log configures logging.
@@ -257,7 +261,7 @@ func (c *Config) Validate() error {
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return errors.New("tls: cert_file and key_file go together")
 	}
-	for key, a := range map[string]string{"c2s.addr": c.C2S.Addr, "c2s.tls_addr": c.C2S.TLSAddr} {
+	for key, a := range map[string]string{"c2s.addr": c.C2S.Addr, "c2s.tls_addr": c.C2S.TLSAddr, "debug_addr": c.DebugAddr} {
 		if a == "" {
 			continue
 		}

@@ -528,11 +528,16 @@ func (p *Parser) header(declEnd, tagStart, end int) (Event, *Error) {
 		p.endNext = true
 		p.state = stEnded
 	} else {
-		p.rootName = f.qname
-		p.rootDef = f.def
+		// Own copies: the names would otherwise keep the whole header
+		// buffer alive for the life of the stream.
+		p.rootName = strings.Clone(f.qname)
+		p.rootDef = internNS(f.def)
 		p.state = stContent
 	}
-	p.rootBinds = binds
+	p.rootBinds = make([]binding, len(binds))
+	for i, bd := range binds {
+		p.rootBinds[i] = binding{prefix: strings.Clone(bd.prefix), uri: internNS(bd.uri), depth: bd.depth}
+	}
 	return Event{Kind: EventStreamStart, Elem: root}, nil
 }
 
@@ -593,4 +598,20 @@ func checkXMLDecl(d []byte) *Error {
 		return errNWF("XML declaration without version")
 	}
 	return nil
+}
+
+// internNS returns the constant for the namespaces every stream declares,
+// and a private copy of any other.
+func internNS(s string) string {
+	switch s {
+	case NSClient:
+		return NSClient
+	case NSServer:
+		return NSServer
+	case NSComponent:
+		return NSComponent
+	case NSStream:
+		return NSStream
+	}
+	return strings.Clone(s)
 }
