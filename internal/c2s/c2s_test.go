@@ -324,3 +324,54 @@ func TestParallelWrongPasswords(t *testing.T) {
 	}
 	s.Login(t, "alice", "wonderland", "ok")
 }
+
+// A client that stops reading gets its stanzas later, all of them and in
+// order, while the sender is never held up.
+func TestBacklogKeepsOrder(t *testing.T) { modes(t, testBacklogKeepsOrder) }
+
+func testBacklogKeepsOrder(t *testing.T, mode func(*c2s.Config)) {
+	s := xmpptest.StartServer(t, func(c *c2s.Config) { mode(c); c.MaxQueuedBytes = 64 << 20 })
+	s.AddUser(t, "alice@localhost", "wonderland")
+	s.AddUser(t, "bob@localhost", "builder")
+	a := s.Login(t, "alice", "wonderland", "a")
+	b := s.Login(t, "bob", "builder", "b")
+	body := strings.Repeat("x", 8000)
+	const n = 1000 // 8 MB: more than the socket buffers hold
+	for i := 0; i < n; i++ {
+		a.Send(fmt.Sprintf("<message to='bob@localhost/b' id='m%d'><body>%s</body></message>", i, body))
+	}
+	// Alice is still served while bob reads nothing.
+	a.Send("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+	a.Expect("ping result", func(e *xmlstream.Element) bool { return e.Attr("id") == "p1" })
+	for i := 0; i < n; i++ {
+		m := b.Expect("message", func(e *xmlstream.Element) bool { return e.Local == "message" })
+		if m.Attr("id") != fmt.Sprintf("m%d", i) {
+			t.Fatalf("got %s, want m%d", m.Attr("id"), i)
+		}
+	}
+}
+
+// A client whose unread output passes MaxQueuedBytes is disconnected.
+func TestBacklogLimitClosesSlowReader(t *testing.T) {
+	s := xmpptest.StartServer(t, func(c *c2s.Config) { c.MaxQueuedBytes = 256 << 10 })
+	s.AddUser(t, "alice@localhost", "wonderland")
+	s.AddUser(t, "bob@localhost", "builder")
+	a := s.Login(t, "alice", "wonderland", "a")
+	s.Login(t, "bob", "builder", "b")
+	body := strings.Repeat("x", 8000)
+	for i := 0; i < 1000 && s.Edge.ConnCount() == 2; i++ {
+		a.Send(fmt.Sprintf("<message to='bob@localhost/b' id='m%d'><body>%s</body></message>", i, body))
+		if i%50 == 49 {
+			a.Send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+			a.Expect("ping", func(e *xmlstream.Element) bool { return e.Attr("id") == "p" })
+		}
+	}
+	xmpptest.CheckFor(t, 5*time.Second, func() error {
+		if n := s.Edge.ConnCount(); n != 1 {
+			return fmt.Errorf("%d connections", n)
+		}
+		return nil
+	})
+	a.Send("<iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>")
+	a.Expect("ping", func(e *xmlstream.Element) bool { return e.Attr("id") == "p2" })
+}

@@ -57,106 +57,61 @@ type conn struct {
 	ctx      context.Context
 	rmu      sync.Mutex
 	pollID   uint64
+	queued   atomic.Bool // a drain is queued or running: no need for another
+	peerGone atomic.Bool // the poller saw the peer close or fail
 	finished bool
 	lastRead atomic.Int64 // unix nanoseconds; idle checks of polled sessions
 	pingedAt atomic.Int64 // when an idle ping went out, 0 if none is pending
 
-	wmu      sync.Mutex
-	out      *[]byte // pooled; nil when nothing is queued
-	flushing bool
-	closed   bool
+	out    *outConn // the socket's write side, under TLS too
+	wmu    sync.Mutex
+	closed bool // the stream end is written: nothing may follow
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{srv: s, nc: nc, raw: nc}
+	c := &conn{srv: s, raw: nc}
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
 		}
 	}
+	c.out = &outConn{Conn: nc, rc: c.rc, timeout: s.cfg.WriteTimeout, max: s.cfg.MaxQueuedBytes, onErr: c.abort}
+	c.nc = c.out
 	return c
 }
 
 // JID implements router.Session.
 func (c *conn) JID() jid.JID { return c.full }
 
-// Deliver implements router.Session.
+// Deliver implements router.Session: the stanza is serialized and written
+// at once from the caller's goroutine; the write never waits for the
+// client (see outConn).
 func (c *conn) Deliver(el *xmlstream.Element) {
+	b := c.srv.writePool.Get().(*[]byte)
+	*b = el.AppendXML((*b)[:0], xmlstream.NSClient)
+	_ = c.write(*b)
+	if cap(*b) <= 64<<10 {
+		c.srv.writePool.Put(b)
+	}
+}
+
+// sendRaw writes already serialized output.
+func (c *conn) sendRaw(s string) { _ = c.write([]byte(s)) }
+
+// writeNow writes during negotiation; the name remains from the time it
+// differed from Deliver.
+func (c *conn) writeNow(b []byte) error { return c.write(b) }
+
+// write sends b unless the stream is closed. wmu orders it with the stream
+// end.
+func (c *conn) write(b []byte) error {
 	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	if c.closed {
-		c.wmu.Unlock()
-		return
+		return net.ErrClosed
 	}
-	if c.out == nil {
-		c.out = c.srv.writePool.Get().(*[]byte)
-	}
-	*c.out = el.AppendXML(*c.out, xmlstream.NSClient)
-	c.kickLocked()
-}
-
-// sendRaw queues already serialized output.
-func (c *conn) sendRaw(b string) {
-	c.wmu.Lock()
-	if c.closed {
-		c.wmu.Unlock()
-		return
-	}
-	if c.out == nil {
-		c.out = c.srv.writePool.Get().(*[]byte)
-	}
-	*c.out = append(*c.out, b...)
-	c.kickLocked()
-}
-
-// kickLocked starts a flush unless one runs; it releases wmu.
-func (c *conn) kickLocked() {
-	if len(*c.out) > c.srv.cfg.MaxQueuedBytes {
-		c.wmu.Unlock()
-		c.srv.log.Info("output queue full, closing", "jid", c.full.String())
-		c.Close(stanza.PolicyViolation)
-		return
-	}
-	if c.flushing {
-		c.wmu.Unlock()
-		return
-	}
-	c.flushing = true
-	c.wmu.Unlock()
-	go c.flush()
-}
-
-// flush writes the queue until it is empty. Stanzas queued meanwhile join
-// the next write, so a busy recipient gets batched writes.
-func (c *conn) flush() {
-	for {
-		c.wmu.Lock()
-		if c.out == nil || len(*c.out) == 0 || c.closed {
-			c.flushing = false
-			if c.closed {
-				c.releaseOutLocked()
-			}
-			c.wmu.Unlock()
-			return
-		}
-		b := c.out
-		c.out = nil
-		c.wmu.Unlock()
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-		_, err := c.nc.Write(*b)
-		*b = (*b)[:0]
-		if cap(*b) <= 64<<10 {
-			c.srv.writePool.Put(b)
-		}
-		if err != nil {
-			c.wmu.Lock()
-			c.flushing = false
-			c.closed = true
-			c.releaseOutLocked()
-			c.wmu.Unlock()
-			c.abort()
-			return
-		}
-	}
+	_, err := c.nc.Write(b)
+	return err
 }
 
 // abort makes the reader see the end of the connection, which then cleans
@@ -176,23 +131,6 @@ func (c *conn) abort() {
 	c.raw.Close()
 }
 
-func (c *conn) releaseOutLocked() {
-	if c.out != nil {
-		*c.out = (*c.out)[:0]
-		c.srv.writePool.Put(c.out)
-		c.out = nil
-	}
-}
-
-// writeNow writes b synchronously: used during negotiation, when nothing
-// else writes to the connection, and before a TLS upgrade, which must not
-// start before <proceed/> is on the wire.
-func (c *conn) writeNow(b []byte) error {
-	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-	_, err := c.nc.Write(b)
-	return err
-}
-
 // Close implements router.Session. It ends the stream on another
 // goroutine, so that a caller holding locks never waits for this client's
 // socket.
@@ -203,42 +141,28 @@ func (c *conn) Close(condition string) {
 // fail ends the stream with a stream error from the reading goroutine.
 func (c *conn) fail(condition, text string) { c.closeStream(condition, text) }
 
-// closeStream writes what is queued, then the stream error (if condition is
-// not "") and our stream end, and closes the connection, which makes the
-// reading goroutine clean up.
+// closeStream writes the stream error (if condition is not "") and our
+// stream end after whatever is queued, and makes the reader close the
+// connection.
 func (c *conn) closeStream(condition, text string) {
 	c.wmu.Lock()
 	if c.closed {
 		c.wmu.Unlock()
 		return
 	}
-	c.closed = true
 	var tail []byte
 	if !c.opened {
 		// RFC 6120 §4.9.1.2: a stream error needs our stream header first.
 		tail = append(tail, c.header("")...)
 	}
-	if c.out != nil {
-		tail = append(tail, *c.out...)
-	}
-	c.releaseOutLocked()
-	c.wmu.Unlock()
 	if condition != "" {
 		tail = append(tail, streamError(condition, text)...)
 	}
 	tail = append(tail, "</stream:stream>"...)
-	// A running flush stops after its current write; ours must follow it.
-	for i := 0; i < 1000; i++ {
-		c.wmu.Lock()
-		flushing := c.flushing
-		c.wmu.Unlock()
-		if !flushing {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = c.nc.Write(tail)
+	c.closed = true
+	c.wmu.Unlock()
+	c.out.waitIdle(time.Second)
 	c.abort()
 }
 
@@ -305,17 +229,19 @@ func (c *conn) handOff() bool {
 	return true
 }
 
-// ready drains a polled connection that the poller reported readable, then
-// re-arms it.
+// ready drains a polled connection that the poller reported readable.
 func (c *conn) ready() {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	// Cleared before reading: data arriving from now on queues another
+	// drain, so none is missed.
+	c.queued.Store(false)
 	if c.finished || c.pollID == 0 {
 		// Finished, or still served by its own goroutine.
 		return
 	}
 	for {
-		n, err := c.readNow()
+		n, drained, err := c.readNow()
 		if n > 0 {
 			c.lastRead.Store(time.Now().UnixNano())
 			c.pingedAt.Store(0)
@@ -323,36 +249,42 @@ func (c *conn) ready() {
 				c.finish()
 				return
 			}
-			continue
+			if !drained || c.peerGone.Load() {
+				continue
+			}
+			// The socket had no more; whatever arrives next reports anew,
+			// so there is no need for a read that would say EAGAIN.
+			return
 		}
 		if errors.Is(err, errWouldBlock) {
-			break
+			return
+		}
+		if err == nil {
+			continue // a TLS record with no application data
 		}
 		c.readError(err)
 		c.finish()
 		return
 	}
-	if err := c.srv.poller.rearm(c); err != nil {
-		c.finish()
-	}
 }
 
 // readNow reads what the socket holds without waiting, and feeds it to the
-// parser. It returns errWouldBlock when there is nothing.
-func (c *conn) readNow() (int, error) {
+// parser; drained reports that the socket is known to be empty now. It
+// returns errWouldBlock when there was nothing.
+func (c *conn) readNow() (n int, drained bool, err error) {
 	b := c.srv.readPool.Get().(*[]byte)
-	var n int
-	var err error
 	if c.tls != nil {
 		n, err = c.tls.Read(*b)
+		drained = c.rec.short && c.rec.Buffered() == 0
 	} else {
 		n, err = c.readRaw(*b)
+		drained = n < len(*b)
 	}
 	if n > 0 {
 		c.parser.Feed((*b)[:n])
 	}
 	c.srv.readPool.Put(b)
-	return n, err
+	return n, drained, err
 }
 
 // readRaw reads from the socket without waiting.

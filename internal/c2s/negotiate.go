@@ -175,6 +175,8 @@ func (c *conn) handleStartTLS(ctx context.Context) bool {
 	if err := c.writeNow([]byte("<proceed xmlns='" + stanza.NSTLS + "'/>")); err != nil {
 		return false
 	}
+	// TLS must not start before <proceed/> is on the wire.
+	c.out.waitIdle(c.srv.cfg.WriteTimeout)
 	if err := c.startTLS(ctx); err != nil {
 		c.srv.log.Debug("starttls handshake", "remote", c.raw.RemoteAddr().String(), "err", err)
 		c.raw.Close()
@@ -187,7 +189,7 @@ func (c *conn) handleStartTLS(ctx context.Context) bool {
 
 // startTLS puts TLS on the connection and completes the handshake.
 func (c *conn) startTLS(ctx context.Context) error {
-	c.rec = &recordConn{Conn: c.raw, pool: &c.srv.readPool}
+	c.rec = &recordConn{Conn: c.out, pool: &c.srv.readPool}
 	c.rec.read = c.raw.Read
 	t := tls.Server(c.rec, c.srv.deps.TLS)
 	hctx, cancel := context.WithDeadline(ctx, c.deadline)
@@ -195,7 +197,9 @@ func (c *conn) startTLS(ctx context.Context) error {
 	if err := t.HandshakeContext(hctx); err != nil {
 		return err
 	}
+	c.wmu.Lock()
 	c.tls, c.nc = t, t
+	c.wmu.Unlock()
 	return nil
 }
 

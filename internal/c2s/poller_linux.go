@@ -8,11 +8,11 @@ import (
 )
 
 // poller watches the sockets of bound, idle sessions with epoll, so that an
-// idle session needs no goroutine: when a socket becomes readable a
-// goroutine is started to drain it, and it ends when nothing is left to
-// read. Registrations are one-shot: a socket reports once, and is re-armed
-// only after its data has been processed, so at most one goroutine reads a
-// connection at a time.
+// idle session needs no goroutine: when data arrives on a socket a worker
+// drains it and goes back to the pool. Registrations are edge-triggered, so
+// nothing needs re-arming after each read: every arrival reports again, and
+// a per-connection flag makes sure at most one drain is queued while one
+// runs (conn.ready clears it before reading).
 type poller struct {
 	epfd int
 	wake [2]int // a pipe whose read end is registered with id 0: stop waits no timeout
@@ -20,16 +20,27 @@ type poller struct {
 	mu     sync.RWMutex
 	conns  map[uint64]*conn
 	nextID uint64
+
+	// work hands ready connections to long-lived workers, whose stacks
+	// have already grown to what processing a stanza needs; a fresh
+	// goroutine per report would grow its stack anew every time.
+	work    chan *conn
+	workers sync.WaitGroup
 }
 
-const pollEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
+// workers is how many goroutines wait for ready connections. When all are
+// busy (one is stuck in a slow database call, say) a report gets a goroutine
+// of its own, so nothing waits for a worker.
+const workers = 16
+
+const pollEvents = uint32(syscall.EPOLLIN|syscall.EPOLLRDHUP) | uint32(1<<31) // EPOLLET, negative in package syscall
 
 func newPoller() (*poller, error) {
 	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
 	}
-	p := &poller{epfd: fd, conns: make(map[uint64]*conn)}
+	p := &poller{epfd: fd, conns: make(map[uint64]*conn), work: make(chan *conn)}
 	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
 		syscall.Close(fd)
 		return nil, err
@@ -71,9 +82,6 @@ func (p *poller) add(c *conn) error {
 	return nil
 }
 
-// rearm asks for the next readiness report of c.
-func (p *poller) rearm(c *conn) error { return p.ctl(c, syscall.EPOLL_CTL_MOD) }
-
 // remove forgets c; its socket must still be open.
 func (p *poller) remove(c *conn) {
 	p.mu.Lock()
@@ -85,6 +93,17 @@ func (p *poller) remove(c *conn) {
 // run dispatches readiness until ctx is done, and checks idle sessions
 // every second.
 func (p *poller) run(ctx context.Context, s *Server) {
+	for range workers {
+		p.workers.Add(1)
+		go func() {
+			defer p.workers.Done()
+			for c := range p.work {
+				c.ready()
+			}
+		}()
+	}
+	defer p.workers.Wait()
+	defer close(p.work)
 	events := make([]syscall.EpollEvent, 128)
 	lastSweep := time.Now()
 	for ctx.Err() == nil {
@@ -101,8 +120,18 @@ func (p *poller) run(ctx context.Context, s *Server) {
 			p.mu.RLock()
 			c := p.conns[id]
 			p.mu.RUnlock()
-			if c != nil {
-				go c.ready()
+			if c != nil && events[i].Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+				// Remembered even when no drain is queued for it: a drain
+				// running now must then read to the end, not trust a short
+				// read to mean an empty socket.
+				c.peerGone.Store(true)
+			}
+			if c != nil && c.queued.CompareAndSwap(false, true) {
+				select {
+				case p.work <- c:
+				default:
+					go c.ready()
+				}
 			}
 		}
 		if now := time.Now(); now.Sub(lastSweep) >= time.Second {

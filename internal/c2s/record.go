@@ -19,9 +19,12 @@ type recordConn struct {
 
 	buf     *[]byte // pooled storage behind pending, nil when empty
 	pending []byte  // bytes read from the socket, not yet given to TLS
-	hdr     [5]byte // partial header of the next record
-	hdrN    int
-	left    int // bytes of the current record's body not yet given
+	// short is set when the last socket read did not fill the buffer: the
+	// socket was drained then, and a reader may stop without asking again.
+	short bool
+	hdr   [5]byte // partial header of the next record
+	hdrN  int
+	left  int // bytes of the current record's body not yet given
 }
 
 // Buffered reports how many received bytes wait for the TLS layer.
@@ -31,6 +34,7 @@ func (r *recordConn) Read(p []byte) (int, error) {
 	if len(r.pending) == 0 {
 		b := r.pool.Get().(*[]byte)
 		n, err := r.read(*b)
+		r.short = n < len(*b)
 		if n == 0 {
 			r.pool.Put(b)
 			return 0, err
