@@ -44,6 +44,17 @@ func testLogin(t *testing.T, mech string) {
 	}
 }
 
+// TestLoginClientChoice lets slixmpp pick as it would for a user: it tries
+// SCRAM-*-PLUS with tls-unique first, which the server refuses without
+// counting it as a failed password, and then logs in with plain SCRAM.
+func TestLoginClientChoice(t *testing.T) {
+	s := startWithUsers(t)
+	out := mustPython(t, "login", loginArgs(s, false, alice, alicePass, "")...)
+	if !strings.Contains(out, "(mechanism SCRAM-SHA-") {
+		t.Errorf("login did not use SCRAM:\n%s", out)
+	}
+}
+
 func TestLoginSCRAMSHA1(t *testing.T)   { testLogin(t, "SCRAM-SHA-1") }
 func TestLoginSCRAMSHA256(t *testing.T) { testLogin(t, "SCRAM-SHA-256") }
 func TestLoginSCRAMSHA512(t *testing.T) { testLogin(t, "SCRAM-SHA-512") }
