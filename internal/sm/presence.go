@@ -58,8 +58,12 @@ func (m *SM) outboundPresence(ctx context.Context, sess router.Session, s router
 	me.available = true
 	me.priority = parsePriority(s.El)
 	me.presence = s.El
+	prio := me.priority
 	u.mu.Unlock()
 	m.broadcast(ctx, u, s.El, initial)
+	if initial && prio >= 0 {
+		m.deliverOffline(ctx, u, sess)
+	}
 }
 
 // broadcast sends a user's presence to their own available resources and to

@@ -26,6 +26,9 @@ type Config struct {
 	Domain string
 	// Version is reported through XEP-0092.
 	Version string
+	// OfflineQuota is how many messages are stored per offline user;
+	// 0 means DefaultOfflineQuota.
+	OfflineQuota int
 }
 
 // Deps are the session manager's dependencies.
@@ -33,7 +36,10 @@ type Deps struct {
 	Router   *router.Router
 	Accounts Accounts
 	Roster   storage.Roster
-	Log      *slog.Logger
+	// Offline stores messages for users who are away; nil disables it
+	// (messages to them are then refused with service-unavailable).
+	Offline storage.Offline
+	Log     *slog.Logger
 }
 
 // SM is the session manager of one domain.
@@ -75,6 +81,9 @@ func New(cfg Config, d Deps) (*SM, error) {
 	}
 	if d.Router == nil || d.Accounts == nil || d.Roster == nil || d.Log == nil {
 		return nil, errors.New("sm: router, accounts, roster and logger are required")
+	}
+	if cfg.OfflineQuota <= 0 {
+		cfg.OfflineQuota = DefaultOfflineQuota
 	}
 	return &SM{cfg: cfg, domain: dj, deps: d, log: d.Log.With("component", "sm", "domain", cfg.Domain), users: make(map[string]*user)}, nil
 }
@@ -266,9 +275,12 @@ func (m *SM) inboundMessage(ctx context.Context, s router.Stanza) {
 	if typ == "headline" {
 		return
 	}
-	// No resource can take it and there is no offline storage yet:
-	// RFC 6121 §8.5.2.2 asks for service-unavailable, as it does for a
-	// user that does not exist.
+	if m.storeOffline(ctx, s) {
+		return
+	}
+	// No resource can take it and it cannot be stored: RFC 6121 §8.5.2.2
+	// asks for service-unavailable, as it does for a user that does not
+	// exist.
 	m.deps.Router.Bounce(ctx, s, stanza.ServiceUnavailable, "")
 }
 

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
 )
@@ -144,18 +145,73 @@ func TestMessageRouting(t *testing.T) {
 	if r := a.Expect("result", isIQ("q2")); r.Attr("type") != "result" || r.Attr("from") != b.JID {
 		t.Fatalf("got %s", r)
 	}
-	// Negative priority: no bare-JID delivery, so the message bounces.
+	// Negative priority: no bare-JID delivery; the message waits in
+	// offline storage for a resource that takes messages.
 	b.Send("<presence><priority>-1</priority></presence>")
 	// Its own broadcast tells that the server has taken the change.
 	b.Expect("own presence", func(e *xmlstream.Element) bool {
 		return e.Local == "presence" && e.Child(xmlstream.NSClient, "priority") != nil
 	})
 	a.Send("<message to='bob@localhost' type='chat' id='m5'><body>hi</body></message>")
-	e = a.Expect("error", func(e *xmlstream.Element) bool { return e.Attr("id") == "m5" })
-	if !strings.Contains(e.String(), "service-unavailable") {
+	b2 := s.Login(t, "bob", "builder", "b2")
+	b2.Send("<presence/>")
+	m = b2.Expect("stored message", func(e *xmlstream.Element) bool { return e.Attr("id") == "m5" })
+	if m.Child("urn:xmpp:delay", "delay") == nil {
+		t.Fatalf("no delay: %s", m)
+	}
+}
+
+func TestOfflineMessages(t *testing.T) {
+	s := xmpptest.StartServerWith(t, xmpptest.Options{SM: func(c *sm.Config) { c.OfflineQuota = 2 }})
+	s.AddUser(t, "alice@localhost", "wonderland")
+	s.AddUser(t, "bob@localhost", "builder")
+	a := s.Login(t, "alice", "wonderland", "a")
+	a.Send("<message to='bob@localhost' type='chat' id='o1'><body>first</body></message>")
+	a.Send("<message to='bob@localhost' id='o2'><body>second</body><x xmlns='urn:example:kept'/></message>")
+	a.Send("<message to='bob@localhost' type='chat' id='cs'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>")
+	a.Send("<message to='bob@localhost' type='headline' id='h'><body>news</body></message>")
+	a.Send("<message to='bob@localhost' type='chat' id='o3'><body>third</body></message>")
+	e := a.Expect("quota error", func(e *xmlstream.Element) bool { return e.Attr("id") == "o3" })
+	if e.Attr("type") != "error" || !strings.Contains(e.String(), "resource-constraint") {
+		t.Fatalf("over quota: %s", e)
+	}
+	b := s.Login(t, "bob", "builder", "b")
+	// Nothing comes before the initial presence.
+	b.Send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if r := b.Element(); r.Attr("id") != "p" {
+		t.Fatalf("before presence: %s", r)
+	}
+	b.Send("<presence/>")
+	var got []string
+	for len(got) < 2 {
+		m := b.Expect("stored", func(e *xmlstream.Element) bool { return e.Local == "message" })
+		d := m.Child("urn:xmpp:delay", "delay")
+		if d == nil || d.Attr("from") != "localhost" || d.Attr("stamp") == "" || m.Attr("from") != "alice@localhost/a" {
+			t.Fatalf("stored message: %s", m)
+		}
+		got = append(got, m.Attr("id"))
+	}
+	if strings.Join(got, ",") != "o1,o2" {
+		t.Fatalf("got %v", got)
+	}
+	// Delivered once: a second resource gets nothing more.
+	b2 := s.Login(t, "bob", "builder", "b2")
+	b2.Send("<presence/>")
+	b2.Send("<iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>")
+	for {
+		el := b2.Element()
+		if el.Local == "message" {
+			t.Fatalf("delivered twice: %s", el)
+		}
+		if el.Attr("id") == "p2" {
+			break
+		}
+	}
+	// A user that does not exist still gets service-unavailable.
+	a.Send("<message to='ghost@localhost' type='chat' id='g'><body>x</body></message>")
+	if e := a.Expect("error", func(e *xmlstream.Element) bool { return e.Attr("id") == "g" }); !strings.Contains(e.String(), "service-unavailable") {
 		t.Fatalf("got %s", e)
 	}
-	_ = s
 }
 
 func TestServerIQs(t *testing.T) {

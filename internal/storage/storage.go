@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Sentinel errors shared by every backend. Callers test for them with
@@ -115,11 +116,35 @@ type Roster interface {
 	DeleteRosterItem(ctx context.Context, user, contact string) (version int64, err error)
 }
 
+// OfflineMessage is a message stored for a user who was offline
+// (XEP-0160). Stanza is its serialized XML, delay stamp included.
+type OfflineMessage struct {
+	ID     int64 // increasing per store; orders messages and marks delivery
+	Stored time.Time
+	Stanza []byte
+}
+
+// ErrQuota is returned when a user's storage is full.
+var ErrQuota = errors.New("storage: quota exceeded")
+
+// Offline keeps messages for users who are not online.
+type Offline interface {
+	// PushOffline stores a message for user unless user already has quota
+	// messages stored, in which case it returns ErrQuota.
+	PushOffline(ctx context.Context, user string, stanza []byte, stored time.Time, quota int) error
+	// OfflineMessages returns the stored messages of user, oldest first.
+	OfflineMessages(ctx context.Context, user string) ([]OfflineMessage, error)
+	// DeleteOffline removes the messages of user up to and including the
+	// one with ID upTo, once they have been delivered.
+	DeleteOffline(ctx context.Context, user string, upTo int64) error
+}
+
 // Store is everything a full backend provides. Consumers should depend on
 // the narrowest interface they need, not on Store.
 type Store interface {
 	Accounts
 	Roster
+	Offline
 }
 
 // UserDomain returns the domain part of the bare JID user. Backends use it

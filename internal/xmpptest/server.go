@@ -33,10 +33,24 @@ type Server struct {
 	wg     sync.WaitGroup
 }
 
-// StartServer starts a server for domain "localhost", configured by
-// adjust, and stops it when the test ends.
+// StartServer starts a server for domain "localhost", its client edge
+// configured by adjust, and stops it when the test ends.
 func StartServer(t testing.TB, adjust func(*c2s.Config)) *Server {
 	t.Helper()
+	return StartServerWith(t, Options{C2S: adjust})
+}
+
+// Options adjust the components of a test server.
+type Options struct {
+	C2S func(*c2s.Config)
+	SM  func(*sm.Config)
+}
+
+// StartServerWith starts a server for domain "localhost" with components
+// configured by o, and stops it when the test ends.
+func StartServerWith(t testing.TB, o Options) *Server {
+	t.Helper()
+	adjust := o.C2S
 	const domain = "localhost"
 	certPEM, keyPEM, err := certs.SelfSigned(domain, time.Now())
 	if err != nil {
@@ -52,7 +66,11 @@ func StartServer(t testing.TB, adjust func(*c2s.Config)) *Server {
 	s := &Server{Domain: domain, Roots: roots, Store: memory.New()}
 	log := Discard()
 	s.Router = router.New(log)
-	m, err := sm.New(sm.Config{Domain: domain, Version: "test"}, sm.Deps{Router: s.Router, Accounts: s.Store, Roster: s.Store, Log: log})
+	smCfg := sm.Config{Domain: domain, Version: "test"}
+	if o.SM != nil {
+		o.SM(&smCfg)
+	}
+	m, err := sm.New(smCfg, sm.Deps{Router: s.Router, Accounts: s.Store, Roster: s.Store, Offline: s.Store, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,11 +4,13 @@
 package memory
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
 )
@@ -21,6 +23,8 @@ type Store struct {
 	mu       sync.Mutex
 	accounts map[string]*account // by bare JID
 	rosters  map[string]*roster  // by bare JID of the owner
+	offline  map[string][]storage.OfflineMessage
+	lastID   int64
 }
 
 type account struct {
@@ -118,6 +122,63 @@ func (s *Store) DeleteAccount(ctx context.Context, user string) error {
 	}
 	delete(s.accounts, user)
 	delete(s.rosters, user)
+	delete(s.offline, user)
+	return nil
+}
+
+// PushOffline implements storage.Offline.
+func (s *Store) PushOffline(ctx context.Context, user string, stanza []byte, stored time.Time, quota int) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory: push offline %s: %w", user, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.offline[user]) >= quota {
+		return fmt.Errorf("memory: push offline %s: %w", user, storage.ErrQuota)
+	}
+	if s.offline == nil {
+		s.offline = make(map[string][]storage.OfflineMessage)
+	}
+	s.lastID++
+	s.offline[user] = append(s.offline[user], storage.OfflineMessage{ID: s.lastID, Stored: stored, Stanza: bytes.Clone(stanza)})
+	return nil
+}
+
+// OfflineMessages implements storage.Offline.
+func (s *Store) OfflineMessages(ctx context.Context, user string) ([]storage.OfflineMessage, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memory: offline messages %s: %w", user, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]storage.OfflineMessage, 0, len(s.offline[user]))
+	for _, m := range s.offline[user] {
+		m.Stanza = bytes.Clone(m.Stanza)
+		out = append(out, m)
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// DeleteOffline implements storage.Offline.
+func (s *Store) DeleteOffline(ctx context.Context, user string, upTo int64) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory: delete offline %s: %w", user, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ms := s.offline[user]
+	i := 0
+	for i < len(ms) && ms[i].ID <= upTo {
+		i++
+	}
+	if i == len(ms) {
+		delete(s.offline, user)
+	} else {
+		s.offline[user] = append([]storage.OfflineMessage(nil), ms[i:]...)
+	}
 	return nil
 }
 

@@ -55,6 +55,15 @@ var migrations = []string{
 		username TEXT PRIMARY KEY,
 		version  BIGINT NOT NULL
 	);`,
+
+	// 2: offline messages (XEP-0160).
+	`CREATE TABLE offline_messages (
+		id        INTEGER PRIMARY KEY AUTOINCREMENT,
+		username  TEXT NOT NULL,
+		stored_at TIMESTAMP NOT NULL,
+		stanza    BLOB NOT NULL
+	);
+	CREATE INDEX offline_messages_user ON offline_messages (username, id);`,
 }
 
 // migrate brings the database up to len(steps). Each step runs in its own

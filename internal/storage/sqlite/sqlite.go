@@ -226,6 +226,7 @@ func (s *Store) DeleteAccount(ctx context.Context, user string) error {
 			`DELETE FROM roster_groups WHERE username = ?`,
 			`DELETE FROM roster_items WHERE username = ?`,
 			`DELETE FROM roster_versions WHERE username = ?`,
+			`DELETE FROM offline_messages WHERE username = ?`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, user); err != nil {
 				return err

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"RosterIsolation", testRosterIsolation},
 		{"RosterConcurrent", testRosterConcurrent},
 		{"CanceledContext", testCanceledContext},
+		{"Offline", testOffline},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

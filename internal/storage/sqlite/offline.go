@@ -1,0 +1,64 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+)
+
+// PushOffline implements storage.Offline. The count and the insert share
+// a transaction, so concurrent senders cannot push past the quota.
+func (s *Store) PushOffline(ctx context.Context, user string, stanza []byte, stored time.Time, quota int) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM offline_messages WHERE username = ?`, user).Scan(&n); err != nil {
+			return err
+		}
+		if n >= quota {
+			return storage.ErrQuota
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO offline_messages (username, stored_at, stanza) VALUES (?, ?, ?)`,
+			user, stored.UTC(), stanza)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: push offline %s: %w", user, err)
+	}
+	return nil
+}
+
+// OfflineMessages implements storage.Offline.
+func (s *Store) OfflineMessages(ctx context.Context, user string) ([]storage.OfflineMessage, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, stored_at, stanza FROM offline_messages WHERE username = ? ORDER BY id`, user)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: offline messages %s: %w", user, err)
+	}
+	defer rows.Close()
+	var out []storage.OfflineMessage
+	for rows.Next() {
+		var m storage.OfflineMessage
+		if err := rows.Scan(&m.ID, &m.Stored, &m.Stanza); err != nil {
+			return nil, fmt.Errorf("sqlite: offline messages %s: %w", user, err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: offline messages %s: %w", user, err)
+	}
+	return out, nil
+}
+
+// DeleteOffline implements storage.Offline.
+func (s *Store) DeleteOffline(ctx context.Context, user string, upTo int64) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM offline_messages WHERE username = ? AND id <= ?`, user, upTo)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: delete offline %s: %w", user, err)
+	}
+	return nil
+}

@@ -1,0 +1,63 @@
+package storagetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+)
+
+func testOffline(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	const alice, bob = "alice@example.com", "bob@example.com"
+	if ms, err := s.OfflineMessages(ctx, alice); err != nil || len(ms) != 0 {
+		t.Fatalf("empty store: %v %v", ms, err)
+	}
+	now := time.Date(2026, 11, 22, 1, 2, 3, 0, time.UTC)
+	for i := 0; i < 3; i++ {
+		if err := s.PushOffline(ctx, alice, fmt.Appendf(nil, "<message id='%d'/>", i), now.Add(time.Duration(i)*time.Second), 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PushOffline(ctx, alice, []byte("<message id='over'/>"), now, 3); !errors.Is(err, storage.ErrQuota) {
+		t.Fatalf("push over quota: %v, want ErrQuota", err)
+	}
+	if err := s.PushOffline(ctx, bob, []byte("<message id='b'/>"), now, 3); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := s.OfflineMessages(ctx, alice)
+	if err != nil || len(ms) != 3 {
+		t.Fatalf("got %d messages, %v", len(ms), err)
+	}
+	for i, m := range ms {
+		if string(m.Stanza) != fmt.Sprintf("<message id='%d'/>", i) || !m.Stored.Equal(now.Add(time.Duration(i)*time.Second)) {
+			t.Fatalf("message %d: %q at %v", i, m.Stanza, m.Stored)
+		}
+		if i > 0 && m.ID <= ms[i-1].ID {
+			t.Fatalf("ids not increasing: %d then %d", ms[i-1].ID, m.ID)
+		}
+	}
+	// Delivered up to the second: the third stays.
+	if err := s.DeleteOffline(ctx, alice, ms[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := s.OfflineMessages(ctx, alice)
+	if err != nil || len(rest) != 1 || rest[0].ID != ms[2].ID {
+		t.Fatalf("after delete: %+v %v", rest, err)
+	}
+	// Other users are untouched.
+	if b, err := s.OfflineMessages(ctx, bob); err != nil || len(b) != 1 {
+		t.Fatalf("bob: %v %v", b, err)
+	}
+	// Deleting an account deletes its offline messages.
+	mustCreate(t, s, bob, cred("SHA-256", 1))
+	if err := s.DeleteAccount(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := s.OfflineMessages(ctx, bob); err != nil || len(b) != 0 {
+		t.Fatalf("bob after account deletion: %v %v", b, err)
+	}
+}
