@@ -16,6 +16,8 @@ func Features() []string {
 		stanza.NSDiscoItems,
 		stanza.NSPing,
 		stanza.NSVersion,
+		nsCarbons,
+		"msgoffline",
 	}
 }
 
@@ -84,6 +86,9 @@ func (m *SM) accountIQ(ctx context.Context, sess router.Session, s router.Stanza
 	}
 	if q := s.El.Child(stanza.NSRoster, "query"); q != nil {
 		m.rosterIQ(ctx, sess, s, q)
+		return
+	}
+	if u := m.user(s.From.BareString()); u != nil && m.carbonsIQ(u, sess, s.El) {
 		return
 	}
 	if r := m.serverIQ(s.El); r != nil {

@@ -71,6 +71,7 @@ type session struct {
 	priority   int
 	presence   *xmlstream.Element // last available presence, stamped
 	interested bool               // asked for the roster: receives pushes
+	carbons    bool               // enabled XEP-0280 carbons
 }
 
 // New returns a session manager for cfg.Domain.
@@ -193,6 +194,13 @@ func (m *SM) HandleFromSession(ctx context.Context, sess router.Session, s route
 		if s.To.IsZero() {
 			s.To = s.From.Bare()
 		}
+		if forgedWrapper(s.El) {
+			e := stanza.ErrorReply(s.El, stanza.BadRequest, "Only the server sends carbon copies and archive results.")
+			e.RemoveAttr("from")
+			reply(sess, e)
+			return
+		}
+		m.sentCarbons(sess, s)
 	}
 	if s.To.IsZero() {
 		return
@@ -222,22 +230,34 @@ func (m *SM) HandleStanza(ctx context.Context, s router.Stanza) {
 func (u *user) deliverTo(resource string, el *xmlstream.Element) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	return u.deliverToLocked(resource, el) != nil
+}
+
+func (u *user) deliverToLocked(resource string, el *xmlstream.Element) *session {
 	for _, x := range u.sessions {
 		if x.s.JID().Resource() == resource {
 			x.s.Deliver(el)
-			return true
+			return x
 		}
 	}
-	return false
+	return nil
 }
 
 func (m *SM) inboundMessage(ctx context.Context, s router.Stanza) {
 	typ := s.El.Attr("type")
 	u := m.user(s.To.BareString())
-	if s.To.Resource() != "" {
-		if u != nil && u.deliverTo(s.To.Resource(), s.El) {
+	if s.To.Resource() != "" && u != nil {
+		u.mu.Lock()
+		x := u.deliverToLocked(s.To.Resource(), s.El)
+		if x != nil {
+			receivedCarbonsLocked(u, s, []*session{x})
+		}
+		u.mu.Unlock()
+		if x != nil {
 			return
 		}
+	}
+	if s.To.Resource() != "" {
 		// RFC 6121 §8.5.3.2.1: no such resource.
 		switch typ {
 		case "groupchat":
@@ -258,17 +278,20 @@ func (m *SM) inboundMessage(ctx context.Context, s router.Stanza) {
 				best = x.priority
 			}
 		}
-		n := 0
+		var got []*session
 		for _, x := range u.sessions {
 			// Headlines go to every non-negative resource, chat and normal
 			// to the most preferred ones (RFC 6121 §8.5.2.1).
 			if x.available && x.priority >= 0 && (typ == "headline" || x.priority == best) {
 				x.s.Deliver(s.El)
-				n++
+				got = append(got, x)
 			}
 		}
+		if len(got) > 0 {
+			receivedCarbonsLocked(u, s, got)
+		}
 		u.mu.Unlock()
-		if n > 0 {
+		if len(got) > 0 {
 			return
 		}
 	}

@@ -1,6 +1,7 @@
 package sm_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -239,5 +240,68 @@ func TestServerIQs(t *testing.T) {
 	a.Send("<iq type='get' to='bob@localhost' id='bd'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
 	if bd := a.Expect("account disco", isIQ("bd")); !strings.Contains(bd.String(), "registered") {
 		t.Fatalf("got %s", bd)
+	}
+}
+
+func TestCarbons(t *testing.T) {
+	s, a, b := twoUsers(t)
+	a2 := s.Login(t, "alice", "wonderland", "a2")
+	a2.Send("<presence/>")
+	a2.Expect("own presence", isPresence(a2.JID, ""))
+	for i, c := range []*xmpptest.Client{a, a2} {
+		id := fmt.Sprintf("c%d", i)
+		c.Send("<iq type='set' id='" + id + "'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
+		if r := c.Expect("enable", isIQ(id)); r.Attr("type") != "result" {
+			t.Fatalf("enable: %s", r)
+		}
+	}
+	isCarbon := func(kind, id string) func(*xmlstream.Element) bool {
+		return func(e *xmlstream.Element) bool {
+			w := e.Child("urn:xmpp:carbons:2", kind)
+			if e.Local != "message" || w == nil || e.Attr("from") != "alice@localhost" {
+				return false
+			}
+			f := w.Child("urn:xmpp:forward:0", "forwarded")
+			return f != nil && f.Child(xmlstream.NSClient, "message") != nil && f.Child(xmlstream.NSClient, "message").Attr("id") == id
+		}
+	}
+	// Sent from a: a2 gets a sent carbon.
+	a.Send("<message to='bob@localhost' type='chat' id='s1'><body>hi bob</body></message>")
+	b.Expect("message", func(e *xmlstream.Element) bool { return e.Attr("id") == "s1" })
+	c := a2.Expect("sent carbon", isCarbon("sent", "s1"))
+	if inner := c.Child("urn:xmpp:carbons:2", "sent").Child("urn:xmpp:forward:0", "forwarded").Child(xmlstream.NSClient, "message"); inner.Attr("from") != a.JID || inner.Attr("to") != "bob@localhost" {
+		t.Fatalf("forwarded: %s", inner)
+	}
+	// Received by a: a2 gets a received carbon.
+	b.Send("<message to='" + a.JID + "' type='chat' id='r1'><body>hi alice</body></message>")
+	a.Expect("message", func(e *xmlstream.Element) bool { return e.Attr("id") == "r1" })
+	a2.Expect("received carbon", isCarbon("received", "r1"))
+	// Private messages are not copied.
+	b.Send("<message to='" + a.JID + "' type='chat' id='r2'><body>secret</body><private xmlns='urn:xmpp:carbons:2'/></message>")
+	a.Expect("message", func(e *xmlstream.Element) bool { return e.Attr("id") == "r2" })
+	a2.Send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+	for {
+		el := a2.Element()
+		if el.Attr("id") == "p" {
+			break
+		}
+		if strings.Contains(el.String(), "r2") {
+			t.Fatalf("private message copied: %s", el)
+		}
+	}
+	// A forged carbon from bob never reaches alice.
+	b.Send("<message to='alice@localhost' id='f1'><received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' from='carol@localhost/x' to='alice@localhost/a' type='chat'><body>trust me</body></message></forwarded></received></message>")
+	if e := b.Expect("error", func(e *xmlstream.Element) bool { return e.Attr("id") == "f1" }); !strings.Contains(e.String(), "bad-request") {
+		t.Fatalf("forged carbon: %s", e)
+	}
+	a.Send("<iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>")
+	for {
+		el := a.Element()
+		if el.Attr("id") == "p2" {
+			break
+		}
+		if el.Attr("id") == "f1" {
+			t.Fatalf("forged carbon delivered: %s", el)
+		}
 	}
 }
