@@ -2,6 +2,7 @@ package sm
 
 import (
 	"context"
+	"strings"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
@@ -17,6 +18,7 @@ func Features() []string {
 		stanza.NSPing,
 		stanza.NSVersion,
 		nsCarbons,
+		nsBlocking,
 		"msgoffline",
 	}
 }
@@ -71,10 +73,34 @@ func (m *SM) serverIQ(iq *xmlstream.Element) *xmlstream.Element {
 			return nil
 		}
 		r := stanza.Result(iq)
-		r.AddChild(xmlstream.NewElement(stanza.NSDiscoItems, "query"))
+		rq := r.AddChild(xmlstream.NewElement(stanza.NSDiscoItems, "query"))
+		for _, d := range m.services() {
+			rq.AddChild(xmlstream.NewElement(stanza.NSDiscoItems, "item")).SetAttr("jid", d)
+		}
 		return r
 	}
 	return nil
+}
+
+// services lists the domains disco#items shows as the server's services:
+// every domain the router serves, other than this one, that is a subdomain
+// of this domain or is served by something other than a session manager
+// (an external component, for one). Other domains of this server are
+// peers, not services, and are not listed. The router is asked each time,
+// so a component shows up while it is connected and only then.
+func (m *SM) services() []string {
+	own := m.domain.Domain()
+	var out []string
+	for _, d := range m.deps.Router.Domains() {
+		if d == own {
+			continue
+		}
+		if _, isSM := m.deps.Router.SessionManager(d); isSM && !strings.HasSuffix(d, "."+own) {
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // accountIQ handles an IQ a user sent with no 'to' or to their own bare
@@ -88,7 +114,7 @@ func (m *SM) accountIQ(ctx context.Context, sess router.Session, s router.Stanza
 		m.rosterIQ(ctx, sess, s, q)
 		return
 	}
-	if u := m.user(s.From.BareString()); u != nil && m.carbonsIQ(u, sess, s.El) {
+	if u := m.user(s.From.BareString()); u != nil && (m.carbonsIQ(u, sess, s.El) || m.blockingIQ(ctx, u, sess, s.El)) {
 		return
 	}
 	if r := m.serverIQ(s.El); r != nil {

@@ -39,7 +39,9 @@ type Deps struct {
 	// Offline stores messages for users who are away; nil disables it
 	// (messages to them are then refused with service-unavailable).
 	Offline storage.Offline
-	Log     *slog.Logger
+	// Blocklist keeps users' blocked JIDs (XEP-0191); nil disables it.
+	Blocklist storage.Blocklist
+	Log       *slog.Logger
 }
 
 // SM is the session manager of one domain.
@@ -59,19 +61,22 @@ var _ router.SessionManager = (*SM)(nil)
 type user struct {
 	bare jid.JID
 
-	mu       sync.Mutex
-	sessions []*session
-	roster   map[string]*storage.RosterItem // nil until loaded
+	mu          sync.Mutex
+	sessions    []*session
+	roster      map[string]*storage.RosterItem // nil until loaded
+	blocked     []jid.JID                      // the blocklist, once loaded
+	blockLoaded bool
 }
 
 // session is one bound resource.
 type session struct {
-	s          router.Session
-	available  bool
-	priority   int
-	presence   *xmlstream.Element // last available presence, stamped
-	interested bool               // asked for the roster: receives pushes
-	carbons    bool               // enabled XEP-0280 carbons
+	s           router.Session
+	available   bool
+	priority    int
+	presence    *xmlstream.Element // last available presence, stamped
+	interested  bool               // asked for the roster: receives pushes
+	carbons     bool               // enabled XEP-0280 carbons
+	blockPushes bool               // asked for the blocklist: receives pushes
 }
 
 // New returns a session manager for cfg.Domain.
@@ -181,6 +186,9 @@ func (m *SM) userExists(ctx context.Context, bare jid.JID) bool {
 // HandleFromSession implements router.SessionManager: the outbound side of
 // a user's stanza.
 func (m *SM) HandleFromSession(ctx context.Context, sess router.Session, s router.Stanza) {
+	if m.refuseBlocked(ctx, sess, s) {
+		return
+	}
 	switch s.El.Local {
 	case stanza.Presence:
 		m.outboundPresence(ctx, sess, s)
@@ -213,6 +221,9 @@ func (m *SM) HandleFromSession(ctx context.Context, sess router.Session, s route
 func (m *SM) HandleStanza(ctx context.Context, s router.Stanza) {
 	if s.To.Local() == "" {
 		m.serverStanza(ctx, s)
+		return
+	}
+	if m.dropBlocked(ctx, s) {
 		return
 	}
 	switch s.El.Local {

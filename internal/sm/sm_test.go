@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
@@ -302,6 +303,75 @@ func TestCarbons(t *testing.T) {
 		}
 		if el.Attr("id") == "f1" {
 			t.Fatalf("forged carbon delivered: %s", el)
+		}
+	}
+}
+
+func TestBlocking(t *testing.T) {
+	_, a, b := twoUsers(t)
+	a.Send("<iq type='get' id='bl'><blocklist xmlns='urn:xmpp:blocking'/></iq>")
+	if r := a.Expect("blocklist", isIQ("bl")); r.Attr("type") != "result" || len(r.Child("urn:xmpp:blocking", "blocklist").Children()) != 0 {
+		t.Fatalf("empty blocklist: %s", r)
+	}
+	a.Send("<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='bob@localhost'/></block></iq>")
+	a.Expect("block push", func(e *xmlstream.Element) bool {
+		blk := e.Child("urn:xmpp:blocking", "block")
+		return e.Attr("type") == "set" && blk != nil && strings.Contains(blk.String(), "bob@localhost")
+	})
+	a.Expect("block result", isIQ("b1"))
+	b.Expect("alice gone", isPresence(a.JID, "unavailable"))
+
+	b.Send("<message to='alice@localhost' type='chat' id='m1'><body>hello?</body></message>")
+	if e := b.Expect("error", func(e *xmlstream.Element) bool { return e.Attr("id") == "m1" }); !strings.Contains(e.String(), "service-unavailable") {
+		t.Fatalf("blocked sender: %s", e)
+	}
+	a.Send("<message to='bob@localhost/b' type='chat' id='m2'><body>hi</body></message>")
+	e := a.Expect("error", func(e *xmlstream.Element) bool { return e.Attr("id") == "m2" })
+	if !strings.Contains(e.String(), "not-acceptable") || !strings.Contains(e.String(), "urn:xmpp:blocking:errors") {
+		t.Fatalf("to a blocked contact: %s", e)
+	}
+	a.Send("<iq type='get' id='bl2'><blocklist xmlns='urn:xmpp:blocking'/></iq>")
+	if r := a.Expect("blocklist", isIQ("bl2")); !strings.Contains(r.String(), "bob@localhost") {
+		t.Fatalf("blocklist: %s", r)
+	}
+	// Unblocking everything restores delivery.
+	a.Send("<iq type='set' id='u1'><unblock xmlns='urn:xmpp:blocking'/></iq>")
+	a.Expect("unblock result", isIQ("u1"))
+	b.Send("<message to='alice@localhost/a' type='chat' id='m3'><body>back?</body></message>")
+	if m := a.Expect("message", func(e *xmlstream.Element) bool { return e.Attr("id") == "m3" }); m.Attr("type") == "error" {
+		t.Fatalf("after unblock: %s", m)
+	}
+	// Domains block everyone there; a block without items is refused.
+	a.Send("<iq type='set' id='b2'><block xmlns='urn:xmpp:blocking'/></iq>")
+	if r := a.Expect("bad block", isIQ("b2")); !strings.Contains(r.String(), "bad-request") {
+		t.Fatalf("empty block: %s", r)
+	}
+	a.Send("<iq type='set' id='b3'><block xmlns='urn:xmpp:blocking'><item jid='localhost'/></block></iq>")
+	a.Expect("block result", isIQ("b3"))
+	b.Send("<message to='alice@localhost/a' type='chat' id='m4'><body>domain?</body></message>")
+	if e := b.Expect("error", func(e *xmlstream.Element) bool { return e.Attr("id") == "m4" }); !strings.Contains(e.String(), "service-unavailable") {
+		t.Fatalf("domain block: %s", e)
+	}
+}
+
+func TestBlockMatching(t *testing.T) {
+	for _, tc := range []struct {
+		item, from string
+		want       bool
+	}{
+		{"bob@x", "bob@x/phone", true},
+		{"bob@x", "bob@x", true},
+		{"bob@x/phone", "bob@x/laptop", false},
+		{"bob@x/phone", "bob@x/phone", true},
+		{"x", "anyone@x/r", true},
+		{"x", "x", true},
+		{"x", "bob@y", false},
+		{"x/r", "x/r", true},
+		{"x/r", "bob@x/r", true},
+		{"x/r", "x/s", false},
+	} {
+		if got := sm.BlockMatch(jid.MustParse(tc.item), jid.MustParse(tc.from)); got != tc.want {
+			t.Errorf("%s blocks %s: %v, want %v", tc.item, tc.from, got, tc.want)
 		}
 	}
 }

@@ -139,12 +139,24 @@ type Offline interface {
 	DeleteOffline(ctx context.Context, user string, upTo int64) error
 }
 
+// Blocklist keeps the JIDs a user blocks (XEP-0191): full or bare JIDs,
+// domains, or domain/resource.
+type Blocklist interface {
+	// BlockedJIDs returns user's blocked JIDs, sorted.
+	BlockedJIDs(ctx context.Context, user string) ([]string, error)
+	// Block adds jids to user's list; JIDs already there are no error.
+	Block(ctx context.Context, user string, jids []string) error
+	// Unblock removes jids, or everything when jids is empty.
+	Unblock(ctx context.Context, user string, jids []string) error
+}
+
 // Store is everything a full backend provides. Consumers should depend on
 // the narrowest interface they need, not on Store.
 type Store interface {
 	Accounts
 	Roster
 	Offline
+	Blocklist
 }
 
 // UserDomain returns the domain part of the bare JID user. Backends use it

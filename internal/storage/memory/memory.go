@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ type Store struct {
 	rosters  map[string]*roster  // by bare JID of the owner
 	offline  map[string][]storage.OfflineMessage
 	lastID   int64
+	blocked  map[string]map[string]bool
 }
 
 type account struct {
@@ -123,6 +125,58 @@ func (s *Store) DeleteAccount(ctx context.Context, user string) error {
 	delete(s.accounts, user)
 	delete(s.rosters, user)
 	delete(s.offline, user)
+	delete(s.blocked, user)
+	return nil
+}
+
+// BlockedJIDs implements storage.Blocklist.
+func (s *Store) BlockedJIDs(ctx context.Context, user string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memory: blocklist %s: %w", user, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for j := range s.blocked[user] {
+		out = append(out, j)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Block implements storage.Blocklist.
+func (s *Store) Block(ctx context.Context, user string, jids []string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory: block %s: %w", user, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.blocked == nil {
+		s.blocked = make(map[string]map[string]bool)
+	}
+	if s.blocked[user] == nil {
+		s.blocked[user] = make(map[string]bool)
+	}
+	for _, j := range jids {
+		s.blocked[user][j] = true
+	}
+	return nil
+}
+
+// Unblock implements storage.Blocklist.
+func (s *Store) Unblock(ctx context.Context, user string, jids []string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory: unblock %s: %w", user, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(jids) == 0 {
+		delete(s.blocked, user)
+		return nil
+	}
+	for _, j := range jids {
+		delete(s.blocked[user], j)
+	}
 	return nil
 }
 

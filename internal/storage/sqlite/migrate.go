@@ -64,6 +64,13 @@ var migrations = []string{
 		stanza    BLOB NOT NULL
 	);
 	CREATE INDEX offline_messages_user ON offline_messages (username, id);`,
+
+	// 3: blocking command (XEP-0191).
+	`CREATE TABLE blocklist (
+		username TEXT NOT NULL,
+		jid      TEXT NOT NULL,
+		PRIMARY KEY (username, jid)
+	);`,
 }
 
 // migrate brings the database up to len(steps). Each step runs in its own

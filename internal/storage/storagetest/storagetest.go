@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"RosterConcurrent", testRosterConcurrent},
 		{"CanceledContext", testCanceledContext},
 		{"Offline", testOffline},
+		{"Blocklist", testBlocklist},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

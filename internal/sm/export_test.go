@@ -1,0 +1,4 @@
+package sm
+
+// BlockMatch exposes blockMatch to the external tests.
+var BlockMatch = blockMatch
