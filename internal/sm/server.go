@@ -19,6 +19,8 @@ func Features() []string {
 		stanza.NSVersion,
 		nsCarbons,
 		nsBlocking,
+		nsPrivate,
+		nsVCard,
 		"msgoffline",
 	}
 }
@@ -115,6 +117,9 @@ func (m *SM) accountIQ(ctx context.Context, sess router.Session, s router.Stanza
 		return
 	}
 	if u := m.user(s.From.BareString()); u != nil && (m.carbonsIQ(u, sess, s.El) || m.blockingIQ(ctx, u, sess, s.El)) {
+		return
+	}
+	if m.privateIQ(ctx, sess, s) {
 		return
 	}
 	if r := m.serverIQ(s.El); r != nil {

@@ -41,7 +41,10 @@ type Deps struct {
 	Offline storage.Offline
 	// Blocklist keeps users' blocked JIDs (XEP-0191); nil disables it.
 	Blocklist storage.Blocklist
-	Log       *slog.Logger
+	// Private keeps private XML (XEP-0049) and vCards (XEP-0054); nil
+	// disables both.
+	Private storage.PrivateData
+	Log     *slog.Logger
 }
 
 // SM is the session manager of one domain.
@@ -331,6 +334,9 @@ func (m *SM) inboundIQ(ctx context.Context, s router.Stanza) {
 		return
 	}
 	// An IQ to a bare JID is answered by the server on the account's behalf.
+	if m.publicVCard(ctx, s) {
+		return
+	}
 	if typ == "get" && s.El.Child(stanza.NSDiscoInfo, "query") != nil && m.userExists(ctx, s.To.Bare()) {
 		r := stanza.Result(s.El)
 		q := r.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "query"))

@@ -375,3 +375,37 @@ func TestBlockMatching(t *testing.T) {
 		}
 	}
 }
+
+func TestPrivateXMLAndVCard(t *testing.T) {
+	_, a, b := twoUsers(t)
+	a.Send("<iq type='get' id='g0'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query></iq>")
+	if r := a.Expect("empty", isIQ("g0")); r.Attr("type") != "result" || !strings.Contains(r.String(), "storage:bookmarks") {
+		t.Fatalf("empty private: %s", r)
+	}
+	a.Send("<iq type='set' id='s1'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'><conference jid='room@muc.example' autojoin='true'><nick>al</nick></conference></storage></query></iq>")
+	a.Expect("set", isIQ("s1"))
+	a.Send("<iq type='get' id='g1'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query></iq>")
+	if r := a.Expect("stored", isIQ("g1")); !strings.Contains(r.String(), "room@muc.example") || !strings.Contains(r.String(), "<nick>al</nick>") {
+		t.Fatalf("private: %s", r)
+	}
+	a.Send("<iq type='set' id='s2'><query xmlns='jabber:iq:private'><x xmlns='jabber:client'/></query></iq>")
+	if r := a.Expect("refused", isIQ("s2")); !strings.Contains(r.String(), "not-acceptable") {
+		t.Fatalf("jabber: namespace: %s", r)
+	}
+	// Bob cannot read alice's private data.
+	b.Send("<iq type='get' to='alice@localhost' id='g2'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query></iq>")
+	if r := b.Expect("refused", isIQ("g2")); r.Attr("type") != "error" {
+		t.Fatalf("other user's private data: %s", r)
+	}
+	// vCard: set own, read by another user.
+	a.Send("<iq type='set' id='v1'><vCard xmlns='vcard-temp'><FN>Alice Liddell</FN><NICKNAME>al</NICKNAME></vCard></iq>")
+	a.Expect("vcard set", isIQ("v1"))
+	b.Send("<iq type='get' to='alice@localhost' id='v2'><vCard xmlns='vcard-temp'/></iq>")
+	if r := b.Expect("vcard", isIQ("v2")); r.Attr("type") != "result" || !strings.Contains(r.String(), "Alice Liddell") || r.Attr("from") != "alice@localhost" {
+		t.Fatalf("vcard: %s", r)
+	}
+	b.Send("<iq type='get' id='v3'><vCard xmlns='vcard-temp'/></iq>")
+	if r := b.Expect("own empty vcard", isIQ("v3")); r.Attr("type") != "result" || r.Child("vcard-temp", "vCard") == nil {
+		t.Fatalf("empty vcard: %s", r)
+	}
+}

@@ -150,6 +150,16 @@ type Blocklist interface {
 	Unblock(ctx context.Context, user string, jids []string) error
 }
 
+// PrivateData keeps small XML documents per user and key: private XML
+// storage (XEP-0049), keyed by the child's namespace, and the vCard
+// (XEP-0054), keyed "vcard-temp".
+type PrivateData interface {
+	// PrivateXML returns the document under key, or ErrNotFound.
+	PrivateXML(ctx context.Context, user, key string) ([]byte, error)
+	// SetPrivateXML stores data under key, replacing what was there.
+	SetPrivateXML(ctx context.Context, user, key string, data []byte) error
+}
+
 // Store is everything a full backend provides. Consumers should depend on
 // the narrowest interface they need, not on Store.
 type Store interface {
@@ -157,6 +167,7 @@ type Store interface {
 	Roster
 	Offline
 	Blocklist
+	PrivateData
 }
 
 // UserDomain returns the domain part of the bare JID user. Backends use it

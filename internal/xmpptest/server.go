@@ -70,7 +70,7 @@ func StartServerWith(t testing.TB, o Options) *Server {
 	if o.SM != nil {
 		o.SM(&smCfg)
 	}
-	m, err := sm.New(smCfg, sm.Deps{Router: s.Router, Accounts: s.Store, Roster: s.Store, Offline: s.Store, Blocklist: s.Store, Log: log})
+	m, err := sm.New(smCfg, sm.Deps{Router: s.Router, Accounts: s.Store, Roster: s.Store, Offline: s.Store, Blocklist: s.Store, Private: s.Store, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

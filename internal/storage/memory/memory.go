@@ -27,6 +27,7 @@ type Store struct {
 	offline  map[string][]storage.OfflineMessage
 	lastID   int64
 	blocked  map[string]map[string]bool
+	private  map[string]map[string][]byte
 }
 
 type account struct {
@@ -126,6 +127,38 @@ func (s *Store) DeleteAccount(ctx context.Context, user string) error {
 	delete(s.rosters, user)
 	delete(s.offline, user)
 	delete(s.blocked, user)
+	delete(s.private, user)
+	return nil
+}
+
+// PrivateXML implements storage.PrivateData.
+func (s *Store) PrivateXML(ctx context.Context, user, key string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memory: private %s: %w", user, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.private[user][key]
+	if !ok {
+		return nil, fmt.Errorf("memory: private %s %s: %w", user, key, storage.ErrNotFound)
+	}
+	return bytes.Clone(d), nil
+}
+
+// SetPrivateXML implements storage.PrivateData.
+func (s *Store) SetPrivateXML(ctx context.Context, user, key string, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory: set private %s: %w", user, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.private == nil {
+		s.private = make(map[string]map[string][]byte)
+	}
+	if s.private[user] == nil {
+		s.private[user] = make(map[string][]byte)
+	}
+	s.private[user][key] = bytes.Clone(data)
 	return nil
 }
 

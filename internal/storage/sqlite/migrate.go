@@ -71,6 +71,14 @@ var migrations = []string{
 		jid      TEXT NOT NULL,
 		PRIMARY KEY (username, jid)
 	);`,
+
+	// 4: private XML storage (XEP-0049) and vCards (XEP-0054).
+	`CREATE TABLE private_xml (
+		username TEXT NOT NULL,
+		xkey     TEXT NOT NULL,
+		data     BLOB NOT NULL,
+		PRIMARY KEY (username, xkey)
+	);`,
 }
 
 // migrate brings the database up to len(steps). Each step runs in its own

@@ -228,6 +228,7 @@ func (s *Store) DeleteAccount(ctx context.Context, user string) error {
 			`DELETE FROM roster_versions WHERE username = ?`,
 			`DELETE FROM offline_messages WHERE username = ?`,
 			`DELETE FROM blocklist WHERE username = ?`,
+			`DELETE FROM private_xml WHERE username = ?`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, user); err != nil {
 				return err

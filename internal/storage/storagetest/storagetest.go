@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"CanceledContext", testCanceledContext},
 		{"Offline", testOffline},
 		{"Blocklist", testBlocklist},
+		{"PrivateData", testPrivateData},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
