@@ -2,11 +2,19 @@ package sm
 
 import (
 	"context"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+)
+
+// Namespaces of entity time (XEP-0202) and last activity (XEP-0012).
+const (
+	nsTime = "urn:xmpp:time"
+	nsLast = "jabber:iq:last"
 )
 
 // Features lists the disco#info features of the server: only what is
@@ -21,6 +29,8 @@ func Features() []string {
 		nsBlocking,
 		nsPrivate,
 		nsVCard,
+		nsTime,
+		nsLast,
 		"msgoffline",
 	}
 }
@@ -48,6 +58,18 @@ func (m *SM) serverIQ(iq *xmlstream.Element) *xmlstream.Element {
 	switch {
 	case iq.Child(stanza.NSPing, "ping") != nil:
 		return stanza.Result(iq)
+	case iq.Child(nsTime, "time") != nil:
+		// XEP-0202: the server keeps UTC.
+		r := stanza.Result(iq)
+		t := r.AddChild(xmlstream.NewElement(nsTime, "time"))
+		t.AddChild(xmlstream.NewElement(nsTime, "tzo")).AddText("+00:00")
+		t.AddChild(xmlstream.NewElement(nsTime, "utc")).AddText(time.Now().UTC().Format("2006-01-02T15:04:05.000Z"))
+		return r
+	case iq.Child(nsLast, "query") != nil:
+		// XEP-0012 §4: to a server, the time since it started.
+		r := stanza.Result(iq)
+		r.AddChild(xmlstream.NewElement(nsLast, "query")).SetAttr("seconds", strconv.Itoa(int(time.Since(m.started).Seconds())))
+		return r
 	case iq.Child(stanza.NSVersion, "query") != nil:
 		r := stanza.Result(iq)
 		q := r.AddChild(xmlstream.NewElement(stanza.NSVersion, "query"))

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
@@ -54,6 +55,8 @@ type SM struct {
 	deps   Deps
 	log    *slog.Logger
 
+	started time.Time // for XEP-0012 server uptime
+
 	mu    sync.RWMutex
 	users map[string]*user // users with at least one session, by bare JID
 }
@@ -94,7 +97,7 @@ func New(cfg Config, d Deps) (*SM, error) {
 	if cfg.OfflineQuota <= 0 {
 		cfg.OfflineQuota = DefaultOfflineQuota
 	}
-	return &SM{cfg: cfg, domain: dj, deps: d, log: d.Log.With("component", "sm", "domain", cfg.Domain), users: make(map[string]*user)}, nil
+	return &SM{cfg: cfg, domain: dj, deps: d, started: time.Now(), log: d.Log.With("component", "sm", "domain", cfg.Domain), users: make(map[string]*user)}, nil
 }
 
 // Run registers the session manager with the router and serves until ctx

@@ -409,3 +409,17 @@ func TestPrivateXMLAndVCard(t *testing.T) {
 		t.Fatalf("empty vcard: %s", r)
 	}
 }
+
+func TestEntityTimeAndUptime(t *testing.T) {
+	_, a, _ := twoUsers(t)
+	a.Send("<iq type='get' to='localhost' id='t'><time xmlns='urn:xmpp:time'/></iq>")
+	r := a.Expect("time", isIQ("t"))
+	tm := r.Child("urn:xmpp:time", "time")
+	if tm == nil || tm.Child("urn:xmpp:time", "tzo").Text() != "+00:00" || !strings.HasSuffix(tm.Child("urn:xmpp:time", "utc").Text(), "Z") {
+		t.Fatalf("time: %s", r)
+	}
+	a.Send("<iq type='get' to='localhost' id='l'><query xmlns='jabber:iq:last'/></iq>")
+	if r := a.Expect("uptime", isIQ("l")); r.Child("jabber:iq:last", "query") == nil || r.Child("jabber:iq:last", "query").Attr("seconds") == "" {
+		t.Fatalf("uptime: %s", r)
+	}
+}
