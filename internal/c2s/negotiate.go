@@ -108,6 +108,7 @@ func (c *conn) streamStart(h *xmlstream.Element) bool {
 	case stateBind:
 		f.WriteString("<bind xmlns='" + stanza.NSBind + "'/>")
 		f.WriteString("<session xmlns='" + stanza.NSSession + "'><optional/></session>")
+		f.WriteString("<ver xmlns='urn:xmpp:features:rosterver'/>")
 	}
 	f.WriteString("</stream:features>")
 	return c.writeNow([]byte(f.String())) == nil

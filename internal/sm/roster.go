@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strconv"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
@@ -17,10 +18,11 @@ func (m *SM) loadRosterLocked(ctx context.Context, u *user) error {
 	if u.roster != nil {
 		return nil
 	}
-	items, _, err := m.deps.Roster.RosterItems(ctx, u.bare.String())
+	items, ver, err := m.deps.Roster.RosterItems(ctx, u.bare.String())
 	if err != nil {
 		return err
 	}
+	u.rosterVer = ver
 	u.roster = make(map[string]*storage.RosterItem, len(items))
 	for i := range items {
 		u.roster[items[i].Contact] = &items[i]
@@ -69,9 +71,23 @@ func (m *SM) rosterIQ(ctx context.Context, sess router.Session, s router.Stanza,
 			fail(stanza.InternalServerError)
 			return
 		}
+		for _, x := range u.sessions {
+			if x.s == sess {
+				x.interested = true
+			}
+		}
 		r := stanza.Result(s.El)
 		r.RemoveAttr("from")
+		cur := strconv.FormatInt(u.rosterVer, 10)
+		if q.HasAttr("ver") && q.Attr("ver") == cur {
+			// XEP-0237: the client's copy is current; changes come as
+			// pushes.
+			u.mu.Unlock()
+			reply(sess, r)
+			return
+		}
 		rq := r.AddChild(xmlstream.NewElement(stanza.NSRoster, "query"))
+		rq.SetAttr("ver", cur)
 		keys := make([]string, 0, len(u.roster))
 		for k := range u.roster {
 			keys = append(keys, k)
@@ -80,11 +96,6 @@ func (m *SM) rosterIQ(ctx context.Context, sess router.Session, s router.Stanza,
 		for _, k := range keys {
 			if it := u.roster[k]; visible(it) {
 				rq.AddChild(itemElement(it))
-			}
-		}
-		for _, x := range u.sessions {
-			if x.s == sess {
-				x.interested = true
 			}
 		}
 		u.mu.Unlock()
@@ -143,10 +154,14 @@ func (m *SM) rosterIQ(ctx context.Context, sess router.Session, s router.Stanza,
 			fail(stanza.ItemNotFound)
 			return
 		}
-		if _, err := m.deps.Roster.DeleteRosterItem(ctx, u.bare.String(), contact.String()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		ver, err := m.deps.Roster.DeleteRosterItem(ctx, u.bare.String(), contact.String())
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			u.mu.Unlock()
 			fail(stanza.InternalServerError)
 			return
+		}
+		if err == nil {
+			u.rosterVer = ver
 		}
 		delete(u.roster, contact.String())
 		// Removing a contact ends both directions (RFC 6121 §2.5.2).
@@ -181,10 +196,12 @@ func (m *SM) rosterIQ(ctx context.Context, sess router.Session, s router.Stanza,
 
 // saveLocked stores an item, updates the cache and pushes the change.
 func (m *SM) saveLocked(ctx context.Context, u *user, it *storage.RosterItem) error {
-	if _, err := m.deps.Roster.PutRosterItem(ctx, u.bare.String(), *it); err != nil {
+	ver, err := m.deps.Roster.PutRosterItem(ctx, u.bare.String(), *it)
+	if err != nil {
 		m.log.Error("roster save", "user", u.bare.String(), "err", err)
 		return err
 	}
+	u.rosterVer = ver
 	cp := *it
 	u.roster[it.Contact] = &cp
 	if visible(&cp) {
@@ -204,7 +221,9 @@ func (m *SM) pushLocked(u *user, it *storage.RosterItem) {
 		iq.SetAttr("type", "set")
 		iq.SetAttr("id", "push-"+stanza.NewID())
 		iq.SetAttr("to", x.s.JID().String())
-		iq.AddChild(xmlstream.NewElement(stanza.NSRoster, "query")).AddChild(itemElement(it))
+		q := iq.AddChild(xmlstream.NewElement(stanza.NSRoster, "query"))
+		q.SetAttr("ver", strconv.FormatInt(u.rosterVer, 10))
+		q.AddChild(itemElement(it))
 		x.s.Deliver(iq)
 	}
 }

@@ -70,6 +70,7 @@ type user struct {
 	mu          sync.Mutex
 	sessions    []*session
 	roster      map[string]*storage.RosterItem // nil until loaded
+	rosterVer   int64                          // version of roster, XEP-0237
 	blocked     []jid.JID                      // the blocklist, once loaded
 	blockLoaded bool
 }

@@ -423,3 +423,28 @@ func TestEntityTimeAndUptime(t *testing.T) {
 		t.Fatalf("uptime: %s", r)
 	}
 }
+
+func TestRosterVersioning(t *testing.T) {
+	_, a, _ := twoUsers(t)
+	a.Send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster' ver=''/></iq>")
+	r := a.Expect("roster", isIQ("r1"))
+	v0 := r.Child("jabber:iq:roster", "query").Attr("ver")
+	a.Send("<iq type='set' id='s1'><query xmlns='jabber:iq:roster'><item jid='carol@localhost'/></query></iq>")
+	push := a.Expect("push", rosterPush("carol@localhost", "none", ""))
+	v1 := push.Child("jabber:iq:roster", "query").Attr("ver")
+	if v1 == "" || v1 == v0 {
+		t.Fatalf("versions %q then %q", v0, v1)
+	}
+	a.Expect("result", isIQ("s1"))
+	// Up to date: an empty result.
+	a.Send("<iq type='get' id='r2'><query xmlns='jabber:iq:roster' ver='" + v1 + "'/></iq>")
+	if r := a.Expect("roster", isIQ("r2")); r.Attr("type") != "result" || r.Child("jabber:iq:roster", "query") != nil {
+		t.Fatalf("current version: %s", r)
+	}
+	// Stale: the whole roster with the current version.
+	a.Send("<iq type='get' id='r3'><query xmlns='jabber:iq:roster' ver='" + v0 + "'/></iq>")
+	r = a.Expect("roster", isIQ("r3"))
+	if q := r.Child("jabber:iq:roster", "query"); q == nil || q.Attr("ver") != v1 || len(q.Children()) != 1 {
+		t.Fatalf("stale version: %s", r)
+	}
+}
