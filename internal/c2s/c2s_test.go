@@ -375,3 +375,53 @@ func TestBacklogLimitClosesSlowReader(t *testing.T) {
 	a.Send("<iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>")
 	a.Expect("ping", func(e *xmlstream.Element) bool { return e.Attr("id") == "p2" })
 }
+
+func TestClientStateIndication(t *testing.T) {
+	s := xmpptest.StartServer(t, nil)
+	s.AddUser(t, "alice@localhost", "wonderland")
+	s.AddUser(t, "bob@localhost", "builder")
+	a := s.Login(t, "alice", "wonderland", "a")
+	b := s.Login(t, "bob", "builder", "b")
+	if b.Features.Child("urn:xmpp:csi:0", "csi") == nil {
+		// Features of the last stream (after SASL) advertise CSI.
+		t.Fatalf("no csi feature: %s", b.Features)
+	}
+	b.Send("<presence/>")
+	b.Expect("own presence", func(e *xmlstream.Element) bool { return e.Local == "presence" })
+	b.Send("<inactive xmlns='urn:xmpp:csi:0'/>")
+	// Held back: a directed presence and a chat state.
+	a.Send("<presence to='bob@localhost/b'><show>away</show></presence>")
+	a.Send("<message to='bob@localhost/b' type='chat' id='cs'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>")
+	a.Send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+	a.Expect("ping", func(e *xmlstream.Element) bool { return e.Attr("id") == "p" })
+	// The server has handled both; bob must not have got them yet.
+	if ev, err := b.Next(300 * time.Millisecond); err == nil {
+		t.Fatalf("inactive client got %v %s", ev.Kind, ev.Elem)
+	}
+	// A message with a body goes at once, after what was held.
+	a.Send("<message to='bob@localhost/b' type='chat' id='m1'><body>wake up</body></message>")
+	var order []string
+	for len(order) < 3 {
+		el := b.Element()
+		switch {
+		case el.Local == "presence":
+			order = append(order, "presence")
+		case el.Attr("id") == "cs":
+			order = append(order, "chatstate")
+		case el.Attr("id") == "m1":
+			order = append(order, "message")
+		}
+	}
+	if strings.Join(order, ",") != "presence,chatstate,message" {
+		t.Fatalf("order %v", order)
+	}
+	// Held presence is flushed when the client becomes active.
+	a.Send("<presence to='bob@localhost/b'><show>xa</show></presence>")
+	a.Send("<iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>")
+	a.Expect("ping", func(e *xmlstream.Element) bool { return e.Attr("id") == "p2" })
+	b.Send("<active xmlns='urn:xmpp:csi:0'/>")
+	p := b.Expect("presence", func(e *xmlstream.Element) bool { return e.Local == "presence" })
+	if p.Child(xmlstream.NSClient, "show").Text() != "xa" {
+		t.Fatalf("got %s", p)
+	}
+}

@@ -63,9 +63,12 @@ type conn struct {
 	lastRead atomic.Int64 // unix nanoseconds; idle checks of polled sessions
 	pingedAt atomic.Int64 // when an idle ping went out, 0 if none is pending
 
-	out    *outConn // the socket's write side, under TLS too
-	wmu    sync.Mutex
-	closed bool // the stream end is written: nothing may follow
+	out       *outConn // the socket's write side, under TLS too
+	wmu       sync.Mutex
+	closed    bool   // the stream end is written: nothing may follow
+	inactive  bool   // the client said so (XEP-0352)
+	held      []held // what waits for the client to become active
+	heldBytes int
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -89,7 +92,16 @@ func (c *conn) JID() jid.JID { return c.full }
 func (c *conn) Deliver(el *xmlstream.Element) {
 	b := c.srv.writePool.Get().(*[]byte)
 	*b = el.AppendXML((*b)[:0], xmlstream.NSClient)
-	_ = c.write(*b)
+	c.wmu.Lock()
+	switch {
+	case c.closed:
+	case c.inactive && canWait(el):
+		c.holdLocked(el, *b)
+	default:
+		c.flushHeldLocked()
+		_, _ = c.nc.Write(*b)
+	}
+	c.wmu.Unlock()
 	if cap(*b) <= 64<<10 {
 		c.srv.writePool.Put(b)
 	}

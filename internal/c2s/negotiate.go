@@ -109,6 +109,7 @@ func (c *conn) streamStart(h *xmlstream.Element) bool {
 		f.WriteString("<bind xmlns='" + stanza.NSBind + "'/>")
 		f.WriteString("<session xmlns='" + stanza.NSSession + "'><optional/></session>")
 		f.WriteString("<ver xmlns='urn:xmpp:features:rosterver'/>")
+		f.WriteString("<csi xmlns='" + nsCSI + "'/>")
 	}
 	f.WriteString("</stream:features>")
 	return c.writeNow([]byte(f.String())) == nil
@@ -332,6 +333,10 @@ func (c *conn) handleBind(ctx context.Context, iq, b *xmlstream.Element) bool {
 // handleStanza stamps a bound client's stanza with its true address and
 // hands it to the session manager.
 func (c *conn) handleStanza(ctx context.Context, el *xmlstream.Element) bool {
+	if el.Space == nsCSI && (el.Local == "active" || el.Local == "inactive") {
+		c.setInactive(el.Local == "inactive")
+		return true
+	}
 	if el.Space != xmlstream.NSClient {
 		c.fail("unsupported-stanza-type", "")
 		return false
