@@ -389,6 +389,9 @@ func TestClientStateIndication(t *testing.T) {
 	b.Send("<presence/>")
 	b.Expect("own presence", func(e *xmlstream.Element) bool { return e.Local == "presence" })
 	b.Send("<inactive xmlns='urn:xmpp:csi:0'/>")
+	// The answer to a later ping tells the server has seen the state.
+	b.Send("<iq type='get' id='bp'><ping xmlns='urn:xmpp:ping'/></iq>")
+	b.Expect("ping", func(e *xmlstream.Element) bool { return e.Attr("id") == "bp" })
 	// Held back: a directed presence and a chat state.
 	a.Send("<presence to='bob@localhost/b'><show>away</show></presence>")
 	a.Send("<message to='bob@localhost/b' type='chat' id='cs'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>")
