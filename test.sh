@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 STATICCHECK_VERSION=0.8.2 # staticcheck 2026.2.2, which supports Go 1.26
-DEBIAN_PACKAGES=(python3-slixmpp python3-aioxmpp go-sendxmpp)
+DEBIAN_PACKAGES=(python3-slixmpp python3-aioxmpp go-sendxmpp biboumi ngircd)
 
 short=0
 for arg in "$@"; do
@@ -58,6 +58,19 @@ install_packages() {
 	step "installing ${missing[*]}"
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+	# The packages may start their system services, and the end-to-end
+	# test needs port 6667 for its own ngircd: stop the ones just installed.
+	for p in "${missing[@]}"; do
+		case "$p" in
+		ngircd | biboumi)
+			if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+				as_root systemctl stop "$p" || true
+			elif command -v service >/dev/null 2>&1; then
+				as_root service "$p" stop >/dev/null 2>&1 || true
+			fi
+			;;
+		esac
+	done
 }
 
 if [ "$short" -eq 0 ]; then

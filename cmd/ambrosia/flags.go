@@ -29,6 +29,8 @@ type configFlags struct {
 	logLevel   string
 	debugAddr  string
 	idle       string
+	compAddr   string
+	components componentFlags
 }
 
 func (f *configFlags) register(fs *flag.FlagSet) {
@@ -42,6 +44,8 @@ func (f *configFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error")
 	fs.StringVar(&f.debugAddr, "debug-addr", "", "serve the profiler and runtime statistics on host:port (loopback!)")
 	fs.StringVar(&f.idle, "idle-timeout", "", "silence before a session is pinged, e.g. 5m (0 disables)")
+	fs.StringVar(&f.compAddr, "component-addr", "", "external component listener (XEP-0114), host:port (default 127.0.0.1:5347; opened only when a component is configured)")
+	fs.Var(&f.components, "component", "allow an external component: DOMAIN=SECRET; repeatable, added to the file's [[component.external]] list")
 }
 
 // load builds the configuration: defaults, file, environment, flags.
@@ -70,6 +74,8 @@ func (f *configFlags) load() (config.Config, error) {
 	set(&c.Log.Format, f.logFormat)
 	set(&c.Log.Level, f.logLevel)
 	set(&c.DebugAddr, f.debugAddr)
+	set(&c.Component.Addr, f.compAddr)
+	c.Component.External = append(c.Component.External, f.components...)
 	if f.allowPlain.set {
 		c.C2S.AllowPlain = f.allowPlain.v
 	}
@@ -131,3 +137,27 @@ func (b *optBool) Set(s string) error {
 }
 
 func (b *optBool) IsBoolFlag() bool { return true }
+
+// componentFlags collects repeated --component DOMAIN=SECRET flags.
+type componentFlags []config.ExternalComponent
+
+func (c *componentFlags) String() string {
+	if c == nil {
+		return ""
+	}
+	var ds []string
+	for _, e := range *c {
+		// The secret stays out of usage and error messages.
+		ds = append(ds, e.Domain+"=...")
+	}
+	return strings.Join(ds, ",")
+}
+
+func (c *componentFlags) Set(s string) error {
+	domain, secret, ok := strings.Cut(s, "=")
+	if !ok || domain == "" || secret == "" {
+		return errors.New("want DOMAIN=SECRET")
+	}
+	*c = append(*c, config.ExternalComponent{Domain: domain, Secret: secret})
+	return nil
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
 	"github.com/ambrosia-xmpp/ambrosia/internal/c2s"
 	"github.com/ambrosia-xmpp/ambrosia/internal/certs"
+	"github.com/ambrosia-xmpp/ambrosia/internal/component"
 	"github.com/ambrosia-xmpp/ambrosia/internal/config"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
@@ -61,7 +62,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	type runner interface{ Run(context.Context) error }
 	var comps []runner
 	for _, d := range cfg.Domains {
-		m, err := sm.New(sm.Config{Domain: d, Version: version()}, sm.Deps{Router: r, Accounts: store, Roster: store, Log: log})
+		m, err := sm.New(sm.Config{Domain: d, Version: version()}, sm.Deps{Router: r, Accounts: store, Roster: store, Offline: store, Blocklist: store, Private: store, Log: log})
 		if err != nil {
 			return err
 		}
@@ -82,8 +83,21 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 
+	var components *component.Server
+	if len(cfg.Component.External) > 0 && cfg.Component.Addr != "" {
+		cc := component.DefaultConfig()
+		cc.Addr = cfg.Component.Addr
+		for _, e := range cfg.Component.External {
+			cc.Components = append(cc.Components, component.External{Domain: e.Domain, Secret: e.Secret})
+		}
+		components, err = component.New(cc, component.Deps{Router: r, Log: log})
+		if err != nil {
+			return err
+		}
+	}
+
 	var wg sync.WaitGroup
-	errc := make(chan error, len(comps)+2)
+	errc := make(chan error, len(comps)+3)
 	if cfg.DebugAddr != "" {
 		wg.Add(1)
 		go func() {
@@ -112,6 +126,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			}
 			time.Sleep(time.Millisecond)
 		}
+	}
+	if components != nil {
+		// After the session managers, so that a component's first stanzas
+		// find its users' domains served.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := components.Run(ctx); err != nil {
+				errc <- err
+				cancel()
+			}
+		}()
 	}
 	wg.Add(1)
 	go func() {

@@ -30,10 +30,28 @@ type Config struct {
 	// DebugAddr serves Go's profiler (/debug/pprof/) and runtime
 	// statistics (/debug/vars) on host:port; empty (the default) disables.
 	// Bind it to loopback: it is not authenticated.
-	DebugAddr string `toml:"debug_addr"`
-	Log       Log    `toml:"log"`
-	TLS       TLS    `toml:"tls"`
-	C2S       C2S    `toml:"c2s"`
+	DebugAddr string    `toml:"debug_addr"`
+	Log       Log       `toml:"log"`
+	TLS       TLS       `toml:"tls"`
+	C2S       C2S       `toml:"c2s"`
+	Component Component `toml:"component"`
+}
+
+// Component configures the listener for external components (XEP-0114).
+type Component struct {
+	// Addr is the listener. It is opened only when at least one component
+	// is configured; empty disables it.
+	Addr string `toml:"addr"`
+	// External lists the components allowed to connect. It is read from
+	// the file only: lists of tables have no environment form.
+	External []ExternalComponent `toml:"external"`
+}
+
+// ExternalComponent is one external component: the domain it serves and
+// the secret of its handshake.
+type ExternalComponent struct {
+	Domain string `toml:"domain"`
+	Secret string `toml:"secret"`
 }
 
 // Log configures logging.
@@ -100,6 +118,8 @@ func Default() Config {
 			IdleTimeout:        Duration(5 * time.Minute),
 			MaxAuthFailures:    3,
 		},
+		// Loopback: the component protocol is not encrypted.
+		Component: Component{Addr: "127.0.0.1:5347"},
 	}
 }
 
@@ -179,6 +199,9 @@ func walk(v reflect.Value, prefix string, f func(string, reflect.Value) error) e
 		}
 		name := prefix + "_" + strings.ToUpper(tag)
 		fv := v.Field(i)
+		if fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct {
+			continue // lists of tables are file-only
+		}
 		if fv.Kind() == reflect.Struct {
 			if err := walk(fv, name, f); err != nil {
 				return err
@@ -261,7 +284,7 @@ func (c *Config) Validate() error {
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return errors.New("tls: cert_file and key_file go together")
 	}
-	for key, a := range map[string]string{"c2s.addr": c.C2S.Addr, "c2s.tls_addr": c.C2S.TLSAddr, "debug_addr": c.DebugAddr} {
+	for key, a := range map[string]string{"c2s.addr": c.C2S.Addr, "c2s.tls_addr": c.C2S.TLSAddr, "debug_addr": c.DebugAddr, "component.addr": c.Component.Addr} {
 		if a == "" {
 			continue
 		}
@@ -280,6 +303,22 @@ func (c *Config) Validate() error {
 	}
 	if c.C2S.MaxAuthFailures < 1 {
 		return errors.New("c2s.max_auth_failures: must be at least 1")
+	}
+	for i := range c.Component.External {
+		e := &c.Component.External[i]
+		j, err := jid.Parse(e.Domain)
+		if err != nil || j.Local() != "" || j.Resource() != "" {
+			return fmt.Errorf("component.external: %q is not a valid domain", e.Domain)
+		}
+		if seen[j.Domain()] {
+			// seen holds the served domains and the components so far.
+			return fmt.Errorf("component.external: %q is already a served domain or another component", e.Domain)
+		}
+		seen[j.Domain()] = true
+		e.Domain = j.Domain()
+		if e.Secret == "" {
+			return fmt.Errorf("component.external: %s has an empty secret", e.Domain)
+		}
 	}
 	return nil
 }

@@ -32,6 +32,23 @@ func TestDecodeAndValidate(t *testing.T) {
 		{name: "bad addr", doc: "[c2s]\naddr = 'nowhere'", wantErr: "c2s.addr"},
 		{name: "tiny stanza limit", doc: "[c2s]\nmax_stanza_size = 100", wantErr: "c2s.max_stanza_size"},
 		{name: "cert without key", doc: "[tls]\ncert_file = 'a.pem'", wantErr: "tls"},
+		{name: "components", doc: "[component]\naddr = '127.0.0.1:5555'\n[[component.external]]\ndomain = 'IRC.localhost'\nsecret = 's'\n[[component.external]]\ndomain = 'echo.localhost'\nsecret = 't'", check: func(t *testing.T, c Config) {
+			ex := c.Component.External
+			if c.Component.Addr != "127.0.0.1:5555" || len(ex) != 2 || ex[0].Domain != "irc.localhost" || ex[0].Secret != "s" || ex[1].Domain != "echo.localhost" {
+				t.Fatalf("got %+v", c.Component)
+			}
+		}},
+		{name: "component default addr", doc: "", check: func(t *testing.T, c Config) {
+			if c.Component.Addr != "127.0.0.1:5347" || len(c.Component.External) != 0 {
+				t.Fatalf("got %+v", c.Component)
+			}
+		}},
+		{name: "component bad domain", doc: "[[component.external]]\ndomain = 'a@b'\nsecret = 's'", wantErr: "component.external"},
+		{name: "component no secret", doc: "[[component.external]]\ndomain = 'irc.localhost'", wantErr: "empty secret"},
+		{name: "component twice", doc: "[[component.external]]\ndomain = 'irc.localhost'\nsecret = 's'\n[[component.external]]\ndomain = 'IRC.localhost'\nsecret = 't'", wantErr: "component.external"},
+		{name: "component is a served domain", doc: "[[component.external]]\ndomain = 'localhost'\nsecret = 's'", wantErr: "already a served domain"},
+		{name: "component unknown key", doc: "[[component.external]]\ndomain = 'irc.localhost'\npassword = 's'", wantErr: "unknown key component.external.password"},
+		{name: "component bad addr", doc: "[component]\naddr = '5347'", wantErr: "component.addr"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -61,13 +78,15 @@ func TestApplyEnv(t *testing.T) {
 		"AMBROSIA_C2S_ALLOW_PLAIN":     "true",
 		"AMBROSIA_C2S_IDLE_TIMEOUT":    "1m",
 		"AMBROSIA_C2S_MAX_STANZA_SIZE": "65536",
+		"AMBROSIA_COMPONENT_ADDR":      "127.0.0.1:6000",
+		"AMBROSIA_COMPONENT_EXTERNAL":  "ignored: lists of tables are file-only",
 	}
 	c := Default()
 	if err := c.ApplyEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 		t.Fatal(err)
 	}
 	if len(c.Domains) != 2 || c.Domains[1] != "b.example" || c.C2S.Addr != "127.0.0.1:9" || !c.C2S.AllowPlain ||
-		c.C2S.IdleTimeout != Duration(time.Minute) || c.C2S.MaxStanzaSize != 65536 {
+		c.C2S.IdleTimeout != Duration(time.Minute) || c.C2S.MaxStanzaSize != 65536 || c.Component.Addr != "127.0.0.1:6000" {
 		t.Fatalf("got %+v", c)
 	}
 	bad := func(k string) (string, bool) {
@@ -80,7 +99,10 @@ func TestApplyEnv(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 	names := strings.Join(EnvNames(), " ")
-	for _, n := range []string{"AMBROSIA_DATA_DIR", "AMBROSIA_LOG_FORMAT", "AMBROSIA_TLS_CERT_FILE", "AMBROSIA_C2S_TLS_ADDR"} {
+	if strings.Contains(names, "AMBROSIA_COMPONENT_EXTERNAL") {
+		t.Error("EnvNames lists the file-only component list")
+	}
+	for _, n := range []string{"AMBROSIA_DATA_DIR", "AMBROSIA_LOG_FORMAT", "AMBROSIA_TLS_CERT_FILE", "AMBROSIA_C2S_TLS_ADDR", "AMBROSIA_COMPONENT_ADDR"} {
 		if !strings.Contains(names, n) {
 			t.Errorf("EnvNames lacks %s", n)
 		}

@@ -1,0 +1,229 @@
+package component
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+)
+
+// External is one component allowed to connect.
+type External struct {
+	// Domain is the domain the component serves.
+	Domain string
+	// Secret is the shared secret of the handshake.
+	Secret string
+}
+
+// Config is the component listener's configuration.
+type Config struct {
+	// Addr is the listener, host:port.
+	Addr string
+	// Components are the components that may connect.
+	Components []External
+	// Limits bound what one connection may send.
+	Limits xmlstream.Limits
+	// HandshakeTimeout bounds the time from connect to a completed
+	// handshake.
+	HandshakeTimeout time.Duration
+	// WriteTimeout bounds one write to a component that does not read.
+	WriteTimeout time.Duration
+	// MaxQueued and MaxQueuedBytes bound the stanzas waiting to be written
+	// to one component; past either the component is closed with
+	// policy-violation.
+	MaxQueued      int
+	MaxQueuedBytes int
+	// CloseGrace is how long a closed stream waits for the component's own
+	// stream end before the socket is closed.
+	CloseGrace time.Duration
+}
+
+// DefaultConfig returns the defaults: the port Prosody and ejabberd use for
+// components, on loopback, since the stream is not encrypted.
+func DefaultConfig() Config {
+	return Config{
+		Addr:             "127.0.0.1:5347",
+		Limits:           xmlstream.DefaultLimits(),
+		HandshakeTimeout: 30 * time.Second,
+		WriteTimeout:     30 * time.Second,
+		MaxQueued:        10000,
+		MaxQueuedBytes:   16 << 20,
+		CloseGrace:       2 * time.Second,
+	}
+}
+
+// Deps are the services the listener uses.
+type Deps struct {
+	Router *router.Router
+	Log    *slog.Logger
+}
+
+// Server accepts and serves component connections.
+type Server struct {
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	secrets map[string]string // domain -> secret
+
+	mu        sync.Mutex
+	conns     map[*conn]struct{}
+	listeners map[net.Listener]struct{}
+	shutdown  bool
+	wg        sync.WaitGroup // listeners and connections
+}
+
+// New validates cfg and returns a Server.
+func New(cfg Config, d Deps) (*Server, error) {
+	if d.Router == nil || d.Log == nil {
+		return nil, errors.New("component: router and logger are required")
+	}
+	def := DefaultConfig()
+	if cfg.Limits.MaxStanzaBytes == 0 {
+		cfg.Limits = def.Limits
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = def.HandshakeTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = def.WriteTimeout
+	}
+	if cfg.MaxQueued <= 0 {
+		cfg.MaxQueued = def.MaxQueued
+	}
+	if cfg.MaxQueuedBytes <= 0 {
+		cfg.MaxQueuedBytes = def.MaxQueuedBytes
+	}
+	if cfg.CloseGrace <= 0 {
+		cfg.CloseGrace = def.CloseGrace
+	}
+	secrets := make(map[string]string, len(cfg.Components))
+	for _, c := range cfg.Components {
+		j, err := jid.Parse(c.Domain)
+		if err != nil || j.Local() != "" || j.Resource() != "" {
+			return nil, fmt.Errorf("component: %q is not a domain", c.Domain)
+		}
+		if c.Secret == "" {
+			return nil, fmt.Errorf("component %s: empty secret", c.Domain)
+		}
+		if _, dup := secrets[j.Domain()]; dup {
+			return nil, fmt.Errorf("component %s: listed twice", c.Domain)
+		}
+		secrets[j.Domain()] = c.Secret
+	}
+	return &Server{
+		cfg:       cfg,
+		deps:      d,
+		log:       d.Log.With("component", "component"),
+		secrets:   secrets,
+		conns:     make(map[*conn]struct{}),
+		listeners: make(map[net.Listener]struct{}),
+	}, nil
+}
+
+// Run listens on the configured address and serves until ctx is done, then
+// closes every stream with system-shutdown and returns once all
+// connections are gone.
+func (s *Server) Run(ctx context.Context) error {
+	l, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("component: listen %s: %w", s.cfg.Addr, err)
+	}
+	s.log.Info("listening", "addr", l.Addr().String(), "components", len(s.secrets))
+	s.Serve(ctx, l)
+	s.Shutdown()
+	return nil
+}
+
+// Serve serves connections accepted from l until ctx is done or Shutdown
+// is called. It is Run's building block and lets tests pass a listener; it
+// does not wait for the connections (Shutdown does).
+func (s *Server) Serve(ctx context.Context, l net.Listener) {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		l.Close()
+		return
+	}
+	s.listeners[l] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off, keep serving.
+			delay = min(max(delay*2, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept", "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		delay = 0
+		c := newConn(s, nc)
+		s.mu.Lock()
+		if s.shutdown {
+			s.mu.Unlock()
+			nc.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1) // done when c.serve returns
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve(ctx)
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Shutdown stops the listeners, closes every stream with system-shutdown
+// and waits until every connection is gone.
+func (s *Server) Shutdown() {
+	s.mu.Lock()
+	s.shutdown = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	cs := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+	for _, c := range cs {
+		c.close("system-shutdown", "")
+	}
+	s.wg.Wait()
+}
+
+// Connected lists the domains of the components connected now, in no
+// particular order.
+func (s *Server) Connected() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for c := range s.conns {
+		if d := c.boundDomain(); d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
