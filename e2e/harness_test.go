@@ -175,6 +175,9 @@ func freePort(t testing.TB) int {
 type ServerOptions struct {
 	AllowPlain bool
 	ExtraArgs  []string
+	// DataDir reuses a data directory, e.g. one of a server stopped
+	// before; empty means a fresh one.
+	DataDir string
 }
 
 // Server is one running ambrosia process owned by a test.
@@ -186,10 +189,19 @@ type Server struct {
 	Port    int
 	TLSPort int
 
-	log  *syncBuffer
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error // set before done is closed
+	log     *syncBuffer
+	cmd     *exec.Cmd
+	done    chan struct{}
+	err     error // set before done is closed
+	stopped bool  // stopped by the test already
+}
+
+// Stop stops the server now, as the end of the test would, so that a test
+// can start another one on the same data directory.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	s.stop(t)
+	s.stopped = true
 }
 
 // Log returns everything the server printed so far.
@@ -203,8 +215,12 @@ func startServer(t testing.TB, opts ServerOptions) *Server {
 	if buildErr != nil {
 		t.Fatalf("building ./cmd/ambrosia failed: %v\n%s", buildErr, buildLog)
 	}
+	dataDir := opts.DataDir
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
 	s := &Server{
-		DataDir: t.TempDir(),
+		DataDir: dataDir,
 		Port:    freePort(t),
 		TLSPort: freePort(t),
 		log:     &syncBuffer{},
@@ -273,6 +289,9 @@ func startServer(t testing.TB, opts ServerOptions) *Server {
 // stop sends SIGTERM and expects a clean exit within 10 s; after that the
 // process is killed and the test fails.
 func (s *Server) stop(t testing.TB) {
+	if s.stopped {
+		return
+	}
 	select {
 	case <-s.done:
 		t.Errorf("ambrosia exited on its own: %v", s.err)
