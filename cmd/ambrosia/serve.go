@@ -62,7 +62,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	type runner interface{ Run(context.Context) error }
 	var comps []runner
 	for _, d := range cfg.Domains {
-		m, err := sm.New(sm.Config{Domain: d, Version: version()}, sm.Deps{Router: r, Accounts: store, Roster: store, Offline: store, Blocklist: store, Private: store, Log: log})
+		m, err := sm.New(sm.Config{Domain: d, Version: version()}, sm.Deps{Router: r, Accounts: store, Roster: store, Offline: store, Blocklist: store, Private: store, Archive: store, Log: log})
 		if err != nil {
 			return err
 		}

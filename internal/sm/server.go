@@ -141,7 +141,17 @@ func (m *SM) accountIQ(ctx context.Context, sess router.Session, s router.Stanza
 	if u := m.user(s.From.BareString()); u != nil && (m.carbonsIQ(u, sess, s.El) || m.blockingIQ(ctx, u, sess, s.El)) {
 		return
 	}
-	if m.privateIQ(ctx, sess, s) {
+	if m.privateIQ(ctx, sess, s) || m.mamIQ(ctx, sess, s) {
+		return
+	}
+	if q := s.El.Child(stanza.NSDiscoInfo, "query"); q != nil && typ == "get" && !s.To.IsZero() && q.Attr("node") == "" {
+		// To the user's own bare JID: the account answers, not the server,
+		// as it does for anyone else asking (XEP-0030 §3.1 and XEP-0313 §7,
+		// which clients check before querying their archive).
+		r := m.accountDisco(s.El)
+		r.RemoveAttr("from")
+		r.SetAttr("from", s.To.String())
+		reply(sess, r)
 		return
 	}
 	if r := m.serverIQ(s.El); r != nil {

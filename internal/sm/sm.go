@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
@@ -30,6 +31,9 @@ type Config struct {
 	// OfflineQuota is how many messages are stored per offline user;
 	// 0 means DefaultOfflineQuota.
 	OfflineQuota int
+	// ArchiveRetention is how long archived messages are kept (XEP-0313);
+	// 0 keeps them forever.
+	ArchiveRetention time.Duration
 }
 
 // Deps are the session manager's dependencies.
@@ -45,6 +49,9 @@ type Deps struct {
 	// Private keeps private XML (XEP-0049) and vCards (XEP-0054); nil
 	// disables both.
 	Private storage.PrivateData
+	// Archive keeps users' message archives (XEP-0313); nil disables
+	// archiving and stanza ids.
+	Archive storage.Archive
 	Log     *slog.Logger
 }
 
@@ -56,6 +63,9 @@ type SM struct {
 	log    *slog.Logger
 
 	started time.Time // for XEP-0012 server uptime
+
+	ids       archiveIDs   // XEP-0313 archive ids
+	lastPurge atomic.Int64 // Unix nanoseconds of the last archive purge
 
 	mu    sync.RWMutex
 	users map[string]*user // users with at least one session, by bare JID
@@ -107,6 +117,7 @@ func (m *SM) Run(ctx context.Context) error {
 	if err := m.deps.Router.Register(m.domain.Domain(), m); err != nil {
 		return err
 	}
+	go m.purgeLoop(ctx)
 	<-ctx.Done()
 	m.deps.Router.Unregister(m.domain.Domain(), m)
 	return nil
@@ -216,6 +227,7 @@ func (m *SM) HandleFromSession(ctx context.Context, sess router.Session, s route
 			return
 		}
 		m.sentCarbons(sess, s)
+		m.archiveOutgoing(ctx, s)
 	}
 	if s.To.IsZero() {
 		return
@@ -235,7 +247,7 @@ func (m *SM) HandleStanza(ctx context.Context, s router.Stanza) {
 	}
 	switch s.El.Local {
 	case stanza.Message:
-		m.inboundMessage(ctx, s)
+		m.inboundMessage(ctx, m.stampIncoming(ctx, s))
 	case stanza.Presence:
 		m.inboundPresence(ctx, s)
 	case stanza.IQ:
@@ -342,16 +354,34 @@ func (m *SM) inboundIQ(ctx context.Context, s router.Stanza) {
 		return
 	}
 	if typ == "get" && s.El.Child(stanza.NSDiscoInfo, "query") != nil && m.userExists(ctx, s.To.Bare()) {
-		r := stanza.Result(s.El)
-		q := r.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "query"))
-		id := q.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "identity"))
-		id.SetAttr("category", "account")
-		id.SetAttr("type", "registered")
-		q.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "feature")).SetAttr("var", stanza.NSDiscoInfo)
-		m.route(ctx, r)
+		m.route(ctx, m.accountDisco(s.El))
 		return
 	}
 	m.deps.Router.Bounce(ctx, s, stanza.ServiceUnavailable, "")
+}
+
+// accountDisco answers a disco#info query to an account's bare JID.
+func (m *SM) accountDisco(iq *xmlstream.Element) *xmlstream.Element {
+	r := stanza.Result(iq)
+	q := r.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "query"))
+	id := q.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "identity"))
+	id.SetAttr("category", "account")
+	id.SetAttr("type", "registered")
+	for _, f := range m.accountFeatures() {
+		q.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "feature")).SetAttr("var", f)
+	}
+	return r
+}
+
+// accountFeatures lists the disco#info features of an account's bare JID,
+// which the server answers for.
+func (m *SM) accountFeatures() []string {
+	fs := []string{stanza.NSDiscoInfo}
+	if m.deps.Archive != nil {
+		// XEP-0313 §7: the archive is the account's, so is the feature.
+		fs = append(fs, nsMAM, nsSID)
+	}
+	return fs
 }
 
 // route sends a stanza the server generated; its to and from are set.

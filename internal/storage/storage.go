@@ -160,6 +160,117 @@ type PrivateData interface {
 	SetPrivateXML(ctx context.Context, user, key string, data []byte) error
 }
 
+// ArchivedMessage is one message in a user's archive (XEP-0313).
+type ArchivedMessage struct {
+	// ID is the archive id the server chose: unique within the user's
+	// archive, and its byte order is the archive's order, so the server must
+	// hand out ids that sort as they are created.
+	ID string
+	// Stamp is when the server archived the message.
+	Stamp time.Time
+	// With is the bare JID of the other party.
+	With string
+	// Stanza is the serialized message.
+	Stanza []byte
+}
+
+// ArchiveQuery selects a page of a user's archive. Zero fields do not
+// filter.
+type ArchiveQuery struct {
+	// With keeps only messages exchanged with this bare JID.
+	With string
+	// Start and End keep only messages stamped in [Start, End].
+	Start, End time.Time
+	// AfterID and BeforeID keep only messages after, or before, the one
+	// with that archive id, which must exist in the archive.
+	AfterID, BeforeID string
+	// Max is the most items returned; 0 returns no items, only the count.
+	Max int
+	// Last pages from the end of the selection (RSM <before/>) instead of
+	// from its start.
+	Last bool
+}
+
+// ArchivePage is the answer to an ArchiveQuery.
+type ArchivePage struct {
+	// Items are in archive order, oldest first, whichever way the query
+	// paged.
+	Items []ArchivedMessage
+	// Complete reports that no matching item lies beyond the page in the
+	// direction of paging: after it, or before it when paging with Last.
+	Complete bool
+	// Count is the number of messages matching With, Start and End,
+	// ignoring AfterID, BeforeID and Max (the RSM result set size).
+	Count int
+}
+
+// Archiving defaults and lists of archive preferences (XEP-0313 §6).
+const (
+	ArchiveAlways = "always"
+	ArchiveNever  = "never"
+	ArchiveRoster = "roster"
+)
+
+// ArchivePrefs are a user's archiving preferences.
+type ArchivePrefs struct {
+	// Default is ArchiveAlways, ArchiveNever or ArchiveRoster: what happens
+	// to messages with JIDs on neither list.
+	Default string
+	// Always and Never are bare JIDs whose messages are always, or never,
+	// archived; sorted and without duplicates when read.
+	Always, Never []string
+}
+
+// Archive keeps each user's message archive and archiving preferences
+// (XEP-0313). Like the roster, it does not require the account to exist;
+// DeleteAccount removes both.
+type Archive interface {
+	// AppendArchive adds m to user's archive. It returns ErrExists if the
+	// archive already holds m.ID.
+	AppendArchive(ctx context.Context, user string, m ArchivedMessage) error
+	// QueryArchive returns one page of user's archive. It returns
+	// ErrNotFound if q.AfterID or q.BeforeID is not in the archive.
+	QueryArchive(ctx context.Context, user string, q ArchiveQuery) (ArchivePage, error)
+	// DeleteArchiveBefore removes, from every user's archive, the messages
+	// stamped before cutoff, and returns how many went.
+	DeleteArchiveBefore(ctx context.Context, cutoff time.Time) (int64, error)
+	// ArchivePrefs returns user's preferences, or ErrNotFound if the user
+	// never set any.
+	ArchivePrefs(ctx context.Context, user string) (ArchivePrefs, error)
+	// SetArchivePrefs replaces user's preferences. It fails with ErrInvalid
+	// for an unknown default.
+	SetArchivePrefs(ctx context.Context, user string, p ArchivePrefs) error
+}
+
+// NormalizeArchivePrefs returns p in the form backends store: the lists
+// copied, sorted and deduplicated (nil when empty), a JID on both lists kept
+// only on Never, since not archiving is the safer reading. It fails with
+// ErrInvalid for an unknown default.
+func NormalizeArchivePrefs(p ArchivePrefs) (ArchivePrefs, error) {
+	switch p.Default {
+	case ArchiveAlways, ArchiveNever, ArchiveRoster:
+	default:
+		return ArchivePrefs{}, fmt.Errorf("%w: archive default %q", ErrInvalid, p.Default)
+	}
+	norm := func(l []string) []string {
+		if len(l) == 0 {
+			return nil
+		}
+		l = slices.Clone(l)
+		slices.Sort(l)
+		return slices.Compact(l)
+	}
+	p.Never = norm(p.Never)
+	var always []string
+	for _, j := range norm(p.Always) {
+		if _, found := slices.BinarySearch(p.Never, j); !found {
+			always = append(always, j)
+		}
+	}
+	p.Always = always
+	return p, nil
+}
+
 // Store is everything a full backend provides. Consumers should depend on
 // the narrowest interface they need, not on Store.
 type Store interface {
@@ -168,6 +279,7 @@ type Store interface {
 	Offline
 	Blocklist
 	PrivateData
+	Archive
 }
 
 // UserDomain returns the domain part of the bare JID user. Backends use it

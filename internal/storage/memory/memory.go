@@ -28,6 +28,8 @@ type Store struct {
 	lastID   int64
 	blocked  map[string]map[string]bool
 	private  map[string]map[string][]byte
+	archive  map[string][]storage.ArchivedMessage // by owner, sorted by ID
+	prefs    map[string]storage.ArchivePrefs
 }
 
 type account struct {
@@ -128,6 +130,8 @@ func (s *Store) DeleteAccount(ctx context.Context, user string) error {
 	delete(s.offline, user)
 	delete(s.blocked, user)
 	delete(s.private, user)
+	delete(s.archive, user)
+	delete(s.prefs, user)
 	return nil
 }
 

@@ -79,6 +79,32 @@ var migrations = []string{
 		data     BLOB NOT NULL,
 		PRIMARY KEY (username, xkey)
 	);`,
+
+	// 5: message archive (XEP-0313). Stamps are Unix microseconds so that
+	// range queries compare integers in every database; ids are fixed-width
+	// strings whose byte order is the archive order.
+	`CREATE TABLE archive (
+		username TEXT NOT NULL,
+		id       TEXT NOT NULL,
+		stamp_us BIGINT NOT NULL,
+		with_jid TEXT NOT NULL,
+		stanza   BLOB NOT NULL,
+		PRIMARY KEY (username, id)
+	);
+	CREATE INDEX archive_with ON archive (username, with_jid, id);
+	CREATE INDEX archive_stamp ON archive (stamp_us);
+
+	CREATE TABLE archive_prefs (
+		username     TEXT PRIMARY KEY,
+		default_mode TEXT NOT NULL CHECK (default_mode IN ('always', 'never', 'roster'))
+	);
+
+	CREATE TABLE archive_prefs_jids (
+		username TEXT NOT NULL,
+		jid      TEXT NOT NULL,
+		mode     TEXT NOT NULL CHECK (mode IN ('always', 'never')),
+		PRIMARY KEY (username, jid)
+	);`,
 }
 
 // migrate brings the database up to len(steps). Each step runs in its own

@@ -229,6 +229,9 @@ func (s *Store) DeleteAccount(ctx context.Context, user string) error {
 			`DELETE FROM offline_messages WHERE username = ?`,
 			`DELETE FROM blocklist WHERE username = ?`,
 			`DELETE FROM private_xml WHERE username = ?`,
+			`DELETE FROM archive WHERE username = ?`,
+			`DELETE FROM archive_prefs_jids WHERE username = ?`,
+			`DELETE FROM archive_prefs WHERE username = ?`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, user); err != nil {
 				return err

@@ -163,7 +163,7 @@ func TestMigrations(t *testing.T) {
 			name:    "fresh",
 			steps:   [][]string{migrations},
 			version: len(migrations),
-			tables:  []string{"schema_migrations", "accounts", "credentials", "roster_items", "roster_groups", "roster_versions"},
+			tables:  []string{"schema_migrations", "accounts", "credentials", "roster_items", "roster_groups", "roster_versions", "archive", "archive_prefs", "archive_prefs_jids"},
 		},
 		{
 			name:    "reopen is idempotent",

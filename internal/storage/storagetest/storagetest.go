@@ -45,6 +45,10 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Offline", testOffline},
 		{"Blocklist", testBlocklist},
 		{"PrivateData", testPrivateData},
+		{"ArchivePaging", testArchivePaging},
+		{"ArchiveFilters", testArchiveFilters},
+		{"ArchiveRetention", testArchiveRetention},
+		{"ArchivePrefs", testArchivePrefs},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

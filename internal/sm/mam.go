@@ -1,0 +1,228 @@
+package sm
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+)
+
+// Namespaces of stanza ids (XEP-0359), data forms (XEP-0004) and result set
+// management (XEP-0059); nsMAM is declared with the carbons.
+const (
+	nsSID   = "urn:xmpp:sid:0"
+	nsXData = "jabber:x:data"
+	nsRSM   = "http://jabber.org/protocol/rsm"
+)
+
+// Page sizes of archive queries: a client that names no max gets
+// defaultMAMMax items, and none gets more than maxMAMMax at once, so that
+// one query cannot make the server read a whole archive into memory.
+const (
+	defaultMAMMax = 50
+	maxMAMMax     = 250
+)
+
+// purgeInterval is how often, at most, expired archive entries are purged.
+const purgeInterval = time.Hour
+
+// stampFormat is XEP-0082 with microseconds, the precision archive stamps
+// keep, so that a stamp a client read back selects the same message.
+const stampFormat = "2006-01-02T15:04:05.000000Z"
+
+// archiveIDs hands out archive ids: microseconds since the epoch, bumped
+// past the last id given so that ids stay unique and increasing within the
+// process. After a restart the clock has moved on, so ids keep increasing.
+type archiveIDs struct{ last atomic.Int64 }
+
+// next returns a new id and the time it stands for.
+func (g *archiveIDs) next() (string, time.Time) {
+	for {
+		last := g.last.Load()
+		v := max(time.Now().UnixMicro(), last+1)
+		if g.last.CompareAndSwap(last, v) {
+			return formatArchiveID(v), time.UnixMicro(v).UTC()
+		}
+	}
+}
+
+// archiveIDWidth is the base-32 length of the largest int64: padding ids to
+// it makes their byte order their numeric order.
+const archiveIDWidth = 13
+
+func formatArchiveID(v int64) string {
+	s := strconv.FormatInt(v, 32)
+	return strings.Repeat("0", archiveIDWidth-len(s)) + s
+}
+
+// archivable says whether a message belongs in the archives: one-to-one
+// chat, or normal messages with a body (XEP-0313 §5.1.1). Errors, group
+// chat, headlines, carbon copies and content-less messages such as chat
+// states are left out, as is anything marked no-store (XEP-0334).
+func archivable(el *xmlstream.Element) bool {
+	switch el.Attr("type") {
+	case "", "normal", "chat":
+	default:
+		return false
+	}
+	if el.Child(el.Space, "body") == nil {
+		return false
+	}
+	if el.Child(nsHints, "no-store") != nil || el.Child(nsHints, "no-permanent-store") != nil {
+		return false
+	}
+	return !forgedWrapper(el)
+}
+
+// wantsArchived applies owner's preferences to a message exchanged with
+// other (XEP-0313 §6): the lists first, then the default. Users who never
+// set preferences have everything archived.
+func (m *SM) wantsArchived(ctx context.Context, owner, other jid.JID) bool {
+	p, err := m.deps.Archive.ArchivePrefs(ctx, owner.String())
+	if err != nil {
+		if !errors.Is(err, storage.ErrNotFound) {
+			m.log.Error("archive prefs load", "user", owner.String(), "err", err)
+		}
+		return true
+	}
+	with := other.BareString()
+	switch {
+	case slices.Contains(p.Never, with):
+		return false
+	case slices.Contains(p.Always, with):
+		return true
+	case p.Default == storage.ArchiveNever:
+		return false
+	case p.Default == storage.ArchiveRoster:
+		_, err := m.deps.Roster.RosterItem(ctx, owner.String(), with)
+		return err == nil
+	}
+	return true
+}
+
+// appendArchive stores el in owner's archive under id.
+func (m *SM) appendArchive(ctx context.Context, owner, other jid.JID, id string, stamp time.Time, el *xmlstream.Element) bool {
+	err := m.deps.Archive.AppendArchive(ctx, owner.String(), storage.ArchivedMessage{
+		ID:     id,
+		Stamp:  stamp,
+		With:   other.BareString(),
+		Stanza: el.AppendXML(nil, xmlstream.NSClient),
+	})
+	if err != nil {
+		m.log.Error("archive append", "user", owner.String(), "err", err)
+		return false
+	}
+	return true
+}
+
+// archiveOutgoing keeps a copy of a message a user sends in their own
+// archive.
+func (m *SM) archiveOutgoing(ctx context.Context, s router.Stanza) {
+	if m.deps.Archive == nil || s.To.IsZero() || !archivable(s.El) || !m.wantsArchived(ctx, s.From.Bare(), s.To) {
+		return
+	}
+	m.maybePurge(ctx)
+	el := clone(s.El)
+	el.SetAttr("from", s.From.String())
+	el.SetAttr("to", s.To.String())
+	id, stamp := m.ids.next()
+	m.appendArchive(ctx, s.From.Bare(), s.To, id, stamp, el)
+}
+
+func isOwnStanzaID(c *xmlstream.Element, by string) bool {
+	return c.Space == nsSID && c.Local == "stanza-id" && c.Attr("by") == by
+}
+
+// stampIncoming removes any stanza-id a sender put in the name of the
+// recipient's archive (XEP-0359 §4: only the archive may vouch for its
+// ids), archives the message for an existing recipient, and returns the
+// stanza to deliver, stamped with the archive id when it was archived.
+func (m *SM) stampIncoming(ctx context.Context, s router.Stanza) router.Stanza {
+	if s.El.Attr("type") == "error" {
+		return s
+	}
+	owner := s.To.Bare()
+	by := owner.String()
+	el := s.El
+	if slices.ContainsFunc(el.Children(), func(c *xmlstream.Element) bool { return isOwnStanzaID(c, by) }) {
+		el = clone(s.El)
+		nodes := make([]xmlstream.Node, 0, len(el.Nodes))
+		for _, n := range el.Nodes {
+			if n.Elem == nil || !isOwnStanzaID(n.Elem, by) {
+				nodes = append(nodes, n)
+			}
+		}
+		// Direct edit rather than SetNodes: the children stay shared with
+		// the original and must keep their parent.
+		el.Nodes = nodes
+		el.DropRaw()
+	}
+	// A message to oneself was archived once already, on its way out.
+	if m.deps.Archive != nil && archivable(el) && !s.From.Bare().Equal(owner) &&
+		m.userExists(ctx, owner) && m.wantsArchived(ctx, owner, s.From) {
+		m.maybePurge(ctx)
+		id, stamp := m.ids.next()
+		stamped := clone(el)
+		sid := xmlstream.NewElement(nsSID, "stanza-id")
+		sid.SetAttr("by", by)
+		sid.SetAttr("id", id)
+		stamped.AddChild(sid)
+		if m.appendArchive(ctx, owner, s.From, id, stamp, stamped) {
+			el = stamped
+		}
+	}
+	s.El = el
+	return s
+}
+
+// maybePurge removes expired archive entries when a retention is set and
+// the last purge is more than purgeInterval ago. It is called on the
+// archiving path as well as from Run, because a session manager need not
+// be run to serve (the router may drive it directly).
+func (m *SM) maybePurge(ctx context.Context) {
+	if m.deps.Archive == nil || m.cfg.ArchiveRetention <= 0 {
+		return
+	}
+	now := time.Now()
+	last := m.lastPurge.Load()
+	if last != 0 && now.Sub(time.Unix(0, last)) < purgeInterval {
+		return
+	}
+	if !m.lastPurge.CompareAndSwap(last, now.UnixNano()) {
+		return // another goroutine purges
+	}
+	n, err := m.deps.Archive.DeleteArchiveBefore(ctx, now.Add(-m.cfg.ArchiveRetention))
+	if err != nil {
+		m.log.Error("archive purge", "err", err)
+		return
+	}
+	if n > 0 {
+		m.log.Info("archive purged", "messages", n)
+	}
+}
+
+// purgeLoop purges expired archive entries every purgeInterval until ctx
+// is done.
+func (m *SM) purgeLoop(ctx context.Context) {
+	if m.deps.Archive == nil || m.cfg.ArchiveRetention <= 0 {
+		return
+	}
+	t := time.NewTicker(purgeInterval)
+	defer t.Stop()
+	for {
+		m.maybePurge(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,205 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+)
+
+// AppendArchive implements storage.Archive.
+func (s *Store) AppendArchive(ctx context.Context, user string, m storage.ArchivedMessage) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO archive (username, id, stamp_us, with_jid, stanza) VALUES (?, ?, ?, ?, ?)`,
+			user, m.ID, m.Stamp.UnixMicro(), m.With, m.Stanza)
+		if isPrimaryKeyViolation(err) {
+			return storage.ErrExists
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: append archive %s %s: %w", user, m.ID, err)
+	}
+	return nil
+}
+
+// QueryArchive implements storage.Archive. The page, its neighbour check
+// and the count run in one read transaction so that they agree.
+func (s *Store) QueryArchive(ctx context.Context, user string, q storage.ArchiveQuery) (storage.ArchivePage, error) {
+	var page storage.ArchivePage
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return page, fmt.Errorf("sqlite: query archive %s: %w", user, err)
+	}
+	defer tx.Rollback()
+	page, err = queryArchive(ctx, tx, user, q)
+	if err != nil {
+		return storage.ArchivePage{}, fmt.Errorf("sqlite: query archive %s: %w", user, err)
+	}
+	return page, nil
+}
+
+func queryArchive(ctx context.Context, tx *sql.Tx, user string, q storage.ArchiveQuery) (storage.ArchivePage, error) {
+	var page storage.ArchivePage
+	for _, id := range []string{q.AfterID, q.BeforeID} {
+		if id == "" {
+			continue
+		}
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM archive WHERE username = ? AND id = ?`, user, id).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return page, fmt.Errorf("id %s: %w", id, storage.ErrNotFound)
+		}
+		if err != nil {
+			return page, err
+		}
+	}
+	where := []string{"username = ?"}
+	args := []any{user}
+	if q.With != "" {
+		where, args = append(where, "with_jid = ?"), append(args, q.With)
+	}
+	if !q.Start.IsZero() {
+		where, args = append(where, "stamp_us >= ?"), append(args, q.Start.UnixMicro())
+	}
+	if !q.End.IsZero() {
+		where, args = append(where, "stamp_us <= ?"), append(args, q.End.UnixMicro())
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM archive WHERE `+strings.Join(where, " AND "), args...).Scan(&page.Count); err != nil {
+		return page, err
+	}
+	if q.AfterID != "" {
+		where, args = append(where, "id > ?"), append(args, q.AfterID)
+	}
+	if q.BeforeID != "" {
+		where, args = append(where, "id < ?"), append(args, q.BeforeID)
+	}
+	order := "ASC"
+	if q.Last {
+		order = "DESC"
+	}
+	n := max(q.Max, 0)
+	// One row more than asked tells whether the page is complete.
+	rows, err := tx.QueryContext(ctx, `SELECT id, stamp_us, with_jid, stanza FROM archive WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY id `+order+` LIMIT ?`, append(args, n+1)...)
+	if err != nil {
+		return page, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var m storage.ArchivedMessage
+		var us int64
+		if err := rows.Scan(&m.ID, &us, &m.With, &m.Stanza); err != nil {
+			return page, err
+		}
+		m.Stamp = time.UnixMicro(us).UTC()
+		page.Items = append(page.Items, m)
+	}
+	if err := rows.Err(); err != nil {
+		return page, err
+	}
+	page.Complete = len(page.Items) <= n
+	if !page.Complete {
+		page.Items = page.Items[:n]
+	}
+	if q.Last {
+		slices.Reverse(page.Items)
+	}
+	if len(page.Items) == 0 {
+		page.Items = nil
+	}
+	return page, nil
+}
+
+// DeleteArchiveBefore implements storage.Archive.
+func (s *Store) DeleteArchiveBefore(ctx context.Context, cutoff time.Time) (int64, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM archive WHERE stamp_us < ?`, cutoff.UnixMicro())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete archive: %w", err)
+	}
+	return n, nil
+}
+
+// ArchivePrefs implements storage.Archive.
+func (s *Store) ArchivePrefs(ctx context.Context, user string) (storage.ArchivePrefs, error) {
+	p, err := s.archivePrefs(ctx, user)
+	if err != nil {
+		return storage.ArchivePrefs{}, fmt.Errorf("sqlite: archive prefs %s: %w", user, err)
+	}
+	return p, nil
+}
+
+func (s *Store) archivePrefs(ctx context.Context, user string) (storage.ArchivePrefs, error) {
+	var p storage.ArchivePrefs
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return p, err
+	}
+	defer tx.Rollback()
+	err = tx.QueryRowContext(ctx, `SELECT default_mode FROM archive_prefs WHERE username = ?`, user).Scan(&p.Default)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, storage.ErrNotFound
+	}
+	if err != nil {
+		return p, err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT jid, mode FROM archive_prefs_jids WHERE username = ? ORDER BY jid`, user)
+	if err != nil {
+		return p, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var j, mode string
+		if err := rows.Scan(&j, &mode); err != nil {
+			return p, err
+		}
+		if mode == storage.ArchiveAlways {
+			p.Always = append(p.Always, j)
+		} else {
+			p.Never = append(p.Never, j)
+		}
+	}
+	return p, rows.Err()
+}
+
+// SetArchivePrefs implements storage.Archive.
+func (s *Store) SetArchivePrefs(ctx context.Context, user string, p storage.ArchivePrefs) error {
+	p, err := storage.NormalizeArchivePrefs(p)
+	if err != nil {
+		return fmt.Errorf("sqlite: set archive prefs %s: %w", user, err)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO archive_prefs (username, default_mode) VALUES (?, ?)
+			ON CONFLICT (username) DO UPDATE SET default_mode = excluded.default_mode`, user, p.Default); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM archive_prefs_jids WHERE username = ?`, user); err != nil {
+			return err
+		}
+		for mode, jids := range map[string][]string{storage.ArchiveAlways: p.Always, storage.ArchiveNever: p.Never} {
+			for _, j := range jids {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO archive_prefs_jids (username, jid, mode) VALUES (?, ?, ?)`, user, j, mode); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: set archive prefs %s: %w", user, err)
+	}
+	return nil
+}

@@ -1,0 +1,227 @@
+package storagetest
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+)
+
+var archiveEpoch = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+
+// fillArchive appends n messages to user's archive, one second apart,
+// alternating between two correspondents, with ids that sort as created.
+func fillArchive(t *testing.T, s storage.Store, user string, n int) []storage.ArchivedMessage {
+	t.Helper()
+	var out []storage.ArchivedMessage
+	for i := range n {
+		m := storage.ArchivedMessage{
+			ID:     fmt.Sprintf("id%06d", i),
+			Stamp:  archiveEpoch.Add(time.Duration(i) * time.Second),
+			With:   []string{"romeo@example.net", "nurse@example.com"}[i%2],
+			Stanza: fmt.Appendf(nil, "<message id='m%d'><body>%d</body></message>", i, i),
+		}
+		if err := s.AppendArchive(t.Context(), user, m); err != nil {
+			t.Fatalf("AppendArchive %d: %v", i, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func wantArchiveItems(t *testing.T, what string, got, want []storage.ArchivedMessage) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d items, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		if g.ID != w.ID || !g.Stamp.Equal(w.Stamp) || g.With != w.With || string(g.Stanza) != string(w.Stanza) {
+			t.Fatalf("%s: item %d = %+v, want %+v", what, i, g, w)
+		}
+	}
+}
+
+func queryArchive(t *testing.T, s storage.Store, user string, q storage.ArchiveQuery) storage.ArchivePage {
+	t.Helper()
+	p, err := s.QueryArchive(t.Context(), user, q)
+	if err != nil {
+		t.Fatalf("QueryArchive(%+v): %v", q, err)
+	}
+	return p
+}
+
+func testArchivePaging(t *testing.T, s storage.Store) {
+	const juliet = "juliet@example.com"
+	all := fillArchive(t, s, juliet, 12)
+	// Another user's archive is separate, even with the same ids.
+	fillArchive(t, s, "other@example.com", 3)
+
+	// Forward, five at a time.
+	var got []storage.ArchivedMessage
+	after := ""
+	for page := 0; ; page++ {
+		p := queryArchive(t, s, juliet, storage.ArchiveQuery{AfterID: after, Max: 5})
+		if p.Count != 12 {
+			t.Fatalf("forward page %d: count %d, want 12", page, p.Count)
+		}
+		got = append(got, p.Items...)
+		if p.Complete != (len(got) == 12) {
+			t.Fatalf("forward page %d: complete %v after %d items", page, p.Complete, len(got))
+		}
+		if p.Complete {
+			break
+		}
+		after = p.Items[len(p.Items)-1].ID
+	}
+	wantArchiveItems(t, "forward", got, all)
+
+	// Backward from the end: each page still in archive order.
+	got = nil
+	before := ""
+	for page := 0; ; page++ {
+		p := queryArchive(t, s, juliet, storage.ArchiveQuery{BeforeID: before, Max: 5, Last: true})
+		got = append(p.Items, got...)
+		if p.Complete != (len(got) == 12) {
+			t.Fatalf("backward page %d: complete %v after %d items", page, p.Complete, len(got))
+		}
+		if page == 0 {
+			wantArchiveItems(t, "last page", p.Items, all[7:])
+		}
+		if p.Complete {
+			break
+		}
+		before = p.Items[0].ID
+	}
+	wantArchiveItems(t, "backward", got, all)
+
+	// Between two ids.
+	p := queryArchive(t, s, juliet, storage.ArchiveQuery{AfterID: all[2].ID, BeforeID: all[6].ID, Max: 10})
+	wantArchiveItems(t, "between", p.Items, all[3:6])
+	if !p.Complete {
+		t.Fatal("between: not complete")
+	}
+	// Max 0: only the count.
+	p = queryArchive(t, s, juliet, storage.ArchiveQuery{})
+	if len(p.Items) != 0 || p.Count != 12 || p.Complete {
+		t.Fatalf("max 0: %+v", p)
+	}
+	// Unknown ids.
+	_, err := s.QueryArchive(t.Context(), juliet, storage.ArchiveQuery{AfterID: "nope", Max: 5})
+	wantErr(t, "unknown after id", err, storage.ErrNotFound)
+	_, err = s.QueryArchive(t.Context(), "nobody@example.com", storage.ArchiveQuery{BeforeID: all[0].ID, Max: 5})
+	wantErr(t, "another user's id", err, storage.ErrNotFound)
+	// Empty archive.
+	p = queryArchive(t, s, "nobody@example.com", storage.ArchiveQuery{Max: 5})
+	if len(p.Items) != 0 || p.Count != 0 || !p.Complete {
+		t.Fatalf("empty archive: %+v", p)
+	}
+	// Duplicate ids are refused.
+	err = s.AppendArchive(t.Context(), juliet, all[3])
+	wantErr(t, "duplicate id", err, storage.ErrExists)
+	// Returned stanzas are copies.
+	p = queryArchive(t, s, juliet, storage.ArchiveQuery{Max: 1})
+	p.Items[0].Stanza[0] = 'X'
+	p = queryArchive(t, s, juliet, storage.ArchiveQuery{Max: 1})
+	wantArchiveItems(t, "after modifying a result", p.Items, all[:1])
+}
+
+func testArchiveFilters(t *testing.T, s storage.Store) {
+	const juliet = "juliet@example.com"
+	all := fillArchive(t, s, juliet, 10)
+	p := queryArchive(t, s, juliet, storage.ArchiveQuery{With: "romeo@example.net", Max: 100})
+	wantArchiveItems(t, "with", p.Items, []storage.ArchivedMessage{all[0], all[2], all[4], all[6], all[8]})
+	if p.Count != 5 || !p.Complete {
+		t.Fatalf("with: count %d complete %v", p.Count, p.Complete)
+	}
+	// Start and end are inclusive.
+	p = queryArchive(t, s, juliet, storage.ArchiveQuery{Start: all[3].Stamp, End: all[7].Stamp, Max: 100})
+	wantArchiveItems(t, "start/end", p.Items, all[3:8])
+	if p.Count != 5 {
+		t.Fatalf("start/end: count %d", p.Count)
+	}
+	p = queryArchive(t, s, juliet, storage.ArchiveQuery{With: "nurse@example.com", Start: all[4].Stamp, Max: 2})
+	wantArchiveItems(t, "with+start", p.Items, []storage.ArchivedMessage{all[5], all[7]})
+	if p.Count != 3 || p.Complete {
+		t.Fatalf("with+start: count %d complete %v", p.Count, p.Complete)
+	}
+	p = queryArchive(t, s, juliet, storage.ArchiveQuery{With: "nurse@example.com", Start: all[4].Stamp, AfterID: all[7].ID, Max: 2})
+	wantArchiveItems(t, "with+start+after", p.Items, []storage.ArchivedMessage{all[9]})
+	if !p.Complete {
+		t.Fatal("with+start+after: not complete")
+	}
+	p = queryArchive(t, s, juliet, storage.ArchiveQuery{With: "tybalt@example.com", Max: 2})
+	if len(p.Items) != 0 || p.Count != 0 || !p.Complete {
+		t.Fatalf("nobody: %+v", p)
+	}
+}
+
+func testArchiveRetention(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	all := fillArchive(t, s, "juliet@example.com", 6)
+	fillArchive(t, s, "romeo@example.net", 2)
+	n, err := s.DeleteArchiveBefore(ctx, all[4].Stamp)
+	if err != nil || n != 4+2 {
+		t.Fatalf("DeleteArchiveBefore = %d, %v; want 6", n, err)
+	}
+	p := queryArchive(t, s, "juliet@example.com", storage.ArchiveQuery{Max: 10})
+	wantArchiveItems(t, "after retention", p.Items, all[4:])
+	p = queryArchive(t, s, "romeo@example.net", storage.ArchiveQuery{Max: 10})
+	if len(p.Items) != 0 {
+		t.Fatalf("romeo kept %d items", len(p.Items))
+	}
+	// Deleting the account deletes its archive.
+	mustCreate(t, s, "juliet@example.com", cred("SHA-256", 1))
+	if err := s.DeleteAccount(ctx, "juliet@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	p = queryArchive(t, s, "juliet@example.com", storage.ArchiveQuery{Max: 10})
+	if len(p.Items) != 0 || p.Count != 0 {
+		t.Fatalf("archive survived the account: %+v", p)
+	}
+}
+
+func testArchivePrefs(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	const juliet = "juliet@example.com"
+	_, err := s.ArchivePrefs(ctx, juliet)
+	wantErr(t, "prefs never set", err, storage.ErrNotFound)
+	in := storage.ArchivePrefs{
+		Default: storage.ArchiveRoster,
+		Always:  []string{"romeo@example.net", "benvolio@example.net", "romeo@example.net", "tybalt@example.com"},
+		Never:   []string{"tybalt@example.com", "nurse@example.com"},
+	}
+	if err := s.SetArchivePrefs(ctx, juliet, in); err != nil {
+		t.Fatal(err)
+	}
+	want := storage.ArchivePrefs{
+		Default: storage.ArchiveRoster,
+		Always:  []string{"benvolio@example.net", "romeo@example.net"},
+		Never:   []string{"nurse@example.com", "tybalt@example.com"},
+	}
+	got, err := s.ArchivePrefs(ctx, juliet)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("ArchivePrefs = %+v, %v; want %+v", got, err, want)
+	}
+	// Replacing clears the lists.
+	if err := s.SetArchivePrefs(ctx, juliet, storage.ArchivePrefs{Default: storage.ArchiveNever}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.ArchivePrefs(ctx, juliet)
+	if err != nil || !reflect.DeepEqual(got, storage.ArchivePrefs{Default: storage.ArchiveNever}) {
+		t.Fatalf("ArchivePrefs after replace = %+v, %v", got, err)
+	}
+	err = s.SetArchivePrefs(ctx, juliet, storage.ArchivePrefs{Default: "sometimes"})
+	wantErr(t, "unknown default", err, storage.ErrInvalid)
+	if _, err := s.ArchivePrefs(ctx, "romeo@example.net"); err == nil {
+		t.Fatal("another user sees juliet's prefs")
+	}
+	mustCreate(t, s, juliet, cred("SHA-256", 1))
+	if err := s.DeleteAccount(ctx, juliet); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.ArchivePrefs(ctx, juliet)
+	wantErr(t, "prefs after account deletion", err, storage.ErrNotFound)
+}
