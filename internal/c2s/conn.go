@@ -48,6 +48,7 @@ type conn struct {
 	user     jid.JID // bare JID once authenticated
 	full     jid.JID // full JID once bound
 	sm       router.SessionManager
+	sess     *session // once bound (or resumed)
 	sasl     *auth.Exchange
 	deadline time.Time
 
@@ -66,6 +67,7 @@ type conn struct {
 	out       *outConn // the socket's write side, under TLS too
 	wmu       sync.Mutex
 	closed    bool   // the stream end is written: nothing may follow
+	final     bool   // the stream ended in a way that also ends the session
 	inactive  bool   // the client said so (XEP-0352)
 	held      []held // what waits for the client to become active
 	heldBytes int
@@ -83,32 +85,46 @@ func newConn(s *Server, nc net.Conn) *conn {
 	return c
 }
 
-// JID implements router.Session.
-func (c *conn) JID() jid.JID { return c.full }
-
-// Deliver implements router.Session: the stanza is serialized and written
-// at once from the caller's goroutine; the write never waits for the
-// client (see outConn).
-func (c *conn) Deliver(el *xmlstream.Element) {
+// deliver writes a stanza of a session without Stream Management: it is
+// serialized and written at once from the caller's goroutine; the write
+// never waits for the client (see outConn).
+func (c *conn) deliver(el *xmlstream.Element) {
 	b := c.srv.writePool.Get().(*[]byte)
 	*b = el.AppendXML((*b)[:0], xmlstream.NSClient)
 	c.wmu.Lock()
-	switch {
-	case c.closed:
-	case c.inactive && canWait(el):
-		c.holdLocked(el, *b)
-	default:
-		c.flushHeldLocked()
-		_, _ = c.nc.Write(*b)
-	}
+	c.sendLocked(el, *b, false)
 	c.wmu.Unlock()
 	if cap(*b) <= 64<<10 {
 		c.srv.writePool.Put(b)
 	}
 }
 
-// sendRaw writes already serialized output.
-func (c *conn) sendRaw(s string) { _ = c.write([]byte(s)) }
+// deliverBytes writes el, serialized as b, which the caller keeps until
+// the client acknowledges it. It reports whether b went out now rather
+// than being held for an inactive client.
+func (c *conn) deliverBytes(el *xmlstream.Element, b []byte) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.sendLocked(el, b, true)
+}
+
+// sendLocked writes b, or holds it while the client is inactive; c.wmu is
+// held. counted says the stanza carries a Stream Management sequence
+// number: b is then owned by the caller, and held presence must not be
+// replaced by a newer one, which would leave a number unsent.
+func (c *conn) sendLocked(el *xmlstream.Element, b []byte, counted bool) bool {
+	switch {
+	case c.closed:
+		return false
+	case c.inactive && canWait(el):
+		c.holdLocked(el, b, counted)
+		return false
+	default:
+		c.flushHeldLocked()
+		_, _ = c.nc.Write(b)
+		return true
+	}
+}
 
 // writeNow writes during negotiation; the name remains from the time it
 // differed from Deliver.
@@ -143,9 +159,8 @@ func (c *conn) abort() {
 	c.raw.Close()
 }
 
-// Close implements router.Session. It ends the stream on another
-// goroutine, so that a caller holding locks never waits for this client's
-// socket.
+// Close ends the stream with a stream error on another goroutine, so that
+// a caller holding locks never waits for this client's socket.
 func (c *conn) Close(condition string) {
 	go c.closeStream(condition, "")
 }
@@ -153,22 +168,31 @@ func (c *conn) Close(condition string) {
 // fail ends the stream with a stream error from the reading goroutine.
 func (c *conn) fail(condition, text string) { c.closeStream(condition, text) }
 
+// failWith ends the stream with a stream error that carries extra, an
+// application-specific condition element.
+func (c *conn) failWith(condition, text, extra string) { c.closeStreamExtra(condition, text, extra) }
+
 // closeStream writes the stream error (if condition is not "") and our
 // stream end after whatever is queued, and makes the reader close the
 // connection.
-func (c *conn) closeStream(condition, text string) {
+func (c *conn) closeStream(condition, text string) { c.closeStreamExtra(condition, text, "") }
+
+func (c *conn) closeStreamExtra(condition, text, extra string) {
 	c.wmu.Lock()
 	if c.closed {
 		c.wmu.Unlock()
 		return
 	}
+	// A session survives its stream only when the client seems gone
+	// (XEP-0198 resumption): an orderly end or a stream error ends it.
+	c.final = condition != "connection-timeout"
 	var tail []byte
 	if !c.opened {
 		// RFC 6120 §4.9.1.2: a stream error needs our stream header first.
 		tail = append(tail, c.header("")...)
 	}
 	if condition != "" {
-		tail = append(tail, streamError(condition, text)...)
+		tail = append(tail, streamError(condition, text, extra)...)
 	}
 	tail = append(tail, "</stream:stream>"...)
 	_, _ = c.nc.Write(tail)
@@ -178,12 +202,12 @@ func (c *conn) closeStream(condition, text string) {
 	c.abort()
 }
 
-func streamError(condition, text string) string {
+func streamError(condition, text, extra string) string {
 	s := "<stream:error><" + condition + " xmlns='" + stanza.NSStreams + "'/>"
 	if text != "" {
 		s += "<text xmlns='" + stanza.NSStreams + "'>" + string(xmlstream.AppendEscapedText(nil, text)) + "</text>"
 	}
-	return s + "</stream:error>"
+	return s + extra + "</stream:error>"
 }
 
 // serve runs the connection: negotiation and, where the poller is not
@@ -342,12 +366,20 @@ func (c *conn) checkIdle(now time.Time) {
 	}
 	if now.UnixNano()-c.lastRead.Load() > int64(cfg.IdleTimeout) {
 		c.pingedAt.Store(now.UnixNano())
-		c.sendRaw(c.pingXML())
+		c.sendPing()
 	}
 }
 
-func (c *conn) pingXML() string {
-	return "<iq type='get' id='idle-" + stanza.NewID() + "' from='" + c.domain + "'><ping xmlns='urn:xmpp:ping'/></iq>"
+// sendPing asks a bound client whether it is still there. The ping goes
+// through the session like any stanza, so that Stream Management counts
+// it.
+func (c *conn) sendPing() {
+	iq := xmlstream.NewElement(xmlstream.NSClient, stanza.IQ)
+	iq.SetAttr("type", "get")
+	iq.SetAttr("id", "idle-"+stanza.NewID())
+	iq.SetAttr("from", c.domain)
+	iq.AddChild(xmlstream.NewElement("urn:xmpp:ping", "ping"))
+	c.sess.Deliver(iq)
 }
 
 // finish ends the connection's life in the server: the session manager
@@ -360,7 +392,7 @@ func (c *conn) finish() {
 	if c.pollID != 0 {
 		c.srv.poller.remove(c)
 	}
-	c.cleanup(c.ctx)
+	c.cleanup()
 	c.srv.mu.Lock()
 	delete(c.srv.conns, c)
 	c.srv.mu.Unlock()
@@ -435,7 +467,7 @@ func (c *conn) readError(err error) bool {
 			// Silent for IdleTimeout: ask the client whether it is there.
 			c.pinged = true
 			c.setDeadline(c.srv.cfg.PingTimeout)
-			c.sendRaw(c.pingXML())
+			c.sendPing()
 			return true
 		}
 		c.fail("connection-timeout", "")
@@ -448,13 +480,15 @@ func (c *conn) readError(err error) bool {
 	return false
 }
 
-func (c *conn) cleanup(ctx context.Context) {
+func (c *conn) cleanup() {
 	c.wmu.Lock()
 	c.closed = true
+	final := c.final
 	c.wmu.Unlock()
 	c.raw.Close()
-	if c.state == stateSession && c.sm != nil {
-		c.sm.Unbind(context.WithoutCancel(ctx), c)
+	if c.sess != nil {
+		// Unbound, or detached to wait for a resumption.
+		c.sess.transportGone(c, final)
 	}
 	if c.parser != nil {
 		c.parser.Reset()

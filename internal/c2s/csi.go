@@ -51,10 +51,15 @@ func canWait(el *xmlstream.Element) bool {
 	return false
 }
 
-// holdLocked queues b for an inactive client; c.wmu is held.
-func (c *conn) holdLocked(el *xmlstream.Element, b []byte) {
-	h := held{data: bytes.Clone(b)}
-	if el.Local == "presence" {
+// holdLocked queues b for an inactive client; c.wmu is held. A counted
+// stanza (Stream Management) is never replaced by a newer presence: the
+// client's count of what it received must match the server's.
+func (c *conn) holdLocked(el *xmlstream.Element, b []byte, counted bool) {
+	h := held{data: b}
+	if !counted {
+		h.data = bytes.Clone(b)
+	}
+	if el.Local == "presence" && !counted {
 		h.presence, h.from = true, el.Attr("from")
 		for i := range c.held {
 			if c.held[i].presence && c.held[i].from == h.from {

@@ -11,4 +11,14 @@
 // stanzas, and the output queue exists only while there is something to
 // write. Writes are batched: a stanza delivered while a flush is under way
 // joins the same write.
+//
+// A bound resource is a session (session.go), kept apart from the
+// connection that carries it, because with Stream Management (XEP-0198)
+// it may outlive that connection: when a resumable session's connection
+// drops, the session stays bound in the session manager, queues what is
+// delivered to it, and a new connection of the same user takes it over
+// with <resume/>. The session manager never notices. A session left alone
+// for ResumeTimeout, or ended otherwise, is unbound and the messages its
+// client did not acknowledge are routed again to the user's bare JID, to
+// another resource or to offline storage.
 package c2s

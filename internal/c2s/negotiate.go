@@ -110,6 +110,7 @@ func (c *conn) streamStart(h *xmlstream.Element) bool {
 		f.WriteString("<session xmlns='" + stanza.NSSession + "'><optional/></session>")
 		f.WriteString("<ver xmlns='urn:xmpp:features:rosterver'/>")
 		f.WriteString("<csi xmlns='" + nsCSI + "'/>")
+		f.WriteString("<sm xmlns='" + nsSM + "'/>")
 	}
 	f.WriteString("</stream:features>")
 	return c.writeNow([]byte(f.String())) == nil
@@ -160,6 +161,9 @@ func (c *conn) element(ctx context.Context, el *xmlstream.Element) bool {
 		c.fail("not-authorized", "")
 		return false
 	case stateBind:
+		if el.Space == nsSM {
+			return c.handleSMUnbound(ctx, el)
+		}
 		if el.Local == stanza.IQ && el.Space == xmlstream.NSClient {
 			if b := el.Child(stanza.NSBind, "bind"); b != nil && el.Attr("type") == "set" {
 				return c.handleBind(ctx, el, b)
@@ -312,22 +316,30 @@ func (c *conn) handleBind(ctx context.Context, iq, b *xmlstream.Element) bool {
 		return c.writeNow(e.AppendXML(nil, xmlstream.NSClient)) == nil
 	}
 	c.full = full
-	if err := c.sm.Bind(ctx, c); err != nil {
+	c.sess = newSession(c, full)
+	if err := c.sm.Bind(ctx, c.sess); err != nil {
+		c.sess = nil
 		e := stanza.ErrorReply(iq, stanza.NotAllowed, err.Error())
 		e.RemoveAttr("from")
 		return c.writeNow(e.AppendXML(nil, xmlstream.NSClient)) == nil
 	}
+	c.bound()
+	r := stanza.Result(iq)
+	r.RemoveAttr("from")
+	r.AddChild(xmlstream.NewElement(stanza.NSBind, "bind")).
+		AddChild(xmlstream.NewElement(stanza.NSBind, "jid")).AddText(full.String())
+	c.sess.Deliver(r)
+	return true
+}
+
+// bound moves the connection to the session state, by binding or by
+// resuming a session.
+func (c *conn) bound() {
 	c.state = stateSession
 	c.setDeadline(c.srv.cfg.IdleTimeout)
 	if c.srv.cfg.IdleTimeout <= 0 {
 		_ = c.raw.SetReadDeadline(time.Time{})
 	}
-	r := stanza.Result(iq)
-	r.RemoveAttr("from")
-	r.AddChild(xmlstream.NewElement(stanza.NSBind, "bind")).
-		AddChild(xmlstream.NewElement(stanza.NSBind, "jid")).AddText(full.String())
-	c.Deliver(r)
-	return true
 }
 
 // handleStanza stamps a bound client's stanza with its true address and
@@ -336,6 +348,9 @@ func (c *conn) handleStanza(ctx context.Context, el *xmlstream.Element) bool {
 	if el.Space == nsCSI && (el.Local == "active" || el.Local == "inactive") {
 		c.setInactive(el.Local == "inactive")
 		return true
+	}
+	if el.Space == nsSM {
+		return c.handleSM(el)
 	}
 	if el.Space != xmlstream.NSClient {
 		c.fail("unsupported-stanza-type", "")
@@ -347,11 +362,15 @@ func (c *conn) handleStanza(ctx context.Context, el *xmlstream.Element) bool {
 		c.fail("unsupported-stanza-type", "")
 		return false
 	}
+	if !c.sess.received(c) {
+		// Another connection resumed the session: this one is closing.
+		return true
+	}
 	if el.Local == stanza.IQ && el.Attr("type") == "set" && el.Child(stanza.NSSession, "session") != nil && el.Attr("to") == "" {
 		// RFC 3921 session establishment, kept for old clients: a no-op.
 		r := stanza.Result(el)
 		r.RemoveAttr("from")
-		c.Deliver(r)
+		c.sess.Deliver(r)
 		return true
 	}
 	// The answer to our idle ping ends here.
@@ -366,13 +385,13 @@ func (c *conn) handleStanza(ctx context.Context, el *xmlstream.Element) bool {
 			if stanza.MayBounce(el) {
 				e := stanza.ErrorReply(el, stanza.JIDMalformed, "")
 				e.RemoveAttr("from")
-				c.Deliver(e)
+				c.sess.Deliver(e)
 			}
 			return true
 		}
 		s.To = j
 	}
-	c.sm.HandleFromSession(ctx, c, s)
+	c.sess.sm.HandleFromSession(ctx, c.sess, s)
 	return true
 }
 

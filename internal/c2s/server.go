@@ -39,6 +39,12 @@ type Config struct {
 	MaxAuthFailures int
 	// MaxQueuedBytes closes a session whose unsent output grows past it.
 	MaxQueuedBytes int
+	// ResumeTimeout is how long a session whose connection dropped waits
+	// for a Stream Management resumption (XEP-0198); 0 offers none.
+	ResumeTimeout time.Duration
+	// SMMaxQueue bounds the stanzas kept for a session until the client
+	// acknowledges them; more end the session with policy-violation.
+	SMMaxQueue int
 	// DisablePoller keeps a goroutine per connection for the whole session
 	// instead of handing idle sessions to epoll (always so off Linux).
 	DisablePoller bool
@@ -57,6 +63,8 @@ func DefaultConfig() Config {
 		WriteTimeout:       30 * time.Second,
 		MaxAuthFailures:    3,
 		MaxQueuedBytes:     4 << 20,
+		ResumeTimeout:      5 * time.Minute,
+		SMMaxQueue:         1000,
 	}
 }
 
@@ -83,6 +91,9 @@ type Server struct {
 	shutdown bool
 	wg       sync.WaitGroup // one per connection, until finished
 
+	smu      sync.Mutex
+	sessions map[string]*session // resumable sessions by resumption id
+
 	pollOnce   sync.Once
 	poller     *poller // nil when sessions keep their goroutine
 	pollCtx    context.Context
@@ -105,7 +116,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if cfg.Limits.MaxStanzaBytes == 0 {
 		cfg.Limits = xmlstream.DefaultLimits()
 	}
-	s := &Server{cfg: cfg, deps: d, log: d.Log.With("component", "c2s"), conns: make(map[*conn]struct{})}
+	if cfg.SMMaxQueue <= 0 {
+		cfg.SMMaxQueue = DefaultConfig().SMMaxQueue
+	}
+	s := &Server{cfg: cfg, deps: d, log: d.Log.With("component", "c2s"), conns: make(map[*conn]struct{}), sessions: make(map[string]*session)}
 	s.pollCtx, s.pollCancel = context.WithCancel(context.Background())
 	s.readPool.New = func() any { b := make([]byte, readBufSize); return &b }
 	s.writePool.New = func() any { b := make([]byte, 0, 2048); return &b }
@@ -149,11 +163,13 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Shutdown closes every stream with system-shutdown, refuses new ones and
-// waits until every connection is gone. Listeners passed to Serve stop
-// when their context is done.
+// waits until every connection is gone; then it ends the sessions waiting
+// for a resumption, whose unacknowledged messages go to offline storage.
+// Listeners passed to Serve stop when their context is done.
 func (s *Server) Shutdown() {
 	s.closeAll("system-shutdown")
 	s.wg.Wait()
+	s.endDetached()
 	s.pollCancel()
 	if s.poller != nil {
 		s.poller.stop()

@@ -14,6 +14,7 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/certs"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage/memory"
 )
 
@@ -70,7 +71,7 @@ func StartServerWith(t testing.TB, o Options) *Server {
 	if o.SM != nil {
 		o.SM(&smCfg)
 	}
-	m, err := sm.New(smCfg, sm.Deps{Router: s.Router, Accounts: s.Store, Roster: s.Store, Offline: s.Store, Blocklist: s.Store, Private: s.Store, Log: log})
+	m, err := sm.New(smCfg, sm.Deps{Router: s.Router, Accounts: s.Store, Roster: s.Store, Offline: s.Store, Blocklist: s.Store, Private: s.Store, Archive: s.Store, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,12 +136,31 @@ func (s *Server) AddUser(t testing.TB, bare, password string) {
 // binds resource.
 func (s *Server) Login(t testing.TB, user, password, resource string) *Client {
 	t.Helper()
+	c := s.Authenticate(t, user, password)
+	c.Bind(resource)
+	return c
+}
+
+// Authenticate connects, upgrades to TLS and authenticates with
+// SCRAM-SHA-256, leaving the client to bind or resume a session.
+func (s *Server) Authenticate(t testing.TB, user, password string) *Client {
+	t.Helper()
 	c := Dial(t, s.Addr, s.Domain)
 	c.Open()
 	c.StartTLS(s.Roots)
 	if cond := c.AuthSCRAM("SCRAM-SHA-256", user, password, ""); cond != "" {
 		t.Fatalf("login %s: %s", user, cond)
 	}
-	c.Bind(resource)
 	return c
+}
+
+// Befriend makes the bare JIDs a and b subscribed to each other's
+// presence.
+func (s *Server) Befriend(t testing.TB, a, b string) {
+	t.Helper()
+	for _, p := range [][2]string{{a, b}, {b, a}} {
+		if _, err := s.Store.PutRosterItem(ctxTimeout(t), p[0], storage.RosterItem{Contact: p[1], Subscription: storage.SubscriptionBoth}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

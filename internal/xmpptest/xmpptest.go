@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,10 @@ type Client struct {
 	Features *xmlstream.Element
 	// JID is the bound full JID.
 	JID string
+	// Handled counts the stanzas received since Stream Management was
+	// enabled or resumed (XEP-0198), as the client acknowledges them.
+	Handled uint32
+	smOn    bool
 }
 
 // Dial connects to addr; the connection is closed when the test ends.
@@ -72,6 +77,9 @@ func (c *Client) Next(timeout time.Duration) (xmlstream.Event, error) {
 	for {
 		ev, err := c.p.Next()
 		if !errors.Is(err, xmlstream.ErrNeedMore) {
+			if err == nil && c.smOn && ev.Kind == xmlstream.EventElement && IsStanza(ev.Elem) {
+				c.Handled++
+			}
 			return ev, err
 		}
 		_ = c.Conn().SetReadDeadline(deadline)
@@ -312,6 +320,80 @@ func (c *Client) Bind(resource string) string {
 	}
 	c.JID = b.Child("urn:ietf:params:xml:ns:xmpp-bind", "jid").Text()
 	return c.JID
+}
+
+// IsStanza reports whether el is a message, presence or IQ stanza, which
+// Stream Management counts (its own nonzas are not counted).
+func IsStanza(el *xmlstream.Element) bool {
+	if el.Space != xmlstream.NSClient {
+		return false
+	}
+	switch el.Local {
+	case "message", "presence", "iq":
+		return true
+	}
+	return false
+}
+
+// NSSM is Stream Management (XEP-0198).
+const NSSM = "urn:xmpp:sm:3"
+
+// EnableSM enables Stream Management, resumable if resume is set, and
+// returns the answer: <enabled/> (counting starts) or <failed/>.
+func (c *Client) EnableSM(resume bool) *xmlstream.Element {
+	c.t.Helper()
+	r := ""
+	if resume {
+		r = " resume='true'"
+	}
+	c.Send("<enable xmlns='" + NSSM + "'" + r + "/>")
+	el := c.Expect("enabled or failed", func(e *xmlstream.Element) bool {
+		return e.Space == NSSM && (e.Local == "enabled" || e.Local == "failed")
+	})
+	if el.Local == "enabled" {
+		c.smOn, c.Handled = true, 0
+	}
+	return el
+}
+
+// Resume asks to resume the session previd, saying h stanzas were
+// handled, and returns the answer: <resumed/> (counting goes on from h)
+// or <failed/>.
+func (c *Client) Resume(previd string, h uint32) *xmlstream.Element {
+	c.t.Helper()
+	c.Send("<resume xmlns='" + NSSM + "' previd='" + previd + "' h='" + strconv.FormatUint(uint64(h), 10) + "'/>")
+	el := c.Expect("resumed or failed", func(e *xmlstream.Element) bool {
+		return e.Space == NSSM && (e.Local == "resumed" || e.Local == "failed")
+	})
+	if el.Local == "resumed" {
+		c.smOn, c.Handled = true, h
+	}
+	return el
+}
+
+// Ack acknowledges the stanzas handled so far.
+func (c *Client) Ack() {
+	c.t.Helper()
+	c.Send("<a xmlns='" + NSSM + "' h='" + strconv.FormatUint(uint64(c.Handled), 10) + "'/>")
+}
+
+// RequestAck asks the server how many stanzas it handled and returns the
+// count; stanzas read meanwhile are counted and dropped.
+func (c *Client) RequestAck() uint32 {
+	c.t.Helper()
+	c.Send("<r xmlns='" + NSSM + "'/>")
+	a := c.Expect("ack", func(e *xmlstream.Element) bool { return e.Space == NSSM && e.Local == "a" })
+	h, err := strconv.ParseUint(a.Attr("h"), 10, 32)
+	if err != nil {
+		c.t.Fatalf("ack: %s", a)
+	}
+	return uint32(h)
+}
+
+// Kill drops the TCP connection without ending the stream, as a client
+// that lost its network does.
+func (c *Client) Kill() {
+	c.conn.Close()
 }
 
 // Close ends the stream politely.

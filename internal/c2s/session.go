@@ -1,0 +1,458 @@
+package c2s
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+)
+
+// nsSM is Stream Management (XEP-0198).
+const nsSM = "urn:xmpp:sm:3"
+
+// When the server asks the client to acknowledge what it received: once
+// that many stanzas wait for an acknowledgement, or once the oldest has
+// waited that long. One timer per session, armed when the queue stops
+// being empty, keeps the second rule cheap.
+const (
+	smRequestThreshold = 5
+	smRequestDelay     = 30 * time.Second
+)
+
+// session is a bound resource as the session manager sees it: the
+// router.Session it holds. It is split from the connection (the transport)
+// so that it can outlive one: with XEP-0198 resumption a session whose
+// connection dropped stays bound, "detached", and a later connection of
+// the same user takes it over, while the session manager keeps seeing the
+// same object.
+//
+// Every stanza for the client goes through Deliver under mu, which also
+// guards the Stream Management counters and queue, so that the numbering
+// of stanzas matches the order in which they reach the transport. Lock
+// order: session.mu, then conn.wmu, then outConn.mu.
+type session struct {
+	srv  *Server
+	full jid.JID
+	sm   router.SessionManager
+
+	mu      sync.Mutex
+	cur     *conn         // the transport; nil while detached
+	closing bool          // the session must end, not detach, when its transport goes
+	ending  bool          // being unbound: no longer resumable
+	ended   bool          // unbound: deliveries are dropped
+	done    chan struct{} // closed once ended and the queue re-routed
+
+	// XEP-0198 state, meaningful once enabled.
+	enabled   bool
+	resumable bool
+	id        string // resumption id, "" if not resumable
+	inbound   uint32 // stanzas received from the client
+	acked     uint32 // h of the last acknowledgement from the client
+	unacked   []unacked
+	requested bool // an <r/> is out and unanswered
+	ackTimer  *time.Timer
+	ackArmed  bool
+	gen       uint64      // counts detachments, so that a stale expiry does nothing
+	expiry    *time.Timer // ends a detached session
+}
+
+// unacked is a stanza sent to the client and not acknowledged yet; its
+// sequence number is its position after session.acked.
+type unacked struct {
+	data    []byte
+	message bool // re-routed when the session ends without delivering it
+}
+
+func newSession(c *conn, full jid.JID) *session {
+	return &session{srv: c.srv, full: full, sm: c.sm, cur: c}
+}
+
+// JID implements router.Session.
+func (s *session) JID() jid.JID { return s.full }
+
+// Deliver implements router.Session: the stanza is serialized and written
+// to the current transport at once, without waiting for the client (see
+// outConn). Once Stream Management is enabled it is also kept until the
+// client acknowledges it, detached or not.
+func (s *session) Deliver(el *xmlstream.Element) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	if !s.enabled {
+		if s.cur != nil {
+			s.cur.deliver(el)
+		}
+		return
+	}
+	b := el.AppendXML(nil, xmlstream.NSClient)
+	s.unacked = append(s.unacked, unacked{data: b, message: el.Local == stanza.Message && el.Attr("type") != "error"})
+	if len(s.unacked) > s.srv.cfg.SMMaxQueue && !s.closing {
+		// The client acknowledges nothing: the queue would grow without end.
+		s.closing = true
+		if c := s.cur; c != nil {
+			go c.closeStream("policy-violation", "too many unacknowledged stanzas")
+		} else {
+			go s.end()
+		}
+	}
+	if s.cur == nil {
+		return
+	}
+	written := s.cur.deliverBytes(el, b)
+	if written && !s.requested && len(s.unacked) >= smRequestThreshold {
+		s.requestLocked()
+	}
+	if !s.ackArmed {
+		s.ackArmed = true
+		if s.ackTimer == nil {
+			s.ackTimer = time.AfterFunc(smRequestDelay, s.ackDue)
+		} else {
+			s.ackTimer.Reset(smRequestDelay)
+		}
+	}
+}
+
+// requestLocked asks the client for an acknowledgement; s.mu is held.
+func (s *session) requestLocked() {
+	if s.cur != nil && s.cur.write([]byte("<r xmlns='"+nsSM+"'/>")) == nil {
+		s.requested = true
+	}
+}
+
+// ackDue asks for an acknowledgement of stanzas that waited too long.
+func (s *session) ackDue() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ackArmed = false
+	if len(s.unacked) > 0 && !s.requested && !s.ended {
+		s.requestLocked()
+	}
+}
+
+// Close implements router.Session: the session ends (it is not resumable
+// afterwards) and its transport, if any, gets the stream error.
+func (s *session) Close(condition string) {
+	s.mu.Lock()
+	s.closing = true
+	c := s.cur
+	s.mu.Unlock()
+	if c != nil {
+		c.Close(condition)
+		return
+	}
+	go s.end()
+}
+
+// received counts a stanza the client of c sent; it reports false when c
+// is no longer the session's transport (another connection resumed the
+// session) and the stanza must be ignored.
+func (s *session) received(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur != c {
+		return false
+	}
+	if s.enabled {
+		s.inbound++
+	}
+	return true
+}
+
+// transportGone is called once c, the session's transport or a former
+// one, is closed. A resumable session whose connection dropped is
+// detached and waits for a resumption; any other ends.
+func (s *session) transportGone(c *conn, clean bool) {
+	s.mu.Lock()
+	if s.cur != c {
+		s.mu.Unlock()
+		return
+	}
+	s.cur = nil
+	if clean || s.closing || !s.resumable {
+		s.mu.Unlock()
+		s.end()
+		return
+	}
+	s.gen++
+	gen := s.gen
+	s.expiry = time.AfterFunc(s.srv.cfg.ResumeTimeout, func() { s.expire(gen) })
+	s.mu.Unlock()
+}
+
+// expire ends a session left detached for ResumeTimeout.
+func (s *session) expire(gen uint64) {
+	s.mu.Lock()
+	stale := s.cur != nil || s.gen != gen || s.ending
+	s.mu.Unlock()
+	if !stale {
+		s.end()
+	}
+}
+
+// end unbinds the session and re-routes the messages the client did not
+// acknowledge to the user's bare JID, where the session manager gives them
+// to another resource or to offline storage. Unbinding comes first so that
+// none of them comes back to this session; stanzas delivered meanwhile
+// are still queued, and re-routed too.
+func (s *session) end() {
+	s.mu.Lock()
+	if s.ending {
+		done := s.done
+		s.mu.Unlock()
+		// Another goroutine ends it: wait, so that Shutdown returns only
+		// once every message is where it belongs.
+		<-done
+		return
+	}
+	s.ending = true
+	s.done = make(chan struct{})
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	if s.ackTimer != nil {
+		s.ackTimer.Stop()
+	}
+	s.mu.Unlock()
+	ctx := context.Background()
+	s.sm.Unbind(ctx, s)
+	s.mu.Lock()
+	s.ended = true
+	q := s.unacked
+	s.unacked = nil
+	s.mu.Unlock()
+	s.reroute(ctx, q)
+	if s.id != "" {
+		s.srv.forgetResumable(s.id, s)
+	}
+	close(s.done)
+}
+
+// reroute hands unacknowledged messages back to the session manager as
+// stanzas for the user's bare JID.
+func (s *session) reroute(ctx context.Context, q []unacked) {
+	bare := s.full.Bare()
+	for _, u := range q {
+		if !u.message {
+			continue
+		}
+		el, err := parseOwn(u.data)
+		if err != nil {
+			s.srv.log.Error("unacknowledged stanza unreadable, dropped", "jid", s.full.String(), "err", err)
+			continue
+		}
+		from, err := jid.Parse(el.Attr("from"))
+		if err != nil {
+			continue
+		}
+		el.SetAttr("to", bare.String())
+		s.srv.deps.Router.Route(ctx, router.Stanza{El: el, From: from, To: bare})
+	}
+}
+
+// ownHeader is the stream context in which the server serialized the
+// stanzas it queued.
+const ownHeader = "<stream:stream xmlns='jabber:client' xmlns:stream='" + xmlstream.NSStream + "'>"
+
+// parseOwn reads back a stanza the server serialized itself.
+func parseOwn(b []byte) (*xmlstream.Element, error) {
+	p := xmlstream.NewParser(xmlstream.Limits{MaxStanzaBytes: len(b) + 1})
+	p.Feed([]byte(ownHeader))
+	p.Feed(b)
+	if _, err := p.Next(); err != nil {
+		return nil, err
+	}
+	ev, err := p.Next()
+	if err != nil {
+		return nil, err
+	}
+	if ev.Kind != xmlstream.EventElement {
+		return nil, errors.New("c2s: queued stanza is not an element")
+	}
+	return ev.Elem, nil
+}
+
+// handleSM handles a Stream Management nonza of a bound session.
+func (c *conn) handleSM(el *xmlstream.Element) bool {
+	s := c.sess
+	switch el.Local {
+	case "enable":
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.enabled || s.cur != c {
+			return c.write([]byte(smFailed("unexpected-request", ""))) == nil
+		}
+		s.enabled = true
+		a := "<enabled xmlns='" + nsSM + "'"
+		if r := el.Attr("resume"); (r == "true" || r == "1") && c.srv.cfg.ResumeTimeout > 0 {
+			s.resumable = true
+			s.id = stanza.NewID() + stanza.NewID()
+			c.srv.addResumable(s.id, s)
+			a += " id='" + s.id + "' resume='true' max='" + strconv.Itoa(int(c.srv.cfg.ResumeTimeout/time.Second)) + "'"
+		}
+		return c.write([]byte(a+"/>")) == nil
+	case "r":
+		s.mu.Lock()
+		h, ok := s.inbound, s.enabled
+		s.mu.Unlock()
+		if !ok {
+			return true
+		}
+		return c.write([]byte("<a xmlns='"+nsSM+"' h='"+strconv.FormatUint(uint64(h), 10)+"'/>")) == nil
+	case "a":
+		h, err := strconv.ParseUint(el.Attr("h"), 10, 32)
+		if err != nil {
+			c.fail("bad-format", "h must be a number")
+			return false
+		}
+		s.mu.Lock()
+		if !s.enabled {
+			s.mu.Unlock()
+			return true
+		}
+		if err := s.ackLocked(uint32(h)); err != "" {
+			s.mu.Unlock()
+			c.failWith("undefined-condition", "", err)
+			return false
+		}
+		s.requested = false
+		s.mu.Unlock()
+		return true
+	case "resume":
+		return c.write([]byte(smFailed("unexpected-request", ""))) == nil
+	}
+	c.fail("unsupported-stanza-type", "")
+	return false
+}
+
+// ackLocked drops what the client acknowledged with h; s.mu is held. It
+// returns the handled-count-too-high element if h counts stanzas never
+// sent.
+func (s *session) ackLocked(h uint32) string {
+	n := h - s.acked // sequence numbers wrap at 2^32 (XEP-0198 §4)
+	if int64(n) > int64(len(s.unacked)) {
+		sent := s.acked + uint32(len(s.unacked))
+		return "<handled-count-too-high xmlns='" + nsSM + "' h='" + strconv.FormatUint(uint64(h), 10) + "' send-count='" + strconv.FormatUint(uint64(sent), 10) + "'/>"
+	}
+	clear(s.unacked[:n])
+	s.unacked = s.unacked[n:]
+	if len(s.unacked) == 0 {
+		s.unacked = nil
+	}
+	s.acked = h
+	return ""
+}
+
+func smFailed(condition, h string, extra ...string) string {
+	f := "<failed xmlns='" + nsSM + "'"
+	if h != "" {
+		f += " h='" + h + "'"
+	}
+	f += "><" + condition + " xmlns='" + stanza.NSStanzas + "'/>"
+	for _, x := range extra {
+		f += x
+	}
+	return f + "</failed>"
+}
+
+// handleSMUnbound handles a Stream Management nonza before a resource is
+// bound: a resumption, or an early enable.
+func (c *conn) handleSMUnbound(ctx context.Context, el *xmlstream.Element) bool {
+	if el.Local != "resume" {
+		if el.Local == "enable" {
+			return c.write([]byte(smFailed("unexpected-request", ""))) == nil
+		}
+		c.fail("not-authorized", "bind a resource first")
+		return false
+	}
+	s := c.srv.resumable(el.Attr("previd"))
+	h, err := strconv.ParseUint(el.Attr("h"), 10, 32)
+	if s == nil || err != nil || !s.full.Bare().Equal(c.user.Bare()) {
+		return c.write([]byte(smFailed("item-not-found", ""))) == nil
+	}
+	s.mu.Lock()
+	if s.ending || s.closing || !s.resumable {
+		s.mu.Unlock()
+		return c.write([]byte(smFailed("item-not-found", ""))) == nil
+	}
+	inbound := strconv.FormatUint(uint64(s.inbound), 10)
+	if tooHigh := s.ackLocked(uint32(h)); tooHigh != "" {
+		// The client claims stanzas it cannot have: resuming would lose or
+		// duplicate some. The session ends and its messages are re-routed.
+		s.closing = true
+		old := s.cur
+		s.mu.Unlock()
+		if old != nil {
+			old.Close("undefined-condition")
+		} else {
+			s.end()
+		}
+		return c.write([]byte(smFailed("undefined-condition", inbound, tooHigh))) == nil
+	}
+	old := s.cur
+	s.gen++ // a pending expiry is stale now
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	s.cur, c.sess, c.full = c, s, s.full
+	s.requested = false
+	out := []byte("<resumed xmlns='" + nsSM + "' previd='" + s.id + "' h='" + inbound + "'/>")
+	for _, u := range s.unacked {
+		out = append(out, u.data...)
+	}
+	err = c.write(out)
+	s.mu.Unlock()
+	if old != nil {
+		// The old connection is still there, half dead: it loses the
+		// session to the new one.
+		old.Close("conflict")
+	}
+	c.srv.log.Debug("resumed", "jid", s.full.String())
+	c.bound()
+	return err == nil
+}
+
+// addResumable makes s findable by its resumption id.
+func (srv *Server) addResumable(id string, s *session) {
+	srv.smu.Lock()
+	srv.sessions[id] = s
+	srv.smu.Unlock()
+}
+
+func (srv *Server) forgetResumable(id string, s *session) {
+	srv.smu.Lock()
+	if srv.sessions[id] == s {
+		delete(srv.sessions, id)
+	}
+	srv.smu.Unlock()
+}
+
+func (srv *Server) resumable(id string) *session {
+	if id == "" {
+		return nil
+	}
+	srv.smu.Lock()
+	defer srv.smu.Unlock()
+	return srv.sessions[id]
+}
+
+// endDetached ends every resumable session, at shutdown once no
+// connection is left: their messages go to offline storage.
+func (srv *Server) endDetached() {
+	srv.smu.Lock()
+	ss := make([]*session, 0, len(srv.sessions))
+	for _, s := range srv.sessions {
+		ss = append(ss, s)
+	}
+	srv.smu.Unlock()
+	for _, s := range ss {
+		s.end()
+	}
+}
