@@ -15,7 +15,7 @@ import (
 
 // loadRosterLocked reads the user's roster into memory once; u.mu is held.
 func (m *SM) loadRosterLocked(ctx context.Context, u *user) error {
-	if u.roster != nil {
+	if u.rosterLoaded {
 		return nil
 	}
 	items, ver, err := m.deps.Roster.RosterItems(ctx, u.bare.String())
@@ -23,6 +23,11 @@ func (m *SM) loadRosterLocked(ctx context.Context, u *user) error {
 		return err
 	}
 	u.rosterVer = ver
+	u.rosterLoaded = true
+	if len(items) == 0 {
+		// Most sessions of a fresh account: no map until there is an item.
+		return nil
+	}
 	u.roster = make(map[string]*storage.RosterItem, len(items))
 	for i := range items {
 		u.roster[items[i].Contact] = &items[i]
@@ -203,6 +208,9 @@ func (m *SM) saveLocked(ctx context.Context, u *user, it *storage.RosterItem) er
 	}
 	u.rosterVer = ver
 	cp := *it
+	if u.roster == nil {
+		u.roster = make(map[string]*storage.RosterItem)
+	}
 	u.roster[it.Contact] = &cp
 	if visible(&cp) {
 		m.pushLocked(u, &cp)

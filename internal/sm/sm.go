@@ -77,12 +77,13 @@ var _ router.SessionManager = (*SM)(nil)
 type user struct {
 	bare jid.JID
 
-	mu          sync.Mutex
-	sessions    []*session
-	roster      map[string]*storage.RosterItem // nil until loaded
-	rosterVer   int64                          // version of roster, XEP-0237
-	blocked     []jid.JID                      // the blocklist, once loaded
-	blockLoaded bool
+	mu           sync.Mutex
+	sessions     []*session
+	roster       map[string]*storage.RosterItem // nil while empty
+	rosterLoaded bool
+	rosterVer    int64     // version of roster, XEP-0237
+	blocked      []jid.JID // the blocklist, once loaded
+	blockLoaded  bool
 }
 
 // session is one bound resource.
