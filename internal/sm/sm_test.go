@@ -155,6 +155,9 @@ func TestMessageRouting(t *testing.T) {
 		return e.Local == "presence" && e.Child(xmlstream.NSClient, "priority") != nil
 	})
 	a.Send("<message to='bob@localhost' type='chat' id='m5'><body>hi</body></message>")
+	// The ping's answer tells that the message was stored before b2 exists.
+	a.Send("<iq type='get' id='p5'><ping xmlns='urn:xmpp:ping'/></iq>")
+	a.Expect("ping", isIQ("p5"))
 	b2 := s.Login(t, "bob", "builder", "b2")
 	b2.Send("<presence/>")
 	m = b2.Expect("stored message", func(e *xmlstream.Element) bool { return e.Attr("id") == "m5" })
