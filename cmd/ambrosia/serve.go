@@ -62,7 +62,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	type runner interface{ Run(context.Context) error }
 	var comps []runner
 	for _, d := range cfg.Domains {
-		m, err := sm.New(sm.Config{Domain: d, Version: version()}, sm.Deps{Router: r, Accounts: store, Roster: store, Offline: store, Blocklist: store, Private: store, Archive: store, Log: log})
+		deps := sm.Deps{Router: r, Accounts: store, Roster: store, Offline: store, Blocklist: store, Private: store, Log: log}
+		if cfg.Archive.Enabled {
+			deps.Archive = store
+		}
+		m, err := sm.New(sm.Config{Domain: d, Version: version(), ArchiveRetention: time.Duration(cfg.Archive.Retention)}, deps)
 		if err != nil {
 			return err
 		}

@@ -32,6 +32,7 @@ type Config struct {
 	// Bind it to loopback: it is not authenticated.
 	DebugAddr string    `toml:"debug_addr"`
 	Log       Log       `toml:"log"`
+	Archive   Archive   `toml:"archive"`
 	TLS       TLS       `toml:"tls"`
 	C2S       C2S       `toml:"c2s"`
 	Component Component `toml:"component"`
@@ -52,6 +53,15 @@ type Component struct {
 type ExternalComponent struct {
 	Domain string `toml:"domain"`
 	Secret string `toml:"secret"`
+}
+
+// Archive configures Message Archive Management (XEP-0313).
+type Archive struct {
+	// Enabled archives one-to-one messages for users (their preferences
+	// still apply). Archiving costs a database write per message.
+	Enabled bool `toml:"enabled"`
+	// Retention is how long archived messages are kept; 0 keeps them.
+	Retention Duration `toml:"retention"`
 }
 
 // Log configures logging.
@@ -110,6 +120,7 @@ func Default() Config {
 		Domains: []string{"localhost"},
 		DataDir: "./data",
 		Log:     Log{Format: "text", Level: "info"},
+		Archive: Archive{Enabled: true},
 		C2S: C2S{
 			Addr:               ":5222",
 			TLSAddr:            ":5223",
@@ -300,6 +311,9 @@ func (c *Config) Validate() error {
 	}
 	if c.C2S.IdleTimeout < 0 {
 		return errors.New("c2s.idle_timeout: must not be negative")
+	}
+	if c.Archive.Retention < 0 {
+		return errors.New("archive.retention: must not be negative")
 	}
 	if c.C2S.MaxAuthFailures < 1 {
 		return errors.New("c2s.max_auth_failures: must be at least 1")

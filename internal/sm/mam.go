@@ -86,11 +86,8 @@ func archivable(el *xmlstream.Element) bool {
 // other (XEP-0313 §6): the lists first, then the default. Users who never
 // set preferences have everything archived.
 func (m *SM) wantsArchived(ctx context.Context, owner, other jid.JID) bool {
-	p, err := m.deps.Archive.ArchivePrefs(ctx, owner.String())
-	if err != nil {
-		if !errors.Is(err, storage.ErrNotFound) {
-			m.log.Error("archive prefs load", "user", owner.String(), "err", err)
-		}
+	p, ok := m.archivePrefs(ctx, owner)
+	if !ok {
 		return true
 	}
 	with := other.BareString()
@@ -108,18 +105,15 @@ func (m *SM) wantsArchived(ctx context.Context, owner, other jid.JID) bool {
 	return true
 }
 
-// appendArchive stores el in owner's archive under id.
-func (m *SM) appendArchive(ctx context.Context, owner, other jid.JID, id string, stamp time.Time, el *xmlstream.Element) bool {
-	err := m.deps.Archive.AppendArchive(ctx, owner.String(), storage.ArchivedMessage{
+// appendArchive queues el for owner's archive under id; the archiver
+// writes it with others in one transaction.
+func (m *SM) appendArchive(_ context.Context, owner, other jid.JID, id string, stamp time.Time, el *xmlstream.Element) bool {
+	m.archiver.add(m, storage.ArchiveEntry{User: owner.String(), Message: storage.ArchivedMessage{
 		ID:     id,
 		Stamp:  stamp,
 		With:   other.BareString(),
 		Stanza: el.AppendXML(nil, xmlstream.NSClient),
-	})
-	if err != nil {
-		m.log.Error("archive append", "user", owner.String(), "err", err)
-		return false
-	}
+	}})
 	return true
 }
 
@@ -167,7 +161,7 @@ func (m *SM) stampIncoming(ctx context.Context, s router.Stanza) router.Stanza {
 	}
 	// A message to oneself was archived once already, on its way out.
 	if m.deps.Archive != nil && archivable(el) && !s.From.Bare().Equal(owner) &&
-		m.userExists(ctx, owner) && m.wantsArchived(ctx, owner, s.From) {
+		(m.user(by) != nil || m.userExists(ctx, owner)) && m.wantsArchived(ctx, owner, s.From) {
 		m.maybePurge(ctx)
 		id, stamp := m.ids.next()
 		stamped := clone(el)
@@ -224,5 +218,42 @@ func (m *SM) purgeLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// archivePrefs returns owner's archiving preferences; ok is false when the
+// user never set any. Online users' preferences are cached: they are read
+// for every message.
+func (m *SM) archivePrefs(ctx context.Context, owner jid.JID) (p storage.ArchivePrefs, ok bool) {
+	u := m.user(owner.String())
+	if u != nil {
+		u.mu.Lock()
+		if u.archPrefsLoaded {
+			p, ok = u.archPrefs, u.archPrefsSet
+			u.mu.Unlock()
+			return p, ok
+		}
+		u.mu.Unlock()
+	}
+	p, err := m.deps.Archive.ArchivePrefs(ctx, owner.String())
+	ok = err == nil
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		m.log.Error("archive prefs load", "user", owner.String(), "err", err)
+		return p, false
+	}
+	if u != nil {
+		u.mu.Lock()
+		u.archPrefs, u.archPrefsSet, u.archPrefsLoaded = p, ok, true
+		u.mu.Unlock()
+	}
+	return p, ok
+}
+
+// forgetArchivePrefs drops the cached preferences after a change.
+func (m *SM) forgetArchivePrefs(owner jid.JID) {
+	if u := m.user(owner.String()); u != nil {
+		u.mu.Lock()
+		u.archPrefsLoaded = false
+		u.mu.Unlock()
 	}
 }

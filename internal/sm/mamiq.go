@@ -39,6 +39,7 @@ func (m *SM) mamIQ(ctx context.Context, sess router.Session, s router.Stanza) bo
 			fail(stanza.BadRequest, err.Error())
 			return true
 		}
+		m.forgetArchivePrefs(s.From.Bare())
 		if err := m.deps.Archive.SetArchivePrefs(ctx, s.From.BareString(), prefs); err != nil {
 			m.log.Error("archive prefs save", "user", s.From.BareString(), "err", err)
 			fail(stanza.InternalServerError, "")
@@ -77,6 +78,7 @@ func (m *SM) mamQuery(ctx context.Context, sess router.Session, s router.Stanza,
 	}
 	m.maybePurge(ctx)
 	owner := s.From.BareString()
+	m.archiver.flush()
 	page, err := m.deps.Archive.QueryArchive(ctx, owner, aq)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):

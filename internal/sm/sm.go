@@ -65,6 +65,7 @@ type SM struct {
 	started time.Time // for XEP-0012 server uptime
 
 	ids       archiveIDs   // XEP-0313 archive ids
+	archiver  *archiver    // batches archive writes; nil without an archive
 	lastPurge atomic.Int64 // Unix nanoseconds of the last archive purge
 
 	mu    sync.RWMutex
@@ -81,9 +82,14 @@ type user struct {
 	sessions     []*session
 	roster       map[string]*storage.RosterItem // nil while empty
 	rosterLoaded bool
-	rosterVer    int64     // version of roster, XEP-0237
-	blocked      []jid.JID // the blocklist, once loaded
-	blockLoaded  bool
+	rosterVer    int64 // version of roster, XEP-0237
+
+	// Archiving preferences (XEP-0313), read for every message.
+	archPrefs       storage.ArchivePrefs
+	archPrefsSet    bool // the user set preferences
+	archPrefsLoaded bool
+	blocked         []jid.JID // the blocklist, once loaded
+	blockLoaded     bool
 }
 
 // session is one bound resource.
@@ -109,7 +115,11 @@ func New(cfg Config, d Deps) (*SM, error) {
 	if cfg.OfflineQuota <= 0 {
 		cfg.OfflineQuota = DefaultOfflineQuota
 	}
-	return &SM{cfg: cfg, domain: dj, deps: d, started: time.Now(), log: d.Log.With("component", "sm", "domain", cfg.Domain), users: make(map[string]*user)}, nil
+	m := &SM{cfg: cfg, domain: dj, deps: d, started: time.Now(), log: d.Log.With("component", "sm", "domain", cfg.Domain), users: make(map[string]*user)}
+	if d.Archive != nil {
+		m.archiver = newArchiver(d.Archive)
+	}
+	return m, nil
 }
 
 // Run registers the session manager with the router and serves until ctx
@@ -118,9 +128,18 @@ func (m *SM) Run(ctx context.Context) error {
 	if err := m.deps.Router.Register(m.domain.Domain(), m); err != nil {
 		return err
 	}
-	go m.purgeLoop(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.purgeLoop(ctx)
+	}()
 	<-ctx.Done()
 	m.deps.Router.Unregister(m.domain.Domain(), m)
+	wg.Wait()
+	if m.archiver != nil {
+		m.archiver.flush()
+	}
 	return nil
 }
 

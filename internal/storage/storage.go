@@ -174,6 +174,12 @@ type ArchivedMessage struct {
 	Stanza []byte
 }
 
+// ArchiveEntry is a message for a user's archive, for batch appends.
+type ArchiveEntry struct {
+	User    string
+	Message ArchivedMessage
+}
+
 // ArchiveQuery selects a page of a user's archive. Zero fields do not
 // filter.
 type ArchiveQuery struct {
@@ -228,6 +234,11 @@ type Archive interface {
 	// AppendArchive adds m to user's archive. It returns ErrExists if the
 	// archive already holds m.ID.
 	AppendArchive(ctx context.Context, user string, m ArchivedMessage) error
+	// AppendArchiveBatch adds many messages at once, in one transaction
+	// where the backend has them: archiving every chat message one commit
+	// at a time would cost more than routing it. An entry whose id is
+	// already archived is skipped.
+	AppendArchiveBatch(ctx context.Context, entries []ArchiveEntry) error
 	// QueryArchive returns one page of user's archive. It returns
 	// ErrNotFound if q.AfterID or q.BeforeID is not in the archive.
 	QueryArchive(ctx context.Context, user string, q ArchiveQuery) (ArchivePage, error)

@@ -3,6 +3,7 @@ package memory
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -32,6 +33,16 @@ func (s *Store) AppendArchive(ctx context.Context, user string, m storage.Archiv
 		return fmt.Errorf("memory: append archive %s %s: %w", user, m.ID, storage.ErrExists)
 	}
 	s.archive[user] = slices.Insert(ms, i, cloneArchived(m))
+	return nil
+}
+
+// AppendArchiveBatch implements storage.Archive.
+func (s *Store) AppendArchiveBatch(ctx context.Context, entries []storage.ArchiveEntry) error {
+	for _, e := range entries {
+		if err := s.AppendArchive(ctx, e.User, e.Message); err != nil && !errors.Is(err, storage.ErrExists) {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -28,6 +28,31 @@ func (s *Store) AppendArchive(ctx context.Context, user string, m storage.Archiv
 	return nil
 }
 
+// AppendArchiveBatch implements storage.Archive.
+func (s *Store) AppendArchiveBatch(ctx context.Context, entries []storage.ArchiveEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO archive (username, id, stamp_us, with_jid, stanza) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, e := range entries {
+			m := e.Message
+			if _, err := st.ExecContext(ctx, e.User, m.ID, m.Stamp.UnixMicro(), m.With, m.Stanza); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: append archive batch of %d: %w", len(entries), err)
+	}
+	return nil
+}
+
 // QueryArchive implements storage.Archive. The page, its neighbour check
 // and the count run in one read transaction so that they agree.
 func (s *Store) QueryArchive(ctx context.Context, user string, q storage.ArchiveQuery) (storage.ArchivePage, error) {

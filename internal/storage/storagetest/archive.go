@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"testing"
@@ -224,4 +225,36 @@ func testArchivePrefs(t *testing.T, s storage.Store) {
 	}
 	_, err = s.ArchivePrefs(ctx, juliet)
 	wantErr(t, "prefs after account deletion", err, storage.ErrNotFound)
+}
+
+func testArchiveBatch(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	base := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	var entries []storage.ArchiveEntry
+	for i := 0; i < 10; i++ {
+		user := "alice@example.com"
+		if i%2 == 1 {
+			user = "bob@example.com"
+		}
+		entries = append(entries, storage.ArchiveEntry{User: user, Message: storage.ArchivedMessage{
+			ID: fmt.Sprintf("%04d", i), Stamp: base.Add(time.Duration(i) * time.Second), With: "carol@example.com",
+			Stanza: fmt.Appendf(nil, "<message id='%d'/>", i),
+		}})
+	}
+	if err := s.AppendArchiveBatch(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	// Appending an id again skips it instead of failing the batch.
+	if err := s.AppendArchiveBatch(ctx, entries[:2]); err != nil {
+		t.Fatalf("repeated ids: %v", err)
+	}
+	for _, user := range []string{"alice@example.com", "bob@example.com"} {
+		p, err := s.QueryArchive(ctx, user, storage.ArchiveQuery{Max: 100})
+		if err != nil || len(p.Items) != 5 || p.Count != 5 {
+			t.Fatalf("%s: %d items, count %d, %v", user, len(p.Items), p.Count, err)
+		}
+	}
+	if err := s.AppendArchiveBatch(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"ArchiveFilters", testArchiveFilters},
 		{"ArchiveRetention", testArchiveRetention},
 		{"ArchivePrefs", testArchivePrefs},
+		{"ArchiveBatch", testArchiveBatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
