@@ -66,7 +66,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		if cfg.Archive.Enabled {
 			deps.Archive = store
 		}
-		m, err := sm.New(sm.Config{Domain: d, Version: version(), ArchiveRetention: time.Duration(cfg.Archive.Retention)}, deps)
+		m, err := sm.New(sm.Config{Domain: d, Version: version(), ArchiveRetention: time.Duration(cfg.Archive.Retention), ContactAddresses: cfg.Contact.Addresses()}, deps)
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -33,6 +34,7 @@ type Config struct {
 	DebugAddr string    `toml:"debug_addr"`
 	Log       Log       `toml:"log"`
 	Archive   Archive   `toml:"archive"`
+	Contact   Contact   `toml:"contact"`
 	TLS       TLS       `toml:"tls"`
 	C2S       C2S       `toml:"c2s"`
 	Component Component `toml:"component"`
@@ -62,6 +64,30 @@ type Archive struct {
 	Enabled bool `toml:"enabled"`
 	// Retention is how long archived messages are kept; 0 keeps them.
 	Retention Duration `toml:"retention"`
+}
+
+// Contact lists the server's contact addresses (XEP-0157), as URIs
+// (mailto:, xmpp:, https:), published in the server's disco#info.
+type Contact struct {
+	Abuse    []string `toml:"abuse"`
+	Admin    []string `toml:"admin"`
+	Feedback []string `toml:"feedback"`
+	Sales    []string `toml:"sales"`
+	Security []string `toml:"security"`
+	Status   []string `toml:"status"`
+	Support  []string `toml:"support"`
+}
+
+// Addresses returns the configured addresses by XEP-0157 kind.
+func (c Contact) Addresses() map[string][]string {
+	m := map[string][]string{}
+	for k, v := range map[string][]string{"abuse": c.Abuse, "admin": c.Admin, "feedback": c.Feedback, "sales": c.Sales,
+		"security": c.Security, "status": c.Status, "support": c.Support} {
+		if len(v) > 0 {
+			m[k] = v
+		}
+	}
+	return m
 }
 
 // Log configures logging.
@@ -311,6 +337,13 @@ func (c *Config) Validate() error {
 	}
 	if c.C2S.IdleTimeout < 0 {
 		return errors.New("c2s.idle_timeout: must not be negative")
+	}
+	for kind, addrs := range c.Contact.Addresses() {
+		for _, a := range addrs {
+			if u, err := url.Parse(a); err != nil || u.Scheme == "" {
+				return fmt.Errorf("contact.%s: %q is not a URI such as mailto:abuse@example.org", kind, a)
+			}
+		}
 	}
 	if c.Archive.Retention < 0 {
 		return errors.New("archive.retention: must not be negative")

@@ -108,3 +108,21 @@ func TestApplyEnv(t *testing.T) {
 		}
 	}
 }
+
+func TestContactAddressesConfig(t *testing.T) {
+	c := Default()
+	if err := Decode([]byte("[contact]\nabuse = ['mailto:abuse@example.org']\nadmin = ['xmpp:admin@example.org']"), &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if a := c.Contact.Addresses(); len(a) != 2 || a["abuse"][0] != "mailto:abuse@example.org" {
+		t.Fatalf("addresses %v", a)
+	}
+	c = Default()
+	_ = Decode([]byte("[contact]\nabuse = ['abuse at example dot org']"), &c)
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "contact.abuse") {
+		t.Fatalf("error %v", err)
+	}
+}

@@ -90,6 +90,9 @@ func (m *SM) serverIQ(iq *xmlstream.Element) *xmlstream.Element {
 		for _, f := range Features() {
 			rq.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "feature")).SetAttr("var", f)
 		}
+		if form := m.contactForm(); form != nil {
+			rq.AddChild(form)
+		}
 		return r
 	case iq.Child(stanza.NSDiscoItems, "query") != nil:
 		q := iq.Child(stanza.NSDiscoItems, "query")
@@ -168,4 +171,38 @@ func (m *SM) accountIQ(ctx context.Context, sess router.Session, s router.Stanza
 		e.SetAttr("from", s.To.String())
 	}
 	reply(sess, e)
+}
+
+// ContactKinds are the address kinds of XEP-0157, in the order they are
+// listed.
+func ContactKinds() []string {
+	return []string{"abuse", "admin", "feedback", "sales", "security", "status", "support"}
+}
+
+// contactForm is the XEP-0157 server information form, nil when no
+// address is configured.
+func (m *SM) contactForm() *xmlstream.Element {
+	if len(m.cfg.ContactAddresses) == 0 {
+		return nil
+	}
+	const nsData = "jabber:x:data"
+	x := xmlstream.NewElement(nsData, "x")
+	x.SetAttr("type", "result")
+	ft := x.AddChild(xmlstream.NewElement(nsData, "field"))
+	ft.SetAttr("var", "FORM_TYPE")
+	ft.SetAttr("type", "hidden")
+	ft.AddChild(xmlstream.NewElement(nsData, "value")).AddText("http://jabber.org/network/serverinfo")
+	for _, kind := range ContactKinds() {
+		addrs := m.cfg.ContactAddresses[kind]
+		if len(addrs) == 0 {
+			continue
+		}
+		f := x.AddChild(xmlstream.NewElement(nsData, "field"))
+		f.SetAttr("var", kind+"-addresses")
+		f.SetAttr("type", "list-multi")
+		for _, a := range addrs {
+			f.AddChild(xmlstream.NewElement(nsData, "value")).AddText(a)
+		}
+	}
+	return x
 }

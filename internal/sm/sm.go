@@ -28,6 +28,9 @@ type Config struct {
 	Domain string
 	// Version is reported through XEP-0092.
 	Version string
+	// ContactAddresses are the server's contact addresses (XEP-0157) by
+	// kind (see ContactKinds), as URIs such as mailto: or xmpp:.
+	ContactAddresses map[string][]string
 	// OfflineQuota is how many messages are stored per offline user;
 	// 0 means DefaultOfflineQuota.
 	OfflineQuota int

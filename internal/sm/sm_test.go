@@ -451,3 +451,29 @@ func TestRosterVersioning(t *testing.T) {
 		t.Fatalf("stale version: %s", r)
 	}
 }
+
+func TestContactAddresses(t *testing.T) {
+	s := xmpptest.StartServerWith(t, xmpptest.Options{SM: func(c *sm.Config) {
+		c.ContactAddresses = map[string][]string{"abuse": {"mailto:abuse@example.org"}, "admin": {"xmpp:admin@localhost", "mailto:root@example.org"}}
+	}})
+	s.AddUser(t, "alice@localhost", "wonderland")
+	a := s.Login(t, "alice", "wonderland", "a")
+	a.Send("<iq type='get' to='localhost' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	r := a.Expect("disco", isIQ("d"))
+	x := r.Child("http://jabber.org/protocol/disco#info", "query").Child("jabber:x:data", "x")
+	if x == nil {
+		t.Fatalf("no form: %s", r)
+	}
+	got := map[string][]string{}
+	for _, f := range x.Children() {
+		for _, v := range f.Children() {
+			got[f.Attr("var")] = append(got[f.Attr("var")], v.Text())
+		}
+	}
+	if got["FORM_TYPE"][0] != "http://jabber.org/network/serverinfo" || len(got["admin-addresses"]) != 2 || got["abuse-addresses"][0] != "mailto:abuse@example.org" {
+		t.Fatalf("form %v", got)
+	}
+	if _, ok := got["sales-addresses"]; ok {
+		t.Fatalf("unconfigured kind listed: %v", got)
+	}
+}
