@@ -77,12 +77,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	c2sCfg := c2s.DefaultConfig()
 	c2sCfg.Addr, c2sCfg.TLSAddr = cfg.C2S.Addr, cfg.C2S.TLSAddr
 	c2sCfg.AllowPlain = cfg.C2S.AllowPlain
+	c2sCfg.AllowRegistration = cfg.C2S.AllowRegistration
 	c2sCfg.Limits = xmlstream.DefaultLimits()
 	c2sCfg.Limits.MaxStanzaBytes = cfg.C2S.MaxStanzaSize
 	c2sCfg.NegotiationTimeout = time.Duration(cfg.C2S.NegotiationTimeout)
 	c2sCfg.IdleTimeout = time.Duration(cfg.C2S.IdleTimeout)
 	c2sCfg.MaxAuthFailures = cfg.C2S.MaxAuthFailures
-	edge, err := c2s.New(c2sCfg, c2s.Deps{Router: r, Auth: auth.New(store, nil), TLS: tlsConf, Log: log})
+	edge, err := c2s.New(c2sCfg, c2s.Deps{Router: r, Auth: auth.New(store, nil), TLS: tlsConf, Accounts: store, Log: log})
 	if err != nil {
 		return err
 	}

@@ -40,17 +40,18 @@ type conn struct {
 	tls    *tls.Conn
 	parser *xmlstream.Parser
 
-	state    uint8
-	opened   bool // our stream header is out
-	pinged   bool
-	failures uint8
-	domain   string
-	user     jid.JID // bare JID once authenticated
-	full     jid.JID // full JID once bound
-	sm       router.SessionManager
-	sess     *session // once bound (or resumed)
-	sasl     *auth.Exchange
-	deadline time.Time
+	state      uint8
+	opened     bool // our stream header is out
+	pinged     bool
+	failures   uint8
+	registered bool // created an account (XEP-0077): one per connection
+	domain     string
+	user       jid.JID // bare JID once authenticated
+	full       jid.JID // full JID once bound
+	sm         router.SessionManager
+	sess       *session // once bound (or resumed)
+	sasl       *auth.Exchange
+	deadline   time.Time
 
 	// Reading is done by the serving goroutine until the session is bound
 	// and then, on Linux, by one short-lived goroutine per readiness report

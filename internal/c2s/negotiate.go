@@ -90,6 +90,9 @@ func (c *conn) streamStart(h *xmlstream.Element) bool {
 		if c.tls != nil || c.srv.cfg.AllowPlain || c.srv.deps.TLS == nil {
 			c.state = stateAuth
 			ti := c.tlsInfo()
+			if c.registrationOpen() {
+				f.WriteString("<register xmlns='http://jabber.org/features/iq-register'/>")
+			}
 			f.WriteString("<mechanisms xmlns='" + stanza.NSSASL + "'>")
 			for _, m := range c.srv.deps.Auth.Mechanisms(ti) {
 				f.WriteString("<mechanism>" + m + "</mechanism>")
@@ -157,6 +160,9 @@ func (c *conn) element(ctx context.Context, el *xmlstream.Element) bool {
 		}
 		if el.Space == stanza.NSSASL {
 			return c.handleSASL(ctx, el)
+		}
+		if el.Space == xmlstream.NSClient && el.Local == stanza.IQ && el.Child(nsRegister, "query") != nil {
+			return c.handleRegister(ctx, el)
 		}
 		c.fail("not-authorized", "")
 		return false

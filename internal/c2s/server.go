@@ -24,6 +24,10 @@ type Config struct {
 	// AllowPlain lets clients authenticate without TLS (for benchmarks and
 	// private networks). SCRAM then runs without channel binding.
 	AllowPlain bool
+	// AllowRegistration lets clients create accounts before logging in
+	// (XEP-0077): one per connection. Off by default, as on other servers:
+	// open registration attracts spammers.
+	AllowRegistration bool
 	// Limits bound what one connection may send.
 	Limits xmlstream.Limits
 	// NegotiationTimeout bounds the time from connect to a bound resource.
@@ -74,7 +78,9 @@ type Deps struct {
 	Auth   *auth.Authenticator
 	// TLS holds the certificates of the served domains.
 	TLS *tls.Config
-	Log *slog.Logger
+	// Accounts creates accounts for in-band registration; nil disables it.
+	Accounts AccountCreator
+	Log      *slog.Logger
 }
 
 // Server accepts and serves client connections.

@@ -113,6 +113,8 @@ type C2S struct {
 	TLSAddr string `toml:"tls_addr"`
 	// AllowPlain permits authentication without TLS. Off by default.
 	AllowPlain bool `toml:"allow_plain"`
+	// AllowRegistration lets anyone create an account in-band (XEP-0077).
+	AllowRegistration bool `toml:"allow_registration"`
 	// MaxStanzaSize is the largest stanza accepted, in bytes.
 	MaxStanzaSize int `toml:"max_stanza_size"`
 	// NegotiationTimeout bounds connect-to-bound time.

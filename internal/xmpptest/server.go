@@ -84,10 +84,11 @@ func StartServerWith(t testing.TB, o Options) *Server {
 		adjust(&cfg)
 	}
 	s.Edge, err = c2s.New(cfg, c2s.Deps{
-		Router: s.Router,
-		Auth:   auth.New(s.Store, nil),
-		TLS:    certs.Config(map[string]tls.Certificate{domain: cert}, []string{domain}, "xmpp-client"),
-		Log:    log,
+		Router:   s.Router,
+		Auth:     auth.New(s.Store, nil),
+		TLS:      certs.Config(map[string]tls.Certificate{domain: cert}, []string{domain}, "xmpp-client"),
+		Accounts: s.Store,
+		Log:      log,
 	})
 	if err != nil {
 		t.Fatal(err)
