@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
+	"github.com/ambrosia-xmpp/ambrosia/internal/listen"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 )
@@ -218,32 +219,20 @@ func (s *Server) startPoller() {
 
 func (s *Server) serveListener(ctx context.Context, l net.Listener, direct bool) {
 	s.startPoller()
-	var delay time.Duration
-	for {
-		nc, err := l.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors and the like: back off, keep serving.
-			delay = min(max(delay*2, 5*time.Millisecond), time.Second)
-			s.log.Warn("accept", "err", err, "retry_in", delay)
-			time.Sleep(delay)
-			continue
-		}
-		delay = 0
+	listen.Accept(ctx, l, s.log, func(nc net.Conn) bool {
 		c := newConn(s, nc)
 		s.mu.Lock()
 		if s.shutdown {
 			s.mu.Unlock()
 			nc.Close()
-			return
+			return false
 		}
 		s.conns[c] = struct{}{}
 		s.wg.Add(1) // done by c.finish
 		s.mu.Unlock()
 		go c.serve(ctx, direct)
-	}
+		return true
+	})
 }
 
 // closeAll ends every connection with a stream error.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/listen"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 )
@@ -157,30 +158,13 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) {
 	defer s.wg.Done()
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
-	var delay time.Duration
-	for {
-		nc, err := l.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors and the like: back off, keep serving.
-			delay = min(max(delay*2, 5*time.Millisecond), time.Second)
-			s.log.Warn("accept", "err", err, "retry_in", delay)
-			select {
-			case <-time.After(delay):
-			case <-ctx.Done():
-				return
-			}
-			continue
-		}
-		delay = 0
+	listen.Accept(ctx, l, s.log, func(nc net.Conn) bool {
 		c := newConn(s, nc)
 		s.mu.Lock()
 		if s.shutdown {
 			s.mu.Unlock()
 			nc.Close()
-			return
+			return false
 		}
 		s.conns[c] = struct{}{}
 		s.wg.Add(1) // done when c.serve returns
@@ -192,7 +176,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) {
 			delete(s.conns, c)
 			s.mu.Unlock()
 		}()
-	}
+		return true
+	})
 }
 
 // Shutdown stops the listeners, closes every stream with system-shutdown
