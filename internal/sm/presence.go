@@ -46,6 +46,9 @@ func (m *SM) outboundPresence(ctx context.Context, sess router.Session, s router
 		return
 	}
 	if typ == "unavailable" {
+		if st := s.El.Child(s.El.Space, "status"); st != nil {
+			u.lastStatus = st.Text()
+		}
 		wasAvailable := me.available
 		me.available, me.presence = false, nil
 		u.mu.Unlock()

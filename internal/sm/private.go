@@ -61,7 +61,7 @@ func (m *SM) privateIQ(ctx context.Context, sess router.Session, s router.Stanza
 	}
 	for _, c := range kids {
 		// XEP-0049 §3: the protocol's own namespaces are not storage.
-		if c.Space == "" || strings.HasPrefix(c.Space, "jabber:") || c.Space == nsVCard {
+		if c.Space == "" || strings.HasPrefix(c.Space, "jabber:") || c.Space == nsVCard || c.Space == lastKey {
 			fail(stanza.NotAcceptable)
 			return true
 		}

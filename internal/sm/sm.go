@@ -85,7 +85,8 @@ type user struct {
 	sessions     []*session
 	roster       map[string]*storage.RosterItem // nil while empty
 	rosterLoaded bool
-	rosterVer    int64 // version of roster, XEP-0237
+	lastStatus   string // status of the last unavailable presence, XEP-0012
+	rosterVer    int64  // version of roster, XEP-0237
 
 	// Archiving preferences (XEP-0313), read for every message.
 	archPrefs       storage.ArchivePrefs
@@ -196,9 +197,13 @@ func (m *SM) Unbind(ctx context.Context, s router.Session) {
 		}
 	}
 	empty := len(u.sessions) == 0
+	status := u.lastStatus
 	u.mu.Unlock()
 	if gone != nil && gone.available {
 		m.broadcastUnavailable(ctx, u, gone)
+	}
+	if empty && gone != nil {
+		m.recordLast(ctx, u, status)
 	}
 	if empty {
 		m.mu.Lock()
@@ -373,7 +378,7 @@ func (m *SM) inboundIQ(ctx context.Context, s router.Stanza) {
 		return
 	}
 	// An IQ to a bare JID is answered by the server on the account's behalf.
-	if m.publicVCard(ctx, s) {
+	if m.lastIQ(ctx, s) || m.publicVCard(ctx, s) {
 		return
 	}
 	if typ == "get" && s.El.Child(stanza.NSDiscoInfo, "query") != nil && m.userExists(ctx, s.To.Bare()) {

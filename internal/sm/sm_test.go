@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
@@ -475,5 +476,45 @@ func TestContactAddresses(t *testing.T) {
 	}
 	if _, ok := got["sales-addresses"]; ok {
 		t.Fatalf("unconfigured kind listed: %v", got)
+	}
+}
+
+func TestLastActivity(t *testing.T) {
+	s, a, b := twoUsers(t)
+	s.AddUser(t, "carol@localhost", "c")
+	// Bob lets alice see his presence.
+	a.Send("<presence to='bob@localhost' type='subscribe'/>")
+	b.Expect("request", isPresence("alice@localhost", "subscribe"))
+	b.Send("<presence to='alice@localhost' type='subscribed'/>")
+	a.Expect("bob's presence", isPresence(b.JID, ""))
+	a.Send("<iq type='get' to='bob@localhost' id='l1'><query xmlns='jabber:iq:last'/></iq>")
+	if r := a.Expect("online", isIQ("l1")); r.Child("jabber:iq:last", "query") == nil || r.Child("jabber:iq:last", "query").Attr("seconds") != "0" {
+		t.Fatalf("online user: %s", r)
+	}
+	b.Send("<presence type='unavailable'><status>gone fishing</status></presence>")
+	a.Expect("bob away", isPresence(b.JID, "unavailable"))
+	b.Close()
+	var r *xmlstream.Element
+	xmpptest.CheckFor(t, 5*time.Second, func() error {
+		a.Send("<iq type='get' to='bob@localhost' id='l2'><query xmlns='jabber:iq:last'/></iq>")
+		r = a.Expect("last", isIQ("l2"))
+		if r.Attr("type") != "result" {
+			return fmt.Errorf("got %s", r)
+		}
+		return nil
+	})
+	if q := r.Child("jabber:iq:last", "query"); q.Text() != "gone fishing" || q.Attr("seconds") == "" {
+		t.Fatalf("offline user: %s", r)
+	}
+	// Carol is not subscribed: forbidden.
+	c := s.Login(t, "carol", "c", "c")
+	c.Send("<iq type='get' to='bob@localhost' id='l3'><query xmlns='jabber:iq:last'/></iq>")
+	if r := c.Expect("refused", isIQ("l3")); !strings.Contains(r.String(), "forbidden") {
+		t.Fatalf("stranger: %s", r)
+	}
+	// Nobody can plant the record through private storage.
+	a.Send("<iq type='set' id='p'><query xmlns='jabber:iq:private'><last xmlns='urn:xmpp:ambrosia:last' stamp='2000-01-01T00:00:00Z'/></query></iq>")
+	if r := a.Expect("refused", isIQ("p")); !strings.Contains(r.String(), "not-acceptable") {
+		t.Fatalf("forged record: %s", r)
 	}
 }
