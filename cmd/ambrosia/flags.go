@@ -25,6 +25,7 @@ type configFlags struct {
 	c2sAddr    string
 	c2sTLSAddr string
 	allowPlain optBool
+	allowReg   optBool
 	logFormat  string
 	logLevel   string
 	debugAddr  string
@@ -40,6 +41,7 @@ func (f *configFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.c2sAddr, "c2s-addr", "", "client listener with STARTTLS, host:port (default :5222)")
 	fs.StringVar(&f.c2sTLSAddr, "c2s-tls-addr", "", "client listener with direct TLS, host:port (default :5223)")
 	fs.Var(&f.allowPlain, "allow-plain", "allow unencrypted client connections")
+	fs.Var(&f.allowReg, "allow-registration", "let anyone create an account in-band (XEP-0077)")
 	fs.StringVar(&f.logFormat, "log-format", "", "text or json")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error")
 	fs.StringVar(&f.debugAddr, "debug-addr", "", "serve the profiler and runtime statistics on host:port (loopback!)")
@@ -78,6 +80,9 @@ func (f *configFlags) load() (config.Config, error) {
 	c.Component.External = append(c.Component.External, f.components...)
 	if f.allowPlain.set {
 		c.C2S.AllowPlain = f.allowPlain.v
+	}
+	if f.allowReg.set {
+		c.C2S.AllowRegistration = f.allowReg.v
 	}
 	if f.idle != "" {
 		d, err := time.ParseDuration(f.idle)
