@@ -2,7 +2,6 @@ package c2s
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -257,26 +256,9 @@ func (s *session) reroute(ctx context.Context, q []unacked) {
 	}
 }
 
-// ownHeader is the stream context in which the server serialized the
-// stanzas it queued.
-const ownHeader = "<stream:stream xmlns='jabber:client' xmlns:stream='" + xmlstream.NSStream + "'>"
-
 // parseOwn reads back a stanza the server serialized itself.
 func parseOwn(b []byte) (*xmlstream.Element, error) {
-	p := xmlstream.NewParser(xmlstream.Limits{MaxStanzaBytes: len(b) + 1})
-	p.Feed([]byte(ownHeader))
-	p.Feed(b)
-	if _, err := p.Next(); err != nil {
-		return nil, err
-	}
-	ev, err := p.Next()
-	if err != nil {
-		return nil, err
-	}
-	if ev.Kind != xmlstream.EventElement {
-		return nil, errors.New("c2s: queued stanza is not an element")
-	}
-	return ev.Elem, nil
+	return xmlstream.ParseStanza(b, xmlstream.NSClient)
 }
 
 // handleSM handles a Stream Management nonza of a bound session.

@@ -112,23 +112,7 @@ func (m *SM) deliverOffline(ctx context.Context, u *user, sess router.Session) {
 	}
 }
 
-// storedHeader is the stream context stored stanzas were written in.
-const storedHeader = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
-
 // parseStored reads back a stanza the server serialized itself.
 func parseStored(b []byte) (*xmlstream.Element, error) {
-	p := xmlstream.NewParser(xmlstream.Limits{MaxStanzaBytes: len(b) + 1})
-	p.Feed([]byte(storedHeader))
-	p.Feed(b)
-	if _, err := p.Next(); err != nil {
-		return nil, err
-	}
-	ev, err := p.Next()
-	if err != nil {
-		return nil, err
-	}
-	if ev.Kind != xmlstream.EventElement {
-		return nil, errors.New("sm: stored stanza is not an element")
-	}
-	return ev.Elem, nil
+	return xmlstream.ParseStanza(b, xmlstream.NSClient)
 }
