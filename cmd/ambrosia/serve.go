@@ -168,7 +168,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 // defaultGCPercent is the collector's GOGC unless the environment sets one.
-const defaultGCPercent = 50
+const defaultGCPercent = 40
 
 func dbPath(cfg config.Config) string { return filepath.Join(cfg.DataDir, "ambrosia.db") }
 

@@ -39,11 +39,12 @@ type Store struct {
 // between. Read-only transactions still begin deferred.
 // synchronous(NORMAL) is SQLite's advice for WAL: a process crash loses
 // nothing, a power loss at most the last commits, and a commit no longer
-// waits for the disk. The page cache and memory map keep a large archive's
-// B-trees in memory instead of a read system call per page, and rarer
-// checkpoints write a page rewritten by many commits once.
+// waits for the disk; rarer checkpoints write a page rewritten by many
+// commits once. The page cache stays at SQLite's default size and the file
+// is not memory-mapped: both would count in the server's memory, which
+// idle sessions should dominate.
 var dsnParams = url.Values{
-	"_pragma": {"busy_timeout(5000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)", "cache_size(-32768)", "mmap_size(268435456)", "wal_autocheckpoint(8192)"},
+	"_pragma": {"busy_timeout(5000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)", "wal_autocheckpoint(8192)"},
 	"_txlock": {"immediate"},
 }.Encode()
 
