@@ -127,10 +127,6 @@ func (c *conn) sendLocked(el *xmlstream.Element, b []byte, counted bool) bool {
 	}
 }
 
-// writeNow writes during negotiation; the name remains from the time it
-// differed from Deliver.
-func (c *conn) writeNow(b []byte) error { return c.write(b) }
-
 // write sends b unless the stream is closed. wmu orders it with the stream
 // end.
 func (c *conn) write(b []byte) error {

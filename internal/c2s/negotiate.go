@@ -116,11 +116,11 @@ func (c *conn) streamStart(h *xmlstream.Element) bool {
 		f.WriteString("<sm xmlns='" + nsSM + "'/>")
 	}
 	f.WriteString("</stream:features>")
-	return c.writeNow([]byte(f.String())) == nil
+	return c.write([]byte(f.String())) == nil
 }
 
 func (c *conn) writeHeader(to string) {
-	_ = c.writeNow([]byte(c.header(to)))
+	_ = c.write([]byte(c.header(to)))
 	c.opened = true
 }
 
@@ -184,7 +184,7 @@ func (c *conn) element(ctx context.Context, el *xmlstream.Element) bool {
 }
 
 func (c *conn) handleStartTLS(ctx context.Context) bool {
-	if err := c.writeNow([]byte("<proceed xmlns='" + stanza.NSTLS + "'/>")); err != nil {
+	if err := c.write([]byte("<proceed xmlns='" + stanza.NSTLS + "'/>")); err != nil {
 		return false
 	}
 	// TLS must not start before <proceed/> is on the wire.
@@ -226,7 +226,7 @@ func (c *conn) handleSASL(ctx context.Context, el *xmlstream.Element) bool {
 		text := strings.TrimSpace(el.Text())
 		if text == "" {
 			// No initial response: ask for it with an empty challenge.
-			return c.writeNow([]byte("<challenge xmlns='"+stanza.NSSASL+"'/>")) == nil
+			return c.write([]byte("<challenge xmlns='"+stanza.NSSASL+"'/>")) == nil
 		}
 		return c.saslStep(ctx, text)
 	case "response":
@@ -236,7 +236,7 @@ func (c *conn) handleSASL(ctx context.Context, el *xmlstream.Element) bool {
 		return c.saslStep(ctx, strings.TrimSpace(el.Text()))
 	case "abort":
 		c.sasl = nil
-		return c.writeNow([]byte("<failure xmlns='"+stanza.NSSASL+"'><aborted/></failure>")) == nil
+		return c.write([]byte("<failure xmlns='"+stanza.NSSASL+"'><aborted/></failure>")) == nil
 	}
 	c.fail("unsupported-stanza-type", "")
 	return false
@@ -258,7 +258,7 @@ func (c *conn) saslStep(ctx context.Context, text string) bool {
 		return c.saslFailure(err)
 	}
 	if !done {
-		return c.writeNow([]byte("<challenge xmlns='"+stanza.NSSASL+"'>"+base64.StdEncoding.EncodeToString(out)+"</challenge>")) == nil
+		return c.write([]byte("<challenge xmlns='"+stanza.NSSASL+"'>"+base64.StdEncoding.EncodeToString(out)+"</challenge>")) == nil
 	}
 	c.user = c.sasl.User()
 	c.sasl = nil
@@ -268,7 +268,7 @@ func (c *conn) saslStep(ctx context.Context, text string) bool {
 	} else {
 		s += "/>"
 	}
-	if c.writeNow([]byte(s)) != nil {
+	if c.write([]byte(s)) != nil {
 		return false
 	}
 	c.srv.log.Debug("authenticated", "user", c.user.String())
@@ -291,13 +291,13 @@ func (c *conn) saslFailure(err error) bool {
 	if f == nil || !f.Checked {
 		// Nothing was learned about credentials: answer at once and let the
 		// client try another mechanism.
-		return c.writeNow([]byte("<failure xmlns='"+stanza.NSSASL+"'><"+cond+"/></failure>")) == nil
+		return c.write([]byte("<failure xmlns='"+stanza.NSSASL+"'><"+cond+"/></failure>")) == nil
 	}
 	c.failures++
 	if c.failures > 1 {
 		time.Sleep(time.Duration(c.failures-1) * time.Second)
 	}
-	if c.writeNow([]byte("<failure xmlns='"+stanza.NSSASL+"'><"+cond+"/></failure>")) != nil {
+	if c.write([]byte("<failure xmlns='"+stanza.NSSASL+"'><"+cond+"/></failure>")) != nil {
 		return false
 	}
 	if int(c.failures) >= c.srv.cfg.MaxAuthFailures {
@@ -319,7 +319,7 @@ func (c *conn) handleBind(ctx context.Context, iq, b *xmlstream.Element) bool {
 	if err != nil {
 		e := stanza.ErrorReply(iq, stanza.BadRequest, "")
 		e.RemoveAttr("from")
-		return c.writeNow(e.AppendXML(nil, xmlstream.NSClient)) == nil
+		return c.write(e.AppendXML(nil, xmlstream.NSClient)) == nil
 	}
 	c.full = full
 	c.sess = newSession(c, full)
@@ -327,7 +327,7 @@ func (c *conn) handleBind(ctx context.Context, iq, b *xmlstream.Element) bool {
 		c.sess = nil
 		e := stanza.ErrorReply(iq, stanza.NotAllowed, err.Error())
 		e.RemoveAttr("from")
-		return c.writeNow(e.AppendXML(nil, xmlstream.NSClient)) == nil
+		return c.write(e.AppendXML(nil, xmlstream.NSClient)) == nil
 	}
 	c.bound()
 	r := stanza.Result(iq)

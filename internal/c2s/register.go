@@ -35,7 +35,7 @@ func (c *conn) handleRegister(ctx context.Context, iq *xmlstream.Element) bool {
 	answer := func(r *xmlstream.Element) bool {
 		r.RemoveAttr("from")
 		r.RemoveAttr("to")
-		return c.writeNow(r.AppendXML(nil, xmlstream.NSClient)) == nil
+		return c.write(r.AppendXML(nil, xmlstream.NSClient)) == nil
 	}
 	fail := func(cond, text string) bool { return answer(stanza.ErrorReply(iq, cond, text)) }
 	if !c.registrationOpen() {

@@ -107,14 +107,13 @@ func (m *SM) wantsArchived(ctx context.Context, owner, other jid.JID) bool {
 
 // appendArchive queues el for owner's archive under id; the archiver
 // writes it with others in one transaction.
-func (m *SM) appendArchive(_ context.Context, owner, other jid.JID, id string, stamp time.Time, el *xmlstream.Element) bool {
+func (m *SM) appendArchive(owner, other jid.JID, id string, stamp time.Time, el *xmlstream.Element) {
 	m.archiver.add(m, storage.ArchiveEntry{User: owner.String(), Message: storage.ArchivedMessage{
 		ID:     id,
 		Stamp:  stamp,
 		With:   other.BareString(),
 		Stanza: el.AppendXML(nil, xmlstream.NSClient),
 	}})
-	return true
 }
 
 // archiveOutgoing keeps a copy of a message a user sends in their own
@@ -128,7 +127,7 @@ func (m *SM) archiveOutgoing(ctx context.Context, s router.Stanza) {
 	el.SetAttr("from", s.From.String())
 	el.SetAttr("to", s.To.String())
 	id, stamp := m.ids.next()
-	m.appendArchive(ctx, s.From.Bare(), s.To, id, stamp, el)
+	m.appendArchive(s.From.Bare(), s.To, id, stamp, el)
 }
 
 func isOwnStanzaID(c *xmlstream.Element, by string) bool {
@@ -146,7 +145,7 @@ func (m *SM) stampIncoming(ctx context.Context, s router.Stanza) router.Stanza {
 	owner := s.To.Bare()
 	by := owner.String()
 	el := s.El
-	if slices.ContainsFunc(el.Children(), func(c *xmlstream.Element) bool { return isOwnStanzaID(c, by) }) {
+	if slices.ContainsFunc(el.Nodes, func(n xmlstream.Node) bool { return n.Elem != nil && isOwnStanzaID(n.Elem, by) }) {
 		el = clone(s.El)
 		nodes := make([]xmlstream.Node, 0, len(el.Nodes))
 		for _, n := range el.Nodes {
@@ -169,9 +168,8 @@ func (m *SM) stampIncoming(ctx context.Context, s router.Stanza) router.Stanza {
 		sid.SetAttr("by", by)
 		sid.SetAttr("id", id)
 		stamped.AddChild(sid)
-		if m.appendArchive(ctx, owner, s.From, id, stamp, stamped) {
-			el = stamped
-		}
+		m.appendArchive(owner, s.From, id, stamp, stamped)
+		el = stamped
 	}
 	s.El = el
 	return s

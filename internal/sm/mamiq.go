@@ -21,18 +21,11 @@ func (m *SM) mamIQ(ctx context.Context, sess router.Session, s router.Stanza) bo
 	if m.deps.Archive == nil || (q == nil && p == nil) {
 		return false
 	}
-	answer := func(r *xmlstream.Element) {
-		r.RemoveAttr("from")
-		if !s.To.IsZero() {
-			r.SetAttr("from", s.To.String())
-		}
-		reply(sess, r)
-	}
-	fail := func(cond, text string) { answer(stanza.ErrorReply(s.El, cond, text)) }
+	fail := func(cond, text string) { replyError(sess, s, cond, text) }
 	get := s.El.Attr("type") == "get"
 	switch {
 	case p != nil && get:
-		answer(m.prefsResult(ctx, s))
+		replyTo(sess, s, m.prefsResult(ctx, s))
 	case p != nil:
 		prefs, err := parsePrefs(p)
 		if err != nil {
@@ -45,7 +38,7 @@ func (m *SM) mamIQ(ctx context.Context, sess router.Session, s router.Stanza) bo
 			fail(stanza.InternalServerError, "")
 			return true
 		}
-		answer(m.prefsResult(ctx, s))
+		replyTo(sess, s, m.prefsResult(ctx, s))
 	case get:
 		// XEP-0313 §4.1.4: the fields a query form may carry.
 		r := stanza.Result(s.El)
@@ -60,17 +53,17 @@ func (m *SM) mamIQ(ctx context.Context, sess router.Session, s router.Stanza) bo
 			fe.SetAttr("var", f[0])
 			fe.SetAttr("type", f[1])
 		}
-		answer(r)
+		replyTo(sess, s, r)
 	default:
-		m.mamQuery(ctx, sess, s, q, answer, fail)
+		m.mamQuery(ctx, sess, s, q)
 	}
 	return true
 }
 
 // mamQuery answers an archive query: one message per item, then the IQ
 // result with the page's bounds.
-func (m *SM) mamQuery(ctx context.Context, sess router.Session, s router.Stanza, q *xmlstream.Element,
-	answer func(*xmlstream.Element), fail func(cond, text string)) {
+func (m *SM) mamQuery(ctx context.Context, sess router.Session, s router.Stanza, q *xmlstream.Element) {
+	fail := func(cond, text string) { replyError(sess, s, cond, text) }
 	aq, err := parseMAMQuery(q)
 	if err != nil {
 		fail(stanza.BadRequest, err.Error())
@@ -119,7 +112,7 @@ func (m *SM) mamQuery(ctx context.Context, sess router.Session, s router.Stanza,
 		set.AddChild(xmlstream.NewElement(nsRSM, "last")).AddText(page.Items[len(page.Items)-1].ID)
 	}
 	set.AddChild(xmlstream.NewElement(nsRSM, "count")).AddText(strconv.Itoa(page.Count))
-	answer(r)
+	replyTo(sess, s, r)
 }
 
 // parseMAMQuery reads the data form and result set of a query. Anything

@@ -25,14 +25,7 @@ func (m *SM) privateIQ(ctx context.Context, sess router.Session, s router.Stanza
 	if q == nil && vc == nil {
 		return false
 	}
-	answer := func(r *xmlstream.Element) {
-		r.RemoveAttr("from")
-		if !s.To.IsZero() {
-			r.SetAttr("from", s.To.String())
-		}
-		reply(sess, r)
-	}
-	fail := func(cond string) { answer(stanza.ErrorReply(s.El, cond, "")) }
+	fail := func(cond string) { replyError(sess, s, cond, "") }
 	if m.deps.Private == nil {
 		fail(stanza.ServiceUnavailable)
 		return true
@@ -43,7 +36,7 @@ func (m *SM) privateIQ(ctx context.Context, sess router.Session, s router.Stanza
 		if get {
 			r := stanza.Result(s.El)
 			r.AddChild(m.loadXML(ctx, user, nsVCard, xmlstream.NewElement(nsVCard, "vCard")))
-			answer(r)
+			replyTo(sess, s, r)
 			return true
 		}
 		if err := m.deps.Private.SetPrivateXML(ctx, user, nsVCard, vc.AppendXML(nil, "")); err != nil {
@@ -51,7 +44,7 @@ func (m *SM) privateIQ(ctx context.Context, sess router.Session, s router.Stanza
 			fail(stanza.InternalServerError)
 			return true
 		}
-		answer(stanza.Result(s.El))
+		replyTo(sess, s, stanza.Result(s.El))
 		return true
 	}
 	kids := q.Children()
@@ -73,7 +66,7 @@ func (m *SM) privateIQ(ctx context.Context, sess router.Session, s router.Stanza
 			empty := xmlstream.NewElement(c.Space, c.Local)
 			rq.AddChild(m.loadXML(ctx, user, c.Space, empty))
 		}
-		answer(r)
+		replyTo(sess, s, r)
 		return true
 	}
 	for _, c := range kids {
@@ -83,7 +76,7 @@ func (m *SM) privateIQ(ctx context.Context, sess router.Session, s router.Stanza
 			return true
 		}
 	}
-	answer(r)
+	replyTo(sess, s, r)
 	return true
 }
 

@@ -28,11 +28,7 @@ func (m *SM) registerIQ(ctx context.Context, sess router.Session, s router.Stanz
 	if q == nil {
 		return false
 	}
-	answer := func(r *xmlstream.Element) {
-		r.RemoveAttr("from")
-		reply(sess, r)
-	}
-	fail := func(cond, text string) { answer(stanza.ErrorReply(s.El, cond, text)) }
+	fail := func(cond, text string) { replyError(sess, s, cond, text) }
 	am, ok := m.deps.Accounts.(AccountManager)
 	if !ok {
 		fail(stanza.ServiceUnavailable, "")
@@ -44,7 +40,7 @@ func (m *SM) registerIQ(ctx context.Context, sess router.Session, s router.Stanz
 		rq := r.AddChild(xmlstream.NewElement(nsRegister, "query"))
 		rq.AddChild(xmlstream.NewElement(nsRegister, "registered"))
 		rq.AddChild(xmlstream.NewElement(nsRegister, "username")).AddText(user.Local())
-		answer(r)
+		replyTo(sess, s, r)
 		return true
 	}
 	if q.Child(nsRegister, "remove") != nil {
@@ -54,7 +50,7 @@ func (m *SM) registerIQ(ctx context.Context, sess router.Session, s router.Stanz
 			return true
 		}
 		m.log.Info("account removed", "user", user.String())
-		answer(stanza.Result(s.El))
+		replyTo(sess, s, stanza.Result(s.El))
 		// The account is gone: so are its sessions (XEP-0077 §3.2).
 		if u := m.user(user.String()); u != nil {
 			u.mu.Lock()
@@ -88,6 +84,6 @@ func (m *SM) registerIQ(ctx context.Context, sess router.Session, s router.Stanz
 		fail(stanza.InternalServerError, "")
 		return true
 	}
-	answer(stanza.Result(s.El))
+	replyTo(sess, s, stanza.Result(s.El))
 	return true
 }

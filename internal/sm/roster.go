@@ -63,11 +63,7 @@ func (m *SM) rosterIQ(ctx context.Context, sess router.Session, s router.Stanza,
 	if u == nil {
 		return
 	}
-	fail := func(cond string) {
-		e := stanza.ErrorReply(s.El, cond, "")
-		e.RemoveAttr("from")
-		reply(sess, e)
-	}
+	fail := func(cond string) { replyError(sess, s, cond, "") }
 	if s.El.Attr("type") == "get" {
 		u.mu.Lock()
 		if err := m.loadRosterLocked(ctx, u); err != nil {
@@ -191,9 +187,7 @@ func (m *SM) rosterIQ(ctx context.Context, sess router.Session, s router.Stanza,
 		}
 	}
 	u.mu.Unlock()
-	r := stanza.Result(s.El)
-	r.RemoveAttr("from")
-	reply(sess, r)
+	replyTo(sess, s, stanza.Result(s.El))
 	for _, p := range out {
 		m.route(ctx, p)
 	}

@@ -152,26 +152,14 @@ func (m *SM) accountIQ(ctx context.Context, sess router.Session, s router.Stanza
 		// To the user's own bare JID: the account answers, not the server,
 		// as it does for anyone else asking (XEP-0030 §3.1 and XEP-0313 §7,
 		// which clients check before querying their archive).
-		r := m.accountDisco(s.El)
-		r.RemoveAttr("from")
-		r.SetAttr("from", s.To.String())
-		reply(sess, r)
+		replyTo(sess, s, m.accountDisco(s.El))
 		return
 	}
 	if r := m.serverIQ(s.El); r != nil {
-		r.RemoveAttr("from")
-		if !s.To.IsZero() {
-			r.SetAttr("from", s.To.String())
-		}
-		reply(sess, r)
+		replyTo(sess, s, r)
 		return
 	}
-	e := stanza.ErrorReply(s.El, stanza.ServiceUnavailable, "")
-	e.RemoveAttr("from")
-	if !s.To.IsZero() {
-		e.SetAttr("from", s.To.String())
-	}
-	reply(sess, e)
+	replyError(sess, s, stanza.ServiceUnavailable, "")
 }
 
 // ContactKinds are the address kinds of XEP-0157, in the order they are

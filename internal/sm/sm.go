@@ -249,9 +249,7 @@ func (m *SM) HandleFromSession(ctx context.Context, sess router.Session, s route
 			s.To = s.From.Bare()
 		}
 		if forgedWrapper(s.El) {
-			e := stanza.ErrorReply(s.El, stanza.BadRequest, "Only the server sends carbon copies and archive results.")
-			e.RemoveAttr("from")
-			reply(sess, e)
+			replyError(sess, s, stanza.BadRequest, "Only the server sends carbon copies and archive results.")
 			return
 		}
 		m.sentCarbons(sess, s)
@@ -425,6 +423,22 @@ func (m *SM) route(ctx context.Context, el *xmlstream.Element) {
 // reply sends el straight to the session that asked.
 func reply(sess router.Session, el *xmlstream.Element) {
 	sess.Deliver(el)
+}
+
+// replyTo sends r, the answer built from the request s, to the session
+// that sent s: from the address s went to, or from none when it went to
+// none (RFC 6120 §8.1.2.1), as the server answers for the account.
+func replyTo(sess router.Session, s router.Stanza, r *xmlstream.Element) {
+	r.RemoveAttr("from")
+	if !s.To.IsZero() {
+		r.SetAttr("from", s.To.String())
+	}
+	sess.Deliver(r)
+}
+
+// replyError answers the request s with a stanza error.
+func replyError(sess router.Session, s router.Stanza, cond, text string) {
+	replyTo(sess, s, stanza.ErrorReply(s.El, cond, text))
 }
 
 func parsePriority(el *xmlstream.Element) int {
