@@ -30,6 +30,7 @@ type configFlags struct {
 	logLevel   string
 	debugAddr  string
 	idle       string
+	resume     string
 	compAddr   string
 	components componentFlags
 }
@@ -46,6 +47,7 @@ func (f *configFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error")
 	fs.StringVar(&f.debugAddr, "debug-addr", "", "serve the profiler and runtime statistics on host:port (loopback!)")
 	fs.StringVar(&f.idle, "idle-timeout", "", "silence before a session is pinged, e.g. 5m (0 disables)")
+	fs.StringVar(&f.resume, "resume-timeout", "", "how long a dropped session waits for a stream-management resumption, e.g. 5m (0 disables)")
 	fs.StringVar(&f.compAddr, "component-addr", "", "external component listener (XEP-0114), host:port (default 127.0.0.1:5347; opened only when a component is configured)")
 	fs.Var(&f.components, "component", "allow an external component: DOMAIN=SECRET; repeatable, added to the file's [[component.external]] list")
 }
@@ -90,6 +92,13 @@ func (f *configFlags) load() (config.Config, error) {
 			return c, fmt.Errorf("--idle-timeout: %w", err)
 		}
 		c.C2S.IdleTimeout = config.Duration(d)
+	}
+	if f.resume != "" {
+		d, err := time.ParseDuration(f.resume)
+		if err != nil {
+			return c, fmt.Errorf("--resume-timeout: %w", err)
+		}
+		c.C2S.ResumeTimeout = config.Duration(d)
 	}
 	if err := c.Validate(); err != nil {
 		return c, fmt.Errorf("config: %w", err)

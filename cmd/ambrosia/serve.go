@@ -82,6 +82,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	c2sCfg.Limits.MaxStanzaBytes = cfg.C2S.MaxStanzaSize
 	c2sCfg.NegotiationTimeout = time.Duration(cfg.C2S.NegotiationTimeout)
 	c2sCfg.IdleTimeout = time.Duration(cfg.C2S.IdleTimeout)
+	c2sCfg.ResumeTimeout = time.Duration(cfg.C2S.ResumeTimeout)
 	c2sCfg.MaxAuthFailures = cfg.C2S.MaxAuthFailures
 	edge, err := c2s.New(c2sCfg, c2s.Deps{Router: r, Auth: auth.New(store, nil), TLS: tlsConf, Accounts: store, Log: log})
 	if err != nil {

@@ -136,6 +136,14 @@ func (s *session) ackDue() {
 	}
 }
 
+// Detached implements router.Detachable: the session waits for a
+// resumption, with nobody reading what it is given.
+func (s *session) Detached() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur == nil && !s.ended
+}
+
 // Close implements router.Session: the session ends (it is not resumable
 // afterwards) and its transport, if any, gets the stream error.
 func (s *session) Close(condition string) {
@@ -252,7 +260,12 @@ func (s *session) reroute(ctx context.Context, q []unacked) {
 			continue
 		}
 		el.SetAttr("to", bare.String())
-		s.srv.deps.Router.Route(ctx, router.Stanza{El: el, From: from, To: bare})
+		st := router.Stanza{El: el, From: from, To: bare}
+		if r, ok := s.sm.(router.Redeliverer); ok {
+			r.Redeliver(ctx, st)
+			continue
+		}
+		s.srv.deps.Router.Route(ctx, st)
 	}
 }
 

@@ -121,6 +121,9 @@ type C2S struct {
 	NegotiationTimeout Duration `toml:"negotiation_timeout"`
 	// IdleTimeout is the silence after which a session is pinged; 0 never.
 	IdleTimeout Duration `toml:"idle_timeout"`
+	// ResumeTimeout is how long a session whose connection dropped waits
+	// for a stream-management resumption (XEP-0198); 0 disables resumption.
+	ResumeTimeout Duration `toml:"resume_timeout"`
 	// MaxAuthFailures ends a stream after that many failed attempts.
 	MaxAuthFailures int `toml:"max_auth_failures"`
 }
@@ -155,6 +158,7 @@ func Default() Config {
 			MaxStanzaSize:      256 << 10,
 			NegotiationTimeout: Duration(30 * time.Second),
 			IdleTimeout:        Duration(5 * time.Minute),
+			ResumeTimeout:      Duration(5 * time.Minute),
 			MaxAuthFailures:    3,
 		},
 		// Loopback: the component protocol is not encrypted.
@@ -339,6 +343,9 @@ func (c *Config) Validate() error {
 	}
 	if c.C2S.IdleTimeout < 0 {
 		return errors.New("c2s.idle_timeout: must not be negative")
+	}
+	if c.C2S.ResumeTimeout < 0 {
+		return errors.New("c2s.resume_timeout: must not be negative")
 	}
 	for kind, addrs := range c.Contact.Addresses() {
 		for _, a := range addrs {

@@ -63,6 +63,24 @@ type SessionManager interface {
 	HandleFromSession(ctx context.Context, sess Session, s Stanza)
 }
 
+// Detachable is implemented by sessions that can outlive their connection
+// (XEP-0198 resumption): a detached session keeps taking stanzas for a
+// client that is not there to read them.
+type Detachable interface {
+	// Detached reports whether the session has no connection right now.
+	Detached() bool
+}
+
+// Redeliverer is implemented by session managers that take back the
+// messages an edge gave to a session whose client never acknowledged
+// them, once the session has ended. Unlike a stanza routed anew, such a
+// message has already been through the session manager's inbound
+// processing (archiving, stanza-id stamping) and must not go through it
+// twice.
+type Redeliverer interface {
+	Redeliver(ctx context.Context, s Stanza)
+}
+
 // ErrDomainTaken is returned by Register for a domain already served.
 var ErrDomainTaken = errors.New("router: domain already registered")
 

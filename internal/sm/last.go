@@ -13,7 +13,11 @@ import (
 // lastKey is where a user's last logout is kept among their private
 // documents; private XML storage refuses this namespace, so a client can
 // neither read nor forge the record.
-const lastKey = "urn:xmpp:ambrosia:last"
+const lastKey = reservedPrefix + "last"
+
+// reservedPrefix starts the keys of the server's own records among a
+// user's private documents, which XEP-0049 requests may not use.
+const reservedPrefix = "urn:xmpp:ambrosia:"
 
 // recordLast remembers when a user's last session ended, and the status
 // of their last unavailable presence, for XEP-0012 queries.

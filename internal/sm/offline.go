@@ -57,6 +57,8 @@ func (m *SM) storeOffline(ctx context.Context, s router.Stanza) bool {
 	case err != nil:
 		m.log.Error("offline store", "user", bare.String(), "err", err)
 		m.deps.Router.Bounce(ctx, s, stanza.InternalServerError, "")
+	default:
+		m.pushOffline(ctx, bare, s)
 	}
 	return true
 }

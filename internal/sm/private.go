@@ -54,7 +54,7 @@ func (m *SM) privateIQ(ctx context.Context, sess router.Session, s router.Stanza
 	}
 	for _, c := range kids {
 		// XEP-0049 §3: the protocol's own namespaces are not storage.
-		if c.Space == "" || strings.HasPrefix(c.Space, "jabber:") || c.Space == nsVCard || c.Space == lastKey {
+		if c.Space == "" || strings.HasPrefix(c.Space, "jabber:") || c.Space == nsVCard || strings.HasPrefix(c.Space, reservedPrefix) {
 			fail(stanza.NotAcceptable)
 			return true
 		}

@@ -145,7 +145,7 @@ func (m *SM) accountIQ(ctx context.Context, sess router.Session, s router.Stanza
 	if u := m.user(s.From.BareString()); u != nil && (m.carbonsIQ(u, sess, s.El) || m.blockingIQ(ctx, u, sess, s.El)) {
 		return
 	}
-	if m.privateIQ(ctx, sess, s) || m.mamIQ(ctx, sess, s) || m.registerIQ(ctx, sess, s) {
+	if m.privateIQ(ctx, sess, s) || m.mamIQ(ctx, sess, s) || m.registerIQ(ctx, sess, s) || m.pushIQ(ctx, sess, s) {
 		return
 	}
 	if q := s.El.Child(stanza.NSDiscoInfo, "query"); q != nil && typ == "get" && !s.To.IsZero() && q.Attr("node") == "" {

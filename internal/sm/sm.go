@@ -70,6 +70,7 @@ type SM struct {
 	ids       archiveIDs   // XEP-0313 archive ids
 	archiver  *archiver    // batches archive writes; nil without an archive
 	lastPurge atomic.Int64 // Unix nanoseconds of the last archive purge
+	pushes    pushPending  // XEP-0357 notifications awaiting an answer
 
 	mu    sync.RWMutex
 	users map[string]*user // users with at least one session, by bare JID
@@ -105,6 +106,7 @@ type session struct {
 	interested  bool               // asked for the roster: receives pushes
 	carbons     bool               // enabled XEP-0280 carbons
 	blockPushes bool               // asked for the blocklist: receives pushes
+	push        *pushReg           // XEP-0357 registration this session enabled
 }
 
 // New returns a session manager for cfg.Domain.
@@ -305,11 +307,14 @@ func (m *SM) inboundMessage(ctx context.Context, s router.Stanza) {
 	if s.To.Resource() != "" && u != nil {
 		u.mu.Lock()
 		x := u.deliverToLocked(s.To.Resource(), s.El)
+		var due []pushReg
 		if x != nil {
 			receivedCarbonsLocked(u, s, []*session{x})
+			due = pushDue([]*session{x}, s.El)
 		}
 		u.mu.Unlock()
 		if x != nil {
+			m.notify(ctx, u.bare, s.From, due)
 			return
 		}
 	}
@@ -343,11 +348,14 @@ func (m *SM) inboundMessage(ctx context.Context, s router.Stanza) {
 				got = append(got, x)
 			}
 		}
+		var due []pushReg
 		if len(got) > 0 {
 			receivedCarbonsLocked(u, s, got)
+			due = pushDue(got, s.El)
 		}
 		u.mu.Unlock()
 		if len(got) > 0 {
+			m.notify(ctx, u.bare, s.From, due)
 			return
 		}
 	}
@@ -373,6 +381,7 @@ func (m *SM) inboundIQ(ctx context.Context, s router.Stanza) {
 		return
 	}
 	if typ != "get" && typ != "set" {
+		m.pushAnswer(ctx, s)
 		return
 	}
 	// An IQ to a bare JID is answered by the server on the account's behalf.
@@ -406,6 +415,10 @@ func (m *SM) accountFeatures() []string {
 	if m.deps.Archive != nil {
 		// XEP-0313 §7: the archive is the account's, so is the feature.
 		fs = append(fs, nsMAM, nsSID)
+	}
+	if m.deps.Private != nil {
+		// XEP-0357 §6: push is announced on the account.
+		fs = append(fs, nsPush)
 	}
 	return fs
 }
