@@ -174,8 +174,8 @@ func benchMessages(ctx context.Context, stdout, stderr io.Writer, c loadtest.Mes
 			i+1, s.Target, s.Sent, s.Window.Seconds(), s.Achieved(), s.Delivered, s.Errors)
 		printLatency(stdout, "  latency (send to receive)", &s.Latency)
 		if c.ServerPID != 0 {
-			fmt.Fprintf(stdout, "  server CPU: %d ms over %.2fs incl. drain, %.1f ms per 1000 messages\n",
-				s.ServerCPU.Milliseconds(), s.Measured.Seconds(), float64(s.ServerCPUPer1000().Microseconds())/1000)
+			fmt.Fprintf(stdout, "  server CPU: %d ms (kernel %d ms) over %.2fs incl. drain, %.1f ms per 1000 messages\n",
+				s.ServerCPU.Milliseconds(), s.ServerSysCPU.Milliseconds(), s.Measured.Seconds(), float64(s.ServerCPUPer1000().Microseconds())/1000)
 		}
 		fmt.Fprintf(stdout, "  client CPU: %d ms\n", s.ClientCPU.Milliseconds())
 		pass := "pass"

@@ -49,6 +49,7 @@ type StepResult struct {
 	Latency         Histogram
 	Measured        time.Duration // CPU window: sending plus draining
 	ServerCPU       time.Duration // 0 without a server PID
+	ServerSysCPU    time.Duration // the kernel's part of ServerCPU
 	ClientCPU       time.Duration
 }
 
@@ -209,10 +210,10 @@ func (st *msgState) runStep(ctx context.Context, c MessagesConfig, step int, con
 	pacers := min(4, len(conns))
 	var sent atomic.Uint64
 	var wg sync.WaitGroup
-	var cpu0, self0 time.Duration
+	var usr0, sys0, self0 time.Duration
 	var err error
 	if c.ServerPID != 0 {
-		if cpu0, err = CPUTime(c.ServerPID); err != nil {
+		if usr0, sys0, err = CPUTimes(c.ServerPID); err != nil {
 			return err
 		}
 	}
@@ -261,11 +262,12 @@ func (st *msgState) runStep(ctx context.Context, c MessagesConfig, step int, con
 		time.Sleep(5 * time.Millisecond)
 	}
 	if c.ServerPID != 0 {
-		cpu1, err := CPUTime(c.ServerPID)
+		usr1, sys1, err := CPUTimes(c.ServerPID)
 		if err != nil {
 			return err
 		}
-		sr.ServerCPU = cpu1 - cpu0
+		sr.ServerCPU = usr1 + sys1 - usr0 - sys0
+		sr.ServerSysCPU = sys1 - sys0
 	}
 	sr.Measured = time.Since(start)
 	self1, _ := CPUTime(os.Getpid())

@@ -33,27 +33,36 @@ func RSS(pid int) (int64, error) {
 
 // CPUTime returns the user plus system CPU time process pid has used.
 func CPUTime(pid int) (time.Duration, error) {
+	u, s, err := CPUTimes(pid)
+	return u + s, err
+}
+
+// CPUTimes returns the user and the system (kernel) CPU time process pid
+// has used. On loopback the kernel half includes delivering what the
+// process writes into the reader's socket, which a real network card
+// would partly take over.
+func CPUTimes(pid int) (user, sys time.Duration, err error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// The command name may contain spaces and parentheses; the fields
 	// we need follow its last ')'.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
+		return 0, 0, fmt.Errorf("bad /proc/%d/stat", pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	// After ')': state(3) ... utime is field 14, stime field 15 of stat.
 	if len(f) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+		return 0, 0, fmt.Errorf("short /proc/%d/stat", pid)
 	}
 	ut, err1 := strconv.ParseInt(f[11], 10, 64)
 	st, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("bad times in /proc/%d/stat", pid)
+		return 0, 0, fmt.Errorf("bad times in /proc/%d/stat", pid)
 	}
-	return time.Duration(ut+st) * time.Second / clockTicks, nil
+	return time.Duration(ut) * time.Second / clockTicks, time.Duration(st) * time.Second / clockTicks, nil
 }
 
 // RSSSamples is a series of RSS readings.

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	sqlitedrv "modernc.org/sqlite" // also registers the "sqlite" driver
 	sqlite3 "modernc.org/sqlite/lib"
@@ -29,7 +30,19 @@ var _ storage.Store = (*Store)(nil)
 // concurrent use.
 type Store struct {
 	db *sql.DB
+	// wmu lets one write transaction of this process run at a time.
+	// SQLite allows one writer anyway; without wmu the others wait in
+	// SQLite's busy handler, which sleeps in a system call and so holds
+	// an OS thread each: a thousand sessions ending at once grew the
+	// server to nearly two thousand threads. Waiting on wmu parks a
+	// goroutine instead. Other processes (the user command) still meet
+	// the busy handler.
+	wmu sync.Mutex
 }
+
+// maxConns bounds the pooled connections: each keeps its own page cache,
+// and SQLite serves concurrent readers well from a few connections.
+const maxConns = 8
 
 // dsnParams apply to every pooled connection, not just the first one,
 // which is why they go in the DSN rather than in a one-off PRAGMA.
@@ -82,6 +95,8 @@ func open(ctx context.Context, path string, steps []string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
 	return &Store{db: db}, nil
 }
 
@@ -121,6 +136,8 @@ func isPrimaryKeyViolation(err error) bool {
 
 // inTx runs fn in a write transaction and commits it if fn succeeds.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
