@@ -1,0 +1,115 @@
+// Package xeps is the catalogue of the specifications Ambrosia implements:
+// for each, the disco#info features it makes the server announce and the
+// tests that prove it works. The project's DOAP description is generated
+// from it, and a test holds the catalogue, the running server's disco#info
+// answers and the test suite to one another, so that nothing is announced
+// that is not implemented and tested.
+package xeps
+
+// Spec is one implemented specification.
+type Spec struct {
+	// ID is "RFC 6120" or "XEP-0030".
+	ID string
+	// Name is the specification's title.
+	Name string
+	// Status is "complete" or "partial" (see Note).
+	Status string
+	// Note says what is left out, for a partial implementation, or how it
+	// is configured.
+	Note string
+	// Server lists the disco#info features announced on the server's
+	// domain; Account those announced on a user's bare JID; Upload those
+	// of the HTTP upload service.
+	Server, Account, Upload []string
+	// Tests name the tests that prove the implementation, as "dir.TestName"
+	// with dir the package directory relative to the module root.
+	Tests []string
+}
+
+// Specs returns the catalogue, in the order of the DOAP file.
+func Specs() []Spec {
+	return []Spec{
+		{ID: "RFC 6120", Name: "XMPP: Core", Status: "complete",
+			Tests: []string{"e2e.TestLoginSCRAMSHA256", "e2e.TestBadInputNotWellFormed", "internal/c2s.TestLoginEveryMechanism", "internal/c2s.TestBadInputStreamErrors", "internal/c2s.TestResourceConflictReplacesOldSession"}},
+		{ID: "RFC 6121", Name: "XMPP: Instant Messaging and Presence", Status: "complete",
+			Tests: []string{"e2e.TestIMSubscriptionFlow", "internal/sm.TestSubscriptionFlowAndPresence", "internal/sm.TestMessageRouting"}},
+		{ID: "RFC 7622", Name: "XMPP: Address Format", Status: "complete",
+			Tests: []string{"internal/jid.TestParse", "internal/jid.TestParseInvalid"}},
+		{ID: "RFC 7677", Name: "SCRAM-SHA-256 and SCRAM-SHA-256-PLUS", Status: "complete",
+			Tests: []string{"e2e.TestLoginSCRAMSHA256", "internal/c2s.TestLoginEveryMechanism"}},
+		{ID: "XEP-0030", Name: "Service Discovery", Status: "complete",
+			Server: []string{"http://jabber.org/protocol/disco#info", "http://jabber.org/protocol/disco#items"}, Account: []string{"http://jabber.org/protocol/disco#info"},
+			Tests: []string{"e2e.TestPingAndDisco", "e2e.TestDiscoMatchesCatalogue"}},
+		{ID: "XEP-0012", Name: "Last Activity", Status: "complete", Server: []string{"jabber:iq:last"},
+			Tests: []string{"internal/sm.TestLastActivity", "internal/sm.TestEntityTimeAndUptime"}},
+		{ID: "XEP-0049", Name: "Private XML Storage", Status: "complete", Server: []string{"jabber:iq:private"},
+			Tests: []string{"e2e.TestIMPrivateAndVCard", "internal/sm.TestPrivateXMLAndVCard"}},
+		{ID: "XEP-0054", Name: "vcard-temp", Status: "complete", Server: []string{"vcard-temp"},
+			Tests: []string{"e2e.TestIMPrivateAndVCard", "internal/sm.TestPrivateXMLAndVCard"}},
+		{ID: "XEP-0059", Name: "Result Set Management", Status: "complete", Note: "for Message Archive Management queries",
+			Tests: []string{"e2e.TestArchiveSurvivesRestart", "internal/sm.TestMAMPaging"}},
+		{ID: "XEP-0077", Name: "In-Band Registration", Status: "complete", Note: "account creation off by default (c2s.allow_registration); password change and account removal always",
+			Server: []string{"jabber:iq:register"},
+			Tests:  []string{"e2e.TestInBandRegistration", "internal/c2s.TestPasswordChangeAndRemoval", "internal/c2s.TestRegistrationOffByDefault"}},
+		{ID: "XEP-0092", Name: "Software Version", Status: "complete", Server: []string{"jabber:iq:version"},
+			Tests: []string{"e2e.TestPingAndDisco", "internal/sm.TestServerIQs"}},
+		{ID: "XEP-0114", Name: "Jabber Component Protocol", Status: "complete",
+			Tests: []string{"e2e.TestExternalComponentEcho", "e2e.TestBiboumiIRCGateway"}},
+		{ID: "XEP-0157", Name: "Contact Addresses for XMPP Services", Status: "complete",
+			Tests: []string{"internal/sm.TestContactAddresses"}},
+		{ID: "XEP-0160", Name: "Best Practices for Handling Offline Messages", Status: "complete", Server: []string{"msgoffline"},
+			Tests: []string{"e2e.TestOfflineMessagesSurviveRestart", "internal/sm.TestOfflineMessages"}},
+		{ID: "XEP-0191", Name: "Blocking Command", Status: "complete", Server: []string{"urn:xmpp:blocking"},
+			Tests: []string{"e2e.TestIMBlocking", "internal/sm.TestBlocking"}},
+		{ID: "XEP-0198", Name: "Stream Management", Status: "complete", Note: "with resumption (c2s.resume_timeout)",
+			Tests: []string{"e2e.TestStreamManagementResume", "internal/c2s.TestSMResume", "internal/c2s.TestSMResumeTimeout"}},
+		{ID: "XEP-0199", Name: "XMPP Ping", Status: "complete", Server: []string{"urn:xmpp:ping"},
+			Tests: []string{"e2e.TestPingAndDisco", "internal/c2s.TestWhitespaceKeepaliveAndIdlePing"}},
+		{ID: "XEP-0202", Name: "Entity Time", Status: "complete", Server: []string{"urn:xmpp:time"},
+			Tests: []string{"internal/sm.TestEntityTimeAndUptime"}},
+		{ID: "XEP-0203", Name: "Delayed Delivery", Status: "complete", Note: "on offline messages",
+			Tests: []string{"e2e.TestOfflineMessagesSurviveRestart"}},
+		{ID: "XEP-0237", Name: "Roster Versioning", Status: "complete",
+			Tests: []string{"e2e.TestIMRosterVersioning", "internal/sm.TestRosterVersioning"}},
+		{ID: "XEP-0280", Name: "Message Carbons", Status: "complete", Server: []string{"urn:xmpp:carbons:2"},
+			Tests: []string{"e2e.TestIMCarbons", "internal/sm.TestCarbons"}},
+		{ID: "XEP-0313", Name: "Message Archive Management", Status: "complete", Note: "one-to-one messages; retention configurable",
+			Account: []string{"urn:xmpp:mam:2"},
+			Tests:   []string{"e2e.TestArchiveSurvivesRestart", "internal/sm.TestMAMPaging", "internal/sm.TestMAMPrefs", "internal/sm.TestMAMBadQueries"}},
+		{ID: "XEP-0352", Name: "Client State Indication", Status: "complete",
+			Tests: []string{"internal/c2s.TestClientStateIndication"}},
+		{ID: "XEP-0357", Name: "Push Notifications", Status: "complete", Note: "notifications carry the sender, never the body",
+			Account: []string{"urn:xmpp:push:0"},
+			Tests:   []string{"e2e.TestPushStreamManagementOffline", "internal/c2s.TestPushDetachedThenExpired", "internal/c2s.TestPushOfflineAndErrors"}},
+		{ID: "XEP-0359", Name: "Unique and Stable Stanza IDs", Status: "complete", Account: []string{"urn:xmpp:sid:0"},
+			Tests: []string{"internal/sm.TestMAMArchivesBothSides", "internal/sm.TestMAMForgedStanzaID"}},
+		{ID: "XEP-0368", Name: "SRV records for XMPP over TLS", Status: "complete", Note: "direct TLS client listener with ALPN",
+			Tests: []string{"e2e.TestDirectTLS", "internal/c2s.TestDirectTLSWithALPN"}},
+		{ID: "XEP-0440", Name: "SASL Channel-Binding Type Capability", Status: "complete",
+			Tests: []string{"internal/c2s.TestLoginEveryMechanism"}},
+	}
+}
+
+// ServerFeatures returns the features the catalogue says the server's
+// domain announces.
+func ServerFeatures() []string { return collect(func(s Spec) []string { return s.Server }) }
+
+// AccountFeatures returns the features announced on a user's bare JID.
+func AccountFeatures() []string { return collect(func(s Spec) []string { return s.Account }) }
+
+// UploadFeatures returns the features of the HTTP upload service.
+func UploadFeatures() []string { return collect(func(s Spec) []string { return s.Upload }) }
+
+func collect(f func(Spec) []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range Specs() {
+		for _, v := range f(s) {
+			if !seen[v] {
+				seen[v] = true
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
