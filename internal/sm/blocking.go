@@ -90,9 +90,8 @@ func (m *SM) refuseBlocked(ctx context.Context, sess router.Session, s router.St
 	}
 	if s.El.Local != stanza.Presence && stanza.MayBounce(s.El) {
 		e := stanza.ErrorReply(s.El, stanza.NotAcceptable, "")
-		e.RemoveAttr("from")
 		e.Child(s.El.Space, "error").AddChild(xmlstream.NewElement(nsBlockingErrors, "blocked"))
-		reply(sess, e)
+		replyTo(sess, s, e)
 	}
 	return true
 }
@@ -113,18 +112,15 @@ func (m *SM) dropBlocked(ctx context.Context, s router.Stanza) bool {
 
 // blockingIQ serves the blocklist; it reports whether el was such a
 // request.
-func (m *SM) blockingIQ(ctx context.Context, u *user, sess router.Session, el *xmlstream.Element) bool {
+func (m *SM) blockingIQ(ctx context.Context, u *user, sess router.Session, s router.Stanza) bool {
+	el := s.El
 	get := el.Child(nsBlocking, "blocklist")
 	blk := el.Child(nsBlocking, "block")
 	unblk := el.Child(nsBlocking, "unblock")
 	if get == nil && blk == nil && unblk == nil {
 		return false
 	}
-	fail := func(cond string) {
-		e := stanza.ErrorReply(el, cond, "")
-		e.RemoveAttr("from")
-		reply(sess, e)
-	}
+	fail := func(cond string) { replyError(sess, s, cond, "") }
 	if m.deps.Blocklist == nil {
 		fail(stanza.ServiceUnavailable)
 		return true
@@ -143,13 +139,12 @@ func (m *SM) blockingIQ(ctx context.Context, u *user, sess router.Session, el *x
 			}
 		}
 		r := stanza.Result(el)
-		r.RemoveAttr("from")
 		q := r.AddChild(xmlstream.NewElement(nsBlocking, "blocklist"))
 		for _, j := range list {
 			q.AddChild(xmlstream.NewElement(nsBlocking, "item")).SetAttr("jid", j.String())
 		}
 		u.mu.Unlock()
-		reply(sess, r)
+		replyTo(sess, s, r)
 		return true
 	}
 	if typ != "set" {
@@ -250,9 +245,7 @@ func (m *SM) blockingIQ(ctx context.Context, u *user, sess router.Session, el *x
 		x.s.Deliver(iq)
 	}
 	u.mu.Unlock()
-	r := stanza.Result(el)
-	r.RemoveAttr("from")
-	reply(sess, r)
+	replyTo(sess, s, stanza.Result(el))
 	for _, p := range out {
 		m.route(ctx, p)
 	}

@@ -52,15 +52,14 @@ func carbon(owner jid.JID, kind string, msg *xmlstream.Element) *xmlstream.Eleme
 }
 
 // carbonsIQ handles enable and disable; it reports whether el was one.
-func (m *SM) carbonsIQ(u *user, sess router.Session, el *xmlstream.Element) bool {
+func (m *SM) carbonsIQ(u *user, sess router.Session, s router.Stanza) bool {
+	el := s.El
 	on := el.Child(nsCarbons, "enable") != nil
 	if !on && el.Child(nsCarbons, "disable") == nil {
 		return false
 	}
 	if el.Attr("type") != "set" {
-		e := stanza.ErrorReply(el, stanza.BadRequest, "")
-		e.RemoveAttr("from")
-		reply(sess, e)
+		replyError(sess, s, stanza.BadRequest, "")
 		return true
 	}
 	u.mu.Lock()
@@ -70,9 +69,7 @@ func (m *SM) carbonsIQ(u *user, sess router.Session, el *xmlstream.Element) bool
 		}
 	}
 	u.mu.Unlock()
-	r := stanza.Result(el)
-	r.RemoveAttr("from")
-	reply(sess, r)
+	replyTo(sess, s, stanza.Result(el))
 	return true
 }
 

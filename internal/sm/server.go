@@ -142,7 +142,7 @@ func (m *SM) accountIQ(ctx context.Context, sess router.Session, s router.Stanza
 		m.rosterIQ(ctx, sess, s, q)
 		return
 	}
-	if u := m.user(s.From.BareString()); u != nil && (m.carbonsIQ(u, sess, s.El) || m.blockingIQ(ctx, u, sess, s.El)) {
+	if u := m.user(s.From.BareString()); u != nil && (m.carbonsIQ(u, sess, s) || m.blockingIQ(ctx, u, sess, s)) {
 		return
 	}
 	if m.privateIQ(ctx, sess, s) || m.mamIQ(ctx, sess, s) || m.registerIQ(ctx, sess, s) || m.pushIQ(ctx, sess, s) {
