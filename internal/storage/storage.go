@@ -282,6 +282,121 @@ func NormalizeArchivePrefs(p ArchivePrefs) (ArchivePrefs, error) {
 	return p, nil
 }
 
+// FastToken is a FAST token (XEP-0484) as stored. The token is as good as
+// a password for its user-agent, so only its SHA-256 is kept.
+type FastToken struct {
+	// User is the bare JID the token logs in.
+	User string
+	// Agent is the user-agent id (XEP-0388) the token was issued to; it
+	// is valid for that agent only.
+	Agent string
+	// Mechanism is the HT mechanism the token was issued for.
+	Mechanism string
+	// Hash is the SHA-256 of the token.
+	Hash []byte
+	// Expiry is when the token stops being valid.
+	Expiry time.Time
+	// Count is the highest count a login with the token presented, 0 if
+	// none: a count not above it is a replay.
+	Count uint64
+}
+
+// ErrReplay reports a FAST count that is not greater than the last one
+// used with the token.
+var ErrReplay = errors.New("storage: replayed count")
+
+// FastTokens keeps FAST tokens (XEP-0484): for each user and user-agent,
+// the newest token and the one it replaced, which stays valid until the
+// newest is used, since the client may have missed it. SetCredentials and
+// DeleteAccount remove the user's tokens.
+type FastTokens interface {
+	// AddFastToken stores t as the newest token of its user and agent. The
+	// newest token so far becomes the previous one; an older one goes. It
+	// returns ErrNotFound if the account does not exist.
+	AddFastToken(ctx context.Context, t FastToken) error
+	// FastTokens returns the tokens of user's agent, newest first.
+	FastTokens(ctx context.Context, user, agent string) ([]FastToken, error)
+	// UseFastToken records a login with the token of user's agent whose
+	// hash is hash, presenting count. It returns ErrNotFound if there is
+	// no such token and ErrReplay, changing nothing, unless count is
+	// greater than the token's Count. Using the newest token removes the
+	// previous one.
+	UseFastToken(ctx context.Context, user, agent string, hash []byte, count uint64) error
+	// DeleteFastTokens removes the tokens of user's agent, or of all its
+	// agents when agent is "".
+	DeleteFastTokens(ctx context.Context, user, agent string) error
+}
+
+// PEP access models and send_last_published_item values (XEP-0060 §16.4)
+// that the server implements for personal eventing nodes.
+const (
+	PEPAccessPresence    = "presence"
+	PEPAccessOpen        = "open"
+	PEPAccessWhitelist   = "whitelist"
+	PEPSendLastNever     = "never"
+	PEPSendLastOnSub     = "on_sub"
+	PEPSendLastOnSubPres = "on_sub_and_presence"
+)
+
+// PEPNode is one personal eventing node (XEP-0163) of a user and its
+// configuration.
+type PEPNode struct {
+	// Node is the node's name, unique per owner.
+	Node string
+	// AccessModel is one of the PEPAccess values.
+	AccessModel string
+	// MaxItems is how many items the node keeps; 0 means as many as the
+	// server allows ("max").
+	MaxItems int
+	// PersistItems is pubsub#persist_items.
+	PersistItems bool
+	// SendLast is one of the PEPSendLast values.
+	SendLast string
+	// NotifyRetract is pubsub#notify_retract.
+	NotifyRetract bool
+}
+
+// PEPItem is one published item.
+type PEPItem struct {
+	// ID is unique within the node.
+	ID string
+	// Publisher is the full JID that published the item.
+	Publisher string
+	// Payload is the item's single child element, serialized.
+	Payload []byte
+	// Published is when the item was (last) published.
+	Published time.Time
+}
+
+// PEP keeps users' personal eventing nodes and their items (XEP-0163).
+// Like the roster it does not require the account to exist, and
+// DeleteAccount removes it. Items are ordered by publication: publishing
+// an id again replaces the item and makes it the newest.
+type PEP interface {
+	// PEPNodes returns the nodes of owner sorted by name.
+	PEPNodes(ctx context.Context, owner string) ([]PEPNode, error)
+	// PEPNode returns one node, or ErrNotFound.
+	PEPNode(ctx context.Context, owner, node string) (PEPNode, error)
+	// PutPEPNode creates the node n.Node or replaces its configuration,
+	// keeping its items.
+	PutPEPNode(ctx context.Context, owner string, n PEPNode) error
+	// DeletePEPNode removes a node and its items, or returns ErrNotFound.
+	DeletePEPNode(ctx context.Context, owner, node string) error
+	// PublishPEPItem stores it as the newest item of node, then removes
+	// the oldest items beyond max (max <= 0: none). It returns ErrNotFound
+	// if the node does not exist.
+	PublishPEPItem(ctx context.Context, owner, node string, it PEPItem, max int) error
+	// PEPItems returns items of node, newest first: those with the given
+	// ids if ids is not empty, and at most max of them if max > 0. It
+	// returns ErrNotFound if the node does not exist.
+	PEPItems(ctx context.Context, owner, node string, ids []string, max int) ([]PEPItem, error)
+	// RetractPEPItem removes one item, or returns ErrNotFound.
+	RetractPEPItem(ctx context.Context, owner, node, id string) error
+	// PurgePEPNode removes every item of node, or returns ErrNotFound if
+	// the node does not exist.
+	PurgePEPNode(ctx context.Context, owner, node string) error
+}
+
 // Store is everything a full backend provides. Consumers should depend on
 // the narrowest interface they need, not on Store.
 type Store interface {

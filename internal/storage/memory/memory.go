@@ -30,6 +30,8 @@ type Store struct {
 	private  map[string]map[string][]byte
 	archive  map[string][]storage.ArchivedMessage // by owner, sorted by ID
 	prefs    map[string]storage.ArchivePrefs
+	fast     map[string][]storage.FastToken // by user, see fast.go
+	pep      map[string]map[string]*pepNode // by owner and node, see pep.go
 }
 
 type account struct {
@@ -94,6 +96,7 @@ func (s *Store) SetCredentials(ctx context.Context, user string, creds []storage
 		return fmt.Errorf("memory: set credentials %s: %w", user, storage.ErrNotFound)
 	}
 	a.creds = credentialMap(creds)
+	delete(s.fast, user) // a token must not outlive the password
 	return nil
 }
 
@@ -132,6 +135,8 @@ func (s *Store) DeleteAccount(ctx context.Context, user string) error {
 	delete(s.private, user)
 	delete(s.archive, user)
 	delete(s.prefs, user)
+	delete(s.fast, user)
+	delete(s.pep, user)
 	return nil
 }
 

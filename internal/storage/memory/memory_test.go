@@ -11,3 +11,11 @@ import (
 func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(*testing.T) storage.Store { return memory.New() })
 }
+
+func TestFastTokens(t *testing.T) {
+	storagetest.RunFastTokens(t, func(*testing.T) storagetest.FastStore { return memory.New() })
+}
+
+func TestPEP(t *testing.T) {
+	storagetest.RunPEP(t, func(*testing.T) storagetest.PEPStore { return memory.New() })
+}

@@ -105,6 +105,59 @@ var migrations = []string{
 		mode     TEXT NOT NULL CHECK (mode IN ('always', 'never')),
 		PRIMARY KEY (username, jid)
 	);`,
+
+	// 6: FAST tokens (XEP-0484), hashed. seq orders the tokens of one
+	// user-agent, newest highest; expiry is Unix microseconds. A password
+	// change replaces the credentials, which removes the tokens (the
+	// trigger; PostgreSQL would spell it as a trigger function).
+	`CREATE TABLE fast_tokens (
+		username   TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,
+		agent      TEXT NOT NULL,
+		seq        BIGINT NOT NULL,
+		mechanism  TEXT NOT NULL,
+		token_hash BLOB NOT NULL,
+		expiry     BIGINT NOT NULL,
+		count      BIGINT NOT NULL DEFAULT 0,
+		PRIMARY KEY (username, agent, seq)
+	);
+
+	CREATE TRIGGER fast_tokens_password AFTER DELETE ON credentials
+	BEGIN
+		DELETE FROM fast_tokens WHERE username = OLD.username;
+	END;`,
+
+	// 7: personal eventing (XEP-0163): nodes with their configuration and
+	// items. seq orders a node's items, newest highest; published is Unix
+	// microseconds. Deleting the account removes them (the trigger).
+	`CREATE TABLE pep_nodes (
+		owner          TEXT NOT NULL,
+		node           TEXT NOT NULL,
+		access_model   TEXT NOT NULL,
+		max_items      INTEGER NOT NULL,
+		persist_items  BOOLEAN NOT NULL,
+		send_last      TEXT NOT NULL,
+		notify_retract BOOLEAN NOT NULL,
+		PRIMARY KEY (owner, node)
+	);
+
+	CREATE TABLE pep_items (
+		owner     TEXT NOT NULL,
+		node      TEXT NOT NULL,
+		id        TEXT NOT NULL,
+		seq       BIGINT NOT NULL,
+		publisher TEXT NOT NULL,
+		payload   BLOB NOT NULL,
+		published BIGINT NOT NULL,
+		PRIMARY KEY (owner, node, id),
+		FOREIGN KEY (owner, node) REFERENCES pep_nodes (owner, node) ON DELETE CASCADE
+	);
+	CREATE INDEX pep_items_seq ON pep_items (owner, node, seq);
+
+	CREATE TRIGGER pep_account_deleted AFTER DELETE ON accounts
+	BEGIN
+		DELETE FROM pep_items WHERE owner = OLD.username;
+		DELETE FROM pep_nodes WHERE owner = OLD.username;
+	END;`,
 }
 
 // migrate brings the database up to len(steps). Each step runs in its own

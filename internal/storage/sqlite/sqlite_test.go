@@ -34,6 +34,20 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestFastTokens(t *testing.T) {
+	storagetest.RunFastTokens(t, func(t *testing.T) storagetest.FastStore {
+		s, _ := openTemp(t)
+		return s
+	})
+}
+
+func TestPEP(t *testing.T) {
+	storagetest.RunPEP(t, func(t *testing.T) storagetest.PEPStore {
+		s, _ := openTemp(t)
+		return s
+	})
+}
+
 func TestOpenCreatesPrivateFiles(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data", "nested")
 	path := filepath.Join(dir, "ambrosia.db")

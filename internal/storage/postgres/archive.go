@@ -1,0 +1,219 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+)
+
+// AppendArchive implements storage.Archive.
+func (s *Store) AppendArchive(ctx context.Context, user string, m storage.ArchivedMessage) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO archive (username, id, stamp_us, with_jid, stanza) VALUES ($1, $2, $3, $4, $5)`,
+		user, m.ID, m.Stamp.UnixMicro(), m.With, bytea(m.Stanza))
+	if isUniqueViolation(err) {
+		err = storage.ErrExists
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: append archive %s %s: %w", user, m.ID, err)
+	}
+	return nil
+}
+
+// AppendArchiveBatch implements storage.Archive: one transaction, and the
+// inserts pipelined in one round trip, so that a batch costs one commit
+// and one network wait rather than one per message. The statement is the
+// same for every message, so it is parsed and planned once per connection.
+func (s *Store) AppendArchiveBatch(ctx context.Context, entries []storage.ArchiveEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	err := s.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+		var batch pgx.Batch
+		for _, e := range entries {
+			m := e.Message
+			batch.Queue(`INSERT INTO archive (username, id, stamp_us, with_jid, stanza) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+				e.User, m.ID, m.Stamp.UnixMicro(), m.With, bytea(m.Stanza))
+		}
+		return tx.SendBatch(ctx, &batch).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: append archive batch of %d: %w", len(entries), err)
+	}
+	return nil
+}
+
+// QueryArchive implements storage.Archive. The page, its neighbour check
+// and the count come from one snapshot so that they agree.
+func (s *Store) QueryArchive(ctx context.Context, user string, q storage.ArchiveQuery) (storage.ArchivePage, error) {
+	var page storage.ArchivePage
+	err := s.readTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		page, err = queryArchive(ctx, tx, user, q)
+		return err
+	})
+	if err != nil {
+		return storage.ArchivePage{}, fmt.Errorf("postgres: query archive %s: %w", user, err)
+	}
+	return page, nil
+}
+
+func queryArchive(ctx context.Context, tx pgx.Tx, user string, q storage.ArchiveQuery) (storage.ArchivePage, error) {
+	var page storage.ArchivePage
+	for _, id := range []string{q.AfterID, q.BeforeID} {
+		if id == "" {
+			continue
+		}
+		var one int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM archive WHERE username = $1 AND id = $2`, user, id).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return page, fmt.Errorf("id %s: %w", id, storage.ErrNotFound)
+		}
+		if err != nil {
+			return page, err
+		}
+	}
+	var where []string
+	var args []any
+	add := func(cond string, arg any) {
+		args = append(args, arg)
+		where = append(where, strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1))
+	}
+	add("username = ?", user)
+	if q.With != "" {
+		add("with_jid = ?", q.With)
+	}
+	if !q.Start.IsZero() {
+		add("stamp_us >= ?", q.Start.UnixMicro())
+	}
+	if !q.End.IsZero() {
+		add("stamp_us <= ?", q.End.UnixMicro())
+	}
+	if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM archive WHERE `+strings.Join(where, " AND "), args...).Scan(&page.Count); err != nil {
+		return page, err
+	}
+	if q.AfterID != "" {
+		add("id > ?", q.AfterID)
+	}
+	if q.BeforeID != "" {
+		add("id < ?", q.BeforeID)
+	}
+	order := "ASC"
+	if q.Last {
+		order = "DESC"
+	}
+	n := max(q.Max, 0)
+	// One row more than asked tells whether the page is complete.
+	args = append(args, n+1)
+	rows, err := tx.Query(ctx, `SELECT id, stamp_us, with_jid, stanza FROM archive WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY id `+order+` LIMIT $`+strconv.Itoa(len(args)), args...)
+	if err != nil {
+		return page, err
+	}
+	var (
+		m  storage.ArchivedMessage
+		us int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&m.ID, &us, &m.With, &m.Stanza}, func() error {
+		m.Stamp = time.UnixMicro(us).UTC()
+		page.Items = append(page.Items, m)
+		m = storage.ArchivedMessage{}
+		return nil
+	})
+	if err != nil {
+		return page, err
+	}
+	page.Complete = len(page.Items) <= n
+	if !page.Complete {
+		page.Items = page.Items[:n]
+	}
+	if q.Last {
+		slices.Reverse(page.Items)
+	}
+	if len(page.Items) == 0 {
+		page.Items = nil
+	}
+	return page, nil
+}
+
+// DeleteArchiveBefore implements storage.Archive.
+func (s *Store) DeleteArchiveBefore(ctx context.Context, cutoff time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM archive WHERE stamp_us < $1`, cutoff.UnixMicro())
+	if err != nil {
+		return 0, fmt.Errorf("postgres: delete archive: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// ArchivePrefs implements storage.Archive.
+func (s *Store) ArchivePrefs(ctx context.Context, user string) (storage.ArchivePrefs, error) {
+	var p storage.ArchivePrefs
+	err := s.readTx(ctx, func(tx pgx.Tx) error {
+		p = storage.ArchivePrefs{}
+		err := tx.QueryRow(ctx, `SELECT default_mode FROM archive_prefs WHERE username = $1`, user).Scan(&p.Default)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return storage.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT jid, mode FROM archive_prefs_jids WHERE username = $1 ORDER BY jid`, user)
+		if err != nil {
+			return err
+		}
+		var j, mode string
+		_, err = pgx.ForEachRow(rows, []any{&j, &mode}, func() error {
+			if mode == storage.ArchiveAlways {
+				p.Always = append(p.Always, j)
+			} else {
+				p.Never = append(p.Never, j)
+			}
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return storage.ArchivePrefs{}, fmt.Errorf("postgres: archive prefs %s: %w", user, err)
+	}
+	return p, nil
+}
+
+// SetArchivePrefs implements storage.Archive. The upsert of the prefs row
+// locks out concurrent setters until commit, so lists never mix.
+func (s *Store) SetArchivePrefs(ctx context.Context, user string, p storage.ArchivePrefs) error {
+	p, err := storage.NormalizeArchivePrefs(p)
+	if err != nil {
+		return fmt.Errorf("postgres: set archive prefs %s: %w", user, err)
+	}
+	err = s.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO archive_prefs (username, default_mode) VALUES ($1, $2)
+			ON CONFLICT (username) DO UPDATE SET default_mode = excluded.default_mode`, user, p.Default); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM archive_prefs_jids WHERE username = $1`, user); err != nil {
+			return err
+		}
+		for _, l := range []struct {
+			mode string
+			jids []string
+		}{{storage.ArchiveAlways, p.Always}, {storage.ArchiveNever, p.Never}} {
+			for _, j := range l.jids {
+				if _, err := tx.Exec(ctx, `INSERT INTO archive_prefs_jids (username, jid, mode) VALUES ($1, $2, $3)`, user, j, l.mode); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: set archive prefs %s: %w", user, err)
+	}
+	return nil
+}
