@@ -10,6 +10,7 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash"
@@ -206,7 +207,8 @@ type Exchange struct {
 	plus   bool
 	hash   string
 
-	conv    *scram.ServerConversation
+	conv    scramConversation
+	ssdp    string // XEP-0474 value for the server-first-message, "" for none
 	user    jid.JID
 	decoy   bool
 	success bool
@@ -230,6 +232,32 @@ func (a *Authenticator) Start(ctx context.Context, mech, domain string, cs *TLSI
 		x.hash = strings.TrimSuffix(rest, "-PLUS")
 	}
 	return x, nil
+}
+
+// StartSASL2 begins an exchange as Start does, for the SASL2 profile
+// (XEP-0388): SCRAM's server-first-message then carries the downgrade
+// protection of XEP-0474, computed over mechs, the mechanisms the client
+// was offered, and the channel bindings of cs.
+func (a *Authenticator) StartSASL2(ctx context.Context, mech, domain string, cs *TLSInfo, mechs []string) (*Exchange, error) {
+	x, err := a.Start(ctx, mech, domain, cs)
+	if err != nil || x.hash == "" {
+		return x, err
+	}
+	x.ssdp = SSDPHash(x.hash, mechs, ChannelBindings(cs))
+	return x, nil
+}
+
+// Pseudonym returns a short identifier derived from parts and the
+// server's secret: the same for the same parts, and revealing nothing of
+// them (Bind 2 resources from a client's user-agent id).
+func (a *Authenticator) Pseudonym(parts ...string) string {
+	m := hmac.New(sha256.New, a.secret)
+	m.Write([]byte("pseudonym"))
+	for _, p := range parts {
+		m.Write([]byte{0})
+		m.Write([]byte(p))
+	}
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:9])
 }
 
 // User is the authenticated bare JID, valid once Step reported done.
@@ -326,6 +354,10 @@ func (x *Exchange) startSCRAM(first []byte) error {
 	srv, err := hashFunc(x.hash).NewServer(x.lookup)
 	if err != nil {
 		return fail("temporary-auth-failure", "")
+	}
+	if x.ssdp != "" {
+		x.conv = &ssdpConversation{gen: hashFunc(x.hash), lookup: x.lookup, cb: cb, required: x.plus, ssdp: x.ssdp}
+		return nil
 	}
 	if cb.IsSupported() {
 		if x.plus {

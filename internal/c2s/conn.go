@@ -51,6 +51,7 @@ type conn struct {
 	sm         router.SessionManager
 	sess       *session // once bound (or resumed)
 	sasl       *auth.Exchange
+	s2         *sasl2Exchange // a SASL2 authentication in progress
 	deadline   time.Time
 
 	// Reading is done by the serving goroutine until the session is bound

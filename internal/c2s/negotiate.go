@@ -105,6 +105,7 @@ func (c *conn) streamStart(h *xmlstream.Element) bool {
 				}
 				f.WriteString("</sasl-channel-binding>")
 			}
+			c.sasl2Features(&f, ti)
 		} else {
 			c.state = stateTLS
 		}
@@ -161,12 +162,19 @@ func (c *conn) element(ctx context.Context, el *xmlstream.Element) bool {
 		if el.Space == stanza.NSSASL {
 			return c.handleSASL(ctx, el)
 		}
+		if el.Space == nsSASL2 {
+			return c.handleSASL2(ctx, el)
+		}
 		if el.Space == xmlstream.NSClient && el.Local == stanza.IQ && el.Child(nsRegister, "query") != nil {
 			return c.handleRegister(ctx, el)
 		}
 		c.fail("not-authorized", "")
 		return false
 	case stateBind:
+		if el.Space == nsSASL2 || el.Space == stanza.NSSASL {
+			c.fail("policy-violation", "already authenticated")
+			return false
+		}
 		if el.Space == nsSM {
 			return c.handleSMUnbound(ctx, el)
 		}
@@ -178,6 +186,10 @@ func (c *conn) element(ctx context.Context, el *xmlstream.Element) bool {
 		c.fail("not-authorized", "bind a resource first")
 		return false
 	case stateSession:
+		if el.Space == nsSASL2 || el.Space == stanza.NSSASL {
+			c.fail("policy-violation", "already authenticated")
+			return false
+		}
 		return c.handleStanza(ctx, el)
 	}
 	return false
@@ -279,7 +291,11 @@ func (c *conn) saslStep(ctx context.Context, text string) bool {
 
 // saslFailure reports a failed attempt. Repeated failures on one connection
 // are answered ever more slowly, and too many end the stream.
-func (c *conn) saslFailure(err error) bool {
+func (c *conn) saslFailure(err error) bool { return c.authFailure(err, false) }
+
+// authFailure is saslFailure for either profile: sasl2 answers with the
+// <failure/> of XEP-0388, which may carry a text.
+func (c *conn) authFailure(err error, sasl2 bool) bool {
 	cond := "temporary-auth-failure"
 	var f *auth.Failure
 	if errors.As(err, &f) {
@@ -291,13 +307,13 @@ func (c *conn) saslFailure(err error) bool {
 	if f == nil || !f.Checked {
 		// Nothing was learned about credentials: answer at once and let the
 		// client try another mechanism.
-		return c.write([]byte("<failure xmlns='"+stanza.NSSASL+"'><"+cond+"/></failure>")) == nil
+		return c.write([]byte(failureXML(cond, f, sasl2))) == nil
 	}
 	c.failures++
 	if c.failures > 1 {
 		time.Sleep(time.Duration(c.failures-1) * time.Second)
 	}
-	if c.write([]byte("<failure xmlns='"+stanza.NSSASL+"'><"+cond+"/></failure>")) != nil {
+	if c.write([]byte(failureXML(cond, f, sasl2))) != nil {
 		return false
 	}
 	if int(c.failures) >= c.srv.cfg.MaxAuthFailures {

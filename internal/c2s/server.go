@@ -13,6 +13,7 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
 	"github.com/ambrosia-xmpp/ambrosia/internal/listen"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 )
 
@@ -82,6 +83,9 @@ type Deps struct {
 	// Accounts creates accounts for in-band registration; nil disables it.
 	Accounts AccountCreator
 	Log      *slog.Logger
+
+	// Tokens keeps FAST tokens (XEP-0484); nil offers no FAST.
+	Tokens storage.FastTokens
 }
 
 // Server accepts and serves client connections.

@@ -59,6 +59,13 @@ type session struct {
 	ackArmed  bool
 	gen       uint64      // counts detachments, so that a stale expiry does nothing
 	expiry    *time.Timer // ends a detached session
+
+	// While Bind 2 (XEP-0386) readies the session, before <success/> is
+	// out: what arrives for the client waits in early, and the result of
+	// the carbons request made for the client is dropped (bind2.go).
+	attaching bool
+	early     [][]byte
+	swallow   string // id of that request
 }
 
 // unacked is a stanza sent to the client and not acknowledged yet; its
@@ -85,9 +92,15 @@ func (s *session) Deliver(el *xmlstream.Element) {
 	if s.ended {
 		return
 	}
+	if s.swallow != "" && el.Local == stanza.IQ && el.Attr("id") == s.swallow {
+		s.swallow = ""
+		return
+	}
 	if !s.enabled {
 		if s.cur != nil {
 			s.cur.deliver(el)
+		} else if s.attaching {
+			s.early = append(s.early, el.AppendXML(nil, xmlstream.NSClient))
 		}
 		return
 	}
@@ -284,15 +297,7 @@ func (c *conn) handleSM(el *xmlstream.Element) bool {
 		if s.enabled || s.cur != c {
 			return c.write([]byte(smFailed("unexpected-request", ""))) == nil
 		}
-		s.enabled = true
-		a := "<enabled xmlns='" + nsSM + "'"
-		if r := el.Attr("resume"); (r == "true" || r == "1") && c.srv.cfg.ResumeTimeout > 0 {
-			s.resumable = true
-			s.id = stanza.NewID() + stanza.NewID()
-			c.srv.addResumable(s.id, s)
-			a += " id='" + s.id + "' resume='true' max='" + strconv.Itoa(int(c.srv.cfg.ResumeTimeout/time.Second)) + "'"
-		}
-		return c.write([]byte(a+"/>")) == nil
+		return c.write([]byte(s.enableLocked(el))) == nil
 	case "r":
 		s.mu.Lock()
 		h, ok := s.inbound, s.enabled
@@ -325,6 +330,20 @@ func (c *conn) handleSM(el *xmlstream.Element) bool {
 	}
 	c.fail("unsupported-stanza-type", "")
 	return false
+}
+
+// enableLocked turns Stream Management on as the <enable/> el asks and
+// returns the <enabled/> answer; s.mu is held.
+func (s *session) enableLocked(el *xmlstream.Element) string {
+	s.enabled = true
+	a := "<enabled xmlns='" + nsSM + "'"
+	if r := el.Attr("resume"); (r == "true" || r == "1") && s.srv.cfg.ResumeTimeout > 0 {
+		s.resumable = true
+		s.id = stanza.NewID() + stanza.NewID()
+		s.srv.addResumable(s.id, s)
+		a += " id='" + s.id + "' resume='true' max='" + strconv.Itoa(int(s.srv.cfg.ResumeTimeout/time.Second)) + "'"
+	}
+	return a + "/>"
 }
 
 // ackLocked drops what the client acknowledged with h; s.mu is held. It
@@ -367,15 +386,28 @@ func (c *conn) handleSMUnbound(ctx context.Context, el *xmlstream.Element) bool 
 		c.fail("not-authorized", "bind a resource first")
 		return false
 	}
-	s := c.srv.resumable(el.Attr("previd"))
-	h, err := strconv.ParseUint(el.Attr("h"), 10, 32)
+	failed, resumed, err := c.resume(el.Attr("previd"), el.Attr("h"), func(r string) []byte { return []byte(r) })
+	if !resumed {
+		return c.write([]byte(failed)) == nil
+	}
+	return err == nil
+}
+
+// resume takes the session previd over for c after the client said it
+// handled h stanzas. On success the session's queued stanzas follow what
+// answer makes of the <resumed/> element, in one write under the session
+// lock (SASL2 wraps it in <success/>), and err is that write's. Otherwise
+// it returns the <failed/> element for the client.
+func (c *conn) resume(previd, hs string, answer func(resumed string) []byte) (failed string, resumed bool, err error) {
+	s := c.srv.resumable(previd)
+	h, err := strconv.ParseUint(hs, 10, 32)
 	if s == nil || err != nil || !s.full.Bare().Equal(c.user.Bare()) {
-		return c.write([]byte(smFailed("item-not-found", ""))) == nil
+		return smFailed("item-not-found", ""), false, nil
 	}
 	s.mu.Lock()
 	if s.ending || s.closing || !s.resumable {
 		s.mu.Unlock()
-		return c.write([]byte(smFailed("item-not-found", ""))) == nil
+		return smFailed("item-not-found", ""), false, nil
 	}
 	inbound := strconv.FormatUint(uint64(s.inbound), 10)
 	if tooHigh := s.ackLocked(uint32(h)); tooHigh != "" {
@@ -389,7 +421,7 @@ func (c *conn) handleSMUnbound(ctx context.Context, el *xmlstream.Element) bool 
 		} else {
 			s.end()
 		}
-		return c.write([]byte(smFailed("undefined-condition", inbound, tooHigh))) == nil
+		return smFailed("undefined-condition", inbound, tooHigh), false, nil
 	}
 	old := s.cur
 	s.gen++ // a pending expiry is stale now
@@ -398,7 +430,7 @@ func (c *conn) handleSMUnbound(ctx context.Context, el *xmlstream.Element) bool 
 	}
 	s.cur, c.sess, c.full = c, s, s.full
 	s.requested = false
-	out := []byte("<resumed xmlns='" + nsSM + "' previd='" + s.id + "' h='" + inbound + "'/>")
+	out := answer("<resumed xmlns='" + nsSM + "' previd='" + s.id + "' h='" + inbound + "'/>")
 	for _, u := range s.unacked {
 		out = append(out, u.data...)
 	}
@@ -411,7 +443,7 @@ func (c *conn) handleSMUnbound(ctx context.Context, el *xmlstream.Element) bool 
 	}
 	c.srv.log.Debug("resumed", "jid", s.full.String())
 	c.bound()
-	return err == nil
+	return "", true, err
 }
 
 // addResumable makes s findable by its resumption id.

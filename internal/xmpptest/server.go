@@ -89,6 +89,7 @@ func StartServerWith(t testing.TB, o Options) *Server {
 		TLS:      certs.Config(map[string]tls.Certificate{domain: cert}, []string{domain}, "xmpp-client"),
 		Accounts: s.Store,
 		Log:      log,
+		Tokens:   s.Store,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,195 @@
+package c2s
+
+import (
+	"context"
+	"encoding/base64"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+)
+
+// Namespaces of Extensible SASL Profile (XEP-0388), Bind 2 (XEP-0386),
+// FAST (XEP-0484) and Message Carbons (XEP-0280).
+const (
+	nsSASL2   = "urn:xmpp:sasl:2"
+	nsBind2   = "urn:xmpp:bind:0"
+	nsFAST    = "urn:xmpp:fast:0"
+	nsCarbons = "urn:xmpp:carbons:2"
+)
+
+// maxAgentID bounds a user-agent id: clients send a UUID.
+const maxAgentID = 256
+
+// sasl2Exchange is a SASL2 authentication in progress.
+type sasl2Exchange struct {
+	x     *auth.Exchange
+	req   *xmlstream.Element // the <authenticate/>, for its inline requests
+	agent string             // the user-agent id, "" if none
+}
+
+// sasl2Features writes the SASL2 stream feature with what may be
+// negotiated inline: Bind 2 and what it can enable, resumption, FAST.
+func (c *conn) sasl2Features(f *strings.Builder, ti *auth.TLSInfo) {
+	f.WriteString("<authentication xmlns='" + nsSASL2 + "'>")
+	for _, m := range c.srv.deps.Auth.Mechanisms(ti) {
+		f.WriteString("<mechanism>" + m + "</mechanism>")
+	}
+	f.WriteString("<inline><bind xmlns='" + nsBind2 + "'><inline>")
+	f.WriteString("<feature var='" + nsCarbons + "'/><feature var='" + nsCSI + "'/><feature var='" + nsSM + "'/>")
+	f.WriteString("</inline></bind>")
+	if c.srv.cfg.ResumeTimeout > 0 {
+		f.WriteString("<sm xmlns='" + nsSM + "'/>")
+	}
+	if c.srv.deps.Tokens != nil {
+		f.WriteString("<fast xmlns='" + nsFAST + "'>")
+		for _, m := range auth.HTMechanisms(ti) {
+			f.WriteString("<mechanism>" + m + "</mechanism>")
+		}
+		f.WriteString("</fast>")
+	}
+	f.WriteString("</inline></authentication>")
+}
+
+// handleSASL2 handles a SASL2 element before authentication.
+func (c *conn) handleSASL2(ctx context.Context, el *xmlstream.Element) bool {
+	switch el.Local {
+	case "authenticate":
+		return c.sasl2Authenticate(ctx, el)
+	case "response":
+		if c.s2 == nil {
+			return c.authFailure(&auth.Failure{Condition: "malformed-request", Text: "no authentication in progress"}, true)
+		}
+		in, ok := decodeSASL2(el.Text())
+		if !ok {
+			c.s2 = nil
+			return c.authFailure(&auth.Failure{Condition: "incorrect-encoding"}, true)
+		}
+		return c.sasl2Step(ctx, in)
+	case "abort":
+		c.s2 = nil
+		return c.write([]byte("<failure xmlns='"+nsSASL2+"'><aborted xmlns='"+stanza.NSSASL+"'/></failure>")) == nil
+	}
+	c.fail("unsupported-stanza-type", "")
+	return false
+}
+
+// decodeSASL2 decodes SASL data; in SASL2 empty data is an empty
+// element, and "=" is accepted as in RFC 6120.
+func decodeSASL2(text string) ([]byte, bool) {
+	text = strings.TrimSpace(text)
+	if text == "" || text == "=" {
+		return []byte{}, true
+	}
+	b, err := base64.StdEncoding.DecodeString(text)
+	return b, err == nil
+}
+
+func (c *conn) sasl2Authenticate(ctx context.Context, el *xmlstream.Element) bool {
+	c.s2 = nil
+	mech := el.Attr("mechanism")
+	if mech == "" {
+		return c.authFailure(&auth.Failure{Condition: "invalid-mechanism", Text: "no mechanism"}, true)
+	}
+	agent := ""
+	if ua := el.Child(nsSASL2, "user-agent"); ua != nil {
+		agent = ua.Attr("id")
+		if len(agent) > maxAgentID || !utf8.ValidString(agent) {
+			return c.authFailure(&auth.Failure{Condition: "malformed-request", Text: "user-agent id too long"}, true)
+		}
+	}
+	var in []byte
+	ir := el.Child(nsSASL2, "initial-response")
+	if ir != nil {
+		var ok bool
+		if in, ok = decodeSASL2(ir.Text()); !ok {
+			return c.authFailure(&auth.Failure{Condition: "incorrect-encoding"}, true)
+		}
+	}
+	ti := c.tlsInfo()
+	if strings.HasPrefix(mech, "HT-") {
+		return c.fastAuthenticate(ctx, el, mech, agent, in, ir != nil)
+	}
+	x, err := c.srv.deps.Auth.StartSASL2(ctx, mech, c.domain, ti, c.srv.deps.Auth.Mechanisms(ti))
+	if err != nil {
+		return c.authFailure(err, true)
+	}
+	c.s2 = &sasl2Exchange{x: x, req: el, agent: agent}
+	if ir == nil {
+		return c.write([]byte("<challenge xmlns='"+nsSASL2+"'/>")) == nil
+	}
+	return c.sasl2Step(ctx, in)
+}
+
+func (c *conn) sasl2Step(ctx context.Context, in []byte) bool {
+	s2 := c.s2
+	out, done, err := s2.x.Step(in)
+	if err != nil {
+		c.s2 = nil
+		return c.authFailure(err, true)
+	}
+	if !done {
+		return c.write([]byte("<challenge xmlns='"+nsSASL2+"'>"+base64.StdEncoding.EncodeToString(out)+"</challenge>")) == nil
+	}
+	c.s2 = nil
+	return c.sasl2Success(ctx, s2.req, s2.agent, s2.x.User(), out, "", false)
+}
+
+// sasl2Success completes an authentication as user: it issues a FAST
+// token if asked (or rotate says the one used, of mechanism used, is
+// getting old), then resumes a session or binds one if the
+// <authenticate/> req asks, and answers with <success/> carrying the
+// results of all that.
+func (c *conn) sasl2Success(ctx context.Context, req *xmlstream.Element, agent string, user jid.JID, additional []byte, used string, rotate bool) bool {
+	c.user = user
+	c.srv.log.Debug("authenticated", "user", user.String(), "sasl2", true)
+	inner := c.fastIssue(ctx, req, agent, used, rotate)
+	if r := req.Child(nsSM, "resume"); r != nil {
+		failed, resumed, err := c.resume(r.Attr("previd"), r.Attr("h"), func(res string) []byte {
+			return successXML(additional, c.full.String(), inner+res)
+		})
+		if resumed {
+			return err == nil
+		}
+		inner += failed
+	}
+	if b := req.Child(nsBind2, "bind"); b != nil {
+		return c.bind2(ctx, b, agent, func(bound string) []byte {
+			return successXML(additional, c.full.String(), inner+bound)
+		})
+	}
+	c.state = stateBind
+	return c.write(successXML(additional, user.String(), inner)) == nil
+}
+
+// successXML is the SASL2 <success/>: additional data, the identity the
+// client now has (its full JID once bound), then the inline results.
+func successXML(additional []byte, authz, inner string) []byte {
+	b := []byte("<success xmlns='" + nsSASL2 + "'>")
+	if len(additional) > 0 {
+		b = append(b, "<additional-data>"...)
+		b = base64.StdEncoding.AppendEncode(b, additional)
+		b = append(b, "</additional-data>"...)
+	}
+	b = append(b, "<authorization-identifier>"...)
+	b = xmlstream.AppendEscapedText(b, authz)
+	b = append(b, "</authorization-identifier>"...)
+	b = append(b, inner...)
+	return append(b, "</success>"...)
+}
+
+// failureXML is the <failure/> of either SASL profile; only SASL2's
+// carries the failure's text.
+func failureXML(cond string, f *auth.Failure, sasl2 bool) string {
+	if !sasl2 {
+		return "<failure xmlns='" + stanza.NSSASL + "'><" + cond + "/></failure>"
+	}
+	s := "<failure xmlns='" + nsSASL2 + "'><" + cond + " xmlns='" + stanza.NSSASL + "'/>"
+	if f != nil && f.Text != "" {
+		s += "<text>" + string(xmlstream.AppendEscapedText(nil, f.Text)) + "</text>"
+	}
+	return s + "</failure>"
+}
