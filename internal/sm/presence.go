@@ -52,6 +52,7 @@ func (m *SM) outboundPresence(ctx context.Context, sess router.Session, s router
 		wasAvailable := me.available
 		me.available, me.presence = false, nil
 		u.mu.Unlock()
+		m.capsPresence(ctx, u.bare, s.From, s.El)
 		if wasAvailable {
 			m.broadcast(ctx, u, s.El, false)
 		}
@@ -67,6 +68,8 @@ func (m *SM) outboundPresence(ctx context.Context, sess router.Session, s router
 	if initial && prio >= 0 {
 		m.deliverOffline(ctx, u, sess)
 	}
+	// The user's own session gets the last items it wants (XEP-0163 §4.3).
+	m.capsPresence(ctx, u.bare, s.From, s.El)
 }
 
 // broadcast sends a user's presence to their own available resources and to
@@ -134,6 +137,11 @@ func (m *SM) inboundPresence(ctx context.Context, s router.Stanza) {
 	case "probe":
 		m.probe(ctx, s)
 		return
+	}
+	if s.To.Resource() == "" && !s.From.Bare().Equal(s.To.Bare()) {
+		// A contact's session: a candidate for the user's PEP
+		// notifications, served even while the user is offline.
+		m.capsPresence(ctx, s.To.Bare(), s.From, s.El)
 	}
 	u := m.user(s.To.BareString())
 	if u == nil {

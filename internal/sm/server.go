@@ -42,6 +42,9 @@ func (m *SM) serverStanza(ctx context.Context, s router.Stanza) {
 		// Presence and messages to the server itself carry nothing we act on.
 		return
 	}
+	if m.capsAnswer(ctx, s) {
+		return
+	}
 	if r := m.serverIQ(s.El); r != nil {
 		m.deps.Router.Route(ctx, router.Stanza{El: r, From: s.To, To: s.From})
 		return
@@ -147,6 +150,13 @@ func (m *SM) accountIQ(ctx context.Context, sess router.Session, s router.Stanza
 	}
 	if m.privateIQ(ctx, sess, s) || m.mamIQ(ctx, sess, s) || m.registerIQ(ctx, sess, s) || m.pushIQ(ctx, sess, s) {
 		return
+	}
+	if s.El.Child(stanza.NSDiscoItems, "query") == nil || !s.To.IsZero() {
+		// Without a 'to', disco#items is the server's (its services).
+		if r, ok := m.pepIQ(ctx, s.From, s.From.Bare(), s.El); ok {
+			replyTo(sess, s, r)
+			return
+		}
 	}
 	if q := s.El.Child(stanza.NSDiscoInfo, "query"); q != nil && typ == "get" && !s.To.IsZero() && q.Attr("node") == "" {
 		// To the user's own bare JID: the account answers, not the server,

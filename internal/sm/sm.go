@@ -55,7 +55,10 @@ type Deps struct {
 	// Archive keeps users' message archives (XEP-0313); nil disables
 	// archiving and stanza ids.
 	Archive storage.Archive
-	Log     *slog.Logger
+	// PEP keeps users' personal eventing nodes (XEP-0163); nil disables
+	// PEP.
+	PEP storage.PEP
+	Log *slog.Logger
 }
 
 // SM is the session manager of one domain.
@@ -71,6 +74,7 @@ type SM struct {
 	archiver  *archiver    // batches archive writes; nil without an archive
 	lastPurge atomic.Int64 // Unix nanoseconds of the last archive purge
 	pushes    pushPending  // XEP-0357 notifications awaiting an answer
+	caps      capsState    // XEP-0115 capabilities, for PEP notifications
 
 	mu    sync.RWMutex
 	users map[string]*user // users with at least one session, by bare JID
@@ -388,6 +392,12 @@ func (m *SM) inboundIQ(ctx context.Context, s router.Stanza) {
 	if m.lastIQ(ctx, s) || m.publicVCard(ctx, s) {
 		return
 	}
+	if m.deps.PEP != nil && m.userExists(ctx, s.To.Bare()) {
+		if r, ok := m.pepIQ(ctx, s.From, s.To.Bare(), s.El); ok {
+			m.route(ctx, r)
+			return
+		}
+	}
 	if typ == "get" && s.El.Child(stanza.NSDiscoInfo, "query") != nil && m.userExists(ctx, s.To.Bare()) {
 		m.route(ctx, m.accountDisco(s.El))
 		return
@@ -402,6 +412,12 @@ func (m *SM) accountDisco(iq *xmlstream.Element) *xmlstream.Element {
 	id := q.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "identity"))
 	id.SetAttr("category", "account")
 	id.SetAttr("type", "registered")
+	if m.deps.PEP != nil {
+		// XEP-0163 §6: the account is a PEP service.
+		ps := q.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "identity"))
+		ps.SetAttr("category", "pubsub")
+		ps.SetAttr("type", "pep")
+	}
 	for _, f := range m.accountFeatures() {
 		q.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "feature")).SetAttr("var", f)
 	}
@@ -419,6 +435,9 @@ func (m *SM) accountFeatures() []string {
 	if m.deps.Private != nil {
 		// XEP-0357 §6: push is announced on the account.
 		fs = append(fs, nsPush)
+	}
+	if m.deps.PEP != nil {
+		fs = append(fs, pepFeatures()...)
 	}
 	return fs
 }
