@@ -178,6 +178,9 @@ type ServerOptions struct {
 	// DataDir reuses a data directory, e.g. one of a server stopped
 	// before; empty means a fresh one.
 	DataDir string
+	// UploadPort is the loopback port of the HTTP upload service; 0 picks
+	// a free one, so that no test server listens beyond loopback.
+	UploadPort int
 }
 
 // Server is one running ambrosia process owned by a test.
@@ -243,6 +246,10 @@ func startServer(t testing.TB, opts ServerOptions) *Server {
 	}
 	args = append(args, opts.ExtraArgs...)
 	s.cmd = exec.Command(binPath, args...)
+	if opts.UploadPort == 0 {
+		opts.UploadPort = freePort(t)
+	}
+	s.cmd.Env = append(os.Environ(), "AMBROSIA_UPLOAD_ADDR="+net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.UploadPort)))
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log
 	if err := s.cmd.Start(); err != nil {
