@@ -88,8 +88,9 @@ var ErrDomainTaken = errors.New("router: domain already registered")
 type Router struct {
 	log *slog.Logger
 
-	mu      sync.RWMutex
-	domains map[string]Component
+	mu       sync.RWMutex
+	domains  map[string]Component
+	fallback Component // takes stanzas for unserved domains; nil bounces them
 }
 
 // New returns an empty router.
@@ -118,12 +119,33 @@ func (r *Router) Unregister(domain string, c Component) {
 	}
 }
 
-// Lookup returns the component serving domain.
+// SetFallback makes c take the stanzas for domains no component serves,
+// as a service process does by handing them to its gateway.
+func (r *Router) SetFallback(c Component) {
+	r.mu.Lock()
+	r.fallback = c
+	r.mu.Unlock()
+}
+
+// Lookup returns the component serving domain, or the fallback.
 func (r *Router) Lookup(domain string) (Component, bool) {
 	r.mu.RLock()
 	c, ok := r.domains[domain]
+	if !ok && r.fallback != nil {
+		c, ok = r.fallback, true
+	}
 	r.mu.RUnlock()
 	return c, ok
+}
+
+// Serves reports whether a component registered for domain serves it
+// here, not counting the fallback: what federation asks to tell its own
+// domains from remote ones.
+func (r *Router) Serves(domain string) bool {
+	r.mu.RLock()
+	_, ok := r.domains[domain]
+	r.mu.RUnlock()
+	return ok
 }
 
 // SessionManager returns the session manager of domain, if the component

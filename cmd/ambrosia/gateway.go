@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
+	"github.com/ambrosia-xmpp/ambrosia/internal/c2s"
+	"github.com/ambrosia-xmpp/ambrosia/internal/certs"
+	"github.com/ambrosia-xmpp/ambrosia/internal/component"
+	"github.com/ambrosia-xmpp/ambrosia/internal/link"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+)
+
+// linkFlags are the service protocol's flags, shared by `gateway` and
+// `service`.
+type linkFlags struct {
+	addr          string
+	secret        string
+	domainSecrets componentFlags
+	cert, key     string
+	ca            string
+}
+
+func (f *linkFlags) register(fs *flag.FlagSet, gateway bool) {
+	fs.StringVar(&f.secret, "service-secret", "", "shared secret of services and gateways (or AMBROSIA_SERVICE_SECRET)")
+	fs.StringVar(&f.cert, "service-cert", "", "certificate file (PEM) of this end of service links")
+	fs.StringVar(&f.key, "service-key", "", "key file (PEM) of --service-cert")
+	if gateway {
+		fs.StringVar(&f.addr, "service-addr", "127.0.0.1:5270", "service listener, host:port")
+		fs.Var(&f.domainSecrets, "service-domain-secret", "DOMAIN=SECRET: a secret that lets a service bind that domain only; repeatable")
+		fs.StringVar(&f.ca, "service-ca", "", "CA file (PEM) for service certificates: a service presenting one signed by it may bind the DNS names it holds (SASL EXTERNAL)")
+	} else {
+		fs.StringVar(&f.ca, "gateway-ca", "", "CA file (PEM) that gateway certificates must be signed by (default: not checked; SCRAM channel binding protects the link)")
+	}
+}
+
+func (f *linkFlags) secretValue() string {
+	if f.secret != "" {
+		return f.secret
+	}
+	return os.Getenv("AMBROSIA_SERVICE_SECRET")
+}
+
+func loadPool(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: no certificate", file)
+	}
+	return p, nil
+}
+
+// gatewayCmd runs the network edge: client listeners, the external
+// component listener and the service listener. Domains, certificates and
+// accounts come from the services that link to it.
+func gatewayCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlagSet("gateway", stderr)
+	var cf configFlags
+	var lf linkFlags
+	cf.register(fs)
+	lf.register(fs, true)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	var listenTLS *tls.Config
+	if lf.cert != "" {
+		c, err := tls.LoadX509KeyPair(lf.cert, lf.key)
+		if err != nil {
+			return fmt.Errorf("--service-cert: %w", err)
+		}
+		listenTLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{c}}
+	} else {
+		cp, kp, err := certs.SelfSigned("gateway", time.Now())
+		if err != nil {
+			return err
+		}
+		c, err := tls.X509KeyPair(cp, kp)
+		if err != nil {
+			return err
+		}
+		listenTLS = certs.Config(map[string]tls.Certificate{"gateway": c}, []string{"gateway"})
+	}
+	cas, err := loadPool(lf.ca)
+	if err != nil {
+		return fmt.Errorf("--service-ca: %w", err)
+	}
+	ds := map[string]string{}
+	for _, e := range lf.domainSecrets {
+		ds[strings.ToLower(e.Domain)] = e.Secret
+	}
+	r := router.New(log.With("component", "router"))
+	gw, err := link.NewGateway(link.GatewayConfig{Addr: lf.addr, Secret: lf.secretValue(), DomainSecrets: ds, TLS: listenTLS, ClientCAs: cas},
+		link.GatewayDeps{Router: r, Log: log})
+	if err != nil {
+		return err
+	}
+	edge, err := c2s.New(c2sConfig(cfg), c2s.Deps{Router: r, Auth: auth.New(gw, nil), TLS: gw.TLSConfig(), Log: log})
+	if err != nil {
+		return err
+	}
+	type runner interface{ Run(context.Context) error }
+	comps := []runner{gw, edge}
+	if len(cfg.Component.External) > 0 && cfg.Component.Addr != "" {
+		cc := component.DefaultConfig()
+		cc.Addr = cfg.Component.Addr
+		for _, e := range cfg.Component.External {
+			cc.Components = append(cc.Components, component.External{Domain: e.Domain, Secret: e.Secret})
+		}
+		cs, err := component.New(cc, component.Deps{Router: r, Log: log})
+		if err != nil {
+			return err
+		}
+		comps = append(comps, cs)
+	}
+	log.Info("gateway starting", "version", version(), "services", lf.addr)
+	return runAll(ctx, comps, func(c runner) func(context.Context) error { return c.Run })
+}
+
+// runAll runs every component until ctx is done or one fails.
+func runAll[T any](ctx context.Context, comps []T, run func(T) func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(comps))
+	for _, c := range comps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(c)(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- err
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	var errs []error
+	for e := range errc {
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
+}

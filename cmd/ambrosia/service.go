@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/certs"
+	"github.com/ambrosia-xmpp/ambrosia/internal/config"
+	"github.com/ambrosia-xmpp/ambrosia/internal/link"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/sqlite"
+)
+
+// serviceCmd runs one service linked to gateways: `ambrosia service sm`.
+func serviceCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(stderr, "usage: ambrosia service sm --gateway HOST:PORT [flags]")
+		return errUsage
+	}
+	if args[0] != "sm" {
+		return fmt.Errorf("service: unknown service %q (known: sm)", args[0])
+	}
+	fs := newFlagSet("service sm", stderr)
+	var cf configFlags
+	var lf linkFlags
+	var gateways, instance, user string
+	cf.register(fs)
+	lf.register(fs, false)
+	fs.StringVar(&gateways, "gateway", "127.0.0.1:5270", "service listeners of the gateways to link to, comma-separated")
+	fs.StringVar(&instance, "instance", "", "instance id, unique among the instances of the service (default: random)")
+	fs.StringVar(&user, "service-user", link.AllDomains, "name to authenticate as: \""+link.AllDomains+"\" for the shared secret, or a domain for its own secret")
+	if _, err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if tc.RootCAs, err = loadPool(lf.ca); err != nil {
+		return fmt.Errorf("--gateway-ca: %w", err)
+	}
+	if lf.cert != "" {
+		c, err := tls.LoadX509KeyPair(lf.cert, lf.key)
+		if err != nil {
+			return fmt.Errorf("--service-cert: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{c}
+	}
+	store, err := sqlite.Open(ctx, dbPath(cfg))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r := router.New(log.With("component", "router"))
+	sms, err := newSessionManagers(cfg, r, store, log)
+	if err != nil {
+		return err
+	}
+	smDone := make(chan error, len(sms))
+	var bindings []link.Binding
+	for i, m := range sms {
+		go func() { smDone <- m.Run(ctx) }()
+		d := cfg.Domains[i]
+		// The session manager registers itself for its domain; take that
+		// back, so that stanzas to its users go through a gateway, which
+		// knows the instance owning each user.
+		for j := 0; j < 1000; j++ {
+			if c, ok := r.Lookup(d); ok && c == router.Component(m) {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		r.Unregister(d, m)
+		certPEM, keyPEM, err := domainPEM(cfg, d)
+		if err != nil {
+			return err
+		}
+		bindings = append(bindings, link.Binding{Domain: d, Kind: "sm", Component: m, CertPEM: certPEM, KeyPEM: keyPEM})
+	}
+	svc, err := link.NewService(link.ServiceConfig{
+		Gateways: strings.Split(gateways, ","), Username: user, Secret: lf.secretValue(), External: lf.cert != "" && lf.secretValue() == "",
+		Instance: instance, TLS: tc, Bindings: bindings,
+	}, link.ServiceDeps{Router: r, Credentials: store, Log: log})
+	if err != nil {
+		return err
+	}
+	r.SetFallback(svc.Forwarder())
+	log.Info("service starting", "version", version(), "service", "sm", "domains", cfg.Domains, "gateways", gateways)
+	err = svc.Run(ctx)
+	cancel()
+	for range sms {
+		if e := <-smDone; e != nil && !errors.Is(e, context.Canceled) {
+			err = errors.Join(err, e)
+		}
+	}
+	return err
+}
+
+// domainPEM returns the certificate and key of domain that the gateways
+// present to its clients: the operator's files, or the one generated in
+// the data directory, as `serve` uses.
+func domainPEM(cfg config.Config, domain string) (certPEM, keyPEM []byte, err error) {
+	cf, kf := cfg.TLS.CertFile, cfg.TLS.KeyFile
+	if cf == "" {
+		if _, err := certs.LoadOrCreate(cfg.DataDir, domain, time.Now()); err != nil {
+			return nil, nil, err
+		}
+		cf, kf = certs.Paths(cfg.DataDir, domain)
+	}
+	if certPEM, err = os.ReadFile(cf); err != nil {
+		return nil, nil, fmt.Errorf("tls: %w", err)
+	}
+	if keyPEM, err = os.ReadFile(kf); err != nil {
+		return nil, nil, fmt.Errorf("tls: %w", err)
+	}
+	return certPEM, keyPEM, nil
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/c2s"
+	"github.com/ambrosia-xmpp/ambrosia/internal/config"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+
+	"log/slog"
+)
+
+// smStore is everything the session manager keeps in storage.
+type smStore interface {
+	sm.Accounts
+	storage.Roster
+	storage.Offline
+	storage.Blocklist
+	storage.PrivateData
+	storage.Archive
+	storage.PEP
+}
+
+// newSessionManagers builds the session manager of every configured
+// domain, the same way for `serve` and `service sm`.
+func newSessionManagers(cfg config.Config, r *router.Router, store smStore, log *slog.Logger) ([]*sm.SM, error) {
+	var out []*sm.SM
+	for _, d := range cfg.Domains {
+		deps := sm.Deps{Router: r, Accounts: store, Roster: store, Offline: store, Blocklist: store, Private: store, PEP: store, Log: log}
+		if cfg.Archive.Enabled {
+			deps.Archive = store
+		}
+		m, err := sm.New(sm.Config{Domain: d, Version: version(), ArchiveRetention: time.Duration(cfg.Archive.Retention), ContactAddresses: cfg.Contact.Addresses()}, deps)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// c2sConfig is the client edge's configuration, the same for `serve` and
+// `gateway`.
+func c2sConfig(cfg config.Config) c2s.Config {
+	c := c2s.DefaultConfig()
+	c.Addr, c.TLSAddr = cfg.C2S.Addr, cfg.C2S.TLSAddr
+	c.AllowPlain = cfg.C2S.AllowPlain
+	c.AllowRegistration = cfg.C2S.AllowRegistration
+	c.Limits = xmlstream.DefaultLimits()
+	c.Limits.MaxStanzaBytes = cfg.C2S.MaxStanzaSize
+	c.NegotiationTimeout = time.Duration(cfg.C2S.NegotiationTimeout)
+	c.IdleTimeout = time.Duration(cfg.C2S.IdleTimeout)
+	c.ResumeTimeout = time.Duration(cfg.C2S.ResumeTimeout)
+	c.MaxAuthFailures = cfg.C2S.MaxAuthFailures
+	return c
+}

@@ -1,0 +1,790 @@
+package link
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
+	"github.com/ambrosia-xmpp/ambrosia/internal/certs"
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/listen"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+)
+
+// AllDomains is the SASL username of the service secret that lets a service
+// bind any domain; any other username is a domain, allowed only that
+// domain.
+const AllDomains = "service"
+
+// GatewayConfig configures the gateway's side of the service protocol.
+type GatewayConfig struct {
+	// Addr is the service listener.
+	Addr string
+	// Secret lets a service that authenticates as AllDomains bind any
+	// domain; "" accepts no such service.
+	Secret string
+	// DomainSecrets let a service that authenticates as the domain bind
+	// that domain only.
+	DomainSecrets map[string]string
+	// TLS holds the listener's certificate. With ClientCAs set, services
+	// may present a certificate instead of a secret (SASL EXTERNAL): they
+	// may bind the DNS names it holds.
+	TLS *tls.Config
+	// ClientCAs verify service certificates; nil disables EXTERNAL.
+	ClientCAs *x509.CertPool
+	// ParkLimit bounds the events kept for a domain while no instance
+	// serves it.
+	ParkLimit int
+	// HandshakeTimeout bounds connect to bound.
+	HandshakeTimeout time.Duration
+}
+
+// GatewayDeps are what the gateway uses.
+type GatewayDeps struct {
+	Router *router.Router
+	Log    *slog.Logger
+}
+
+// Gateway accepts service links and stands in for their components in its
+// router.
+type Gateway struct {
+	cfg   GatewayConfig
+	r     *router.Router
+	log   *slog.Logger
+	id    string
+	auth  *auth.Authenticator
+	orig  atomic.Uint64
+	dedup dedup
+
+	mu       sync.Mutex
+	links    map[string]*glink  // live links by instance id
+	received map[string]uint64  // events received from each instance id, for resumption
+	remotes  map[string]*remote // stand-ins by domain
+	sessions map[string]*gsess  // by session id
+	certs    map[string]*tls.Certificate
+	wg       sync.WaitGroup
+}
+
+// NewGateway returns a gateway; Run or Serve starts it.
+func NewGateway(cfg GatewayConfig, d GatewayDeps) (*Gateway, error) {
+	if d.Router == nil || d.Log == nil {
+		return nil, errors.New("link: router and logger are required")
+	}
+	if cfg.TLS == nil {
+		return nil, errors.New("link: the service listener needs a certificate")
+	}
+	if cfg.Secret == "" && len(cfg.DomainSecrets) == 0 && cfg.ClientCAs == nil {
+		return nil, errors.New("link: no way for a service to authenticate: set a secret or client CAs")
+	}
+	if cfg.ParkLimit <= 0 {
+		cfg.ParkLimit = 100000
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 15 * time.Second
+	}
+	tc := cfg.TLS.Clone()
+	if cfg.ClientCAs != nil {
+		tc.ClientCAs = cfg.ClientCAs
+		tc.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	cfg.TLS = tc
+	g := &Gateway{
+		cfg: cfg, r: d.Router, log: d.Log.With("component", "gateway"), id: stanza.NewID(),
+		links: map[string]*glink{}, received: map[string]uint64{}, remotes: map[string]*remote{},
+		sessions: map[string]*gsess{}, certs: map[string]*tls.Certificate{},
+	}
+	g.dedup.init(1 << 16)
+	store := linkCreds{}
+	add := func(name, secret string) error {
+		cs, err := auth.DeriveCredentials(secret, auth.DefaultIterations)
+		if err != nil {
+			return err
+		}
+		store[name] = cs
+		return nil
+	}
+	if cfg.Secret != "" {
+		if err := add(AllDomains, cfg.Secret); err != nil {
+			return nil, err
+		}
+	}
+	for dom, sec := range cfg.DomainSecrets {
+		if err := add(dom, sec); err != nil {
+			return nil, err
+		}
+	}
+	g.auth = auth.New(store, nil)
+	return g, nil
+}
+
+// linkCreds are the SCRAM credentials of services, by username.
+type linkCreds map[string][]storage.Credential
+
+// Credential implements auth.CredentialStore; users are name@link.
+func (l linkCreds) Credential(_ context.Context, user, hash string) (storage.Credential, error) {
+	name, _, _ := strings.Cut(user, "@")
+	for _, c := range l[name] {
+		if c.Hash == hash {
+			return c, nil
+		}
+	}
+	return storage.Credential{}, storage.ErrNotFound
+}
+
+// linkDomain is the pseudo-domain of service usernames in SASL.
+const linkDomain = "link"
+
+// Run listens on cfg.Addr until ctx is done.
+func (g *Gateway) Run(ctx context.Context) error {
+	l, err := net.Listen("tcp", g.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("gateway: listen %s: %w", g.cfg.Addr, err)
+	}
+	g.log.Info("listening for services", "addr", l.Addr().String())
+	g.Serve(ctx, l)
+	return nil
+}
+
+// Serve accepts services from l until ctx is done, then closes every link
+// and waits for them.
+func (g *Gateway) Serve(ctx context.Context, l net.Listener) {
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	listen.Accept(ctx, l, g.log, func(nc net.Conn) bool {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			g.serveConn(ctx, nc)
+		}()
+		return true
+	})
+	g.mu.Lock()
+	var ls []*glink
+	for _, gl := range g.links {
+		ls = append(ls, gl)
+	}
+	g.mu.Unlock()
+	for _, gl := range ls {
+		gl.c.close(streamError("system-shutdown", ""))
+	}
+	g.wg.Wait()
+}
+
+// TLSConfig returns the client listener's TLS configuration: each domain a
+// service binds gets a self-signed certificate, made when it is first
+// bound and kept for the life of the gateway.
+func (g *Gateway) TLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"xmpp-client"},
+		GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			name := strings.ToLower(strings.TrimSuffix(h.ServerName, "."))
+			if c, ok := g.certs[name]; ok {
+				return c, nil
+			}
+			for _, c := range g.certs {
+				return c, nil
+			}
+			return nil, errors.New("gateway: no domain bound yet")
+		},
+	}
+}
+
+// certLocked takes the certificate a service sent for domain, or makes a
+// self-signed one if the domain has none yet.
+func (g *Gateway) certLocked(domain string, sent *xmlstream.Element) {
+	if sent != nil && sent.Child(NS, "cert") != nil && sent.Child(NS, "key") != nil {
+		c, err := tls.X509KeyPair([]byte(sent.Child(NS, "cert").Text()), []byte(sent.Child(NS, "key").Text()))
+		if err == nil {
+			g.certs[domain] = &c
+			return
+		}
+		g.log.Warn("certificate sent by a service unusable", "domain", domain, "err", err)
+	}
+	if _, ok := g.certs[domain]; ok {
+		return
+	}
+	cp, kp, err := certs.SelfSigned(domain, time.Now())
+	if err == nil {
+		var c tls.Certificate
+		if c, err = tls.X509KeyPair(cp, kp); err == nil {
+			g.certs[domain] = &c
+			return
+		}
+	}
+	g.log.Error("certificate", "domain", domain, "err", err)
+}
+
+// newOrigin numbers an event entering the system at this gateway.
+func (g *Gateway) newOrigin() string {
+	return g.id + ":" + strconv.FormatUint(g.orig.Add(1), 10)
+}
+
+// glink is one authenticated service link.
+type glink struct {
+	g   *Gateway
+	iid string
+	c   *conn
+	out outbox
+	log *slog.Logger
+	// allowed says whether the service may bind a domain.
+	allowed func(string) bool
+
+	mu      sync.Mutex
+	bound   map[string]string // kind by domain
+	pending map[string]chan *xmlstream.Element
+	asm     assembler
+	h       uint64
+}
+
+func (gl *glink) binds(domain string) bool {
+	gl.mu.Lock()
+	defer gl.mu.Unlock()
+	_, ok := gl.bound[domain]
+	return ok
+}
+
+func (g *Gateway) serveConn(ctx context.Context, nc net.Conn) {
+	log := g.log.With("remote", nc.RemoteAddr().String())
+	_ = nc.SetDeadline(time.Now().Add(g.cfg.HandshakeTimeout))
+	gl, r, err := g.handshake(ctx, nc)
+	if err != nil {
+		log.Info("service refused", "err", err)
+		nc.Close()
+		return
+	}
+	_ = nc.SetDeadline(time.Time{})
+	gl.log = log.With("instance", gl.iid)
+	gl.log.Info("service linked")
+	err = g.readLoop(ctx, gl, r)
+	gl.log.Info("service link ended", "err", err)
+	gl.c.kill()
+	g.lost(gl)
+}
+
+// handshake runs the stream, STARTTLS, SASL and hello steps.
+func (g *Gateway) handshake(ctx context.Context, raw net.Conn) (*glink, *reader, error) {
+	nc := raw
+	r := newReader(nc)
+	fail := func(cond, text string) error {
+		_, _ = nc.Write(streamError(cond, text))
+		return &StreamError{Condition: cond, Text: text}
+	}
+	open := func(features string) error {
+		ev, err := r.next()
+		if err != nil {
+			return err
+		}
+		_, _ = nc.Write(header("", "gateway", stanza.NewID()))
+		if ev.Kind != xmlstream.EventStreamStart || ev.Elem.Space != xmlstream.NSStream || ev.Elem.Local != "stream" || r.p.DefaultNS() != NS {
+			return fail("invalid-namespace", "")
+		}
+		if ev.Elem.Attr("version") != "1.0" {
+			return fail("unsupported-version", "")
+		}
+		_, err = nc.Write([]byte("<stream:features>" + features + "</stream:features>"))
+		return err
+	}
+	if err := open("<starttls xmlns='" + stanza.NSTLS + "'><required/></starttls>"); err != nil {
+		return nil, nil, err
+	}
+	el, err := r.element()
+	if err != nil {
+		return nil, nil, err
+	}
+	if el.Space != stanza.NSTLS || el.Local != "starttls" {
+		return nil, nil, fail("policy-violation", "STARTTLS is required")
+	}
+	if _, err := nc.Write([]byte("<proceed xmlns='" + stanza.NSTLS + "'/>")); err != nil {
+		return nil, nil, err
+	}
+	tc := tls.Server(raw, g.cfg.TLS)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, nil, fmt.Errorf("tls: %w", err)
+	}
+	nc = tc
+	r.restart(nc)
+	st := tc.ConnectionState()
+	ti := &auth.TLSInfo{State: &st}
+	if c, err := g.cfg.TLS.GetCertificate(&tls.ClientHelloInfo{ServerName: st.ServerName}); err == nil && c != nil {
+		ti.Leaf = c.Leaf
+		if ti.Leaf == nil && len(c.Certificate) > 0 {
+			ti.Leaf, _ = x509.ParseCertificate(c.Certificate[0])
+		}
+	}
+	mechs := ""
+	for _, m := range []string{"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"} {
+		mechs += "<mechanism>" + m + "</mechanism>"
+	}
+	var peerNames []string
+	if len(st.VerifiedChains) > 0 {
+		mechs = "<mechanism>EXTERNAL</mechanism>" + mechs
+		leaf := st.VerifiedChains[0][0]
+		peerNames = leaf.DNSNames
+	}
+	if err := open("<mechanisms xmlns='" + stanza.NSSASL + "'>" + mechs + "</mechanisms>"); err != nil {
+		return nil, nil, err
+	}
+	allowed, err := g.sasl(ctx, r, nc, ti, peerNames)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := open("<hello xmlns='" + NS + "'/>"); err != nil {
+		return nil, nil, err
+	}
+	el, err = r.element()
+	if err != nil {
+		return nil, nil, err
+	}
+	iid := el.Attr("instance")
+	if el.Space != NS || el.Local != "hello" || iid == "" || len(iid) > 256 {
+		return nil, nil, fail("policy-violation", "hello with an instance id expected")
+	}
+	gl := &glink{g: g, iid: iid, allowed: allowed, bound: map[string]string{}, pending: map[string]chan *xmlstream.Element{}}
+	g.mu.Lock()
+	old := g.links[iid]
+	h := g.received[iid]
+	g.mu.Unlock()
+	if old != nil {
+		// The same instance again: its old link is dead even if we did not
+		// notice yet.
+		old.c.kill()
+		g.lost(old)
+	}
+	if _, err := nc.Write([]byte("<hello xmlns='" + NS + "' gateway='" + g.id + "' h='" + strconv.FormatUint(h, 10) + "'/>")); err != nil {
+		return nil, nil, err
+	}
+	gl.h = h
+	gl.c = newConn(nc)
+	_ = gl.out.attach(gl.c, 0)
+	g.mu.Lock()
+	g.links[iid] = gl
+	g.mu.Unlock()
+	return gl, r, nil
+}
+
+// sasl authenticates the service and returns what it may bind.
+func (g *Gateway) sasl(ctx context.Context, r *reader, nc net.Conn, ti *auth.TLSInfo, peerNames []string) (func(string) bool, error) {
+	failure := func(cond string) error {
+		_, _ = nc.Write([]byte("<failure xmlns='" + stanza.NSSASL + "'><" + cond + "/></failure>"))
+		_, _ = nc.Write(streamError("not-authorized", ""))
+		return fmt.Errorf("sasl: %s", cond)
+	}
+	el, err := r.element()
+	if err != nil {
+		return nil, err
+	}
+	if el.Space != stanza.NSSASL || el.Local != "auth" {
+		return nil, failure("malformed-request")
+	}
+	mech := el.Attr("mechanism")
+	in, err := base64.StdEncoding.DecodeString(strings.TrimSpace(el.Text()))
+	if err != nil {
+		return nil, failure("incorrect-encoding")
+	}
+	if mech == "EXTERNAL" {
+		if len(peerNames) == 0 && ti.State != nil && len(ti.State.VerifiedChains) == 0 {
+			return nil, failure("invalid-mechanism")
+		}
+		if len(ti.State.VerifiedChains) == 0 {
+			return nil, failure("not-authorized")
+		}
+		if _, err := nc.Write([]byte("<success xmlns='" + stanza.NSSASL + "'/>")); err != nil {
+			return nil, err
+		}
+		r.restart(nc)
+		names := append([]string(nil), peerNames...)
+		return func(d string) bool {
+			for _, n := range names {
+				if strings.EqualFold(n, d) {
+					return true
+				}
+			}
+			return false
+		}, nil
+	}
+	if mech != "SCRAM-SHA-256" && mech != "SCRAM-SHA-256-PLUS" {
+		return nil, failure("invalid-mechanism")
+	}
+	x, err := g.auth.Start(ctx, mech, linkDomain, ti)
+	if err != nil {
+		return nil, failure("invalid-mechanism")
+	}
+	for {
+		out, done, err := x.Step(in)
+		if err != nil {
+			var f *auth.Failure
+			if errors.As(err, &f) {
+				return nil, failure(f.Condition)
+			}
+			return nil, failure("temporary-auth-failure")
+		}
+		if done {
+			b := []byte("<success xmlns='" + stanza.NSSASL + "'>" + base64.StdEncoding.EncodeToString(out) + "</success>")
+			if _, err := nc.Write(b); err != nil {
+				return nil, err
+			}
+			break
+		}
+		if _, err := nc.Write([]byte("<challenge xmlns='" + stanza.NSSASL + "'>" + base64.StdEncoding.EncodeToString(out) + "</challenge>")); err != nil {
+			return nil, err
+		}
+		el, err := r.element()
+		if err != nil {
+			return nil, err
+		}
+		if el.Space != stanza.NSSASL || el.Local != "response" {
+			return nil, failure("aborted")
+		}
+		if in, err = base64.StdEncoding.DecodeString(strings.TrimSpace(el.Text())); err != nil {
+			return nil, failure("incorrect-encoding")
+		}
+	}
+	r.restart(nc)
+	name := x.User().Local()
+	if name == AllDomains {
+		return func(string) bool { return true }, nil
+	}
+	return func(d string) bool { return subtle.ConstantTimeCompare([]byte(d), []byte(name)) == 1 }, nil
+}
+
+// readLoop processes a linked service's frames until the link ends.
+func (g *Gateway) readLoop(ctx context.Context, gl *glink, r *reader) error {
+	for {
+		ev, err := r.next()
+		if err != nil {
+			var xe *xmlstream.Error
+			if errors.As(err, &xe) {
+				gl.c.close(streamError(xe.Condition, ""))
+			}
+			return err
+		}
+		if ev.Kind != xmlstream.EventElement {
+			continue
+		}
+		if err := gl.handle(ctx, ev.Elem); err != nil {
+			var se *StreamError
+			if errors.As(err, &se) {
+				gl.c.close(streamError(se.Condition, se.Text))
+			}
+			return err
+		}
+	}
+}
+
+// handle processes one frame from the service.
+func (gl *glink) handle(ctx context.Context, el *xmlstream.Element) error {
+	g := gl.g
+	if el.Space == nsSM {
+		switch el.Local {
+		case "a":
+			h, err := parseUint(el.Attr("h"))
+			if err != nil {
+				return &StreamError{Condition: "undefined-condition", Text: "bad h"}
+			}
+			if err := gl.out.ack(h); err != nil {
+				return &StreamError{Condition: "undefined-condition", Text: err.Error()}
+			}
+		case "r":
+			gl.c.forceAck()
+		}
+		return nil
+	}
+	if el.Space != NS {
+		return &StreamError{Condition: "invalid-namespace"}
+	}
+	switch el.Local {
+	case "bind":
+		gl.bind(el)
+		return nil
+	case "unbind":
+		g.unbind(gl, el.Attr("domain"))
+		return nil
+	case "cred-result":
+		gl.mu.Lock()
+		ch := gl.pending[el.Attr("id")]
+		delete(gl.pending, el.Attr("id"))
+		gl.mu.Unlock()
+		if ch != nil {
+			ch <- el
+		}
+		return nil
+	case "chunk":
+		whole, err := gl.asm.add(el)
+		if err != nil {
+			return &StreamError{Condition: "policy-violation", Text: err.Error()}
+		}
+		if whole == nil {
+			return nil
+		}
+		el = whole
+	}
+	if err := gl.event(ctx, el); err != nil {
+		return err
+	}
+	gl.h++
+	g.mu.Lock()
+	g.received[gl.iid] = gl.h
+	g.mu.Unlock()
+	gl.c.setAck(gl.h)
+	return nil
+}
+
+// event processes one counted event from the service.
+func (gl *glink) event(ctx context.Context, el *xmlstream.Element) error {
+	g := gl.g
+	switch el.Local {
+	case "deliver", "close":
+		gs := g.session(el.Attr("sid"))
+		if gs == nil {
+			return nil // the session ended meanwhile
+		}
+		if !gl.binds(gs.r.domain) {
+			gl.log.Warn("delivery to a session of a domain not bound", "domain", gs.r.domain)
+			return nil
+		}
+		if el.Local == "close" {
+			gs.s.Close(el.Attr("condition"))
+			return nil
+		}
+		p := payload(el)
+		if p == nil {
+			return &StreamError{Condition: "bad-format", Text: "deliver without a stanza"}
+		}
+		if o := el.Attr("o"); o != "" && g.dedup.seen(o+"/"+el.Attr("k")+"/"+gs.id) {
+			return nil
+		}
+		gs.s.Deliver(p)
+	case "route":
+		p := payload(el)
+		if p == nil {
+			return &StreamError{Condition: "bad-format", Text: "route without a stanza"}
+		}
+		from, err := jid.Parse(p.Attr("from"))
+		if err != nil || !gl.binds(from.Domain()) {
+			// A service speaks only for the domains it bound.
+			gl.log.Warn("stanza from a domain not bound dropped", "from", p.Attr("from"))
+			return nil
+		}
+		s := router.Stanza{El: p, From: from}
+		if t := p.Attr("to"); t != "" {
+			if s.To, err = jid.Parse(t); err != nil {
+				g.r.Bounce(ctx, s, stanza.JIDMalformed, "")
+				return nil
+			}
+		}
+		g.r.Route(withOrigin(ctx, el.Attr("o")), s)
+	default:
+		return &StreamError{Condition: "unsupported-stanza-type", Text: el.Local}
+	}
+	return nil
+}
+
+// bind answers a bind request.
+func (gl *glink) bind(el *xmlstream.Element) {
+	g := gl.g
+	id, domain, kind := el.Attr("id"), el.Attr("domain"), el.Attr("kind")
+	reply := func(cond string) {
+		b := "<result xmlns='" + NS + "' id='" + string(xmlstream.AppendEscapedAttr(nil, id)) + "'"
+		if cond != "" {
+			b += " error='" + cond + "'"
+		}
+		gl.c.enqueue([]byte(b + "/>"))
+	}
+	d, err := jid.New("", domain, "")
+	if err != nil || kind == "" || len(kind) > 64 {
+		reply(stanza.BadRequest)
+		return
+	}
+	domain = d.Domain()
+	if !gl.allowed(domain) {
+		gl.log.Warn("bind refused: not allowed", "domain", domain)
+		reply(stanza.NotAuthorized)
+		return
+	}
+	g.mu.Lock()
+	rm := g.remotes[domain]
+	if rm == nil {
+		rm = newRemote(g, domain, kind)
+		if err := g.r.Register(domain, rm.component()); err != nil {
+			g.mu.Unlock()
+			gl.log.Warn("bind refused: domain served here", "domain", domain)
+			reply(stanza.Conflict)
+			return
+		}
+		g.remotes[domain] = rm
+	}
+	g.certLocked(domain, el.Child(NS, "tls"))
+	g.mu.Unlock()
+	if rm.kind != kind {
+		gl.log.Warn("bind refused: domain bound with another kind", "domain", domain, "kind", kind, "bound", rm.kind)
+		reply(stanza.Conflict)
+		return
+	}
+	gl.mu.Lock()
+	gl.bound[domain] = kind
+	gl.mu.Unlock()
+	reply("")
+	rm.join(gl)
+	gl.log.Info("bound", "domain", domain, "kind", kind)
+}
+
+// unbind removes gl from domain.
+func (g *Gateway) unbind(gl *glink, domain string) {
+	g.mu.Lock()
+	rm := g.remotes[domain]
+	g.mu.Unlock()
+	gl.mu.Lock()
+	_, ok := gl.bound[domain]
+	delete(gl.bound, domain)
+	gl.mu.Unlock()
+	if rm != nil && ok {
+		rm.leave(gl, nil)
+	}
+}
+
+// lost hands what a dead link had not acknowledged to the instances that
+// own it now.
+func (g *Gateway) lost(gl *glink) {
+	g.mu.Lock()
+	if g.links[gl.iid] == gl {
+		delete(g.links, gl.iid)
+	}
+	var rms []*remote
+	gl.mu.Lock()
+	for d := range gl.bound {
+		if rm := g.remotes[d]; rm != nil {
+			rms = append(rms, rm)
+		}
+	}
+	gl.bound = map[string]string{}
+	for id, ch := range gl.pending {
+		close(ch)
+		delete(gl.pending, id)
+	}
+	gl.mu.Unlock()
+	g.mu.Unlock()
+	items := gl.out.detach()
+	for _, rm := range rms {
+		rm.leave(gl, items)
+	}
+}
+
+func (g *Gateway) session(sid string) *gsess {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.sessions[sid]
+}
+
+// Credential implements auth.CredentialStore for the client edge: the
+// service that owns the user's domain looks the credential up.
+func (g *Gateway) Credential(ctx context.Context, user, hash string) (storage.Credential, error) {
+	domain := user
+	if _, d, ok := strings.Cut(user, "@"); ok {
+		domain = d
+	}
+	g.mu.Lock()
+	rm := g.remotes[domain]
+	g.mu.Unlock()
+	if rm == nil {
+		return storage.Credential{}, storage.ErrNotFound
+	}
+	gl := rm.owner(user)
+	if gl == nil {
+		return storage.Credential{}, errors.New("gateway: no service for " + domain)
+	}
+	id := stanza.NewID()
+	ch := make(chan *xmlstream.Element, 1)
+	gl.mu.Lock()
+	gl.pending[id] = ch
+	gl.mu.Unlock()
+	b := frame("cred", nil, "id", id, "user", user, "hash", hash)
+	gl.c.enqueue(b)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var el *xmlstream.Element
+	select {
+	case el = <-ch:
+	case <-ctx.Done():
+		gl.mu.Lock()
+		delete(gl.pending, id)
+		gl.mu.Unlock()
+		return storage.Credential{}, ctx.Err()
+	}
+	if el == nil {
+		return storage.Credential{}, errors.New("gateway: service link lost")
+	}
+	if e := el.Attr("error"); e != "" {
+		if e == stanza.ItemNotFound {
+			return storage.Credential{}, storage.ErrNotFound
+		}
+		return storage.Credential{}, errors.New("gateway: credential lookup: " + e)
+	}
+	return parseCredential(el)
+}
+
+func parseCredential(el *xmlstream.Element) (storage.Credential, error) {
+	c := storage.Credential{Hash: el.Attr("hash")}
+	var err error
+	it, err := strconv.Atoi(el.Attr("iterations"))
+	if err != nil || it <= 0 {
+		return c, errors.New("gateway: bad credential")
+	}
+	c.Iterations = it
+	for _, f := range []struct {
+		name string
+		dst  *[]byte
+	}{{"salt", &c.Salt}, {"stored-key", &c.StoredKey}, {"server-key", &c.ServerKey}} {
+		if *f.dst, err = base64.StdEncoding.DecodeString(el.Attr(f.name)); err != nil || len(*f.dst) == 0 {
+			return c, errors.New("gateway: bad credential")
+		}
+	}
+	return c, nil
+}
+
+// dedup remembers recent delivery keys, so that a stanza a restarted
+// service delivers again reaches the client once.
+type dedup struct {
+	mu   sync.Mutex
+	set  map[string]struct{}
+	ring []string
+	next int
+}
+
+func (d *dedup) init(n int) {
+	d.set = make(map[string]struct{}, n)
+	d.ring = make([]string, n)
+}
+
+// seen records key and reports whether it was there already.
+func (d *dedup) seen(key string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.set[key]; ok {
+		return true
+	}
+	if old := d.ring[d.next]; old != "" {
+		delete(d.set, old)
+	}
+	d.ring[d.next] = key
+	d.next = (d.next + 1) % len(d.ring)
+	d.set[key] = struct{}{}
+	return false
+}

@@ -1,0 +1,260 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+)
+
+// remote stands in the gateway's router for a (domain, kind) that linked
+// services serve. Stanzas go to the instance that owns their user; each
+// client session is announced to exactly one instance, its user's owner,
+// and announced again when the owner changes.
+type remote struct {
+	g      *Gateway
+	domain string
+	kind   string
+	rr     router.RoundRobin
+
+	mu     sync.Mutex
+	insts  []*glink
+	ids    []string
+	byS    map[router.Session]*gsess
+	parked []item // events waiting for an instance, in order
+}
+
+// gsess is a client session of the gateway as the service protocol knows
+// it.
+type gsess struct {
+	id    string
+	r     *remote
+	s     router.Session
+	full  jid.JID
+	bare  string
+	owner *glink // nil while no instance serves the domain
+	// presence is the last broadcast presence of the client, replayed to a
+	// new owner so that the user's availability survives a failover.
+	presence *xmlstream.Element
+}
+
+var (
+	_ router.SessionManager = (*remote)(nil)
+	_ router.Redeliverer    = (*remote)(nil)
+)
+
+func newRemote(g *Gateway, domain, kind string) *remote {
+	return &remote{g: g, domain: domain, kind: kind, byS: map[router.Session]*gsess{}}
+}
+
+// component is what the router holds: a session manager for the sm kind,
+// a plain component otherwise, so that clients log in only to domains
+// whose service manages sessions.
+func (rm *remote) component() router.Component {
+	if rm.kind == "sm" {
+		return rm
+	}
+	return plainRemote{rm}
+}
+
+type plainRemote struct{ rm *remote }
+
+func (p plainRemote) HandleStanza(ctx context.Context, s router.Stanza) { p.rm.HandleStanza(ctx, s) }
+
+// ownerLocked returns the instance owning key; rm.mu is held.
+func (rm *remote) ownerLocked(key string) *glink {
+	if len(rm.insts) == 0 {
+		return nil
+	}
+	if !router.Stateful(rm.kind) {
+		return rm.insts[rm.rr.Next(len(rm.insts))]
+	}
+	return rm.insts[router.Owner(key, rm.ids)]
+}
+
+func (rm *remote) owner(key string) *glink {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	return rm.ownerLocked(key)
+}
+
+// dispatchLocked sends an event to the owner of key, or parks it.
+func (rm *remote) dispatchLocked(data []byte, key string) {
+	if gl := rm.ownerLocked(key); gl != nil {
+		gl.out.send(data, key)
+		return
+	}
+	if len(rm.parked) >= rm.g.cfg.ParkLimit {
+		rm.g.log.Warn("no instance serves the domain: event dropped", "domain", rm.domain)
+		return
+	}
+	rm.parked = append(rm.parked, item{data: data, user: key})
+}
+
+// announceLocked tells the session's owner about it, with the client's
+// presence so that the owner knows it as available.
+func (rm *remote) announceLocked(gs *gsess) {
+	if gs.owner == nil {
+		return
+	}
+	gs.owner.out.send(frame("sbind", gs.presence, "sid", gs.id, "jid", gs.full.String(), "o", rm.g.newOrigin()), gs.bare)
+}
+
+// join adds an instance and moves to it the sessions it now owns.
+func (rm *remote) join(gl *glink) {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	for _, x := range rm.insts {
+		if x == gl {
+			return
+		}
+	}
+	rm.insts = append(rm.insts, gl)
+	rm.ids = append(rm.ids, gl.iid)
+	rm.rebalanceLocked()
+	parked := rm.parked
+	rm.parked = nil
+	for _, it := range parked {
+		rm.dispatchLocked(it.data, it.user)
+	}
+}
+
+// leave removes an instance; items are the events it did not acknowledge,
+// handed to the new owners of their users after the sessions are
+// announced to them.
+func (rm *remote) leave(gl *glink, items []item) {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	for i, x := range rm.insts {
+		if x == gl {
+			rm.insts = append(rm.insts[:i:i], rm.insts[i+1:]...)
+			rm.ids = append(rm.ids[:i:i], rm.ids[i+1:]...)
+			break
+		}
+	}
+	for _, gs := range rm.byS {
+		if gs.owner == gl {
+			gs.owner = nil
+		}
+	}
+	rm.rebalanceLocked()
+	for _, it := range items {
+		if domainOf(it.user) == rm.domain {
+			rm.dispatchLocked(it.data, it.user)
+		}
+	}
+}
+
+// rebalanceLocked moves every session whose owner changed.
+func (rm *remote) rebalanceLocked() {
+	for _, gs := range rm.byS {
+		want := rm.ownerLocked(gs.bare)
+		if want == gs.owner {
+			continue
+		}
+		if gs.owner != nil {
+			gs.owner.out.send(frame("sunbind", nil, "sid", gs.id), gs.bare)
+		}
+		gs.owner = want
+		rm.announceLocked(gs)
+	}
+}
+
+func domainOf(key string) string {
+	if _, d, ok := strings.Cut(key, "@"); ok {
+		return d
+	}
+	return key
+}
+
+// key is the user a stanza concerns: the addressee of the domain, or for
+// stanzas to the domain itself, the sender.
+func (rm *remote) key(s router.Stanza) string {
+	if s.To.Local() != "" && s.To.Domain() == rm.domain {
+		return s.To.BareString()
+	}
+	if s.From.Domain() == rm.domain && s.From.Local() != "" {
+		return s.From.BareString()
+	}
+	return rm.domain
+}
+
+// HandleStanza implements router.Component.
+func (rm *remote) HandleStanza(ctx context.Context, s router.Stanza) {
+	o := originOf(ctx)
+	if o == "" {
+		o = rm.g.newOrigin()
+	}
+	data := frame("to", s.El, "o", o)
+	rm.mu.Lock()
+	rm.dispatchLocked(data, rm.key(s))
+	rm.mu.Unlock()
+}
+
+// Redeliver implements router.Redeliverer.
+func (rm *remote) Redeliver(ctx context.Context, s router.Stanza) {
+	data := frame("to", s.El, "o", rm.g.newOrigin(), "redeliver", "1")
+	rm.mu.Lock()
+	rm.dispatchLocked(data, rm.key(s))
+	rm.mu.Unlock()
+}
+
+// Bind implements router.SessionManager.
+func (rm *remote) Bind(ctx context.Context, s router.Session) error {
+	full := s.JID()
+	if full.Domain() != rm.domain {
+		return errors.New("gateway: session of another domain")
+	}
+	gs := &gsess{id: stanza.NewID(), r: rm, s: s, full: full, bare: full.BareString()}
+	rm.g.mu.Lock()
+	rm.g.sessions[gs.id] = gs
+	rm.g.mu.Unlock()
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	rm.byS[s] = gs
+	gs.owner = rm.ownerLocked(gs.bare)
+	rm.announceLocked(gs)
+	return nil
+}
+
+// Unbind implements router.SessionManager.
+func (rm *remote) Unbind(ctx context.Context, s router.Session) {
+	rm.mu.Lock()
+	gs := rm.byS[s]
+	delete(rm.byS, s)
+	if gs != nil && gs.owner != nil {
+		gs.owner.out.send(frame("sunbind", nil, "sid", gs.id), gs.bare)
+	}
+	rm.mu.Unlock()
+	if gs != nil {
+		rm.g.mu.Lock()
+		delete(rm.g.sessions, gs.id)
+		rm.g.mu.Unlock()
+	}
+}
+
+// HandleFromSession implements router.SessionManager.
+func (rm *remote) HandleFromSession(ctx context.Context, sess router.Session, s router.Stanza) {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	gs := rm.byS[sess]
+	if gs == nil {
+		return
+	}
+	if s.El.Local == stanza.Presence && s.To.IsZero() {
+		if t := s.El.Attr("type"); t == "" || t == "unavailable" {
+			gs.presence = s.El
+		}
+	}
+	data := frame("from", s.El, "sid", gs.id, "o", rm.g.newOrigin())
+	if gs.owner == nil {
+		rm.dispatchLocked(data, gs.bare)
+		return
+	}
+	gs.owner.out.send(data, gs.bare)
+}

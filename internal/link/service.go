@@ -1,0 +1,782 @@
+package link
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xdg-go/scram"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+)
+
+// Binding is one (domain, kind) a service serves, with the component that
+// serves it. For the kind "sm" the component must be a
+// router.SessionManager.
+type Binding struct {
+	Domain    string
+	Kind      string
+	Component router.Component
+	// CertPEM and KeyPEM, when set, are the domain's certificate chain and
+	// key, handed to the gateways so that clients see the domain's own
+	// certificate; without them a gateway makes a self-signed one.
+	CertPEM, KeyPEM []byte
+}
+
+// ServiceConfig configures a service's links to its gateways.
+type ServiceConfig struct {
+	// Gateways are the service listeners of the gateways, host:port; the
+	// service links to every one.
+	Gateways []string
+	// Username and Secret authenticate with SCRAM-SHA-256: Username is
+	// AllDomains for the gateways' shared secret, or a domain.
+	Username, Secret string
+	// External authenticates with the client certificate in TLS instead.
+	External bool
+	// Instance names this instance; gateways hash users over instance ids.
+	Instance string
+	// TLS verifies gateways (RootCAs, ServerName) and may hold the client
+	// certificate. Without RootCAs the gateway's certificate is not checked:
+	// SCRAM's channel binding then still proves that nobody sits between
+	// the service and a gateway that knows the secret.
+	TLS *tls.Config
+	// Bindings are the (domain, kind) pairs served.
+	Bindings []Binding
+	// RetryDelay is the pause before reconnecting.
+	RetryDelay time.Duration
+	// GatewayLoss is how long a gateway may stay unreachable before what
+	// was queued for its clients is given up.
+	GatewayLoss time.Duration
+}
+
+// ServiceDeps are what a service uses.
+type ServiceDeps struct {
+	// Router is the service's own router: stanzas its components route to
+	// domains they do not serve go to a gateway (see Forwarder).
+	Router *router.Router
+	// Credentials answer the gateways' credential lookups for users.
+	Credentials auth.CredentialStore
+	Log         *slog.Logger
+}
+
+// ErrRefused reports a gateway that refused a binding; retrying would not
+// help.
+var ErrRefused = errors.New("link: gateway refused")
+
+// Service links components to gateways.
+type Service struct {
+	cfg   ServiceConfig
+	deps  ServiceDeps
+	log   *slog.Logger
+	links []*slink
+	bound map[string]Binding
+
+	// procMu serializes the processing of events from all gateways, so
+	// that a delivery can be tied to the event that caused it (cur) and so
+	// to the acknowledgement of that event.
+	procMu sync.Mutex
+	cur    atomic.Pointer[proc]
+	seen   dedup // origins processed, for events a gateway sends again
+	fatal  chan error
+}
+
+// proc is the event being processed.
+type proc struct {
+	o string
+	n int // routes so far
+	l *slink
+}
+
+type procKey struct{}
+
+// NewService returns a service; Run starts it.
+func NewService(cfg ServiceConfig, d ServiceDeps) (*Service, error) {
+	if d.Router == nil || d.Log == nil || d.Credentials == nil {
+		return nil, errors.New("link: router, credentials and logger are required")
+	}
+	if len(cfg.Gateways) == 0 {
+		return nil, errors.New("link: no gateway to link to")
+	}
+	if !cfg.External && cfg.Secret == "" {
+		return nil, errors.New("link: a secret or a client certificate is required")
+	}
+	if cfg.Username == "" {
+		cfg.Username = AllDomains
+	}
+	if cfg.Instance == "" {
+		cfg.Instance = stanza.NewID()
+	}
+	if cfg.RetryDelay <= 0 {
+		cfg.RetryDelay = 200 * time.Millisecond
+	}
+	if cfg.GatewayLoss <= 0 {
+		cfg.GatewayLoss = time.Minute
+	}
+	if cfg.TLS == nil {
+		cfg.TLS = &tls.Config{}
+	}
+	s := &Service{cfg: cfg, deps: d, log: d.Log.With("component", "service", "instance", cfg.Instance), bound: map[string]Binding{}, fatal: make(chan error, 1)}
+	s.seen.init(1 << 16)
+	for _, b := range cfg.Bindings {
+		if b.Kind == "sm" {
+			if _, ok := b.Component.(router.SessionManager); !ok {
+				return nil, fmt.Errorf("link: %s: an sm binding needs a session manager", b.Domain)
+			}
+		}
+		s.bound[b.Domain] = b
+	}
+	for _, a := range cfg.Gateways {
+		s.links = append(s.links, &slink{s: s, addr: a, proxies: map[string]*proxy{}})
+	}
+	return s, nil
+}
+
+// Forwarder is the component that takes, in the service's router, the
+// stanzas for every domain: it hands them to a gateway, whose router finds
+// the instance that owns the addressee, this one or another.
+func (s *Service) Forwarder() router.Component { return forwarder{s} }
+
+type forwarder struct{ s *Service }
+
+func (f forwarder) HandleStanza(ctx context.Context, st router.Stanza) {
+	s := f.s
+	p, _ := ctx.Value(procKey{}).(*proc)
+	o := ""
+	l := s.links[0]
+	if p != nil {
+		p.n++
+		if p.o != "" {
+			o = p.o + "." + strconv.Itoa(p.n)
+		}
+		l = p.l
+	}
+	if !l.connected() {
+		for _, x := range s.links {
+			if x.connected() {
+				l = x
+				break
+			}
+		}
+	}
+	l.out.send(frame("route", st.El, "o", o), "")
+}
+
+// Run links to every gateway until ctx is done. It returns an error when a
+// gateway refuses a binding.
+func (s *Service) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, l := range s.links {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.run(ctx)
+		}()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-s.fatal:
+		cancel()
+	}
+	wg.Wait()
+	return err
+}
+
+// slink is the service's link to one gateway. Its outbox outlives
+// connections: a reconnection to the same gateway resumes it.
+type slink struct {
+	s    *Service
+	addr string
+	out  outbox
+	gwid string // the gateway's id, to tell a restarted gateway
+
+	mu      sync.Mutex
+	c       *conn
+	h       uint64 // events received on this connection
+	pending []pend
+	proxies map[string]*proxy
+	asm     assembler
+}
+
+// pend is a received event whose acknowledgement waits for what it caused.
+type pend struct {
+	h    uint64
+	deps []dep
+}
+
+// dep is an outbox position that must be acknowledged first.
+type dep struct {
+	l     *slink
+	epoch uint64
+	seq   uint64
+}
+
+func (l *slink) connected() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.c != nil
+}
+
+func (l *slink) run(ctx context.Context) {
+	log := l.s.log.With("gateway", l.addr)
+	lastUp := time.Now()
+	delay := l.s.cfg.RetryDelay
+	for ctx.Err() == nil {
+		linked, err := l.connect(ctx, log)
+		if errors.Is(err, ErrRefused) {
+			select {
+			case l.s.fatal <- err:
+			default:
+			}
+			return
+		}
+		if linked {
+			lastUp = time.Now()
+			delay = l.s.cfg.RetryDelay
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Info("gateway link down", "err", err)
+		if time.Since(lastUp) > l.s.cfg.GatewayLoss {
+			// The gateway is gone, and so are its clients.
+			l.out.reset()
+			l.s.checkAcks()
+			lastUp = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}
+
+// connect runs one connection to the gateway until it drops.
+func (l *slink) connect(ctx context.Context, log *slog.Logger) (bool, error) {
+	s := l.s
+	var d net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	raw, err := d.DialContext(dctx, "tcp", l.addr)
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+	_ = raw.SetDeadline(time.Now().Add(15 * time.Second))
+	nc, r, gwid, h, err := s.handshake(ctx, raw, l.addr)
+	if err != nil {
+		raw.Close()
+		return false, err
+	}
+	_ = nc.SetDeadline(time.Time{})
+	if gwid != l.gwid {
+		if l.gwid != "" {
+			// A restarted gateway: its clients and their queues are gone.
+			l.out.reset()
+		}
+		l.gwid = gwid
+	}
+	c := newConn(nc)
+	if err := l.out.attach(c, h); err != nil {
+		c.close(streamError("undefined-condition", err.Error()))
+		return false, err
+	}
+	l.mu.Lock()
+	l.c, l.h, l.pending = c, 0, nil
+	l.mu.Unlock()
+	for _, b := range s.cfg.Bindings {
+		var tlsEl *xmlstream.Element
+		if len(b.CertPEM) > 0 && len(b.KeyPEM) > 0 {
+			tlsEl = xmlstream.NewElement(NS, "tls")
+			tlsEl.AddChild(xmlstream.NewElement(NS, "cert")).AddText(string(b.CertPEM))
+			tlsEl.AddChild(xmlstream.NewElement(NS, "key")).AddText(string(b.KeyPEM))
+		}
+		c.enqueue(frame("bind", tlsEl, "id", b.Domain, "domain", b.Domain, "kind", b.Kind))
+	}
+	log.Info("gateway linked", "gateway_id", gwid, "resumed_from", h)
+	err = l.readLoop(ctx, r)
+	l.mu.Lock()
+	l.c = nil
+	l.pending = nil
+	proxies := l.proxies
+	l.proxies = map[string]*proxy{}
+	l.mu.Unlock()
+	l.out.detach()
+	c.kill()
+	// The gateway announces its sessions again on the next link.
+	s.procMu.Lock()
+	for _, px := range proxies {
+		if b, ok := s.bound[px.full.Domain()]; ok {
+			b.Component.(router.SessionManager).Unbind(ctx, px)
+		}
+	}
+	s.procMu.Unlock()
+	s.checkAcks()
+	return true, err
+}
+
+// handshake runs the client side of stream, STARTTLS, SASL and hello.
+func (s *Service) handshake(ctx context.Context, raw net.Conn, addr string) (net.Conn, *reader, string, uint64, error) {
+	nc := raw
+	r := newReader(nc)
+	host, _, _ := net.SplitHostPort(addr)
+	open := func() (*xmlstream.Element, error) {
+		if _, err := nc.Write(header(host, "", "")); err != nil {
+			return nil, err
+		}
+		ev, err := r.next()
+		if err != nil {
+			return nil, err
+		}
+		if ev.Kind != xmlstream.EventStreamStart {
+			return nil, errors.New("link: no stream header")
+		}
+		f, err := r.element()
+		if err != nil {
+			return nil, err
+		}
+		if f.Space != xmlstream.NSStream || f.Local != "features" {
+			return nil, errors.New("link: no stream features")
+		}
+		return f, nil
+	}
+	f, err := open()
+	if err != nil {
+		return nil, nil, "", 0, err
+	}
+	if f.Child(stanza.NSTLS, "starttls") == nil {
+		return nil, nil, "", 0, errors.New("link: the gateway offers no STARTTLS")
+	}
+	if _, err := nc.Write([]byte("<starttls xmlns='" + stanza.NSTLS + "'/>")); err != nil {
+		return nil, nil, "", 0, err
+	}
+	el, err := r.element()
+	if err != nil {
+		return nil, nil, "", 0, err
+	}
+	if el.Local != "proceed" {
+		return nil, nil, "", 0, errors.New("link: STARTTLS refused")
+	}
+	tc := s.cfg.TLS.Clone()
+	if tc.RootCAs == nil {
+		tc.InsecureSkipVerify = true
+	}
+	if tc.ServerName == "" {
+		tc.ServerName = host
+	}
+	tlsConn := tls.Client(raw, tc)
+	if err := tlsConn.HandshakeContext(ctx); err != nil {
+		return nil, nil, "", 0, fmt.Errorf("link: tls: %w", err)
+	}
+	nc = tlsConn
+	r.restart(nc)
+	if f, err = open(); err != nil {
+		return nil, nil, "", 0, err
+	}
+	mechs := map[string]bool{}
+	if m := f.Child(stanza.NSSASL, "mechanisms"); m != nil {
+		for _, c := range m.Children() {
+			mechs[strings.TrimSpace(c.Text())] = true
+		}
+	}
+	if err := s.sasl(r, nc, tlsConn, mechs); err != nil {
+		return nil, nil, "", 0, err
+	}
+	r.restart(nc)
+	if _, err = open(); err != nil {
+		return nil, nil, "", 0, err
+	}
+	if _, err := nc.Write(frame("hello", nil, "xmlns", NS, "instance", s.cfg.Instance)); err != nil {
+		return nil, nil, "", 0, err
+	}
+	el, err = r.element()
+	if err != nil {
+		return nil, nil, "", 0, err
+	}
+	if el.Local != "hello" || el.Attr("gateway") == "" {
+		return nil, nil, "", 0, errors.New("link: no hello from the gateway")
+	}
+	h, err := parseUint(el.Attr("h"))
+	if err != nil {
+		return nil, nil, "", 0, err
+	}
+	return nc, r, el.Attr("gateway"), h, nil
+}
+
+func (s *Service) sasl(r *reader, nc net.Conn, tc *tls.Conn, mechs map[string]bool) error {
+	if s.cfg.External {
+		if !mechs["EXTERNAL"] {
+			return fmt.Errorf("%w: certificate not accepted (no EXTERNAL offered)", ErrRefused)
+		}
+		if _, err := nc.Write([]byte("<auth xmlns='" + stanza.NSSASL + "' mechanism='EXTERNAL'>=</auth>")); err != nil {
+			return err
+		}
+		el, err := r.element()
+		if err != nil {
+			return err
+		}
+		if el.Local != "success" {
+			return fmt.Errorf("%w: authentication failed", ErrRefused)
+		}
+		return nil
+	}
+	cl, err := scram.SHA256.NewClient(s.cfg.Username, s.cfg.Secret, "")
+	if err != nil {
+		return err
+	}
+	mech := "SCRAM-SHA-256"
+	var conv *scram.ClientConversation
+	st := tc.ConnectionState()
+	if cb, err := scram.NewTLSExporterBinding(&st); err == nil && mechs["SCRAM-SHA-256-PLUS"] {
+		mech += "-PLUS"
+		conv = cl.NewConversationWithChannelBinding(cb)
+	} else if mechs[mech] {
+		conv = cl.NewConversation()
+	} else {
+		return fmt.Errorf("%w: no common SASL mechanism", ErrRefused)
+	}
+	out, err := conv.Step("")
+	if err != nil {
+		return err
+	}
+	if _, err := nc.Write([]byte("<auth xmlns='" + stanza.NSSASL + "' mechanism='" + mech + "'>" + base64.StdEncoding.EncodeToString([]byte(out)) + "</auth>")); err != nil {
+		return err
+	}
+	for {
+		el, err := r.element()
+		if err != nil {
+			return err
+		}
+		in, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(el.Text()))
+		if derr != nil {
+			return derr
+		}
+		switch el.Local {
+		case "challenge":
+			out, err := conv.Step(string(in))
+			if err != nil {
+				return err
+			}
+			if _, err := nc.Write([]byte("<response xmlns='" + stanza.NSSASL + "'>" + base64.StdEncoding.EncodeToString([]byte(out)) + "</response>")); err != nil {
+				return err
+			}
+		case "success":
+			if _, err := conv.Step(string(in)); err != nil || !conv.Valid() {
+				return errors.New("link: the gateway did not prove the secret")
+			}
+			return nil
+		default:
+			return fmt.Errorf("%w: authentication failed", ErrRefused)
+		}
+	}
+}
+
+func (l *slink) readLoop(ctx context.Context, r *reader) error {
+	for {
+		ev, err := r.next()
+		if err != nil {
+			return err
+		}
+		if ev.Kind != xmlstream.EventElement {
+			continue
+		}
+		if err := l.handle(ctx, ev.Elem); err != nil {
+			return err
+		}
+	}
+}
+
+func (l *slink) handle(ctx context.Context, el *xmlstream.Element) error {
+	s := l.s
+	if el.Space == nsSM {
+		switch el.Local {
+		case "a":
+			h, err := parseUint(el.Attr("h"))
+			if err != nil {
+				return err
+			}
+			if err := l.out.ack(h); err != nil {
+				return err
+			}
+			s.checkAcks()
+		case "r":
+			l.mu.Lock()
+			c := l.c
+			l.mu.Unlock()
+			if c != nil {
+				c.forceAck()
+			}
+		}
+		return nil
+	}
+	switch el.Local {
+	case "result":
+		if e := el.Attr("error"); e != "" {
+			return fmt.Errorf("%w: bind %s: %s", ErrRefused, el.Attr("id"), e)
+		}
+		s.log.Info("bound", "gateway", l.addr, "domain", el.Attr("id"))
+		return nil
+	case "cred":
+		go l.credential(ctx, el)
+		return nil
+	case "chunk":
+		whole, err := l.asm.add(el)
+		if err != nil || whole == nil {
+			return err
+		}
+		el = whole
+	}
+	s.procMu.Lock()
+	before := s.positions()
+	s.process(ctx, l, el)
+	deps := s.changed(before)
+	s.procMu.Unlock()
+	l.mu.Lock()
+	l.h++
+	l.pending = append(l.pending, pend{h: l.h, deps: deps})
+	l.mu.Unlock()
+	s.checkAcks()
+	return nil
+}
+
+// positions returns every outbox's epoch and last sequence number.
+func (s *Service) positions() []dep {
+	ds := make([]dep, len(s.links))
+	for i, l := range s.links {
+		ds[i] = dep{l: l, epoch: l.out.epoch()}
+		ds[i].seq, _ = l.out.state()
+	}
+	return ds
+}
+
+// changed returns the outbox positions written since before.
+func (s *Service) changed(before []dep) []dep {
+	var out []dep
+	for i, d := range s.positions() {
+		if d.epoch != before[i].epoch || d.seq > before[i].seq {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// checkAcks acknowledges every received event whose consequences have all
+// been acknowledged.
+func (s *Service) checkAcks() {
+	for _, l := range s.links {
+		l.mu.Lock()
+		var h uint64
+		for len(l.pending) > 0 {
+			ok := true
+			for _, d := range l.pending[0].deps {
+				if d.l.out.epoch() == d.epoch {
+					if _, acked := d.l.out.state(); acked < d.seq {
+						ok = false
+						break
+					}
+				}
+			}
+			if !ok {
+				break
+			}
+			h = l.pending[0].h
+			l.pending = l.pending[1:]
+		}
+		if h > 0 && l.c != nil {
+			l.c.setAck(h)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// process runs one event; s.procMu is held.
+func (s *Service) process(ctx context.Context, l *slink, el *xmlstream.Element) {
+	o := el.Attr("o")
+	if o != "" && s.seen.seen(o+"@"+el.Local) {
+		return
+	}
+	p := &proc{o: o, l: l}
+	s.cur.Store(p)
+	defer s.cur.Store(nil)
+	ctx = context.WithValue(ctx, procKey{}, p)
+	pl := payload(el)
+	switch el.Local {
+	case "sbind":
+		full, err := jid.Parse(el.Attr("jid"))
+		sid := el.Attr("sid")
+		if err != nil || full.Resource() == "" || sid == "" {
+			return
+		}
+		sm := s.sessionManager(full.Domain())
+		if sm == nil {
+			return
+		}
+		l.mu.Lock()
+		_, dup := l.proxies[sid]
+		px := &proxy{l: l, sid: sid, full: full}
+		if !dup {
+			l.proxies[sid] = px
+		}
+		l.mu.Unlock()
+		if dup {
+			return
+		}
+		if err := sm.Bind(ctx, px); err != nil {
+			s.log.Warn("bind", "jid", full.String(), "err", err)
+			return
+		}
+		if pl != nil {
+			pl.SetAttr("from", full.String())
+			sm.HandleFromSession(ctx, px, router.Stanza{El: pl, From: full})
+		}
+	case "sunbind":
+		l.mu.Lock()
+		px := l.proxies[el.Attr("sid")]
+		delete(l.proxies, el.Attr("sid"))
+		l.mu.Unlock()
+		if px != nil {
+			if sm := s.sessionManager(px.full.Domain()); sm != nil {
+				sm.Unbind(ctx, px)
+			}
+		}
+	case "from":
+		l.mu.Lock()
+		px := l.proxies[el.Attr("sid")]
+		l.mu.Unlock()
+		if px == nil || pl == nil {
+			return
+		}
+		st := router.Stanza{El: pl, From: px.full}
+		if t := pl.Attr("to"); t != "" {
+			to, err := jid.Parse(t)
+			if err != nil {
+				return
+			}
+			st.To = to
+		}
+		pl.SetAttr("from", px.full.String())
+		if sm := s.sessionManager(px.full.Domain()); sm != nil {
+			sm.HandleFromSession(ctx, px, st)
+		}
+	case "to":
+		if pl == nil {
+			return
+		}
+		var st router.Stanza
+		var err error
+		st.El = pl
+		if st.From, err = jid.Parse(pl.Attr("from")); err != nil {
+			return
+		}
+		if st.To, err = jid.Parse(pl.Attr("to")); err != nil {
+			return
+		}
+		b, ok := s.bound[st.To.Domain()]
+		if !ok {
+			return
+		}
+		if rd, ok := b.Component.(router.Redeliverer); ok && el.Attr("redeliver") == "1" {
+			rd.Redeliver(ctx, st)
+			return
+		}
+		b.Component.HandleStanza(ctx, st)
+	}
+}
+
+func (s *Service) sessionManager(domain string) router.SessionManager {
+	b, ok := s.bound[domain]
+	if !ok {
+		return nil
+	}
+	sm, _ := b.Component.(router.SessionManager)
+	return sm
+}
+
+// credential answers a gateway's credential lookup.
+func (l *slink) credential(ctx context.Context, el *xmlstream.Element) {
+	id, user, hash := el.Attr("id"), el.Attr("user"), el.Attr("hash")
+	var b []byte
+	u, err := jid.Parse(user)
+	if err != nil || u.Local() == "" || u.Resource() != "" {
+		b = frame("cred-result", nil, "id", id, "error", stanza.ItemNotFound)
+	} else if _, ok := l.s.bound[u.Domain()]; !ok {
+		b = frame("cred-result", nil, "id", id, "error", stanza.ItemNotFound)
+	} else {
+		c, err := l.s.deps.Credentials.Credential(ctx, u.String(), hash)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			b = frame("cred-result", nil, "id", id, "error", stanza.ItemNotFound)
+		case err != nil:
+			l.s.log.Warn("credential lookup", "user", user, "err", err)
+			b = frame("cred-result", nil, "id", id, "error", stanza.InternalServerError)
+		default:
+			enc := base64.StdEncoding.EncodeToString
+			b = frame("cred-result", nil, "id", id, "hash", c.Hash, "iterations", strconv.Itoa(c.Iterations),
+				"salt", enc(c.Salt), "stored-key", enc(c.StoredKey), "server-key", enc(c.ServerKey))
+		}
+	}
+	l.mu.Lock()
+	c := l.c
+	l.mu.Unlock()
+	if c != nil {
+		c.enqueue(b)
+	}
+}
+
+// proxy is a client session held by a gateway, as the service's session
+// manager sees it.
+type proxy struct {
+	l    *slink
+	sid  string
+	full jid.JID
+
+	mu    sync.Mutex
+	lastO string // origin of the last delivery
+	k     int    // deliveries for lastO so far
+}
+
+var _ router.Session = (*proxy)(nil)
+
+// JID implements router.Session.
+func (p *proxy) JID() jid.JID { return p.full }
+
+// Deliver implements router.Session: the stanza goes to the gateway that
+// holds the client, tagged with the event that caused it so that the
+// gateway can drop it if a restarted service delivers it again.
+func (p *proxy) Deliver(el *xmlstream.Element) {
+	o, k := "", ""
+	if c := p.l.s.cur.Load(); c != nil && c.o != "" {
+		p.mu.Lock()
+		if p.lastO != c.o {
+			p.lastO, p.k = c.o, 0
+		}
+		p.k++
+		o, k = c.o, strconv.Itoa(p.k)
+		p.mu.Unlock()
+	}
+	p.l.out.send(frame("deliver", el, "sid", p.sid, "o", o, "k", k), "")
+}
+
+// Close implements router.Session.
+func (p *proxy) Close(condition string) {
+	p.l.out.send(frame("close", nil, "sid", p.sid, "condition", condition), "")
+}
