@@ -23,10 +23,13 @@ const usage = `usage: ambrosia <command> [flags]
 
 commands:
   serve                  run the server (all components in one process)
+  gateway                run the network edge of a split server (services link to it)
+  service sm             run the session manager, linked to gateways
   user add JID           create an account (password from --password or stdin)
   user passwd JID        change a password (same)
   user del JID           delete an account and its data
   user list [DOMAIN]     list accounts
+  check [--remote DOMAIN] report DNS records, certificates and federation with DOMAIN
   bench MODE             load client for measurements (users, idle, logins, messages)
   version                print the version
 
@@ -43,8 +46,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch args[0] {
 	case "serve":
 		err = serve(ctx, args[1:], stderr)
+	case "gateway":
+		err = gatewayCmd(ctx, args[1:], stderr)
+	case "service":
+		err = serviceCmd(ctx, args[1:], stderr)
 	case "user":
 		err = userCmd(ctx, args[1:], stdin, stdout, stderr)
+	case "check":
+		err = checkCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = benchCmd(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":

@@ -19,9 +19,10 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/component"
 	"github.com/ambrosia-xmpp/ambrosia/internal/config"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
-	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/postgres"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage/sqlite"
-	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+	"github.com/ambrosia-xmpp/ambrosia/internal/upload"
 )
 
 // serve runs every component in this process until ctx is done.
@@ -45,7 +46,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("starting", "version", version(), "domains", cfg.Domains, "data", cfg.DataDir)
 
-	store, err := sqlite.Open(ctx, dbPath(cfg))
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -61,32 +62,25 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	type runner interface{ Run(context.Context) error }
 	var comps []runner
-	for _, d := range cfg.Domains {
-		deps := sm.Deps{Router: r, Accounts: store, Roster: store, Offline: store, Blocklist: store, Private: store, Log: log}
-		if cfg.Archive.Enabled {
-			deps.Archive = store
-		}
-		m, err := sm.New(sm.Config{Domain: d, Version: version(), ArchiveRetention: time.Duration(cfg.Archive.Retention), ContactAddresses: cfg.Contact.Addresses()}, deps)
+	sms, err := newSessionManagers(cfg, r, store, log)
+	if err != nil {
+		return err
+	}
+	for _, m := range sms {
+		comps = append(comps, m)
+	}
+	c2sCfg := c2sConfig(cfg)
+	edge, err := c2s.New(c2sCfg, c2s.Deps{Router: r, Auth: auth.New(store, nil), TLS: tlsConf, Accounts: store, Tokens: store, Log: log})
+	if err != nil {
+		return err
+	}
+
+	var uploads *upload.Service
+	if cfg.Upload.Enabled {
+		uploads, err = newUpload(cfg, r, tlsConf, log)
 		if err != nil {
 			return err
 		}
-		// Register now rather than in Run, so that no client can connect
-		// before its domain is served.
-		comps = append(comps, m)
-	}
-	c2sCfg := c2s.DefaultConfig()
-	c2sCfg.Addr, c2sCfg.TLSAddr = cfg.C2S.Addr, cfg.C2S.TLSAddr
-	c2sCfg.AllowPlain = cfg.C2S.AllowPlain
-	c2sCfg.AllowRegistration = cfg.C2S.AllowRegistration
-	c2sCfg.Limits = xmlstream.DefaultLimits()
-	c2sCfg.Limits.MaxStanzaBytes = cfg.C2S.MaxStanzaSize
-	c2sCfg.NegotiationTimeout = time.Duration(cfg.C2S.NegotiationTimeout)
-	c2sCfg.IdleTimeout = time.Duration(cfg.C2S.IdleTimeout)
-	c2sCfg.ResumeTimeout = time.Duration(cfg.C2S.ResumeTimeout)
-	c2sCfg.MaxAuthFailures = cfg.C2S.MaxAuthFailures
-	edge, err := c2s.New(c2sCfg, c2s.Deps{Router: r, Auth: auth.New(store, nil), TLS: tlsConf, Accounts: store, Log: log})
-	if err != nil {
-		return err
 	}
 
 	var components *component.Server
@@ -102,8 +96,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 
+	federation, err := newFederation(cfg, r, log)
+	if err != nil {
+		return err
+	}
+
 	var wg sync.WaitGroup
-	errc := make(chan error, len(comps)+3)
+	errc := make(chan error, len(comps)+5)
 	if cfg.DebugAddr != "" {
 		wg.Add(1)
 		go func() {
@@ -132,6 +131,28 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			}
 			time.Sleep(time.Millisecond)
 		}
+	}
+	if federation != nil {
+		// Stanzas for domains nobody serves here leave through federation.
+		r.SetFallback(federation)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := federation.Run(ctx); err != nil {
+				errc <- err
+				cancel()
+			}
+		}()
+	}
+	if uploads != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := uploads.Run(ctx); err != nil {
+				errc <- err
+				cancel()
+			}
+		}()
 	}
 	if components != nil {
 		// After the session managers, so that a component's first stanzas
@@ -173,6 +194,32 @@ const defaultGCPercent = 40
 
 func dbPath(cfg config.Config) string { return filepath.Join(cfg.DataDir, "ambrosia.db") }
 
+// storeBackend is everything the commands take from the storage backend.
+type storeBackend interface {
+	storage.Store
+	storage.FastTokens
+	storage.PEP
+	Close() error
+}
+
+// openStore opens the backend that [storage] selects: the SQLite file in
+// the data directory, or the PostgreSQL database that several instances
+// share.
+func openStore(ctx context.Context, cfg config.Config) (storeBackend, error) {
+	if cfg.Storage.Backend == "postgres" {
+		s, err := postgres.Open(ctx, cfg.Storage.PostgresDSN)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	s, err := sqlite.Open(ctx, dbPath(cfg))
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Level))
@@ -204,4 +251,18 @@ func loadTLS(cfg config.Config) (*tls.Config, error) {
 		}
 	}
 	return certs.Config(m, cfg.Domains, "xmpp-client"), nil
+}
+
+// newUpload builds the HTTP File Upload service (XEP-0363), its files in
+// data_dir/upload.
+func newUpload(cfg config.Config, r *router.Router, tlsConf *tls.Config, log *slog.Logger) (*upload.Service, error) {
+	uc := upload.DefaultConfig()
+	uc.Domains = cfg.Domains
+	uc.Component = cfg.Upload.Component
+	uc.Dir = filepath.Join(cfg.DataDir, "upload")
+	uc.Addr, uc.PlainAddr, uc.PublicURL = cfg.Upload.Addr, cfg.Upload.PlainAddr, cfg.Upload.PublicURL
+	uc.MaxFileSize = int64(cfg.Upload.MaxFileSize)
+	uc.Quota = int64(cfg.Upload.Quota)
+	uc.ExpireAfter = time.Duration(cfg.Upload.ExpireAfter)
+	return upload.New(uc, upload.Deps{Router: r, TLS: tlsConf, Log: log})
 }

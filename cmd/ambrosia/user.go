@@ -12,11 +12,11 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
-	"github.com/ambrosia-xmpp/ambrosia/internal/storage/sqlite"
 )
 
 // userCmd manages accounts directly in the database, which is safe while
-// the server runs: SQLite serializes writers across processes.
+// the server runs: SQLite serializes writers across processes, and
+// PostgreSQL is shared by design.
 func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -35,7 +35,7 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
-	store, err := sqlite.Open(ctx, dbPath(cfg))
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}

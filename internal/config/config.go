@@ -34,10 +34,13 @@ type Config struct {
 	DebugAddr string    `toml:"debug_addr"`
 	Log       Log       `toml:"log"`
 	Archive   Archive   `toml:"archive"`
+	Storage   Storage   `toml:"storage"`
 	Contact   Contact   `toml:"contact"`
 	TLS       TLS       `toml:"tls"`
 	C2S       C2S       `toml:"c2s"`
 	Component Component `toml:"component"`
+	S2S       S2S       `toml:"s2s"`
+	Upload    Upload    `toml:"upload"`
 }
 
 // Component configures the listener for external components (XEP-0114).
@@ -64,6 +67,18 @@ type Archive struct {
 	Enabled bool `toml:"enabled"`
 	// Retention is how long archived messages are kept; 0 keeps them.
 	Retention Duration `toml:"retention"`
+}
+
+// Storage selects the database.
+type Storage struct {
+	// Backend is "sqlite" (the default: a file in DataDir, for one
+	// process) or "postgres" (a database that several instances share).
+	Backend string `toml:"backend"`
+	// PostgresDSN is the PostgreSQL connection string, a postgres:// URL
+	// or libpq keywords, e.g.
+	// "postgres://ambrosia:secret@db.example.org/ambrosia?sslmode=verify-full".
+	// Required with the postgres backend.
+	PostgresDSN string `toml:"postgres_dsn"`
 }
 
 // Contact lists the server's contact addresses (XEP-0157), as URIs
@@ -128,6 +143,71 @@ type C2S struct {
 	MaxAuthFailures int `toml:"max_auth_failures"`
 }
 
+// S2S configures federation with other servers (RFC 6120 server-to-server
+// streams, XEP-0220 dialback, XEP-0178 SASL EXTERNAL, XEP-0368).
+type S2S struct {
+	// Enabled federates the served domains. On by default, as with other
+	// servers, but a server whose only domains are localhost or IP
+	// addresses has nothing to federate and opens no listener.
+	Enabled bool `toml:"enabled"`
+	// Addr is the listener with STARTTLS; empty accepts no incoming
+	// streams (outgoing ones still work).
+	Addr string `toml:"addr"`
+	// TLSAddr is the direct TLS listener (XEP-0368); empty disables it.
+	TLSAddr string `toml:"tls_addr"`
+	// DialbackSecret keys the dialback keys (XEP-0185). Empty: a random
+	// one generated once and kept in data_dir/s2s.secret. Servers sharing
+	// a domain must share it.
+	DialbackSecret string `toml:"dialback_secret"`
+	// TrustFile is a PEM file of extra certificate authorities trusted for
+	// peer certificates besides the system's, for private deployments.
+	TrustFile string `toml:"trust_file"`
+	// ConnectTimeout bounds bringing an outgoing stream up (and an
+	// incoming one's negotiation); stanzas waiting for it are then bounced.
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	// IdleTimeout closes an outgoing stream unused for that long.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// Hosts maps a remote domain to the host:port of its server
+	// (tls://host:port for direct TLS), bypassing DNS. File only.
+	Hosts map[string]string `toml:"hosts"`
+}
+
+// validate checks the federation keys.
+func (s *S2S) validate() error {
+	for key, a := range map[string]string{"s2s.addr": s.Addr, "s2s.tls_addr": s.TLSAddr} {
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("%s: %q is not host:port", key, a)
+		}
+	}
+	if s.DialbackSecret != "" && len(s.DialbackSecret) < 16 {
+		return errors.New("s2s.dialback_secret: use at least 16 characters")
+	}
+	if s.ConnectTimeout <= 0 {
+		return errors.New("s2s.connect_timeout: must be positive")
+	}
+	if s.IdleTimeout <= 0 {
+		return errors.New("s2s.idle_timeout: must be positive")
+	}
+	hosts := make(map[string]string, len(s.Hosts))
+	for d, a := range s.Hosts {
+		j, err := jid.Parse(d)
+		if err != nil || j.Local() != "" || j.Resource() != "" {
+			return fmt.Errorf("s2s.hosts: %q is not a valid domain", d)
+		}
+		if _, _, err := net.SplitHostPort(strings.TrimPrefix(a, "tls://")); err != nil {
+			return fmt.Errorf("s2s.hosts: %s: %q is not host:port", d, a)
+		}
+		hosts[j.Domain()] = a
+	}
+	if s.Hosts != nil {
+		s.Hosts = hosts
+	}
+	return nil
+}
+
 // Duration is a time.Duration written as a string such as "30s" or "5m".
 type Duration time.Duration
 
@@ -152,6 +232,7 @@ func Default() Config {
 		DataDir: "./data",
 		Log:     Log{Format: "text", Level: "info"},
 		Archive: Archive{Enabled: true},
+		Storage: Storage{Backend: "sqlite"},
 		C2S: C2S{
 			Addr:               ":5222",
 			TLSAddr:            ":5223",
@@ -163,6 +244,21 @@ func Default() Config {
 		},
 		// Loopback: the component protocol is not encrypted.
 		Component: Component{Addr: "127.0.0.1:5347"},
+		S2S: S2S{
+			Enabled:        true,
+			Addr:           ":5269",
+			ConnectTimeout: Duration(30 * time.Second),
+			IdleTimeout:    Duration(10 * time.Minute),
+		},
+		// Prosody keeps shared files a week; 100 MiB is ejabberd's limit.
+		Upload: Upload{
+			Enabled:     true,
+			Component:   "upload",
+			Addr:        ":5443",
+			MaxFileSize: 100 << 20,
+			Quota:       1 << 30,
+			ExpireAfter: Duration(7 * 24 * time.Hour),
+		},
 	}
 }
 
@@ -244,6 +340,9 @@ func walk(v reflect.Value, prefix string, f func(string, reflect.Value) error) e
 		fv := v.Field(i)
 		if fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct {
 			continue // lists of tables are file-only
+		}
+		if fv.Kind() == reflect.Map {
+			continue // so are tables of arbitrary keys
 		}
 		if fv.Kind() == reflect.Struct {
 			if err := walk(fv, name, f); err != nil {
@@ -357,8 +456,26 @@ func (c *Config) Validate() error {
 	if c.Archive.Retention < 0 {
 		return errors.New("archive.retention: must not be negative")
 	}
+	switch c.Storage.Backend {
+	case "sqlite":
+	case "postgres":
+		if c.Storage.PostgresDSN == "" {
+			return errors.New("storage.postgres_dsn: required with storage.backend = \"postgres\" (or set AMBROSIA_STORAGE_POSTGRES_DSN)")
+		}
+		if d := c.Storage.PostgresDSN; strings.HasPrefix(d, "postgres://") || strings.HasPrefix(d, "postgresql://") {
+			// The URL is not quoted: it may hold a password.
+			if _, err := url.Parse(d); err != nil {
+				return errors.New("storage.postgres_dsn: not a valid postgres:// URL (percent-encode special characters in the password)")
+			}
+		}
+	default:
+		return fmt.Errorf("storage.backend: %q is not sqlite or postgres", c.Storage.Backend)
+	}
 	if c.C2S.MaxAuthFailures < 1 {
 		return errors.New("c2s.max_auth_failures: must be at least 1")
+	}
+	if err := c.S2S.validate(); err != nil {
+		return err
 	}
 	for i := range c.Component.External {
 		e := &c.Component.External[i]
@@ -375,6 +492,82 @@ func (c *Config) Validate() error {
 		if e.Secret == "" {
 			return fmt.Errorf("component.external: %s has an empty secret", e.Domain)
 		}
+	}
+	if err := c.Upload.validate(c.Domains, seen); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Upload configures HTTP File Upload (XEP-0363): a service on
+// Component.<domain> for each domain and the HTTP(S) server of its files.
+type Upload struct {
+	Enabled bool `toml:"enabled"`
+	// Component is the first label of the service's domain.
+	Component string `toml:"component"`
+	// Addr is the HTTPS listener, with the domains' certificates; empty
+	// disables it.
+	Addr string `toml:"addr"`
+	// PlainAddr is an HTTP listener without TLS, for a reverse proxy in
+	// front; empty (the default) disables it.
+	PlainAddr string `toml:"plain_addr"`
+	// PublicURL is the base of the URLs handed to clients, for a server
+	// behind a reverse proxy; empty means https://<component>.<domain>
+	// and the port of Addr.
+	PublicURL string `toml:"public_url"`
+	// MaxFileSize is the largest file accepted, in bytes.
+	MaxFileSize int `toml:"max_file_size"`
+	// Quota bounds the bytes one user keeps stored; 0 means no bound.
+	Quota int `toml:"quota"`
+	// ExpireAfter is how long a file is kept; 0 keeps files forever.
+	ExpireAfter Duration `toml:"expire_after"`
+}
+
+// validate checks the [upload] section; seen holds the domains taken by
+// the served domains and the external components.
+func (u *Upload) validate(domains []string, seen map[string]bool) error {
+	if !u.Enabled {
+		return nil
+	}
+	if u.Component == "" || strings.ContainsAny(u.Component, "@/. ") {
+		return fmt.Errorf("upload.component: %q is not a domain label such as upload", u.Component)
+	}
+	for _, d := range domains {
+		j, err := jid.New("", u.Component+"."+d, "")
+		if err != nil {
+			return fmt.Errorf("upload.component: %s.%s is not a valid domain", u.Component, d)
+		}
+		if seen[j.Domain()] {
+			return fmt.Errorf("upload.component: %s is already a served domain or an external component", j.Domain())
+		}
+	}
+	for key, a := range map[string]string{"upload.addr": u.Addr, "upload.plain_addr": u.PlainAddr} {
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("%s: %q is not host:port", key, a)
+		}
+	}
+	if u.Addr == "" && u.PlainAddr == "" {
+		return errors.New("upload.addr: empty with upload.plain_addr empty too; set one or disable upload with upload.enabled = false")
+	}
+	if u.PublicURL != "" {
+		p, err := url.Parse(u.PublicURL)
+		if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" || p.RawQuery != "" || p.Fragment != "" {
+			return fmt.Errorf("upload.public_url: %q is not an http(s) URL such as https://upload.example.org", u.PublicURL)
+		}
+	} else if u.Addr == "" {
+		return errors.New("upload.public_url: required when upload.addr is empty (the URL clients reach the plain listener through)")
+	}
+	if u.MaxFileSize < 1 {
+		return fmt.Errorf("upload.max_file_size: %d must be at least 1 byte", u.MaxFileSize)
+	}
+	if u.Quota < 0 {
+		return errors.New("upload.quota: must not be negative (0 means no quota)")
+	}
+	if u.ExpireAfter < 0 {
+		return errors.New("upload.expire_after: must not be negative (0 keeps files forever)")
 	}
 	return nil
 }

@@ -49,6 +49,27 @@ func TestDecodeAndValidate(t *testing.T) {
 		{name: "component is a served domain", doc: "[[component.external]]\ndomain = 'localhost'\nsecret = 's'", wantErr: "already a served domain"},
 		{name: "component unknown key", doc: "[[component.external]]\ndomain = 'irc.localhost'\npassword = 's'", wantErr: "unknown key component.external.password"},
 		{name: "component bad addr", doc: "[component]\naddr = '5347'", wantErr: "component.addr"},
+		{name: "s2s defaults", doc: "", check: func(t *testing.T, c Config) {
+			if !c.S2S.Enabled || c.S2S.Addr != ":5269" || c.S2S.TLSAddr != "" || c.S2S.ConnectTimeout != Duration(30*time.Second) || c.S2S.IdleTimeout != Duration(10*time.Minute) {
+				t.Fatalf("got %+v", c.S2S)
+			}
+		}},
+		{name: "s2s values", doc: "[s2s]\nenabled = false\naddr = '127.0.0.1:5270'\ntls_addr = ':5270'\ndialback_secret = '0123456789abcdefgh'\ntrust_file = '/etc/ca.pem'\nconnect_timeout = '5s'\nidle_timeout = '1m'\n[s2s.hosts]\n'Prosody.test' = '127.0.0.1:5271'\n'direct.test' = 'tls://127.0.0.1:5272'", check: func(t *testing.T, c Config) {
+			s := c.S2S
+			if s.Enabled || s.Addr != "127.0.0.1:5270" || s.TLSAddr != ":5270" || s.TrustFile != "/etc/ca.pem" || s.ConnectTimeout != Duration(5*time.Second) || s.IdleTimeout != Duration(time.Minute) {
+				t.Fatalf("got %+v", s)
+			}
+			if s.Hosts["prosody.test"] != "127.0.0.1:5271" || s.Hosts["direct.test"] != "tls://127.0.0.1:5272" || len(s.Hosts) != 2 {
+				t.Fatalf("hosts %v", s.Hosts)
+			}
+		}},
+		{name: "s2s bad addr", doc: "[s2s]\naddr = '5269'", wantErr: "s2s.addr"},
+		{name: "s2s short secret", doc: "[s2s]\ndialback_secret = 'short'", wantErr: "s2s.dialback_secret"},
+		{name: "s2s zero timeout", doc: "[s2s]\nconnect_timeout = '0s'", wantErr: "s2s.connect_timeout"},
+		{name: "s2s bad idle", doc: "[s2s]\nidle_timeout = '-1s'", wantErr: "s2s.idle_timeout"},
+		{name: "s2s bad host domain", doc: "[s2s.hosts]\n'a@b' = '127.0.0.1:1'", wantErr: "s2s.hosts"},
+		{name: "s2s bad host addr", doc: "[s2s.hosts]\n'b.test' = 'nowhere'", wantErr: "s2s.hosts"},
+		{name: "s2s unknown key", doc: "[s2s]\nport = 5269", wantErr: "unknown key s2s.port"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,6 +130,28 @@ func TestApplyEnv(t *testing.T) {
 	}
 }
 
+func TestApplyEnvS2S(t *testing.T) {
+	env := map[string]string{
+		"AMBROSIA_S2S_ENABLED":         "false",
+		"AMBROSIA_S2S_ADDR":            "127.0.0.1:5999",
+		"AMBROSIA_S2S_TLS_ADDR":        "127.0.0.1:5998",
+		"AMBROSIA_S2S_CONNECT_TIMEOUT": "7s",
+		"AMBROSIA_S2S_TRUST_FILE":      "/tmp/ca.pem",
+		"AMBROSIA_S2S_HOSTS":           "ignored: tables are file-only",
+	}
+	c := Default()
+	if err := c.ApplyEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if c.S2S.Enabled || c.S2S.Addr != "127.0.0.1:5999" || c.S2S.TLSAddr != "127.0.0.1:5998" || c.S2S.ConnectTimeout != Duration(7*time.Second) || c.S2S.TrustFile != "/tmp/ca.pem" || c.S2S.Hosts != nil {
+		t.Fatalf("got %+v", c.S2S)
+	}
+	names := strings.Join(EnvNames(), " ")
+	if strings.Contains(names, "AMBROSIA_S2S_HOSTS") || !strings.Contains(names, "AMBROSIA_S2S_DIALBACK_SECRET") {
+		t.Fatalf("EnvNames: %s", names)
+	}
+}
+
 func TestContactAddressesConfig(t *testing.T) {
 	c := Default()
 	if err := Decode([]byte("[contact]\nabuse = ['mailto:abuse@example.org']\nadmin = ['xmpp:admin@example.org']"), &c); err != nil {
@@ -124,5 +167,157 @@ func TestContactAddressesConfig(t *testing.T) {
 	_ = Decode([]byte("[contact]\nabuse = ['abuse at example dot org']"), &c)
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "contact.abuse") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+func TestUploadConfig(t *testing.T) {
+	cases := []struct {
+		name, doc string
+		wantErr   string // substring; "" means valid
+		check     func(t *testing.T, u Upload)
+	}{
+		{name: "defaults", doc: "", check: func(t *testing.T, u Upload) {
+			if !u.Enabled || u.Component != "upload" || u.Addr != ":5443" || u.PlainAddr != "" || u.PublicURL != "" ||
+				u.MaxFileSize != 100<<20 || u.Quota != 1<<30 || u.ExpireAfter != Duration(7*24*time.Hour) {
+				t.Fatalf("got %+v", u)
+			}
+		}},
+		{name: "values", doc: "[upload]\ncomponent = 'files'\naddr = ''\nplain_addr = '127.0.0.1:8080'\npublic_url = 'https://example.org/files'\nmax_file_size = 1000\nquota = 0\nexpire_after = '0s'", check: func(t *testing.T, u Upload) {
+			if u.Component != "files" || u.Addr != "" || u.PlainAddr != "127.0.0.1:8080" || u.PublicURL != "https://example.org/files" ||
+				u.MaxFileSize != 1000 || u.Quota != 0 || u.ExpireAfter != 0 {
+				t.Fatalf("got %+v", u)
+			}
+		}},
+		{name: "disabled skips checks", doc: "[upload]\nenabled = false\naddr = 'nowhere'", check: func(t *testing.T, u Upload) {
+			if u.Enabled {
+				t.Fatal("enabled")
+			}
+		}},
+		{name: "unknown key", doc: "[upload]\nmax_size = 1", wantErr: "unknown key upload.max_size"},
+		{name: "bad component", doc: "[upload]\ncomponent = 'up.load'", wantErr: "upload.component"},
+		{name: "empty component", doc: "[upload]\ncomponent = ''", wantErr: "upload.component"},
+		{name: "component taken", doc: "domains = ['localhost', 'upload.localhost']", wantErr: "upload.component: upload.localhost is already"},
+		{name: "component of an external component", doc: "[[component.external]]\ndomain = 'upload.localhost'\nsecret = 's'", wantErr: "upload.component"},
+		{name: "bad addr", doc: "[upload]\naddr = '5443'", wantErr: "upload.addr"},
+		{name: "bad plain addr", doc: "[upload]\nplain_addr = 'x'", wantErr: "upload.plain_addr"},
+		{name: "no listener", doc: "[upload]\naddr = ''", wantErr: "upload.addr"},
+		{name: "plain without public url", doc: "[upload]\naddr = ''\nplain_addr = '127.0.0.1:8080'", wantErr: "upload.public_url"},
+		{name: "bad public url", doc: "[upload]\npublic_url = 'example.org/files'", wantErr: "upload.public_url"},
+		{name: "public url with query", doc: "[upload]\npublic_url = 'https://example.org/?a=b'", wantErr: "upload.public_url"},
+		{name: "zero max size", doc: "[upload]\nmax_file_size = 0", wantErr: "upload.max_file_size"},
+		{name: "negative quota", doc: "[upload]\nquota = -1", wantErr: "upload.quota"},
+		{name: "negative expiry", doc: "[upload]\nexpire_after = '-1h'", wantErr: "upload.expire_after"},
+		{name: "bad expiry", doc: "[upload]\nexpire_after = 'a week'", wantErr: "upload.expire_after"},
+		{name: "size as string", doc: "[upload]\nmax_file_size = '10MB'", wantErr: "upload.max_file_size"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			err := Decode([]byte(tc.doc), &c)
+			if err == nil {
+				err = c.Validate()
+			}
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				tc.check(t, c.Upload)
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %v, want one naming %q", err, tc.wantErr)
+			}
+		})
+	}
+
+	env := map[string]string{
+		"AMBROSIA_UPLOAD_ENABLED":       "false",
+		"AMBROSIA_UPLOAD_ADDR":          "127.0.0.1:9443",
+		"AMBROSIA_UPLOAD_PUBLIC_URL":    "https://files.example.org",
+		"AMBROSIA_UPLOAD_MAX_FILE_SIZE": "5000",
+		"AMBROSIA_UPLOAD_QUOTA":         "9000",
+		"AMBROSIA_UPLOAD_EXPIRE_AFTER":  "1h",
+		"AMBROSIA_UPLOAD_COMPONENT":     "share",
+	}
+	c := Default()
+	if err := c.ApplyEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	u := c.Upload
+	if u.Enabled || u.Addr != "127.0.0.1:9443" || u.PublicURL != "https://files.example.org" || u.MaxFileSize != 5000 ||
+		u.Quota != 9000 || u.ExpireAfter != Duration(time.Hour) || u.Component != "share" {
+		t.Fatalf("got %+v", u)
+	}
+	err := c.ApplyEnv(func(k string) (string, bool) { return "lots", k == "AMBROSIA_UPLOAD_QUOTA" })
+	if err == nil || !strings.Contains(err.Error(), "AMBROSIA_UPLOAD_QUOTA") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestStorageConfig(t *testing.T) {
+	cases := []struct {
+		name, doc string
+		wantErr   string // substring; "" means valid
+		want      Storage
+	}{
+		{name: "default", doc: "", want: Storage{Backend: "sqlite"}},
+		{name: "postgres url", doc: "[storage]\nbackend = 'postgres'\npostgres_dsn = 'postgres://ambrosia@db.example/ambrosia'",
+			want: Storage{Backend: "postgres", PostgresDSN: "postgres://ambrosia@db.example/ambrosia"}},
+		{name: "postgres keywords", doc: "[storage]\nbackend = 'postgres'\npostgres_dsn = 'host=/run/postgresql dbname=ambrosia'",
+			want: Storage{Backend: "postgres", PostgresDSN: "host=/run/postgresql dbname=ambrosia"}},
+		{name: "sqlite ignores the dsn", doc: "[storage]\npostgres_dsn = 'postgres://db.example/x'",
+			want: Storage{Backend: "sqlite", PostgresDSN: "postgres://db.example/x"}},
+		{name: "postgres without dsn", doc: "[storage]\nbackend = 'postgres'", wantErr: "storage.postgres_dsn: required"},
+		{name: "unknown backend", doc: "[storage]\nbackend = 'mysql'", wantErr: "storage.backend: \"mysql\""},
+		{name: "empty backend", doc: "[storage]\nbackend = ''", wantErr: "storage.backend"},
+		{name: "bad url", doc: "[storage]\nbackend = 'postgres'\npostgres_dsn = 'postgres://u:p%zz@h/db'", wantErr: "storage.postgres_dsn: not a valid"},
+		{name: "unknown key", doc: "[storage]\ndsn = 'x'", wantErr: "unknown key storage.dsn"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			err := Decode([]byte(tc.doc), &c)
+			if err == nil {
+				err = c.Validate()
+			}
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.Storage != tc.want {
+					t.Fatalf("got %+v, want %+v", c.Storage, tc.want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %v, want one naming %q", err, tc.wantErr)
+			}
+			if strings.Contains(err.Error(), "p%zz") {
+				t.Fatalf("error %q quotes the password", err)
+			}
+		})
+	}
+}
+
+func TestApplyEnvStorage(t *testing.T) {
+	env := map[string]string{
+		"AMBROSIA_STORAGE_BACKEND":      "postgres",
+		"AMBROSIA_STORAGE_POSTGRES_DSN": "postgres://ambrosia@127.0.0.1/ambrosia",
+	}
+	c := Default()
+	if err := c.ApplyEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Storage.Backend != "postgres" || c.Storage.PostgresDSN != env["AMBROSIA_STORAGE_POSTGRES_DSN"] {
+		t.Fatalf("got %+v", c.Storage)
+	}
+	names := strings.Join(EnvNames(), " ")
+	for n := range env {
+		if !strings.Contains(names, n) {
+			t.Errorf("EnvNames lacks %s", n)
+		}
 	}
 }

@@ -1,0 +1,24 @@
+-- A private Prosody for Ambrosia's federation tests; the test fills in
+-- the {{...}} fields and runs it with its own hosts file.
+daemonize = false
+run_as_root = true
+pidfile = "{{DIR}}/prosody.pid"
+data_path = "{{DIR}}/data"
+interfaces = { "{{IP}}" }
+c2s_ports = { 5222 }
+s2s_ports = { 5269 }
+component_ports = { }
+http_ports = { }
+https_ports = { }
+log = { { levels = { min = "debug" }, to = "file", filename = "{{DIR}}/prosody.log" } }
+modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence", "message", "iq", "posix" }
+modules_disabled = { "s2s_bidi" }
+authentication = "internal_plain"
+storage = "internal"
+c2s_require_encryption = true
+s2s_require_encryption = true
+s2s_secure_auth = {{SECURE}}
+unbound = { hoststxt = "/etc/hosts"; resolvconf = "{{DIR}}/resolv.conf" }
+ssl = { certificate = "{{CERT}}"; key = "{{KEY}}"; cafile = "{{CA}}" }
+
+VirtualHost "prosody.test"

@@ -1,0 +1,338 @@
+package s2s
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/certs"
+	"github.com/ambrosia-xmpp/ambrosia/internal/listen"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+)
+
+// Config is the federation service's configuration.
+type Config struct {
+	// Addr is the listener with STARTTLS, host:port; empty disables it.
+	Addr string
+	// TLSAddr is the direct TLS listener (XEP-0368); empty disables it.
+	TLSAddr string
+	// Domains are the local domains, in order; the first certificate is
+	// the fallback for a peer that names none.
+	Domains []string
+	// Certs are the certificates of the local domains, presented to peers
+	// as servers and as clients.
+	Certs map[string]tls.Certificate
+	// Roots validate peer certificates; nil means the system's.
+	Roots *x509.CertPool
+	// Secret keys the dialback keys; it must stay the same across
+	// restarts while keys are in flight, so it is kept on disk.
+	Secret []byte
+	// ConnectTimeout bounds everything from the DNS lookup to an
+	// authenticated outgoing stream, and an incoming stream's negotiation.
+	ConnectTimeout time.Duration
+	// IdleTimeout closes an outgoing stream nothing was sent on for that
+	// long.
+	IdleTimeout time.Duration
+	// Hosts maps a remote domain to host:port (tls://host:port for direct
+	// TLS), bypassing DNS.
+	Hosts map[string]string
+	// Resolver finds remote servers; nil means DNS from /etc/resolv.conf.
+	Resolver Resolver
+	// Limits bound what one incoming stream may send.
+	Limits xmlstream.Limits
+	// MaxQueued bounds the stanzas waiting for one outgoing stream.
+	MaxQueued int
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultConnectTimeout = 30 * time.Second
+	DefaultIdleTimeout    = 10 * time.Minute
+	defaultMaxQueued      = 10000
+)
+
+// Deps are the services federation uses.
+type Deps struct {
+	Router *router.Router
+	Log    *slog.Logger
+}
+
+// Service is the federation edge: incoming listeners and outgoing streams.
+type Service struct {
+	cfg       Config
+	router    *router.Router
+	log       *slog.Logger
+	serverTLS *tls.Config
+	// ctx outlives any one sender: outgoing streams and dialback checks
+	// run in it, and Shutdown cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	out       map[pair]*outStream
+	ins       map[*inStream]struct{}
+	listeners map[net.Listener]struct{}
+	shutdown  bool
+	wg        sync.WaitGroup
+}
+
+// pair is an ordered (local, remote) or (remote, local) domain pair.
+type pair struct{ local, remote string }
+
+var _ router.Component = (*Service)(nil)
+
+// New validates cfg and returns a Service.
+func New(cfg Config, d Deps) (*Service, error) {
+	if d.Router == nil || d.Log == nil {
+		return nil, errors.New("s2s: router and logger are required")
+	}
+	if len(cfg.Domains) == 0 {
+		return nil, errors.New("s2s: no local domain")
+	}
+	for _, dom := range cfg.Domains {
+		if _, ok := cfg.Certs[dom]; !ok {
+			return nil, fmt.Errorf("s2s: no certificate for %s", dom)
+		}
+	}
+	if len(cfg.Secret) < 16 {
+		return nil, errors.New("s2s: the dialback secret must have at least 16 bytes")
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxQueued <= 0 {
+		cfg.MaxQueued = defaultMaxQueued
+	}
+	if cfg.Limits.MaxStanzaBytes == 0 {
+		cfg.Limits = xmlstream.DefaultLimits()
+	}
+	if cfg.Resolver == nil {
+		r, err := NewDNSResolver("/etc/resolv.conf")
+		if err != nil {
+			return nil, err
+		}
+		cfg.Resolver = r
+	}
+	st := certs.Config(cfg.Certs, cfg.Domains)
+	// Peer certificates are checked by hand against the domain the peer
+	// claims, which the TLS handshake does not know yet; a peer without a
+	// valid one can still use dialback.
+	st.ClientAuth = tls.RequestClientCert
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Service{
+		ctx:       ctx,
+		cancel:    cancel,
+		cfg:       cfg,
+		router:    d.Router,
+		log:       d.Log.With("component", "s2s"),
+		serverTLS: st,
+		out:       make(map[pair]*outStream),
+		ins:       make(map[*inStream]struct{}),
+		listeners: make(map[net.Listener]struct{}),
+	}, nil
+}
+
+// Run listens on the configured addresses and serves until ctx is done,
+// then closes every stream and returns once all are gone.
+func (s *Service) Run(ctx context.Context) error {
+	var ls []net.Listener
+	for _, a := range []struct {
+		addr   string
+		direct bool
+	}{{s.cfg.Addr, false}, {s.cfg.TLSAddr, true}} {
+		if a.addr == "" {
+			continue
+		}
+		l, err := net.Listen("tcp", a.addr)
+		if err != nil {
+			for _, l := range ls {
+				l.Close()
+			}
+			return fmt.Errorf("s2s: listen %s: %w", a.addr, err)
+		}
+		s.log.Info("listening", "addr", l.Addr().String(), "direct_tls", a.direct)
+		ls = append(ls, l)
+		direct := a.direct
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.Serve(ctx, l, direct)
+		}()
+	}
+	<-ctx.Done()
+	s.Shutdown()
+	return nil
+}
+
+// Serve accepts incoming streams from l until ctx is done or Shutdown is
+// called; directTLS says the listener speaks TLS from the first byte.
+func (s *Service) Serve(ctx context.Context, l net.Listener, directTLS bool) {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		l.Close()
+		return
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	listen.Accept(ctx, l, s.log, func(nc net.Conn) bool {
+		in := newInStream(s, nc)
+		s.mu.Lock()
+		if s.shutdown {
+			s.mu.Unlock()
+			nc.Close()
+			return false
+		}
+		s.ins[in] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			in.serve(s.ctx, directTLS)
+			s.mu.Lock()
+			delete(s.ins, in)
+			s.mu.Unlock()
+		}()
+		return true
+	})
+}
+
+// Shutdown closes the listeners and every stream with system-shutdown,
+// bounces what waits in outgoing queues, and waits for every goroutine.
+func (s *Service) Shutdown() {
+	s.mu.Lock()
+	s.shutdown = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	var ins []*inStream
+	for in := range s.ins {
+		ins = append(ins, in)
+	}
+	var outs []*outStream
+	for _, o := range s.out {
+		outs = append(outs, o)
+	}
+	s.mu.Unlock()
+	s.cancel()
+	for _, in := range ins {
+		in.close("system-shutdown")
+	}
+	for _, o := range outs {
+		o.stop()
+	}
+	s.wg.Wait()
+}
+
+// HandleStanza implements router.Component: s goes to a remote domain over
+// the outgoing stream of its (from, to) domain pair.
+func (s *Service) HandleStanza(ctx context.Context, st router.Stanza) {
+	local, remote := st.From.Domain(), st.To.Domain()
+	if remote == "" {
+		return
+	}
+	if !s.isLocal(local) {
+		// Only the served domains federate; anything else would be
+		// relaying for strangers.
+		s.log.Debug("not federating a stanza from a foreign domain", "from", local, "to", remote)
+		return
+	}
+	if s.isLocal(remote) {
+		s.router.Bounce(ctx, st, stanza.ItemNotFound, "")
+		return
+	}
+	for {
+		s.mu.Lock()
+		if s.shutdown {
+			s.mu.Unlock()
+			s.router.Bounce(ctx, st, stanza.RemoteServerNotFound, "The server is shutting down.")
+			return
+		}
+		k := pair{local, remote}
+		o := s.out[k]
+		if o == nil {
+			o = newOutStream(s, k)
+			s.out[k] = o
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				o.run(s.ctx)
+			}()
+		}
+		s.mu.Unlock()
+		switch o.enqueue(st) {
+		case enqueued:
+			return
+		case queueFull:
+			s.router.Bounce(ctx, st, stanza.ResourceConstraint, "Too many stanzas wait for this server.")
+			return
+		}
+		// The stream is ending: take the next one.
+	}
+}
+
+// forget removes o from the outgoing streams if it is still there.
+func (s *Service) forget(o *outStream) {
+	s.mu.Lock()
+	if s.out[o.key] == o {
+		delete(s.out, o.key)
+	}
+	s.mu.Unlock()
+}
+
+// isLocal reports whether this server serves domain.
+func (s *Service) isLocal(domain string) bool {
+	return s.router.Serves(domain)
+}
+
+// cert returns the certificate to present for the local domain.
+func (s *Service) cert(domain string) *tls.Certificate {
+	if c, ok := s.cfg.Certs[domain]; ok {
+		return &c
+	}
+	c := s.cfg.Certs[s.cfg.Domains[0]]
+	return &c
+}
+
+// validFor reports whether chain is a certificate valid for domain.
+func (s *Service) validFor(chain []*x509.Certificate, domain string) bool {
+	if len(chain) == 0 {
+		return false
+	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	_, err := chain[0].Verify(x509.VerifyOptions{
+		DNSName:       domain,
+		Roots:         s.cfg.Roots,
+		Intermediates: inter,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	return err == nil
+}
+
+// Outgoing lists the (local, remote) pairs with an outgoing stream, up or
+// coming up, for tests and diagnostics.
+func (s *Service) Outgoing() [][2]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out [][2]string
+	for k := range s.out {
+		out = append(out, [2]string{k.local, k.remote})
+	}
+	return out
+}
