@@ -53,11 +53,15 @@ const maxConns = 8
 // synchronous(NORMAL) is SQLite's advice for WAL: a process crash loses
 // nothing, a power loss at most the last commits, and a commit no longer
 // waits for the disk; rarer checkpoints write a page rewritten by many
-// commits once. The page cache stays at SQLite's default size and the file
-// is not memory-mapped: both would count in the server's memory, which
-// idle sessions should dominate.
+// commits once. The page cache is 16 MiB per connection rather than
+// SQLite's 2 MiB: archiving touches one page per user, and reading those
+// back from the file cost as much as writing them (archiving measured
+// 58 -> 30 µs per message with this and migration 8). It fills only
+// with pages actually used, so idle sessions do not pay for it. The file
+// is not memory-mapped, which would count the whole database in the
+// server's memory.
 var dsnParams = url.Values{
-	"_pragma": {"busy_timeout(5000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)", "wal_autocheckpoint(8192)"},
+	"_pragma": {"busy_timeout(5000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)", "wal_autocheckpoint(8192)", "cache_size(-16384)"},
 	"_txlock": {"immediate"},
 }.Encode()
 
