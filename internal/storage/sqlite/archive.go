@@ -33,7 +33,7 @@ func (s *Store) AppendArchiveBatch(ctx context.Context, entries []storage.Archiv
 	if len(entries) == 0 {
 		return nil
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inArchiveTx(ctx, func(tx *sql.Tx) error {
 		st, err := tx.PrepareContext(ctx, `INSERT INTO archive (username, id, stamp_us, with_jid, stanza) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 		if err != nil {
 			return err

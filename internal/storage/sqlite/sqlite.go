@@ -38,11 +38,26 @@ type Store struct {
 	// goroutine instead. Other processes (the user command) still meet
 	// the busy handler.
 	wmu sync.Mutex
+	// arch is the connection archive batches are written on, kept with a
+	// larger page cache (archiveCacheKiB); guarded by wmu.
+	arch *sql.Conn
 }
 
-// maxConns bounds the pooled connections: each keeps its own page cache,
-// and SQLite serves concurrent readers well from a few connections.
-const maxConns = 8
+// maxConns bounds the pooled connections and maxIdle those kept open: each
+// keeps its own page cache, which lives outside the Go heap, and SQLite
+// serves concurrent readers well from a few connections.
+const (
+	maxConns = 8
+	maxIdle  = 2
+)
+
+// archiveCacheKiB is the page cache of the archive writer's connection.
+// Archiving touches one index page per user; with SQLite's default 2 MiB
+// those pages were read back from the file before every change, which
+// cost as much as writing them (BenchmarkArchiveBatch: 66 -> 32 µs per
+// message with this cache and migration 8). Only that connection has it,
+// so sessions do not pay for it in memory.
+const archiveCacheKiB = 16384
 
 // dsnParams apply to every pooled connection, not just the first one,
 // which is why they go in the DSN rather than in a one-off PRAGMA.
@@ -53,15 +68,11 @@ const maxConns = 8
 // synchronous(NORMAL) is SQLite's advice for WAL: a process crash loses
 // nothing, a power loss at most the last commits, and a commit no longer
 // waits for the disk; rarer checkpoints write a page rewritten by many
-// commits once. The page cache is 16 MiB per connection rather than
-// SQLite's 2 MiB: archiving touches one page per user, and reading those
-// back from the file cost as much as writing them (archiving measured
-// 58 -> 30 µs per message with this and migration 8). It fills only
-// with pages actually used, so idle sessions do not pay for it. The file
-// is not memory-mapped, which would count the whole database in the
-// server's memory.
+// commits once. The page cache stays at SQLite's default size (but see
+// archiveCacheKiB) and the file is not memory-mapped: both would count in
+// the server's memory, which idle sessions should dominate.
 var dsnParams = url.Values{
-	"_pragma": {"busy_timeout(5000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)", "wal_autocheckpoint(8192)", "cache_size(-16384)"},
+	"_pragma": {"busy_timeout(5000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)", "wal_autocheckpoint(8192)"},
 	"_txlock": {"immediate"},
 }.Encode()
 
@@ -100,7 +111,7 @@ func open(ctx context.Context, path string, steps []string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(maxConns)
-	db.SetMaxIdleConns(maxConns)
+	db.SetMaxIdleConns(maxIdle)
 	return &Store{db: db}, nil
 }
 
@@ -117,6 +128,12 @@ func dsn(abs string) string {
 
 // Close closes the database. Calls in progress may fail afterwards.
 func (s *Store) Close() error {
+	s.wmu.Lock()
+	if s.arch != nil {
+		s.arch.Close()
+		s.arch = nil
+	}
+	s.wmu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
@@ -142,7 +159,34 @@ func isPrimaryKeyViolation(err error) bool {
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
+	return runTx(ctx, s.db.BeginTx, fn)
+}
+
+// inArchiveTx is inTx on the archive writer's connection.
+func (s *Store) inArchiveTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.arch == nil {
+		c, err := s.db.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", archiveCacheKiB)); err != nil {
+			c.Close()
+			return err
+		}
+		s.arch = c
+	}
+	err := runTx(ctx, s.arch.BeginTx, fn)
+	if err != nil && errors.Is(err, sql.ErrConnDone) {
+		s.arch.Close()
+		s.arch = nil // opened anew next time
+	}
+	return err
+}
+
+func runTx(ctx context.Context, begin func(context.Context, *sql.TxOptions) (*sql.Tx, error), fn func(tx *sql.Tx) error) error {
+	tx, err := begin(ctx, nil)
 	if err != nil {
 		return err
 	}
