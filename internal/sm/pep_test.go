@@ -401,6 +401,15 @@ func TestPEPRequests(t *testing.T) {
 		{"publish two payloads", a, publishXML("x", "n", "1", nick("a")+nick("b"), ""), "bad-request", "invalid-payload", ""},
 		{"publish two items", a, twoItems, "bad-request", "invalid-payload", ""},
 		{"publish to another's PEP", b, strings.Replace(publishXML("x", "n", "1", nick("x"), ""), "<iq ", "<iq to='alice@localhost' ", 1), "forbidden", "", ""},
+		// OMEMO (XEP-0384): bundles are published open, so that anybody
+		// may start an encrypted session; the device list too.
+		{"publish OMEMO bundle", a, publishXML("x", "eu.siacs.conversations.axolotl.bundles:1234", "current", "<bundle xmlns='eu.siacs.conversations.axolotl'><signedPreKeyPublic signedPreKeyId='1'>AAAA</signedPreKeyPublic><identityKey>BBBB</identityKey></bundle>", optsOpen), "", "", ""},
+		{"publish OMEMO device list", a, publishXML("x", "eu.siacs.conversations.axolotl.devicelist", "current", "<list xmlns='eu.siacs.conversations.axolotl'><device id='1234'/></list>", optsOpen), "", "", ""},
+		{"stranger fetches OMEMO bundle", c, "<iq type='get' id='x' to='alice@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='eu.siacs.conversations.axolotl.bundles:1234'/></pubsub></iq>", "", "", "<identityKey>BBBB</identityKey>"},
+		{"stranger fetches OMEMO device list", c, "<iq type='get' id='x' to='alice@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='eu.siacs.conversations.axolotl.devicelist'/></pubsub></iq>", "", "", "<device id='1234'/>"},
+		{"publish OMEMO 2 devices", a, publishXML("x", "urn:xmpp:omemo:2:devices", "current", "<devices xmlns='urn:xmpp:omemo:2'><device id='1234'/></devices>", optsOpen), "", "", ""},
+		{"publish mood", a, publishXML("x", "http://jabber.org/protocol/mood", "", "<mood xmlns='http://jabber.org/protocol/mood'><happy/></mood>", ""), "", "", ""},
+		{"contact reads mood", b, "<iq type='get' id='x' to='alice@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='http://jabber.org/protocol/mood'/></pubsub></iq>", "", "", "<happy/>"},
 		{"contact reads nick", b, "<iq type='get' id='x' to='alice@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='http://jabber.org/protocol/nick'/></pubsub></iq>", "", "", "Alice"},
 		{"stranger reads nick", c, "<iq type='get' id='x' to='alice@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='http://jabber.org/protocol/nick'/></pubsub></iq>", "not-authorized", "presence-subscription-required", ""},
 		{"contact reads whitelist node", b, "<iq type='get' id='x' to='alice@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub></iq>", "not-allowed", "closed-node", ""},
@@ -446,10 +455,10 @@ func TestPEPRequests(t *testing.T) {
 			}
 		})
 	}
-	// The stranger sees no node of alice's in disco#items but open ones.
+	// The stranger sees alice's open nodes in disco#items, no other.
 	r := e.iq(c, "x", "<iq type='get' id='x' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
-	if strings.Contains(r.String(), "node=") {
-		t.Fatalf("stranger sees nodes: %s", r)
+	if got := r.String(); strings.Contains(got, "nick") || strings.Contains(got, "mood") || strings.Contains(got, "bookmarks") || !strings.Contains(got, "axolotl.devicelist") {
+		t.Fatalf("stranger must see the open nodes only: %s", r)
 	}
 }
 
