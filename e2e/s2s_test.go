@@ -1,19 +1,26 @@
 package e2e
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,7 +34,7 @@ type fedCA struct {
 	baseDir string
 }
 
-func newFedCA(t *testing.T) *fedCA {
+func newFedCA(t testing.TB) *fedCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -35,7 +42,7 @@ func newFedCA(t *testing.T) *fedCA {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Ambrosia federation test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(365 * 24 * time.Hour),
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
@@ -49,9 +56,15 @@ func newFedCA(t *testing.T) *fedCA {
 	return ca
 }
 
-// issue writes a certificate and key for domain (and its subdomains) and
-// returns their paths.
-func (ca *fedCA) issue(t *testing.T, domain string) (certFile, keyFile string) {
+// issue writes a certificate and key for domain (and its subdomains),
+// valid for 90 days, and returns their paths.
+func (ca *fedCA) issue(t testing.TB, domain string) (certFile, keyFile string) {
+	t.Helper()
+	return ca.issueFor(t, domain, 90*24*time.Hour)
+}
+
+// issueFor is issue with the given validity.
+func (ca *fedCA) issueFor(t testing.TB, domain string, validity time.Duration) (certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -60,7 +73,7 @@ func (ca *fedCA) issue(t *testing.T, domain string) (certFile, keyFile string) {
 	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
 	tmpl := &x509.Certificate{
 		SerialNumber: serial, Subject: pkix.Name{CommonName: domain},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(validity),
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		DNSNames:    []string{domain, "*." + domain},
@@ -73,14 +86,16 @@ func (ca *fedCA) issue(t *testing.T, domain string) (certFile, keyFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certFile = filepath.Join(ca.baseDir, domain+".crt")
-	keyFile = filepath.Join(ca.baseDir, domain+".key")
+	// Several certificates for one domain may be in use at once.
+	name := fmt.Sprintf("%s-%x", domain, serial)
+	certFile = filepath.Join(ca.baseDir, name+".crt")
+	keyFile = filepath.Join(ca.baseDir, name+".key")
 	writePEM(t, certFile, "CERTIFICATE", der)
 	writePEM(t, keyFile, "EC PRIVATE KEY", kb)
 	return certFile, keyFile
 }
 
-func writePEM(t *testing.T, path, typ string, der []byte) {
+func writePEM(t testing.TB, path, typ string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
@@ -96,7 +111,7 @@ type fedServer struct {
 }
 
 // addUser creates an account on the federating server.
-func (s *fedServer) addUser(t *testing.T, jid, password string) {
+func (s *fedServer) addUser(t testing.TB, jid, password string) {
 	t.Helper()
 	ambrosia(t, password+"\n", "user", "add", jid, "--config", s.Config, "--data", s.DataDir)
 }
@@ -108,13 +123,20 @@ type fedOptions struct {
 	hosts   map[string]string // remote domain -> host:port
 	s2sPort int
 	s2sAddr string // instead of 127.0.0.1:s2sPort
+	// connectTimeout is [s2s] connect_timeout; empty means 5s.
+	connectTimeout string
+	// validity of the certificate; 0 means 90 days.
+	validity time.Duration
 }
 
 // startFedServer starts Ambrosia for opts.domain with a certificate from
 // ca. The clients' CA file (Server.CAFile) is the test CA.
-func startFedServer(t *testing.T, ca *fedCA, o fedOptions) *fedServer {
+func startFedServer(t testing.TB, ca *fedCA, o fedOptions) *fedServer {
 	t.Helper()
-	certFile, keyFile := ca.issue(t, o.domain)
+	if o.validity == 0 {
+		o.validity = 90 * 24 * time.Hour
+	}
+	certFile, keyFile := ca.issueFor(t, o.domain, o.validity)
 	dir := t.TempDir()
 	// The harness looks for the clients' root where Ambrosia keeps its
 	// generated certificate: put the test CA there.
@@ -136,7 +158,10 @@ func startFedServer(t *testing.T, ca *fedCA, o fedOptions) *fedServer {
 	if o.s2sAddr == "" {
 		o.s2sAddr = fmt.Sprintf("127.0.0.1:%d", o.s2sPort)
 	}
-	fmt.Fprintf(&cfg, "[s2s]\naddr = %q\nconnect_timeout = \"5s\"\n", o.s2sAddr)
+	if o.connectTimeout == "" {
+		o.connectTimeout = "5s"
+	}
+	fmt.Fprintf(&cfg, "[s2s]\naddr = %q\nconnect_timeout = %q\n", o.s2sAddr, o.connectTimeout)
 	if o.trust {
 		fmt.Fprintf(&cfg, "trust_file = %q\n", ca.CAFile)
 	}
@@ -179,6 +204,10 @@ func TestS2SAmbrosiaPair(t *testing.T) {
 				if !strings.Contains(s.Log(), `"auth":"`+tc.method+`"`) {
 					t.Errorf("%s: no stream authenticated with %s", s.Domain, tc.method)
 				}
+				// Acknowledgements (XEP-0198) on both outgoing streams.
+				if !logHas(s.Log(), "outgoing stream up", `"sm":true`) {
+					t.Errorf("%s: outgoing stream without stream management", s.Domain)
+				}
 			}
 		})
 	}
@@ -187,7 +216,7 @@ func TestS2SAmbrosiaPair(t *testing.T) {
 // loopbackPair returns two loopback addresses no other test uses, so that
 // federation peers can each listen on the standard port 5269, which they
 // dial when a domain has no SRV record.
-func loopbackPair(t *testing.T) (ambrosiaIP, peerIP string) {
+func loopbackPair(t testing.TB) (ambrosiaIP, peerIP string) {
 	t.Helper()
 	n, _ := rand.Int(rand.Reader, big.NewInt(250*250))
 	x, y := 2+n.Int64()/250, 2+n.Int64()%250
@@ -198,7 +227,7 @@ func loopbackPair(t *testing.T) (ambrosiaIP, peerIP string) {
 // test domains on their loopback addresses, and a name server that does not
 // exist, so that SRV lookups fail at once and the peer falls back to
 // addresses.
-func peerHosts(t *testing.T, dir string, names map[string]string) (hostsFile string) {
+func peerHosts(t testing.TB, dir string, names map[string]string) (hostsFile string) {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("127.0.0.1 localhost\n")
@@ -227,7 +256,7 @@ func withHosts(dir, hostsFile string, argv ...string) *exec.Cmd {
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // waitListening waits until addr accepts connections or proc exits.
-func waitListening(t *testing.T, addr string, done <-chan struct{}, what string, logf func() string) {
+func waitListening(t testing.TB, addr string, done <-chan struct{}, what string, logf func() string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -248,8 +277,9 @@ func waitListening(t *testing.T, addr string, done <-chan struct{}, what string,
 	}
 }
 
-// startProsody runs a private Prosody for prosody.test on ip.
-func startProsody(t *testing.T, ca *fedCA, ip, ambrosiaIP string, secure bool) {
+// startProsody runs a private Prosody for prosody.test on ip and returns
+// its configuration file.
+func startProsody(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool) (cfgFile string) {
 	t.Helper()
 	dir := t.TempDir()
 	certFile, keyFile := ca.issue(t, "prosody.test")
@@ -259,7 +289,7 @@ func startProsody(t *testing.T, ca *fedCA, ip, ambrosiaIP string, secure bool) {
 	}
 	cfg := strings.NewReplacer("{{DIR}}", dir, "{{IP}}", ip, "{{SECURE}}", fmt.Sprint(secure),
 		"{{CERT}}", certFile, "{{KEY}}", keyFile, "{{CA}}", ca.CAFile).Replace(string(tmpl))
-	cfgFile := filepath.Join(dir, "prosody.cfg.lua")
+	cfgFile = filepath.Join(dir, "prosody.cfg.lua")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -296,6 +326,7 @@ func startProsody(t *testing.T, ca *fedCA, ip, ambrosiaIP string, secure bool) {
 	})
 	waitListening(t, net.JoinHostPort(ip, "5222"), done, "prosody", logs)
 	waitListening(t, net.JoinHostPort(ip, "5269"), done, "prosody", logs)
+	return cfgFile
 }
 
 // TestS2SProsody federates Ambrosia with a real Prosody, once with
@@ -328,6 +359,596 @@ func TestS2SProsody(t *testing.T) {
 				"--b", "bob@prosody.test", "bob-pw", net.JoinHostPort(proIP, "5222"), prosodyCA.CAFile)
 			if !strings.Contains(a.Log(), `"auth":"`+tc.method+`"`) {
 				t.Errorf("no stream authenticated with %s", tc.method)
+			}
+			// Prosody's mod_smacks acknowledges stanzas on server streams,
+			// but only on streams authenticated before their features, that
+			// is, after SASL EXTERNAL and not with dialback.
+			if tc.trust && !logHas(a.Log(), "outgoing stream up", `"sm":true`) {
+				t.Error("outgoing stream without stream management")
+			}
+			if tc.trust && !logHas(a.Log(), "incoming stream management enabled", `"from":"prosody.test"`) {
+				t.Error("Prosody did not enable stream management on its stream")
+			}
+		})
+	}
+}
+
+// ejabberdLibs is where Debian installs ejabberd's Erlang applications.
+const ejabberdLibs = "/usr/lib/x86_64-linux-gnu"
+
+// startEjabberd runs a private ejabberd for ejabberd.test on ip, with bob
+// registered. It runs the Erlang VM directly, without distribution, so
+// that no epmd starts and the only process to stop is the VM itself.
+func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool) {
+	t.Helper()
+	dir := t.TempDir()
+	certFile, keyFile := ca.issue(t, "ejabberd.test")
+	tmpl, err := os.ReadFile(filepath.Join(moduleRoot, "e2e", "testdata", "s2s", "ejabberd.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialback := "  mod_s2s_dialback: {}"
+	if secure {
+		// Without dialback, certificates are the only way in or out.
+		dialback = ""
+	}
+	cfg := strings.NewReplacer("{{IP}}", ip, "{{CERT}}", certFile, "{{KEY}}", keyFile,
+		"{{CA}}", ca.CAFile, "{{DIALBACK}}", dialback).Replace(string(tmpl))
+	cfgFile := filepath.Join(dir, "ejabberd.yml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"spool", "logs"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hosts := peerHosts(t, dir, map[string]string{"ambrosia.test": ambrosiaIP, "ejabberd.test": ip})
+	const ready = "ambrosia-e2e-ready"
+	cmd := withHosts(dir, hosts, "erl", "-noinput", "-noshell", "+K", "true",
+		"-mnesia", "dir", `"`+filepath.Join(dir, "spool")+`"`,
+		"-s", "ejabberd",
+		"-eval", `ok = ejabberd_auth:try_register(<<"bob">>, <<"ejabberd.test">>, <<"bob-pw">>), io:format("`+ready+`~n")`)
+	cmd.Env = append(os.Environ(),
+		"EJABBERD_CONFIG_PATH="+cfgFile,
+		"EJABBERD_LOG_PATH="+filepath.Join(dir, "logs", "ejabberd.log"),
+		"EJABBERD_PID_PATH="+filepath.Join(dir, "ejabberd.pid"),
+		"ERL_LIBS="+ejabberdLibs,
+		"ERL_CRASH_DUMP_BYTES=0",
+		"HOME="+dir)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start ejabberd: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	logs := func() string {
+		b, _ := os.ReadFile(filepath.Join(dir, "logs", "ejabberd.log"))
+		return out.String() + string(b)
+	}
+	t.Cleanup(func() {
+		// The VM stops cleanly on SIGTERM; its port helpers end with it.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		for _, port := range []string{"5222", "5269"} {
+			if c, err := net.DialTimeout("tcp", net.JoinHostPort(ip, port), time.Second); err == nil {
+				c.Close()
+				t.Errorf("something still listens on %s:%s after ejabberd stopped", ip, port)
+			}
+		}
+		if t.Failed() {
+			t.Logf("--- ejabberd log ---\n%s", logs())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), ready) {
+		select {
+		case <-done:
+			t.Fatalf("ejabberd exited before it was ready\n%s", logs())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ejabberd not ready after 30 s\n%s", logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitListening(t, net.JoinHostPort(ip, "5222"), done, "ejabberd", logs)
+	waitListening(t, net.JoinHostPort(ip, "5269"), done, "ejabberd", logs)
+}
+
+// TestS2SEjabberd federates Ambrosia with a real ejabberd, once with
+// certificates both trust (SASL EXTERNAL, ejabberd without dialback) and
+// once with dialback only (neither trusts the other's certificate).
+func TestS2SEjabberd(t *testing.T) {
+	requireTools(t, "slixmpp", "ejabberdctl", "erl", "unshare")
+	for _, tc := range []struct {
+		name, method string
+		trust        bool
+	}{
+		{"sasl-external", "sasl-external", true},
+		{"dialback", "dialback", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ca := newFedCA(t)
+			ambIP, ejIP := loopbackPair(t)
+			ejCA := ca
+			if !tc.trust {
+				ejCA = newFedCA(t)
+			}
+			startEjabberd(t, ejCA, ejIP, ambIP, tc.trust)
+			a := startFedServer(t, ca, fedOptions{domain: "ambrosia.test", trust: tc.trust, s2sAddr: net.JoinHostPort(ambIP, "5269"),
+				hosts: map[string]string{"ejabberd.test": net.JoinHostPort(ejIP, "5269")}})
+			a.addUser(t, "alice@ambrosia.test", "alice-pw")
+			mustPython(t, "s2s_chat",
+				"--a", "alice@ambrosia.test", "alice-pw", fmt.Sprint(a.Port), a.CAFile,
+				"--b", "bob@ejabberd.test", "bob-pw", net.JoinHostPort(ejIP, "5222"), ejCA.CAFile)
+			for _, msg := range []string{"incoming stream authenticated", "outgoing stream up"} {
+				if !logHas(a.Log(), msg, `"auth":"`+tc.method+`"`) {
+					t.Errorf("no %q with %s", msg, tc.method)
+				}
+			}
+		})
+	}
+}
+
+// logHas reports whether a line of log has the message msg and all of
+// fields.
+func logHas(log, msg string, fields ...string) bool {
+	for line := range strings.SplitSeq(log, "\n") {
+		if !strings.Contains(line, `"msg":"`+msg+`"`) {
+			continue
+		}
+		ok := true
+		for _, f := range fields {
+			ok = ok && strings.Contains(line, f)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// rawS2S is a hand-driven server-to-server stream, for peers that do what
+// no well-behaved server does.
+type rawS2S struct {
+	*rawClient
+	from, to string
+}
+
+var (
+	reStreamErr  = regexp.MustCompile(`(?s)<stream:error>.*?</stream:error>`)
+	reDBResult   = regexp.MustCompile(`<db:result[^>]*?type=['"](\w+)['"][^>]*/?>`)
+	reSASLFailed = regexp.MustCompile(`(?s)<failure[^>]*>.*?</failure>`)
+)
+
+// dialS2S opens a server stream from one domain to another on addr and,
+// when cert is not nil, secures it with STARTTLS presenting cert. It
+// returns the stream features.
+func dialS2S(t *testing.T, addr, from, to string, cert *tls.Certificate, roots *x509.CertPool) (*rawS2S, string) {
+	t.Helper()
+	rc, err := dialRaw(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close() })
+	c := &rawS2S{rawClient: rc, from: from, to: to}
+	feats := c.open(t)
+	if cert == nil {
+		return c, feats
+	}
+	if err := c.send(`<starttls xmlns='` + nsTLS + `'/>`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.expect(reProceed); err != nil {
+		t.Fatal(err)
+	}
+	tc := tls.Client(c.conn, &tls.Config{ServerName: to, RootCAs: roots, MinVersion: tls.VersionTLS12,
+		Certificates: []tls.Certificate{*cert}})
+	_ = tc.SetDeadline(time.Now().Add(rawTimeout))
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("TLS handshake: %v", err)
+	}
+	_ = tc.SetDeadline(time.Time{})
+	c.conn = tc
+	return c, c.open(t)
+}
+
+// open sends the stream header and returns the features.
+func (c *rawS2S) open(t *testing.T) string {
+	t.Helper()
+	hdr := fmt.Sprintf(`<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='%s' xmlns:db='jabber:server:dialback' version='1.0' from='%s' to='%s'>`, nsStreams, c.from, c.to)
+	if err := c.send(hdr); err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.expect(reFeatures)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// expectStreamError waits for a stream error with condition cond and the
+// end of the connection.
+func (c *rawS2S) expectStreamError(t *testing.T, cond string) {
+	t.Helper()
+	e, err := c.expect(reStreamErr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(e, "<"+cond+" ") && !strings.Contains(e, "<"+cond+"/>") {
+		t.Fatalf("stream error %s, want %s", e, cond)
+	}
+	if err := c.expectClosed(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// issueLoaded issues a certificate for domain and loads it.
+func (ca *fedCA) issueLoaded(t testing.TB, domain string) *tls.Certificate {
+	t.Helper()
+	certFile, keyFile := ca.issue(t, domain)
+	c, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &c
+}
+
+func (ca *fedCA) pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.cert)
+	return p
+}
+
+// stallingPeer listens like a server that answers a stream header with
+// its own and STARTTLS, then never answers again: a peer stuck
+// mid-handshake. It returns its address.
+func stallingPeer(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, nc)
+			mu.Unlock()
+			go func() {
+				buf := make([]byte, 4096)
+				if _, err := nc.Read(buf); err != nil {
+					return
+				}
+				_, _ = io.WriteString(nc, `<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='`+nsStreams+
+					`' version='1.0' id='stall'><stream:features><starttls xmlns='`+nsTLS+`'><required/></starttls></stream:features>`)
+				_, _ = io.Copy(io.Discard, nc)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return l.Addr().String()
+}
+
+// TestS2SBadPeers runs peers that misbehave against a real pair of
+// Ambrosia servers: each is refused with the right error, and nothing
+// they send reaches a user.
+func TestS2SBadPeers(t *testing.T) {
+	requireTools(t, "slixmpp")
+	ca := newFedCA(t)
+	pa, pb := freePort(t), freePort(t)
+	dead := freePort(t) // nothing listens there
+	a := startFedServer(t, ca, fedOptions{domain: "ambrosia.test", trust: true, s2sPort: pa, connectTimeout: "2s",
+		hosts: map[string]string{
+			"ambrosia2.test": fmt.Sprintf("127.0.0.1:%d", pb),
+			"dead.test":      fmt.Sprintf("127.0.0.1:%d", dead),
+			"stall.test":     stallingPeer(t),
+		}})
+	b := startFedServer(t, ca, fedOptions{domain: "ambrosia2.test", trust: true, s2sPort: pb,
+		hosts: map[string]string{"ambrosia.test": fmt.Sprintf("127.0.0.1:%d", pa)}})
+	a.addUser(t, "alice@ambrosia.test", "alice-pw")
+	s2sAddr := fmt.Sprintf("127.0.0.1:%d", pa)
+
+	t.Run("impostor", func(t *testing.T) {
+		// A certificate from a CA Ambrosia trusts, but for another domain
+		// than the one claimed, and a made-up dialback key.
+		cert := ca.issueLoaded(t, "impostor.test")
+		c, feats := dialS2S(t, s2sAddr, "ambrosia2.test", "ambrosia.test", cert, ca.pool())
+		if strings.Contains(feats, "EXTERNAL") {
+			t.Fatalf("SASL EXTERNAL offered for a certificate that does not cover the claimed domain: %s", feats)
+		}
+		if err := c.send(`<auth xmlns='` + nsSASL + `' mechanism='EXTERNAL'>` + base64.StdEncoding.EncodeToString([]byte("ambrosia2.test")) + `</auth>`); err != nil {
+			t.Fatal(err)
+		}
+		f, err := c.expect(reSASLFailed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(f, "not-authorized") {
+			t.Fatalf("SASL EXTERNAL answer %s, want not-authorized", f)
+		}
+		if err := c.send(`<db:result from='ambrosia2.test' to='ambrosia.test'>0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef</db:result>`); err != nil {
+			t.Fatal(err)
+		}
+		// The real ambrosia2.test is asked (db:verify) and says no.
+		m, err := c.expect(reDBResult)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if typ := reDBResult.FindStringSubmatch(m)[1]; typ != "invalid" {
+			t.Fatalf("dialback answer %s, want type invalid", m)
+		}
+		c.expectStreamError(t, "not-authorized")
+		// The log reaches the test through a pipe: give it a moment.
+		for deadline := time.Now().Add(5 * time.Second); !logHas(a.Log(), "incoming dialback refused", `"from":"ambrosia2.test"`); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("no refused dialback in the log")
+			}
+		}
+	})
+
+	t.Run("foreign-from", func(t *testing.T) {
+		recv := startPython(t, "s2s_receive", "--port", fmt.Sprint(a.Port), "--ca", a.CAFile,
+			"--jid", "alice@ambrosia.test", "--password", "alice-pw", "--body", "genuine", "--forbid", "forged")
+		recv.waitLine(t, "READY", 30*time.Second)
+		cert := ca.issueLoaded(t, "raw.test")
+		external := func() *rawS2S {
+			c, feats := dialS2S(t, s2sAddr, "raw.test", "ambrosia.test", cert, ca.pool())
+			if !strings.Contains(feats, "EXTERNAL") {
+				t.Fatalf("SASL EXTERNAL not offered for a valid certificate: %s", feats)
+			}
+			if err := c.send(`<auth xmlns='` + nsSASL + `' mechanism='EXTERNAL'>=</auth>`); err != nil {
+				t.Fatal(err)
+			}
+			if r, err := c.expect(reSASLResult); err != nil || !strings.HasPrefix(r, "<success") {
+				t.Fatalf("SASL EXTERNAL: %q %v", r, err)
+			}
+			c.open(t)
+			return c
+		}
+		// Authenticated as raw.test, it speaks for ambrosia2.test.
+		c := external()
+		if err := c.send(`<message from='mallory@ambrosia2.test/x' to='alice@ambrosia.test' type='chat' id='f1'><body>forged</body></message>`); err != nil {
+			t.Fatal(err)
+		}
+		c.expectStreamError(t, "invalid-from")
+		// A stanza within its own domain on a new stream goes through.
+		c = external()
+		if err := c.send(`<message from='bob@raw.test/x' to='alice@ambrosia.test' type='chat' id='g1'><body>genuine</body></message>`); err != nil {
+			t.Fatal(err)
+		}
+		recv.wait(t)
+		_ = c.send(`</stream:stream>`)
+	})
+
+	t.Run("stall-incoming", func(t *testing.T) {
+		// One peer says nothing at all, one stops after its stream header,
+		// one after TLS: each is closed after connect_timeout.
+		silent, err := dialRaw(s2sAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer silent.Close()
+		header := &rawS2S{}
+		header.rawClient, err = dialRaw(s2sAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer header.Close()
+		header.from, header.to = "stall.test", "ambrosia.test"
+		header.open(t)
+		tlsOnly, _ := dialS2S(t, s2sAddr, "stall.test", "ambrosia.test", ca.issueLoaded(t, "stall.test"), ca.pool())
+		if err := silent.expectClosed(); err != nil {
+			t.Errorf("silent peer: %v", err)
+		}
+		header.expectStreamError(t, "connection-timeout")
+		tlsOnly.expectStreamError(t, "connection-timeout")
+	})
+
+	t.Run("bounce", func(t *testing.T) {
+		// Within connect_timeout (2 s) and a margin for the client.
+		mustPython(t, "s2s_bounce", "--port", fmt.Sprint(a.Port), "--ca", a.CAFile,
+			"--jid", "alice@ambrosia.test", "--password", "alice-pw", "--count", "3", "--within", "6",
+			"--expect", "nobody@dead.test", "remote-server-not-found",
+			"--expect", "nobody@stall.test", "remote-server-timeout")
+	})
+	_ = b
+}
+
+// TestS2SCheck runs `ambrosia check` against a running pair: it reports
+// the certificate, that federation with the peer works, and fails with a
+// non-zero status for a peer that cannot be reached or a certificate
+// about to expire.
+func TestS2SCheck(t *testing.T) {
+	requireTools(t, "unshare")
+	ca := newFedCA(t)
+	pa, pb := freePort(t), freePort(t)
+	hosts := map[string]string{
+		"ambrosia2.test": fmt.Sprintf("127.0.0.1:%d", pb),
+		"dead.test":      fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+	}
+	a := startFedServer(t, ca, fedOptions{domain: "ambrosia.test", trust: true, s2sPort: pa, connectTimeout: "2s", hosts: hosts})
+	startFedServer(t, ca, fedOptions{domain: "ambrosia2.test", trust: true, s2sPort: pb,
+		hosts: map[string]string{"ambrosia.test": fmt.Sprintf("127.0.0.1:%d", pa)}})
+	short := startFedServer(t, ca, fedOptions{domain: "ambrosia.test", trust: true, validity: 3 * 24 * time.Hour, hosts: hosts})
+	dir := t.TempDir()
+	// DNS fails at once, so that the report does not depend on the
+	// machine's network.
+	hostsFile := peerHosts(t, dir, nil)
+	check := func(s *fedServer, remote string) (string, int) {
+		cmd := withHosts(dir, hostsFile, binPath, "check", "--config", s.Config, "--data", s.DataDir, "--remote", remote)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			return string(out), 0
+		case errors.As(err, &ee):
+			return string(out), ee.ExitCode()
+		}
+		t.Fatalf("ambrosia check: %v\n%s", err, out)
+		return "", -1
+	}
+	for _, tc := range []struct {
+		name     string
+		server   *fedServer
+		remote   string
+		fail     bool
+		contains []string
+	}{
+		{"ok", a, "ambrosia2.test", false, []string{
+			`certificate: issuer "Ambrosia federation test CA", expires `, "(in 89 days): valid",
+			"s2s ambrosia.test -> ambrosia2.test: ok (sasl-external)"}},
+		{"unreachable", a, "dead.test", true, []string{
+			"(in 89 days): valid", "s2s ambrosia.test -> dead.test: FAILED: ", "connection refused"}},
+		{"expiring", short, "ambrosia2.test", true, []string{
+			"(in 2 days): valid", "certificate: expires within 14 days",
+			"s2s ambrosia.test -> ambrosia2.test: ok (sasl-external)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, code := check(tc.server, tc.remote)
+			t.Logf("ambrosia check --remote %s (exit %d):\n%s", tc.remote, code, out)
+			if (code != 0) != tc.fail {
+				t.Errorf("exit status %d, want failure %v", code, tc.fail)
+			}
+			for _, want := range tc.contains {
+				if !strings.Contains(out, want) {
+					t.Errorf("report lacks %q", want)
+				}
+			}
+		})
+	}
+}
+
+// fedBenchPair is a running pair of servers with load accounts: the even
+// ones (load0, load2, …) on the first, the odd ones on the second.
+type fedBenchPair struct {
+	addr, domain, ca                   string
+	remoteAddr, remoteDomain, remoteCA string
+}
+
+// ambrosiaBenchPair starts two federating Ambrosia servers with pairs
+// load accounts on each.
+func ambrosiaBenchPair(tb testing.TB, pairs int) fedBenchPair {
+	tb.Helper()
+	ca := newFedCA(tb)
+	pa, pb := freePort(tb), freePort(tb)
+	a := startFedServer(tb, ca, fedOptions{domain: "ambrosia.test", s2sPort: pa,
+		hosts: map[string]string{"ambrosia2.test": fmt.Sprintf("127.0.0.1:%d", pb)}})
+	b := startFedServer(tb, ca, fedOptions{domain: "ambrosia2.test", s2sPort: pb,
+		hosts: map[string]string{"ambrosia.test": fmt.Sprintf("127.0.0.1:%d", pa)}})
+	for _, s := range []*fedServer{a, b} {
+		ambrosia(tb, "", "bench", "users", "--data", s.DataDir, "--domain", s.Domain, "--count", fmt.Sprint(2*pairs))
+	}
+	return fedBenchPair{a.Addr, a.Domain, a.CAFile, b.Addr, b.Domain, b.CAFile}
+}
+
+// prosodyBenchPair starts Ambrosia and Prosody federating by dialback,
+// with pairs load accounts on each.
+func prosodyBenchPair(tb testing.TB, pairs int) fedBenchPair {
+	tb.Helper()
+	requireTools(tb, "prosody", "prosodyctl", "unshare")
+	ca := newFedCA(tb)
+	ambIP, proIP := loopbackPair(tb)
+	proCA := newFedCA(tb)
+	cfg := startProsody(tb, proCA, proIP, ambIP, false)
+	a := startFedServer(tb, ca, fedOptions{domain: "ambrosia.test", s2sAddr: net.JoinHostPort(ambIP, "5269"),
+		hosts: map[string]string{"prosody.test": net.JoinHostPort(proIP, "5269")}})
+	ambrosia(tb, "", "bench", "users", "--data", a.DataDir, "--domain", a.Domain, "--count", fmt.Sprint(2*pairs))
+	for i := 1; i < 2*pairs; i += 2 {
+		if out, err := exec.Command("prosodyctl", "--config", cfg, "register", fmt.Sprintf("load%d", i), "prosody.test", "loadpass").CombinedOutput(); err != nil {
+			tb.Fatalf("prosodyctl register: %v\n%s", err, out)
+		}
+	}
+	return fedBenchPair{a.Addr, a.Domain, a.CAFile, net.JoinHostPort(proIP, "5222"), "prosody.test", proCA.CAFile}
+}
+
+// benchMessages runs `ambrosia bench messages` across p and returns its
+// report.
+func (p fedBenchPair) benchMessages(tb testing.TB, pairs int, args ...string) string {
+	tb.Helper()
+	// Longer than the 30 s the one-shot commands get: a rate search
+	// takes several steps.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, append([]string{"bench", "messages", "--tls",
+		"--addr", p.addr, "--domain", p.domain, "--ca", p.ca,
+		"--remote-addr", p.remoteAddr, "--remote-domain", p.remoteDomain, "--remote-ca", p.remoteCA,
+		"--pairs", fmt.Sprint(pairs)}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		tb.Fatalf("ambrosia bench messages: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+var reBenchStep = regexp.MustCompile(`step \d+: target \d+ msg/s, sent (\d+) in [\d.]+s \(\d+ msg/s\), delivered (\d+), errors (\d+)`)
+
+// TestS2SBenchMessages checks the federated load mode of `ambrosia bench
+// messages`: every message crosses to the other server and arrives.
+func TestS2SBenchMessages(t *testing.T) {
+	requireTools(t)
+	p := ambrosiaBenchPair(t, 2)
+	out := p.benchMessages(t, 2, "--rate", "100", "--duration", "1s")
+	t.Logf("%s", out)
+	m := reBenchStep.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no step in the report")
+	}
+	if m[1] == "0" || m[1] != m[2] || m[3] != "0" {
+		t.Errorf("sent %s, delivered %s, errors %s", m[1], m[2], m[3])
+	}
+}
+
+// BenchmarkS2SMessages measures the highest message rate one
+// server-to-server stream per direction carries with p99 latency under
+// 100 ms: between two Ambrosia servers, and between Ambrosia and
+// Prosody. Run with -benchtime 1x; each takes at most a minute.
+func BenchmarkS2SMessages(b *testing.B) {
+	const pairs = 10
+	re := regexp.MustCompile(`highest passing rate: (\d+) msg/s`)
+	for _, bc := range []struct {
+		name  string
+		setup func(testing.TB, int) fedBenchPair
+	}{
+		{"ambrosia-ambrosia", ambrosiaBenchPair},
+		{"ambrosia-prosody", prosodyBenchPair},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			requireTools(b)
+			p := bc.setup(b, pairs)
+			for b.Loop() {
+				out := p.benchMessages(b, pairs, "--find-max", "--rate", "6000", "--rate-step", "6000",
+					"--max-steps", "12", "--duration", "2s")
+				b.Logf("%s", out)
+				m := re.FindStringSubmatch(out)
+				if m == nil {
+					b.Fatal("no highest passing rate in the report")
+				}
+				var rate float64
+				fmt.Sscan(m[1], &rate)
+				b.ReportMetric(rate, "msg/s")
 			}
 		})
 	}

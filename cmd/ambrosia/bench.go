@@ -61,6 +61,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		rate, rateStep                       *float64
 		findMax                              *bool
 		maxP99                               *time.Duration
+		remoteAddr, remoteDomain, remoteCA   *string
 	)
 	switch mode {
 	case "idle":
@@ -79,6 +80,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		rateStep = fs.Float64("rate-step", 0, "rate increase per step with --find-max (default --rate)")
 		maxSteps = fs.Int("max-steps", 10, "at most this many steps with --find-max")
 		maxP99 = fs.Duration("max-p99", 100*time.Millisecond, "p99 latency a passing step stays within")
+		remoteAddr = fs.String("remote-addr", "", "client listener of a second server: the odd account of each pair logs in there, so that messages cross federation")
+		remoteDomain = fs.String("remote-domain", "", "XMPP domain of the accounts on --remote-addr")
+		remoteCA = fs.String("remote-ca", "", "PEM certificate to trust for --tls on --remote-addr")
 	}
 	if _, err := parse(fs, args[1:]); err != nil {
 		return err
@@ -120,11 +124,19 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return nil
 	default:
+		var remote *loadtest.Options
+		if *remoteAddr != "" {
+			var err error
+			if remote, err = benchRemote(o, *remoteAddr, *remoteDomain, *remoteCA); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "federated: odd accounts on %s (%s), messages cross server-to-server streams\n", *remoteDomain, *remoteAddr)
+		}
 		return benchMessages(ctx, stdout, stderr, loadtest.MessagesConfig{
 			Options: o, Prefix: *prefix, Pairs: *pairs, Concurrency: *conc,
 			Rate: *rate, Duration: *duration, ServerPID: *pid,
 			FindMax: *findMax, RateStep: *rateStep, MaxSteps: *maxSteps, MaxP99: *maxP99,
-			Progress: stderr,
+			Progress: stderr, Remote: remote,
 		})
 	}
 }
@@ -212,6 +224,25 @@ func loopbackOnly(addr string) error {
 
 // benchTLS returns the client TLS configuration and says whether the
 // server certificate is verified.
+// benchRemote is o for the second server of a federated message run.
+func benchRemote(o loadtest.Options, addr, domain, caFile string) (*loadtest.Options, error) {
+	if domain == "" {
+		return nil, errors.New("--remote-addr needs --remote-domain")
+	}
+	if err := loopbackOnly(addr); err != nil {
+		return nil, err
+	}
+	o.Addr, o.Domain = addr, domain
+	if o.TLS {
+		tc, _, err := benchTLS(domain, caFile)
+		if err != nil {
+			return nil, err
+		}
+		o.TLSConfig = tc
+	}
+	return &o, nil
+}
+
 func benchTLS(domain, caFile string) (*tls.Config, string, error) {
 	if caFile == "" {
 		// The server's self-signed certificate is accepted unchecked:

@@ -38,6 +38,18 @@ type MessagesConfig struct {
 	Drain time.Duration
 	// Progress, if not nil, receives a line per step.
 	Progress io.Writer
+	// Remote, if not nil, is a second server: the odd member of each pair
+	// logs in there, so that every message crosses a server-to-server
+	// stream (one per direction).
+	Remote *Options
+}
+
+// optionsFor returns the server account i logs in to.
+func (c *MessagesConfig) optionsFor(i int) *Options {
+	if c.Remote != nil && i%2 == 1 {
+		return c.Remote
+	}
+	return &c.Options
 }
 
 // StepResult is one rate step.
@@ -97,6 +109,9 @@ const msgBody = "Hello! This is a chat message of ordinary length, sent by the l
 // rate and measures delivery, latency and the server's CPU time.
 func Messages(ctx context.Context, c MessagesConfig) (*MessagesResult, error) {
 	c.Options.defaults()
+	if c.Remote != nil {
+		c.Remote.defaults()
+	}
 	if c.MaxSteps < 1 || c.MaxSteps > maxSteps {
 		c.MaxSteps = 10
 	}
@@ -120,7 +135,7 @@ func Messages(ctx context.Context, c MessagesConfig) (*MessagesResult, error) {
 	var firstErr error
 	var mu sync.Mutex
 	forEach(ctx, n, c.Concurrency, func(i int) {
-		cn, _, err := Login(ctx, &c.Options, UserName(c.Prefix, i))
+		cn, _, err := Login(ctx, c.optionsFor(i), UserName(c.Prefix, i))
 		if err == nil {
 			err = cn.Write(Presence)
 		}
@@ -174,7 +189,8 @@ func Messages(ctx context.Context, c MessagesConfig) (*MessagesResult, error) {
 	prefixes := make([][]byte, n)
 	for i := range conns {
 		peer := i ^ 1
-		prefixes[i] = []byte("<message type='chat' to='" + UserName(c.Prefix, peer) + "@" + c.Domain + "/" + c.Resource + "' id='")
+		po := c.optionsFor(peer)
+		prefixes[i] = []byte("<message type='chat' to='" + UserName(c.Prefix, peer) + "@" + po.Domain + "/" + po.Resource + "' id='")
 	}
 	suffix := []byte("'><body>" + msgBody + "</body></message>")
 

@@ -26,6 +26,9 @@ type xconn struct {
 	buf []byte
 	// streamID is the id of the peer's stream header, once read.
 	streamID string
+	// sm says stream management acknowledgements are on (outgoing
+	// streams; set during negotiation).
+	sm bool
 
 	wmu sync.Mutex
 }
@@ -77,6 +80,16 @@ func (c *xconn) write(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// writeWithin writes b, bounded by d: for the end of a stream, which must
+// not hold up a shutdown.
+func (c *xconn) writeWithin(b []byte, d time.Duration) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(d))
 	_, err := c.nc.Write(b)
 	return err
 }

@@ -26,8 +26,10 @@ type inStream struct {
 	// Reading goroutine only.
 	from, to string // of the current stream header
 	id       string
-	opened   bool // our header is sent
-	sasl     bool // authenticated by SASL: no second one
+	opened   bool   // our header is sent
+	sasl     bool   // authenticated by SASL: no second one
+	smOn     bool   // stream management acknowledgements enabled
+	handled  uint32 // stanzas taken, for <a h/>
 
 	mu      sync.Mutex
 	authed  map[pair]bool // (local, remote) pairs the peer may use
@@ -169,6 +171,9 @@ func (in *inStream) streamStart(h *xmlstream.Element) bool {
 			b = append(b, "<mechanisms xmlns='"+stanza.NSSASL+"'><mechanism>EXTERNAL</mechanism></mechanisms>"...)
 		}
 		b = append(b, "<dialback xmlns='"+nsDialbackFeature+"'><errors/></dialback>"...)
+		b = append(b, smFeature...)
+	default:
+		b = append(b, smFeature...)
 	}
 	b = append(b, "</stream:features>"...)
 	if err := in.c.write(b); err != nil {
@@ -187,6 +192,8 @@ func (in *inStream) element(ctx context.Context, el *xmlstream.Element) bool {
 		return in.saslExternal(el)
 	case el.Space == NSDialback:
 		return in.dialback(ctx, el)
+	case el.Space == NSSM:
+		return in.streamManagement(el)
 	case el.Space == xmlstream.NSServer && (el.Local == stanza.Message || el.Local == stanza.Presence || el.Local == stanza.IQ):
 		return in.stanza(ctx, el)
 	}
@@ -376,5 +383,32 @@ func (in *inStream) stanza(ctx context.Context, el *xmlstream.Element) bool {
 		el.SetAttr("from", s)
 	}
 	in.svc.router.Route(ctx, router.Stanza{El: el, From: from, To: to})
+	in.handled++
 	return true
+}
+
+// streamManagement answers XEP-0198 requests: acknowledgements only, as
+// the peer's outgoing side resends what was not acknowledged on a new
+// stream.
+func (in *inStream) streamManagement(el *xmlstream.Element) bool {
+	switch el.Local {
+	case "enable":
+		if in.smOn || !in.isAuthed() {
+			return in.c.write(smNotAuthd) == nil
+		}
+		in.smOn = true
+		in.svc.log.Debug("incoming stream management enabled", "from", in.from, "to", in.to)
+		return in.c.write(smEnabled) == nil
+	case "r":
+		if !in.smOn {
+			in.fail("unsupported-stanza-type", "stream management is not enabled")
+			return false
+		}
+		return in.c.write(ackXML(in.handled)) == nil
+	case "a":
+		// Nothing is sent on an incoming stream.
+		return true
+	}
+	in.fail("unsupported-stanza-type", "")
+	return false
 }

@@ -30,8 +30,16 @@ type outStream struct {
 	quit  chan struct{} // closed by stop
 	once  sync.Once
 	mu    sync.Mutex
-	queue []router.Stanza
+	queue []queued
 	ended bool // no more stanzas are taken
+}
+
+// queued is a stanza waiting for an outgoing stream.
+type queued struct {
+	st router.Stanza
+	// tries counts the streams it was written to that broke before the
+	// peer acknowledged it.
+	tries int
 }
 
 type enqueueResult int
@@ -46,7 +54,7 @@ func newOutStream(s *Service, k pair) *outStream {
 	return &outStream{svc: s, key: k, wake: make(chan struct{}, 1), quit: make(chan struct{})}
 }
 
-func (o *outStream) enqueue(st router.Stanza) enqueueResult {
+func (o *outStream) enqueue(q queued) enqueueResult {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.ended {
@@ -55,7 +63,7 @@ func (o *outStream) enqueue(st router.Stanza) enqueueResult {
 	if len(o.queue) >= o.svc.cfg.MaxQueued {
 		return queueFull
 	}
-	o.queue = append(o.queue, st)
+	o.queue = append(o.queue, q)
 	select {
 	case o.wake <- struct{}{}:
 	default:
@@ -64,7 +72,7 @@ func (o *outStream) enqueue(st router.Stanza) enqueueResult {
 }
 
 // take removes up to n queued stanzas.
-func (o *outStream) take(n int) []router.Stanza {
+func (o *outStream) take(n int) []queued {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.queue) < n {
@@ -79,7 +87,7 @@ func (o *outStream) take(n int) []router.Stanza {
 }
 
 // end stops taking stanzas and returns those still queued.
-func (o *outStream) end() []router.Stanza {
+func (o *outStream) end() []queued {
 	o.svc.forget(o)
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -107,54 +115,142 @@ func (o *outStream) run(ctx context.Context) {
 	if err != nil {
 		cond := classify(err)
 		log.Info("federation failed", "err", err, "bounce", cond)
-		for _, st := range o.end() {
-			o.svc.router.Bounce(ctx, st, cond, "")
+		for _, q := range o.end() {
+			o.svc.router.Bounce(ctx, q.st, cond, "")
 		}
 		return
 	}
-	log.Info("outgoing stream up", "auth", method)
+	log.Info("outgoing stream up", "auth", method, "sm", c.sm)
 	o.serve(ctx, c)
 	log.Info("outgoing stream closed")
 }
 
 // serve writes queued stanzas until the stream is idle, broken or stopped.
+// With stream management, written stanzas stay in unacked until the peer
+// acknowledges them; those left when the stream breaks are sent again on
+// a new stream.
 func (o *outStream) serve(ctx context.Context, c *xconn) {
+	acks := make(chan uint32, 16)
+	stopReader := make(chan struct{})
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
 		for {
-			// The peer sends nothing on our stream but keepalives and its
-			// end; reading notices that end.
-			if _, err := c.nextElement(); err != nil {
+			// The peer sends nothing on our stream but acknowledgements,
+			// keepalives and its end; reading notices that end.
+			el, err := c.nextElement()
+			if err != nil {
 				return
+			}
+			if el.Space != NSSM {
+				continue
+			}
+			switch el.Local {
+			case "a":
+				h, err := parseAck(el)
+				if err != nil {
+					o.svc.log.Info("outgoing stream: bad acknowledgement", "remote", o.key.remote, "err", err)
+					c.nc.Close()
+					return
+				}
+				select {
+				case acks <- h:
+				case <-stopReader:
+					return
+				}
+			case "r":
+				// Nothing is received on an outgoing stream.
+				_ = c.write(ackXML(0))
 			}
 		}
 	}()
 	idle := time.NewTimer(o.svc.cfg.IdleTimeout)
 	defer idle.Stop()
-	bufs := make(net.Buffers, 0, maxBatch)
-	broken := false
+	var (
+		unacked   []queued // written, not yet acknowledged (or the failed batch without SM)
+		acked     uint32   // the peer's last h
+		requested bool     // an <r/> is unanswered
+		broken    bool
+	)
+	// ack applies the peer's count h; false is a count beyond what was sent.
+	ack := func(h uint32) bool {
+		n := h - acked
+		if int64(n) > int64(len(unacked)) {
+			return false
+		}
+		clear(unacked[:n])
+		unacked = unacked[n:]
+		acked, requested = h, false
+		return true
+	}
+	bufs := make(net.Buffers, 0, maxBatch+1)
+	// flush writes what is queued, as far as the window of unacknowledged
+	// stanzas allows; false means the stream broke.
+	flush := func() bool {
+		for {
+			room := maxBatch
+			if c.sm {
+				room = min(room, o.svc.cfg.MaxQueued-len(unacked))
+			}
+			var batch []queued
+			if room > 0 {
+				batch = o.take(room)
+			}
+			if len(batch) == 0 {
+				if c.sm && len(unacked) > 0 && !requested {
+					requested = true
+					return c.write(smRequest) == nil
+				}
+				return true
+			}
+			bufs = bufs[:0]
+			for _, q := range batch {
+				bufs = append(bufs, q.st.El.AppendXML(nil, xmlstream.NSServer))
+			}
+			if c.sm {
+				unacked = append(unacked, batch...)
+				// One request at a time: each answer covers everything
+				// written before it.
+				if !requested {
+					requested = true
+					bufs = append(bufs, smRequest)
+				}
+			}
+			if err := c.writeBuffers(bufs); err != nil {
+				o.svc.log.Info("outgoing stream write", "remote", o.key.remote, "err", err)
+				if !c.sm {
+					// The batch may not have left: it goes out again.
+					unacked = batch
+				}
+				return false
+			}
+		}
+	}
 loop:
 	for {
 		select {
 		case <-o.wake:
-			for {
-				batch := o.take(maxBatch)
-				if len(batch) == 0 {
-					break
-				}
-				bufs = bufs[:0]
-				for _, st := range batch {
-					bufs = append(bufs, st.El.AppendXML(nil, xmlstream.NSServer))
-				}
-				if err := c.writeBuffers(bufs); err != nil {
-					o.svc.log.Info("outgoing stream write", "remote", o.key.remote, "err", err)
-					broken = true
-					break loop
-				}
+			if !flush() {
+				broken = true
+				break loop
 			}
 			idle.Reset(o.svc.cfg.IdleTimeout)
+		case h := <-acks:
+			if !ack(h) {
+				o.svc.log.Warn("outgoing stream: peer acknowledged more than was sent", "remote", o.key.remote, "h", h)
+				broken = true
+				break loop
+			}
+			if !flush() {
+				broken = true
+				break loop
+			}
 		case <-idle.C:
+			if len(unacked) > 0 {
+				// Not idle while the peer owes an acknowledgement.
+				idle.Reset(o.svc.cfg.IdleTimeout)
+				continue
+			}
 			break loop
 		case <-readerDone:
 			broken = true
@@ -167,24 +263,59 @@ loop:
 	}
 	rest := o.end()
 	if !broken {
-		c.fail(nil, "", "")
-	} else {
-		c.nc.Close()
+		_ = c.writeWithin([]byte("</stream:stream>"), 2*time.Second)
+		// The last acknowledgements may be on their way; the peer's
+		// stream end follows them.
+		grace := time.NewTimer(2 * time.Second)
+	drain:
+		for c.sm && len(unacked) > 0 {
+			select {
+			case h := <-acks:
+				if !ack(h) {
+					break drain
+				}
+			case <-readerDone:
+				break drain
+			case <-grace.C:
+				break drain
+			}
+		}
+		grace.Stop()
 	}
+	c.nc.Close()
+	close(stopReader)
 	<-readerDone
+	// A last <a/> may sit in the channel.
+	for len(acks) > 0 {
+		ack(<-acks)
+	}
 	shutting := ctx.Err() != nil
 	select {
 	case <-o.quit:
 		shutting = true
 	default:
 	}
-	for _, st := range rest {
+	if len(unacked) > 0 {
+		o.svc.log.Info("outgoing stream ended with unacknowledged stanzas", "remote", o.key.remote, "count", len(unacked), "shutdown", shutting)
+	}
+	for _, q := range unacked {
+		q.tries++
+		switch {
+		case shutting:
+			o.svc.router.Bounce(ctx, q.st, stanza.RemoteServerTimeout, "The server shut down before the remote server confirmed receipt.")
+		case q.tries >= maxTries:
+			o.svc.router.Bounce(ctx, q.st, stanza.RemoteServerTimeout, "The connection to the remote server broke before it confirmed receipt.")
+		default:
+			o.svc.send(ctx, q)
+		}
+	}
+	for _, q := range rest {
 		if shutting {
-			o.svc.router.Bounce(ctx, st, stanza.RemoteServerNotFound, "The server is shutting down.")
+			o.svc.router.Bounce(ctx, q.st, stanza.RemoteServerNotFound, "The server is shutting down.")
 			continue
 		}
 		// Queued after the stream ended: a new stream takes them.
-		o.svc.HandleStanza(ctx, st)
+		o.svc.send(ctx, q)
 	}
 }
 
@@ -281,7 +412,7 @@ func (s *Service) negotiate(nc net.Conn, directTLS bool, local, remote string, v
 			return nil, "", err
 		}
 	}
-	authed, triedExternal := false, false
+	authed, triedExternal, smOffered := false, false, false
 	for restarts := 0; restarts < 4; restarts++ {
 		if err := c.write(streamHeader(local, remote, "")); err != nil {
 			return nil, "", err
@@ -301,8 +432,9 @@ func (s *Service) negotiate(nc net.Conn, directTLS bool, local, remote string, v
 		if feats.Space != xmlstream.NSStream || feats.Local != "features" {
 			return nil, "", fmt.Errorf("expected stream features, got %s", feats.Local)
 		}
+		smOffered = feats.Child(NSSM, "sm") != nil
 		if authed {
-			return c, MethodSASLExternal, nil
+			return c, MethodSASLExternal, c.enableSM(smOffered)
 		}
 		if c.tls == nil {
 			if feats.Child(stanza.NSTLS, "starttls") == nil {
@@ -363,12 +495,43 @@ func (s *Service) negotiate(nc net.Conn, directTLS bool, local, remote string, v
 				continue
 			}
 			if d.Type == "valid" {
-				return c, MethodDialback, nil
+				return c, MethodDialback, c.enableSM(smOffered)
 			}
 			return nil, "", fmt.Errorf("%w: dialback %s", errAuth, d.Type)
 		}
 	}
 	return nil, "", errors.New("too many stream restarts")
+}
+
+// enableSM turns on stream management acknowledgements when the peer
+// offers them; a peer that refuses leaves the stream without them.
+func (c *xconn) enableSM(offered bool) error {
+	if !offered {
+		return nil
+	}
+	if err := c.write(smEnable); err != nil {
+		return err
+	}
+	for {
+		el, err := c.nextElement()
+		if err != nil {
+			return err
+		}
+		if el.Space != NSSM {
+			continue
+		}
+		switch el.Local {
+		case "enabled":
+			c.sm = true
+			return nil
+		case "failed":
+			return nil
+		case "r":
+			if err := c.write(ackXML(0)); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // alpnFor names the protocol on direct TLS connections (XEP-0368).

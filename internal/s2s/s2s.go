@@ -240,6 +240,13 @@ func (s *Service) Shutdown() {
 // HandleStanza implements router.Component: s goes to a remote domain over
 // the outgoing stream of its (from, to) domain pair.
 func (s *Service) HandleStanza(ctx context.Context, st router.Stanza) {
+	s.send(ctx, queued{st: st})
+}
+
+// send queues q on the outgoing stream of its domain pair, starting the
+// stream if needed.
+func (s *Service) send(ctx context.Context, q queued) {
+	st := q.st
 	local, remote := st.From.Domain(), st.To.Domain()
 	if remote == "" {
 		return
@@ -273,7 +280,7 @@ func (s *Service) HandleStanza(ctx context.Context, st router.Stanza) {
 			}()
 		}
 		s.mu.Unlock()
-		switch o.enqueue(st) {
+		switch o.enqueue(q) {
 		case enqueued:
 			return
 		case queueFull:

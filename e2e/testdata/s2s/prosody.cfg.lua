@@ -11,7 +11,7 @@ component_ports = { }
 http_ports = { }
 https_ports = { }
 log = { { levels = { min = "debug" }, to = "file", filename = "{{DIR}}/prosody.log" } }
-modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence", "message", "iq", "posix" }
+modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence", "message", "iq", "posix", "smacks" }
 modules_disabled = { "s2s_bidi" }
 authentication = "internal_plain"
 storage = "internal"
