@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/postgres/pgtest"
 )
 
 const splitSecret = "split secret for tests"
@@ -147,27 +151,34 @@ func flowArgs(dataDir string, from, to *splitGateway, fromJID, toJID string, ext
 }
 
 // TestSplitServer runs the server split in processes: two gateways and a
-// session manager service linked to both. Users on different gateways
-// exchange presence and messages; the service is killed with SIGKILL while
-// messages flow and restarted, and every message arrives exactly once;
-// then a second instance joins and users spread over both still reach
-// each other.
+// session manager service linked to both, on PostgreSQL. Users on
+// different gateways exchange presence and messages; the service is killed
+// with SIGKILL while messages flow and restarted, and every message
+// arrives exactly once; then a second instance joins, sharing the
+// database, and users spread over both still reach each other.
 func TestSplitServer(t *testing.T) {
 	requireTools(t, "slixmpp")
+	pg := pgtest.New(t)
+	dsn := pg.Database(t, pgtest.DatabaseOptions{})
 	dir := t.TempDir()
+	conf := filepath.Join(dir, "ambrosia.toml")
+	doc := "[storage]\nbackend = \"postgres\"\npostgres_dsn = " + strconv.Quote(dsn) + "\n"
+	if err := os.WriteFile(conf, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, u := range []string{"alice", "bob", "u1", "u2", "u3", "u4", "u5", "u6"} {
-		ambrosia(t, "pw\n", "user", "add", u+"@"+domain, "--data", dir)
+		ambrosia(t, "pw\n", "user", "add", u+"@"+domain, "--config", conf)
 	}
 	a, b := startGateway(t, "gateway A"), startGateway(t, "gateway B")
 	gws := []*splitGateway{a, b}
-	svc := startSM(t, "service sm", dir, gws)
+	svc := startSM(t, "service sm", dir, gws, "--config", conf)
 	a.waitLog(t, `"msg":"bound"`, 1)
 	b.waitLog(t, `"msg":"bound"`, 1)
 
 	flow := startPython(t, "split_flow", flowArgs(dir, a, b, "alice@"+domain, "bob@"+domain, "--count", "150", "--kill-after", "40")...)
 	flow.waitLine(t, "KILL", 60*time.Second)
 	svc.kill()
-	svc = startSM(t, "service sm (restarted)", dir, gws)
+	svc = startSM(t, "service sm (restarted)", dir, gws, "--config", conf)
 	out := flow.wait(t)
 	if !strings.Contains(out, "received 150 duplicates [] gaps []") {
 		t.Fatalf("messages not delivered exactly once:\n%s", out)
@@ -175,7 +186,7 @@ func TestSplitServer(t *testing.T) {
 	t.Logf("split_flow.py:\n%s", out)
 
 	// A second instance: users move to the instance that owns them.
-	startSM(t, "service sm 2", dir, gws, "--instance", "sm-2")
+	startSM(t, "service sm 2", dir, gws, "--instance", "sm-2", "--config", conf)
 	a.waitLog(t, `"msg":"bound"`, 3)
 	b.waitLog(t, `"msg":"bound"`, 3)
 	ids := []string{instanceOf(t, svc), "sm-2"}
@@ -193,6 +204,52 @@ func TestSplitServer(t *testing.T) {
 	out = mustPython(t, "split_flow", flowArgs(dir, b, a, from+"@"+domain, to+"@"+domain, "--count", "20", "--interval", "0")...)
 	if !strings.Contains(out, "received 20 duplicates [] gaps []") {
 		t.Fatalf("users on two instances:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ambrosia.db")); err == nil {
+		t.Error("a service created a SQLite database although the backend is postgres")
+	}
+}
+
+// TestSplitSeeOtherHost: a service started with --see-other-host sends
+// the clients of users it does not know elsewhere: the gateway ends their
+// stream with the see-other-host stream error carrying the value; a user
+// it knows logs in.
+func TestSplitSeeOtherHost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped in -short mode")
+	}
+	dir := t.TempDir()
+	ambrosia(t, "pw\n", "user", "add", "alice@"+domain, "--data", dir)
+	g := startGateway(t, "gateway")
+	startSM(t, "service sm", dir, []*splitGateway{g}, "--see-other-host", "xmpp.other.example:5222")
+	g.waitLog(t, `"msg":"bound"`, 1)
+	ca := filepath.Join(dir, "tls", domain+".crt")
+	tests := []struct {
+		user string
+		want *regexp.Regexp
+	}{
+		{"nobody", regexp.MustCompile(`<stream:error><see-other-host xmlns='urn:ietf:params:xml:ns:xmpp-streams'>xmpp\.other\.example:5222</see-other-host></stream:error>`)},
+		{"alice", regexp.MustCompile(`<success[ />]`)},
+	}
+	for _, tt := range tests {
+		c, err := dialRaw("127.0.0.1:" + strconv.Itoa(g.port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.openStream(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.startTLS(ca); err != nil {
+			t.Fatal(err)
+		}
+		cred := base64.StdEncoding.EncodeToString([]byte("\x00" + tt.user + "\x00pw"))
+		if err := c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + cred + "</auth>"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.expect(tt.want); err != nil {
+			t.Fatalf("%s: %v", tt.user, err)
+		}
 	}
 }
 

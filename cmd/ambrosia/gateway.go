@@ -19,6 +19,7 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/component"
 	"github.com/ambrosia-xmpp/ambrosia/internal/link"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
 )
 
 // linkFlags are the service protocol's flags, shared by `gateway` and
@@ -115,7 +116,7 @@ func gatewayCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	edge, err := c2s.New(c2sConfig(cfg), c2s.Deps{Router: r, Auth: auth.New(gw, nil), TLS: gw.TLSConfig(), Log: log})
+	edge, err := c2s.New(c2sConfig(cfg), c2s.Deps{Router: r, Auth: auth.New(redirectingCreds{gw}, nil), TLS: gw.TLSConfig(), Log: log})
 	if err != nil {
 		return err
 	}
@@ -160,4 +161,18 @@ func runAll[T any](ctx context.Context, comps []T, run func(T) func(context.Cont
 		errs = append(errs, e)
 	}
 	return errors.Join(errs...)
+}
+
+// redirectingCreds asks the services for credentials; a service that sends
+// a user elsewhere makes the client edge end the stream with
+// see-other-host.
+type redirectingCreds struct{ gw *link.Gateway }
+
+func (r redirectingCreds) Credential(ctx context.Context, user, hash string) (storage.Credential, error) {
+	c, err := r.gw.Credential(ctx, user, hash)
+	var so *link.SeeOtherHost
+	if errors.As(err, &so) {
+		c2s.SeeOtherHost(ctx, so.Host)
+	}
+	return c, err
 }

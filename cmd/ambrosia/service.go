@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,7 +17,6 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/config"
 	"github.com/ambrosia-xmpp/ambrosia/internal/link"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
-	"github.com/ambrosia-xmpp/ambrosia/internal/storage/sqlite"
 )
 
 // serviceCmd runs one service linked to gateways: `ambrosia service sm`.
@@ -30,14 +31,18 @@ func serviceCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("service sm", stderr)
 	var cf configFlags
 	var lf linkFlags
-	var gateways, instance, user string
+	var gateways, instance, user, seeOther string
 	cf.register(fs)
 	lf.register(fs, false)
 	fs.StringVar(&gateways, "gateway", "127.0.0.1:5270", "service listeners of the gateways to link to, comma-separated")
 	fs.StringVar(&instance, "instance", "", "instance id, unique among the instances of the service (default: random)")
+	fs.StringVar(&seeOther, "see-other-host", "", "HOST[:PORT] where gateways send the clients of users this service does not know (RFC 6120 see-other-host) instead of failing their login")
 	fs.StringVar(&user, "service-user", link.AllDomains, "name to authenticate as: \""+link.AllDomains+"\" for the shared secret, or a domain for its own secret")
 	if _, err := parse(fs, args[1:]); err != nil {
 		return err
+	}
+	if err := checkHostPort(seeOther); err != nil {
+		return fmt.Errorf("--see-other-host: %w", err)
 	}
 	cfg, err := cf.load()
 	if err != nil {
@@ -58,7 +63,7 @@ func serviceCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		tc.Certificates = []tls.Certificate{c}
 	}
-	store, err := sqlite.Open(ctx, dbPath(cfg))
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -93,7 +98,7 @@ func serviceCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	svc, err := link.NewService(link.ServiceConfig{
 		Gateways: strings.Split(gateways, ","), Username: user, Secret: lf.secretValue(), External: lf.cert != "" && lf.secretValue() == "",
-		Instance: instance, TLS: tc, Bindings: bindings,
+		Instance: instance, TLS: tc, Bindings: bindings, SeeOtherHost: seeOther,
 	}, link.ServiceDeps{Router: r, Credentials: store, Log: log})
 	if err != nil {
 		return err
@@ -128,4 +133,24 @@ func domainPEM(cfg config.Config, domain string) (certPEM, keyPEM []byte, err er
 		return nil, nil, fmt.Errorf("tls: %w", err)
 	}
 	return certPEM, keyPEM, nil
+}
+
+// checkHostPort accepts "", a host name or a host:port, as the
+// see-other-host value of RFC 6120 §4.9.3.19.
+func checkHostPort(v string) error {
+	if v == "" {
+		return nil
+	}
+	host := v
+	if h, p, err := net.SplitHostPort(v); err == nil {
+		n, perr := strconv.Atoi(p)
+		if perr != nil || n <= 0 || n > 65535 {
+			return fmt.Errorf("bad port in %q", v)
+		}
+		host = h
+	}
+	if host == "" || len(v) > 1023 || strings.ContainsAny(host, " /@<>'\"&\t\r\n") {
+		return fmt.Errorf("%q is not a host or host:port", v)
+	}
+	return nil
 }

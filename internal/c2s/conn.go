@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -44,7 +45,8 @@ type conn struct {
 	opened     bool // our stream header is out
 	pinged     bool
 	failures   uint8
-	registered bool // created an account (XEP-0077): one per connection
+	redirect   string // see-other-host value learned during authentication
+	registered bool   // created an account (XEP-0077): one per connection
 	domain     string
 	user       jid.JID // bare JID once authenticated
 	full       jid.JID // full JID once bound
@@ -202,6 +204,10 @@ func (c *conn) closeStreamExtra(condition, text, extra string) {
 
 func streamError(condition, text, extra string) string {
 	s := "<stream:error><" + condition + " xmlns='" + stanza.NSStreams + "'/>"
+	if cond, value, ok := strings.Cut(condition, "="); ok {
+		// A condition with a value: see-other-host.
+		s = "<stream:error><" + cond + " xmlns='" + stanza.NSStreams + "'>" + string(xmlstream.AppendEscapedText(nil, value)) + "</" + cond + ">"
+	}
 	if text != "" {
 		s += "<text xmlns='" + stanza.NSStreams + "'>" + string(xmlstream.AppendEscapedText(nil, text)) + "</text>"
 	}
@@ -213,6 +219,7 @@ func streamError(condition, text, extra string) string {
 // buffered it hands the connection to the poller and returns, so that an
 // idle session holds no goroutine.
 func (c *conn) serve(ctx context.Context, direct bool) {
+	ctx = context.WithValue(ctx, redirectKey{}, c)
 	c.ctx = ctx
 	c.rmu.Lock()
 	defer c.rmu.Unlock()

@@ -296,6 +296,10 @@ func (c *conn) saslFailure(err error) bool { return c.authFailure(err, false) }
 // authFailure is saslFailure for either profile: sasl2 answers with the
 // <failure/> of XEP-0388, which may carry a text.
 func (c *conn) authFailure(err error, sasl2 bool) bool {
+	if c.redirect != "" {
+		c.fail("see-other-host="+c.redirect, "")
+		return false
+	}
 	cond := "temporary-auth-failure"
 	var f *auth.Failure
 	if errors.As(err, &f) {

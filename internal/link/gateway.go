@@ -72,10 +72,10 @@ type Gateway struct {
 	dedup dedup
 
 	mu       sync.Mutex
-	links    map[string]*glink  // live links by instance id
-	received map[string]uint64  // events received from each instance id, for resumption
-	remotes  map[string]*remote // stand-ins by domain
-	sessions map[string]*gsess  // by session id
+	links    map[string]*glink   // live links by instance id
+	received map[string]runCount // events received from each instance id, for resumption
+	remotes  map[string]*remote  // stand-ins by domain
+	sessions map[string]*gsess   // by session id
 	certs    map[string]*tls.Certificate
 	wg       sync.WaitGroup
 }
@@ -105,7 +105,7 @@ func NewGateway(cfg GatewayConfig, d GatewayDeps) (*Gateway, error) {
 	cfg.TLS = tc
 	g := &Gateway{
 		cfg: cfg, r: d.Router, log: d.Log.With("component", "gateway"), id: stanza.NewID(),
-		links: map[string]*glink{}, received: map[string]uint64{}, remotes: map[string]*remote{},
+		links: map[string]*glink{}, received: map[string]runCount{}, remotes: map[string]*remote{},
 		sessions: map[string]*gsess{}, certs: map[string]*tls.Certificate{},
 	}
 	g.dedup.init(1 << 16)
@@ -144,6 +144,13 @@ func (l linkCreds) Credential(_ context.Context, user, hash string) (storage.Cre
 		}
 	}
 	return storage.Credential{}, storage.ErrNotFound
+}
+
+// runCount is how many events the gateway received from a run of an
+// instance: what a reconnection of the same run resumes from.
+type runCount struct {
+	run string
+	h   uint64
 }
 
 // linkDomain is the pseudo-domain of service usernames in SASL.
@@ -241,6 +248,7 @@ func (g *Gateway) newOrigin() string {
 type glink struct {
 	g   *Gateway
 	iid string
+	run string // the instance's run, to tell a restart from a reconnection
 	c   *conn
 	out outbox
 	log *slog.Logger
@@ -323,7 +331,7 @@ func (g *Gateway) handshake(ctx context.Context, raw net.Conn) (*glink, *reader,
 	r.restart(nc)
 	st := tc.ConnectionState()
 	ti := &auth.TLSInfo{State: &st}
-	if c, err := g.cfg.TLS.GetCertificate(&tls.ClientHelloInfo{ServerName: st.ServerName}); err == nil && c != nil {
+	if c := g.ownCert(st.ServerName); c != nil {
 		ti.Leaf = c.Leaf
 		if ti.Leaf == nil && len(c.Certificate) > 0 {
 			ti.Leaf, _ = x509.ParseCertificate(c.Certificate[0])
@@ -353,14 +361,20 @@ func (g *Gateway) handshake(ctx context.Context, raw net.Conn) (*glink, *reader,
 	if err != nil {
 		return nil, nil, err
 	}
-	iid := el.Attr("instance")
+	iid, run := el.Attr("instance"), el.Attr("run")
 	if el.Space != NS || el.Local != "hello" || iid == "" || len(iid) > 256 {
 		return nil, nil, fail("policy-violation", "hello with an instance id expected")
 	}
-	gl := &glink{g: g, iid: iid, allowed: allowed, bound: map[string]string{}, pending: map[string]chan *xmlstream.Element{}}
+	gl := &glink{g: g, iid: iid, run: run, allowed: allowed, bound: map[string]string{}, pending: map[string]chan *xmlstream.Element{}}
 	g.mu.Lock()
 	old := g.links[iid]
-	h := g.received[iid]
+	rc := g.received[iid]
+	if rc.run != run {
+		// Another run of the instance: it kept nothing of the last one.
+		rc = runCount{run: run}
+		g.received[iid] = rc
+	}
+	h := rc.h
 	g.mu.Unlock()
 	if old != nil {
 		// The same instance again: its old link is dead even if we did not
@@ -380,6 +394,22 @@ func (g *Gateway) handshake(ctx context.Context, raw net.Conn) (*glink, *reader,
 	return gl, r, nil
 }
 
+// ownCert returns the certificate the listener presented, for the
+// tls-server-end-point channel binding.
+func (g *Gateway) ownCert(serverName string) *tls.Certificate {
+	if g.cfg.TLS.GetCertificate != nil {
+		c, err := g.cfg.TLS.GetCertificate(&tls.ClientHelloInfo{ServerName: serverName})
+		if err != nil {
+			return nil
+		}
+		return c
+	}
+	if len(g.cfg.TLS.Certificates) > 0 {
+		return &g.cfg.TLS.Certificates[0]
+	}
+	return nil
+}
+
 // sasl authenticates the service and returns what it may bind.
 func (g *Gateway) sasl(ctx context.Context, r *reader, nc net.Conn, ti *auth.TLSInfo, peerNames []string) (func(string) bool, error) {
 	failure := func(cond string) error {
@@ -395,7 +425,11 @@ func (g *Gateway) sasl(ctx context.Context, r *reader, nc net.Conn, ti *auth.TLS
 		return nil, failure("malformed-request")
 	}
 	mech := el.Attr("mechanism")
-	in, err := base64.StdEncoding.DecodeString(strings.TrimSpace(el.Text()))
+	text := strings.TrimSpace(el.Text())
+	if text == "=" {
+		text = "" // RFC 6120 §6.4.2: an empty initial response
+	}
+	in, err := base64.StdEncoding.DecodeString(text)
 	if err != nil {
 		return nil, failure("incorrect-encoding")
 	}
@@ -541,7 +575,7 @@ func (gl *glink) handle(ctx context.Context, el *xmlstream.Element) error {
 	}
 	gl.h++
 	g.mu.Lock()
-	g.received[gl.iid] = gl.h
+	g.received[gl.iid] = runCount{run: gl.run, h: gl.h}
 	g.mu.Unlock()
 	gl.c.setAck(gl.h)
 	return nil
@@ -731,6 +765,9 @@ func (g *Gateway) Credential(ctx context.Context, user, hash string) (storage.Cr
 	if el == nil {
 		return storage.Credential{}, errors.New("gateway: service link lost")
 	}
+	if h := el.Attr("see-other-host"); h != "" {
+		return storage.Credential{}, &SeeOtherHost{User: user, Host: h}
+	}
 	if e := el.Attr("error"); e != "" {
 		if e == stanza.ItemNotFound {
 			return storage.Credential{}, storage.ErrNotFound
@@ -739,6 +776,16 @@ func (g *Gateway) Credential(ctx context.Context, user, hash string) (storage.Cr
 	}
 	return parseCredential(el)
 }
+
+// SeeOtherHost is the answer of a service that does not know a user and
+// sends it elsewhere: the gateway ends the client's stream with the RFC
+// 6120 see-other-host stream error carrying Host.
+type SeeOtherHost struct {
+	User string
+	Host string
+}
+
+func (e *SeeOtherHost) Error() string { return "gateway: " + e.User + " is served at " + e.Host }
 
 func parseCredential(el *xmlstream.Element) (storage.Credential, error) {
 	c := storage.Credential{Hash: el.Attr("hash")}

@@ -41,6 +41,10 @@ type gsess struct {
 	// presence is the last broadcast presence of the client, replayed to a
 	// new owner so that the user's availability survives a failover.
 	presence *xmlstream.Element
+	// What the client asked of the session manager that a new owner must
+	// know too: carbons (XEP-0280), roster pushes (it fetched the roster),
+	// blocklist pushes (it fetched the blocklist).
+	carbons, interested, blockPushes bool
 }
 
 var (
@@ -102,7 +106,33 @@ func (rm *remote) announceLocked(gs *gsess) {
 	if gs.owner == nil {
 		return
 	}
-	gs.owner.out.send(frame("sbind", gs.presence, "sid", gs.id, "jid", gs.full.String(), "o", rm.g.newOrigin()), gs.bare)
+	gs.owner.out.send(frame("sbind", gs.presence, "sid", gs.id, "jid", gs.full.String(), "o", rm.g.newOrigin(),
+		"carbons", flag(gs.carbons), "interested", flag(gs.interested), "blocklist", flag(gs.blockPushes)), gs.bare)
+}
+
+// flag is a boolean attribute, left out when false.
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return ""
+}
+
+// membersLocked tells every instance which instances serve the domain now
+// (none: the view is changing), so that an instance can tell the users it
+// owns. It goes as a barrier: an instance sees it after every event queued
+// for it before, and before every event queued after.
+func (rm *remote) membersLocked(ids []string) {
+	el := xmlstream.NewElement(NS, "members")
+	el.SetAttr("domain", rm.domain)
+	el.SetAttr("kind", rm.kind)
+	for _, id := range ids {
+		el.AddChild(xmlstream.NewElement(NS, "i")).SetAttr("id", id)
+	}
+	b := el.AppendXML(nil, NS)
+	for _, gl := range rm.insts {
+		gl.c.enqueueBarrier(b)
+	}
 }
 
 // join adds an instance and moves to it the sessions it now owns.
@@ -114,9 +144,13 @@ func (rm *remote) join(gl *glink) {
 			return
 		}
 	}
+	// While sessions move, no instance takes itself for the owner of any
+	// user: it hands its stanzas to the gateway, which knows.
+	rm.membersLocked(nil)
 	rm.insts = append(rm.insts, gl)
 	rm.ids = append(rm.ids, gl.iid)
 	rm.rebalanceLocked()
+	rm.membersLocked(rm.ids)
 	parked := rm.parked
 	rm.parked = nil
 	for _, it := range parked {
@@ -142,7 +176,9 @@ func (rm *remote) leave(gl *glink, items []item) {
 			gs.owner = nil
 		}
 	}
+	rm.membersLocked(nil)
 	rm.rebalanceLocked()
+	rm.membersLocked(rm.ids)
 	for _, it := range items {
 		if domainOf(it.user) == rm.domain {
 			rm.dispatchLocked(it.data, it.user)
@@ -251,6 +287,9 @@ func (rm *remote) HandleFromSession(ctx context.Context, sess router.Session, s 
 			gs.presence = s.El
 		}
 	}
+	if s.El.Local == stanza.IQ {
+		gs.noteRequest(s.El)
+	}
 	data := frame("from", s.El, "sid", gs.id, "o", rm.g.newOrigin())
 	if gs.owner == nil {
 		rm.dispatchLocked(data, gs.bare)
@@ -258,3 +297,30 @@ func (rm *remote) HandleFromSession(ctx context.Context, sess router.Session, s 
 	}
 	gs.owner.out.send(data, gs.bare)
 }
+
+// noteRequest records the requests of the client that change what the
+// session manager does for its session, to tell a new owner after a
+// failover. A request the session manager refuses changes nothing there;
+// these are never refused to a bound session of the user.
+func (gs *gsess) noteRequest(iq *xmlstream.Element) {
+	typ := iq.Attr("type")
+	for _, c := range iq.Children() {
+		switch {
+		case typ == "set" && c.Space == nsCarbons && c.Local == "enable":
+			gs.carbons = true
+		case typ == "set" && c.Space == nsCarbons && c.Local == "disable":
+			gs.carbons = false
+		case typ == "get" && c.Space == nsRoster && c.Local == "query":
+			gs.interested = true
+		case typ == "get" && c.Space == nsBlocking && c.Local == "blocklist":
+			gs.blockPushes = true
+		}
+	}
+}
+
+// Namespaces of the requests noteRequest records.
+const (
+	nsCarbons  = "urn:xmpp:carbons:2"
+	nsRoster   = "jabber:iq:roster"
+	nsBlocking = "urn:xmpp:blocking"
+)

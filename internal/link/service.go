@@ -61,6 +61,11 @@ type ServiceConfig struct {
 	// GatewayLoss is how long a gateway may stay unreachable before what
 	// was queued for its clients is given up.
 	GatewayLoss time.Duration
+	// SeeOtherHost, when set, is where a gateway sends the clients of
+	// users this service does not know (the RFC 6120 see-other-host
+	// stream error, host or host:port), instead of failing their
+	// authentication.
+	SeeOtherHost string
 }
 
 // ServiceDeps are what a service uses.
@@ -92,6 +97,7 @@ type Service struct {
 	cur    atomic.Pointer[proc]
 	seen   dedup // origins processed, for events a gateway sends again
 	fatal  chan error
+	run    string // this run of the instance, told to gateways in hello
 }
 
 // proc is the event being processed.
@@ -99,6 +105,20 @@ type proc struct {
 	o string
 	n int // routes so far
 	l *slink
+
+	mu sync.Mutex
+	k  map[*proxy]int // deliveries to each session so far
+}
+
+// next numbers a delivery to px caused by the event.
+func (p *proc) next(px *proxy) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.k == nil {
+		p.k = map[*proxy]int{}
+	}
+	p.k[px]++
+	return p.k[px]
 }
 
 type procKey struct{}
@@ -129,7 +149,7 @@ func NewService(cfg ServiceConfig, d ServiceDeps) (*Service, error) {
 	if cfg.TLS == nil {
 		cfg.TLS = &tls.Config{}
 	}
-	s := &Service{cfg: cfg, deps: d, log: d.Log.With("component", "service", "instance", cfg.Instance), bound: map[string]Binding{}, fatal: make(chan error, 1)}
+	s := &Service{cfg: cfg, deps: d, log: d.Log.With("component", "service", "instance", cfg.Instance), bound: map[string]Binding{}, fatal: make(chan error, 1), run: stanza.NewID()}
 	s.seen.init(1 << 16)
 	for _, b := range cfg.Bindings {
 		if b.Kind == "sm" {
@@ -140,7 +160,7 @@ func NewService(cfg ServiceConfig, d ServiceDeps) (*Service, error) {
 		s.bound[b.Domain] = b
 	}
 	for _, a := range cfg.Gateways {
-		s.links = append(s.links, &slink{s: s, addr: a, proxies: map[string]*proxy{}})
+		s.links = append(s.links, &slink{s: s, addr: a, proxies: map[string]*proxy{}, view: map[string][]string{}})
 	}
 	return s, nil
 }
@@ -163,6 +183,9 @@ func (f forwarder) HandleStanza(ctx context.Context, st router.Stanza) {
 			o = p.o + "." + strconv.Itoa(p.n)
 		}
 		l = p.l
+		if s.local(ctx, p, o, st) {
+			return
+		}
 	}
 	if !l.connected() {
 		for _, x := range s.links {
@@ -172,7 +195,50 @@ func (f forwarder) HandleStanza(ctx context.Context, st router.Stanza) {
 			}
 		}
 	}
-	l.out.send(frame("route", st.El, "o", o), "")
+	// Stanzas to one addressee keep their order.
+	l.out.send(frame("route", st.El, "o", o), "to:"+st.To.BareString())
+}
+
+// local hands st to this instance's own component when every gateway
+// agrees that this instance owns the addressee: the stanza then takes no
+// round trip through a gateway. It is processed as the event the gateway
+// would have sent back (origin o), so that its consequences carry the
+// same origins, and a gateway drops them alike if they come twice.
+// s.procMu is held (p is being processed).
+func (s *Service) local(ctx context.Context, p *proc, o string, st router.Stanza) bool {
+	if st.To.Local() == "" {
+		return false
+	}
+	domain := st.To.Domain()
+	b, ok := s.bound[domain]
+	if !ok || !router.Stateful(b.Kind) || !s.owns(domain, st.To.BareString()) {
+		return false
+	}
+	if o != "" && s.seen.seen(o+"@to") {
+		return true
+	}
+	sub := &proc{o: o, l: p.l}
+	s.cur.Store(sub)
+	defer s.cur.Store(p)
+	b.Component.HandleStanza(context.WithValue(ctx, procKey{}, sub), st)
+	return true
+}
+
+// owns reports whether every gateway, as far as this instance knows,
+// hashes bare to this instance: then all of the user's sessions are bound
+// here. A gateway not linked, or whose view is changing, makes it false.
+// s.procMu is held.
+func (s *Service) owns(domain, bare string) bool {
+	for _, l := range s.links {
+		if !l.connected() {
+			return false
+		}
+		ids := l.view[domain]
+		if len(ids) == 0 || ids[router.Owner(bare, ids)] != s.cfg.Instance {
+			return false
+		}
+	}
+	return true
 }
 
 // Run links to every gateway until ctx is done. It returns an error when a
@@ -212,6 +278,9 @@ type slink struct {
 	pending []pend
 	proxies map[string]*proxy
 	asm     assembler
+	// view holds, per domain, the instances serving it as the gateway
+	// last said (members); only read and written with s.procMu held.
+	view map[string][]string
 }
 
 // pend is a received event whose acknowledgement waits for what it caused.
@@ -301,7 +370,7 @@ func (l *slink) connect(ctx context.Context, log *slog.Logger) (bool, error) {
 		return false, err
 	}
 	l.mu.Lock()
-	l.c, l.h, l.pending = c, 0, nil
+	l.c, l.h, l.pending, l.asm = c, 0, nil, assembler{}
 	l.mu.Unlock()
 	for _, b := range s.cfg.Bindings {
 		var tlsEl *xmlstream.Element
@@ -324,6 +393,7 @@ func (l *slink) connect(ctx context.Context, log *slog.Logger) (bool, error) {
 	c.kill()
 	// The gateway announces its sessions again on the next link.
 	s.procMu.Lock()
+	l.view = map[string][]string{}
 	for _, px := range proxies {
 		if b, ok := s.bound[px.full.Domain()]; ok {
 			b.Component.(router.SessionManager).Unbind(ctx, px)
@@ -405,7 +475,7 @@ func (s *Service) handshake(ctx context.Context, raw net.Conn, addr string) (net
 	if _, err = open(); err != nil {
 		return nil, nil, "", 0, err
 	}
-	if _, err := nc.Write(frame("hello", nil, "xmlns", NS, "instance", s.cfg.Instance)); err != nil {
+	if _, err := nc.Write(frame("hello", nil, "xmlns", NS, "instance", s.cfg.Instance, "run", s.run)); err != nil {
 		return nil, nil, "", 0, err
 	}
 	el, err = r.element()
@@ -538,6 +608,17 @@ func (l *slink) handle(ctx context.Context, el *xmlstream.Element) error {
 	case "cred":
 		go l.credential(ctx, el)
 		return nil
+	case "members":
+		var ids []string
+		for _, c := range el.Children() {
+			if c.Local == "i" && c.Attr("id") != "" {
+				ids = append(ids, c.Attr("id"))
+			}
+		}
+		s.procMu.Lock()
+		l.view[el.Attr("domain")] = ids
+		s.procMu.Unlock()
+		return nil
 	case "chunk":
 		whole, err := l.asm.add(el)
 		if err != nil || whole == nil {
@@ -644,6 +725,11 @@ func (s *Service) process(ctx context.Context, l *slink, el *xmlstream.Element) 
 			s.log.Warn("bind", "jid", full.String(), "err", err)
 			return
 		}
+		if fr, ok := sm.(router.SessionRestorer); ok {
+			fr.RestoreSession(px, router.SessionFlags{
+				Carbons: el.Attr("carbons") == "1", Interested: el.Attr("interested") == "1", BlockPushes: el.Attr("blocklist") == "1",
+			})
+		}
 		if pl != nil {
 			pl.SetAttr("from", full.String())
 			sm.HandleFromSession(ctx, px, router.Stanza{El: pl, From: full})
@@ -724,7 +810,7 @@ func (l *slink) credential(ctx context.Context, el *xmlstream.Element) {
 		c, err := l.s.deps.Credentials.Credential(ctx, u.String(), hash)
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
-			b = frame("cred-result", nil, "id", id, "error", stanza.ItemNotFound)
+			b = frame("cred-result", nil, "id", id, "error", stanza.ItemNotFound, "see-other-host", l.s.cfg.SeeOtherHost)
 		case err != nil:
 			l.s.log.Warn("credential lookup", "user", user, "err", err)
 			b = frame("cred-result", nil, "id", id, "error", stanza.InternalServerError)
@@ -748,10 +834,6 @@ type proxy struct {
 	l    *slink
 	sid  string
 	full jid.JID
-
-	mu    sync.Mutex
-	lastO string // origin of the last delivery
-	k     int    // deliveries for lastO so far
 }
 
 var _ router.Session = (*proxy)(nil)
@@ -765,18 +847,12 @@ func (p *proxy) JID() jid.JID { return p.full }
 func (p *proxy) Deliver(el *xmlstream.Element) {
 	o, k := "", ""
 	if c := p.l.s.cur.Load(); c != nil && c.o != "" {
-		p.mu.Lock()
-		if p.lastO != c.o {
-			p.lastO, p.k = c.o, 0
-		}
-		p.k++
-		o, k = c.o, strconv.Itoa(p.k)
-		p.mu.Unlock()
+		o, k = c.o, strconv.Itoa(c.next(p))
 	}
-	p.l.out.send(frame("deliver", el, "sid", p.sid, "o", o, "k", k), "")
+	p.l.out.send(frame("deliver", el, "sid", p.sid, "o", o, "k", k), p.sid)
 }
 
 // Close implements router.Session.
 func (p *proxy) Close(condition string) {
-	p.l.out.send(frame("close", nil, "sid", p.sid, "condition", condition), "")
+	p.l.out.send(frame("close", nil, "sid", p.sid, "condition", condition), p.sid)
 }

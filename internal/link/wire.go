@@ -161,17 +161,41 @@ func (r *reader) element() (*xmlstream.Element, error) {
 // conn writes to one established link. Everything goes through a queue
 // drained by one goroutine, so that callers never wait for the network;
 // acknowledgements ride along with the next write.
+//
+// Large events go out one chunk per round of the writer, between the
+// small frames queued meanwhile: one big stanza delays the others by a
+// chunk, not by its whole size. Order is kept per lane (a user or a
+// session): a frame waits for the unfinished large event before it in its
+// lane. Since events then complete on the wire in another order than they
+// were queued, the conn records the order in which counted events
+// completed, which is what the peer's counter h counts.
 type conn struct {
 	nc   net.Conn
 	wake chan struct{}
 	done chan struct{} // closed when the writer has stopped
 
 	mu      sync.Mutex
-	q       [][]byte
+	q       []*outFrame
 	ack     uint64 // h to send
 	ackSent uint64
 	closed  bool
 	final   []byte // written last, before the connection closes
+	// base is the number of events the peer had received before this
+	// connection; wired are the sequence numbers of the counted events
+	// completed on this connection, in wire order, from base+1 on, less
+	// the trimmed ones (the first trimmed were acknowledged).
+	base    uint64
+	trimmed uint64
+	wired   []uint64
+}
+
+// outFrame is one frame waiting in a conn's queue.
+type outFrame struct {
+	data    []byte   // a small frame
+	chunks  [][]byte // or the chunks of a large event still to write
+	lane    string   // "" for frames that keep no order (acknowledgements, answers)
+	seq     uint64   // outbox sequence number of a counted event, else 0
+	barrier bool     // written only after everything before it
 }
 
 func newConn(nc net.Conn) *conn {
@@ -187,14 +211,21 @@ func (c *conn) signal() {
 	}
 }
 
-// enqueue queues b; it reports false once the connection is closed.
-func (c *conn) enqueue(b []byte) bool {
+// enqueue queues b, a frame outside any lane; it reports false once the
+// connection is closed.
+func (c *conn) enqueue(b []byte) bool { return c.push(&outFrame{data: b}) }
+
+// enqueueBarrier queues b to be written after everything queued before
+// it, and before everything queued after it.
+func (c *conn) enqueueBarrier(b []byte) bool { return c.push(&outFrame{data: b, barrier: true}) }
+
+func (c *conn) push(f *outFrame) bool {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return false
 	}
-	c.q = append(c.q, b)
+	c.q = append(c.q, f)
 	c.mu.Unlock()
 	c.signal()
 	return true
@@ -215,10 +246,28 @@ func (c *conn) forceAck() {
 	c.mu.Lock()
 	c.ackSent = 0
 	if c.ack == 0 {
-		c.q = append(c.q, []byte("<a xmlns='"+nsSM+"' h='0'/>"))
+		c.q = append(c.q, &outFrame{data: []byte("<a xmlns='" + nsSM + "' h='0'/>")})
 	}
 	c.mu.Unlock()
 	c.signal()
+}
+
+// acked returns the sequence numbers of the counted events the peer has
+// received when it says it received h in all, those not returned before.
+func (c *conn) acked(h uint64) ([]uint64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if h > c.base+c.trimmed+uint64(len(c.wired)) {
+		return nil, fmt.Errorf("link: acknowledged %d of %d events", h, c.base+c.trimmed+uint64(len(c.wired)))
+	}
+	if h <= c.base+c.trimmed {
+		return nil, nil
+	}
+	n := h - c.base - c.trimmed
+	out := append([]uint64(nil), c.wired[:n]...)
+	c.wired = c.wired[n:]
+	c.trimmed += n
+	return out, nil
 }
 
 // close ends the connection after writing final (a stream error or the
@@ -249,20 +298,67 @@ func (c *conn) kill() {
 	c.signal()
 }
 
+// roundLocked takes from the queue what one round of the writer writes:
+// every small frame free to go and one chunk of every large event in
+// progress. c.mu is held.
+func (c *conn) roundLocked(out [][]byte) [][]byte {
+	var keep []*outFrame
+	busy := map[string]bool{} // lanes with an unfinished large event
+	held := false             // a barrier waits: nothing after it moves
+	for _, f := range c.q {
+		switch {
+		case held:
+			keep = append(keep, f)
+			continue
+		case f.barrier && len(keep) > 0:
+			held = true
+			keep = append(keep, f)
+			continue
+		case f.lane != "" && busy[f.lane]:
+			keep = append(keep, f)
+			continue
+		}
+		if f.chunks == nil {
+			out = append(out, f.data)
+		} else {
+			out = append(out, f.chunks[0])
+			f.chunks = f.chunks[1:]
+			if len(f.chunks) > 0 {
+				keep = append(keep, f)
+				if f.lane != "" {
+					busy[f.lane] = true
+				}
+				continue
+			}
+		}
+		if f.seq > 0 {
+			c.wired = append(c.wired, f.seq)
+		}
+	}
+	clear(c.q[len(keep):])
+	c.q = append(c.q[:0], keep...)
+	return out
+}
+
 func (c *conn) writeLoop() {
 	defer close(c.done)
 	var bufs net.Buffers
+	var q [][]byte
 	for range c.wake {
 		for {
 			c.mu.Lock()
-			q := c.q
-			c.q = nil
+			q = c.roundLocked(q[:0])
 			if c.ack > c.ackSent {
 				q = append(q, []byte("<a xmlns='"+nsSM+"' h='"+strconv.FormatUint(c.ack, 10)+"'/>"))
 				c.ackSent = c.ack
 			}
-			closed, final := c.closed, c.final
-			c.final = nil
+			// The goodbye waits for the chunks still to write.
+			more := len(c.q) > 0
+			closed := c.closed
+			var final []byte
+			if !more {
+				final, c.final = c.final, nil
+			}
 			c.mu.Unlock()
 			if final != nil {
 				q = append(q, final)
@@ -283,7 +379,8 @@ func (c *conn) writeLoop() {
 				c.mu.Unlock()
 				return
 			}
-			if closed {
+			clear(q)
+			if closed && !more {
 				return
 			}
 		}
@@ -295,7 +392,10 @@ func (c *conn) writeLoop() {
 type item struct {
 	seq  uint64
 	data []byte
-	user string // bare JID the event concerns, for re-dispatch by owner
+	// user is the bare JID the event concerns on the gateway, for
+	// re-dispatch by owner, or the session on the service; events of one
+	// user keep their order on the wire.
+	user string
 }
 
 // outbox numbers the events sent in one direction and keeps them until the
@@ -304,10 +404,10 @@ type item struct {
 type outbox struct {
 	mu      sync.Mutex
 	c       *conn  // nil while disconnected
+	prev    *conn  // the last connection, to read a resumption's h
 	ep      uint64 // counts resets
 	seq     uint64
-	acked   uint64
-	unacked []item
+	unacked []item // in sequence order
 	chunker chunker
 }
 
@@ -317,62 +417,88 @@ func (o *outbox) send(data []byte, user string) uint64 {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.seq++
-	o.unacked = append(o.unacked, item{seq: o.seq, data: data, user: user})
+	it := item{seq: o.seq, data: data, user: user}
+	o.unacked = append(o.unacked, it)
 	if o.c != nil {
-		o.writeLocked(data)
+		o.writeLocked(it)
 	}
 	return o.seq
 }
 
 // writeLocked writes one event, in chunks when it is large.
-func (o *outbox) writeLocked(data []byte) {
-	if len(data) <= ChunkThreshold {
-		o.c.enqueue(data)
-		return
+func (o *outbox) writeLocked(it item) {
+	f := &outFrame{lane: it.user, seq: it.seq}
+	if it.user == "" {
+		f.lane = "-" // counted events keep their order among themselves
 	}
-	for _, ch := range o.chunker.split(data) {
-		o.c.enqueue(ch)
+	if len(it.data) <= ChunkThreshold {
+		f.data = it.data
+	} else {
+		f.chunks = o.chunker.split(it.data)
 	}
+	o.c.push(f)
 }
 
-// ack drops the events up to h; it reports a bad h (beyond what was sent).
+// ack drops the events the peer says it received, h in all.
 func (o *outbox) ack(h uint64) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if h > o.seq {
-		return fmt.Errorf("link: acknowledged %d of %d events", h, o.seq)
+	if o.c == nil {
+		return nil // the link is gone; its events were handed on
 	}
-	if h <= o.acked {
-		return nil
+	seqs, err := o.c.acked(h)
+	if err != nil {
+		return err
 	}
-	o.acked = h
-	i := 0
-	for i < len(o.unacked) && o.unacked[i].seq <= h {
-		i++
-	}
-	o.unacked = append(o.unacked[:0], o.unacked[i:]...)
+	o.dropLocked(seqs)
 	return nil
 }
 
-// attach resumes the outbox on c after the peer said it received up to h:
-// the rest is written again, in order.
+// dropLocked removes the events numbered seqs from unacked.
+func (o *outbox) dropLocked(seqs []uint64) {
+	if len(seqs) == 0 {
+		return
+	}
+	gone := make(map[uint64]bool, len(seqs))
+	for _, s := range seqs {
+		gone[s] = true
+	}
+	kept := o.unacked[:0]
+	for _, it := range o.unacked {
+		if !gone[it.seq] {
+			kept = append(kept, it)
+		}
+	}
+	clear(o.unacked[len(kept):])
+	o.unacked = kept
+}
+
+// attach resumes the outbox on c after the peer said it received h events
+// in all: the rest is written again, in order.
 func (o *outbox) attach(c *conn, h uint64) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if h > o.seq {
-		return fmt.Errorf("link: peer claims %d of %d events", h, o.seq)
+	var base uint64
+	if o.prev != nil {
+		base = o.prev.base
+		seqs, err := o.prev.acked(h)
+		if err != nil {
+			return fmt.Errorf("link: peer claims %d events: %w", h, err)
+		}
+		o.dropLocked(seqs)
 	}
-	if h > o.acked {
-		o.acked = h
+	if h < base {
+		h = base // the peer forgot nothing it acknowledged
 	}
-	i := 0
-	for i < len(o.unacked) && o.unacked[i].seq <= h {
-		i++
+	if o.prev == nil && h > 0 {
+		return fmt.Errorf("link: peer claims %d of 0 events", h)
 	}
-	o.unacked = append(o.unacked[:0], o.unacked[i:]...)
-	o.c = c
+	c.mu.Lock()
+	c.base = h
+	c.mu.Unlock()
+	o.c, o.prev = c, c
 	for _, it := range o.unacked {
-		o.writeLocked(it.data)
+		o.writeLocked(it)
 	}
 	return nil
 }
@@ -389,7 +515,7 @@ func (o *outbox) detach() []item {
 func (o *outbox) reset() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.seq, o.acked, o.unacked = 0, 0, nil
+	o.seq, o.unacked, o.prev = 0, nil, nil
 	o.ep++
 }
 
@@ -401,16 +527,19 @@ func (o *outbox) epoch() uint64 {
 	return o.ep
 }
 
-// state returns the last sequence number sent and acknowledged.
+// state returns the last sequence number sent, and the highest number up
+// to which every event was acknowledged.
 func (o *outbox) state() (sent, acked uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.seq, o.acked
+	if len(o.unacked) == 0 {
+		return o.seq, o.seq
+	}
+	return o.seq, o.unacked[0].seq - 1
 }
 
-// chunker splits large events into <chunk/> elements. Chunks of one event
-// are consecutive on the wire; the receiver counts the event once it is
-// whole.
+// chunker splits large events into <chunk/> elements. The receiver counts
+// the event once its last chunk arrived.
 type chunker struct{ n uint64 }
 
 func (c *chunker) split(data []byte) [][]byte {
@@ -432,10 +561,15 @@ func (c *chunker) split(data []byte) [][]byte {
 	return out
 }
 
-// assembler joins chunks back into an event.
+// maxPartial bounds the events being reassembled at once on one link.
+const maxPartial = 256
+
+// assembler joins chunks back into events; chunks of several events may
+// be interleaved. It lives as long as one connection: a connection that
+// ends mid-event takes the partial event with it.
 type assembler struct {
-	id  string
-	buf bytes.Buffer
+	parts map[string]*bytes.Buffer
+	total int
 }
 
 // add takes one chunk; it returns the whole event once the last chunk
@@ -445,20 +579,29 @@ func (a *assembler) add(el *xmlstream.Element) (*xmlstream.Element, error) {
 	if id == "" {
 		return nil, errors.New("link: chunk without id")
 	}
-	if a.buf.Len() > 0 && id != a.id {
-		return nil, errors.New("link: chunks of two events interleaved")
+	if a.parts == nil {
+		a.parts = map[string]*bytes.Buffer{}
 	}
-	a.id = id
-	a.buf.WriteString(el.Text())
-	if a.buf.Len() > MaxEventBytes {
+	buf := a.parts[id]
+	if buf == nil {
+		if len(a.parts) >= maxPartial {
+			return nil, errors.New("link: too many chunked events at once")
+		}
+		buf = &bytes.Buffer{}
+		a.parts[id] = buf
+	}
+	text := el.Text()
+	buf.WriteString(text)
+	a.total += len(text)
+	if buf.Len() > MaxEventBytes || a.total > 4*MaxEventBytes {
 		return nil, errors.New("link: event too large")
 	}
 	if el.Attr("more") == "1" {
 		return nil, nil
 	}
-	ev, err := xmlstream.ParseStanza(a.buf.Bytes(), NS)
-	a.buf.Reset()
-	a.id = ""
+	delete(a.parts, id)
+	a.total -= buf.Len()
+	ev, err := xmlstream.ParseStanza(buf.Bytes(), NS)
 	if err != nil {
 		return nil, fmt.Errorf("link: chunked event: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 )
@@ -94,6 +95,14 @@ func TestOutboxAckAndResume(t *testing.T) {
 			t.Fatalf("seq %d, want %d", seq, i)
 		}
 	}
+	if err := o.attach(newConn(discard{}), 3); err == nil {
+		t.Fatal("a first link claiming events must fail")
+	}
+	c1, read1 := pipeConn(t)
+	if err := o.attach(c1, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitForBoth(read1, "<e n='1'/>", "<e n='5'/>")
 	if err := o.ack(2); err != nil {
 		t.Fatal(err)
 	}
@@ -106,6 +115,7 @@ func TestOutboxAckAndResume(t *testing.T) {
 	if sent, acked := o.state(); sent != 5 || acked != 2 {
 		t.Fatalf("state %d %d", sent, acked)
 	}
+	o.detach()
 	// The peer says it got 3: events 4 and 5 go out again, in order.
 	c, read := pipeConn(t)
 	if err := o.attach(c, 3); err != nil {
@@ -115,8 +125,11 @@ func TestOutboxAckAndResume(t *testing.T) {
 	if strings.Contains(out, "n='3'") || strings.Index(out, "n='4'") > strings.Index(out, "n='5'") {
 		t.Fatalf("resent %q", out)
 	}
+	if err := o.ack(4); err != nil {
+		t.Fatal(err)
+	}
 	items := o.detach()
-	if len(items) != 2 || items[0].seq != 4 || items[0].user != "u@example.org" {
+	if len(items) != 1 || items[0].seq != 5 || items[0].user != "u@example.org" {
 		t.Fatalf("unacknowledged %+v", items)
 	}
 	if err := o.attach(c, 7); err == nil {
@@ -128,6 +141,13 @@ func TestOutboxAckAndResume(t *testing.T) {
 		t.Fatal("reset must forget everything")
 	}
 }
+
+// discard is a connection that takes every write and never reads.
+type discard struct{ net.Conn }
+
+func (discard) Write(b []byte) (int, error)      { return len(b), nil }
+func (discard) Close() error                     { return nil }
+func (discard) SetWriteDeadline(time.Time) error { return nil }
 
 func waitForBoth(read func() string, a, b string) string {
 	var s string
@@ -187,7 +207,7 @@ func TestAssemblerBadInput(t *testing.T) {
 		chunks []string
 	}{
 		{"no id", []string{"<chunk>x</chunk>"}},
-		{"interleaved", []string{"<chunk id='1' more='1'>&lt;a</chunk>", "<chunk id='2'>/&gt;</chunk>"}},
+		{"second event not xml", []string{"<chunk id='1' more='1'>&lt;a</chunk>", "<chunk id='2'>/&gt;</chunk>"}},
 		{"not xml", []string{"<chunk id='1'>&lt;a</chunk>"}},
 	}
 	for _, tt := range tests {
@@ -239,5 +259,78 @@ func TestParseCredential(t *testing.T) {
 		if _, err := parseCredential(mustParse(t, []byte(bad))); err == nil {
 			t.Errorf("accepted %s", bad)
 		}
+	}
+}
+
+// TestChunksInterleaved: a large event goes out in chunks, and small
+// events queued after it for other users go out between its chunks, while
+// an event of the same user waits for its end. The peer's counter then
+// counts events in the order they completed on the wire, which is what an
+// acknowledgement releases.
+func TestChunksInterleaved(t *testing.T) {
+	a, b := net.Pipe()
+	c := newConn(a)
+	t.Cleanup(func() { c.kill(); b.Close() })
+	var o outbox
+	if err := o.attach(c, 0); err != nil {
+		t.Fatal(err)
+	}
+	msg := xmlstream.NewElement(xmlstream.NSClient, "message")
+	msg.AddChild(xmlstream.NewElement(xmlstream.NSClient, "body")).AddText(strings.Repeat("big ", 3*ChunkThreshold))
+	o.send(frame("to", msg, "o", "big"), "u1@example.org")
+	// The writer is blocked in the pipe: these are queued behind the big one.
+	o.send([]byte("<to o='small-other'/>"), "u2@example.org")
+	o.send([]byte("<to o='small-same'/>"), "u1@example.org")
+
+	p := xmlstream.NewParser(linkLimits)
+	p.Feed(header("", "", ""))
+	var asm assembler
+	var order []string
+	lastChunk := -1
+	buf := make([]byte, 64<<10)
+	for len(order) < 3 {
+		n, err := b.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Feed(buf[:n])
+		for {
+			ev, err := p.Next()
+			if err != nil {
+				break
+			}
+			if ev.Kind != xmlstream.EventElement {
+				continue
+			}
+			el := ev.Elem
+			if el.Local == "chunk" {
+				if el.Attr("more") == "" {
+					lastChunk = len(order)
+				}
+				if el, err = asm.add(el); err != nil {
+					t.Fatal(err)
+				} else if el == nil {
+					continue
+				}
+			}
+			order = append(order, el.Attr("o"))
+		}
+	}
+	if want := []string{"small-other", "big", "small-same"}; strings.Join(order, " ") != strings.Join(want, " ") {
+		t.Fatalf("completed in the order %v, want %v", order, want)
+	}
+	if lastChunk != 1 {
+		t.Fatalf("the big event's last chunk came at %d", lastChunk)
+	}
+	// The peer got one event: the small one, sequence number 2.
+	if err := o.ack(1); err != nil {
+		t.Fatal(err)
+	}
+	left := o.detach()
+	if len(left) != 2 || left[0].seq != 1 || left[1].seq != 3 {
+		t.Fatalf("unacknowledged after h=1: %+v", left)
+	}
+	if _, acked := o.state(); acked != 0 {
+		t.Fatalf("acknowledged prefix %d, want 0 (event 1 is not)", acked)
 	}
 }

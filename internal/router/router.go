@@ -81,6 +81,21 @@ type Redeliverer interface {
 	Redeliver(ctx context.Context, s Stanza)
 }
 
+// SessionFlags are what a client asked of the session manager for its
+// session beyond presence, which a new owner must know when a session
+// moves between instances.
+type SessionFlags struct {
+	Carbons     bool // enabled XEP-0280 carbons
+	Interested  bool // fetched the roster: receives roster pushes
+	BlockPushes bool // fetched the blocklist: receives its pushes
+}
+
+// SessionRestorer is implemented by session managers that can take a
+// bound session's flags from elsewhere, as after a failover.
+type SessionRestorer interface {
+	RestoreSession(s Session, f SessionFlags)
+}
+
 // ErrDomainTaken is returned by Register for a domain already served.
 var ErrDomainTaken = errors.New("router: domain already registered")
 
