@@ -32,31 +32,8 @@ func startWithComponents(t *testing.T, comps map[string]string) (*Server, int) {
 		args = append(args, "--component", d+"="+secret)
 	}
 	s := startServer(t, ServerOptions{ExtraArgs: args})
-	waitAccepting(t, addr, nil)
+	waitListening(t, addr, nil, "ambrosia's component listener", nil)
 	return s, port
-}
-
-// waitAccepting waits until addr accepts connections; done, if not nil,
-// reports that the program that should listen there has exited.
-func waitAccepting(t *testing.T, addr string, done <-chan struct{}) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-done:
-			t.Fatalf("exited before listening on %s", addr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nothing accepting on %s after 20 s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // TestExternalComponentEcho connects slixmpp's ComponentXMPP as a plain
@@ -105,30 +82,9 @@ func startDaemon(t *testing.T, name string, args ...string) (<-chan struct{}, *s
 	t.Helper()
 	path, _ := findProgram(name)
 	cmd := exec.Command(path, args...)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("--- %s output ---\n%s--- end of %s output ---", name, out.String(), name)
-		}
-	})
-	return done, out
+	d := runDaemon(t, name, cmd, 5*time.Second, "", nil)
+	return d.done, d.out
 }
 
 // TestBiboumiIRCGateway runs Debian's biboumi, an IRC gateway component,
@@ -173,7 +129,7 @@ func TestBiboumiIRCGateway(t *testing.T) {
 	PAM = no
 `, ircPort, filepath.Join(dir, "ngircd.pid")))
 	ircDone, _ := startDaemon(t, "ngircd", "-n", "-f", ngircdConf)
-	waitAccepting(t, ircAddr, ircDone)
+	waitListening(t, ircAddr, ircDone, "ngircd", nil)
 
 	const secret = "biboumi-Secret-4"
 	s, port := startWithComponents(t, map[string]string{biboumiDomain: secret})

@@ -158,6 +158,82 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// daemon is a program a test runs beside the server (a peer server, an IRC
+// server, a gateway).
+type daemon struct {
+	done    <-chan struct{} // closed when it has exited
+	out     *syncBuffer     // its stdout and stderr
+	logFile string          // where it logs besides, "" if nowhere
+}
+
+// logs returns what the daemon wrote so far, its log file included.
+func (d *daemon) logs() string {
+	if d.logFile == "" {
+		return d.out.String()
+	}
+	b, _ := os.ReadFile(d.logFile)
+	return d.out.String() + string(b)
+}
+
+// runDaemon starts cmd and stops it when the test ends: SIGTERM, then
+// SIGKILL after grace. afterStop, if not nil, runs once it has exited; a
+// failed test shows its logs last.
+func runDaemon(t testing.TB, name string, cmd *exec.Cmd, grace time.Duration, logFile string, afterStop func()) *daemon {
+	t.Helper()
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	d := &daemon{done: done, out: out, logFile: logFile}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(grace):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if afterStop != nil {
+			afterStop()
+		}
+		if t.Failed() {
+			t.Logf("--- %s log ---\n%s--- end of %s log ---", name, d.logs(), name)
+		}
+	})
+	return d
+}
+
+// waitListening waits until addr accepts connections. It fails the test
+// if done, when not nil, is closed first (what, the program that should
+// listen there, has exited) or after 30 s; logf, if not nil, gives the
+// program's log for the message.
+func waitListening(t testing.TB, addr string, done <-chan struct{}, what string, logf func() string) {
+	t.Helper()
+	if logf == nil {
+		logf = func() string { return "" }
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-done:
+			t.Fatalf("%s exited before listening on %s\n%s", what, addr, logf())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not listening on %s after 30 s: %v\n%s", what, addr, err, logf())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // freePort returns a loopback port that was free a moment ago. Another
 // process may take it before the server binds; that shows up as a start
 // failure with the server's log, not as a silent misbehaviour.
@@ -268,24 +344,17 @@ func startServer(t testing.TB, opts ServerOptions) *Server {
 	})
 	t.Cleanup(func() { s.stop(t) })
 
-	deadline := time.Now().Add(20 * time.Second)
-	for _, addr := range []string{s.Addr, s.TLSAddr} {
-		for {
-			c, err := net.DialTimeout("tcp", addr, time.Second)
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case <-s.done:
-				t.Fatalf("ambrosia exited before listening on %s: %v", addr, s.err)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("ambrosia not accepting on %s after 20 s: %v", addr, err)
-			}
-			time.Sleep(50 * time.Millisecond)
+	// The server log shows at cleanup; the exit status is only here.
+	exitErr := func() string {
+		select {
+		case <-s.done:
+			return fmt.Sprint("exit: ", s.err)
+		default:
+			return ""
 		}
+	}
+	for _, addr := range []string{s.Addr, s.TLSAddr} {
+		waitListening(t, addr, s.done, "ambrosia", exitErr)
 	}
 	if _, err := os.Stat(s.CAFile); err != nil {
 		t.Fatalf("server certificate: %v", err)

@@ -21,7 +21,7 @@ func TestPushStreamManagementOffline(t *testing.T) {
 		"--component-addr", addr, "--component", appDomain + "=" + appSecret,
 		"--resume-timeout", "2s",
 	}})
-	waitAccepting(t, addr, nil)
+	waitListening(t, addr, nil, "ambrosia's component listener", nil)
 	addUser(t, s, alice, alicePass)
 	addUser(t, s, bob, bobPass)
 	mustPython(t, "push_flow", append(s.clientArgs(false),

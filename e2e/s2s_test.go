@@ -21,7 +21,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -255,28 +254,6 @@ func withHosts(dir, hostsFile string, argv ...string) *exec.Cmd {
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// waitListening waits until addr accepts connections or proc exits.
-func waitListening(t testing.TB, addr string, done <-chan struct{}, what string, logf func() string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-done:
-			t.Fatalf("%s exited before listening on %s\n%s", what, addr, logf())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not listening on %s after 30 s\n%s", what, addr, logf())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // startProsody runs a private Prosody for prosody.test on ip and returns
 // its configuration file.
 func startProsody(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool) (cfgFile string) {
@@ -301,31 +278,9 @@ func startProsody(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool) (
 		t.Fatalf("prosodyctl register: %v\n%s", err, out)
 	}
 	cmd := withHosts(dir, hosts, "prosody", "--config", cfgFile)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start prosody: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	logs := func() string {
-		b, _ := os.ReadFile(filepath.Join(dir, "prosody.log"))
-		return out.String() + string(b)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("--- prosody log ---\n%s", logs())
-		}
-	})
-	waitListening(t, net.JoinHostPort(ip, "5222"), done, "prosody", logs)
-	waitListening(t, net.JoinHostPort(ip, "5269"), done, "prosody", logs)
+	d := runDaemon(t, "prosody", cmd, 10*time.Second, filepath.Join(dir, "prosody.log"), nil)
+	waitListening(t, net.JoinHostPort(ip, "5222"), d.done, "prosody", d.logs)
+	waitListening(t, net.JoinHostPort(ip, "5269"), d.done, "prosody", d.logs)
 	return cfgFile
 }
 
@@ -416,36 +371,16 @@ func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool) 
 		"ERL_LIBS="+ejabberdLibs,
 		"ERL_CRASH_DUMP_BYTES=0",
 		"HOME="+dir)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start ejabberd: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	logs := func() string {
-		b, _ := os.ReadFile(filepath.Join(dir, "logs", "ejabberd.log"))
-		return out.String() + string(b)
-	}
-	t.Cleanup(func() {
-		// The VM stops cleanly on SIGTERM; its port helpers end with it.
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+	// The VM stops cleanly on SIGTERM; its port helpers end with it.
+	d := runDaemon(t, "ejabberd", cmd, 10*time.Second, filepath.Join(dir, "logs", "ejabberd.log"), func() {
 		for _, port := range []string{"5222", "5269"} {
 			if c, err := net.DialTimeout("tcp", net.JoinHostPort(ip, port), time.Second); err == nil {
 				c.Close()
 				t.Errorf("something still listens on %s:%s after ejabberd stopped", ip, port)
 			}
 		}
-		if t.Failed() {
-			t.Logf("--- ejabberd log ---\n%s", logs())
-		}
 	})
+	out, done, logs := d.out, d.done, d.logs
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(out.String(), ready) {
 		select {

@@ -86,6 +86,8 @@ type Deps struct {
 
 	// Tokens keeps FAST tokens (XEP-0484); nil offers no FAST.
 	Tokens storage.FastTokens
+	// Metrics receives events for monitoring; nil records nothing.
+	Metrics Metrics
 }
 
 // Server accepts and serves client connections.
@@ -97,10 +99,9 @@ type Server struct {
 	readPool  sync.Pool // *[]byte of readBufSize
 	writePool sync.Pool // *[]byte, small, grown as needed
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	shutdown bool
-	wg       sync.WaitGroup // one per connection, until finished
+	// conns tracks each connection until c.finish, not just while its
+	// goroutine runs: an idle session lives on in the poller.
+	conns listen.Group[*conn]
 
 	smu      sync.Mutex
 	sessions map[string]*session // resumable sessions by resumption id
@@ -130,7 +131,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if cfg.SMMaxQueue <= 0 {
 		cfg.SMMaxQueue = DefaultConfig().SMMaxQueue
 	}
-	s := &Server{cfg: cfg, deps: d, log: d.Log.With("component", "c2s"), conns: make(map[*conn]struct{}), sessions: make(map[string]*session)}
+	s := &Server{cfg: cfg, deps: d, log: d.Log.With("component", "c2s"), sessions: make(map[string]*session)}
 	s.pollCtx, s.pollCancel = context.WithCancel(context.Background())
 	s.readPool.New = func() any { b := make([]byte, readBufSize); return &b }
 	s.writePool.New = func() any { b := make([]byte, 0, 2048); return &b }
@@ -141,8 +142,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 // then closes every stream with system-shutdown and returns once all
 // connections are gone.
 func (s *Server) Run(ctx context.Context) error {
-	var ls []net.Listener
-	listen := func(addr string, direct bool) error {
+	listenOn := func(addr string, direct bool) error {
 		if addr == "" {
 			return nil
 		}
@@ -150,24 +150,18 @@ func (s *Server) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("c2s: listen %s: %w", addr, err)
 		}
-		ls = append(ls, l)
 		s.log.Info("listening", "addr", l.Addr().String(), "direct_tls", direct)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.serveListener(ctx, l, direct)
-		}()
+		if !s.conns.Go(func() { s.Serve(ctx, l, direct) }) {
+			l.Close()
+		}
 		return nil
 	}
-	err := listen(s.cfg.Addr, false)
+	err := listenOn(s.cfg.Addr, false)
 	if err == nil && s.cfg.TLSAddr != "" && s.deps.TLS != nil {
-		err = listen(s.cfg.TLSAddr, true)
+		err = listenOn(s.cfg.TLSAddr, true)
 	}
 	if err == nil {
 		<-ctx.Done()
-	}
-	for _, l := range ls {
-		l.Close()
 	}
 	s.Shutdown()
 	return err
@@ -176,10 +170,9 @@ func (s *Server) Run(ctx context.Context) error {
 // Shutdown closes every stream with system-shutdown, refuses new ones and
 // waits until every connection is gone; then it ends the sessions waiting
 // for a resumption, whose unacknowledged messages go to offline storage.
-// Listeners passed to Serve stop when their context is done.
+// Listeners passed to Serve are closed too.
 func (s *Server) Shutdown() {
-	s.closeAll("system-shutdown")
-	s.wg.Wait()
+	s.conns.Shutdown(func(c *conn) { c.Close("system-shutdown") })
 	s.endDetached()
 	s.pollCancel()
 	if s.poller != nil {
@@ -191,14 +184,14 @@ func (s *Server) Shutdown() {
 	}
 }
 
-// Serve serves connections accepted from l until ctx is done; direct selects
-// direct TLS. It is Run's building block and lets tests pass a listener.
+// Serve serves connections accepted from l until ctx is done or Shutdown
+// is called; direct selects direct TLS. It is Run's building block and lets
+// tests pass a listener.
 func (s *Server) Serve(ctx context.Context, l net.Listener, direct bool) {
-	s.wg.Add(1)
-	defer s.wg.Done()
-	stop := context.AfterFunc(ctx, func() { l.Close() })
-	defer stop()
-	s.serveListener(ctx, l, direct)
+	s.startPoller()
+	s.conns.ServeDetached(ctx, l, s.log,
+		func(nc net.Conn) *conn { return newConn(s, nc) },
+		func(c *conn) { c.serve(ctx, direct) })
 }
 
 // startPoller starts the poller once, before the first connection.
@@ -221,41 +214,7 @@ func (s *Server) startPoller() {
 	})
 }
 
-func (s *Server) serveListener(ctx context.Context, l net.Listener, direct bool) {
-	s.startPoller()
-	listen.Accept(ctx, l, s.log, func(nc net.Conn) bool {
-		c := newConn(s, nc)
-		s.mu.Lock()
-		if s.shutdown {
-			s.mu.Unlock()
-			nc.Close()
-			return false
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1) // done by c.finish
-		s.mu.Unlock()
-		go c.serve(ctx, direct)
-		return true
-	})
-}
-
-// closeAll ends every connection with a stream error.
-func (s *Server) closeAll(condition string) {
-	s.mu.Lock()
-	s.shutdown = true
-	cs := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		cs = append(cs, c)
-	}
-	s.mu.Unlock()
-	for _, c := range cs {
-		c.Close(condition)
-	}
-}
-
 // ConnCount reports the number of open client connections.
 func (s *Server) ConnCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
+	return s.conns.Len()
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
@@ -64,6 +63,8 @@ func DefaultConfig() Config {
 type Deps struct {
 	Router *router.Router
 	Log    *slog.Logger
+	// Metrics receives events for monitoring; nil records nothing.
+	Metrics Metrics
 }
 
 // Server accepts and serves component connections.
@@ -73,17 +74,16 @@ type Server struct {
 	log     *slog.Logger
 	secrets map[string]string // domain -> secret
 
-	mu        sync.Mutex
-	conns     map[*conn]struct{}
-	listeners map[net.Listener]struct{}
-	shutdown  bool
-	wg        sync.WaitGroup // listeners and connections
+	conns listen.Group[*conn]
 }
 
 // New validates cfg and returns a Server.
 func New(cfg Config, d Deps) (*Server, error) {
 	if d.Router == nil || d.Log == nil {
 		return nil, errors.New("component: router and logger are required")
+	}
+	if d.Metrics == nil {
+		d.Metrics = noMetrics{}
 	}
 	def := DefaultConfig()
 	if cfg.Limits.MaxStanzaBytes == 0 {
@@ -119,12 +119,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 		secrets[j.Domain()] = c.Secret
 	}
 	return &Server{
-		cfg:       cfg,
-		deps:      d,
-		log:       d.Log.With("component", "component"),
-		secrets:   secrets,
-		conns:     make(map[*conn]struct{}),
-		listeners: make(map[net.Listener]struct{}),
+		cfg:     cfg,
+		deps:    d,
+		log:     d.Log.With("component", "component"),
+		secrets: secrets,
 	}, nil
 }
 
@@ -146,69 +144,25 @@ func (s *Server) Run(ctx context.Context) error {
 // is called. It is Run's building block and lets tests pass a listener; it
 // does not wait for the connections (Shutdown does).
 func (s *Server) Serve(ctx context.Context, l net.Listener) {
-	s.mu.Lock()
-	if s.shutdown {
-		s.mu.Unlock()
-		l.Close()
-		return
-	}
-	s.listeners[l] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	defer s.wg.Done()
-	stop := context.AfterFunc(ctx, func() { l.Close() })
-	defer stop()
-	listen.Accept(ctx, l, s.log, func(nc net.Conn) bool {
-		c := newConn(s, nc)
-		s.mu.Lock()
-		if s.shutdown {
-			s.mu.Unlock()
-			nc.Close()
-			return false
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1) // done when c.serve returns
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			c.serve(ctx)
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		}()
-		return true
-	})
+	s.conns.Serve(ctx, l, s.log,
+		func(nc net.Conn) *conn { return newConn(s, nc) },
+		func(c *conn) { c.serve(ctx) })
 }
 
 // Shutdown stops the listeners, closes every stream with system-shutdown
 // and waits until every connection is gone.
 func (s *Server) Shutdown() {
-	s.mu.Lock()
-	s.shutdown = true
-	for l := range s.listeners {
-		l.Close()
-	}
-	cs := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		cs = append(cs, c)
-	}
-	s.mu.Unlock()
-	for _, c := range cs {
-		c.close("system-shutdown", "")
-	}
-	s.wg.Wait()
+	s.conns.Shutdown(func(c *conn) { c.close("system-shutdown", "") })
 }
 
 // Connected lists the domains of the components connected now, in no
 // particular order.
 func (s *Server) Connected() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []string
-	for c := range s.conns {
+	s.conns.Each(func(c *conn) {
 		if d := c.boundDomain(); d != "" {
 			out = append(out, d)
 		}
-	}
+	})
 	return out
 }

@@ -63,6 +63,8 @@ const (
 type Deps struct {
 	Router *router.Router
 	Log    *slog.Logger
+	// Metrics receives events for monitoring; nil records nothing.
+	Metrics Metrics
 }
 
 // Service is the federation edge: incoming listeners and outgoing streams.
@@ -70,18 +72,19 @@ type Service struct {
 	cfg       Config
 	router    *router.Router
 	log       *slog.Logger
+	metrics   Metrics
 	serverTLS *tls.Config
 	// ctx outlives any one sender: outgoing streams and dialback checks
 	// run in it, and Shutdown cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu        sync.Mutex
-	out       map[pair]*outStream
-	ins       map[*inStream]struct{}
-	listeners map[net.Listener]struct{}
-	shutdown  bool
-	wg        sync.WaitGroup
+	// ins tracks the listeners and incoming streams; its goroutines and
+	// shutdown flag cover the outgoing streams too.
+	ins listen.Group[*inStream]
+
+	mu  sync.Mutex
+	out map[pair]*outStream
 }
 
 // pair is an ordered (local, remote) or (remote, local) domain pair.
@@ -129,8 +132,12 @@ func New(cfg Config, d Deps) (*Service, error) {
 	// claims, which the TLS handshake does not know yet; a peer without a
 	// valid one can still use dialback.
 	st.ClientAuth = tls.RequestClientCert
+	if d.Metrics == nil {
+		d.Metrics = noMetrics{}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
+		metrics:   d.Metrics,
 		ctx:       ctx,
 		cancel:    cancel,
 		cfg:       cfg,
@@ -138,8 +145,6 @@ func New(cfg Config, d Deps) (*Service, error) {
 		log:       d.Log.With("component", "s2s"),
 		serverTLS: st,
 		out:       make(map[pair]*outStream),
-		ins:       make(map[*inStream]struct{}),
-		listeners: make(map[net.Listener]struct{}),
 	}, nil
 }
 
@@ -164,11 +169,9 @@ func (s *Service) Run(ctx context.Context) error {
 		s.log.Info("listening", "addr", l.Addr().String(), "direct_tls", a.direct)
 		ls = append(ls, l)
 		direct := a.direct
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.Serve(ctx, l, direct)
-		}()
+		if !s.ins.Go(func() { s.Serve(ctx, l, direct) }) {
+			l.Close()
+		}
 	}
 	<-ctx.Done()
 	s.Shutdown()
@@ -178,50 +181,18 @@ func (s *Service) Run(ctx context.Context) error {
 // Serve accepts incoming streams from l until ctx is done or Shutdown is
 // called; directTLS says the listener speaks TLS from the first byte.
 func (s *Service) Serve(ctx context.Context, l net.Listener, directTLS bool) {
-	s.mu.Lock()
-	if s.shutdown {
-		s.mu.Unlock()
-		l.Close()
-		return
-	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() { l.Close() })
-	defer stop()
-	listen.Accept(ctx, l, s.log, func(nc net.Conn) bool {
-		in := newInStream(s, nc)
-		s.mu.Lock()
-		if s.shutdown {
-			s.mu.Unlock()
-			nc.Close()
-			return false
-		}
-		s.ins[in] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			in.serve(s.ctx, directTLS)
-			s.mu.Lock()
-			delete(s.ins, in)
-			s.mu.Unlock()
-		}()
-		return true
-	})
+	s.ins.Serve(ctx, l, s.log,
+		func(nc net.Conn) *inStream { return newInStream(s, nc) },
+		func(in *inStream) { in.serve(s.ctx, directTLS) })
 }
 
 // Shutdown closes the listeners and every stream with system-shutdown,
 // bounces what waits in outgoing queues, and waits for every goroutine.
 func (s *Service) Shutdown() {
+	// Stopping the group first makes send refuse new outgoing streams, so
+	// the snapshot below holds every one that will ever start.
+	ins := s.ins.Stop()
 	s.mu.Lock()
-	s.shutdown = true
-	for l := range s.listeners {
-		l.Close()
-	}
-	var ins []*inStream
-	for in := range s.ins {
-		ins = append(ins, in)
-	}
 	var outs []*outStream
 	for _, o := range s.out {
 		outs = append(outs, o)
@@ -234,7 +205,7 @@ func (s *Service) Shutdown() {
 	for _, o := range outs {
 		o.stop()
 	}
-	s.wg.Wait()
+	s.ins.Wait()
 }
 
 // HandleStanza implements router.Component: s goes to a remote domain over
@@ -263,23 +234,23 @@ func (s *Service) send(ctx context.Context, q queued) {
 	}
 	for {
 		s.mu.Lock()
-		if s.shutdown {
-			s.mu.Unlock()
-			s.router.Bounce(ctx, st, stanza.RemoteServerNotFound, "The server is shutting down.")
-			return
-		}
 		k := pair{local, remote}
 		o := s.out[k]
 		if o == nil {
 			o = newOutStream(s, k)
-			s.out[k] = o
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				o.run(s.ctx)
-			}()
+			// Go refuses once Shutdown has begun; it checks under s.mu so
+			// that Shutdown's snapshot of s.out misses no stream.
+			if !s.ins.Go(func() { o.run(s.ctx) }) {
+				o = nil
+			} else {
+				s.out[k] = o
+			}
 		}
 		s.mu.Unlock()
+		if o == nil || s.ins.Stopped() {
+			s.router.Bounce(ctx, st, stanza.RemoteServerNotFound, "The server is shutting down.")
+			return
+		}
 		switch o.enqueue(q) {
 		case enqueued:
 			return
