@@ -19,20 +19,21 @@ var errUsage = errors.New("usage")
 // configFlags are the flags every command that reads the configuration
 // shares. Flags win over the environment, which wins over the file.
 type configFlags struct {
-	file       string
-	domains    string
-	data       string
-	c2sAddr    string
-	c2sTLSAddr string
-	allowPlain optBool
-	allowReg   optBool
-	logFormat  string
-	logLevel   string
-	debugAddr  string
-	idle       string
-	resume     string
-	compAddr   string
-	components componentFlags
+	file        string
+	domains     string
+	data        string
+	c2sAddr     string
+	c2sTLSAddr  string
+	allowPlain  optBool
+	allowReg    optBool
+	logFormat   string
+	logLevel    string
+	debugAddr   string
+	metricsAddr string
+	idle        string
+	resume      string
+	compAddr    string
+	components  componentFlags
 }
 
 func (f *configFlags) register(fs *flag.FlagSet) {
@@ -45,7 +46,8 @@ func (f *configFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.allowReg, "allow-registration", "let anyone create an account in-band (XEP-0077)")
 	fs.StringVar(&f.logFormat, "log-format", "", "text or json")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error")
-	fs.StringVar(&f.debugAddr, "debug-addr", "", "serve the profiler and runtime statistics on host:port (loopback!)")
+	fs.StringVar(&f.debugAddr, "debug-addr", "", "serve the profiler, runtime statistics and metrics on host:port (loopback!)")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on host:port")
 	fs.StringVar(&f.idle, "idle-timeout", "", "silence before a session is pinged, e.g. 5m (0 disables)")
 	fs.StringVar(&f.resume, "resume-timeout", "", "how long a dropped session waits for a stream-management resumption, e.g. 5m (0 disables)")
 	fs.StringVar(&f.compAddr, "component-addr", "", "external component listener (XEP-0114), host:port (default 127.0.0.1:5347; opened only when a component is configured)")
@@ -78,6 +80,7 @@ func (f *configFlags) load() (config.Config, error) {
 	set(&c.Log.Format, f.logFormat)
 	set(&c.Log.Level, f.logLevel)
 	set(&c.DebugAddr, f.debugAddr)
+	set(&c.MetricsAddr, f.metricsAddr)
 	set(&c.Component.Addr, f.compAddr)
 	c.Component.External = append(c.Component.External, f.components...)
 	if f.allowPlain.set {

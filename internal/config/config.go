@@ -31,7 +31,11 @@ type Config struct {
 	// DebugAddr serves Go's profiler (/debug/pprof/) and runtime
 	// statistics (/debug/vars) on host:port; empty (the default) disables.
 	// Bind it to loopback: it is not authenticated.
-	DebugAddr string    `toml:"debug_addr"`
+	DebugAddr string `toml:"debug_addr"`
+	// MetricsAddr serves Prometheus metrics at /metrics on host:port;
+	// empty (the default) disables. The debug listener serves them too.
+	MetricsAddr string `toml:"metrics_addr"`
+
 	Log       Log       `toml:"log"`
 	Archive   Archive   `toml:"archive"`
 	Storage   Storage   `toml:"storage"`
@@ -426,7 +430,7 @@ func (c *Config) Validate() error {
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return errors.New("tls: cert_file and key_file go together")
 	}
-	for key, a := range map[string]string{"c2s.addr": c.C2S.Addr, "c2s.tls_addr": c.C2S.TLSAddr, "debug_addr": c.DebugAddr, "component.addr": c.Component.Addr} {
+	for key, a := range map[string]string{"c2s.addr": c.C2S.Addr, "c2s.tls_addr": c.C2S.TLSAddr, "debug_addr": c.DebugAddr, "metrics_addr": c.MetricsAddr, "component.addr": c.Component.Addr} {
 		if a == "" {
 			continue
 		}

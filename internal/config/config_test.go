@@ -30,6 +30,17 @@ func TestDecodeAndValidate(t *testing.T) {
 		{name: "no domain", doc: "domains = []", wantErr: "domains"},
 		{name: "bad log level", doc: "[log]\nlevel = 'loud'", wantErr: "log.level"},
 		{name: "bad addr", doc: "[c2s]\naddr = 'nowhere'", wantErr: "c2s.addr"},
+		{name: "metrics off by default", doc: "", check: func(t *testing.T, c Config) {
+			if c.MetricsAddr != "" {
+				t.Fatalf("metrics_addr %q", c.MetricsAddr)
+			}
+		}},
+		{name: "metrics addr", doc: "metrics_addr = '127.0.0.1:9100'", check: func(t *testing.T, c Config) {
+			if c.MetricsAddr != "127.0.0.1:9100" {
+				t.Fatalf("metrics_addr %q", c.MetricsAddr)
+			}
+		}},
+		{name: "bad metrics addr", doc: "metrics_addr = '9100'", wantErr: "metrics_addr"},
 		{name: "tiny stanza limit", doc: "[c2s]\nmax_stanza_size = 100", wantErr: "c2s.max_stanza_size"},
 		{name: "cert without key", doc: "[tls]\ncert_file = 'a.pem'", wantErr: "tls"},
 		{name: "components", doc: "[component]\naddr = '127.0.0.1:5555'\n[[component.external]]\ndomain = 'IRC.localhost'\nsecret = 's'\n[[component.external]]\ndomain = 'echo.localhost'\nsecret = 't'", check: func(t *testing.T, c Config) {
@@ -101,13 +112,14 @@ func TestApplyEnv(t *testing.T) {
 		"AMBROSIA_C2S_MAX_STANZA_SIZE": "65536",
 		"AMBROSIA_COMPONENT_ADDR":      "127.0.0.1:6000",
 		"AMBROSIA_COMPONENT_EXTERNAL":  "ignored: lists of tables are file-only",
+		"AMBROSIA_METRICS_ADDR":        "127.0.0.1:9100",
 	}
 	c := Default()
 	if err := c.ApplyEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 		t.Fatal(err)
 	}
 	if len(c.Domains) != 2 || c.Domains[1] != "b.example" || c.C2S.Addr != "127.0.0.1:9" || !c.C2S.AllowPlain ||
-		c.C2S.IdleTimeout != Duration(time.Minute) || c.C2S.MaxStanzaSize != 65536 || c.Component.Addr != "127.0.0.1:6000" {
+		c.C2S.IdleTimeout != Duration(time.Minute) || c.C2S.MaxStanzaSize != 65536 || c.Component.Addr != "127.0.0.1:6000" || c.MetricsAddr != "127.0.0.1:9100" {
 		t.Fatalf("got %+v", c)
 	}
 	bad := func(k string) (string, bool) {
