@@ -111,12 +111,16 @@ func gatewayCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		ds[strings.ToLower(e.Domain)] = e.Secret
 	}
 	r := router.New(log.With("component", "router"))
-	gw, err := link.NewGateway(link.GatewayConfig{Addr: lf.addr, Secret: lf.secretValue(), DomainSecrets: ds, TLS: listenTLS, ClientCAs: cas},
-		link.GatewayDeps{Router: r, Log: log})
+	mon, err := startMonitoring(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	edge, err := c2s.New(c2sConfig(cfg), c2s.Deps{Router: r, Auth: auth.New(redirectingCreds{gw}, nil), TLS: gw.TLSConfig(), Log: log})
+	gw, err := link.NewGateway(link.GatewayConfig{Addr: lf.addr, Secret: lf.secretValue(), DomainSecrets: ds, TLS: listenTLS, ClientCAs: cas},
+		link.GatewayDeps{Router: r, Log: log, Metrics: mon})
+	if err != nil {
+		return err
+	}
+	edge, err := c2s.New(c2sConfig(cfg), c2s.Deps{Router: r, Auth: auth.New(redirectingCreds{gw}, nil), TLS: gw.TLSConfig(), Tokens: gw.FastTokens(), Log: log, Metrics: mon})
 	if err != nil {
 		return err
 	}
@@ -128,7 +132,7 @@ func gatewayCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		for _, e := range cfg.Component.External {
 			cc.Components = append(cc.Components, component.External{Domain: e.Domain, Secret: e.Secret})
 		}
-		cs, err := component.New(cc, component.Deps{Router: r, Log: log})
+		cs, err := component.New(cc, component.Deps{Router: r, Log: log, Metrics: mon})
 		if err != nil {
 			return err
 		}

@@ -59,10 +59,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	r := router.New(log.With("component", "router"))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	mon, err := startMonitoring(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
 
 	type runner interface{ Run(context.Context) error }
 	var comps []runner
-	sms, err := newSessionManagers(cfg, r, store, log)
+	sms, err := newSessionManagers(cfg, r, store, mon, log)
 	if err != nil {
 		return err
 	}
@@ -70,7 +74,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		comps = append(comps, m)
 	}
 	c2sCfg := c2sConfig(cfg)
-	edge, err := c2s.New(c2sCfg, c2s.Deps{Router: r, Auth: auth.New(store, nil), TLS: tlsConf, Accounts: store, Tokens: store, Log: log})
+	edge, err := c2s.New(c2sCfg, c2s.Deps{Router: r, Auth: auth.New(store, nil), TLS: tlsConf, Accounts: store, Tokens: store, Log: log, Metrics: mon})
 	if err != nil {
 		return err
 	}
@@ -90,29 +94,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		for _, e := range cfg.Component.External {
 			cc.Components = append(cc.Components, component.External{Domain: e.Domain, Secret: e.Secret})
 		}
-		components, err = component.New(cc, component.Deps{Router: r, Log: log})
+		components, err = component.New(cc, component.Deps{Router: r, Log: log, Metrics: mon})
 		if err != nil {
 			return err
 		}
 	}
 
-	federation, err := newFederation(cfg, r, log)
+	federation, err := newMeteredFederation(cfg, r, mon, log)
 	if err != nil {
 		return err
 	}
 
 	var wg sync.WaitGroup
 	errc := make(chan error, len(comps)+5)
-	if cfg.DebugAddr != "" {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := serveDebug(ctx, cfg.DebugAddr, log); err != nil {
-				errc <- err
-				cancel()
-			}
-		}()
-	}
 	for _, c := range comps {
 		wg.Add(1)
 		go func() {

@@ -71,7 +71,11 @@ func serviceCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r := router.New(log.With("component", "router"))
-	sms, err := newSessionManagers(cfg, r, store, log)
+	mon, err := startMonitoring(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	sms, err := newSessionManagers(cfg, r, store, mon, log)
 	if err != nil {
 		return err
 	}
@@ -99,7 +103,7 @@ func serviceCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	svc, err := link.NewService(link.ServiceConfig{
 		Gateways: strings.Split(gateways, ","), Username: user, Secret: lf.secretValue(), External: lf.cert != "" && lf.secretValue() == "",
 		Instance: instance, TLS: tc, Bindings: bindings, SeeOtherHost: seeOther,
-	}, link.ServiceDeps{Router: r, Credentials: store, Log: log})
+	}, link.ServiceDeps{Router: r, Credentials: store, Tokens: store, Log: log, Metrics: mon})
 	if err != nil {
 		return err
 	}

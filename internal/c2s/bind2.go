@@ -35,6 +35,7 @@ func (c *conn) bind2(ctx context.Context, b *xmlstream.Element, agent string, an
 		return false
 	}
 	c.full, c.sess = full, s
+	c.srv.deps.metrics().SessionBound()
 	if b.Child(nsCarbons, "enable") != nil {
 		c.enableCarbons(ctx, s)
 	}

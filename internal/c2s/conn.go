@@ -54,6 +54,7 @@ type conn struct {
 	sess       *session // once bound (or resumed)
 	sasl       *auth.Exchange
 	s2         *sasl2Exchange // a SASL2 authentication in progress
+	mech       string         // the mechanism of the last authentication, for metrics
 	deadline   time.Time
 
 	// Reading is done by the serving goroutine until the session is bound
@@ -221,6 +222,7 @@ func streamError(condition, text, extra string) string {
 func (c *conn) serve(ctx context.Context, direct bool) {
 	ctx = context.WithValue(ctx, redirectKey{}, c)
 	c.ctx = ctx
+	c.srv.deps.metrics().ClientConnected()
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	c.parser = xmlstream.NewParser(c.srv.cfg.Limits)
@@ -394,14 +396,12 @@ func (c *conn) finish() {
 		return
 	}
 	c.finished = true
+	c.srv.deps.metrics().ClientDisconnected()
 	if c.pollID != 0 {
 		c.srv.poller.remove(c)
 	}
 	c.cleanup()
-	c.srv.mu.Lock()
-	delete(c.srv.conns, c)
-	c.srv.mu.Unlock()
-	c.srv.wg.Done()
+	c.srv.conns.Remove(c)
 }
 
 // readOnce waits until the socket has data, then reads it into a pooled

@@ -230,7 +230,8 @@ func (c *conn) startTLS(ctx context.Context) error {
 func (c *conn) handleSASL(ctx context.Context, el *xmlstream.Element) bool {
 	switch el.Local {
 	case "auth":
-		x, err := c.srv.deps.Auth.Start(ctx, el.Attr("mechanism"), c.domain, c.tlsInfo())
+		c.mech = el.Attr("mechanism")
+		x, err := c.srv.deps.Auth.Start(ctx, c.mech, c.domain, c.tlsInfo())
 		if err != nil {
 			return c.saslFailure(err)
 		}
@@ -284,6 +285,7 @@ func (c *conn) saslStep(ctx context.Context, text string) bool {
 		return false
 	}
 	c.srv.log.Debug("authenticated", "user", c.user.String())
+	c.srv.deps.metrics().ClientAuth(c.mech, true)
 	c.parser.Reset()
 	c.state = stateBind
 	return true
@@ -296,6 +298,7 @@ func (c *conn) saslFailure(err error) bool { return c.authFailure(err, false) }
 // authFailure is saslFailure for either profile: sasl2 answers with the
 // <failure/> of XEP-0388, which may carry a text.
 func (c *conn) authFailure(err error, sasl2 bool) bool {
+	c.srv.deps.metrics().ClientAuth(c.mech, false)
 	if c.redirect != "" {
 		c.fail("see-other-host="+c.redirect, "")
 		return false
@@ -349,6 +352,7 @@ func (c *conn) handleBind(ctx context.Context, iq, b *xmlstream.Element) bool {
 		e.RemoveAttr("from")
 		return c.write(e.AppendXML(nil, xmlstream.NSClient)) == nil
 	}
+	c.srv.deps.metrics().SessionBound()
 	c.bound()
 	r := stanza.Result(iq)
 	r.RemoveAttr("from")
@@ -392,6 +396,7 @@ func (c *conn) handleStanza(ctx context.Context, el *xmlstream.Element) bool {
 		// Another connection resumed the session: this one is closing.
 		return true
 	}
+	c.srv.deps.metrics().ClientStanza(el.Local)
 	if el.Local == stanza.IQ && el.Attr("type") == "set" && el.Child(stanza.NSSession, "session") != nil && el.Attr("to") == "" {
 		// RFC 3921 session establishment, kept for old clients: a no-op.
 		r := stanza.Result(el)

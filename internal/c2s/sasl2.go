@@ -91,6 +91,7 @@ func decodeSASL2(text string) ([]byte, bool) {
 func (c *conn) sasl2Authenticate(ctx context.Context, el *xmlstream.Element) bool {
 	c.s2 = nil
 	mech := el.Attr("mechanism")
+	c.mech = mech
 	if mech == "" {
 		return c.authFailure(&auth.Failure{Condition: "invalid-mechanism", Text: "no mechanism"}, true)
 	}
@@ -146,6 +147,7 @@ func (c *conn) sasl2Step(ctx context.Context, in []byte) bool {
 func (c *conn) sasl2Success(ctx context.Context, req *xmlstream.Element, agent string, user jid.JID, additional []byte, used string, rotate bool) bool {
 	c.user = user
 	c.srv.log.Debug("authenticated", "user", user.String(), "sasl2", true)
+	c.srv.deps.metrics().ClientAuth(c.mech, true)
 	inner := c.fastIssue(ctx, req, agent, used, rotate)
 	if r := req.Child(nsSM, "resume"); r != nil {
 		failed, resumed, err := c.resume(r.Attr("previd"), r.Attr("h"), func(res string) []byte {

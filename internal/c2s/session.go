@@ -234,6 +234,7 @@ func (s *session) end() {
 	}
 	s.ending = true
 	s.done = make(chan struct{})
+	s.srv.deps.metrics().SessionEnded()
 	if s.expiry != nil {
 		s.expiry.Stop()
 	}

@@ -143,6 +143,7 @@ func (c *conn) closeWith(condition, text string, drain bool) {
 	if domain != "" {
 		// From now on the router answers for the domain.
 		c.srv.deps.Router.Unregister(domain, c)
+		c.srv.deps.Metrics.ComponentDown()
 	}
 	close(c.closeCh)
 	// The component has CloseGrace to answer with its stream end.
@@ -282,6 +283,7 @@ func (c *conn) handshake(el *xmlstream.Element) {
 	_ = c.nc.SetReadDeadline(time.Time{})
 	c.mu.Unlock()
 	c.bound = true
+	c.srv.deps.Metrics.ComponentUp()
 	c.srv.log.Info("component connected", "domain", c.domain, "remote", c.nc.RemoteAddr().String())
 }
 

@@ -58,11 +58,15 @@ type GatewayConfig struct {
 type GatewayDeps struct {
 	Router *router.Router
 	Log    *slog.Logger
+	// Metrics receives events for monitoring; nil records nothing.
+	Metrics Metrics
 }
 
 // Gateway accepts service links and stands in for their components in its
 // router.
 type Gateway struct {
+	metrics Metrics
+
 	cfg   GatewayConfig
 	r     *router.Router
 	log   *slog.Logger
@@ -109,6 +113,7 @@ func NewGateway(cfg GatewayConfig, d GatewayDeps) (*Gateway, error) {
 		sessions: map[string]*gsess{}, certs: map[string]*tls.Certificate{},
 	}
 	g.dedup.init(1 << 16)
+	g.metrics = orNone(d.Metrics)
 	store := linkCreds{}
 	add := func(name, secret string) error {
 		cs, err := auth.DeriveCredentials(secret, auth.DefaultIterations)
@@ -281,7 +286,9 @@ func (g *Gateway) serveConn(ctx context.Context, nc net.Conn) {
 	_ = nc.SetDeadline(time.Time{})
 	gl.log = log.With("instance", gl.iid)
 	gl.log.Info("service linked")
+	g.metrics.LinkUp()
 	err = g.readLoop(ctx, gl, r)
+	g.metrics.LinkDown()
 	gl.log.Info("service link ended", "err", err)
 	gl.c.kill()
 	g.lost(gl)
@@ -551,7 +558,7 @@ func (gl *glink) handle(ctx context.Context, el *xmlstream.Element) error {
 	case "unbind":
 		g.unbind(gl, el.Attr("domain"))
 		return nil
-	case "cred-result":
+	case "cred-result", "fast-result":
 		gl.mu.Lock()
 		ch := gl.pending[el.Attr("id")]
 		delete(gl.pending, el.Attr("id"))
@@ -734,36 +741,15 @@ func (g *Gateway) Credential(ctx context.Context, user, hash string) (storage.Cr
 	if _, d, ok := strings.Cut(user, "@"); ok {
 		domain = d
 	}
-	g.mu.Lock()
-	rm := g.remotes[domain]
-	g.mu.Unlock()
+	rm := g.remote(domain)
 	if rm == nil {
 		return storage.Credential{}, storage.ErrNotFound
 	}
-	gl := rm.owner(user)
-	if gl == nil {
-		return storage.Credential{}, errors.New("gateway: no service for " + domain)
-	}
-	id := stanza.NewID()
-	ch := make(chan *xmlstream.Element, 1)
-	gl.mu.Lock()
-	gl.pending[id] = ch
-	gl.mu.Unlock()
-	b := frame("cred", nil, "id", id, "user", user, "hash", hash)
-	gl.c.enqueue(b)
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	var el *xmlstream.Element
-	select {
-	case el = <-ch:
-	case <-ctx.Done():
-		gl.mu.Lock()
-		delete(gl.pending, id)
-		gl.mu.Unlock()
-		return storage.Credential{}, ctx.Err()
-	}
-	if el == nil {
-		return storage.Credential{}, errors.New("gateway: service link lost")
+	el, err := g.ask(ctx, rm, user, func(id string) []byte {
+		return frame("cred", nil, "id", id, "user", user, "hash", hash)
+	})
+	if err != nil {
+		return storage.Credential{}, err
 	}
 	if h := el.Attr("see-other-host"); h != "" {
 		return storage.Credential{}, &SeeOtherHost{User: user, Host: h}
@@ -775,6 +761,44 @@ func (g *Gateway) Credential(ctx context.Context, user, hash string) (storage.Cr
 		return storage.Credential{}, errors.New("gateway: credential lookup: " + e)
 	}
 	return parseCredential(el)
+}
+
+// remote returns the stand-in of domain, nil if no service bound it.
+func (g *Gateway) remote(domain string) *remote {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.remotes[domain]
+}
+
+// ask sends the uncounted request that req builds with a fresh id to the
+// instance of rm that owns user, and waits for the answer carrying that
+// id. Requests are not kept like events: one lost with its link fails,
+// and the client retries its login.
+func (g *Gateway) ask(ctx context.Context, rm *remote, user string, req func(id string) []byte) (*xmlstream.Element, error) {
+	gl := rm.owner(user)
+	if gl == nil {
+		return nil, errors.New("gateway: no service for " + rm.domain)
+	}
+	id := stanza.NewID()
+	ch := make(chan *xmlstream.Element, 1)
+	gl.mu.Lock()
+	gl.pending[id] = ch
+	gl.mu.Unlock()
+	gl.c.enqueue(req(id))
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	select {
+	case el := <-ch:
+		if el == nil {
+			return nil, errors.New("gateway: service link lost")
+		}
+		return el, nil
+	case <-ctx.Done():
+		gl.mu.Lock()
+		delete(gl.pending, id)
+		gl.mu.Unlock()
+		return nil, ctx.Err()
+	}
 }
 
 // SeeOtherHost is the answer of a service that does not know a user and

@@ -298,6 +298,13 @@ type testService struct {
 
 func startService(t *testing.T, instance string, gws []*testGateway, mod func(*ServiceConfig)) *testService {
 	t.Helper()
+	return startServiceWith(t, instance, gws, mod, nil)
+}
+
+// startServiceWith starts a service whose FAST token requests tokens
+// answers.
+func startServiceWith(t *testing.T, instance string, gws []*testGateway, mod func(*ServiceConfig), tokens storage.FastTokens) *testService {
+	t.Helper()
 	lb := &logBuf{}
 	log := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r := router.New(log)
@@ -311,7 +318,7 @@ func startService(t *testing.T, instance string, gws []*testGateway, mod func(*S
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := NewService(cfg, ServiceDeps{Router: r, Credentials: creds{}, Log: log})
+	s, err := NewService(cfg, ServiceDeps{Router: r, Credentials: creds{}, Tokens: tokens, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,12 @@ type ServiceDeps struct {
 	Router *router.Router
 	// Credentials answer the gateways' credential lookups for users.
 	Credentials auth.CredentialStore
-	Log         *slog.Logger
+	// Tokens answer the gateways' FAST token requests (XEP-0484); nil
+	// refuses them with service-unavailable.
+	Tokens storage.FastTokens
+	Log    *slog.Logger
+	// Metrics receives events for monitoring; nil records nothing.
+	Metrics Metrics
 }
 
 // ErrRefused reports a gateway that refused a binding; retrying would not
@@ -149,6 +154,7 @@ func NewService(cfg ServiceConfig, d ServiceDeps) (*Service, error) {
 	if cfg.TLS == nil {
 		cfg.TLS = &tls.Config{}
 	}
+	d.Metrics = orNone(d.Metrics)
 	s := &Service{cfg: cfg, deps: d, log: d.Log.With("component", "service", "instance", cfg.Instance), bound: map[string]Binding{}, fatal: make(chan error, 1), run: stanza.NewID()}
 	s.seen.init(1 << 16)
 	for _, b := range cfg.Bindings {
@@ -220,8 +226,20 @@ func (s *Service) local(ctx context.Context, p *proc, o string, st router.Stanza
 	sub := &proc{o: o, l: p.l}
 	s.cur.Store(sub)
 	defer s.cur.Store(p)
-	b.Component.HandleStanza(context.WithValue(ctx, procKey{}, sub), st)
+	b.Component.HandleStanza(procContext(ctx, sub), st)
 	return true
+}
+
+// procContext returns ctx for processing the event p. Its origin, the
+// same each time the event is sent, names it to the storage too, so that
+// an offline message stored for it is not stored again when the event is
+// processed again after a crash (storage.WithEventID).
+func procContext(ctx context.Context, p *proc) context.Context {
+	ctx = context.WithValue(ctx, procKey{}, p)
+	if p.o != "" {
+		ctx = storage.WithEventID(ctx, p.o)
+	}
+	return ctx
 }
 
 // owns reports whether every gateway, as far as this instance knows,
@@ -382,7 +400,9 @@ func (l *slink) connect(ctx context.Context, log *slog.Logger) (bool, error) {
 		c.enqueue(frame("bind", tlsEl, "id", b.Domain, "domain", b.Domain, "kind", b.Kind))
 	}
 	log.Info("gateway linked", "gateway_id", gwid, "resumed_from", h)
+	l.s.deps.Metrics.LinkUp()
 	err = l.readLoop(ctx, r)
+	l.s.deps.Metrics.LinkDown()
 	l.mu.Lock()
 	l.c = nil
 	l.pending = nil
@@ -608,6 +628,9 @@ func (l *slink) handle(ctx context.Context, el *xmlstream.Element) error {
 	case "cred":
 		go l.credential(ctx, el)
 		return nil
+	case "fast":
+		go l.fast(ctx, el)
+		return nil
 	case "members":
 		var ids []string
 		for _, c := range el.Children() {
@@ -698,7 +721,7 @@ func (s *Service) process(ctx context.Context, l *slink, el *xmlstream.Element) 
 	p := &proc{o: o, l: l}
 	s.cur.Store(p)
 	defer s.cur.Store(nil)
-	ctx = context.WithValue(ctx, procKey{}, p)
+	ctx = procContext(ctx, p)
 	pl := payload(el)
 	switch el.Local {
 	case "sbind":

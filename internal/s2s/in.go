@@ -79,7 +79,9 @@ func (in *inStream) isAuthed() bool {
 // serve runs the stream until it ends.
 func (in *inStream) serve(ctx context.Context, directTLS bool) {
 	remote := in.c.nc.RemoteAddr().String()
+	in.svc.metrics.S2SStreamUp(true)
 	defer func() {
+		in.svc.metrics.S2SStreamDown(true)
 		in.wg.Wait()
 		in.c.nc.Close()
 		in.c.p.Reset()
@@ -254,6 +256,7 @@ func (in *inStream) saslExternal(el *xmlstream.Element) bool {
 	}
 	if domain == "" || in.svc.isLocal(domain) || !in.svc.validFor(in.c.tls.ConnectionState().PeerCertificates, domain) {
 		in.svc.log.Info("incoming SASL EXTERNAL refused", "from", domain, "remote", in.c.nc.RemoteAddr().String())
+		in.svc.metrics.S2SAuth(MethodSASLExternal, true, false)
 		return failure("not-authorized")
 	}
 	if err := in.c.write([]byte("<success xmlns='" + stanza.NSSASL + "'/>")); err != nil {
@@ -266,6 +269,7 @@ func (in *inStream) saslExternal(el *xmlstream.Element) bool {
 	in.opened = false
 	in.c.p.Reset()
 	in.svc.log.Info("incoming stream authenticated", "from", domain, "to", in.to, "auth", MethodSASLExternal)
+	in.svc.metrics.S2SAuth(MethodSASLExternal, true, true)
 	return true
 }
 
@@ -326,6 +330,7 @@ func (in *inStream) dialback(ctx context.Context, el *xmlstream.Element) bool {
 		any := len(in.authed) > 0 || in.pending > 0
 		closing := in.closing
 		in.mu.Unlock()
+		in.svc.metrics.S2SAuth(MethodDialback, true, ok)
 		if closing {
 			return
 		}

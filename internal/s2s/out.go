@@ -115,13 +115,19 @@ func (o *outStream) run(ctx context.Context) {
 	if err != nil {
 		cond := classify(err)
 		log.Info("federation failed", "err", err, "bounce", cond)
+		if errors.Is(err, errAuth) {
+			o.svc.metrics.S2SAuth(MethodDialback, false, false)
+		}
 		for _, q := range o.end() {
 			o.svc.router.Bounce(ctx, q.st, cond, "")
 		}
 		return
 	}
 	log.Info("outgoing stream up", "auth", method, "sm", c.sm)
+	o.svc.metrics.S2SAuth(method, false, true)
+	o.svc.metrics.S2SStreamUp(false)
 	o.serve(ctx, c)
+	o.svc.metrics.S2SStreamDown(false)
 	log.Info("outgoing stream closed")
 }
 

@@ -76,6 +76,8 @@ func (a *archiver) run(m *SM) {
 		// their archive entries must be written even if a client left.
 		if err := a.store.AppendArchiveBatch(context.Background(), batch); err != nil {
 			m.log.Error("archive append", "entries", len(batch), "err", err)
+		} else {
+			m.deps.Metrics.ArchiveWritten(len(batch))
 		}
 		a.mu.Lock()
 		a.cond.Broadcast()

@@ -58,6 +58,7 @@ func (m *SM) storeOffline(ctx context.Context, s router.Stanza) bool {
 		m.log.Error("offline store", "user", bare.String(), "err", err)
 		m.deps.Router.Bounce(ctx, s, stanza.InternalServerError, "")
 	default:
+		m.deps.Metrics.OfflineStored()
 		m.pushOffline(ctx, bare, s)
 	}
 	return true

@@ -59,6 +59,8 @@ type Deps struct {
 	// PEP.
 	PEP storage.PEP
 	Log *slog.Logger
+	// Metrics receives events for monitoring; nil records nothing.
+	Metrics Metrics
 }
 
 // SM is the session manager of one domain.
@@ -124,6 +126,9 @@ func New(cfg Config, d Deps) (*SM, error) {
 	}
 	if cfg.OfflineQuota <= 0 {
 		cfg.OfflineQuota = DefaultOfflineQuota
+	}
+	if d.Metrics == nil {
+		d.Metrics = noMetrics{}
 	}
 	m := &SM{cfg: cfg, domain: dj, deps: d, started: time.Now(), log: d.Log.With("component", "sm", "domain", cfg.Domain), users: make(map[string]*user)}
 	if d.Archive != nil {
@@ -238,6 +243,7 @@ func (m *SM) userExists(ctx context.Context, bare jid.JID) bool {
 // HandleFromSession implements router.SessionManager: the outbound side of
 // a user's stanza.
 func (m *SM) HandleFromSession(ctx context.Context, sess router.Session, s router.Stanza) {
+	m.deps.Metrics.StanzaOut(s.El.Local)
 	if m.refuseBlocked(ctx, sess, s) {
 		return
 	}
@@ -270,6 +276,7 @@ func (m *SM) HandleFromSession(ctx context.Context, sess router.Session, s route
 // HandleStanza implements router.Component: the inbound side, stanzas
 // addressed to this domain or its users.
 func (m *SM) HandleStanza(ctx context.Context, s router.Stanza) {
+	m.deps.Metrics.StanzaIn(s.El.Local)
 	if s.To.Local() == "" {
 		m.serverStanza(ctx, s)
 		return

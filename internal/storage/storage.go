@@ -124,13 +124,34 @@ type OfflineMessage struct {
 	Stanza []byte
 }
 
+// eventIDKey is the context key of WithEventID.
+type eventIDKey struct{}
+
+// WithEventID returns ctx carrying id, which names the event whose
+// processing makes the writes done with ctx. A split server may process
+// an event again after a crash (the service protocol sends what was not
+// acknowledged once more); writes that honour the id (PushOffline) are
+// then made once.
+func WithEventID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, eventIDKey{}, id)
+}
+
+// EventID returns the event id ctx carries, "" if none.
+func EventID(ctx context.Context) string {
+	id, _ := ctx.Value(eventIDKey{}).(string)
+	return id
+}
+
 // ErrQuota is returned when a user's storage is full.
 var ErrQuota = errors.New("storage: quota exceeded")
 
 // Offline keeps messages for users who are not online.
 type Offline interface {
 	// PushOffline stores a message for user unless user already has quota
-	// messages stored, in which case it returns ErrQuota.
+	// messages stored, in which case it returns ErrQuota. When ctx carries
+	// an event id (WithEventID) that a message of user still stored was
+	// pushed with, the push repeats that one: it stores nothing and
+	// returns nil.
 	PushOffline(ctx context.Context, user string, stanza []byte, stored time.Time, quota int) error
 	// OfflineMessages returns the stored messages of user, oldest first.
 	OfflineMessages(ctx context.Context, user string) ([]OfflineMessage, error)

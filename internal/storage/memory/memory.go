@@ -32,6 +32,10 @@ type Store struct {
 	prefs    map[string]storage.ArchivePrefs
 	fast     map[string][]storage.FastToken // by user, see fast.go
 	pep      map[string]map[string]*pepNode // by owner and node, see pep.go
+
+	// offlineEvent holds the event id (storage.WithEventID) of stored
+	// offline messages pushed with one, by message ID.
+	offlineEvent map[int64]string
 }
 
 type account struct {
@@ -130,6 +134,9 @@ func (s *Store) DeleteAccount(ctx context.Context, user string) error {
 	}
 	delete(s.accounts, user)
 	delete(s.rosters, user)
+	for _, m := range s.offline[user] {
+		delete(s.offlineEvent, m.ID)
+	}
 	delete(s.offline, user)
 	delete(s.blocked, user)
 	delete(s.private, user)
@@ -229,6 +236,14 @@ func (s *Store) PushOffline(ctx context.Context, user string, stanza []byte, sto
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	ev := storage.EventID(ctx)
+	if ev != "" {
+		for _, m := range s.offline[user] {
+			if s.offlineEvent[m.ID] == ev {
+				return nil
+			}
+		}
+	}
 	if len(s.offline[user]) >= quota {
 		return fmt.Errorf("memory: push offline %s: %w", user, storage.ErrQuota)
 	}
@@ -237,6 +252,12 @@ func (s *Store) PushOffline(ctx context.Context, user string, stanza []byte, sto
 	}
 	s.lastID++
 	s.offline[user] = append(s.offline[user], storage.OfflineMessage{ID: s.lastID, Stored: stored, Stanza: bytes.Clone(stanza)})
+	if ev != "" {
+		if s.offlineEvent == nil {
+			s.offlineEvent = make(map[int64]string)
+		}
+		s.offlineEvent[s.lastID] = ev
+	}
 	return nil
 }
 
@@ -268,6 +289,7 @@ func (s *Store) DeleteOffline(ctx context.Context, user string, upTo int64) erro
 	ms := s.offline[user]
 	i := 0
 	for i < len(ms) && ms[i].ID <= upTo {
+		delete(s.offlineEvent, ms[i].ID)
 		i++
 	}
 	if i == len(ms) {

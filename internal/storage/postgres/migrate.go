@@ -156,6 +156,13 @@ var migrations = []string{
 		FOREIGN KEY (owner, node) REFERENCES pep_nodes (owner, node) ON DELETE CASCADE
 	);
 	CREATE INDEX pep_items_seq ON pep_items (owner, node, seq);`,
+
+	// 8: the event an offline message was pushed for
+	// (storage.WithEventID), so that an event processed again after a
+	// crash does not store it twice. NULLs do not collide in a unique
+	// index: messages pushed without one are all kept.
+	`ALTER TABLE offline_messages ADD COLUMN event TEXT COLLATE "C";
+	CREATE UNIQUE INDEX offline_messages_event ON offline_messages (username, event);`,
 }
 
 // migrate brings the database up to len(steps). Each step runs in its own

@@ -15,16 +15,26 @@ import (
 // cannot push past the quota: the database aborts all but one of the
 // racing transactions, and the retry sees the new count.
 func (s *Store) PushOffline(ctx context.Context, user string, stanza []byte, stored time.Time, quota int) error {
+	var ev *string // NULL when the push names no event
+	if id := storage.EventID(ctx); id != "" {
+		ev = &id
+	}
 	err := s.inTx(ctx, pgx.Serializable, func(tx pgx.Tx) error {
 		var n int
+		if ev != nil {
+			err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM offline_messages WHERE username = $1 AND event = $2`, user, *ev).Scan(&n)
+			if err != nil || n > 0 {
+				return err // n > 0: stored already for this event
+			}
+		}
 		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM offline_messages WHERE username = $1`, user).Scan(&n); err != nil {
 			return err
 		}
 		if n >= quota {
 			return storage.ErrQuota
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO offline_messages (username, stored_at, stanza) VALUES ($1, $2, $3)`,
-			user, stored.UTC(), bytea(stanza))
+		_, err := tx.Exec(ctx, `INSERT INTO offline_messages (username, stored_at, stanza, event) VALUES ($1, $2, $3, $4)`,
+			user, stored.UTC(), bytea(stanza), ev)
 		return err
 	})
 	if err != nil {

@@ -165,6 +165,13 @@ var migrations = []string{
 	// queries now walk the user's archive by its primary key, which for
 	// the archive of one user is fast enough.
 	`DROP INDEX archive_with;`,
+
+	// 9: the event an offline message was pushed for
+	// (storage.WithEventID), so that an event processed again after a
+	// crash does not store it twice. NULLs do not collide in a unique
+	// index: messages pushed without one are all kept.
+	`ALTER TABLE offline_messages ADD COLUMN event TEXT;
+	CREATE UNIQUE INDEX offline_messages_event ON offline_messages (username, event);`,
 }
 
 // migrate brings the database up to len(steps). Each step runs in its own

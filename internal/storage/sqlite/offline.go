@@ -12,16 +12,23 @@ import (
 // PushOffline implements storage.Offline. The count and the insert share
 // a transaction, so concurrent senders cannot push past the quota.
 func (s *Store) PushOffline(ctx context.Context, user string, stanza []byte, stored time.Time, quota int) error {
+	ev := sql.NullString{String: storage.EventID(ctx), Valid: storage.EventID(ctx) != ""}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var n int
+		if ev.Valid {
+			err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM offline_messages WHERE username = ? AND event = ?`, user, ev).Scan(&n)
+			if err != nil || n > 0 {
+				return err // n > 0: stored already for this event
+			}
+		}
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM offline_messages WHERE username = ?`, user).Scan(&n); err != nil {
 			return err
 		}
 		if n >= quota {
 			return storage.ErrQuota
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO offline_messages (username, stored_at, stanza) VALUES (?, ?, ?)`,
-			user, stored.UTC(), stanza)
+		_, err := tx.ExecContext(ctx, `INSERT INTO offline_messages (username, stored_at, stanza, event) VALUES (?, ?, ?, ?)`,
+			user, stored.UTC(), stanza, ev)
 		return err
 	})
 	if err != nil {

@@ -61,3 +61,66 @@ func testOffline(t *testing.T, s storage.Store) {
 		t.Fatalf("bob after account deletion: %v %v", b, err)
 	}
 }
+
+// testOfflineEvents: a push repeating the event of a message still stored
+// (storage.WithEventID) stores nothing, even at quota; the same event for
+// another user, other events and pushes without one are stored; once the
+// message is delivered, the event is forgotten with it.
+func testOfflineEvents(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	const alice, bob = "alice@example.com", "bob@example.com"
+	now := time.Date(2026, 11, 22, 1, 2, 3, 0, time.UTC)
+	pushes := []struct {
+		user, event, stanza string
+		quota               int
+		want                error
+	}{
+		{alice, "gw:1", "<message id='1'/>", 2, nil},
+		{alice, "gw:1", "<message id='1'/>", 2, nil}, // the repeat: not stored
+		{bob, "gw:1", "<message id='1'/>", 2, nil},
+		{alice, "", "<message id='2'/>", 2, nil},
+		{alice, "gw:1", "<message id='1'/>", 2, nil}, // at quota, still a repeat
+		{alice, "gw:2", "<message id='3'/>", 2, storage.ErrQuota},
+		{alice, "", "<message id='2'/>", 3, nil}, // no event: both kept
+	}
+	for i, p := range pushes {
+		c := ctx
+		if p.event != "" {
+			c = storage.WithEventID(ctx, p.event)
+		}
+		if err := s.PushOffline(c, p.user, []byte(p.stanza), now, p.quota); !errors.Is(err, p.want) {
+			t.Fatalf("push %d: got %v, want %v", i, err, p.want)
+		}
+	}
+	stanzas := func(user string) []string {
+		t.Helper()
+		ms, err := s.OfflineMessages(ctx, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range ms {
+			out = append(out, string(m.Stanza))
+		}
+		return out
+	}
+	if got := fmt.Sprint(stanzas(alice)); got != "[<message id='1'/> <message id='2'/> <message id='2'/>]" {
+		t.Fatalf("alice: %s", got)
+	}
+	if got := fmt.Sprint(stanzas(bob)); got != "[<message id='1'/>]" {
+		t.Fatalf("bob: %s", got)
+	}
+	ms, err := s.OfflineMessages(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteOffline(ctx, alice, ms[len(ms)-1].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PushOffline(storage.WithEventID(ctx, "gw:1"), alice, []byte("<message id='1'/>"), now, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(stanzas(alice)); got != "[<message id='1'/>]" {
+		t.Fatalf("alice after delivery: %s", got)
+	}
+}

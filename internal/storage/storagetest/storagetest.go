@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"RosterConcurrent", testRosterConcurrent},
 		{"CanceledContext", testCanceledContext},
 		{"Offline", testOffline},
+		{"OfflineEvents", testOfflineEvents},
 		{"Blocklist", testBlocklist},
 		{"PrivateData", testPrivateData},
 		{"ArchivePaging", testArchivePaging},
