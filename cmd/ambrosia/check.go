@@ -36,9 +36,9 @@ func federatedDomains(cfg config.Config) []string {
 	return out
 }
 
-// newFederation builds the s2s service for cfg, or nil when federation is
-// off or no domain can federate.
-func newFederation(cfg config.Config, r *router.Router, log *slog.Logger) (*s2s.Service, error) {
+// newFederation builds the s2s service for cfg, reporting to m (nil for
+// none), or nil when federation is off or no domain can federate.
+func newFederation(cfg config.Config, r *router.Router, m s2s.Metrics, log *slog.Logger) (*s2s.Service, error) {
 	domains := federatedDomains(cfg)
 	if !cfg.S2S.Enabled || len(domains) == 0 {
 		if cfg.S2S.Enabled {
@@ -50,7 +50,7 @@ func newFederation(cfg config.Config, r *router.Router, log *slog.Logger) (*s2s.
 	if err != nil {
 		return nil, err
 	}
-	return s2s.New(sc, s2s.Deps{Router: r, Log: log})
+	return s2s.New(sc, s2s.Deps{Router: r, Log: log, Metrics: m})
 }
 
 // federationConfig turns the [s2s] section into the service's config.

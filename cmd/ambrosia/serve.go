@@ -100,7 +100,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 
-	federation, err := newMeteredFederation(cfg, r, mon, log)
+	federation, err := newFederation(cfg, r, mon, log)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/c2s"
 	"github.com/ambrosia-xmpp/ambrosia/internal/config"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
-	"github.com/ambrosia-xmpp/ambrosia/internal/s2s"
 	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
@@ -57,17 +56,4 @@ func c2sConfig(cfg config.Config) c2s.Config {
 	c.ResumeTimeout = time.Duration(cfg.C2S.ResumeTimeout)
 	c.MaxAuthFailures = cfg.C2S.MaxAuthFailures
 	return c
-}
-
-// newMeteredFederation is newFederation with the service reporting to m.
-func newMeteredFederation(cfg config.Config, r *router.Router, m s2s.Metrics, log *slog.Logger) (*s2s.Service, error) {
-	domains := federatedDomains(cfg)
-	if !cfg.S2S.Enabled || len(domains) == 0 {
-		return newFederation(cfg, r, log)
-	}
-	sc, err := federationConfig(cfg, domains)
-	if err != nil {
-		return nil, err
-	}
-	return s2s.New(sc, s2s.Deps{Router: r, Log: log, Metrics: m})
 }
