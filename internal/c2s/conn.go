@@ -193,7 +193,9 @@ func (c *conn) closeStreamExtra(condition, text, extra string) {
 		tail = append(tail, c.header("")...)
 	}
 	if condition != "" {
-		tail = append(tail, streamError(condition, text, extra)...)
+		// A condition with a value ("see-other-host=host:port") carries it.
+		cond, value, _ := strings.Cut(condition, "=")
+		tail = stanza.AppendStreamError(tail, cond, value, text, extra)
 	}
 	tail = append(tail, "</stream:stream>"...)
 	_, _ = c.nc.Write(tail)
@@ -201,18 +203,6 @@ func (c *conn) closeStreamExtra(condition, text, extra string) {
 	c.wmu.Unlock()
 	c.out.waitIdle(time.Second)
 	c.abort()
-}
-
-func streamError(condition, text, extra string) string {
-	s := "<stream:error><" + condition + " xmlns='" + stanza.NSStreams + "'/>"
-	if cond, value, ok := strings.Cut(condition, "="); ok {
-		// A condition with a value: see-other-host.
-		s = "<stream:error><" + cond + " xmlns='" + stanza.NSStreams + "'>" + string(xmlstream.AppendEscapedText(nil, value)) + "</" + cond + ">"
-	}
-	if text != "" {
-		s += "<text xmlns='" + stanza.NSStreams + "'>" + string(xmlstream.AppendEscapedText(nil, text)) + "</text>"
-	}
-	return s + extra + "</stream:error>"
 }
 
 // serve runs the connection: negotiation and, where the poller is not

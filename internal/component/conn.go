@@ -399,13 +399,7 @@ func (c *conn) finish() {
 		end = header(stanza.NewID(), "")
 	}
 	if cond != "" {
-		end = append(end, "<stream:error><"+cond+" xmlns='"+stanza.NSStreams+"'/>"...)
-		if text != "" {
-			end = append(end, "<text xmlns='"+stanza.NSStreams+"'>"...)
-			end = xmlstream.AppendEscapedText(end, text)
-			end = append(end, "</text>"...)
-		}
-		end = append(end, "</stream:error>"...)
+		end = stanza.AppendStreamError(end, cond, "", text, "")
 	}
 	end = append(end, "</stream:stream>"...)
 	tail = append(tail, end)

@@ -73,13 +73,7 @@ func header(to, from, id string) []byte {
 
 // streamError is the closing of a stream with an RFC 6120 stream error.
 func streamError(cond, text string) []byte {
-	b := []byte("<stream:error><" + cond + " xmlns='" + stanza.NSStreams + "'/>")
-	if text != "" {
-		b = append(b, "<text xmlns='"+stanza.NSStreams+"'>"...)
-		b = xmlstream.AppendEscapedText(b, text)
-		b = append(b, "</text>"...)
-	}
-	return append(b, "</stream:error></stream:stream>"...)
+	return append(stanza.AppendStreamError(nil, cond, "", text, ""), "</stream:stream>"...)
 }
 
 // StreamError is a stream error received from or sent to the peer.

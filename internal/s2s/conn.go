@@ -115,13 +115,7 @@ func (c *xconn) upgrade(t *tls.Conn) {
 func (c *xconn) fail(header []byte, cond, text string) {
 	b := append([]byte(nil), header...)
 	if cond != "" {
-		b = append(b, "<stream:error><"+cond+" xmlns='"+stanza.NSStreams+"'/>"...)
-		if text != "" {
-			b = append(b, "<text xmlns='"+stanza.NSStreams+"'>"...)
-			b = xmlstream.AppendEscapedText(b, text)
-			b = append(b, "</text>"...)
-		}
-		b = append(b, "</stream:error>"...)
+		b = stanza.AppendStreamError(b, cond, "", text, "")
 	}
 	b = append(b, "</stream:stream>"...)
 	c.wmu.Lock()

@@ -165,3 +165,26 @@ func NewID() string {
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
+
+// AppendStreamError appends an RFC 6120 §4.9 stream error to dst:
+// <stream:error> with the defined condition cond (whose element carries
+// value, for see-other-host, when value is not empty), an optional <text/>
+// and extra, already serialized application-specific children. The
+// stream prefix is the one every Ambrosia stream header declares.
+func AppendStreamError(dst []byte, cond, value, text, extra string) []byte {
+	dst = append(dst, "<stream:error><"+cond+" xmlns='"+NSStreams+"'"...)
+	if value == "" {
+		dst = append(dst, "/>"...)
+	} else {
+		dst = append(dst, '>')
+		dst = xmlstream.AppendEscapedText(dst, value)
+		dst = append(dst, "</"+cond+">"...)
+	}
+	if text != "" {
+		dst = append(dst, "<text xmlns='"+NSStreams+"'>"...)
+		dst = xmlstream.AppendEscapedText(dst, text)
+		dst = append(dst, "</text>"...)
+	}
+	dst = append(dst, extra...)
+	return append(dst, "</stream:error>"...)
+}

@@ -65,3 +65,20 @@ func TestMayBounce(t *testing.T) {
 		t.Errorf("ids %q %q", a, b)
 	}
 }
+
+func TestAppendStreamError(t *testing.T) {
+	const ns = "urn:ietf:params:xml:ns:xmpp-streams"
+	tests := []struct {
+		cond, value, text, extra, want string
+	}{
+		{"conflict", "", "", "", "<stream:error><conflict xmlns='" + ns + "'/></stream:error>"},
+		{"policy-violation", "", "too <big> & bad", "", "<stream:error><policy-violation xmlns='" + ns + "'/><text xmlns='" + ns + "'>too &lt;big&gt; &amp; bad</text></stream:error>"},
+		{"see-other-host", "[2001:db8::1]:5222", "", "", "<stream:error><see-other-host xmlns='" + ns + "'>[2001:db8::1]:5222</see-other-host></stream:error>"},
+		{"undefined-condition", "", "", "<x xmlns='urn:example'/>", "<stream:error><undefined-condition xmlns='" + ns + "'/><x xmlns='urn:example'/></stream:error>"},
+	}
+	for _, tt := range tests {
+		if got := string(AppendStreamError([]byte("pre"), tt.cond, tt.value, tt.text, tt.extra)); got != "pre"+tt.want {
+			t.Errorf("%s: got %s", tt.cond, got)
+		}
+	}
+}
