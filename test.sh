@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 STATICCHECK_VERSION=0.8.2 # staticcheck 2026.2.2, which supports Go 1.26
-DEBIAN_PACKAGES=(python3-slixmpp python3-aioxmpp go-sendxmpp biboumi ngircd prosody ejabberd iproute2 postgresql)
+DEBIAN_PACKAGES=(python3-slixmpp python3-aioxmpp go-sendxmpp biboumi ngircd prosody ejabberd iproute2 postgresql profanity tmux)
 
 short=0
 for arg in "$@"; do

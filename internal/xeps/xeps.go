@@ -33,7 +33,7 @@ func Specs() []Spec {
 			Tests: []string{"e2e.TestLoginSCRAMSHA256", "e2e.TestBadInputNotWellFormed", "internal/c2s.TestLoginEveryMechanism", "internal/c2s.TestBadInputStreamErrors", "internal/c2s.TestResourceConflictReplacesOldSession",
 				"e2e.TestS2SAmbrosiaPair", "e2e.TestS2SProsody", "e2e.TestS2SEjabberd", "e2e.TestS2SBadPeers", "internal/s2s.TestIncomingRejects"}},
 		{ID: "RFC 6121", Name: "XMPP: Instant Messaging and Presence", Status: "complete",
-			Tests: []string{"e2e.TestIMSubscriptionFlow", "internal/sm.TestSubscriptionFlowAndPresence", "internal/sm.TestMessageRouting"}},
+			Tests: []string{"e2e.TestIMSubscriptionFlow", "e2e.TestProfanity", "internal/sm.TestSubscriptionFlowAndPresence", "internal/sm.TestMessageRouting"}},
 		{ID: "RFC 7622", Name: "XMPP: Address Format", Status: "complete",
 			Tests: []string{"internal/jid.TestParse", "internal/jid.TestParseInvalid"}},
 		{ID: "RFC 7677", Name: "SCRAM-SHA-256 and SCRAM-SHA-256-PLUS", Status: "complete",
