@@ -284,11 +284,14 @@ func startProsody(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool) (
 	return cfgFile
 }
 
-// TestS2SProsody federates Ambrosia with a real Prosody, once with
-// certificates both trust (SASL EXTERNAL, Prosody's s2s_secure_auth) and
-// once with dialback only (neither trusts the other's certificate).
-func TestS2SProsody(t *testing.T) {
-	requireTools(t, "slixmpp", "prosody", "prosodyctl", "unshare")
+// peerChat is the scenario of the real-peer tests, run once with
+// certificates both trust (SASL EXTERNAL) and once with dialback only
+// (the peer's certificates come from a CA Ambrosia does not trust, and it
+// does not trust Ambrosia's): start runs the peer for domain on peerIP; a
+// slixmpp user on each side subscribe, see presence and
+// chat both ways; check looks at Ambrosia's log for the method used.
+func peerChat(t *testing.T, domain string, start func(t testing.TB, ca *fedCA, peerIP, ambIP string, trust bool),
+	check func(t *testing.T, log, method string, trust bool)) {
 	for _, tc := range []struct {
 		name, method string
 		trust        bool
@@ -298,34 +301,44 @@ func TestS2SProsody(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ca := newFedCA(t)
-			ambIP, proIP := loopbackPair(t)
-			prosodyCA := ca
+			ambIP, peerIP := loopbackPair(t)
+			peerCA := ca
 			if !tc.trust {
-				// Prosody gets certificates from a CA Ambrosia does not
-				// trust, and does not trust Ambrosia's.
-				prosodyCA = newFedCA(t)
+				peerCA = newFedCA(t)
 			}
-			startProsody(t, prosodyCA, proIP, ambIP, tc.trust)
+			start(t, peerCA, peerIP, ambIP, tc.trust)
 			a := startFedServer(t, ca, fedOptions{domain: "ambrosia.test", trust: tc.trust, s2sAddr: net.JoinHostPort(ambIP, "5269"),
-				hosts: map[string]string{"prosody.test": net.JoinHostPort(proIP, "5269")}})
+				hosts: map[string]string{domain: net.JoinHostPort(peerIP, "5269")}})
 			a.addUser(t, "alice@ambrosia.test", "alice-pw")
 			mustPython(t, "s2s_chat",
 				"--a", "alice@ambrosia.test", "alice-pw", fmt.Sprint(a.Port), a.CAFile,
-				"--b", "bob@prosody.test", "bob-pw", net.JoinHostPort(proIP, "5222"), prosodyCA.CAFile)
-			if !strings.Contains(a.Log(), `"auth":"`+tc.method+`"`) {
-				t.Errorf("no stream authenticated with %s", tc.method)
-			}
-			// Prosody's mod_smacks acknowledges stanzas on server streams,
-			// but only on streams authenticated before their features, that
-			// is, after SASL EXTERNAL and not with dialback.
-			if tc.trust && !logHas(a.Log(), "outgoing stream up", `"sm":true`) {
-				t.Error("outgoing stream without stream management")
-			}
-			if tc.trust && !logHas(a.Log(), "incoming stream management enabled", `"from":"prosody.test"`) {
-				t.Error("Prosody did not enable stream management on its stream")
-			}
+				"--b", "bob@"+domain, "bob-pw", net.JoinHostPort(peerIP, "5222"), peerCA.CAFile)
+			check(t, a.Log(), tc.method, tc.trust)
 		})
 	}
+}
+
+// TestS2SProsody federates Ambrosia with a real Prosody, once with
+// certificates both trust (SASL EXTERNAL, Prosody's s2s_secure_auth) and
+// once with dialback only (neither trusts the other's certificate).
+func TestS2SProsody(t *testing.T) {
+	requireTools(t, "slixmpp", "prosody", "prosodyctl", "unshare")
+	peerChat(t, "prosody.test", func(t testing.TB, ca *fedCA, peerIP, ambIP string, trust bool) {
+		startProsody(t, ca, peerIP, ambIP, trust)
+	}, func(t *testing.T, log, method string, trust bool) {
+		if !strings.Contains(log, `"auth":"`+method+`"`) {
+			t.Errorf("no stream authenticated with %s", method)
+		}
+		// Prosody's mod_smacks acknowledges stanzas on server streams,
+		// but only on streams authenticated before their features, that
+		// is, after SASL EXTERNAL and not with dialback.
+		if trust && !logHas(log, "outgoing stream up", `"sm":true`) {
+			t.Error("outgoing stream without stream management")
+		}
+		if trust && !logHas(log, "incoming stream management enabled", `"from":"prosody.test"`) {
+			t.Error("Prosody did not enable stream management on its stream")
+		}
+	})
 }
 
 // ejabberdLibs is where Debian installs ejabberd's Erlang applications.
@@ -402,34 +415,13 @@ func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool) 
 // once with dialback only (neither trusts the other's certificate).
 func TestS2SEjabberd(t *testing.T) {
 	requireTools(t, "slixmpp", "ejabberdctl", "erl", "unshare")
-	for _, tc := range []struct {
-		name, method string
-		trust        bool
-	}{
-		{"sasl-external", "sasl-external", true},
-		{"dialback", "dialback", false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			ca := newFedCA(t)
-			ambIP, ejIP := loopbackPair(t)
-			ejCA := ca
-			if !tc.trust {
-				ejCA = newFedCA(t)
+	peerChat(t, "ejabberd.test", startEjabberd, func(t *testing.T, log, method string, _ bool) {
+		for _, msg := range []string{"incoming stream authenticated", "outgoing stream up"} {
+			if !logHas(log, msg, `"auth":"`+method+`"`) {
+				t.Errorf("no %q with %s", msg, method)
 			}
-			startEjabberd(t, ejCA, ejIP, ambIP, tc.trust)
-			a := startFedServer(t, ca, fedOptions{domain: "ambrosia.test", trust: tc.trust, s2sAddr: net.JoinHostPort(ambIP, "5269"),
-				hosts: map[string]string{"ejabberd.test": net.JoinHostPort(ejIP, "5269")}})
-			a.addUser(t, "alice@ambrosia.test", "alice-pw")
-			mustPython(t, "s2s_chat",
-				"--a", "alice@ambrosia.test", "alice-pw", fmt.Sprint(a.Port), a.CAFile,
-				"--b", "bob@ejabberd.test", "bob-pw", net.JoinHostPort(ejIP, "5222"), ejCA.CAFile)
-			for _, msg := range []string{"incoming stream authenticated", "outgoing stream up"} {
-				if !logHas(a.Log(), msg, `"auth":"`+tc.method+`"`) {
-					t.Errorf("no %q with %s", msg, tc.method)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // logHas reports whether a line of log has the message msg and all of

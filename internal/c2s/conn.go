@@ -163,22 +163,16 @@ func (c *conn) abort() {
 // Close ends the stream with a stream error on another goroutine, so that
 // a caller holding locks never waits for this client's socket.
 func (c *conn) Close(condition string) {
-	go c.closeStream(condition, "")
+	go c.closeStream(condition, "", "")
 }
 
 // fail ends the stream with a stream error from the reading goroutine.
-func (c *conn) fail(condition, text string) { c.closeStream(condition, text) }
+func (c *conn) fail(condition, text string) { c.closeStream(condition, text, "") }
 
-// failWith ends the stream with a stream error that carries extra, an
-// application-specific condition element.
-func (c *conn) failWith(condition, text, extra string) { c.closeStreamExtra(condition, text, extra) }
-
-// closeStream writes the stream error (if condition is not "") and our
-// stream end after whatever is queued, and makes the reader close the
-// connection.
-func (c *conn) closeStream(condition, text string) { c.closeStreamExtra(condition, text, "") }
-
-func (c *conn) closeStreamExtra(condition, text, extra string) {
+// closeStream writes the stream error (if condition is not "", with
+// extra, already serialized application-specific elements) and our stream
+// end after whatever is queued, and makes the reader close the connection.
+func (c *conn) closeStream(condition, text, extra string) {
 	c.wmu.Lock()
 	if c.closed {
 		c.wmu.Unlock()
@@ -357,7 +351,7 @@ func (c *conn) checkIdle(now time.Time) {
 	cfg := &c.srv.cfg
 	if p := c.pingedAt.Load(); p != 0 {
 		if now.UnixNano()-p > int64(cfg.PingTimeout) {
-			go c.closeStream("connection-timeout", "")
+			go c.closeStream("connection-timeout", "", "")
 		}
 		return
 	}

@@ -39,7 +39,7 @@ func (c *conn) process(ctx context.Context) bool {
 				return false
 			}
 		case xmlstream.EventStreamEnd:
-			c.closeStream("", "")
+			c.closeStream("", "", "")
 			return false
 		case xmlstream.EventElement:
 			if !c.element(ctx, ev.Elem) {

@@ -110,7 +110,7 @@ func (s *session) Deliver(el *xmlstream.Element) {
 		// The client acknowledges nothing: the queue would grow without end.
 		s.closing = true
 		if c := s.cur; c != nil {
-			go c.closeStream("policy-violation", "too many unacknowledged stanzas")
+			go c.closeStream("policy-violation", "too many unacknowledged stanzas", "")
 		} else {
 			go s.end()
 		}
@@ -320,7 +320,7 @@ func (c *conn) handleSM(el *xmlstream.Element) bool {
 		}
 		if err := s.ackLocked(uint32(h)); err != "" {
 			s.mu.Unlock()
-			c.failWith("undefined-condition", "", err)
+			c.closeStream("undefined-condition", "", err)
 			return false
 		}
 		s.requested = false

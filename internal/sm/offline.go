@@ -59,7 +59,8 @@ func (m *SM) storeOffline(ctx context.Context, s router.Stanza) bool {
 		m.deps.Router.Bounce(ctx, s, stanza.InternalServerError, "")
 	default:
 		m.deps.Metrics.OfflineStored()
-		m.pushOffline(ctx, bare, s)
+		// Stored, so worth a push notification to every registration.
+		m.notify(ctx, bare, s.From, m.pushRegs(ctx, bare.String()))
 	}
 	return true
 }

@@ -119,7 +119,7 @@ func (m *SM) pushIQ(ctx context.Context, sess router.Session, s router.Stanza) b
 		cmd = dis
 	}
 	to, err := jid.Parse(cmd.Attr("jid"))
-	if err != nil || cmd.Attr("jid") == "" {
+	if err != nil {
 		replyError(sess, s, stanza.BadRequest, "The push service's address is missing or invalid.")
 		return true
 	}
@@ -233,15 +233,6 @@ func pushDue(got []*session, msg *xmlstream.Element) []pushReg {
 		}
 	}
 	return regs
-}
-
-// pushOffline notifies every registration of the owner of a message that
-// went to offline storage.
-func (m *SM) pushOffline(ctx context.Context, owner jid.JID, s router.Stanza) {
-	if !storable(s.El) {
-		return
-	}
-	m.notify(ctx, owner, s.From, m.pushRegs(ctx, owner.String()))
 }
 
 // notify publishes a notification of a message from sender to each
