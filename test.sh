@@ -13,7 +13,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 STATICCHECK_VERSION=0.8.2 # staticcheck 2026.2.2, which supports Go 1.26
-DEBIAN_PACKAGES=(python3-slixmpp python3-aioxmpp go-sendxmpp biboumi ngircd prosody ejabberd iproute2 postgresql profanity tmux)
+# e2e/testdata/requirements.tsv lists what the end-to-end tests use and the
+# Debian package of each; it is the one list of them.
+REQUIREMENTS=e2e/testdata/requirements.tsv
+mapfile -t DEBIAN_PACKAGES < <(awk -F'\t' '!/^#/ && NF >= 3 { print $1 }' "$REQUIREMENTS" | sort -u)
 
 short=0
 for arg in "$@"; do
@@ -73,8 +76,64 @@ install_packages() {
 	done
 }
 
+# present KIND NAME: whether the tool of one line of the requirements is there.
+present() {
+	local kind="$1" name="$2" interp d
+	case "$kind" in
+	program)
+		command -v "$name" >/dev/null 2>&1 && return 0
+		for d in /usr/sbin /sbin /usr/local/sbin; do
+			[ -x "$d/$name" ] && return 0
+		done
+		return 1
+		;;
+	python)
+		# Not the python3 on PATH, which may be a pyenv shim without
+		# Debian's modules: the tests run /usr/bin/python3 too.
+		/usr/bin/python3 -c "import $name" >/dev/null 2>&1
+		;;
+	lua)
+		# The interpreter that runs Prosody, named in its #! line.
+		interp="$(head -n 1 "$(command -v prosody 2>/dev/null || echo /usr/bin/prosody)" 2>/dev/null | sed -n 's|^#! *\(/usr/bin/env  *\)\{0,1\}||p')"
+		[ -n "$interp" ] && $interp -e "require '$name'" >/dev/null 2>&1
+		;;
+	postgres)
+		for d in /usr/lib/postgresql/*/bin; do
+			[ -x "$d/initdb" ] && [ -x "$d/$name" ] && return 0
+		done
+		command -v initdb >/dev/null 2>&1 && command -v "$name" >/dev/null 2>&1
+		;;
+	*)
+		echo "test.sh: $REQUIREMENTS: unknown kind $kind" >&2
+		return 1
+		;;
+	esac
+}
+
+# verify_requirements stops the run, naming the packages, when anything the
+# end-to-end tests use is missing after the installation.
+verify_requirements() {
+	local pkg kind name n=0 bad=()
+	step "checking what the end-to-end tests use"
+	while IFS=$'\t' read -r pkg kind name; do
+		case "$pkg" in '#'* | '') continue ;; esac
+		n=$((n + 1))
+		if ! present "$kind" "$name"; then
+			echo "missing $kind $name: install the Debian package $pkg"
+			bad+=("$pkg")
+		fi
+	done <"$REQUIREMENTS"
+	if [ "${#bad[@]}" -ne 0 ]; then
+		echo "test.sh: missing Debian packages: $(printf '%s\n' "${bad[@]}" | sort -u | tr '\n' ' ')" >&2
+		echo "0 passed, 1 failed"
+		exit 1
+	fi
+	echo "all $n present"
+}
+
 if [ "$short" -eq 0 ]; then
 	install_packages
+	verify_requirements
 fi
 
 # Tools are built into the repository's own cache so that nothing outside it

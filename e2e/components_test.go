@@ -61,21 +61,6 @@ func TestExternalComponentEcho(t *testing.T) {
 	}
 }
 
-// findProgram finds a program on PATH or in the sbin directories, which
-// are not on every PATH.
-func findProgram(name string) (string, bool) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, true
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p, true
-		}
-	}
-	return "", false
-}
-
 // startDaemon runs a program in the foreground of its own process group
 // and stops it (SIGTERM, then SIGKILL) when the test ends.
 func startDaemon(t *testing.T, name string, args ...string) (<-chan struct{}, *syncBuffer) {
@@ -92,16 +77,7 @@ func startDaemon(t *testing.T, name string, args ...string) (<-chan struct{}, *s
 // user joins an IRC channel through biboumi and exchanges a message with a
 // plain IRC client in each direction.
 func TestBiboumiIRCGateway(t *testing.T) {
-	requireTools(t, "slixmpp")
-	for _, p := range []string{"biboumi", "ngircd"} {
-		if _, ok := findProgram(p); !ok {
-			msg := "missing " + p + " (Debian: apt-get install biboumi ngircd)"
-			if e2eRequired() {
-				t.Fatal(msg)
-			}
-			t.Skip(msg + "; set AMBROSIA_E2E=1 to make this a failure")
-		}
-	}
+	requireTools(t, "slixmpp", "biboumi", "ngircd")
 	ircAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ircPort))
 	if l, err := net.Listen("tcp", ircAddr); err != nil {
 		t.Fatalf("port %d is taken (%v): biboumi reaches IRC servers only there; stop whatever listens on it (a system ngircd? `service ngircd stop`)", ircPort, err)

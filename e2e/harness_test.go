@@ -99,47 +99,6 @@ func buildServer(out string) (string, error) {
 // e2eRequired reports whether missing tools must fail the tests.
 func e2eRequired() bool { return os.Getenv("AMBROSIA_E2E") == "1" }
 
-// requireTools skips the test, or fails it under AMBROSIA_E2E=1, when a
-// client program or Python module it needs is not installed.
-func requireTools(t testing.TB, tools ...string) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end test skipped in -short mode")
-	}
-	var missing []string
-	for _, tool := range tools {
-		if !toolPresent(tool) {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	msg := fmt.Sprintf("missing %s (Debian: apt-get install python3-slixmpp python3-aioxmpp go-sendxmpp)", strings.Join(missing, ", "))
-	if e2eRequired() {
-		t.Fatal(msg)
-	}
-	t.Skip(msg + "; set AMBROSIA_E2E=1 to make this a failure")
-}
-
-var toolCache sync.Map
-
-func toolPresent(tool string) bool {
-	if v, ok := toolCache.Load(tool); ok {
-		return v.(bool)
-	}
-	var ok bool
-	switch tool {
-	case "slixmpp", "aioxmpp":
-		ok = exec.Command(python, "-c", "import "+tool).Run() == nil
-	default:
-		_, err := exec.LookPath(tool)
-		ok = err == nil
-	}
-	toolCache.Store(tool, ok)
-	return ok
-}
-
 // syncBuffer collects a child's output while the test reads it.
 type syncBuffer struct {
 	mu  sync.Mutex

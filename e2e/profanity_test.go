@@ -178,29 +178,6 @@ func (p *profanityRun) waitExit(t *testing.T, timeout time.Duration) {
 	}
 }
 
-// requirePrograms skips the test, or fails it under AMBROSIA_E2E=1, when
-// one of the programs is not installed, and returns their paths.
-func requirePrograms(t *testing.T, debian string, names ...string) []string {
-	t.Helper()
-	var paths, missing []string
-	for _, n := range names {
-		p, ok := findProgram(n)
-		if !ok {
-			missing = append(missing, n)
-		}
-		paths = append(paths, p)
-	}
-	if len(missing) == 0 {
-		return paths
-	}
-	msg := fmt.Sprintf("missing %s (Debian: apt-get install %s)", strings.Join(missing, ", "), debian)
-	if e2eRequired() {
-		t.Fatal(msg)
-	}
-	t.Skip(msg + "; set AMBROSIA_E2E=1 to make this a failure")
-	return nil
-}
-
 // profanityTools are the programs the profanity tests drive.
 type profanityTools struct{ profanity, tmux string }
 
@@ -208,9 +185,10 @@ type profanityTools struct{ profanity, tmux string }
 // profanity or tmux is missing; tests call it before starting anything.
 func requireProfanity(t *testing.T) profanityTools {
 	t.Helper()
-	requireTools(t, "slixmpp")
-	p := requirePrograms(t, "profanity tmux", "profanity", "tmux")
-	return profanityTools{profanity: p[0], tmux: p[1]}
+	requireTools(t, "slixmpp", "profanity", "tmux")
+	profanity, _ := findProgram("profanity")
+	tmux, _ := findProgram("tmux")
+	return profanityTools{profanity: profanity, tmux: tmux}
 }
 
 // startProfanity runs profanity for jid in a detached tmux session with a

@@ -322,7 +322,7 @@ func peerChat(t *testing.T, domain string, start func(t testing.TB, ca *fedCA, p
 // certificates both trust (SASL EXTERNAL, Prosody's s2s_secure_auth) and
 // once with dialback only (neither trusts the other's certificate).
 func TestS2SProsody(t *testing.T) {
-	requireTools(t, "slixmpp", "prosody", "prosodyctl", "unshare")
+	requireTools(t, "slixmpp", "prosody", "prosodyctl", "lunbound", "unshare")
 	peerChat(t, "prosody.test", func(t testing.TB, ca *fedCA, peerIP, ambIP string, trust bool) {
 		startProsody(t, ca, peerIP, ambIP, trust)
 	}, func(t *testing.T, log, method string, trust bool) {
@@ -795,7 +795,7 @@ func ambrosiaBenchPair(tb testing.TB, pairs int) fedBenchPair {
 // with pairs load accounts on each.
 func prosodyBenchPair(tb testing.TB, pairs int) fedBenchPair {
 	tb.Helper()
-	requireTools(tb, "prosody", "prosodyctl", "unshare")
+	requireTools(tb, "prosody", "prosodyctl", "lunbound", "unshare")
 	ca := newFedCA(tb)
 	ambIP, proIP := loopbackPair(tb)
 	proCA := newFedCA(tb)

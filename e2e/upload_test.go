@@ -15,7 +15,7 @@ import (
 // free loopback port, with a small size limit, and adds alice.
 func startWithUpload(t *testing.T, maxSize int) (*Server, int) {
 	t.Helper()
-	requireTools(t, "slixmpp")
+	requireTools(t, "slixmpp", "aiohttp")
 	port := freePort(t)
 	conf := filepath.Join(t.TempDir(), "ambrosia.toml")
 	// upload.localhost need not resolve: the URLs name localhost, which the
