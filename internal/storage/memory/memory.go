@@ -33,6 +33,12 @@ type Store struct {
 	fast     map[string][]storage.FastToken // by user, see fast.go
 	pep      map[string]map[string]*pepNode // by owner and node, see pep.go
 
+	// mucRooms and mucAffs are the conference rooms and their
+	// affiliations by room JID (and affiliated JID), see muc.go. The
+	// affiliations are apart because a temporary room has them too.
+	mucRooms map[string]mucRoom
+	mucAffs  map[string]map[string]storage.MUCAffiliation
+
 	// offlineEvent holds the event id (storage.WithEventID) of stored
 	// offline messages pushed with one, by message ID.
 	offlineEvent map[int64]string

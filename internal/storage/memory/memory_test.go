@@ -19,3 +19,7 @@ func TestFastTokens(t *testing.T) {
 func TestPEP(t *testing.T) {
 	storagetest.RunPEP(t, func(*testing.T) storagetest.PEPStore { return memory.New() })
 }
+
+func TestMUC(t *testing.T) {
+	storagetest.RunMUC(t, func(*testing.T) storagetest.MUCStore { return memory.New() })
+}
