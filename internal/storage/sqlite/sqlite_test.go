@@ -48,6 +48,13 @@ func TestPEP(t *testing.T) {
 	})
 }
 
+func TestMUC(t *testing.T) {
+	storagetest.RunMUC(t, func(t *testing.T) storagetest.MUCStore {
+		s, _ := openTemp(t)
+		return s
+	})
+}
+
 func TestOpenCreatesPrivateFiles(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data", "nested")
 	path := filepath.Join(dir, "ambrosia.db")
@@ -177,7 +184,7 @@ func TestMigrations(t *testing.T) {
 			name:    "fresh",
 			steps:   [][]string{migrations},
 			version: len(migrations),
-			tables:  []string{"schema_migrations", "accounts", "credentials", "roster_items", "roster_groups", "roster_versions", "archive", "archive_prefs", "archive_prefs_jids"},
+			tables:  []string{"schema_migrations", "accounts", "credentials", "roster_items", "roster_groups", "roster_versions", "archive", "archive_prefs", "archive_prefs_jids", "muc_rooms", "muc_affiliations"},
 		},
 		{
 			name:    "reopen is idempotent",
