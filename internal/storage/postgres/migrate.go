@@ -163,6 +163,28 @@ var migrations = []string{
 	// index: messages pushed without one are all kept.
 	`ALTER TABLE offline_messages ADD COLUMN event TEXT COLLATE "C";
 	CREATE UNIQUE INDEX offline_messages_event ON offline_messages (username, event);`,
+
+	// 9: multi-user chat rooms (XEP-0045), as SQLite's migration 10.
+	// config is opaque to storage, so that the conference service adds
+	// settings without a migration. Affiliations have no foreign key to
+	// rooms: a temporary room, never stored, has them too. A room's
+	// archive and vCard live in archive and private_xml under the room's
+	// JID.
+	`CREATE TABLE muc_rooms (
+		room    TEXT COLLATE "C" PRIMARY KEY,
+		service TEXT COLLATE "C" NOT NULL,
+		config  BYTEA NOT NULL
+	);
+	CREATE INDEX muc_rooms_service ON muc_rooms (service, room);
+
+	CREATE TABLE muc_affiliations (
+		room        TEXT COLLATE "C" NOT NULL,
+		jid         TEXT COLLATE "C" NOT NULL,
+		affiliation TEXT NOT NULL CHECK (affiliation IN ('owner', 'admin', 'member', 'outcast')),
+		nick        TEXT NOT NULL,
+		reason      TEXT NOT NULL,
+		PRIMARY KEY (room, jid)
+	);`,
 }
 
 // migrate brings the database up to len(steps). Each step runs in its own

@@ -26,6 +26,7 @@ var (
 	_ storage.Store      = (*Store)(nil)
 	_ storage.FastTokens = (*Store)(nil)
 	_ storage.PEP        = (*Store)(nil)
+	_ storage.MUC        = (*Store)(nil)
 )
 
 // Store implements storage.Store on a PostgreSQL database. It is safe for

@@ -61,6 +61,13 @@ func TestPEP(t *testing.T) {
 	})
 }
 
+func TestMUC(t *testing.T) {
+	storagetest.RunMUC(t, func(t *testing.T) storagetest.MUCStore {
+		s, _ := openTemp(t)
+		return s
+	})
+}
+
 func TestDatabasesSortLinguistically(t *testing.T) {
 	// The guarantee that the backend sorts by bytes is only tested if the
 	// test databases would sort otherwise.
@@ -127,7 +134,7 @@ func TestMigrations(t *testing.T) {
 			version: len(migrations),
 			tables: []string{"schema_migrations", "accounts", "credentials", "roster_items", "roster_groups", "roster_versions",
 				"offline_messages", "blocklist", "private_xml", "archive", "archive_prefs", "archive_prefs_jids", "fast_tokens",
-				"pep_nodes", "pep_items"},
+				"pep_nodes", "pep_items", "muc_rooms", "muc_affiliations"},
 		},
 		{
 			name:    "reopen is idempotent",
