@@ -219,7 +219,7 @@ func (m *SM) blockingIQ(ctx context.Context, u *user, sess router.Session, s rou
 			if it := u.roster[j.Bare().String()]; it != nil && (it.Subscription == "from" || it.Subscription == "both") {
 				for _, x := range u.sessions {
 					if x.available && x.presence != nil {
-						c := clone(x.presence)
+						c := x.presence.ShallowCopy()
 						c.SetAttr("to", j.String())
 						out = append(out, c)
 					}

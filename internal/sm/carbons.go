@@ -47,7 +47,7 @@ func carbon(owner jid.JID, kind string, msg *xmlstream.Element) *xmlstream.Eleme
 	}
 	w.AddChild(xmlstream.NewElement(nsCarbons, kind)).
 		AddChild(xmlstream.NewElement(nsForward, "forwarded")).
-		AddChild(clone(msg))
+		AddChild(msg.ShallowCopy())
 	return w
 }
 

@@ -123,7 +123,7 @@ func (m *SM) archiveOutgoing(ctx context.Context, s router.Stanza) {
 		return
 	}
 	m.maybePurge(ctx)
-	el := clone(s.El)
+	el := s.El.ShallowCopy()
 	el.SetAttr("from", s.From.String())
 	el.SetAttr("to", s.To.String())
 	id, stamp := m.ids.next()
@@ -146,7 +146,7 @@ func (m *SM) stampIncoming(ctx context.Context, s router.Stanza) router.Stanza {
 	by := owner.String()
 	el := s.El
 	if slices.ContainsFunc(el.Nodes, func(n xmlstream.Node) bool { return n.Elem != nil && isOwnStanzaID(n.Elem, by) }) {
-		el = clone(s.El)
+		el = s.El.ShallowCopy()
 		nodes := make([]xmlstream.Node, 0, len(el.Nodes))
 		for _, n := range el.Nodes {
 			if n.Elem == nil || !isOwnStanzaID(n.Elem, by) {
@@ -163,7 +163,7 @@ func (m *SM) stampIncoming(ctx context.Context, s router.Stanza) router.Stanza {
 		(m.user(by) != nil || m.userExists(ctx, owner)) && m.wantsArchived(ctx, owner, s.From) {
 		m.maybePurge(ctx)
 		id, stamp := m.ids.next()
-		stamped := clone(el)
+		stamped := el.ShallowCopy()
 		sid := xmlstream.NewElement(nsSID, "stanza-id")
 		sid.SetAttr("by", by)
 		sid.SetAttr("id", id)

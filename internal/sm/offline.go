@@ -44,7 +44,7 @@ func (m *SM) storeOffline(ctx context.Context, s router.Stanza) bool {
 		return true
 	}
 	now := time.Now().UTC()
-	el := clone(s.El)
+	el := s.El.ShallowCopy()
 	d := xmlstream.NewElement(nsDelay, "delay")
 	d.SetAttr("from", m.domain.String())
 	d.SetAttr("stamp", now.Format("2006-01-02T15:04:05Z"))

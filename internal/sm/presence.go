@@ -84,7 +84,7 @@ func (m *SM) broadcast(ctx context.Context, u *user, p *xmlstream.Element, initi
 	}
 	for _, x := range u.sessions {
 		if x.available || x.s.JID().Equal(from) {
-			c := clone(p)
+			c := p.ShallowCopy()
 			c.SetAttr("to", x.s.JID().String())
 			x.s.Deliver(c)
 		}
@@ -95,7 +95,7 @@ func (m *SM) broadcast(ctx context.Context, u *user, p *xmlstream.Element, initi
 			continue
 		}
 		if it.Subscription == "from" || it.Subscription == "both" {
-			c := clone(p)
+			c := p.ShallowCopy()
 			c.SetAttr("to", contact.String())
 			out = append(out, router.Stanza{El: c, From: from, To: contact})
 		}
@@ -173,7 +173,7 @@ func (m *SM) probe(ctx context.Context, s router.Stanza) {
 		if it := u.roster[s.From.BareString()]; it != nil && (it.Subscription == "from" || it.Subscription == "both") {
 			for _, x := range u.sessions {
 				if x.available && x.presence != nil {
-					c := clone(x.presence)
+					c := x.presence.ShallowCopy()
 					c.SetAttr("to", s.From.String())
 					out = append(out, router.Stanza{El: c, From: x.s.JID(), To: s.From})
 				}
@@ -244,7 +244,7 @@ func (m *SM) outboundSubscription(ctx context.Context, owner, contact jid.JID, t
 			if u != nil {
 				for _, x := range u.sessions {
 					if x.available && x.presence != nil {
-						c := clone(x.presence)
+						c := x.presence.ShallowCopy()
 						c.SetAttr("to", contact.String())
 						sendPresence = append(sendPresence, c)
 					}
@@ -277,7 +277,7 @@ func (m *SM) outboundSubscription(ctx context.Context, owner, contact jid.JID, t
 	if !forward {
 		return
 	}
-	p := clone(orig)
+	p := orig.ShallowCopy()
 	p.SetAttr("from", owner.String())
 	p.SetAttr("to", contact.String())
 	m.deps.Router.Route(ctx, router.Stanza{El: p, From: owner, To: contact})

@@ -491,12 +491,3 @@ func parsePriority(el *xmlstream.Element) int {
 	}
 	return n
 }
-
-// clone returns a copy of el whose attributes can be changed without
-// touching el; children are shared and must not be modified.
-func clone(el *xmlstream.Element) *xmlstream.Element {
-	c := *el
-	c.Attrs = append([]xmlstream.Attr(nil), el.Attrs...)
-	c.Nodes = el.Nodes[:len(el.Nodes):len(el.Nodes)]
-	return &c
-}

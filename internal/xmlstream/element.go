@@ -186,6 +186,19 @@ func (e *Element) Text() string {
 	return b.String()
 }
 
+// ShallowCopy returns a copy of e whose attributes and list of children can
+// change without touching e, for sending one stanza to many recipients with
+// a different 'to' each: the copy keeps e's raw inner bytes, so serializing
+// it costs a copy of them. The children themselves are shared and must not
+// be modified.
+func (e *Element) ShallowCopy() *Element {
+	c := *e
+	c.parent = nil
+	c.Attrs = append([]Attr(nil), e.Attrs...)
+	c.Nodes = e.Nodes[:len(e.Nodes):len(e.Nodes)]
+	return &c
+}
+
 // AddChild appends c as the last child of e and returns c.
 func (e *Element) AddChild(c *Element) *Element {
 	e.DropRaw()
