@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strconv"
-	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
@@ -15,53 +12,15 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 )
 
-// Namespaces of stanza ids (XEP-0359), data forms (XEP-0004) and result set
-// management (XEP-0059); nsMAM is declared with the carbons.
+// Namespaces of stanza ids (XEP-0359) and data forms (XEP-0004); nsMAM is
+// declared with the carbons.
 const (
 	nsSID   = "urn:xmpp:sid:0"
 	nsXData = "jabber:x:data"
-	nsRSM   = "http://jabber.org/protocol/rsm"
-)
-
-// Page sizes of archive queries: a client that names no max gets
-// defaultMAMMax items, and none gets more than maxMAMMax at once, so that
-// one query cannot make the server read a whole archive into memory.
-const (
-	defaultMAMMax = 50
-	maxMAMMax     = 250
 )
 
 // purgeInterval is how often, at most, expired archive entries are purged.
 const purgeInterval = time.Hour
-
-// stampFormat is XEP-0082 with microseconds, the precision archive stamps
-// keep, so that a stamp a client read back selects the same message.
-const stampFormat = "2006-01-02T15:04:05.000000Z"
-
-// archiveIDs hands out archive ids: microseconds since the epoch, bumped
-// past the last id given so that ids stay unique and increasing within the
-// process. After a restart the clock has moved on, so ids keep increasing.
-type archiveIDs struct{ last atomic.Int64 }
-
-// next returns a new id and the time it stands for.
-func (g *archiveIDs) next() (string, time.Time) {
-	for {
-		last := g.last.Load()
-		v := max(time.Now().UnixMicro(), last+1)
-		if g.last.CompareAndSwap(last, v) {
-			return formatArchiveID(v), time.UnixMicro(v).UTC()
-		}
-	}
-}
-
-// archiveIDWidth is the base-32 length of the largest int64: padding ids to
-// it makes their byte order their numeric order.
-const archiveIDWidth = 13
-
-func formatArchiveID(v int64) string {
-	s := strconv.FormatInt(v, 32)
-	return strings.Repeat("0", archiveIDWidth-len(s)) + s
-}
 
 // archivable says whether a message belongs in the archives: one-to-one
 // chat, or normal messages with a body (XEP-0313 §5.1.1). Errors, group
@@ -108,7 +67,7 @@ func (m *SM) wantsArchived(ctx context.Context, owner, other jid.JID) bool {
 // appendArchive queues el for owner's archive under id; the archiver
 // writes it with others in one transaction.
 func (m *SM) appendArchive(owner, other jid.JID, id string, stamp time.Time, el *xmlstream.Element) {
-	m.archiver.add(m, storage.ArchiveEntry{User: owner.String(), Message: storage.ArchivedMessage{
+	m.archiver.Add(storage.ArchiveEntry{User: owner.String(), Message: storage.ArchivedMessage{
 		ID:     id,
 		Stamp:  stamp,
 		With:   other.BareString(),
@@ -126,7 +85,7 @@ func (m *SM) archiveOutgoing(ctx context.Context, s router.Stanza) {
 	el := s.El.ShallowCopy()
 	el.SetAttr("from", s.From.String())
 	el.SetAttr("to", s.To.String())
-	id, stamp := m.ids.next()
+	id, stamp := m.ids.Next()
 	m.appendArchive(s.From.Bare(), s.To, id, stamp, el)
 }
 
@@ -162,7 +121,7 @@ func (m *SM) stampIncoming(ctx context.Context, s router.Stanza) router.Stanza {
 	if m.deps.Archive != nil && archivable(el) && !s.From.Bare().Equal(owner) &&
 		(m.user(by) != nil || m.userExists(ctx, owner)) && m.wantsArchived(ctx, owner, s.From) {
 		m.maybePurge(ctx)
-		id, stamp := m.ids.next()
+		id, stamp := m.ids.Next()
 		stamped := el.ShallowCopy()
 		sid := xmlstream.NewElement(nsSID, "stanza-id")
 		sid.SetAttr("by", by)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/ambrosia-xmpp/ambrosia/internal/mam"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
@@ -104,7 +105,7 @@ func (m *SM) deliverOffline(ctx context.Context, u *user, sess router.Session) {
 		return
 	}
 	for _, om := range ms {
-		el, err := parseStored(om.Stanza)
+		el, err := mam.ParseStored(om.Stanza)
 		if err != nil {
 			m.log.Error("offline message unreadable, dropped", "user", u.bare.String(), "id", om.ID, "err", err)
 			continue
@@ -114,9 +115,4 @@ func (m *SM) deliverOffline(ctx context.Context, u *user, sess router.Session) {
 	if err := m.deps.Offline.DeleteOffline(ctx, u.bare.String(), ms[len(ms)-1].ID); err != nil {
 		m.log.Error("offline delete", "user", u.bare.String(), "err", err)
 	}
-}
-
-// parseStored reads back a stanza the server serialized itself.
-func parseStored(b []byte) (*xmlstream.Element, error) {
-	return xmlstream.ParseStanza(b, xmlstream.NSClient)
 }

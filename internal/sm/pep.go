@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/mam"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
@@ -410,7 +411,7 @@ func itemsEvent(node string, items []storage.PEPItem) *xmlstream.Element {
 
 // payloadElement parses a stored payload; nil if it cannot be read.
 func payloadElement(b []byte) *xmlstream.Element {
-	el, err := parseStored(b)
+	el, err := mam.ParseStored(b)
 	if err != nil {
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/ambrosia-xmpp/ambrosia/internal/mam"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
@@ -89,7 +90,7 @@ func (m *SM) loadXML(ctx context.Context, user, key string, def *xmlstream.Eleme
 		}
 		return def
 	}
-	el, err := parseStored(b)
+	el, err := mam.ParseStored(b)
 	if err != nil {
 		m.log.Error("private data unreadable", "user", user, "key", key, "err", err)
 		return def

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/mam"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
@@ -72,8 +73,8 @@ type SM struct {
 
 	started time.Time // for XEP-0012 server uptime
 
-	ids       archiveIDs   // XEP-0313 archive ids
-	archiver  *archiver    // batches archive writes; nil without an archive
+	ids       mam.IDs      // XEP-0313 archive ids
+	archiver  *mam.Writer  // batches archive writes; nil without an archive
 	lastPurge atomic.Int64 // Unix nanoseconds of the last archive purge
 	pushes    pushPending  // XEP-0357 notifications awaiting an answer
 	caps      capsState    // XEP-0115 capabilities, for PEP notifications
@@ -132,7 +133,7 @@ func New(cfg Config, d Deps) (*SM, error) {
 	}
 	m := &SM{cfg: cfg, domain: dj, deps: d, started: time.Now(), log: d.Log.With("component", "sm", "domain", cfg.Domain), users: make(map[string]*user)}
 	if d.Archive != nil {
-		m.archiver = newArchiver(d.Archive)
+		m.archiver = mam.NewWriter(d.Archive, m.deps.Metrics.ArchiveWritten, m.log)
 	}
 	return m, nil
 }
@@ -153,7 +154,7 @@ func (m *SM) Run(ctx context.Context) error {
 	m.deps.Router.Unregister(m.domain.Domain(), m)
 	wg.Wait()
 	if m.archiver != nil {
-		m.archiver.flush()
+		m.archiver.Flush()
 	}
 	return nil
 }
