@@ -17,6 +17,11 @@ func cloneArchived(m storage.ArchivedMessage) storage.ArchivedMessage {
 	return m
 }
 
+// findArchived looks id up in ms, which is sorted by ID.
+func findArchived(ms []storage.ArchivedMessage, id string) (int, bool) {
+	return slices.BinarySearchFunc(ms, id, func(x storage.ArchivedMessage, id string) int { return strings.Compare(x.ID, id) })
+}
+
 // AppendArchive implements storage.Archive.
 func (s *Store) AppendArchive(ctx context.Context, user string, m storage.ArchivedMessage) error {
 	if err := ctx.Err(); err != nil {
@@ -28,7 +33,7 @@ func (s *Store) AppendArchive(ctx context.Context, user string, m storage.Archiv
 		s.archive = make(map[string][]storage.ArchivedMessage)
 	}
 	ms := s.archive[user]
-	i, found := slices.BinarySearchFunc(ms, m.ID, func(x storage.ArchivedMessage, id string) int { return strings.Compare(x.ID, id) })
+	i, found := findArchived(ms, m.ID)
 	if found {
 		return fmt.Errorf("memory: append archive %s %s: %w", user, m.ID, storage.ErrExists)
 	}
@@ -89,6 +94,23 @@ func (s *Store) QueryArchive(ctx context.Context, user string, q storage.Archive
 		page.Items = append(page.Items, cloneArchived(m))
 	}
 	return page, nil
+}
+
+// ReplaceArchived implements storage.Archive.
+func (s *Store) ReplaceArchived(ctx context.Context, user, id string, stanza []byte) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory: replace archived %s %s: %w", user, id, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ms := s.archive[user]
+	i, found := findArchived(ms, id)
+	if !found {
+		return fmt.Errorf("memory: replace archived %s %s: %w", user, id, storage.ErrNotFound)
+	}
+	// Cloned because the caller keeps its slice and may reuse it.
+	ms[i].Stanza = bytes.Clone(stanza)
+	return nil
 }
 
 // DeleteArchiveBefore implements storage.Archive.
