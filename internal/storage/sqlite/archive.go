@@ -141,6 +141,31 @@ func queryArchive(ctx context.Context, tx *sql.Tx, user string, q storage.Archiv
 	return page, nil
 }
 
+// ReplaceArchived implements storage.Archive. It takes the ordinary write
+// connection, not the archive writer's: a retraction is rare and changes
+// one row, so it gains nothing from that connection's larger page cache.
+func (s *Store) ReplaceArchived(ctx context.Context, user, id string, stanza []byte) error {
+	if stanza == nil {
+		stanza = []byte{} // the driver binds nil as NULL, which the column refuses
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE archive SET stanza = ? WHERE username = ? AND id = ?`, stanza, user, id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return storage.ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: replace archived %s %s: %w", user, id, err)
+	}
+	return nil
+}
+
 // DeleteArchiveBefore implements storage.Archive.
 func (s *Store) DeleteArchiveBefore(ctx context.Context, cutoff time.Time) (int64, error) {
 	var n int64
