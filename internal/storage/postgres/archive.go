@@ -143,6 +143,18 @@ func queryArchive(ctx context.Context, tx pgx.Tx, user string, q storage.Archive
 	return page, nil
 }
 
+// ReplaceArchived implements storage.Archive.
+func (s *Store) ReplaceArchived(ctx context.Context, user, id string, stanza []byte) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE archive SET stanza = $1 WHERE username = $2 AND id = $3`, bytea(stanza), user, id)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = storage.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: replace archived %s %s: %w", user, id, err)
+	}
+	return nil
+}
+
 // DeleteArchiveBefore implements storage.Archive.
 func (s *Store) DeleteArchiveBefore(ctx context.Context, cutoff time.Time) (int64, error) {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM archive WHERE stamp_us < $1`, cutoff.UnixMicro())
