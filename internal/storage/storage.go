@@ -263,6 +263,12 @@ type Archive interface {
 	// QueryArchive returns one page of user's archive. It returns
 	// ErrNotFound if q.AfterID or q.BeforeID is not in the archive.
 	QueryArchive(ctx context.Context, user string, q ArchiveQuery) (ArchivePage, error)
+	// ReplaceArchived replaces the stanza of the archived message id of user,
+	// keeping its id, stamp and correspondent: what a retraction or a
+	// moderation (XEP-0424, XEP-0425) leaves in the archive is a tombstone in
+	// place of the message. It returns ErrNotFound if user's archive has no
+	// such message.
+	ReplaceArchived(ctx context.Context, user, id string, stanza []byte) error
 	// DeleteArchiveBefore removes, from every user's archive, the messages
 	// stamped before cutoff, and returns how many went.
 	DeleteArchiveBefore(ctx context.Context, cutoff time.Time) (int64, error)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -257,4 +258,88 @@ func testArchiveBatch(t *testing.T, s storage.Store) {
 	if err := s.AppendArchiveBatch(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// tombstone is what a retraction leaves of message i of fillArchive.
+func tombstone(i int) []byte {
+	return fmt.Appendf(nil, "<message id='m%d'><retracted xmlns='urn:xmpp:message-retract:1'/></message>", i)
+}
+
+func testArchiveReplace(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	const juliet = "juliet@example.com"
+	all := fillArchive(t, s, juliet, 6)
+	// The same ids in another archive, which must not change with juliet's.
+	other := fillArchive(t, s, "romeo@example.net", 6)
+
+	if err := s.ReplaceArchived(ctx, juliet, all[2].ID, tombstone(2)); err != nil {
+		t.Fatalf("ReplaceArchived: %v", err)
+	}
+	want := slices.Clone(all)
+	want[2].Stanza = tombstone(2)
+	p := queryArchive(t, s, juliet, storage.ArchiveQuery{Max: 10})
+	wantArchiveItems(t, "after replace", p.Items, want)
+	if p.Count != 6 || !p.Complete {
+		t.Fatalf("after replace: count %d complete %v", p.Count, p.Complete)
+	}
+	// The message keeps its place for queries by correspondent, time and id.
+	p = queryArchive(t, s, juliet, storage.ArchiveQuery{With: all[2].With, Start: all[2].Stamp, End: all[2].Stamp, Max: 10})
+	wantArchiveItems(t, "by with and stamp", p.Items, want[2:3])
+	p = queryArchive(t, s, juliet, storage.ArchiveQuery{AfterID: all[1].ID, BeforeID: all[3].ID, Max: 10})
+	wantArchiveItems(t, "by id", p.Items, want[2:3])
+
+	// A moderation after a retraction replaces the tombstone in turn, and
+	// an empty stanza is kept as such.
+	if err := s.ReplaceArchived(ctx, juliet, all[2].ID, []byte("<message id='m2'/>")); err != nil {
+		t.Fatalf("ReplaceArchived again: %v", err)
+	}
+	if err := s.ReplaceArchived(ctx, juliet, all[5].ID, nil); err != nil {
+		t.Fatalf("ReplaceArchived with nil: %v", err)
+	}
+	want[2].Stanza, want[5].Stanza = []byte("<message id='m2'/>"), nil
+	p = queryArchive(t, s, juliet, storage.ArchiveQuery{Max: 10})
+	wantArchiveItems(t, "after second replace", p.Items, want)
+
+	p = queryArchive(t, s, "romeo@example.net", storage.ArchiveQuery{Max: 10})
+	wantArchiveItems(t, "other archive", p.Items, other)
+}
+
+func testArchiveReplaceNotFound(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	const juliet = "juliet@example.com"
+	all := fillArchive(t, s, juliet, 3)
+	other := fillArchive(t, s, "romeo@example.net", 5)
+
+	err := s.ReplaceArchived(ctx, juliet, "nope", tombstone(0))
+	wantErr(t, "unknown id", err, storage.ErrNotFound)
+	// other[4].ID is only in romeo's archive.
+	err = s.ReplaceArchived(ctx, juliet, other[4].ID, tombstone(4))
+	wantErr(t, "id of another user's archive", err, storage.ErrNotFound)
+	err = s.ReplaceArchived(ctx, "nobody@example.com", all[0].ID, tombstone(0))
+	wantErr(t, "empty archive", err, storage.ErrNotFound)
+
+	p := queryArchive(t, s, juliet, storage.ArchiveQuery{Max: 10})
+	wantArchiveItems(t, "juliet's archive", p.Items, all)
+	p = queryArchive(t, s, "romeo@example.net", storage.ArchiveQuery{Max: 10})
+	wantArchiveItems(t, "romeo's archive", p.Items, other)
+	p = queryArchive(t, s, "nobody@example.com", storage.ArchiveQuery{Max: 10})
+	if len(p.Items) != 0 || p.Count != 0 {
+		t.Fatalf("failed replace created an archive: %+v", p)
+	}
+}
+
+func testArchiveReplaceIsCopy(t *testing.T, s storage.Store) {
+	const juliet = "juliet@example.com"
+	all := fillArchive(t, s, juliet, 2)
+	in := tombstone(1)
+	if err := s.ReplaceArchived(t.Context(), juliet, all[1].ID, in); err != nil {
+		t.Fatalf("ReplaceArchived: %v", err)
+	}
+	for i := range in {
+		in[i] = 'X'
+	}
+	want := slices.Clone(all)
+	want[1].Stanza = tombstone(1)
+	p := queryArchive(t, s, juliet, storage.ArchiveQuery{Max: 10})
+	wantArchiveItems(t, "after modifying the caller's slice", p.Items, want)
 }

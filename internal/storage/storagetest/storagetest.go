@@ -51,6 +51,9 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"ArchiveRetention", testArchiveRetention},
 		{"ArchivePrefs", testArchivePrefs},
 		{"ArchiveBatch", testArchiveBatch},
+		{"ArchiveReplace", testArchiveReplace},
+		{"ArchiveReplaceNotFound", testArchiveReplaceNotFound},
+		{"ArchiveReplaceIsCopy", testArchiveReplaceIsCopy},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
