@@ -87,6 +87,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 
+	conference, err := newMUC(cfg, r, store, mon, log)
+	if err != nil {
+		return err
+	}
+
 	var components *component.Server
 	if len(cfg.Component.External) > 0 && cfg.Component.Addr != "" {
 		cc := component.DefaultConfig()
@@ -106,7 +111,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	var wg sync.WaitGroup
-	errc := make(chan error, len(comps)+5)
+	errc := make(chan error, len(comps)+6)
 	for _, c := range comps {
 		wg.Add(1)
 		go func() {
@@ -133,6 +138,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		go func() {
 			defer wg.Done()
 			if err := federation.Run(ctx); err != nil {
+				errc <- err
+				cancel()
+			}
+		}()
+	}
+	if conference != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := conference.Run(ctx); err != nil {
 				errc <- err
 				cancel()
 			}
@@ -193,6 +208,7 @@ type storeBackend interface {
 	storage.Store
 	storage.FastTokens
 	storage.PEP
+	storage.MUC
 	Close() error
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/c2s"
 	"github.com/ambrosia-xmpp/ambrosia/internal/config"
+	"github.com/ambrosia-xmpp/ambrosia/internal/muc"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
@@ -40,6 +41,28 @@ func newSessionManagers(cfg config.Config, r *router.Router, store smStore, m sm
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// newMUC builds the conference service of every configured domain, the
+// same way for `serve` and `service muc`; nil when [muc] disables it.
+func newMUC(cfg config.Config, r *router.Router, store muc.Store, m muc.Metrics, log *slog.Logger) (*muc.Service, error) {
+	if !cfg.MUC.Enabled {
+		return nil, nil
+	}
+	mc := muc.DefaultConfig()
+	mc.Services = map[string]string{}
+	for _, d := range cfg.Domains {
+		mc.Services[cfg.MUC.Component+"."+d] = d
+	}
+	mc.Create = cfg.MUC.Create
+	mc.Admins = cfg.MUC.Admins
+	mc.MaxRoomsPerUser = cfg.MUC.MaxRoomsPerUser
+	mc.Archive = cfg.Archive.Enabled
+	mc.Limits.MaxUsers = cfg.MUC.MaxOccupants
+	mc.Limits.MaxHistory = cfg.MUC.MaxHistory
+	mc.Limits.MessageRate = cfg.MUC.MessageRate
+	mc.Limits.MessageBurst = cfg.MUC.MessageBurst
+	return muc.New(mc, muc.Deps{Router: r, Store: store, Log: log, Metrics: m})
 }
 
 // c2sConfig is the client edge's configuration, the same for `serve` and

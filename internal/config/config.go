@@ -45,6 +45,7 @@ type Config struct {
 	Component Component `toml:"component"`
 	S2S       S2S       `toml:"s2s"`
 	Upload    Upload    `toml:"upload"`
+	MUC       MUC       `toml:"muc"`
 }
 
 // Component configures the listener for external components (XEP-0114).
@@ -254,6 +255,17 @@ func Default() Config {
 			ConnectTimeout: Duration(30 * time.Second),
 			IdleTimeout:    Duration(10 * time.Minute),
 		},
+		// Prosody's mod_muc and mod_muc_limits defaults, near enough.
+		MUC: MUC{
+			Enabled:         true,
+			Component:       "conference",
+			Create:          "local",
+			MaxRoomsPerUser: 100,
+			MaxOccupants:    10000,
+			MaxHistory:      50,
+			MessageRate:     5,
+			MessageBurst:    20,
+		},
 		// Prosody keeps shared files a week; 100 MiB is ejabberd's limit.
 		Upload: Upload{
 			Enabled:     true,
@@ -383,6 +395,12 @@ func setFromString(v reflect.Value, s string) error {
 			return err
 		}
 		v.SetInt(int64(n))
+	case v.Kind() == reflect.Float64:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return err
+		}
+		v.SetFloat(f)
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
 		var parts []string
 		for _, p := range strings.Split(s, ",") {
@@ -499,6 +517,81 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Upload.validate(c.Domains, seen); err != nil {
 		return err
+	}
+	if err := c.MUC.validate(c.Domains, seen, c.Upload); err != nil {
+		return err
+	}
+	return nil
+}
+
+// MUC configures the multi-user chat service (XEP-0045) on
+// Component.<domain> for each domain.
+type MUC struct {
+	Enabled bool `toml:"enabled"`
+	// Component is the first label of the service's domain.
+	Component string `toml:"component"`
+	// Create says who may create rooms: "anyone" (remote users too),
+	// "local" (users of the domain), "admins" or "nobody".
+	Create string `toml:"create"`
+	// Admins are bare JIDs that may always create rooms.
+	Admins []string `toml:"admins"`
+	// MaxRoomsPerUser bounds the rooms one user may have created; 0 does
+	// not limit.
+	MaxRoomsPerUser int `toml:"max_rooms_per_user"`
+	// MaxOccupants is the most occupants any room may allow.
+	MaxOccupants int `toml:"max_occupants"`
+	// MaxHistory is the most messages of history a room sends newcomers.
+	MaxHistory int `toml:"max_history"`
+	// MessageRate is how many messages per second an occupant may send
+	// on average, MessageBurst how many at once; 0 does not limit.
+	MessageRate  float64 `toml:"message_rate"`
+	MessageBurst int     `toml:"message_burst"`
+}
+
+// validate checks the [muc] section; seen holds the domains taken by the
+// served domains and the external components.
+func (m *MUC) validate(domains []string, seen map[string]bool, up Upload) error {
+	if !m.Enabled {
+		return nil
+	}
+	if m.Component == "" || strings.ContainsAny(m.Component, "@/. ") {
+		return fmt.Errorf("muc.component: %q is not a domain label such as conference", m.Component)
+	}
+	if up.Enabled && up.Component == m.Component {
+		return fmt.Errorf("muc.component: %q is also upload.component", m.Component)
+	}
+	for _, d := range domains {
+		j, err := jid.New("", m.Component+"."+d, "")
+		if err != nil {
+			return fmt.Errorf("muc.component: %s.%s is not a valid domain", m.Component, d)
+		}
+		if seen[j.Domain()] {
+			return fmt.Errorf("muc.component: %s is already a served domain or an external component", j.Domain())
+		}
+	}
+	switch m.Create {
+	case "anyone", "local", "admins", "nobody":
+	default:
+		return fmt.Errorf("muc.create: %q is not anyone, local, admins or nobody", m.Create)
+	}
+	for i, a := range m.Admins {
+		j, err := jid.Parse(a)
+		if err != nil || j.Local() == "" || j.Resource() != "" {
+			return fmt.Errorf("muc.admins: %q is not a bare JID such as admin@example.org", a)
+		}
+		m.Admins[i] = j.String()
+	}
+	switch {
+	case m.MaxRoomsPerUser < 0:
+		return errors.New("muc.max_rooms_per_user: must not be negative (0 means no limit)")
+	case m.MaxOccupants < 1:
+		return errors.New("muc.max_occupants: must be at least 1")
+	case m.MaxHistory < 0:
+		return errors.New("muc.max_history: must not be negative")
+	case m.MessageRate < 0 || m.MessageBurst < 0:
+		return errors.New("muc.message_rate, muc.message_burst: must not be negative")
+	case m.MessageRate > 0 && m.MessageBurst < 1:
+		return errors.New("muc.message_burst: must be at least 1 when muc.message_rate is set")
 	}
 	return nil
 }

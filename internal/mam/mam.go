@@ -292,3 +292,16 @@ func Fin(iq *xmlstream.Element, page storage.ArchivePage) *xmlstream.Element {
 func ParseStored(b []byte) (*xmlstream.Element, error) {
 	return xmlstream.ParseStanza(b, xmlstream.NSClient)
 }
+
+// StampOf returns the time an id of IDs stands for, which is the stamp
+// the message was archived with; ok is false for an id IDs did not make.
+func StampOf(id string) (t time.Time, ok bool) {
+	if len(id) != idWidth {
+		return time.Time{}, false
+	}
+	v, err := strconv.ParseInt(id, 32, 64)
+	if err != nil || v < 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMicro(v).UTC(), true
+}

@@ -2,6 +2,7 @@ package sm
 
 import (
 	"context"
+	"slices"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
@@ -24,6 +25,7 @@ func (m *SM) outboundPresence(ctx context.Context, sess router.Session, s router
 	}
 	if !s.To.IsZero() {
 		// Directed presence goes where it is sent.
+		m.noteDirected(sess, s.From, s.To, typ == "")
 		m.deps.Router.Route(ctx, s)
 		return
 	}
@@ -51,7 +53,10 @@ func (m *SM) outboundPresence(ctx context.Context, sess router.Session, s router
 		}
 		wasAvailable := me.available
 		me.available, me.presence = false, nil
+		directed := me.directed
+		me.directed = nil
 		u.mu.Unlock()
+		m.directedUnavailable(ctx, s.From, directed, s.El)
 		m.capsPresence(ctx, u.bare, s.From, s.El)
 		if wasAvailable {
 			m.broadcast(ctx, u, s.El, false)
@@ -116,6 +121,68 @@ func (m *SM) broadcast(ctx context.Context, u *user, p *xmlstream.Element, initi
 	for _, s := range out {
 		m.deps.Router.Route(ctx, s)
 	}
+}
+
+// noteDirected records directed presence a session sent (RFC 6121
+// §4.6.2): available adds the addressee to those told when the session
+// goes away, unavailable removes it.
+func (m *SM) noteDirected(sess router.Session, from, to jid.JID, available bool) {
+	u := m.user(from.BareString())
+	if u == nil || to.Bare().Equal(from.Bare()) {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, x := range u.sessions {
+		if x.s != sess {
+			continue
+		}
+		i := slices.IndexFunc(x.directed, to.Equal)
+		switch {
+		case available && i < 0 && len(x.directed) < maxDirected:
+			x.directed = append(x.directed, to)
+		case !available && i >= 0:
+			x.directed = slices.Delete(x.directed, i, i+1)
+		}
+		return
+	}
+}
+
+// maxDirected bounds the directed presences a session's unavailable
+// presence goes to: a client that joins more rooms than that leaves the
+// rest to time out (XEP-0410).
+const maxDirected = 1000
+
+// directedUnavailable sends a session's unavailable presence, or a bare
+// one when p is nil, to the entities it sent directed presence to.
+func (m *SM) directedUnavailable(ctx context.Context, from jid.JID, to []jid.JID, p *xmlstream.Element) {
+	for _, t := range to {
+		var el *xmlstream.Element
+		if p != nil {
+			el = p.ShallowCopy()
+		} else {
+			el = xmlstream.NewElement(xmlstream.NSClient, "presence")
+			el.SetAttr("type", "unavailable")
+		}
+		el.SetAttr("from", from.String())
+		el.SetAttr("to", t.String())
+		m.deps.Router.Route(ctx, router.Stanza{El: el, From: from, To: t})
+	}
+}
+
+// sessionGone tells everyone who saw a session that ended that it is
+// gone: its contacts if it was available, and the entities it sent
+// directed presence to.
+func (m *SM) sessionGone(ctx context.Context, u *user, x *session) {
+	u.mu.Lock()
+	directed := x.directed
+	x.directed = nil
+	available := x.available
+	u.mu.Unlock()
+	if available {
+		m.broadcastUnavailable(ctx, u, x)
+	}
+	m.directedUnavailable(ctx, x.s.JID(), directed, nil)
 }
 
 // broadcastUnavailable tells everyone who saw session x available that it

@@ -114,6 +114,10 @@ type session struct {
 	carbons     bool               // enabled XEP-0280 carbons
 	blockPushes bool               // asked for the blocklist: receives pushes
 	push        *pushReg           // XEP-0357 registration this session enabled
+	// directed are the entities the session sent directed available
+	// presence to (RFC 6121 §4.6), such as the rooms it joined: they get
+	// its unavailable presence when it goes away. nil for most sessions.
+	directed []jid.JID
 }
 
 // New returns a session manager for cfg.Domain.
@@ -186,9 +190,7 @@ func (m *SM) Bind(ctx context.Context, s router.Session) error {
 	if old != nil {
 		// RFC 6120 §7.7.2.2: the new session takes the resource over.
 		old.s.Close("conflict")
-		if old.available {
-			m.broadcastUnavailable(ctx, u, old)
-		}
+		m.sessionGone(ctx, u, old)
 	}
 	return nil
 }
@@ -211,8 +213,8 @@ func (m *SM) Unbind(ctx context.Context, s router.Session) {
 	empty := len(u.sessions) == 0
 	status := u.lastStatus
 	u.mu.Unlock()
-	if gone != nil && gone.available {
-		m.broadcastUnavailable(ctx, u, gone)
+	if gone != nil {
+		m.sessionGone(ctx, u, gone)
 	}
 	if empty && gone != nil {
 		m.recordLast(ctx, u, status)

@@ -518,3 +518,27 @@ func TestLastActivity(t *testing.T) {
 		t.Fatalf("forged record: %s", r)
 	}
 }
+
+// TestDirectedPresence checks RFC 6121 §4.6: an entity that got directed
+// presence from a session (a room the user joined, say) learns when the
+// session goes away, even when it is not a contact.
+func TestDirectedPresence(t *testing.T) {
+	s, a, b := twoUsers(t)
+	a.Send("<presence to='bob@localhost/b'><show>chat</show></presence>")
+	b.Expect("directed presence", isPresence("alice@localhost/a", ""))
+	a.Close()
+	b.Expect("unavailable after the session ended", isPresence("alice@localhost/a", "unavailable"))
+
+	// Directed unavailable takes the entity off the list: it is not told
+	// twice.
+	c := s.Login(t, "alice", "wonderland", "c")
+	c.Send("<presence to='bob@localhost/b'/>")
+	b.Expect("directed presence", isPresence("alice@localhost/c", ""))
+	c.Send("<presence to='bob@localhost/b' type='unavailable'/>")
+	b.Expect("directed unavailable", isPresence("alice@localhost/c", "unavailable"))
+	c.Close()
+	b.Send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if got := b.Expect("ping answer", func(el *xmlstream.Element) bool { return el.Local == "presence" || isIQ("p")(el) }); got.Local == "presence" {
+		t.Fatalf("a second unavailable arrived: %s", got)
+	}
+}

@@ -258,7 +258,7 @@ func (r *Room) ownerIQ(el, q *xmlstream.Element, from, to jid.JID, actor *occupa
 	}
 	switch f.Type {
 	case dataform.TypeCancel:
-		if r.locked {
+		if r.state.Locked {
 			// §10.1.3: cancelling the initial configuration destroys the room.
 			r.destroy(nil)
 		}
@@ -277,8 +277,8 @@ func (r *Room) ownerIQ(el, q *xmlstream.Element, from, to jid.JID, actor *occupa
 	old := r.state.Config
 	r.state.Config = c
 	r.res.StateChanged = true
-	wasLocked := r.locked
-	r.locked = false
+	wasLocked := r.state.Locked
+	r.state.Locked = false
 	r.reply(el, from, to, stanza.Result(el))
 	if setOwners {
 		r.replaceList(Owner, owners, actor)

@@ -131,7 +131,7 @@ func (r *Room) join(el *xmlstream.Element, from, to jid.JID) {
 	if !r.Exists() {
 		r.create(bare, x != nil)
 		created = true
-	} else if r.locked && r.affiliation(bare) != Owner {
+	} else if r.state.Locked && r.affiliation(bare) != Owner {
 		fail(stanza.ItemNotFound, "The room is being created and not open yet.")
 		return
 	}
@@ -211,7 +211,8 @@ func passwordMatches(x *xmlstream.Element, want string) bool {
 func (r *Room) create(owner jid.JID, locked bool) {
 	r.state.Created = r.deps.Now().UTC()
 	r.state.Secret = r.deps.NewID() + r.deps.NewID()
-	r.locked = locked
+	r.state.Creator = owner.BareString()
+	r.state.Locked = locked
 	rec := Record{JID: owner.BareString(), Affiliation: Owner}
 	r.setRecord(rec)
 	r.res.Affiliations = append(r.res.Affiliations, rec)
@@ -323,7 +324,7 @@ func (r *Room) removeOccupant(o *occupant, rm removal) {
 		delete(r.bySess, s.jid.String())
 	}
 	r.count -= len(o.sessions)
-	if len(r.occ) == 0 && (!r.state.Config.Persistent || r.locked) {
+	if len(r.occ) == 0 && (!r.state.Config.Persistent || r.state.Locked) {
 		// A temporary room ends with its last occupant (XEP-0045 §10.1).
 		r.res.Destroyed = true
 	}

@@ -151,7 +151,6 @@ type Room struct {
 	jid    jid.JID
 	deps   Deps
 	state  State
-	locked bool // created and not yet configured (XEP-0045 §10.1)
 
 	affs     map[string]*Record   // by bare JID or domain
 	reserved map[string]string    // registered nick key -> bare JID
@@ -218,10 +217,28 @@ func (r *Room) Occupants() int { return len(r.occ) }
 func (r *Room) Empty() bool { return len(r.occ) == 0 }
 
 // Locked reports that the room awaits its initial configuration.
-func (r *Room) Locked() bool { return r.locked }
+func (r *Room) Locked() bool { return r.state.Locked }
 
 // Exists reports whether the room has been created.
 func (r *Room) Exists() bool { return !r.state.Created.IsZero() }
+
+// MayReadArchive reports whether a user may query the room's archive
+// (XEP-0313 §5.2): anyone not banned from an open, public room without a
+// password; occupants and members otherwise.
+func (r *Room) MayReadArchive(from jid.JID) bool {
+	if !r.Exists() || r.state.Locked || !r.state.Config.Logging {
+		return false
+	}
+	aff := r.affiliation(from.Bare())
+	switch {
+	case aff == Outcast:
+		return false
+	case aff >= Member || r.bySess[from.String()] != nil:
+		return true
+	}
+	c := r.state.Config
+	return c.Public && !c.MembersOnly && c.Password == ""
+}
 
 // SetVCard sets the room's vCard as loaded from storage.
 func (r *Room) SetVCard(v *xmlstream.Element) { r.vcard = v }
@@ -280,7 +297,7 @@ func (r *Room) Handle(el *xmlstream.Element, from, to jid.JID) *Result {
 		return &r.res
 	}
 	join := el.Local == stanza.Presence && el.Attr("type") == "" && to.Resource() != ""
-	if !join && (!r.Exists() || r.locked && r.affiliation(from.Bare()) != Owner) {
+	if !join && (!r.Exists() || r.state.Locked && r.affiliation(from.Bare()) != Owner) {
 		// XEP-0045 §17.2: a room that does not exist, or is not unlocked
 		// yet, answers item-not-found.
 		if el.Local != stanza.Presence || el.Attr("type") != "unavailable" {

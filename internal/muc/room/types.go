@@ -196,6 +196,12 @@ type State struct {
 	Subject Subject   `json:"subject"`
 	Secret  string    `json:"secret"`
 	Created time.Time `json:"created"`
+	// Creator is the bare JID of who created the room, for the limit of
+	// rooms per user.
+	Creator string `json:"creator,omitempty"`
+	// Locked is set while the room awaits its initial configuration
+	// (XEP-0045 §10.1): nobody but its owner may enter.
+	Locked bool `json:"locked,omitempty"`
 	// AvatarHash is the SHA-1 of the vCard photo (XEP-0486), "" if none.
 	AvatarHash string `json:"avatar_hash,omitempty"`
 }

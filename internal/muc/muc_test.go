@@ -1,0 +1,255 @@
+package muc
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
+)
+
+const service = "conference.localhost"
+
+func startService(t *testing.T, s *xmpptest.Server, adjust func(*Config)) *Service {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Services = map[string]string{service: "localhost"}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	m, err := New(cfg, Deps{Router: s.Router, Store: s.Store, Log: xmpptest.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Register(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, d := range m.Domains() {
+			s.Router.Unregister(d, m)
+		}
+		m.Stop()
+	})
+	return m
+}
+
+// restart replaces the service by a new one on the same store, as after
+// a restart of the process.
+func restart(t *testing.T, s *xmpptest.Server, m *Service) *Service {
+	t.Helper()
+	for _, d := range m.Domains() {
+		s.Router.Unregister(d, m)
+	}
+	m.Stop()
+	return startService(t, s, nil)
+}
+
+func users(t *testing.T, names ...string) (*xmpptest.Server, map[string]*xmpptest.Client) {
+	s := xmpptest.StartServer(t, nil)
+	cs := map[string]*xmpptest.Client{}
+	for _, n := range names {
+		s.AddUser(t, n+"@localhost", "pw-"+n)
+		cs[n] = s.Login(t, n, "pw-"+n, "r")
+		cs[n].Send("<presence/>")
+		cs[n].Expect("own presence", func(el *xmlstream.Element) bool { return el.Local == "presence" })
+	}
+	return s, cs
+}
+
+func is(local, from, typ string) func(*xmlstream.Element) bool {
+	return func(el *xmlstream.Element) bool {
+		return el.Local == local && (from == "" || el.Attr("from") == from) && el.Attr("type") == typ
+	}
+}
+
+func contains(el *xmlstream.Element, subs ...string) error {
+	s := el.String()
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return fmt.Errorf("%s lacks %s", s, sub)
+		}
+	}
+	return nil
+}
+
+// join enters room as nick and reads up to the subject.
+func join(t *testing.T, c *xmpptest.Client, room, nick string) *xmlstream.Element {
+	t.Helper()
+	c.Send("<presence to='" + room + "/" + nick + "'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	self := c.Expect("self-presence", func(el *xmlstream.Element) bool {
+		return el.Local == "presence" && strings.Contains(el.String(), "code='110'")
+	})
+	c.Expect("subject", func(el *xmlstream.Element) bool { return el.Local == "message" && el.Child(xmlstream.NSClient, "subject") != nil })
+	return self
+}
+
+func configure(t *testing.T, c *xmpptest.Client, room, fields string) {
+	t.Helper()
+	c.Send("<iq type='set' id='cfg' to='" + room + "'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>" + fields + "</x></query></iq>")
+	if r := c.Expect("config result", is("iq", room, "result")); r.Attr("id") != "cfg" {
+		t.Fatalf("config: %s", r)
+	}
+}
+
+func boolField(v string) string {
+	return "<field var='" + v + "'><value>1</value></field>"
+}
+
+func TestRoomOverSessions(t *testing.T) {
+	s, c := users(t, "alice", "bob")
+	m := startService(t, s, nil)
+	const room = "tea@" + service
+	self := join(t, c["alice"], room, "Alice")
+	if err := contains(self, "code='201'", "affiliation='owner'"); err != nil {
+		t.Fatal(err)
+	}
+	configure(t, c["alice"], room, boolField("muc#roomconfig_persistentroom"))
+	join(t, c["bob"], room, "Bob")
+	c["alice"].Expect("bob's presence", is("presence", room+"/Bob", ""))
+
+	c["bob"].Send("<message to='" + room + "' type='groupchat' id='m1'><body>hello</body></message>")
+	for _, n := range []string{"alice", "bob"} {
+		got := c[n].Expect("reflection", is("message", room+"/Bob", "groupchat"))
+		if err := contains(got, "<body>hello</body>", "urn:xmpp:sid:0", "id='m1'"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The room's archive has it.
+	c["alice"].Send("<iq type='set' id='q' to='" + room + "'><query xmlns='urn:xmpp:mam:2' queryid='x'/></iq>")
+	res := c["alice"].Expect("archive result", is("message", room, ""))
+	if err := contains(res, "queryid='x'", "<body>hello</body>", "from='"+room+"/Bob'"); err != nil {
+		t.Fatal(err)
+	}
+	c["alice"].Expect("fin", is("iq", room, "result"))
+
+	// The directory lists it, and the server lists the service.
+	c["bob"].Send("<iq type='get' id='d' to='" + service + "'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+	if err := contains(c["bob"].Expect("directory", is("iq", service, "result")), "jid='"+room+"'"); err != nil {
+		t.Fatal(err)
+	}
+	c["bob"].Send("<iq type='get' id='s' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+	if err := contains(c["bob"].Expect("services", is("iq", "localhost", "result")), "jid='"+service+"'"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Bob's connection drops: alice sees him leave (his server sends the
+	// unavailable presence of his directed presence).
+	c["bob"].Close()
+	c["alice"].Expect("bob left", is("presence", room+"/Bob", "unavailable"))
+
+	// After a restart the persistent room is back with its owner and its
+	// history.
+	m = restart(t, s, m)
+	c["alice"].Send("<presence to='" + room + "/Alice' type='unavailable'/>")
+	b2 := s.Login(t, "bob", "pw-bob", "again")
+	b2.Send("<presence to='" + room + "/Bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	b2.Expect("history", func(el *xmlstream.Element) bool {
+		return el.Local == "message" && strings.Contains(el.String(), "<body>hello</body>") && strings.Contains(el.String(), "urn:xmpp:delay")
+	})
+	b2.Send("<iq type='get' id='o' to='" + room + "'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='owner'/></query></iq>")
+	if err := contains(b2.Expect("owner list", func(el *xmlstream.Element) bool { return el.Local == "iq" && el.Attr("id") == "o" }), "forbidden"); err != nil {
+		t.Fatal(err)
+	}
+	_ = m
+}
+
+func TestTemporaryRoomGone(t *testing.T) {
+	s, c := users(t, "alice")
+	startService(t, s, nil)
+	const room = "brief@" + service
+	join(t, c["alice"], room, "A")
+	configure(t, c["alice"], room, "")
+	c["alice"].Send("<presence to='" + room + "/A' type='unavailable'/>")
+	c["alice"].Expect("left", is("presence", room+"/A", "unavailable"))
+	if _, err := s.Store.MUCRoom(context.Background(), room); err == nil {
+		t.Fatal("an empty temporary room is still stored")
+	}
+	c["alice"].Send("<message to='" + room + "' type='groupchat'><body>x</body></message>")
+	if err := contains(c["alice"].Expect("error", is("message", room, "error")), "item-not-found"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCreationPolicy(t *testing.T) {
+	s, c := users(t, "alice", "root")
+	startService(t, s, func(cfg *Config) { cfg.Create = CreateAdmins; cfg.Admins = []string{"root@localhost"} })
+	c["alice"].Send("<presence to='new@" + service + "/A'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	if err := contains(c["alice"].Expect("refusal", is("presence", "new@"+service+"/A", "error")), "not-allowed"); err != nil {
+		t.Fatal(err)
+	}
+	join(t, c["root"], "new@"+service, "R")
+
+	m := &Service{cfg: Config{Create: CreateLocal, Services: map[string]string{service: "localhost"}, MaxRoomsPerUser: 1}, creators: map[string]int{}}
+	if cond, _ := m.mayCreate(jid.MustParse("eve@remote.example/x"), service); cond != "not-allowed" {
+		t.Errorf("a remote user may create rooms under the local policy: %q", cond)
+	}
+	m.creators["bob@localhost"] = 1
+	if cond, _ := m.mayCreate(jid.MustParse("bob@localhost/x"), service); cond != "not-allowed" {
+		t.Errorf("the room limit did not apply: %q", cond)
+	}
+	if cond, _ := m.mayCreate(jid.MustParse("carol@localhost/x"), service); cond != "" {
+		t.Errorf("a local user may not create: %q", cond)
+	}
+}
+
+func TestDirectoryPaging(t *testing.T) {
+	s, c := users(t, "alice")
+	m := startService(t, s, func(cfg *Config) { cfg.MaxRoomsPerUser = 0 })
+	for i := range 5 {
+		room := fmt.Sprintf("r%d@%s", i, service)
+		join(t, c["alice"], room, "A")
+		configure(t, c["alice"], room, boolField("muc#roomconfig_persistentroom"))
+	}
+	hidden := "zhidden@" + service
+	join(t, c["alice"], hidden, "A")
+	configure(t, c["alice"], hidden, boolField("muc#roomconfig_persistentroom")+"<field var='muc#roomconfig_publicroom'><value>0</value></field>")
+	page := func(set string) string {
+		c["alice"].Send("<iq type='get' id='d' to='" + service + "'><query xmlns='http://jabber.org/protocol/disco#items'>" + set + "</query></iq>")
+		return c["alice"].Expect("items", func(el *xmlstream.Element) bool { return el.Local == "iq" && el.Attr("id") == "d" }).String()
+	}
+	// The directory is cached briefly; a new service reads it afresh.
+	restart(t, s, m)
+	all := page("")
+	if strings.Count(all, "<item ") != 5 || strings.Contains(all, "zhidden") {
+		t.Fatalf("directory: %s", all)
+	}
+	p1 := page("<set xmlns='http://jabber.org/protocol/rsm'><max>2</max></set>")
+	if !strings.Contains(p1, "r0@") || !strings.Contains(p1, "r1@") || strings.Contains(p1, "r2@") || !strings.Contains(p1, "<count>5</count>") {
+		t.Fatalf("first page: %s", p1)
+	}
+	p2 := page("<set xmlns='http://jabber.org/protocol/rsm'><max>2</max><after>r1@" + service + "</after></set>")
+	if !strings.Contains(p2, "r2@") || !strings.Contains(p2, "r3@") || strings.Contains(p2, "r1@") {
+		t.Fatalf("second page: %s", p2)
+	}
+	last := page("<set xmlns='http://jabber.org/protocol/rsm'><max>2</max><before/></set>")
+	if !strings.Contains(last, "r3@") || !strings.Contains(last, "r4@") || strings.Contains(last, "r2@") {
+		t.Fatalf("last page: %s", last)
+	}
+}
+
+func TestModerationTombstone(t *testing.T) {
+	s, c := users(t, "alice", "bob")
+	startService(t, s, nil)
+	const room = "mod@" + service
+	join(t, c["alice"], room, "A")
+	configure(t, c["alice"], room, boolField("muc#roomconfig_persistentroom"))
+	join(t, c["bob"], room, "B")
+	c["bob"].Send("<message to='" + room + "' type='groupchat'><body>spam spam</body></message>")
+	got := c["alice"].Expect("spam", is("message", room+"/B", "groupchat"))
+	sid := got.Child("urn:xmpp:sid:0", "stanza-id").Attr("id")
+	c["alice"].Send("<iq type='set' id='mod' to='" + room + "'><moderate id='" + sid + "' xmlns='urn:xmpp:message-moderate:1'><retract xmlns='urn:xmpp:message-retract:1'/></moderate></iq>")
+	c["bob"].Expect("retraction", func(el *xmlstream.Element) bool {
+		return el.Local == "message" && el.Child("urn:xmpp:message-retract:1", "retract") != nil
+	})
+	c["alice"].Send("<iq type='set' id='q' to='" + room + "'><query xmlns='urn:xmpp:mam:2'/></iq>")
+	r := c["alice"].Expect("archived", is("message", room, ""))
+	if strings.Contains(r.String(), "spam") || !strings.Contains(r.String(), "retracted") {
+		t.Fatalf("archive after moderation: %s", r)
+	}
+}
