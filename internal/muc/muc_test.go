@@ -85,7 +85,9 @@ func join(t *testing.T, c *xmpptest.Client, room, nick string) *xmlstream.Elemen
 	self := c.Expect("self-presence", func(el *xmlstream.Element) bool {
 		return el.Local == "presence" && strings.Contains(el.String(), "code='110'")
 	})
-	c.Expect("subject", func(el *xmlstream.Element) bool { return el.Local == "message" && el.Child(xmlstream.NSClient, "subject") != nil })
+	c.Expect("subject", func(el *xmlstream.Element) bool {
+		return el.Local == "message" && el.Child(xmlstream.NSClient, "subject") != nil
+	})
 	return self
 }
 

@@ -148,9 +148,9 @@ type pendingIQ struct {
 
 // Room is one multi-user chat room.
 type Room struct {
-	jid    jid.JID
-	deps   Deps
-	state  State
+	jid   jid.JID
+	deps  Deps
+	state State
 
 	affs     map[string]*Record   // by bare JID or domain
 	reserved map[string]string    // registered nick key -> bare JID
