@@ -296,3 +296,63 @@ func TestSplitRefused(t *testing.T) {
 		t.Fatalf("a refused service bound a domain:\n%s", g.log.String())
 	}
 }
+
+// TestSplitMUC runs the conference service as two instances of `ambrosia
+// service muc` behind two gateways, on PostgreSQL: a persistent room is
+// created and used by users on different gateways, then the instance that
+// owns the room is killed with SIGKILL. The other instance takes the room
+// over from the database: a self-ping (XEP-0410) tells the occupants to
+// rejoin, and the configuration, the membership and the archive are
+// intact.
+func TestSplitMUC(t *testing.T) {
+	requireTools(t, "slixmpp")
+	pg := pgtest.New(t)
+	dsn := pg.Database(t, pgtest.DatabaseOptions{})
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "ambrosia.toml")
+	doc := "[storage]\nbackend = \"postgres\"\npostgres_dsn = " + strconv.Quote(dsn) + "\n"
+	if err := os.WriteFile(conf, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"alice", "bob"} {
+		ambrosia(t, "pw\n", "user", "add", u+"@"+domain, "--config", conf)
+	}
+	a, b := startGateway(t, "gateway A"), startGateway(t, "gateway B")
+	gws := []*splitGateway{a, b}
+	startSM(t, "service sm", dir, gws, "--config", conf)
+	ids := []string{"muc-1", "muc-2"}
+	mucs := map[string]*splitProc{}
+	for _, id := range ids {
+		mucs[id] = startMUC(t, "service muc "+id, dir, gws, "--instance", id, "--config", conf)
+	}
+	a.waitLog(t, `"msg":"bound"`, 3)
+	b.waitLog(t, `"msg":"bound"`, 3)
+
+	const room = "split@conference." + domain
+	goFile := filepath.Join(dir, "go")
+	flow := startPython(t, "split_muc", "--port", strconv.Itoa(a.port), "--bob-port", strconv.Itoa(b.port),
+		"--ca", filepath.Join(dir, "tls", domain+".crt"), "--alice", "alice@"+domain+"/a", "--bob", "bob@"+domain+"/b",
+		"--password", "pw", "--room", room, "--go-file", goFile, "--timeout", "80")
+	flow.waitLine(t, "READY", 60*time.Second)
+	owner := ids[router.Owner(room, ids)]
+	mucs[owner].kill()
+	if err := os.WriteFile(goFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := flow.wait(t)
+	t.Logf("split_muc.py (killed %s):\n%s", owner, out)
+	if !strings.Contains(out, "configuration and membership intact") || !strings.Contains(out, "bob got 'after'") {
+		t.Fatalf("the room did not come back on the other instance:\n%s", out)
+	}
+}
+
+func startMUC(t *testing.T, name, dataDir string, gws []*splitGateway, extra ...string) *splitProc {
+	t.Helper()
+	var addrs []string
+	for _, g := range gws {
+		addrs = append(addrs, g.svcAddr())
+	}
+	args := append([]string{"service", "muc", "--domain", domain, "--data", dataDir, "--service-secret", splitSecret,
+		"--gateway", strings.Join(addrs, ","), "--log-format", "json", "--log-level", "debug"}, extra...)
+	return startSplit(t, name, args...)
+}

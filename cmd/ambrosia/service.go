@@ -19,16 +19,18 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 )
 
-// serviceCmd runs one service linked to gateways: `ambrosia service sm`.
+// serviceCmd runs one service linked to gateways: `ambrosia service sm`
+// or `ambrosia service muc`.
 func serviceCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "usage: ambrosia service sm --gateway HOST:PORT [flags]")
+		fmt.Fprintln(stderr, "usage: ambrosia service sm|muc --gateway HOST:PORT [flags]")
 		return errUsage
 	}
-	if args[0] != "sm" {
-		return fmt.Errorf("service: unknown service %q (known: sm)", args[0])
+	name := args[0]
+	if name != "sm" && name != "muc" {
+		return fmt.Errorf("service: unknown service %q (known: sm, muc)", name)
 	}
-	fs := newFlagSet("service sm", stderr)
+	fs := newFlagSet("service "+name, stderr)
 	var cf configFlags
 	var lf linkFlags
 	var gateways, instance, user, seeOther string
@@ -75,30 +77,60 @@ func serviceCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sms, err := newSessionManagers(cfg, r, store, mon, log)
-	if err != nil {
-		return err
-	}
-	smDone := make(chan error, len(sms))
 	var bindings []link.Binding
-	for i, m := range sms {
-		go func() { smDone <- m.Run(ctx) }()
-		d := cfg.Domains[i]
-		// The session manager registers itself for its domain; take that
-		// back, so that stanzas to its users go through a gateway, which
-		// knows the instance owning each user.
-		for j := 0; j < 1000; j++ {
-			if c, ok := r.Lookup(d); ok && c == router.Component(m) {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
-		r.Unregister(d, m)
-		certPEM, keyPEM, err := domainPEM(cfg, d)
+	var stop func() error // after the links end: stops what runs here
+	switch name {
+	case "sm":
+		sms, err := newSessionManagers(cfg, r, store, mon, log)
 		if err != nil {
 			return err
 		}
-		bindings = append(bindings, link.Binding{Domain: d, Kind: "sm", Component: m, CertPEM: certPEM, KeyPEM: keyPEM})
+		smDone := make(chan error, len(sms))
+		for i, m := range sms {
+			go func() { smDone <- m.Run(ctx) }()
+			d := cfg.Domains[i]
+			// The session manager registers itself for its domain; take
+			// that back, so that stanzas to its users go through a
+			// gateway, which knows the instance owning each user.
+			for j := 0; j < 1000; j++ {
+				if c, ok := r.Lookup(d); ok && c == router.Component(m) {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			r.Unregister(d, m)
+			certPEM, keyPEM, err := domainPEM(cfg, d)
+			if err != nil {
+				return err
+			}
+			bindings = append(bindings, link.Binding{Domain: d, Kind: "sm", Component: m, CertPEM: certPEM, KeyPEM: keyPEM})
+		}
+		stop = func() error {
+			var err error
+			for range sms {
+				if e := <-smDone; e != nil && !errors.Is(e, context.Canceled) {
+					err = errors.Join(err, e)
+				}
+			}
+			return err
+		}
+	case "muc":
+		conf, err := newMUC(cfg, r, store, mon, log)
+		if err != nil {
+			return err
+		}
+		if conf == nil {
+			return errors.New("service muc: [muc] enabled = false")
+		}
+		// Not registered with this process's router: stanzas to rooms go
+		// through a gateway, which knows the instance owning each room.
+		if err := conf.Start(ctx); err != nil {
+			return err
+		}
+		for _, d := range conf.Domains() {
+			bindings = append(bindings, link.Binding{Domain: d, Kind: "muc", Component: conf})
+		}
+		stop = func() error { conf.Stop(); return nil }
 	}
 	svc, err := link.NewService(link.ServiceConfig{
 		Gateways: strings.Split(gateways, ","), Username: user, Secret: lf.secretValue(), External: lf.cert != "" && lf.secretValue() == "",
@@ -108,15 +140,10 @@ func serviceCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	r.SetFallback(svc.Forwarder())
-	log.Info("service starting", "version", version(), "service", "sm", "domains", cfg.Domains, "gateways", gateways)
+	log.Info("service starting", "version", version(), "service", name, "domains", cfg.Domains, "gateways", gateways)
 	err = svc.Run(ctx)
 	cancel()
-	for range sms {
-		if e := <-smDone; e != nil && !errors.Is(e, context.Canceled) {
-			err = errors.Join(err, e)
-		}
-	}
-	return err
+	return errors.Join(err, stop())
 }
 
 // domainPEM returns the certificate and key of domain that the gateways

@@ -211,8 +211,18 @@ func (g *Gateway) TLSConfig() *tls.Config {
 			if c, ok := g.certs[name]; ok {
 				return c, nil
 			}
-			for _, c := range g.certs {
-				return c, nil
+			// A client that names no known domain gets the certificate of
+			// a domain users log in to, not that of a service such as a
+			// conference domain; the same one every time.
+			var pick string
+			for d := range g.certs {
+				rm := g.remotes[d]
+				if pick == "" || (rm != nil && rm.kind == "sm") && (g.remotes[pick] == nil || g.remotes[pick].kind != "sm" || d < pick) {
+					pick = d
+				}
+			}
+			if pick != "" {
+				return g.certs[pick], nil
 			}
 			return nil, errors.New("gateway: no domain bound yet")
 		},

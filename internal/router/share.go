@@ -56,6 +56,7 @@ func (r *RoundRobin) Next(count int) int {
 	return int((r.n.Add(1) - 1) % uint64(count))
 }
 
-// Stateful reports whether instances of kind keep per-user state, so that
-// stanzas must go to the owner of the user rather than to any instance.
-func Stateful(kind string) bool { return kind == "sm" }
+// Stateful reports whether instances of kind keep per-entity state, so
+// that stanzas must go to the owner of their addressee rather than to any
+// instance: the session manager's users, the conference service's rooms.
+func Stateful(kind string) bool { return kind == "sm" || kind == "muc" }
