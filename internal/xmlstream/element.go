@@ -194,7 +194,8 @@ func (e *Element) Text() string {
 func (e *Element) ShallowCopy() *Element {
 	c := *e
 	c.parent = nil
-	c.Attrs = append([]Attr(nil), e.Attrs...)
+	// Room for one more attribute: copies are made to add a 'to'.
+	c.Attrs = append(make([]Attr, 0, len(e.Attrs)+1), e.Attrs...)
 	c.Nodes = e.Nodes[:len(e.Nodes):len(e.Nodes)]
 	return &c
 }

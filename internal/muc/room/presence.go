@@ -174,7 +174,7 @@ func (r *Room) join(el *xmlstream.Element, from, to jid.JID) {
 	// The room roster first, the newcomer's own presence last (§7.2.3).
 	for _, p := range r.sortedOccupants() {
 		if p != o {
-			r.res.send(r.presenceOf(p, r.canSeeJIDs(o), nil), from)
+			r.res.send(r.presenceOf(p, r.canSeeJIDs(o)), from)
 		}
 	}
 	var codes []string
@@ -235,7 +235,7 @@ func (r *Room) update(o *occupant, el *xmlstream.Element, from, to jid.JID) {
 	}
 	for _, p := range r.sortedOccupants() {
 		if p != o {
-			r.res.send(r.presenceOf(p, r.canSeeJIDs(o), nil), from)
+			r.res.send(r.presenceOf(p, r.canSeeJIDs(o)), from)
 		}
 	}
 	r.broadcastPresence(o, nil, nil, el.Attr("id"))
@@ -409,13 +409,21 @@ func (r *Room) presenceEl(o *occupant, withJID jid.JID, x *presExtra, codes []st
 	return p
 }
 
-// presenceOf is an occupant's presence as another occupant sees it.
-func (r *Room) presenceOf(o *occupant, withJID bool, x *presExtra) *xmlstream.Element {
-	var j jid.JID
+// presenceOf is an occupant's current presence as another occupant sees
+// it, from the cache.
+func (r *Room) presenceOf(o *occupant, withJID bool) *xmlstream.Element {
+	i := 0
 	if withJID {
-		j = o.current().jid
+		i = 1
 	}
-	return r.presenceEl(o, j, x, nil, "")
+	if o.shown[i] == nil {
+		var j jid.JID
+		if withJID {
+			j = o.current().jid
+		}
+		o.shown[i] = reparse(r.presenceEl(o, j, nil, nil, ""))
+	}
+	return o.shown[i]
 }
 
 // selfPresence is an occupant's presence as one of its own sessions sees
@@ -428,6 +436,7 @@ func (r *Room) selfPresence(o *occupant, self jid.JID, x *presExtra, codes []str
 // sessions with status 110 and codes; the others as the room's
 // anonymity and presence-broadcast settings allow.
 func (r *Room) broadcastPresence(o *occupant, x *presExtra, codes []string, id string) {
+	o.shown = [2]*xmlstream.Element{}
 	self := append([]string{"110"}, codes...)
 	for _, s := range o.sessions {
 		r.res.send(r.selfPresence(o, s.jid, x, self, id), s.jid)
@@ -458,10 +467,19 @@ func (r *Room) broadcastPresence(o *occupant, x *presExtra, codes []string, id s
 			}
 		}
 	}
+	plain := x == nil && len(shared) == 0
 	if len(withJID) > 0 {
-		r.res.send(r.presenceEl(o, o.current().jid, x, shared, ""), withJID...)
+		if plain {
+			r.res.send(r.presenceOf(o, true), withJID...)
+		} else {
+			r.res.send(r.presenceEl(o, o.current().jid, x, shared, ""), withJID...)
+		}
 	}
 	if len(without) > 0 {
-		r.res.send(r.presenceEl(o, jid.JID{}, x, shared, ""), without...)
+		if plain {
+			r.res.send(r.presenceOf(o, false), without...)
+		} else {
+			r.res.send(r.presenceEl(o, jid.JID{}, x, shared, ""), without...)
+		}
 	}
 }

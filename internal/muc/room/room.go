@@ -112,6 +112,11 @@ type occupant struct {
 	// Message rate limit: a token bucket.
 	tokens float64
 	filled time.Time
+	// shown caches the presence others see, without and with the real
+	// JID, serialized once: every newcomer receives it, which makes
+	// seating n occupants n² presences. Any change goes through
+	// broadcastPresence, which drops it.
+	shown [2]*xmlstream.Element
 }
 
 func (o *occupant) current() *session { return o.sessions[len(o.sessions)-1] }
