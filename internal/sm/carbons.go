@@ -1,6 +1,8 @@
 package sm
 
 import (
+	"slices"
+
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
@@ -9,9 +11,11 @@ import (
 
 // Namespaces of Message Carbons (XEP-0280) and forwarding (XEP-0297).
 const (
-	nsCarbons = "urn:xmpp:carbons:2"
-	nsForward = "urn:xmpp:forward:0"
-	nsMAM     = "urn:xmpp:mam:2"
+	nsCarbons    = "urn:xmpp:carbons:2"
+	nsForward    = "urn:xmpp:forward:0"
+	nsMUCUser    = "http://jabber.org/protocol/muc#user"
+	nsConference = "jabber:x:conference"
+	nsMAM        = "urn:xmpp:mam:2"
 )
 
 // carbonEligible applies XEP-0280 §6: chat messages, and normal messages
@@ -20,6 +24,18 @@ func carbonEligible(el *xmlstream.Element) bool {
 	if el.Child(nsCarbons, "private") != nil || el.Child(nsHints, "no-copy") != nil {
 		return false
 	}
+	if el.Attr("type") == "groupchat" {
+		// XEP-0280 §6: the room already sends it to every joined client.
+		return false
+	}
+	if el.Child(nsConference, "x") != nil {
+		// Direct (XEP-0249) invitations are copied.
+		return true
+	}
+	if x := el.Child(nsMUCUser, "x"); x != nil && x.Child(nsMUCUser, "invite") != nil {
+		// So are mediated ones (XEP-0045 §7.8.2).
+		return true
+	}
 	switch el.Attr("type") {
 	case "chat":
 		return true
@@ -27,6 +43,13 @@ func carbonEligible(el *xmlstream.Element) bool {
 		return el.Child(el.Space, "body") != nil
 	}
 	return false
+}
+
+// mucPrivate reports whether el is a private message of a multi-user
+// chat room exchanged with the occupant JID peer (XEP-0045 §7.5).
+func mucPrivate(el *xmlstream.Element, peer jid.JID) bool {
+	x := el.Child(nsMUCUser, "x")
+	return x != nil && peer.Resource() != "" && x.Child(nsMUCUser, "invite") == nil
 }
 
 // forgedWrapper reports whether a client's message carries what only the
@@ -83,10 +106,13 @@ func (m *SM) sentCarbons(sess router.Session, s router.Stanza) {
 	if u == nil {
 		return
 	}
+	// XEP-0280 §6: a private message to a room occupant is copied only to
+	// the clients joined to that room (under the same nick).
+	room := mucPrivate(s.El, s.To)
 	var w *xmlstream.Element
 	u.mu.Lock()
 	for _, x := range u.sessions {
-		if x.carbons && x.s != sess {
+		if x.carbons && x.s != sess && (!room || slices.ContainsFunc(x.directed, func(j jid.JID) bool { return j.Bare().Equal(s.To.Bare()) })) {
 			if w == nil {
 				w = carbon(u.bare, "sent", s.El)
 			}
@@ -101,7 +127,9 @@ func (m *SM) sentCarbons(sess router.Session, s router.Stanza) {
 // resources to the others that enabled carbons; got lists the sessions
 // that had it. u.mu is held.
 func receivedCarbonsLocked(u *user, s router.Stanza, got []*session) {
-	if !carbonEligible(s.El) || s.From.Bare().Equal(u.bare) {
+	if !carbonEligible(s.El) || s.From.Bare().Equal(u.bare) || mucPrivate(s.El, s.From) {
+		// XEP-0280 §6: a room sends its private messages to every client
+		// joined under the nick itself.
 		return
 	}
 	var w *xmlstream.Element

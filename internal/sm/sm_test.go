@@ -1,12 +1,14 @@
 package sm_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
@@ -541,4 +543,66 @@ func TestDirectedPresence(t *testing.T) {
 	if got := b.Expect("ping answer", func(el *xmlstream.Element) bool { return el.Local == "presence" || isIQ("p")(el) }); got.Local == "presence" {
 		t.Fatalf("a second unavailable arrived: %s", got)
 	}
+}
+
+// TestCarbonsMUC applies the multi-user chat rules of XEP-0280 §6: a
+// private message to a room occupant is copied only to the clients joined
+// to that room, one received from an occupant is not copied (the room
+// sends it to every joined client), group chat is never copied and
+// invitations are.
+func TestCarbonsMUC(t *testing.T) {
+	s, a, _ := twoUsers(t)
+	a2 := s.Login(t, "alice", "wonderland", "a2")
+	a2.Send("<presence/>")
+	a2.Expect("own presence", isPresence(a2.JID, ""))
+	for i, c := range []*xmpptest.Client{a, a2} {
+		id := fmt.Sprintf("c%d", i)
+		c.Send("<iq type='set' id='" + id + "'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
+		c.Expect("enable", isIQ(id))
+	}
+	// Only a has joined the room (its server knows from the directed
+	// presence; the room itself is on a server that does not answer).
+	const room = "tea@conference.example"
+	a.Send("<presence to='" + room + "/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	// nothingFor checks, by a ping, that nothing but the answer came.
+	nothingFor := func(c *xmpptest.Client, what string) {
+		t.Helper()
+		c.Send("<iq type='get' id='np'><ping xmlns='urn:xmpp:ping'/></iq>")
+		for {
+			el := c.Element()
+			if el.Attr("id") == "np" {
+				return
+			}
+			if el.Local == "message" && el.Child("urn:xmpp:carbons:2", "sent") != nil || el.Child("urn:xmpp:carbons:2", "received") != nil {
+				t.Fatalf("%s: a carbon came: %s", what, el)
+			}
+		}
+	}
+	a.Send("<message to='" + room + "/Bob' type='chat' id='pm1'><body>psst</body><x xmlns='http://jabber.org/protocol/muc#user'/></message>")
+	nothingFor(a2, "PM to an occupant of a room a2 is not in")
+	a2.Send("<presence to='" + room + "/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	a.Send("<message to='" + room + "/Bob' type='chat' id='pm2'><body>psst</body><x xmlns='http://jabber.org/protocol/muc#user'/></message>")
+	a2.Expect("sent carbon of a PM in a joined room", func(e *xmlstream.Element) bool {
+		return e.Child("urn:xmpp:carbons:2", "sent") != nil && strings.Contains(e.String(), "pm2")
+	})
+
+	route := func(xml string) {
+		el, err := xmlstream.ParseStanza([]byte(xml), xmlstream.NSClient)
+		if err != nil {
+			t.Fatal(err)
+		}
+		from, to := jid.MustParse(el.Attr("from")), jid.MustParse(el.Attr("to"))
+		s.Router.Route(context.Background(), router.Stanza{El: el, From: from, To: to})
+	}
+	route("<message from='" + room + "/Bob' to='" + a.JID + "' type='chat' id='pm3'><body>back</body><x xmlns='http://jabber.org/protocol/muc#user'/></message>")
+	a.Expect("PM from an occupant", func(e *xmlstream.Element) bool { return e.Attr("id") == "pm3" })
+	nothingFor(a2, "PM from an occupant")
+	route("<message from='" + room + "/Bob' to='" + a.JID + "' type='groupchat' id='g1'><body>all</body></message>")
+	a.Expect("group chat", func(e *xmlstream.Element) bool { return e.Attr("id") == "g1" })
+	nothingFor(a2, "group chat")
+	route("<message from='" + room + "' to='" + a.JID + "' id='inv'><x xmlns='http://jabber.org/protocol/muc#user'><invite from='bob@example'/></x></message>")
+	a.Expect("invitation", func(e *xmlstream.Element) bool { return e.Attr("id") == "inv" })
+	a2.Expect("received carbon of an invitation", func(e *xmlstream.Element) bool {
+		return e.Child("urn:xmpp:carbons:2", "received") != nil && strings.Contains(e.String(), "inv")
+	})
 }
