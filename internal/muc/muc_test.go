@@ -3,10 +3,14 @@ package muc
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/muc/room"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xeps"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
 )
@@ -254,4 +258,35 @@ func TestModerationTombstone(t *testing.T) {
 	if strings.Contains(r.String(), "spam") || !strings.Contains(r.String(), "retracted") {
 		t.Fatalf("archive after moderation: %s", r)
 	}
+}
+
+// TestFeaturesMatchCatalogue: the service announces exactly what the
+// catalogue lists for it, and the features rooms announce in every
+// configuration are exactly those the catalogue lists for rooms.
+func TestFeaturesMatchCatalogue(t *testing.T) {
+	same := func(what string, have, want []string) {
+		t.Helper()
+		have, want = slices.Sorted(slices.Values(have)), slices.Sorted(slices.Values(want))
+		if !slices.Equal(slices.Compact(have), slices.Compact(want)) {
+			t.Errorf("%s announces %v, the catalogue lists %v", what, have, want)
+		}
+	}
+	same("the service", ServiceFeatures(), xeps.MUCFeatures())
+	seen := map[string]bool{}
+	for bits := range 1 << 7 {
+		c := room.DefaultConfig()
+		c.Persistent, c.Public, c.MembersOnly, c.Moderated = bits&1 != 0, bits&2 != 0, bits&4 != 0, bits&8 != 0
+		if bits&16 != 0 {
+			c.Password = "pw"
+		}
+		if bits&32 != 0 {
+			c.Whois = room.WhoisAnyone
+		}
+		c.VoiceRequests = bits&64 != 0
+		r := room.New(jid.MustParse("r@"+service), room.State{Config: c}, nil, room.Deps{Archiving: true})
+		for _, f := range r.Features() {
+			seen[f] = true
+		}
+	}
+	same("rooms", slices.Collect(maps.Keys(seen)), xeps.RoomFeatures())
 }

@@ -19,8 +19,9 @@ type Spec struct {
 	Note string
 	// Server lists the disco#info features announced on the server's
 	// domain; Account those announced on a user's bare JID; Upload those
-	// of the HTTP upload service.
-	Server, Account, Upload []string
+	// of the HTTP upload service; MUC those of the conference service and
+	// Room those a room may announce (some only in some configurations).
+	Server, Account, Upload, MUC, Room []string
 	// Tests name the tests that prove the implementation, as "dir.TestName"
 	// with dir the package directory relative to the module root.
 	Tests []string
@@ -36,20 +37,35 @@ func Specs() []Spec {
 			Tests: []string{"e2e.TestIMSubscriptionFlow", "e2e.TestProfanity", "internal/sm.TestSubscriptionFlowAndPresence", "internal/sm.TestMessageRouting"}},
 		{ID: "RFC 7622", Name: "XMPP: Address Format", Status: "complete",
 			Tests: []string{"internal/jid.TestParse", "internal/jid.TestParseInvalid"}},
+		{ID: "RFC 8266", Name: "Preparation, Enforcement, and Comparison of Internationalized Strings Representing Nicknames", Status: "complete", Note: "room nicknames",
+			Tests: []string{"internal/muc/room.TestNickPreparation", "internal/muc/room.TestJoinRefusals"}},
 		{ID: "RFC 7677", Name: "SCRAM-SHA-256 and SCRAM-SHA-256-PLUS", Status: "complete",
 			Tests: []string{"e2e.TestLoginSCRAMSHA256", "internal/c2s.TestLoginEveryMechanism"}},
+		{ID: "XEP-0004", Name: "Data Forms", Status: "complete", Note: "room configuration, registration and voice requests, archive queries, node configuration",
+			Tests: []string{"internal/dataform.TestParseAndBuild", "internal/muc/room.TestConfigForm"}},
 		{ID: "XEP-0030", Name: "Service Discovery", Status: "complete",
 			Server: []string{"http://jabber.org/protocol/disco#info", "http://jabber.org/protocol/disco#items"}, Account: []string{"http://jabber.org/protocol/disco#info"},
 			Upload: []string{"http://jabber.org/protocol/disco#info", "http://jabber.org/protocol/disco#items"},
+			MUC:    []string{"http://jabber.org/protocol/disco#info", "http://jabber.org/protocol/disco#items"},
+			Room:   []string{"http://jabber.org/protocol/disco#info", "http://jabber.org/protocol/disco#items"},
 			Tests:  []string{"e2e.TestPingAndDisco", "e2e.TestDiscoMatchesCatalogue"}},
 		{ID: "XEP-0012", Name: "Last Activity", Status: "complete", Server: []string{"jabber:iq:last"},
 			Tests: []string{"internal/sm.TestLastActivity", "internal/sm.TestEntityTimeAndUptime"}},
+		{ID: "XEP-0045", Name: "Multi-User Chat", Status: "complete", Note: "conference.<domain> ([muc]); in process or as `ambrosia service muc` with rooms spread over instances",
+			MUC: []string{"http://jabber.org/protocol/muc", "http://jabber.org/protocol/muc#stable_id"},
+			Room: []string{"http://jabber.org/protocol/muc", "http://jabber.org/protocol/muc#stable_id", "http://jabber.org/protocol/muc#request", "jabber:iq:register",
+				"muc_persistent", "muc_temporary", "muc_public", "muc_hidden", "muc_membersonly", "muc_open", "muc_moderated", "muc_unmoderated",
+				"muc_passwordprotected", "muc_unsecured", "muc_nonanonymous", "muc_semianonymous"},
+			Tests: []string{"internal/muc/room.TestCreateLockedAndJoinOrder", "internal/muc/room.TestJoinRefusals", "internal/muc/room.TestKickAndBan", "internal/muc/room.TestMembersOnly",
+				"internal/muc/room.TestHistory", "internal/muc/room.TestMultiSession", "internal/muc/room.TestRegistration", "internal/muc.TestRoomOverSessions", "internal/muc.TestDirectoryPaging",
+				"e2e.TestSplitMUC"}},
 		{ID: "XEP-0049", Name: "Private XML Storage", Status: "complete", Server: []string{"jabber:iq:private"},
 			Tests: []string{"e2e.TestIMPrivateAndVCard", "internal/sm.TestPrivateXMLAndVCard"}},
-		{ID: "XEP-0054", Name: "vcard-temp", Status: "complete", Server: []string{"vcard-temp"},
+		{ID: "XEP-0054", Name: "vcard-temp", Status: "complete", Server: []string{"vcard-temp"}, MUC: []string{"vcard-temp"},
 			Tests: []string{"e2e.TestIMPrivateAndVCard", "internal/sm.TestPrivateXMLAndVCard"}},
-		{ID: "XEP-0059", Name: "Result Set Management", Status: "complete", Note: "for Message Archive Management queries",
-			Tests: []string{"e2e.TestArchiveSurvivesRestart", "internal/sm.TestMAMPaging"}},
+		{ID: "XEP-0059", Name: "Result Set Management", Status: "complete", Note: "for Message Archive Management queries and the directory of rooms",
+			MUC:   []string{"http://jabber.org/protocol/rsm"},
+			Tests: []string{"e2e.TestArchiveSurvivesRestart", "internal/sm.TestMAMPaging", "internal/muc.TestDirectoryPaging"}},
 		{ID: "XEP-0077", Name: "In-Band Registration", Status: "complete", Note: "account creation off by default (c2s.allow_registration); password change and account removal always",
 			Server: []string{"jabber:iq:register"},
 			Tests:  []string{"e2e.TestInBandRegistration", "internal/c2s.TestPasswordChangeAndRemoval", "internal/c2s.TestRegistrationOffByDefault"}},
@@ -79,34 +95,53 @@ func Specs() []Spec {
 		{ID: "XEP-0198", Name: "Stream Management", Status: "complete", Note: "with resumption on client streams (c2s.resume_timeout); acknowledgements on server streams",
 			Tests: []string{"e2e.TestStreamManagementResume", "internal/c2s.TestSMResume", "internal/c2s.TestSMResumeTimeout", "internal/s2s.TestUnacknowledgedResent", "internal/s2s.TestIncomingStreamManagement"}},
 		{ID: "XEP-0199", Name: "XMPP Ping", Status: "complete", Server: []string{"urn:xmpp:ping"}, Upload: []string{"urn:xmpp:ping"},
+			MUC: []string{"urn:xmpp:ping"}, Room: []string{"urn:xmpp:ping"},
 			Tests: []string{"e2e.TestPingAndDisco", "internal/c2s.TestWhitespaceKeepaliveAndIdlePing"}},
 		{ID: "XEP-0202", Name: "Entity Time", Status: "complete", Server: []string{"urn:xmpp:time"},
 			Tests: []string{"internal/sm.TestEntityTimeAndUptime"}},
-		{ID: "XEP-0203", Name: "Delayed Delivery", Status: "complete", Note: "on offline messages",
-			Tests: []string{"e2e.TestOfflineMessagesSurviveRestart"}},
+		{ID: "XEP-0128", Name: "Service Discovery Extensions", Status: "complete", Note: "the room information form (muc#roominfo)",
+			Tests: []string{"internal/muc/room.TestDiscoInfo"}},
+		{ID: "XEP-0203", Name: "Delayed Delivery", Status: "complete", Note: "on offline messages and room history",
+			Tests: []string{"e2e.TestOfflineMessagesSurviveRestart", "internal/muc/room.TestHistory"}},
 		{ID: "XEP-0223", Name: "Persistent Storage of Private Data via PubSub", Status: "complete",
 			Tests: []string{"e2e.TestPEPBookmarksSurviveRestart"}},
 		{ID: "XEP-0220", Name: "Server Dialback", Status: "complete", Note: "as receiving and as authoritative server",
 			Tests: []string{"e2e.TestS2SAmbrosiaPair", "e2e.TestS2SProsody", "e2e.TestS2SEjabberd", "e2e.TestS2SBadPeers"}},
 		{ID: "XEP-0237", Name: "Roster Versioning", Status: "complete",
 			Tests: []string{"e2e.TestIMRosterVersioning", "internal/sm.TestRosterVersioning"}},
-		{ID: "XEP-0280", Name: "Message Carbons", Status: "complete", Server: []string{"urn:xmpp:carbons:2"},
-			Tests: []string{"e2e.TestIMCarbons", "internal/sm.TestCarbons"}},
-		{ID: "XEP-0313", Name: "Message Archive Management", Status: "complete", Note: "one-to-one messages; retention configurable",
-			Account: []string{"urn:xmpp:mam:2"},
-			Tests:   []string{"e2e.TestArchiveSurvivesRestart", "internal/sm.TestMAMPaging", "internal/sm.TestMAMPrefs", "internal/sm.TestMAMBadQueries"}},
+		{ID: "XEP-0249", Name: "Direct MUC Invitations", Status: "complete", Note: "relayed between users, carbon-copied; rooms add the direct form to mediated invitations",
+			Tests: []string{"internal/sm.TestCarbonsMUC", "internal/muc/room.TestMembersOnly"}},
+		{ID: "XEP-0280", Name: "Message Carbons", Status: "complete", Server: []string{"urn:xmpp:carbons:2"}, Note: "with the multi-user chat rules of §6",
+			Tests: []string{"e2e.TestIMCarbons", "internal/sm.TestCarbons", "internal/sm.TestCarbonsMUC"}},
+		{ID: "XEP-0313", Name: "Message Archive Management", Status: "complete", Note: "users' and rooms' archives; retention configurable",
+			Account: []string{"urn:xmpp:mam:2"}, Room: []string{"urn:xmpp:mam:2"},
+			Tests: []string{"e2e.TestArchiveSurvivesRestart", "internal/sm.TestMAMPaging", "internal/sm.TestMAMPrefs", "internal/sm.TestMAMBadQueries", "internal/muc.TestRoomOverSessions", "e2e.TestSplitMUC"}},
 		{ID: "XEP-0352", Name: "Client State Indication", Status: "complete",
 			Tests: []string{"internal/c2s.TestClientStateIndication"}},
 		{ID: "XEP-0357", Name: "Push Notifications", Status: "complete", Note: "notifications carry the sender, never the body",
 			Account: []string{"urn:xmpp:push:0"},
 			Tests:   []string{"e2e.TestPushStreamManagementOffline", "internal/c2s.TestPushDetachedThenExpired", "internal/c2s.TestPushOfflineAndErrors"}},
-		{ID: "XEP-0359", Name: "Unique and Stable Stanza IDs", Status: "complete", Account: []string{"urn:xmpp:sid:0"},
-			Tests: []string{"internal/sm.TestMAMArchivesBothSides", "internal/sm.TestMAMForgedStanzaID"}},
+		{ID: "XEP-0359", Name: "Unique and Stable Stanza IDs", Status: "complete", Account: []string{"urn:xmpp:sid:0"}, Room: []string{"urn:xmpp:sid:0"},
+			Tests: []string{"internal/sm.TestMAMArchivesBothSides", "internal/sm.TestMAMForgedStanzaID", "internal/muc/room.TestGroupchat"}},
 		{ID: "XEP-0363", Name: "HTTP File Upload", Status: "complete", Note: "built-in HTTPS file store with size limit, per-user quota and expiry ([upload])",
 			Upload: []string{"urn:xmpp:http:upload:0"},
 			Tests:  []string{"e2e.TestUploadSlixmpp", "internal/upload.TestUploadAndDownload", "internal/upload.TestPutRefused", "internal/upload.TestSlotRequestErrors", "internal/upload.TestPathTraversal"}},
 		{ID: "XEP-0368", Name: "SRV records for XMPP over TLS", Status: "complete", Note: "direct TLS for clients (with ALPN) and servers, _xmpps-server SRV lookup",
 			Tests: []string{"e2e.TestDirectTLS", "internal/c2s.TestDirectTLSWithALPN", "internal/s2s.TestDirectTLSBySRV"}},
+		{ID: "XEP-0410", Name: "MUC Self-Ping (Schrödinger's Chat)", Status: "complete", Note: "answered by the room",
+			Room:  []string{"http://jabber.org/protocol/muc#self-ping-optimization"},
+			Tests: []string{"internal/muc/room.TestSelfPingAndForwardedIQ", "e2e.TestSplitMUC"}},
+		{ID: "XEP-0421", Name: "Anonymous unique occupant identifiers for MUCs", Status: "complete",
+			Room:  []string{"urn:xmpp:occupant-id:0"},
+			Tests: []string{"internal/muc/room.TestGroupchat", "internal/muc/room.TestCreateLockedAndJoinOrder"}},
+		{ID: "XEP-0424", Name: "Message Retraction", Status: "partial", Note: "the retraction a room sends for a moderated message; users' own retractions are relayed, not applied to archives",
+			Tests: []string{"internal/muc/room.TestModeration", "internal/muc.TestModerationTombstone"}},
+		{ID: "XEP-0425", Name: "Moderated Message Retraction", Status: "complete", Note: "tombstones in the room's archive",
+			Room:  []string{"urn:xmpp:message-moderate:1"},
+			Tests: []string{"internal/muc/room.TestModeration", "internal/muc.TestModerationTombstone"}},
+		{ID: "XEP-0486", Name: "MUC Avatars", Status: "complete",
+			Room:  []string{"vcard-temp"},
+			Tests: []string{"internal/muc/room.TestAvatar"}},
 		{ID: "XEP-0386", Name: "Bind 2", Status: "complete", Note: "inline stream management, carbons and client state indication",
 			Tests: []string{"internal/c2s.TestSASL2Bind2", "internal/c2s.TestSASL2ResumeInline"}},
 		{ID: "XEP-0388", Name: "Extensible SASL Profile", Status: "complete",
@@ -131,6 +166,12 @@ func AccountFeatures() []string { return collect(func(s Spec) []string { return 
 
 // UploadFeatures returns the features of the HTTP upload service.
 func UploadFeatures() []string { return collect(func(s Spec) []string { return s.Upload }) }
+
+// MUCFeatures returns the features of the conference service.
+func MUCFeatures() []string { return collect(func(s Spec) []string { return s.MUC }) }
+
+// RoomFeatures returns every feature a room may announce.
+func RoomFeatures() []string { return collect(func(s Spec) []string { return s.Room }) }
 
 func collect(f func(Spec) []string) []string {
 	var out []string
