@@ -45,9 +45,19 @@ func TestDiscoMatchesCatalogue(t *testing.T) {
 	}
 	same("the server", got.Server, xeps.ServerFeatures())
 	same("an account", got.Account, xeps.AccountFeatures())
+	muc := false
 	for item, fs := range got.Items {
-		if strings.HasPrefix(item, "upload.") {
+		switch {
+		case strings.HasPrefix(item, "upload."):
 			same(item, fs, xeps.UploadFeatures())
+		case strings.HasPrefix(item, "conference."):
+			muc = true
+			same(item, fs, xeps.MUCFeatures())
+		default:
+			t.Errorf("the server lists %s, a service the test does not know", item)
 		}
+	}
+	if !muc {
+		t.Errorf("the server lists no conference service: %v", got.Items)
 	}
 }
