@@ -29,7 +29,7 @@ type inStream struct {
 	opened   bool   // our header is sent
 	sasl     bool   // authenticated by SASL: no second one
 	smOn     bool   // stream management acknowledgements enabled
-	handled  uint32 // stanzas taken, for <a h/>
+	handled  uint32 // stanzas taken since stream management was enabled, for <a h/>
 
 	mu      sync.Mutex
 	authed  map[pair]bool // (local, remote) pairs the peer may use
@@ -402,6 +402,12 @@ func (in *inStream) streamManagement(el *xmlstream.Element) bool {
 			return in.c.write(smNotAuthd) == nil
 		}
 		in.smOn = true
+		// XEP-0198 §4: the count starts at enable. A peer may send
+		// stanzas before it enables acknowledgements (Prosody does when
+		// stanzas wait for the stream): counting those too would
+		// acknowledge more than the peer has sent since, which it takes
+		// as a broken stream.
+		in.handled = 0
 		in.svc.log.Debug("incoming stream management enabled", "from", in.from, "to", in.to)
 		return in.c.write(smEnabled) == nil
 	case "r":
