@@ -235,6 +235,7 @@ func (s *Service) HandleStanza(ctx context.Context, st router.Stanza) {
 		s.deps.Router.Bounce(ctx, st, stanza.ServiceUnavailable, "")
 		return
 	}
+	st.El = clientNS(st.El)
 	if st.To.Local() == "" {
 		s.serviceStanza(ctx, st)
 		return
@@ -253,6 +254,23 @@ func (s *Service) HandleStanza(ctx context.Context, st router.Stanza) {
 		e.mu.Unlock()
 		return
 	}
+}
+
+// clientNS returns el in the client namespace. A stanza from another
+// server or a component is in jabber:server or jabber:component:accept,
+// and so are its body, show, status and other children in the content
+// namespace; the rooms copy those children into stanzas of their own,
+// which would carry that namespace to clients. A client's stanza is
+// returned as it is.
+func clientNS(el *xmlstream.Element) *xmlstream.Element {
+	if el.Space == xmlstream.NSClient {
+		return el
+	}
+	c, err := xmlstream.ParseStanza(el.AppendXML(nil, xmlstream.NSClient), xmlstream.NSClient)
+	if err != nil {
+		return el
+	}
+	return c
 }
 
 // handle runs one stanza through a loaded room, e.mu held.

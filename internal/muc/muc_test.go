@@ -7,9 +7,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/muc/room"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xeps"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
@@ -289,4 +291,64 @@ func TestFeaturesMatchCatalogue(t *testing.T) {
 		}
 	}
 	same("rooms", slices.Collect(maps.Keys(seen)), xeps.RoomFeatures())
+}
+
+// remoteServer stands for federation: it takes what the router sends to
+// a remote domain.
+type remoteServer struct{ got chan *xmlstream.Element }
+
+func (r remoteServer) HandleStanza(_ context.Context, st router.Stanza) { r.got <- st.El }
+
+// TestRemoteOccupant: a user of another server, whose stanzas arrive in
+// the server namespace (jabber:server), joins and talks; local occupants
+// get their presence and messages as a client's, with no trace of the
+// server namespace, and the remote user gets theirs.
+func TestRemoteOccupant(t *testing.T) {
+	s, c := users(t, "alice")
+	startService(t, s, nil)
+	remote := remoteServer{got: make(chan *xmlstream.Element, 100)}
+	if err := s.Router.Register("remote.example", remote); err != nil {
+		t.Fatal(err)
+	}
+	const room = "fed@" + service
+	join(t, c["alice"], room, "A")
+	configure(t, c["alice"], room, "")
+	route := func(xml string) {
+		t.Helper()
+		el, err := xmlstream.ParseStanza([]byte(xml), xmlstream.NSServer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Router.Route(context.Background(), router.Stanza{El: el, From: jid.MustParse(el.Attr("from")), To: jid.MustParse(el.Attr("to"))})
+	}
+	const bob = "bob@remote.example/r"
+	route("<presence from='" + bob + "' to='" + room + "/B'><x xmlns='http://jabber.org/protocol/muc'/><show>away</show><status>out</status></presence>")
+	p := c["alice"].Expect("bob's presence", is("presence", room+"/B", ""))
+	if err := contains(p, "<show>away</show>", "<status>out</status>", "role='participant'", "jid='"+bob+"'"); err != nil {
+		t.Fatal(err)
+	}
+	route("<message from='" + bob + "' to='" + room + "' type='groupchat' id='r1'><body>hi from afar</body></message>")
+	m := c["alice"].Expect("bob's message", is("message", room+"/B", "groupchat"))
+	if err := contains(m, "<body>hi from afar</body>"); err != nil {
+		t.Fatal(err)
+	}
+	for _, el := range []*xmlstream.Element{p, m} {
+		if strings.Contains(el.String(), xmlstream.NSServer) {
+			t.Errorf("a local occupant got the server namespace: %s", el)
+		}
+	}
+	// Bob got the room's presences and his own message back.
+	for {
+		select {
+		case el := <-remote.got:
+			if el.Local == "message" && el.Attr("from") == room+"/B" {
+				if err := contains(el, "<body>hi from afar</body>"); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("bob's message did not come back to him")
+		}
+	}
 }
