@@ -30,4 +30,15 @@
 // in the local domain it was authenticated for; anything else ends the
 // stream with invalid-from, host-unknown or improper-addressing and is
 // never delivered.
+//
+// # Service domains
+//
+// A domain is local when the router serves it, so the services of the
+// local domains (conference.example.org, upload.example.org) federate as
+// domains of their own, with their own streams both ways. Their streams
+// present the certificate of the nearest local parent domain, which a
+// peer accepts for SASL EXTERNAL when it names the service (a wildcard or
+// a SAN for it); otherwise the peer authenticates the service by
+// dialback, asking the server its DNS (or host table) gives for the
+// service's domain.
 package s2s

@@ -276,13 +276,18 @@ func (s *Service) isLocal(domain string) bool {
 	return s.router.Serves(domain)
 }
 
-// cert returns the certificate to present for the local domain.
+// cert returns the certificate to present for the local domain: the
+// one a peer asking for it by name gets, that is, the domain's own, else
+// that of the nearest parent domain (conference.example.org, a service of
+// example.org, presents example.org's), else the first domain's.
 func (s *Service) cert(domain string) *tls.Certificate {
-	if c, ok := s.cfg.Certs[domain]; ok {
+	c, err := s.serverTLS.GetCertificate(&tls.ClientHelloInfo{ServerName: domain})
+	if err != nil {
+		// New made sure the first domain has one.
+		c := s.cfg.Certs[s.cfg.Domains[0]]
 		return &c
 	}
-	c := s.cfg.Certs[s.cfg.Domains[0]]
-	return &c
+	return c
 }
 
 // validFor reports whether chain is a certificate valid for domain.

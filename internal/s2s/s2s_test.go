@@ -49,7 +49,8 @@ func newTestCA(t testing.TB) *testCA {
 	return &testCA{cert: c, key: key, pool: pool}
 }
 
-func (ca *testCA) issue(t testing.TB, domain string) tls.Certificate {
+// issue returns a certificate for domain and the more names given.
+func (ca *testCA) issue(t testing.TB, domain string, more ...string) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -61,7 +62,7 @@ func (ca *testCA) issue(t testing.TB, domain string) tls.Certificate {
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:    []string{domain},
+		DNSNames:    append([]string{domain}, more...),
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
@@ -113,6 +114,9 @@ type endpointOpts struct {
 	timeout time.Duration
 	idle    time.Duration
 	res     Resolver
+	// more are local domains served besides domain, with their
+	// certificates; their stanzas go to the inbox too.
+	more map[string]tls.Certificate
 }
 
 func startEndpoint(t testing.TB, domain string, o endpointOpts) *endpoint {
@@ -120,8 +124,14 @@ func startEndpoint(t testing.TB, domain string, o endpointOpts) *endpoint {
 	log := slog.New(slog.DiscardHandler)
 	r := router.New(log)
 	e := &endpoint{domain: domain, secret: []byte("secret of " + domain + " 0123456789"), router: r, inbox: make(sink, 100)}
-	if err := r.Register(domain, e.inbox); err != nil {
-		t.Fatal(err)
+	domains, certs := []string{domain}, map[string]tls.Certificate{domain: o.cert}
+	for d, c := range o.more {
+		domains, certs[d] = append(domains, d), c
+	}
+	for _, d := range domains {
+		if err := r.Register(d, e.inbox); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if o.roots == nil {
 		o.roots = x509.NewCertPool()
@@ -138,7 +148,7 @@ func startEndpoint(t testing.TB, domain string, o endpointOpts) *endpoint {
 	}
 	e.addr = l.Addr().String()
 	svc, err := New(Config{
-		Domains: []string{domain}, Certs: map[string]tls.Certificate{domain: o.cert},
+		Domains: domains, Certs: certs,
 		Roots: o.roots, Secret: e.secret, Hosts: o.hosts, Resolver: o.res,
 		ConnectTimeout: o.timeout, IdleTimeout: o.idle,
 	}, Deps{Router: r, Log: log})
@@ -194,6 +204,59 @@ func pairUp(t testing.TB, ca *testCA, trust bool) (a, b *endpoint) {
 	hostsA["b.test"] = b.addr
 	hostsB["a.test"] = a.addr
 	return a, b
+}
+
+// TestServiceSubdomain: a service of a local domain, such as the
+// conference service conference.c.test, federates as a domain of its
+// own. Its outgoing streams present the certificate of its parent domain
+// (not that of the first domain), so that a peer trusting it takes SASL
+// EXTERNAL; without trust, dialback works for it, the peer asking the
+// subdomain's authoritative server; and incoming streams to it are
+// accepted.
+func TestServiceSubdomain(t *testing.T) {
+	for _, tc := range []struct {
+		trust  bool
+		method string
+	}{{true, MethodSASLExternal}, {false, MethodDialback}} {
+		t.Run(tc.method, func(t *testing.T) {
+			ca := newTestCA(t)
+			var roots *x509.CertPool
+			if tc.trust {
+				roots = ca.pool
+			}
+			const conf = "conference.c.test"
+			hostsA := map[string]string{}
+			a := startEndpoint(t, "a.test", endpointOpts{roots: roots, cert: ca.issue(t, "a.test"), hosts: hostsA,
+				more: map[string]tls.Certificate{"c.test": ca.issue(t, "c.test", "*.c.test")}})
+			rooms := make(sink, 10)
+			if err := a.router.Register(conf, rooms); err != nil {
+				t.Fatal(err)
+			}
+			b := startEndpoint(t, "b.test", endpointOpts{roots: roots, cert: ca.issue(t, "b.test"),
+				hosts: map[string]string{"c.test": a.addr, conf: a.addr}})
+			hostsA["b.test"] = b.addr
+
+			leaf, err := x509.ParseCertificate(a.svc.cert(conf).Certificate[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if leaf.VerifyHostname(conf) != nil {
+				t.Errorf("%s presents a certificate for %v", conf, leaf.DNSNames)
+			}
+			method, err := a.svc.Check(context.Background(), conf, "b.test")
+			if err != nil || method != tc.method {
+				t.Fatalf("check from %s: %q, %v; want %s", conf, method, err, tc.method)
+			}
+			a.router.Route(context.Background(), message(t, "room@"+conf+"/nick", "bob@b.test/r", "from the room"))
+			if got := b.inbox.next(t); got.From.String() != "room@"+conf+"/nick" {
+				t.Fatalf("b got %s", got.El)
+			}
+			b.router.Route(context.Background(), message(t, "bob@b.test/r", "room@"+conf, "to the room"))
+			if got := rooms.next(t); got.From.String() != "bob@b.test/r" {
+				t.Fatalf("the room got %s", got.El)
+			}
+		})
+	}
 }
 
 func TestFederationBothWays(t *testing.T) {
