@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -273,7 +274,7 @@ func startProsody(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool) (
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	hosts := peerHosts(t, dir, map[string]string{"ambrosia.test": ambrosiaIP, "prosody.test": ip})
+	hosts := peerHosts(t, dir, peerNames("prosody.test", ip, ambrosiaIP))
 	if out, err := exec.Command("prosodyctl", "--config", cfgFile, "register", "bob", "prosody.test", "bob-pw").CombinedOutput(); err != nil {
 		t.Fatalf("prosodyctl register: %v\n%s", err, out)
 	}
@@ -284,14 +285,62 @@ func startProsody(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool) (
 	return cfgFile
 }
 
-// peerChat is the scenario of the real-peer tests, run once with
-// certificates both trust (SASL EXTERNAL) and once with dialback only
-// (the peer's certificates come from a CA Ambrosia does not trust, and it
-// does not trust Ambrosia's): start runs the peer for domain on peerIP; a
-// slixmpp user on each side subscribe, see presence and
-// chat both ways; check looks at Ambrosia's log for the method used.
-func peerChat(t *testing.T, domain string, start func(t testing.TB, ca *fedCA, peerIP, ambIP string, trust bool),
-	check func(t *testing.T, log, method string, trust bool)) {
+// realPeer is a kind of real server Ambrosia federates with in the tests.
+type realPeer struct {
+	domain string   // the domain it serves
+	tools  []string // what it needs installed
+	// start runs it for domain on ip, with certificates from ca and
+	// s2s_secure_auth or the like when secure, and bob registered; it
+	// finds ambrosia.test and its conference service at ambrosiaIP.
+	start func(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool)
+}
+
+var (
+	prosodyPeer = realPeer{domain: "prosody.test", tools: []string{"slixmpp", "prosody", "prosodyctl", "lunbound", "unshare"},
+		start: func(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool) {
+			startProsody(t, ca, ip, ambrosiaIP, secure)
+		}}
+	ejabberdPeer = realPeer{domain: "ejabberd.test", tools: []string{"slixmpp", "ejabberdctl", "erl", "unshare"},
+		start: startEjabberd}
+)
+
+// conference is the domain of the multi-user chat service of domain, on
+// Ambrosia and on the peers alike.
+func conference(domain string) string { return "conference." + domain }
+
+// peerNames are the names a peer for domain on ip resolves: its own, and
+// Ambrosia's domain and conference service on ambrosiaIP.
+func peerNames(domain, ip, ambrosiaIP string) map[string]string {
+	return map[string]string{domain: ip, "ambrosia.test": ambrosiaIP, conference("ambrosia.test"): ambrosiaIP}
+}
+
+// peerRun is Ambrosia (ambrosia.test) federating with a running real
+// peer, authenticating one way.
+type peerRun struct {
+	amb    *fedServer
+	domain string // the peer's
+	addr   string // the peer's client listener, host:port
+	caFile string // the CA the peer's clients trust
+	method string // how the streams between them authenticate
+	trust  bool   // by certificates both trust
+}
+
+// bob is the peer's user, as the scripts take a user: JID PASSWORD
+// HOST:PORT CA.
+func (p peerRun) bob() []string { return []string{"bob@" + p.domain, "bob-pw", p.addr, p.caFile} }
+
+// user is a user of Ambrosia, as the scripts take one.
+func (p peerRun) user(jid, password string) []string {
+	return []string{jid, password, fmt.Sprint(p.amb.Port), p.amb.CAFile}
+}
+
+// withPeer runs f with a fresh peer and a fresh Ambrosia federating with
+// it, once with certificates both trust (SASL EXTERNAL) and once with
+// dialback only (the peer's certificates come from a CA Ambrosia does not
+// trust, and it does not trust Ambrosia's). Each finds the other's domain
+// and conference service on the other's s2s listener.
+func withPeer(t *testing.T, peer realPeer, f func(t *testing.T, p peerRun)) {
+	requireTools(t, peer.tools...)
 	for _, tc := range []struct {
 		name, method string
 		trust        bool
@@ -306,26 +355,32 @@ func peerChat(t *testing.T, domain string, start func(t testing.TB, ca *fedCA, p
 			if !tc.trust {
 				peerCA = newFedCA(t)
 			}
-			start(t, peerCA, peerIP, ambIP, tc.trust)
+			peer.start(t, peerCA, peerIP, ambIP, tc.trust)
+			peerS2S := net.JoinHostPort(peerIP, "5269")
 			a := startFedServer(t, ca, fedOptions{domain: "ambrosia.test", trust: tc.trust, s2sAddr: net.JoinHostPort(ambIP, "5269"),
-				hosts: map[string]string{domain: net.JoinHostPort(peerIP, "5269")}})
-			a.addUser(t, "alice@ambrosia.test", "alice-pw")
-			mustPython(t, "s2s_chat",
-				"--a", "alice@ambrosia.test", "alice-pw", fmt.Sprint(a.Port), a.CAFile,
-				"--b", "bob@"+domain, "bob-pw", net.JoinHostPort(peerIP, "5222"), peerCA.CAFile)
-			check(t, a.Log(), tc.method, tc.trust)
+				hosts: map[string]string{peer.domain: peerS2S, conference(peer.domain): peerS2S}})
+			f(t, peerRun{amb: a, domain: peer.domain, addr: net.JoinHostPort(peerIP, "5222"), caFile: peerCA.CAFile,
+				method: tc.method, trust: tc.trust})
 		})
 	}
+}
+
+// peerChat is the scenario of the real-peer tests, run with each way of
+// authenticating: a slixmpp user on each side subscribe, see presence and
+// chat both ways; check looks at Ambrosia's log for the method used.
+func peerChat(t *testing.T, peer realPeer, check func(t *testing.T, log, method string, trust bool)) {
+	withPeer(t, peer, func(t *testing.T, p peerRun) {
+		p.amb.addUser(t, "alice@ambrosia.test", "alice-pw")
+		mustPython(t, "s2s_chat", slices.Concat([]string{"--a"}, p.user("alice@ambrosia.test", "alice-pw"), []string{"--b"}, p.bob())...)
+		check(t, p.amb.Log(), p.method, p.trust)
+	})
 }
 
 // TestS2SProsody federates Ambrosia with a real Prosody, once with
 // certificates both trust (SASL EXTERNAL, Prosody's s2s_secure_auth) and
 // once with dialback only (neither trusts the other's certificate).
 func TestS2SProsody(t *testing.T) {
-	requireTools(t, "slixmpp", "prosody", "prosodyctl", "lunbound", "unshare")
-	peerChat(t, "prosody.test", func(t testing.TB, ca *fedCA, peerIP, ambIP string, trust bool) {
-		startProsody(t, ca, peerIP, ambIP, trust)
-	}, func(t *testing.T, log, method string, trust bool) {
+	peerChat(t, prosodyPeer, func(t *testing.T, log, method string, trust bool) {
 		if !strings.Contains(log, `"auth":"`+method+`"`) {
 			t.Errorf("no stream authenticated with %s", method)
 		}
@@ -371,7 +426,7 @@ func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool) 
 			t.Fatal(err)
 		}
 	}
-	hosts := peerHosts(t, dir, map[string]string{"ambrosia.test": ambrosiaIP, "ejabberd.test": ip})
+	hosts := peerHosts(t, dir, peerNames("ejabberd.test", ip, ambrosiaIP))
 	const ready = "ambrosia-e2e-ready"
 	cmd := withHosts(dir, hosts, "erl", "-noinput", "-noshell", "+K", "true",
 		"-mnesia", "dir", `"`+filepath.Join(dir, "spool")+`"`,
@@ -414,8 +469,7 @@ func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool) 
 // certificates both trust (SASL EXTERNAL, ejabberd without dialback) and
 // once with dialback only (neither trusts the other's certificate).
 func TestS2SEjabberd(t *testing.T) {
-	requireTools(t, "slixmpp", "ejabberdctl", "erl", "unshare")
-	peerChat(t, "ejabberd.test", startEjabberd, func(t *testing.T, log, method string, _ bool) {
+	peerChat(t, ejabberdPeer, func(t *testing.T, log, method string, _ bool) {
 		for _, msg := range []string{"incoming stream authenticated", "outgoing stream up"} {
 			if !logHas(log, msg, `"auth":"`+method+`"`) {
 				t.Errorf("no %q with %s", msg, method)

@@ -3,6 +3,7 @@ sessions in one event loop, each recording the roster pushes, presences and
 messages it receives so that a script can wait for one of them, with a
 deadline, and later check the whole sequence."""
 
+import argparse
 import asyncio
 
 from slixmpp.xmlstream.handler import Callback
@@ -23,6 +24,30 @@ def base_parser(description):
 
 def passwords(args):
     return {jid: pw for jid, pw in args.user}
+
+
+def account(args, spec):
+    """The connection arguments and credentials of a user given on the
+    command line as JID PASSWORD PORT CA, PORT being HOST:PORT for a server
+    on another loopback address (a federation peer): each user logs in to
+    their own server with that server's CA."""
+    jid, password, port, ca = spec
+    ns = argparse.Namespace(**vars(args))
+    if ":" in port:
+        ns.host, port = port.rsplit(":", 1)
+    ns.port, ns.ca = int(port), ca
+    return ns, jid, password
+
+
+def account_parser(description):
+    """A parser for scripts whose users come as JID PASSWORD PORT CA, each
+    with its own server: --port and --ca are then not needed."""
+    p = xc.base_parser(description)
+    p.set_defaults(port=0, ca="")
+    for action in p._actions:
+        if action.dest in ("port", "ca"):
+            action.required = False
+    return p
 
 
 class Log:

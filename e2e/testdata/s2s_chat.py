@@ -2,26 +2,12 @@
 each other, each sees the other's presence, and they exchange messages
 both ways. Each user logs in to their own server with its own CA."""
 
-import argparse
-import asyncio
-
 import im_common as im
-import xmpp_common as xc
-
-
-def side(args, which):
-    jid, password, port, ca = getattr(args, which)
-    ns = argparse.Namespace(**vars(args))
-    if ":" in port:
-        # HOST:PORT, for a peer listening on another loopback address.
-        ns.host, port = port.rsplit(":", 1)
-    ns.port, ns.ca = int(port), ca
-    return ns, jid, password
 
 
 async def main(args):
-    a_args, a_jid, a_pw = side(args, "a")
-    b_args, b_jid, b_pw = side(args, "b")
+    a_args, a_jid, a_pw = im.account(args, args.a)
+    b_args, b_jid, b_pw = im.account(args, args.b)
     a = await im.Session(a_args, a_jid, a_pw).start()
     b = await im.Session(b_args, b_jid, b_pw).start()
 
@@ -54,11 +40,7 @@ async def main(args):
 
 
 if __name__ == "__main__":
-    p = xc.base_parser(__doc__)
-    p.set_defaults(port=0, ca="")
-    for action in p._actions:
-        if action.dest in ("port", "ca"):
-            action.required = False
+    p = im.account_parser(__doc__)
     p.add_argument("--a", nargs=4, required=True, metavar=("JID", "PASSWORD", "PORT", "CA"))
     p.add_argument("--b", nargs=4, required=True, metavar=("JID", "PASSWORD", "PORT", "CA"))
     im.run(main, p.parse_args())
