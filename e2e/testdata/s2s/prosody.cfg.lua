@@ -22,3 +22,6 @@ unbound = { hoststxt = "/etc/hosts"; resolvconf = "{{DIR}}/resolv.conf" }
 ssl = { certificate = "{{CERT}}"; key = "{{KEY}}"; cafile = "{{CA}}" }
 
 VirtualHost "prosody.test"
+
+-- Multi-user chat, for the federated rooms of TestMUCFederation.
+Component "conference.prosody.test" "muc"
