@@ -103,10 +103,51 @@ type Service struct {
 
 // entry is a loaded room; its mutex serializes the room's stanzas, which
 // fixes the order every occupant sees them in.
+//
+// What a room sends is routed after e.mu is released, never under it:
+// routing may come back to this room (an invitation to the room itself)
+// or reach another room whose stanza waits for this one, and either would
+// deadlock. The stanzas wait in out, in order, and whoever finds nobody
+// draining it drains it; lock order: e.mu, then e.outMu.
 type entry struct {
 	mu   sync.Mutex
 	r    *room.Room
 	gone bool // removed from the service: look it up again
+
+	outMu    sync.Mutex
+	out      []room.Delivery
+	draining bool
+}
+
+// enqueue adds what a room sends to its queue, e.mu held.
+func (e *entry) enqueue(ds []room.Delivery) {
+	if len(ds) == 0 {
+		return
+	}
+	e.outMu.Lock()
+	e.out = append(e.out, ds...)
+	e.outMu.Unlock()
+}
+
+// flush routes the room's queue unless another goroutine is at it; e.mu
+// must not be held. The order of the queue is the order of routing.
+func (s *Service) flush(ctx context.Context, e *entry) {
+	e.outMu.Lock()
+	if e.draining {
+		e.outMu.Unlock()
+		return
+	}
+	e.draining = true
+	for len(e.out) > 0 {
+		batch := e.out
+		e.out = nil
+		e.outMu.Unlock()
+		s.route(ctx, batch)
+		clear(batch)
+		e.outMu.Lock()
+	}
+	e.draining = false
+	e.outMu.Unlock()
 }
 
 var _ router.Component = (*Service)(nil)
@@ -216,9 +257,10 @@ func (s *Service) Stop() {
 	for _, e := range entries {
 		e.mu.Lock()
 		if e.r != nil && !e.gone {
-			s.route(ctx, e.r.Shutdown().Out)
+			e.enqueue(e.r.Shutdown().Out)
 		}
 		e.mu.Unlock()
+		s.flush(ctx, e)
 	}
 	s.writer.Flush()
 }
@@ -252,6 +294,7 @@ func (s *Service) HandleStanza(ctx context.Context, st router.Stanza) {
 		}
 		s.handle(ctx, e, st)
 		e.mu.Unlock()
+		s.flush(ctx, e)
 		return
 	}
 }
@@ -277,7 +320,7 @@ func clientNS(el *xmlstream.Element) *xmlstream.Element {
 func (s *Service) handle(ctx context.Context, e *entry, st router.Stanza) {
 	if st.El.Local == stanza.IQ && st.To.Resource() == "" {
 		if q := st.El.Child(mam.NS, "query"); q != nil && stanza.IsRequest(st.El) {
-			s.archiveQuery(ctx, e.r, st, q)
+			e.enqueue(s.archiveQuery(ctx, e.r, st, q))
 			return
 		}
 	}
@@ -508,7 +551,7 @@ func (s *Service) apply(ctx context.Context, e *entry, res *room.Result) {
 	if res.StateChanged || res.Destroyed {
 		s.forgetDirectory(r.JID().Domain())
 	}
-	s.route(ctx, res.Out)
+	e.enqueue(res.Out)
 	if res.Destroyed {
 		s.writer.Flush()
 		if err := s.deps.Store.DeleteMUCRoom(ctx, key); err != nil && !errors.Is(err, storage.ErrNotFound) {

@@ -352,3 +352,27 @@ func TestRemoteOccupant(t *testing.T) {
 		}
 	}
 }
+
+// TestInvitationToARoom: an invitation addressed to a room, the room
+// itself or another one, is routed without holding the room's lock, which
+// would deadlock (the room waiting for itself, or two rooms for each
+// other).
+func TestInvitationToARoom(t *testing.T) {
+	s, c := users(t, "alice", "bob")
+	startService(t, s, nil)
+	const a, b = "a@" + service, "b@" + service
+	join(t, c["alice"], a, "A")
+	configure(t, c["alice"], a, "")
+	join(t, c["bob"], b, "B")
+	configure(t, c["bob"], b, "")
+	for range 20 {
+		c["alice"].Send("<message to='" + a + "'><x xmlns='http://jabber.org/protocol/muc#user'><invite to='" + b + "'/></x></message>")
+		c["bob"].Send("<message to='" + b + "'><x xmlns='http://jabber.org/protocol/muc#user'><invite to='" + a + "'/></x></message>")
+		c["alice"].Send("<message to='" + a + "'><x xmlns='http://jabber.org/protocol/muc#user'><invite to='" + a + "'/></x></message>")
+	}
+	// Both rooms still answer.
+	for _, p := range [][2]string{{"alice", a}, {"bob", b}} {
+		c[p[0]].Send("<iq type='get' id='alive' to='" + p[1] + "'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+		c[p[0]].Expect("the room answers", func(el *xmlstream.Element) bool { return el.Local == "iq" && el.Attr("id") == "alive" })
+	}
+}

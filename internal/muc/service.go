@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/mam"
 	"github.com/ambrosia-xmpp/ambrosia/internal/muc/room"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
@@ -206,24 +207,30 @@ func (s *Service) directory(ctx context.Context, st router.Stanza, q *xmlstream.
 }
 
 // archiveQuery serves a query of a room's archive (XEP-0313 §5.2) or of
-// its form, for those the room lets read it.
-func (s *Service) archiveQuery(ctx context.Context, r *room.Room, st router.Stanza, q *xmlstream.Element) {
+// its form, for those the room lets read it, and returns the stanzas to
+// send: the room's lock is held, so nothing is routed here.
+func (s *Service) archiveQuery(ctx context.Context, r *room.Room, st router.Stanza, q *xmlstream.Element) []room.Delivery {
+	answer := func(el *xmlstream.Element) []room.Delivery {
+		el.SetAttr("from", st.To.String())
+		el.RemoveAttr("to")
+		return []room.Delivery{{El: el, To: []jid.JID{st.From}}}
+	}
+	fail := func(cond, text string) []room.Delivery {
+		return answer(stanza.ErrorReply(st.El, cond, text))
+	}
 	if !s.cfg.Archive || !r.MayReadArchive(st.From) {
 		cond := stanza.Forbidden
 		if !s.cfg.Archive || !r.Config().Logging {
 			cond = stanza.ServiceUnavailable
 		}
-		s.bounce(ctx, st, cond, "")
-		return
+		return fail(cond, "")
 	}
 	if st.El.Attr("type") == "get" {
-		s.reply(ctx, st, mam.FormResult(st.El))
-		return
+		return answer(mam.FormResult(st.El))
 	}
 	aq, err := mam.ParseQuery(q, false)
 	if err != nil {
-		s.bounce(ctx, st, stanza.BadRequest, err.Error())
-		return
+		return fail(stanza.BadRequest, err.Error())
 	}
 	key := st.To.BareString()
 	s.writer.Flush()
@@ -235,10 +242,10 @@ func (s *Service) archiveQuery(ctx context.Context, r *room.Room, st router.Stan
 		} else {
 			s.log.Error("room archive query", "room", key, "err", err)
 		}
-		s.bounce(ctx, st, cond, "")
-		return
+		return fail(cond, "")
 	}
 	queryID := q.Attr("queryid")
+	var out []room.Delivery
 	for _, it := range page.Items {
 		orig, err := mam.ParseStored(it.Stanza)
 		if err != nil {
@@ -247,8 +254,7 @@ func (s *Service) archiveQuery(ctx context.Context, r *room.Room, st router.Stan
 		}
 		m := mam.ResultMessage(queryID, it, orig)
 		m.SetAttr("from", key)
-		m.SetAttr("to", st.From.String())
-		s.deps.Router.Route(ctx, router.Stanza{El: m, From: st.To.Bare(), To: st.From})
+		out = append(out, room.Delivery{El: m, To: []jid.JID{st.From}})
 	}
-	s.reply(ctx, st, mam.Fin(st.El, page))
+	return append(out, answer(mam.Fin(st.El, page))...)
 }
