@@ -50,7 +50,7 @@ func (r *Room) presence(el *xmlstream.Element, from, to jid.JID) {
 			// XEP-0045 §7.2.1: a join needs a nickname.
 			r.errorReply(el, from, to, stanza.JIDMalformed, "A nickname is required to enter the room.")
 		case o == nil:
-			r.join(el, from, to)
+			r.join(el, from, to, "")
 		case nickKey(to.Resource()) == o.key:
 			r.update(o, el, from, to)
 		default:
@@ -117,9 +117,13 @@ func (r *Room) maxUsers() int {
 
 // join admits a user who is not in the room yet, or refuses them with the
 // error XEP-0045 §7.2 gives.
-func (r *Room) join(el *xmlstream.Element, from, to jid.JID) {
+func (r *Room) join(el *xmlstream.Element, from, to jid.JID, assigned string) {
 	fail := func(cond, text string) { r.errorReply(el, from, to, cond, text) }
-	nick, ok := prepareNick(to.Resource())
+	asked := to.Resource()
+	if assigned != "" {
+		asked = assigned
+	}
+	nick, ok := prepareNick(asked)
 	if !ok {
 		fail(stanza.JIDMalformed, "The nickname is not valid.")
 		return

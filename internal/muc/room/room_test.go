@@ -717,3 +717,24 @@ func TestMissingRoom(t *testing.T) {
 	h.open("")
 	errorCond(t, h.send(witch, roomJID, "<presence/>"), witch, "jid-malformed")
 }
+
+// TestHostActions: a bridge's room seats a user under the nick its
+// network chose, removes and re-titles as the network reports.
+func TestHostActions(t *testing.T) {
+	h := newHarness(t)
+	h.open("")
+	occ, _ := jid.MustParse(roomJID).WithResource("witch")
+	outs := h.collect(h.r.Enter(parse(t, joinXML("")), jid.MustParse(witch), occ, "witch_"))
+	self := to(outs, witch)
+	has(t, self[len(self)-2], "from='"+roomJID+"/witch_'", "code='210'", "code='110'")
+	outs = h.collect(h.r.SetSubject("Tonight", "witch_", h.now))
+	has(t, one(t, outs, hag), "<subject>Tonight</subject>", "from='"+roomJID+"/witch_'")
+	if h.r.Occupant(jid.MustParse(witch)) != "witch_" || len(h.r.Sessions("witch_")) != 1 {
+		t.Fatal("occupant lookup")
+	}
+	outs = h.collect(h.r.Remove("witch_", "firstwitch", "flood"))
+	has(t, one(t, outs, witch), "code='307'", "<actor nick='firstwitch'/>", "<reason>flood</reason>")
+	outs = h.collect(h.r.SetAffiliation(Record{JID: "hag@shakespeare.example", Affiliation: Admin}))
+	has(t, one(t, outs, crone), "affiliation='admin'", "role='moderator'")
+	has(t, one(t, h.collect(h.r.Notice("server restarting")), hag), "<body>server restarting</body>", "from='"+roomJID+"'")
+}
