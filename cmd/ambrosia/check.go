@@ -2,17 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -99,19 +95,9 @@ func domainCerts(cfg config.Config) (map[string]tls.Certificate, error) {
 
 // trustRoots is the system's roots plus those of file.
 func trustRoots(file string) (*x509.CertPool, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	if file == "" {
-		return pool, nil
-	}
-	b, err := os.ReadFile(file)
+	pool, err := s2s.TrustRoots(file)
 	if err != nil {
 		return nil, fmt.Errorf("s2s.trust_file: %w", err)
-	}
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("s2s.trust_file: %s holds no PEM certificate", file)
 	}
 	return pool, nil
 }
@@ -119,27 +105,7 @@ func trustRoots(file string) (*x509.CertPool, error) {
 // dialbackSecret returns the configured secret, else the one kept in the
 // data directory, generating it on first use.
 func dialbackSecret(cfg config.Config) ([]byte, error) {
-	if cfg.S2S.DialbackSecret != "" {
-		return []byte(cfg.S2S.DialbackSecret), nil
-	}
-	p := filepath.Join(cfg.DataDir, "s2s.secret")
-	if b, err := os.ReadFile(p); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
-		return []byte(strings.TrimSpace(string(b))), nil
-	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("s2s: %w", err)
-	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return nil, err
-	}
-	s := hex.EncodeToString(raw[:])
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("s2s: %w", err)
-	}
-	if err := os.WriteFile(p, []byte(s+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("s2s: %w", err)
-	}
-	return []byte(s), nil
+	return s2s.DialbackSecret(cfg.DataDir, cfg.S2S.DialbackSecret)
 }
 
 // checkCmd reports, for each served domain, its DNS records, its

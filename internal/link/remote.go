@@ -208,9 +208,15 @@ func domainOf(key string) string {
 	return key
 }
 
-// key is the user a stanza concerns: the addressee of the domain, or for
-// stanzas to the domain itself, the sender.
+// key is the entity a stanza concerns: the addressee of the domain, or for
+// stanzas to the domain itself, the sender; for a bridge, the sender
+// when it is a user of another domain.
 func (rm *remote) key(s router.Stanza) string {
+	if rm.kind == "bridge" && s.From.Local() != "" && s.From.Domain() != rm.domain {
+		// A bridge keeps each XMPP user's session on the other network:
+		// everything a user sends goes to the instance that owns the user.
+		return s.From.BareString()
+	}
 	if s.To.Local() != "" && s.To.Domain() == rm.domain {
 		return s.To.BareString()
 	}

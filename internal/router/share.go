@@ -57,6 +57,8 @@ func (r *RoundRobin) Next(count int) int {
 }
 
 // Stateful reports whether instances of kind keep per-entity state, so
-// that stanzas must go to the owner of their addressee rather than to any
-// instance: the session manager's users, the conference service's rooms.
-func Stateful(kind string) bool { return kind == "sm" || kind == "muc" }
+// that stanzas must go to the owner of the entity rather than to any
+// instance: the session manager's users, the conference service's rooms,
+// a bridge's users (whose sessions on the other network live on one
+// instance).
+func Stateful(kind string) bool { return kind == "sm" || kind == "muc" || kind == "bridge" }

@@ -80,7 +80,9 @@ func TestRoundRobin(t *testing.T) {
 }
 
 func TestStateful(t *testing.T) {
-	if !Stateful("sm") || Stateful("muc") {
-		t.Fatal("only the session manager keeps per-user state")
+	for kind, want := range map[string]bool{"sm": true, "muc": true, "bridge": true, "upload": false, "component": false} {
+		if Stateful(kind) != want {
+			t.Errorf("Stateful(%q) = %v", kind, !want)
+		}
 	}
 }

@@ -1,0 +1,241 @@
+package bridge_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/bridge"
+	"github.com/ambrosia-xmpp/ambrosia/bridge/bridgetest"
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+)
+
+const (
+	gw    = "mem.example"
+	alice = "alice@xmpp.example/phone"
+)
+
+// xmpp stands for the XMPP network around the bridge: it records what the
+// bridge sends.
+type xmpp struct {
+	t  *testing.T
+	rt *router.Router
+	in chan *xmlstream.Element
+}
+
+func (x *xmpp) HandleStanza(_ context.Context, st router.Stanza) {
+	x.in <- st.El
+}
+
+// send routes a stanza from a user of the XMPP network to the bridge.
+func (x *xmpp) send(from, to, s string) {
+	x.t.Helper()
+	el, err := xmlstream.ParseStanza([]byte(s), xmlstream.NSClient)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	el.SetAttr("from", from)
+	el.SetAttr("to", to)
+	x.rt.Route(context.Background(), router.Stanza{El: el, From: jid.MustParse(from), To: jid.MustParse(to)})
+}
+
+// expect waits for a stanza the bridge sent that contains every sub.
+func (x *xmpp) expect(what string, subs ...string) *xmlstream.Element {
+	x.t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case el := <-x.in:
+			s := el.String()
+			ok := true
+			for _, sub := range subs {
+				if !strings.Contains(s, sub) {
+					ok = false
+				}
+			}
+			if ok {
+				return el
+			}
+		case <-deadline:
+			x.t.Fatalf("no %s (with %q)", what, subs)
+		}
+	}
+}
+
+func sent(t *testing.T, n *bridgetest.Network, what string) bridgetest.Sent {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case s := <-n.Sent:
+			if s.What == what {
+				return s
+			}
+		case <-deadline:
+			t.Fatalf("the network got no %s", what)
+		}
+	}
+}
+
+func start(t *testing.T, mode bridge.Mode) (*bridge.Bridge, *bridgetest.Network, *xmpp) {
+	t.Helper()
+	n := bridgetest.New(mode)
+	cfg := bridge.DefaultConfig()
+	cfg.Domain = gw
+	cfg.Connect = bridge.Connect{Mode: "component", Server: "127.0.0.1:1", Secret: "s"}
+	b, err := bridge.New(n, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := router.New(slog.New(slog.DiscardHandler))
+	x := &xmpp{t: t, rt: rt, in: make(chan *xmlstream.Element, 1000)}
+	rt.SetFallback(x)
+	bridge.AttachForTest(t, b, rt)
+	return b, n, x
+}
+
+func TestPuppetOneToOne(t *testing.T) {
+	_, n, x := start(t, bridge.Puppet)
+	n.AddUser("bob smith", false)
+	n.AddUser("carol", true)
+	bob := `bob\20smith@` + gw
+	// XMPP -> network, with a receipt once the network took it.
+	x.send(alice, bob, "<message type='chat' id='m1'><body>hello</body><request xmlns='urn:xmpp:receipts'/><x xmlns='urn:example:unknown' a='1'><y/></x></message>")
+	got := sent(t, n, "message")
+	if got.To != "bob smith" || got.Message.Body != "hello" || got.User != "alice@xmpp.example" {
+		t.Fatalf("sent %+v", got)
+	}
+	if len(got.Message.Extensions) != 1 || !strings.Contains(got.Message.Extensions[0].XML, "urn:example:unknown") {
+		t.Fatalf("extensions %+v", got.Message.Extensions)
+	}
+	x.expect("receipt", "<received xmlns='urn:xmpp:receipts' id='m1'/>", "from='"+bob+"'")
+	// Network -> XMPP, the unknown extension back unchanged.
+	s := n.Session("alice@xmpp.example")
+	s.Events().Message("bob smith", bridge.Message{ID: "L9", Body: "hi alice", Extensions: got.Message.Extensions})
+	m := x.expect("message", "<body>hi alice</body>", "from='"+bob+"'", "to='alice@xmpp.example'")
+	if !strings.Contains(m.String(), "<x xmlns='urn:example:unknown' a='1'><y/></x>") {
+		t.Fatalf("extension not carried back: %s", m)
+	}
+	// A correction of it points to the XMPP id it was given.
+	s.Events().Message("bob smith", bridge.Message{ID: "L10", Body: "hi Alice", Replaces: "L9"})
+	x.expect("correction", "<replace xmlns='urn:xmpp:message-correct:0' id='"+m.Attr("id")+"'/>")
+	// The same network id again is not delivered twice.
+	s.Events().Message("bob smith", bridge.Message{ID: "L9", Body: "hi alice"})
+	// Errors of the network become XMPP errors.
+	x.send(alice, "carol@"+gw, "<message type='chat' id='m2'><body>x</body></message>")
+	x.expect("recipient-unavailable", "type='error'", "recipient-unavailable", "id='m2'")
+	x.send(alice, "nobody@"+gw, "<message type='chat' id='m3'><body>x</body></message>")
+	x.expect("item-not-found", "type='error'", "item-not-found", "id='m3'")
+	// A reaction and a correction from XMPP name the network's id.
+	x.send(alice, bob, "<message type='chat' id='r1'><reactions xmlns='urn:xmpp:reactions:0' id='"+m.Attr("id")+"'><reaction>👍</reaction></reactions></message>")
+	if r := sent(t, n, "react"); r.ID != "L9" || r.Text != "[👍]" {
+		t.Fatalf("reaction %+v", r)
+	}
+	x.send(alice, bob, "<message type='chat' id='m4'><body>helo</body></message>")
+	first := sent(t, n, "message")
+	x.send(alice, bob, "<message type='chat' id='m5'><body>hello!</body><replace xmlns='urn:xmpp:message-correct:0' id='m4'/></message>")
+	if e := sent(t, n, "edit"); e.ID != first.ID || e.Message.Body != "hello!" {
+		t.Fatalf("edit %+v, first %+v", e, first)
+	}
+	x.send(alice, bob, "<message type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>")
+	if st := sent(t, n, "state"); st.Text != "composing" {
+		t.Fatalf("state %+v", st)
+	}
+}
+
+func TestTransportRegistration(t *testing.T) {
+	_, n, x := start(t, bridge.Transport)
+	n.SetPassword("alice", "pw")
+	n.AddUser("bob", false)
+	n.SetContacts(bridge.Contact{ID: "bob", Name: "Bob", Presence: bridge.Presence{Show: bridge.Away}})
+	x.send(alice, gw, "<iq type='get' id='g'><query xmlns='jabber:iq:register'/></iq>")
+	x.expect("form", "type='result'", "var='username'", "var='password'", "type='text-private'")
+	// Unregistered users are told to register.
+	x.send(alice, "bob@"+gw, "<message type='chat' id='m0'><body>x</body></message>")
+	x.expect("registration-required", "registration-required", "id='m0'")
+	x.send(alice, gw, "<iq type='set' id='bad'><query xmlns='jabber:iq:register'><username>alice</username><password>wrong</password></query></iq>")
+	x.expect("refused", "id='bad'", "not-authorized")
+	x.send(alice, gw, "<presence/>")
+	x.send(alice, gw, "<iq type='set' id='reg'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='username'><value>alice</value></field><field var='password'><value>pw</value></field></x></query></iq>")
+	x.expect("registered", "id='reg'", "type='result'")
+	x.expect("roster suggestion", "http://jabber.org/protocol/rosterx", "jid='bob@"+gw+"'")
+	x.expect("bob's presence", "<presence", "from='bob@"+gw+"'", "<show>away</show>")
+	x.send(alice, "bob@"+gw, "<message type='chat' id='m1'><body>hi</body></message>")
+	if got := sent(t, n, "message"); got.To != "bob" {
+		t.Fatalf("sent %+v", got)
+	}
+	// Going offline logs out; coming back logs in again.
+	x.send(alice, gw, "<presence type='unavailable'/>")
+	deadline := time.Now().Add(5 * time.Second)
+	for n.Session("alice@xmpp.example") != nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n.Session("alice@xmpp.example") != nil {
+		t.Fatal("still logged in after the user went offline")
+	}
+	x.send(alice, gw, "<presence/>")
+	for n.Session("alice@xmpp.example") == nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n.Session("alice@xmpp.example") == nil {
+		t.Fatal("not logged in again")
+	}
+	// Unregistering removes the contacts and the credentials.
+	x.send(alice, gw, "<iq type='set' id='rm'><query xmlns='jabber:iq:register'><remove/></query></iq>")
+	x.expect("unregistered", "id='rm'", "type='result'")
+	x.send(alice, "bob@"+gw, "<message type='chat' id='m9'><body>x</body></message>")
+	x.expect("registration-required again", "registration-required", "id='m9'")
+}
+
+func TestRooms(t *testing.T) {
+	_, n, x := start(t, bridge.Puppet)
+	n.SetRoom("#go", "Gophers", bridge.Participant{ID: "bob", Nick: "bob", Role: bridge.RoleModerator}, bridge.Participant{ID: "carol", Nick: "carol"})
+	room := "#go@" + gw
+	x.send(alice, room+"/alice", "<presence><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	if j := sent(t, n, "join"); j.Room != "#go" || j.Text != "alice" {
+		t.Fatalf("join %+v", j)
+	}
+	x.expect("bob's presence", "from='"+room+"/bob'", "role='moderator'")
+	x.expect("carol's presence", "from='"+room+"/carol'")
+	x.expect("self-presence", "from='"+room+"/alice'", "code='110'")
+	x.expect("subject", "<subject>Gophers</subject>")
+	// Network -> XMPP.
+	s := n.Session("alice@xmpp.example")
+	s.Events().RoomMessage("#go", "bob", bridge.Message{ID: "g1", Body: "welcome"})
+	x.expect("bob's message", "from='"+room+"/bob'", "<body>welcome</body>", "type='groupchat'")
+	// XMPP -> network, reflected once the network took it.
+	x.send(alice, room, "<message type='groupchat' id='a1'><body>thanks</body></message>")
+	if r := sent(t, n, "room"); r.Message.Body != "thanks" {
+		t.Fatalf("room message %+v", r)
+	}
+	x.expect("reflection", "from='"+room+"/alice'", "<body>thanks</body>", "id='a1'")
+	// Kicks both ways, nick changes, leaving.
+	s.Events().RoomNick("#go", "carol", "caroline")
+	x.expect("nick change", "from='"+room+"/carol'", "code='303'", "nick='caroline'")
+	s.Events().RoomLeft("#go", "caroline", "spam", "bob")
+	s.Events().RoomLeft("#go", "carol", "spam", "bob")
+	x.expect("kick", "from='"+room+"/caroline'", "code='307'", "<actor nick='bob'/>")
+	x.send(alice, room, "<message type='groupchat'><subject>Go!</subject></message>")
+	x.expect("subject change", "<subject>Go!</subject>", "from='"+room+"/alice'")
+	x.send(alice, room+"/alice", "<iq type='get' id='sp'><ping xmlns='urn:xmpp:ping'/></iq>")
+	x.expect("self-ping answered", "id='sp'", "type='result'")
+	x.send(alice, room+"/alice", "<presence type='unavailable'/>")
+	if l := sent(t, n, "leave"); l.Room != "#go" {
+		t.Fatalf("leave %+v", l)
+	}
+	// A room the network does not have.
+	x.send(alice, "#nope@"+gw+"/alice", "<presence><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	x.expect("refusal", "type='error'", "item-not-found", "from='#nope@"+gw+"/alice'")
+}
+
+func TestDiscoAnnouncesWhatTheNetworkDoes(t *testing.T) {
+	_, _, x := start(t, bridge.Transport)
+	x.send(alice, gw, "<iq type='get' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	x.expect("gateway identity", "category='gateway'", "type='test'", "var='jabber:iq:register'", "var='http://jabber.org/protocol/muc'")
+	x.send(alice, "bob@"+gw, "<iq type='get' id='c'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	x.expect("contact features", "var='urn:xmpp:reactions:0'", "var='urn:xmpp:message-correct:0'", "var='http://jabber.org/protocol/chatstates'")
+}

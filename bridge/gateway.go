@@ -1,0 +1,297 @@
+package bridge
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/bridge/internal/store"
+	"github.com/ambrosia-xmpp/ambrosia/internal/dataform"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+)
+
+const (
+	nsRegister = "jabber:iq:register"
+	nsGateway  = "jabber:iq:gateway"
+	nsMUC      = "http://jabber.org/protocol/muc"
+)
+
+// nowFunc is the clock; tests do not change it, but it keeps the time
+// source in one place.
+var nowFunc = time.Now
+
+func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// sessionType is a session to ask what the network supports: the one the
+// network described, else one that exists.
+func (b *Bridge) sessionType() Session {
+	if b.desc.Session != nil {
+		return b.desc.Session
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sample
+}
+
+// supports reports what sessions implement, for discovery.
+func (b *Bridge) supports() (rooms, states, reactions, edits, retractions, markers bool) {
+	s := b.sessionType()
+	if s == nil {
+		return
+	}
+	_, rooms = s.(RoomSession)
+	_, states = s.(ChatStateSender)
+	_, reactions = s.(Reactor)
+	_, edits = s.(Editor)
+	_, retractions = s.(Retractor)
+	_, markers = s.(Marker)
+	return
+}
+
+// gatewayFeatures are the disco#info features of the bridge's domain.
+func (b *Bridge) gatewayFeatures() []string {
+	fs := []string{stanza.NSDiscoInfo, stanza.NSDiscoItems, stanza.NSPing, stanza.NSVersion, nsGateway}
+	if b.desc.Mode == Transport {
+		fs = append(fs, nsRegister)
+	}
+	if rooms, _, _, _, _, _ := b.supports(); rooms {
+		fs = append(fs, nsMUC)
+	}
+	return fs
+}
+
+// contactFeatures are the disco#info features of a user of the network:
+// what messages to them may carry.
+func (b *Bridge) contactFeatures() []string {
+	fs := []string{stanza.NSDiscoInfo, stanza.NSPing, nsReceipts, nsReply, "jabber:x:oob", nsVCard}
+	_, states, reactions, edits, retractions, markers := b.supports()
+	add := func(ok bool, f string) {
+		if ok {
+			fs = append(fs, f)
+		}
+	}
+	add(states, nsChatStates)
+	add(reactions, nsReactions)
+	add(edits, nsCorrect)
+	add(retractions, nsRetract)
+	add(markers, nsMarkers)
+	return fs
+}
+
+// gatewayIQ answers requests to the bridge's domain.
+func (b *Bridge) gatewayIQ(ctx context.Context, st router.Stanza) {
+	el := st.El
+	get := el.Attr("type") == "get"
+	switch {
+	case get && el.Child(stanza.NSDiscoInfo, "query") != nil:
+		if el.Child(stanza.NSDiscoInfo, "query").Attr("node") != "" {
+			b.bounce(ctx, st, stanza.ItemNotFound, "")
+			return
+		}
+		r := stanza.Result(el)
+		q := r.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "query"))
+		id := q.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "identity"))
+		id.SetAttr("category", "gateway")
+		id.SetAttr("type", b.desc.Type)
+		id.SetAttr("name", b.desc.Name)
+		if rooms, _, _, _, _, _ := b.supports(); rooms {
+			c := q.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "identity"))
+			c.SetAttr("category", "conference")
+			c.SetAttr("type", "text")
+			c.SetAttr("name", b.desc.Name)
+		}
+		for _, f := range b.gatewayFeatures() {
+			q.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "feature")).SetAttr("var", f)
+		}
+		b.reply(ctx, st, r)
+	case get && el.Child(stanza.NSDiscoItems, "query") != nil:
+		r := stanza.Result(el)
+		r.AddChild(xmlstream.NewElement(stanza.NSDiscoItems, "query"))
+		b.reply(ctx, st, r)
+	case get && el.Child(stanza.NSPing, "ping") != nil:
+		b.reply(ctx, st, stanza.Result(el))
+	case get && el.Child(stanza.NSVersion, "query") != nil:
+		r := stanza.Result(el)
+		q := r.AddChild(xmlstream.NewElement(stanza.NSVersion, "query"))
+		q.AddChild(xmlstream.NewElement(stanza.NSVersion, "name")).AddText("Ambrosia bridge: " + b.desc.Name)
+		b.reply(ctx, st, r)
+	case el.Child(nsGateway, "query") != nil:
+		b.gatewayPrompt(ctx, st, el.Child(nsGateway, "query"))
+	case el.Child(nsRegister, "query") != nil && b.desc.Mode == Transport:
+		if st.From.Local() == "" {
+			b.bounce(ctx, st, stanza.NotAllowed, "Only users register.")
+			return
+		}
+		if get {
+			b.registrationForm(ctx, st)
+		} else {
+			b.register(ctx, st, el.Child(nsRegister, "query"))
+		}
+	default:
+		b.bounce(ctx, st, stanza.ServiceUnavailable, "")
+	}
+}
+
+// gatewayPrompt turns an identifier of the network into its address
+// (XEP-0100 §6, jabber:iq:gateway).
+func (b *Bridge) gatewayPrompt(ctx context.Context, st router.Stanza, q *xmlstream.Element) {
+	r := stanza.Result(st.El)
+	rq := r.AddChild(xmlstream.NewElement(nsGateway, "query"))
+	if st.El.Attr("type") == "get" {
+		rq.AddChild(xmlstream.NewElement(nsGateway, "desc")).AddText("Enter the " + b.desc.Name + " id of the contact.")
+		rq.AddChild(xmlstream.NewElement(nsGateway, "prompt")).AddText(b.desc.Name + " id")
+		b.reply(ctx, st, r)
+		return
+	}
+	p := q.Child(nsGateway, "prompt")
+	if p == nil || p.Text() == "" {
+		b.bounce(ctx, st, stanza.BadRequest, "Give the id in <prompt/>.")
+		return
+	}
+	j, err := b.contactJID(UserID(p.Text()))
+	if err != nil {
+		b.bounce(ctx, st, stanza.JIDMalformed, "That id cannot be an address.")
+		return
+	}
+	rq.AddChild(xmlstream.NewElement(nsGateway, "jid")).AddText(j.String())
+	b.reply(ctx, st, r)
+}
+
+// legacyFields maps the fixed fields of XEP-0077 to themselves, so that
+// clients that only know those (username, password, nick…) can register.
+var legacyFields = map[string]bool{"username": true, "password": true, "nick": true, "email": true, "name": true, "first": true, "last": true, "url": true, "phone": true}
+
+// registrationForm answers a request for the registration form (XEP-0077
+// §3.1), or what the user registered (without secrets).
+func (b *Bridge) registrationForm(ctx context.Context, st router.Stanza) {
+	r := stanza.Result(st.El)
+	q := r.AddChild(xmlstream.NewElement(nsRegister, "query"))
+	creds, err := b.st.Registration(ctx, st.From.BareString())
+	registered := err == nil
+	if registered {
+		q.AddChild(xmlstream.NewElement(nsRegister, "registered"))
+	}
+	instr := b.desc.Instructions
+	if instr == "" {
+		instr = "Enter your " + b.desc.Name + " account."
+	}
+	q.AddChild(xmlstream.NewElement(nsRegister, "instructions")).AddText(instr)
+	f := dataform.Form{Type: dataform.TypeForm, FormType: nsRegister, Title: "Registration with " + b.desc.Name, Instructions: instr}
+	for _, fd := range b.desc.Registration {
+		typ, val := dataform.TextSingle, creds[fd.Name]
+		if fd.Secret {
+			typ, val = dataform.TextPrivate, ""
+		}
+		fl := dataform.Field{Var: fd.Name, Type: typ, Label: fd.Label}
+		if registered && val != "" {
+			fl.Values = []string{val}
+		}
+		f.Add(fl)
+		if legacyFields[fd.Name] {
+			e := q.AddChild(xmlstream.NewElement(nsRegister, fd.Name))
+			if registered && val != "" {
+				e.AddText(val)
+			}
+		}
+	}
+	q.AddChild(f.Element())
+	b.reply(ctx, st, r)
+}
+
+// register stores a user's credentials after a login with them works,
+// or removes the registration (XEP-0077 §3.3).
+func (b *Bridge) register(ctx context.Context, st router.Stanza, q *xmlstream.Element) {
+	u := b.user(st.From.Bare())
+	if q.Child(nsRegister, "remove") != nil {
+		u.do(func(ctx context.Context) { b.unregister(ctx, u, st) })
+		return
+	}
+	creds := map[string]string{}
+	if f, ok := dataform.Find(q, ""); ok {
+		for _, fl := range f.Fields {
+			creds[fl.Var] = fl.Value()
+		}
+	}
+	for c := range q.ChildElements {
+		if c.Space == nsRegister && legacyFields[c.Local] && creds[c.Local] == "" {
+			creds[c.Local] = c.Text()
+		}
+	}
+	known := map[string]bool{}
+	for _, fd := range b.desc.Registration {
+		known[fd.Name] = true
+		if fd.Required && creds[fd.Name] == "" {
+			b.bounce(ctx, st, stanza.NotAcceptable, "The field "+fd.Name+" is required.")
+			return
+		}
+	}
+	for k := range creds {
+		if !known[k] {
+			delete(creds, k)
+		}
+	}
+	u.do(func(ctx context.Context) {
+		// A login with the credentials proves them before they are kept.
+		u.logout(ctx, "registering again")
+		s, err := b.net.Login(ctx, Account{JID: u.jid.String(), Credentials: creds}, u.events)
+		if err != nil {
+			cond, text := errorFor(err)
+			if cond == stanza.InternalServerError {
+				cond, text = stanza.NotAuthorized, err.Error()
+			}
+			b.bounce(ctx, st, cond, text)
+			return
+		}
+		if err := b.st.SetRegistration(ctx, u.jid.String(), creds); err != nil {
+			b.log.Error("registration", "err", err)
+			_ = s.Logout(ctx)
+			b.bounce(ctx, st, stanza.InternalServerError, "")
+			return
+		}
+		u.mu.Lock()
+		online := len(u.online) > 0 || b.desc.StayOnline
+		if online {
+			u.sess = s
+		}
+		u.mu.Unlock()
+		if !online {
+			_ = s.Logout(ctx)
+		}
+		b.log.Info("registered", "user", u.jid.String())
+		b.reply(ctx, st, stanza.Result(st.El))
+		// XEP-0100 §4.1.1: the gateway asks for the user's presence.
+		b.presenceTo(ctx, b.domain, u.jid, "subscribe")
+		if online {
+			u.afterLogin(ctx, s)
+		}
+	})
+}
+
+// unregister removes everything kept for the user, and the contacts the
+// bridge put in their roster (XEP-0100 §4.3).
+func (b *Bridge) unregister(ctx context.Context, u *user, st router.Stanza) {
+	if _, err := b.st.Registration(ctx, u.jid.String()); errors.Is(err, store.ErrNotFound) {
+		b.bounce(ctx, st, stanza.ItemNotFound, "You are not registered.")
+		return
+	}
+	u.logout(ctx, "unregistered")
+	contacts, _ := b.st.Contacts(ctx, u.jid.String())
+	for _, c := range contacts {
+		if j, err := b.contactJID(UserID(c)); err == nil {
+			b.removeFromRoster(ctx, u, j)
+		}
+	}
+	if err := b.st.Forget(ctx, u.jid.String()); err != nil {
+		b.log.Error("unregister", "err", err)
+		b.bounce(ctx, st, stanza.InternalServerError, "")
+		return
+	}
+	b.reply(ctx, st, stanza.Result(st.El))
+	for _, typ := range []string{"unsubscribe", "unsubscribed", "unavailable"} {
+		b.presenceTo(ctx, b.domain, u.jid, typ)
+	}
+	b.log.Info("unregistered", "user", u.jid.String())
+}
