@@ -59,6 +59,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	r := router.New(log.With("component", "router"))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The components that carry the users' sessions run until the
+	// conference service has stopped, so that what it sends on its way out
+	// (status 332 to every occupant) still reaches them.
+	sessCtx, stopSessions := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSessions()
 	mon, err := startMonitoring(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -116,7 +121,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := c.Run(ctx); err != nil {
+			if err := c.Run(sessCtx); err != nil {
 				errc <- err
 				cancel()
 			}
@@ -137,21 +142,25 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := federation.Run(ctx); err != nil {
+			if err := federation.Run(sessCtx); err != nil {
 				errc <- err
 				cancel()
 			}
 		}()
 	}
+	conferenceDone := make(chan struct{})
 	if conference != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer close(conferenceDone)
 			if err := conference.Run(ctx); err != nil {
 				errc <- err
 				cancel()
 			}
 		}()
+	} else {
+		close(conferenceDone)
 	}
 	if uploads != nil {
 		wg.Add(1)
@@ -169,7 +178,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := components.Run(ctx); err != nil {
+			if err := components.Run(sessCtx); err != nil {
 				errc <- err
 				cancel()
 			}
@@ -178,13 +187,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := edge.Run(ctx); err != nil {
+		if err := edge.Run(sessCtx); err != nil {
 			errc <- err
 			cancel()
 		}
 	}()
 	<-ctx.Done()
 	log.Info("shutting down")
+	<-conferenceDone
+	stopSessions()
 	wg.Wait()
 	close(errc)
 	var errs []error
