@@ -1,0 +1,72 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// The multi-user chat tests (XEP-0045 and what modern clients add to it)
+// drive several slixmpp sessions from one script each
+// (testdata/muc_*.py), sending raw stanzas and checking what every
+// occupant receives, in order.
+
+const (
+	mucService   = "conference." + domain
+	mucEve       = "eve@localhost"
+	mucFrank     = "frank@localhost"
+	mucEvePass   = "eve-Secret-5"
+	mucFrankPass = "frank-Secret-6"
+	// mucScriptTimeout is the deadline each muc_*.py keeps for its whole
+	// run, within the harness's scriptTimeout.
+	mucScriptTimeout = "75"
+)
+
+// startMUC starts a server with the given TOML configuration (empty for
+// the defaults, under which the conference service runs) and alice, bob,
+// carol, dave, eve and frank registered, and returns the arguments that
+// hand a script the connection, the accounts and the service.
+func startMUC(t *testing.T, conf string) (*Server, []string) {
+	t.Helper()
+	requireTools(t, "slixmpp")
+	var opts ServerOptions
+	if conf != "" {
+		path := filepath.Join(t.TempDir(), "ambrosia.toml")
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		opts.ExtraArgs = []string{"--config", path}
+	}
+	s := startServer(t, opts)
+	for _, u := range [][2]string{{alice, alicePass}, {bob, bobPass}, {imCarol, imCarolPass}, {imDave, imDavePass}, {mucEve, mucEvePass}, {mucFrank, mucFrankPass}} {
+		addUser(t, s, u[0], u[1])
+	}
+	return s, mucArgs(s)
+}
+
+// mucArgs are a script's connection, accounts and service.
+func mucArgs(s *Server) []string {
+	return append(s.clientArgs(false), "--timeout", mucScriptTimeout, "--mech", "SCRAM-SHA-256",
+		"--service", mucService,
+		"--user", alice, alicePass,
+		"--user", bob, bobPass,
+		"--user", imCarol, imCarolPass,
+		"--user", imDave, imDavePass,
+		"--user", mucEve, mucEvePass,
+		"--user", mucFrank, mucFrankPass)
+}
+
+// TestMUC runs the scenarios that need no particular [muc] settings on one
+// server, each in rooms of its own.
+func TestMUC(t *testing.T) {
+	_, args := startMUC(t, "")
+
+	// Join: a reserved room created, locked until configured through the
+	// form, and entered with status codes 110, 100, 170, 201 and 210, the
+	// roster before the self-presence, history limited by maxstanzas,
+	// maxchars, seconds and since, the subject last (which a participant
+	// may not change); nick changes (303) and conflicts; one nick from two
+	// resources, which leaves with the last of them, even on a dropped
+	// connection; instant rooms, gone with their last occupant.
+	t.Run("Join", func(t *testing.T) { mustPython(t, "muc_join", args...) })
+}
