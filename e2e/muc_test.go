@@ -69,4 +69,11 @@ func TestMUC(t *testing.T) {
 	// resources, which leaves with the last of them, even on a dropped
 	// connection; instant rooms, gone with their last occupant.
 	t.Run("Join", func(t *testing.T) { mustPython(t, "muc_join", args...) })
+
+	// RolesAndAffiliations: moderator granted, kick (307) and ban (301)
+	// with reasons seen by every occupant, the banned user refused
+	// (forbidden); voice in a moderated room granted and revoked; member,
+	// admin and owner lists read and edited; a moderator kicking an owner
+	// (not-allowed) and removing the last owner (conflict) refused.
+	t.Run("RolesAndAffiliations", func(t *testing.T) { mustPython(t, "muc_admin", args...) })
 }
