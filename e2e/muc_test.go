@@ -76,4 +76,12 @@ func TestMUC(t *testing.T) {
 	// admin and owner lists read and edited; a moderator kicking an owner
 	// (not-allowed) and removing the last owner (conflict) refused.
 	t.Run("RolesAndAffiliations", func(t *testing.T) { mustPython(t, "muc_admin", args...) })
+
+	// RoomTypes: password-protected (not-authorized), members-only
+	// (registration-required, its archive closed, membership by
+	// invitation), full (service-unavailable), turned members-only (322),
+	// semi- and non-anonymous (who sees real JIDs, 100, 172), hidden and
+	// locked rooms kept out of the directory, which pages with RSM;
+	// destruction with the alternate venue and reason.
+	t.Run("RoomTypes", func(t *testing.T) { mustPython(t, "muc_types", args...) })
 }
