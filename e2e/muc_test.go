@@ -84,4 +84,12 @@ func TestMUC(t *testing.T) {
 	// locked rooms kept out of the directory, which pages with RSM;
 	// destruction with the alternate venue and reason.
 	t.Run("RoomTypes", func(t *testing.T) { mustPython(t, "muc_types", args...) })
+
+	// Messages: reflection with the room's stanza-id and the sender's
+	// occupant-id (made-up ones dropped); private messages to the right
+	// real JID only, marked muc#user; item-not-found and not-acceptable;
+	// a forged 'from' delivered as the real sender; a mediated invitation
+	// and its decline, a direct one (XEP-0249); a voice request reaching
+	// the moderator only and approved.
+	t.Run("Messages", func(t *testing.T) { mustPython(t, "muc_messages", args...) })
 }
