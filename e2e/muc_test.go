@@ -92,4 +92,15 @@ func TestMUC(t *testing.T) {
 	// and its decline, a direct one (XEP-0249); a voice request reaching
 	// the moderator only and approved.
 	t.Run("Messages", func(t *testing.T) { mustPython(t, "muc_messages", args...) })
+
+	// Registration: the jabber:iq:register form, the nickname reserved and
+	// read back (registered, x-roomuser-item, member list), refused to
+	// others (conflict) until the registration is cancelled.
+	t.Run("Registration", func(t *testing.T) { mustPython(t, "muc_register", args...) })
+
+	// Modern: disco#info of service and room (features, muc#roominfo),
+	// the room archive paged with RSM (XEP-0313), self-ping (XEP-0410),
+	// moderation with its tombstone (XEP-0425), the room avatar
+	// (XEP-0486).
+	t.Run("Modern", func(t *testing.T) { mustPython(t, "muc_modern", args...) })
 }
