@@ -104,3 +104,14 @@ func TestMUC(t *testing.T) {
 	// (XEP-0486).
 	t.Run("Modern", func(t *testing.T) { mustPython(t, "muc_modern", args...) })
 }
+
+// TestMUCLimits runs a server whose [muc] lets an occupant send three
+// messages at once, then one every five seconds: a burst of six is cut
+// after three, the excess answered resource-constraint and seen by
+// nobody. It also checks a nickname of spaces only (jid-malformed) and
+// configuration forms with an unknown field (not-acceptable) or an invalid
+// value (bad-request).
+func TestMUCLimits(t *testing.T) {
+	_, args := startMUC(t, "[muc]\nmessage_rate = 0.2\nmessage_burst = 3\n")
+	mustPython(t, "muc_limits", append(args, "--burst", "3")...)
+}
