@@ -3,7 +3,9 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
+	"time"
 )
 
 // The multi-user chat tests (XEP-0045 and what modern clients add to it)
@@ -114,4 +116,26 @@ func TestMUC(t *testing.T) {
 func TestMUCLimits(t *testing.T) {
 	_, args := startMUC(t, "[muc]\nmessage_rate = 0.2\nmessage_burst = 3\n")
 	mustPython(t, "muc_limits", append(args, "--burst", "3")...)
+}
+
+// TestMUCPersistence stops the server under a persistent room and a
+// temporary one, whose occupants are told (332), and starts it again on
+// the same data directory: the persistent room's configuration,
+// affiliations, registered nickname, avatar, subject and archive (the same
+// stanza-ids, in order, also filtered by occupant) are back, its history
+// comes from the archive, new messages are archived after the old ones,
+// and the temporary room is gone.
+func TestMUCPersistence(t *testing.T) {
+	s, args := startMUC(t, "")
+	before := startPython(t, "muc_persist", append(args, "--phase", "before")...)
+	before.waitLine(t, "READY", 60*time.Second)
+	s.Stop(t)
+	out := before.wait(t)
+	t.Logf("muc_persist.py --phase before:\n%s", out)
+	m := regexp.MustCompile(`(?m)^stanza-ids: (.+)$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("the first phase printed no stanza-ids:\n%s", out)
+	}
+	s2 := startServer(t, ServerOptions{DataDir: s.DataDir})
+	mustPython(t, "muc_persist", append(mucArgs(s2), "--phase", "after", "--stanza-ids", m[1])...)
 }
