@@ -139,3 +139,44 @@ func TestMUCPersistence(t *testing.T) {
 	s2 := startServer(t, ServerOptions{DataDir: s.DataDir})
 	mustPython(t, "muc_persist", append(mucArgs(s2), "--phase", "after", "--stanza-ids", m[1])...)
 }
+
+// TestMUCProfanity drives profanity through tmux as a user would: alice
+// creates a room with /join and accepts the default configuration, a
+// slixmpp client logged in as bob enters it and finds her there as its
+// owner, and each reads what the other says in the room.
+func TestMUCProfanity(t *testing.T) {
+	tools := requireProfanity(t)
+	s := startWithUsers(t)
+	const (
+		room      = "lounge@" + mucService
+		fromAlice = "hello room from profanity"
+		fromBob   = "hello alice from slixmpp"
+	)
+	peer := startPython(t, "muc_profanity_peer", append(s.clientArgs(false), "--timeout", mucScriptTimeout,
+		"--jid", bob, "--password", bobPass, "--room", room, "--nick", "bob",
+		"--expect-nick", "alice", "--body", fromAlice, "--reply", fromBob)...)
+	p := startProfanity(t, tools, s, alice, alicePass, s.CAFile)
+	p.waitScreen(t, alice+"/profanity logged in successfully", "the login", 20*time.Second,
+		"TLS certificate verification failed", "Login failed")
+
+	p.tmux.typeLine(t, "/join "+room+" nick alice")
+	p.waitScreen(t, "Use '/room accept' to accept the defaults", "the new room's lock", 20*time.Second)
+	p.tmux.typeLine(t, "/room accept")
+	p.waitScreen(t, "Room unlocked.", "the room unlocked", 20*time.Second)
+	peer.waitLine(t, "JOINED", 30*time.Second)
+	// profanity does not announce arrivals by default; /who lists the
+	// room as it knows it.
+	p.tmux.typeLine(t, "/who")
+	p.waitScreen(t, "2 occupants: alice, bob", "bob in the room's list", 20*time.Second)
+
+	p.tmux.typeLine(t, fromAlice)
+	peer.waitLine(t, "REPLIED", 30*time.Second)
+	p.waitScreen(t, fromBob, "bob's message", 20*time.Second)
+	if !screenLine(p.tmux.screen(), "bob: ", fromBob) {
+		t.Errorf("bob's message is not shown as his\n%s", p.diagnostics())
+	}
+	peer.wait(t)
+
+	p.tmux.typeLine(t, "/quit")
+	p.waitExit(t, 10*time.Second)
+}
