@@ -5,9 +5,10 @@ bob's message reaches alice, carol and himself from his occupant JID with
 the room's stanza-id (by the room, the same for all) and his occupant-id;
 the ones he made up himself are dropped. A private message reaches only
 the addressee's real JID, marked with muc#user; one to an absent nick is
-refused (item-not-found), one from outside the room too (not-acceptable).
-bob cannot pass himself off as alice: a stanza with her JID as 'from' is
-delivered as his. alice invites dave through the room and his decline
+refused (item-not-found); messages from outside the room are refused
+(not-acceptable).
+bob cannot pass himself off as alice: a stanza with her JID or her
+occupant JID as 'from' is delivered as his. alice invites dave through the room and his decline
 comes back to her; she invites eve directly (XEP-0249). In the room, made
 moderated, eve is a visitor; her voice request reaches the moderator only,
 who approves it, and everyone sees her get voice."""
@@ -75,21 +76,28 @@ async def main(args):
     dave.message(occ("carol"), "chat", "from outside", mid="pm3")
     r = await dave.wait(lambda r: r.kind == "message" and r.type == "error" and r.id == "pm3", "the error", since=dm)
     check(mc.error_condition(r.xml) == "not-acceptable", "a private message from outside the room: %s" % r)
-    await carol.barrier(room)
-    carol.none(mc.with_body("from outside"), "a private message from outside the room", since=m["carol"])
-    print("private message: only carol got it, marked muc#user; absent nick item-not-found; outsider not-acceptable", flush=True)
+    dave.say(room, "outsider speaking", mid="out-1")
+    r = await dave.wait(lambda r: r.kind == "message" and r.type == "error" and r.id == "out-1", "the error", since=dm)
+    check(mc.error_condition(r.xml) == "not-acceptable", "a room message from outside the room: %s" % r)
+    for s in inroom:
+        await s.barrier(room)
+        s.none(lambda r: mc.body(r) in ("from outside", "outsider speaking"), "a message from outside the room", since=m[s.label])
+    print("private message: only carol got it, marked muc#user; absent nick item-not-found; an outsider's messages not-acceptable", flush=True)
 
     # A forged 'from'.
     m = marks(inroom)
-    bob.message(room, "groupchat", "I am alice", frm=alice.jid, mid="forged-1")
-    bob.message(occ("carol"), "chat", "alice here, privately", frm=alice.jid, mid="forged-2")
+    forged = ("I am alice", "alice's occupant here", "alice here, privately")
+    bob.message(room, "groupchat", forged[0], frm=alice.jid, mid="forged-1")
+    bob.message(room, "groupchat", forged[1], frm=occ("alice"), mid="forged-2")
+    bob.message(occ("carol"), "chat", forged[2], frm=alice.jid, mid="forged-3")
     for s in inroom:
-        r = await s.wait(mc.groupchat_body("I am alice"), "the message with a forged from", since=m[s.label])
-        check(r.frm == occ("bob") and mc.occupant_id(r) == bob_oid, "%s: the forged message came as %s" % (s.label, r))
-    r = await carol.wait(mc.with_body("alice here, privately"), "the private message with a forged from", since=m["carol"])
+        for text in forged[:2]:
+            r = await s.wait(mc.groupchat_body(text), "the message with a forged from", since=m[s.label])
+            check(r.frm == occ("bob") and mc.occupant_id(r) == bob_oid, "%s: the forged message came as %s" % (s.label, r))
+    r = await carol.wait(mc.with_body(forged[2]), "the private message with a forged from", since=m["carol"])
     check(r.frm == occ("bob"), "carol got the forged private message as %s" % r)
     for s in inroom:
-        s.none(lambda r: r.kind == "message" and r.frm == occ("alice") and mc.body(r) in ("I am alice", "alice here, privately"),
+        s.none(lambda r: r.kind == "message" and r.frm == occ("alice") and mc.body(r) in forged,
                "a message bob sent as alice", since=m[s.label])
     print("bob's stanzas claiming alice's JID reached everyone as bob's", flush=True)
 
