@@ -8,7 +8,8 @@ and for a visitor of this public room alike. Self-ping (XEP-0410): answered
 for an occupant, not-acceptable for someone who is not in the room; a ping
 to another occupant is forwarded and answered. Moderation (XEP-0425): a
 participant may not, the moderator retracts a message, every occupant
-gets the retraction and the archive keeps a tombstone. Avatar (XEP-0486):
+gets the retraction, the archive and the history of a newcomer keep a
+tombstone. Avatar (XEP-0486):
 the owner sets the room's vCard, occupants get status 104 and the new
 hash, disco#info shows it, a newcomer gets it on entering."""
 
@@ -186,6 +187,14 @@ async def main(args):
     check(len(av) == 1 and av[0].xml.find("{%s}x/{%s}photo" % (mc.NS_VCARD_UPDATE, mc.NS_VCARD_UPDATE)).text == digest,
           "dave's join brought no avatar hash: %s" % got)
     print("avatar %s: 104 and the hash to all, in disco#info, in the vCard and on entering" % digest, flush=True)
+
+    # The history a newcomer gets has the tombstone, not the moderated text.
+    hist = [r for r in got if r.kind == "message" and mc.delay(r)[0]]
+    check([mc.body(r) for r in hist] == [w if w != "a5" else None for w in want], "dave's history %s" % [mc.body(r) for r in hist])
+    tomb = hist[5]
+    check(mc.stanza_id(tomb)[0] == target and tomb.child(mc.NS_RETRACT, "retracted") is not None,
+          "dave's history keeps %s where the moderated message was" % tomb)
+    print("a newcomer's history has the tombstone in place of the moderated message", flush=True)
 
     await mc.close_all(alice, bob, carol, dave)
 

@@ -12,8 +12,8 @@ and waits for the server to stop: each occupant of both rooms is told
 every affiliation list, the registered nickname, the avatar and the
 archive (same ids, in order, filtered by occupant JID) are as they were; bob entering gets the five
 messages as history and then the subject; frank enters a visitor and the
-outcast is refused; a new message is archived after the old ones; the
-temporary room is gone."""
+outcast is refused; a new message is archived after the old ones, with
+bob's occupant-id unchanged; the temporary room is gone."""
 
 import asyncio
 import base64
@@ -153,6 +153,10 @@ async def after(args, room, temp, ids):
     items, _, count = await muc_modern.read_archive(frank, room, "more", max_=10)
     check([muc_modern.mbody(m) for _, m in items] == [b for _, b in BODIES] + ["p5"] and items[-1][0] == mc.stanza_id(r)[0],
           "archive after a new message: %s" % [(i, muc_modern.mbody(m)) for i, m in items])
+    # Occupant ids derive from a secret the room keeps: bob's is the same.
+    old = items[1][1].find("{%s}occupant-id" % mc.NS_OCCUPANT)
+    check(old is not None and old.get("id") == mc.occupant_id(r), "bob's occupant-id changed with the restart: %s, now %s"
+          % (mc.tostring(items[1][1]), mc.occupant_id(r)))
     print("a new message was archived after the old ones (id %s)" % items[-1][0], flush=True)
     await mc.close_all(alice, bob, carol, dave, frank)
 
