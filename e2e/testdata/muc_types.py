@@ -211,7 +211,15 @@ async def destruction(args, alice, bob, carol):
                "presence from the destroyed room", since=m[s.label])
     await bob.iq_error(room, "get", "<query xmlns='%s'/>" % mc.NS_DISCO_INFO, "item-not-found",
                        "disco#info of the destroyed room")
-    print("destroyed: each occupant got the venue and the reason; the room is gone", flush=True)
+    # Nothing of it is left: bob creates a new room under its name.
+    got = await bob.join(room, "bob")
+    sp = [r for r in got if mc.self_presence(room)(r)][0]
+    check("201" in mc.codes(sp) and mc.item(sp).get("affiliation") == "owner", "bob entering the old name: %s" % sp)
+    await bob.configure(room, [])
+    owners = [i.get("jid") for i in await bob.admin_list(room, affiliation="owner")]
+    check(owners == [bob.bare], "the new room's owners %s" % owners)
+    await bob.leave(room, "bob")
+    print("destroyed: each occupant got the venue and the reason; the room is gone, its name free", flush=True)
 
 
 async def main(args):
