@@ -108,14 +108,20 @@ func TestMUC(t *testing.T) {
 }
 
 // TestMUCLimits runs a server whose [muc] lets an occupant send three
-// messages at once, then one every five seconds: a burst of six is cut
-// after three, the excess answered resource-constraint and seen by
-// nobody. It also checks a nickname of spaces only (jid-malformed) and
-// configuration forms with an unknown field (not-acceptable) or an invalid
-// value (bad-request).
+// messages at once, then one every five seconds, and lets only alice
+// create rooms: a burst of six is cut after three, the excess answered
+// resource-constraint and seen by nobody; bob may not create a room
+// (not-allowed). It also checks a nickname of spaces only (jid-malformed)
+// and configuration forms with an unknown field (not-acceptable) or an
+// invalid value (bad-request).
 func TestMUCLimits(t *testing.T) {
-	_, args := startMUC(t, "[muc]\nmessage_rate = 0.2\nmessage_burst = 3\n")
-	mustPython(t, "muc_limits", append(args, "--burst", "3")...)
+	_, args := startMUC(t, `[muc]
+message_rate = 0.2
+message_burst = 3
+create = "admins"
+admins = ["`+alice+`"]
+`)
+	mustPython(t, "muc_limits", append(args, "--burst", "3", "--creator-only", alice)...)
 }
 
 // TestMUCPersistence stops the server under a persistent room and a

@@ -5,7 +5,8 @@ bob sends twice that many messages at once: exactly the first --burst
 reach alice and him, each of the others is answered resource-constraint
 and reaches nobody, and a private message then is refused the same way;
 alice, whose allowance is her own, still speaks. A nickname made only of
-spaces is refused (jid-malformed). A configuration form with an unknown
+spaces is refused (jid-malformed); so is bob's creating a room when
+[muc] lets only admins create them (not-allowed). A configuration form with an unknown
 field is refused (not-acceptable), one with an invalid value too
 (bad-request), and neither changes anything."""
 
@@ -46,6 +47,10 @@ async def main(args):
           (n, args.burst, n - args.burst), flush=True)
 
     await carol.join_refused(room, "   ", "jid-malformed", what="a nickname of spaces only")
+    if args.creator_only:
+        await bob.join_refused("bobs-own@" + args.service, "bob", "not-allowed", what="creating a room when only %s may" % args.creator_only)
+        await bob.iq_error("bobs-own@" + args.service, "get", "<query xmlns='%s'/>" % mc.NS_DISCO_INFO, "item-not-found",
+                           "disco#info of the room bob could not create")
 
     before, _ = await alice.config_form(room)
     await alice.iq_error(room, "set", mc.owner_query([("muc#roomconfig_roomname", "Changed"), ("muc#roomconfig_flying", "1")]),
@@ -63,4 +68,5 @@ async def main(args):
 if __name__ == "__main__":
     p = mc.base_parser(__doc__)
     p.add_argument("--burst", type=int, required=True, help="[muc] message_burst of the server")
+    p.add_argument("--creator-only", default="", help="the one user [muc] lets create rooms, if any")
     mc.run(main, p.parse_args())
