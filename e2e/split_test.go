@@ -323,7 +323,7 @@ func TestSplitMUC(t *testing.T) {
 	ids := []string{"muc-1", "muc-2"}
 	mucs := map[string]*splitProc{}
 	for _, id := range ids {
-		mucs[id] = startMUC(t, "service muc "+id, dir, gws, "--instance", id, "--config", conf)
+		mucs[id] = startMUCService(t, "service muc "+id, dir, gws, "--instance", id, "--config", conf)
 	}
 	a.waitLog(t, `"msg":"bound"`, 3)
 	b.waitLog(t, `"msg":"bound"`, 3)
@@ -346,7 +346,7 @@ func TestSplitMUC(t *testing.T) {
 	}
 }
 
-func startMUC(t *testing.T, name, dataDir string, gws []*splitGateway, extra ...string) *splitProc {
+func startMUCService(t *testing.T, name, dataDir string, gws []*splitGateway, extra ...string) *splitProc {
 	t.Helper()
 	var addrs []string
 	for _, g := range gws {
