@@ -58,7 +58,7 @@ func Specs() []Spec {
 				"muc_passwordprotected", "muc_unsecured", "muc_nonanonymous", "muc_semianonymous"},
 			Tests: []string{"internal/muc/room.TestCreateLockedAndJoinOrder", "internal/muc/room.TestJoinRefusals", "internal/muc/room.TestKickAndBan", "internal/muc/room.TestMembersOnly",
 				"internal/muc/room.TestHistory", "internal/muc/room.TestMultiSession", "internal/muc/room.TestRegistration", "internal/muc.TestRoomOverSessions", "internal/muc.TestDirectoryPaging",
-				"e2e.TestSplitMUC"}},
+				"e2e.TestMUC", "e2e.TestMUCLimits", "e2e.TestMUCPersistence", "e2e.TestMUCProfanity", "e2e.TestMUCFederation", "e2e.TestSplitMUC"}},
 		{ID: "XEP-0049", Name: "Private XML Storage", Status: "complete", Server: []string{"jabber:iq:private"},
 			Tests: []string{"e2e.TestIMPrivateAndVCard", "internal/sm.TestPrivateXMLAndVCard"}},
 		{ID: "XEP-0054", Name: "vcard-temp", Status: "complete", Server: []string{"vcard-temp"}, MUC: []string{"vcard-temp"},
