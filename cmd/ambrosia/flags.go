@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ type configFlags struct {
 	resume      string
 	compAddr    string
 	components  componentFlags
+	privileges  privilegeFlags
 }
 
 func (f *configFlags) register(fs *flag.FlagSet) {
@@ -52,6 +54,7 @@ func (f *configFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.resume, "resume-timeout", "", "how long a dropped session waits for a stream-management resumption, e.g. 5m (0 disables)")
 	fs.StringVar(&f.compAddr, "component-addr", "", "external component listener (XEP-0114), host:port (default 127.0.0.1:5347; opened only when a component is configured)")
 	fs.Var(&f.components, "component", "allow an external component: DOMAIN=SECRET; repeatable, added to the file's [[component.external]] list")
+	fs.Var(&f.privileges, "component-privileges", "grant an external component Privileged Entity (XEP-0356) access: DOMAIN=KEY:VALUE,... with keys roster, roster_push, message, presence, namespace and iq:NAMESPACE (as in [component.external.privileges]); repeatable, replaces the file's privileges of that component")
 }
 
 // load builds the configuration: defaults, file, environment, flags.
@@ -83,6 +86,9 @@ func (f *configFlags) load() (config.Config, error) {
 	set(&c.MetricsAddr, f.metricsAddr)
 	set(&c.Component.Addr, f.compAddr)
 	c.Component.External = append(c.Component.External, f.components...)
+	if err := f.privileges.apply(c.Component.External); err != nil {
+		return c, err
+	}
 	if f.allowPlain.set {
 		c.C2S.AllowPlain = f.allowPlain.v
 	}
@@ -176,5 +182,85 @@ func (c *componentFlags) Set(s string) error {
 		return errors.New("want DOMAIN=SECRET")
 	}
 	*c = append(*c, config.ExternalComponent{Domain: domain, Secret: secret})
+	return nil
+}
+
+// privilegeFlags collects repeated --component-privileges
+// DOMAIN=KEY:VALUE,... flags.
+type privilegeFlags []privilegeFlag
+
+type privilegeFlag struct {
+	domain string
+	p      config.Privileges
+}
+
+func (f *privilegeFlags) String() string {
+	if f == nil {
+		return ""
+	}
+	var ds []string
+	for _, e := range *f {
+		ds = append(ds, e.domain)
+	}
+	return strings.Join(ds, ",")
+}
+
+// Set reads DOMAIN=KEY:VALUE,...: roster:both, roster_push:false,
+// message:outgoing, presence:roster, namespace:urn:xmpp:privilege:1, and
+// iq:NAMESPACE:TYPE, whose namespace may hold colons (the type, last, does
+// not).
+func (f *privilegeFlags) Set(s string) error {
+	domain, list, ok := strings.Cut(s, "=")
+	if !ok || domain == "" || list == "" {
+		return errors.New("want DOMAIN=KEY:VALUE[,KEY:VALUE]")
+	}
+	var p config.Privileges
+	for _, kv := range strings.Split(list, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), ":")
+		if !ok || v == "" {
+			return fmt.Errorf("%q: want KEY:VALUE", kv)
+		}
+		switch k {
+		case "roster":
+			p.Roster = v
+		case "roster_push":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("roster_push: %q is not true or false", v)
+			}
+			p.RosterPush = &b
+		case "message":
+			p.Message = v
+		case "presence":
+			p.Presence = v
+		case "namespace":
+			p.Namespace = v
+		case "iq":
+			i := strings.LastIndexByte(v, ':')
+			if i <= 0 {
+				return fmt.Errorf("%q: want iq:NAMESPACE:TYPE", kv)
+			}
+			if p.IQ == nil {
+				p.IQ = map[string]string{}
+			}
+			p.IQ[v[:i]] = v[i+1:]
+		default:
+			return fmt.Errorf("unknown key %q (known: roster, roster_push, message, presence, namespace, iq)", k)
+		}
+	}
+	*f = append(*f, privilegeFlag{domain: domain, p: p})
+	return nil
+}
+
+// apply gives the components their privileges from the flags; a flag
+// for a component configured nowhere is an error.
+func (f privilegeFlags) apply(comps []config.ExternalComponent) error {
+	for _, e := range f {
+		i := slices.IndexFunc(comps, func(c config.ExternalComponent) bool { return strings.EqualFold(c.Domain, e.domain) })
+		if i < 0 {
+			return fmt.Errorf("--component-privileges: no external component %s (add it with --component or [[component.external]])", e.domain)
+		}
+		comps[i].Privileges = e.p
+	}
 	return nil
 }

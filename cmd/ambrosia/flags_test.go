@@ -4,6 +4,9 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/config"
+	"github.com/ambrosia-xmpp/ambrosia/internal/privilege"
 )
 
 func TestComponentFlags(t *testing.T) {
@@ -38,6 +41,67 @@ func TestComponentFlags(t *testing.T) {
 					if len(got) > 0 && got[len(got)-1].Secret != "a=b" {
 						t.Fatalf("secret %q", got[len(got)-1].Secret)
 					}
+				}
+			}
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestComponentPrivilegeFlags(t *testing.T) {
+	cases := []struct {
+		name    string
+		args    []string
+		wantErr string // substring; "" means valid
+		check   func(t *testing.T, g privilege.Grant)
+	}{
+		{name: "granted", args: []string{"--component", "irc.localhost=s", "--component-privileges", "IRC.localhost=roster:both,message:outgoing,presence:roster,iq:urn:xmpp:bookmarks:1:set"},
+			check: func(t *testing.T, g privilege.Grant) {
+				if g.Roster != privilege.Both || !g.RosterPush || !g.Message || g.Presence != privilege.PresenceRoster || g.IQ["urn:xmpp:bookmarks:1"] != privilege.Set {
+					t.Fatalf("got %+v", g)
+				}
+			}},
+		{name: "version 1", args: []string{"--component", "irc.localhost=s", "--component-privileges", "irc.localhost=roster:set,namespace:urn:xmpp:privilege:1"},
+			check: func(t *testing.T, g privilege.Grant) {
+				if g.Roster != privilege.Set || g.NS() != privilege.NS1 {
+					t.Fatalf("got %+v", g)
+				}
+			}},
+		{name: "none without the flag", args: []string{"--component", "irc.localhost=s"},
+			check: func(t *testing.T, g privilege.Grant) {
+				if !g.Empty() {
+					t.Fatalf("got %+v", g)
+				}
+			}},
+		{name: "unknown component", args: []string{"--component", "irc.localhost=s", "--component-privileges", "echo.localhost=roster:both"}, wantErr: "no external component echo.localhost"},
+		{name: "unknown key", args: []string{"--component", "irc.localhost=s", "--component-privileges", "irc.localhost=pubsub:both"}, wantErr: "usage"},
+		{name: "bad value", args: []string{"--component", "irc.localhost=s", "--component-privileges", "irc.localhost=roster:all"}, wantErr: "component.external.privileges.roster"},
+		{name: "no values", args: []string{"--component", "irc.localhost=s", "--component-privileges", "irc.localhost"}, wantErr: "usage"},
+		{name: "bad push", args: []string{"--component", "irc.localhost=s", "--component-privileges", "irc.localhost=roster_push:maybe"}, wantErr: "usage"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("AMBROSIA_CONFIG", "")
+			fs := newFlagSet("serve", io.Discard)
+			var cf configFlags
+			cf.register(fs)
+			_, err := parse(fs, append([]string{"--data", t.TempDir()}, tc.args...))
+			if err == nil {
+				var c config.Config
+				if c, err = cf.load(); err == nil {
+					g, gerr := c.Component.External[0].Privileges.Grant()
+					if gerr != nil {
+						t.Fatal(gerr)
+					}
+					tc.check(t, g)
 				}
 			}
 			if tc.wantErr == "" {

@@ -19,6 +19,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/privilege"
 )
 
 // Config is the whole configuration document.
@@ -58,11 +59,83 @@ type Component struct {
 	External []ExternalComponent `toml:"external"`
 }
 
-// ExternalComponent is one external component: the domain it serves and
-// the secret of its handshake.
+// ExternalComponent is one external component: the domain it serves, the
+// secret of its handshake and what it may do for the users of the served
+// domains.
 type ExternalComponent struct {
 	Domain string `toml:"domain"`
 	Secret string `toml:"secret"`
+	// Privileges grants the component Privileged Entity (XEP-0356)
+	// access to the users of every served domain; nothing by default.
+	Privileges Privileges `toml:"privileges"`
+}
+
+// Privileges are an external component's permissions of Privileged Entity
+// (XEP-0356), as [component.external.privileges] under its
+// [[component.external]]. Every key defaults to nothing granted.
+type Privileges struct {
+	// Roster allows IQs on the users' rosters: "none", "get", "set" or
+	// "both".
+	Roster string `toml:"roster"`
+	// RosterPush sends the component the users' roster pushes. Unset, it
+	// is on when Roster allows get and Namespace is urn:xmpp:privilege:2
+	// (the XEP's default); version 1 has no pushes.
+	RosterPush *bool `toml:"roster_push"`
+	// Message allows sending messages on behalf of the users: "none" or
+	// "outgoing".
+	Message string `toml:"message"`
+	// Presence sends the component the users' presence ("managed_entity")
+	// or, besides, their contacts' ("roster", which needs Roster to allow
+	// get): "none", "managed_entity" or "roster".
+	Presence string `toml:"presence"`
+	// IQ allows IQs on behalf of the users, by the namespace of their
+	// payload: "none", "get", "set" or "both" (urn:xmpp:privilege:2 only).
+	IQ map[string]string `toml:"iq"`
+	// Namespace is the version of XEP-0356 the component speaks, since
+	// the XEP offers no negotiation: "urn:xmpp:privilege:2" (the default,
+	// slixmpp's and Prosody's) or "urn:xmpp:privilege:1" (ejabberd's up to
+	// 23.01, without iq and roster pushes).
+	Namespace string `toml:"namespace"`
+}
+
+// Grant returns the permissions as the component listener takes them,
+// checked; errors name the key under component.external.privileges.
+func (p Privileges) Grant() (privilege.Grant, error) {
+	g := privilege.Grant{Namespace: p.Namespace}
+	var err error
+	if p.Roster != "" {
+		if g.Roster, err = privilege.ParseAccess(p.Roster); err != nil {
+			return g, fmt.Errorf("roster: %w", err)
+		}
+	}
+	switch p.Message {
+	case "", "none":
+	case "outgoing":
+		g.Message = true
+	default:
+		return g, fmt.Errorf("message: %q is not none or outgoing", p.Message)
+	}
+	if p.Presence != "" {
+		if g.Presence, err = privilege.ParsePresence(p.Presence); err != nil {
+			return g, fmt.Errorf("presence: %w", err)
+		}
+	}
+	for ns, v := range p.IQ {
+		a, err := privilege.ParseAccess(v)
+		if err != nil {
+			return g, fmt.Errorf("iq: %s: %w", ns, err)
+		}
+		if g.IQ == nil {
+			g.IQ = map[string]privilege.Access{}
+		}
+		g.IQ[ns] = a
+	}
+	if p.RosterPush != nil {
+		g.RosterPush = *p.RosterPush
+	} else {
+		g.RosterPush = g.NS() == privilege.NS2 && g.Roster.Allows("get")
+	}
+	return g, g.Validate()
 }
 
 // Archive configures Message Archive Management (XEP-0313).
@@ -513,6 +586,9 @@ func (c *Config) Validate() error {
 		e.Domain = j.Domain()
 		if e.Secret == "" {
 			return fmt.Errorf("component.external: %s has an empty secret", e.Domain)
+		}
+		if _, err := e.Privileges.Grant(); err != nil {
+			return fmt.Errorf("component.external.privileges.%w (component %s)", err, e.Domain)
 		}
 	}
 	if err := c.Upload.validate(c.Domains, seen); err != nil {

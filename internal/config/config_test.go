@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/privilege"
 )
 
 func TestDecodeAndValidate(t *testing.T) {
@@ -60,6 +62,36 @@ func TestDecodeAndValidate(t *testing.T) {
 		{name: "component is a served domain", doc: "[[component.external]]\ndomain = 'localhost'\nsecret = 's'", wantErr: "already a served domain"},
 		{name: "component unknown key", doc: "[[component.external]]\ndomain = 'irc.localhost'\npassword = 's'", wantErr: "unknown key component.external.password"},
 		{name: "component bad addr", doc: "[component]\naddr = '5347'", wantErr: "component.addr"},
+		{name: "component privileges", doc: "[[component.external]]\ndomain = 'irc.localhost'\nsecret = 's'\n[component.external.privileges]\nroster = 'both'\nmessage = 'outgoing'\npresence = 'roster'\niq = { 'jabber:iq:roster' = 'both', 'urn:xmpp:bookmarks:1' = 'set' }\n[[component.external]]\ndomain = 'echo.localhost'\nsecret = 't'", check: func(t *testing.T, c Config) {
+			g, err := c.Component.External[0].Privileges.Grant()
+			if err != nil || g.Roster != privilege.Both || !g.RosterPush || !g.Message || g.Presence != privilege.PresenceRoster ||
+				g.IQ["jabber:iq:roster"] != privilege.Both || g.IQ["urn:xmpp:bookmarks:1"] != privilege.Set || g.NS() != privilege.NS2 {
+				t.Fatalf("got %+v, %v", g, err)
+			}
+			if g, err := c.Component.External[1].Privileges.Grant(); err != nil || !g.Empty() {
+				t.Fatalf("a component without privileges has %+v, %v", g, err)
+			}
+		}},
+		{name: "component privileges version 1", doc: "[[component.external]]\ndomain = 'irc.localhost'\nsecret = 's'\nprivileges = { roster = 'get', namespace = 'urn:xmpp:privilege:1' }", check: func(t *testing.T, c Config) {
+			g, err := c.Component.External[0].Privileges.Grant()
+			if err != nil || g.Roster != privilege.Get || g.RosterPush || g.NS() != privilege.NS1 {
+				t.Fatalf("got %+v, %v", g, err)
+			}
+		}},
+		{name: "component roster pushes off", doc: "[[component.external]]\ndomain = 'irc.localhost'\nsecret = 's'\nprivileges = { roster = 'get', roster_push = false }", check: func(t *testing.T, c Config) {
+			if g, err := c.Component.External[0].Privileges.Grant(); err != nil || g.RosterPush {
+				t.Fatalf("got %+v, %v", g, err)
+			}
+		}},
+		{name: "component bad roster privilege", doc: "[[component.external]]\ndomain = 'irc.localhost'\nsecret = 's'\nprivileges = { roster = 'all' }", wantErr: "component.external.privileges.roster: \"all\" is not none, get, set or both (component irc.localhost)"},
+		{name: "component bad message privilege", doc: "[[component.external]]\ndomain = 'irc.localhost'\nsecret = 's'\nprivileges = { message = 'incoming' }", wantErr: "component.external.privileges.message"},
+		{name: "component bad presence privilege", doc: "[[component.external]]\ndomain = 'irc.localhost'\nsecret = 's'\nprivileges = { presence = 'all' }", wantErr: "component.external.privileges.presence"},
+		{name: "component roster presence without roster", doc: "[[component.external]]\ndomain = 'irc.localhost'\nsecret = 's'\nprivileges = { presence = 'roster', roster = 'set' }", wantErr: "component.external.privileges.presence: roster presence needs roster = get or both"},
+		{name: "component bad iq privilege", doc: "[[component.external]]\ndomain = 'irc.localhost'\nsecret = 's'\nprivileges = { iq = { 'urn:x' = 'write' } }", wantErr: "component.external.privileges.iq: urn:x"},
+		{name: "component iq in version 1", doc: "[[component.external]]\ndomain = 'irc.localhost'\nsecret = 's'\nprivileges = { iq = { 'urn:x' = 'set' }, namespace = 'urn:xmpp:privilege:1' }", wantErr: "component.external.privileges.iq"},
+		{name: "component push without get", doc: "[[component.external]]\ndomain = 'irc.localhost'\nsecret = 's'\nprivileges = { roster = 'set', roster_push = true }", wantErr: "component.external.privileges.roster_push"},
+		{name: "component bad privilege namespace", doc: "[[component.external]]\ndomain = 'irc.localhost'\nsecret = 's'\nprivileges = { namespace = 'urn:xmpp:privilege:0' }", wantErr: "component.external.privileges.namespace"},
+		{name: "component unknown privilege", doc: "[[component.external]]\ndomain = 'irc.localhost'\nsecret = 's'\n[component.external.privileges]\npubsub = 'both'", wantErr: "unknown key component.external.privileges.pubsub"},
 		{name: "s2s defaults", doc: "", check: func(t *testing.T, c Config) {
 			if !c.S2S.Enabled || c.S2S.Addr != ":5269" || c.S2S.TLSAddr != "" || c.S2S.ConnectTimeout != Duration(30*time.Second) || c.S2S.IdleTimeout != Duration(10*time.Minute) {
 				t.Fatalf("got %+v", c.S2S)
