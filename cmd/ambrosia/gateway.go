@@ -127,10 +127,9 @@ func gatewayCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	type runner interface{ Run(context.Context) error }
 	comps := []runner{gw, edge}
 	if len(cfg.Component.External) > 0 && cfg.Component.Addr != "" {
-		cc := component.DefaultConfig()
-		cc.Addr = cfg.Component.Addr
-		for _, e := range cfg.Component.External {
-			cc.Components = append(cc.Components, component.External{Domain: e.Domain, Secret: e.Secret})
+		cc, err := componentConfig(cfg)
+		if err != nil {
+			return err
 		}
 		cs, err := component.New(cc, component.Deps{Router: r, Log: log, Metrics: mon})
 		if err != nil {

@@ -99,10 +99,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	var components *component.Server
 	if len(cfg.Component.External) > 0 && cfg.Component.Addr != "" {
-		cc := component.DefaultConfig()
-		cc.Addr = cfg.Component.Addr
-		for _, e := range cfg.Component.External {
-			cc.Components = append(cc.Components, component.External{Domain: e.Domain, Secret: e.Secret})
+		cc, err := componentConfig(cfg)
+		if err != nil {
+			return err
 		}
 		components, err = component.New(cc, component.Deps{Router: r, Log: log, Metrics: mon})
 		if err != nil {

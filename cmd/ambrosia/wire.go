@@ -1,9 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/c2s"
+	"github.com/ambrosia-xmpp/ambrosia/internal/component"
 	"github.com/ambrosia-xmpp/ambrosia/internal/config"
 	"github.com/ambrosia-xmpp/ambrosia/internal/muc"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
@@ -79,4 +81,19 @@ func c2sConfig(cfg config.Config) c2s.Config {
 	c.ResumeTimeout = time.Duration(cfg.C2S.ResumeTimeout)
 	c.MaxAuthFailures = cfg.C2S.MaxAuthFailures
 	return c
+}
+
+// componentConfig is the external component listener's configuration, the
+// same for `serve` and `gateway`.
+func componentConfig(cfg config.Config) (component.Config, error) {
+	cc := component.DefaultConfig()
+	cc.Addr = cfg.Component.Addr
+	for _, e := range cfg.Component.External {
+		g, err := e.Privileges.Grant()
+		if err != nil {
+			return cc, fmt.Errorf("component.external.privileges.%w (component %s)", err, e.Domain)
+		}
+		cc.Components = append(cc.Components, component.External{Domain: e.Domain, Secret: e.Secret, Privileges: g})
+	}
+	return cc, nil
 }

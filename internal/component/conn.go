@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/privilege"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
@@ -39,6 +40,7 @@ type conn struct {
 	id     string // our stream id, the handshake's salt
 	domain string // asked for in the stream header
 	bound  bool
+	grant  *privilege.Grant // the component's privileges once bound, nil for none
 
 	q          chan []byte
 	closeCh    chan struct{} // closed when the stream is ending
@@ -51,7 +53,8 @@ type conn struct {
 	drain       bool      // write what is queued before the stream end
 	closeBy     time.Time // when closing: the deadline of every write
 	queuedBytes int
-	boundTo     string // the domain registered with the router, "" if none
+	boundTo     string   // the domain registered with the router, "" if none
+	managed     []string // the domains told of the component's privileges
 }
 
 var _ router.Component = (*conn)(nil)
@@ -138,12 +141,13 @@ func (c *conn) closeWith(condition, text string, drain bool) {
 	c.closeBy = time.Now().Add(c.srv.cfg.CloseGrace)
 	// A write in progress must not outlive the grace period either.
 	_ = c.nc.SetWriteDeadline(c.closeBy)
-	domain := c.boundTo
+	domain, managed := c.boundTo, c.managed
 	c.mu.Unlock()
 	if domain != "" {
 		// From now on the router answers for the domain.
 		c.srv.deps.Router.Unregister(domain, c)
 		c.srv.deps.Metrics.ComponentDown()
+		c.srv.announce(context.Background(), domain, managed, "unavailable")
 	}
 	close(c.closeCh)
 	// The component has CloseGrace to answer with its stream end.
@@ -211,7 +215,7 @@ func (c *conn) process(ctx context.Context) {
 			if c.bound {
 				c.stanza(ctx, ev.Elem)
 			} else {
-				c.handshake(ev.Elem)
+				c.handshake(ctx, ev.Elem)
 			}
 		}
 	}
@@ -249,8 +253,9 @@ func header(id, from string) []byte {
 }
 
 // handshake checks the component's proof of the secret (XEP-0114 §3) and
-// binds its domain.
-func (c *conn) handshake(el *xmlstream.Element) {
+// binds its domain. A privileged component is then sent its permissions
+// and the session managers are told of it.
+func (c *conn) handshake(ctx context.Context, el *xmlstream.Element) {
 	if el.Space != xmlstream.NSComponent || el.Local != "handshake" {
 		c.close("not-authorized", "handshake first")
 		return
@@ -278,12 +283,29 @@ func (c *conn) handshake(el *xmlstream.Element) {
 	}
 	c.boundTo = c.domain
 	c.sendLocked([]byte("<handshake/>"))
+	var managed []string
+	if g := c.srv.grants[c.domain]; g != nil {
+		c.grant = g
+		// XEP-0356 §4.2: the permissions come first, from each domain
+		// whose users they concern.
+		managed = c.srv.managedDomains()
+		for _, d := range managed {
+			c.sendLocked(g.Advertisement(d, c.domain).AppendXML(nil, xmlstream.NSComponent))
+		}
+		c.managed = managed
+	}
 	// Components may stay silent for as long as they like; TCP keepalives
 	// notice a peer that vanished.
 	_ = c.nc.SetReadDeadline(time.Time{})
 	c.mu.Unlock()
 	c.bound = true
 	c.srv.deps.Metrics.ComponentUp()
+	if c.grant != nil {
+		text, _ := c.grant.MarshalText()
+		c.srv.log.Info("component connected", "domain", c.domain, "remote", c.nc.RemoteAddr().String(), "privileges", string(text), "managed", managed)
+		c.srv.announce(ctx, c.domain, managed, "")
+		return
+	}
 	c.srv.log.Info("component connected", "domain", c.domain, "remote", c.nc.RemoteAddr().String())
 }
 
@@ -320,7 +342,9 @@ func (c *conn) stanza(ctx context.Context, el *xmlstream.Element) {
 		// Recipients see the canonical address.
 		el.SetAttr("from", s)
 	}
-	c.srv.deps.Router.Route(ctx, router.Stanza{El: el, From: from, To: to})
+	// The privileges ride along with everything the component sends; the
+	// session managers decide what they allow.
+	c.srv.deps.Router.Route(ctx, router.Stanza{El: el, From: from, To: to, Grant: c.grant})
 }
 
 // writeLoop writes the queue to the socket until the stream ends, then

@@ -11,6 +11,16 @@
 // refused with a conflict stream error. Sharing a domain among several
 // connections comes with the service protocol, not with XEP-0114.
 //
+// A component may be granted Privileged Entity permissions (XEP-0356) by
+// configuration, never by default. Right after its <handshake/> it is sent
+// them, from each domain a session manager serves then, and those session
+// managers are told of it by an available presence from its domain (an
+// unavailable one when it leaves). Every stanza it sends is routed with
+// its grant (router.Stanza.Grant): the listener vouches for who the
+// sender is and what it was granted, and the session managers, which know
+// their users, decide what the grant allows. The 'from' of a component's
+// stanza is still its own domain; it never stands for a privilege.
+//
 // Writing never blocks whoever routes a stanza to a component: the stanza
 // is serialized and queued, and one goroutine per connection writes the
 // queue to the socket. A component that lets its queue overflow is closed

@@ -10,7 +10,9 @@ import (
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/listen"
+	"github.com/ambrosia-xmpp/ambrosia/internal/privilege"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 )
 
@@ -20,6 +22,10 @@ type External struct {
 	Domain string
 	// Secret is the shared secret of the handshake.
 	Secret string
+	// Privileges is what the component may do for the users of every
+	// domain a session manager serves (XEP-0356); the zero Grant, the
+	// default, allows nothing and announces nothing.
+	Privileges privilege.Grant
 }
 
 // Config is the component listener's configuration.
@@ -72,7 +78,8 @@ type Server struct {
 	cfg     Config
 	deps    Deps
 	log     *slog.Logger
-	secrets map[string]string // domain -> secret
+	secrets map[string]string           // domain -> secret
+	grants  map[string]*privilege.Grant // domain -> privileges, for privileged components only
 
 	conns listen.Group[*conn]
 }
@@ -105,6 +112,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cfg.CloseGrace = def.CloseGrace
 	}
 	secrets := make(map[string]string, len(cfg.Components))
+	grants := map[string]*privilege.Grant{}
 	for _, c := range cfg.Components {
 		j, err := jid.Parse(c.Domain)
 		if err != nil || j.Local() != "" || j.Resource() != "" {
@@ -117,12 +125,20 @@ func New(cfg Config, d Deps) (*Server, error) {
 			return nil, fmt.Errorf("component %s: listed twice", c.Domain)
 		}
 		secrets[j.Domain()] = c.Secret
+		if !c.Privileges.Empty() {
+			if err := c.Privileges.Validate(); err != nil {
+				return nil, fmt.Errorf("component %s: privileges: %w", c.Domain, err)
+			}
+			g := c.Privileges
+			grants[j.Domain()] = &g
+		}
 	}
 	return &Server{
 		cfg:     cfg,
 		deps:    d,
 		log:     d.Log.With("component", "component"),
 		secrets: secrets,
+		grants:  grants,
 	}, nil
 }
 
@@ -165,4 +181,42 @@ func (s *Server) Connected() []string {
 		}
 	})
 	return out
+}
+
+// managedDomains lists the domains whose users a privileged component
+// manages: those a session manager serves now.
+func (s *Server) managedDomains() []string {
+	var out []string
+	for _, d := range s.deps.Router.Domains() {
+		if _, ok := s.deps.Router.SessionManager(d); ok {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// announce tells the session managers of the managed domains that the
+// privileged component of domain is there (typ "") or gone
+// ("unavailable"): a presence from its domain to each, carrying its grant
+// as every stanza of the component does. From it they learn where to send
+// what the grant lets the component see (users' presence, roster pushes).
+func (s *Server) announce(ctx context.Context, domain string, managed []string, typ string) {
+	g := s.grants[domain]
+	from, err := jid.New("", domain, "")
+	if g == nil || err != nil {
+		return
+	}
+	for _, d := range managed {
+		to, err := jid.New("", d, "")
+		if err != nil {
+			continue
+		}
+		p := xmlstream.NewElement(xmlstream.NSClient, stanza.Presence)
+		p.SetAttr("from", domain)
+		p.SetAttr("to", d)
+		if typ != "" {
+			p.SetAttr("type", typ)
+		}
+		s.deps.Router.Route(ctx, router.Stanza{El: p, From: from, To: to, Grant: g})
+	}
 }

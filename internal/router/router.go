@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/privilege"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 )
@@ -25,6 +26,13 @@ type Stanza struct {
 	El   *xmlstream.Element
 	From jid.JID
 	To   jid.JID
+	// Grant is what the sender may do for the users of the server's
+	// domains as a privileged entity (XEP-0356), vouched for by the edge
+	// that authenticated it (the component listener, from configuration);
+	// nil for every other sender. Only an edge sets it: components pass
+	// it along untouched and never set it on stanzas they make, and
+	// nothing in a stanza's XML can produce it.
+	Grant *privilege.Grant
 }
 
 // Component receives the stanzas addressed to the domains it serves.
