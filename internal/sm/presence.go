@@ -118,6 +118,7 @@ func (m *SM) broadcast(ctx context.Context, u *user, p *xmlstream.Element, initi
 		}
 	}
 	u.mu.Unlock()
+	out = append(out, m.entityPresences(p, from)...)
 	for _, s := range out {
 		m.deps.Router.Route(ctx, s)
 	}
@@ -210,6 +211,12 @@ func (m *SM) inboundPresence(ctx context.Context, s router.Stanza) {
 		// notifications, served even while the user is offline.
 		m.capsPresence(ctx, s.To.Bare(), s.From, s.El)
 	}
+	if (typ == "" || typ == "unavailable") && s.To.Resource() == "" && !s.From.Bare().Equal(s.To.Bare()) {
+		// A contact's broadcast (directed presence, as from rooms, goes
+		// to full JIDs): privileged entities with roster presence see it,
+		// user online or not (XEP-0356 §7.2).
+		m.contactPresence(ctx, s)
+	}
 	u := m.user(s.To.BareString())
 	if u == nil {
 		return
@@ -260,17 +267,20 @@ func (m *SM) withRoster(ctx context.Context, bare, contact jid.JID, f func(it *s
 	u := m.user(bare.String())
 	if u != nil {
 		u.mu.Lock()
-		defer u.mu.Unlock()
 		if err := m.loadRosterLocked(ctx, u); err != nil {
+			u.mu.Unlock()
 			return
 		}
 		it := storage.RosterItem{Contact: contact.String(), Subscription: "none"}
 		if old := u.roster[contact.String()]; old != nil {
 			it = *old
 		}
+		var pushes []router.Stanza
 		if f(&it, u) {
-			_ = m.saveLocked(ctx, u, &it)
+			pushes, _ = m.saveLocked(ctx, u, &it)
 		}
+		u.mu.Unlock()
+		m.routeAll(ctx, pushes)
 		return
 	}
 	if !m.userExists(ctx, bare) {
@@ -281,8 +291,14 @@ func (m *SM) withRoster(ctx context.Context, bare, contact jid.JID, f func(it *s
 		it = storage.RosterItem{Contact: contact.String(), Subscription: "none"}
 	}
 	if f(&it, nil) {
-		if _, err := m.deps.Roster.PutRosterItem(ctx, bare.String(), it); err != nil {
+		ver, err := m.deps.Roster.PutRosterItem(ctx, bare.String(), it)
+		if err != nil {
 			m.log.Error("roster save", "user", bare.String(), "err", err)
+			return
+		}
+		if visible(&it) {
+			// Privileged entities follow the rosters of users offline too.
+			m.routeAll(ctx, m.entityPushes(bare, &it, ver))
 		}
 	}
 }

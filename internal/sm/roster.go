@@ -63,8 +63,24 @@ func (m *SM) rosterIQ(ctx context.Context, sess router.Session, s router.Stanza,
 	if u == nil {
 		return
 	}
-	fail := func(cond string) { replyError(sess, s, cond, "") }
-	if s.El.Attr("type") == "get" {
+	m.roster(ctx, u, sess, s.El, q, func(r *xmlstream.Element) {
+		if r.Attr("type") == "result" && s.El.Attr("type") == "get" {
+			r.RemoveAttr("from")
+			reply(sess, r)
+			return
+		}
+		replyTo(sess, s, r)
+	})
+}
+
+// roster serves the roster IQ iq (with its query q) on u's roster, for
+// the client of sess or, with sess nil, for a privileged entity acting
+// for the user (XEP-0356), which may also set an item's subscription.
+// answer is given the result or error built from iq, after every lock is
+// released.
+func (m *SM) roster(ctx context.Context, u *user, sess router.Session, iq, q *xmlstream.Element, answer func(*xmlstream.Element)) {
+	fail := func(cond string) { answer(stanza.ErrorReply(iq, cond, "")) }
+	if iq.Attr("type") == "get" {
 		u.mu.Lock()
 		if err := m.loadRosterLocked(ctx, u); err != nil {
 			u.mu.Unlock()
@@ -77,14 +93,13 @@ func (m *SM) rosterIQ(ctx context.Context, sess router.Session, s router.Stanza,
 				x.interested = true
 			}
 		}
-		r := stanza.Result(s.El)
-		r.RemoveAttr("from")
+		r := stanza.Result(iq)
 		cur := strconv.FormatInt(u.rosterVer, 10)
 		if q.HasAttr("ver") && q.Attr("ver") == cur {
 			// XEP-0237: the client's copy is current; changes come as
 			// pushes.
 			u.mu.Unlock()
-			reply(sess, r)
+			answer(r)
 			return
 		}
 		rq := r.AddChild(xmlstream.NewElement(stanza.NSRoster, "query"))
@@ -100,7 +115,7 @@ func (m *SM) rosterIQ(ctx context.Context, sess router.Session, s router.Stanza,
 			}
 		}
 		u.mu.Unlock()
-		reply(sess, r)
+		answer(r)
 		return
 	}
 	// A roster set carries exactly one item (RFC 6121 §2.3.3).
@@ -122,6 +137,18 @@ func (m *SM) rosterIQ(ctx context.Context, sess router.Session, s router.Stanza,
 		return
 	}
 	contact = contact.Bare()
+	// A client's subscription attribute is ignored (RFC 6121 §2.1.2.5);
+	// a privileged entity sets the state itself, as Prosody's
+	// mod_privilege lets it: a gateway knows its contacts' subscriptions.
+	sub := item.Attr("subscription")
+	switch {
+	case sub == "remove":
+	case sess != nil || sub == "":
+		sub = ""
+	case sub != "none" && sub != "to" && sub != "from" && sub != "both":
+		fail(stanza.BadRequest)
+		return
+	}
 	var groups []string
 	seen := map[string]bool{}
 	for _, c := range item.Nodes {
@@ -148,7 +175,8 @@ func (m *SM) rosterIQ(ctx context.Context, sess router.Session, s router.Stanza,
 		return
 	}
 	var out []*xmlstream.Element
-	if item.Attr("subscription") == "remove" {
+	var pushes []router.Stanza
+	if sub == "remove" {
 		it, ok := u.roster[contact.String()]
 		if !ok {
 			u.mu.Unlock()
@@ -172,7 +200,7 @@ func (m *SM) rosterIQ(ctx context.Context, sess router.Session, s router.Stanza,
 		if it.Subscription == "from" || it.Subscription == "both" || it.PendingIn {
 			out = append(out, presenceTo(u.bare, contact, "unsubscribed"))
 		}
-		m.pushLocked(u, &storage.RosterItem{Contact: contact.String(), Subscription: "remove"})
+		pushes = m.pushLocked(u, &storage.RosterItem{Contact: contact.String(), Subscription: "remove"})
 	} else {
 		it := storage.RosterItem{Contact: contact.String(), Subscription: "none"}
 		if old, ok := u.roster[contact.String()]; ok {
@@ -180,25 +208,37 @@ func (m *SM) rosterIQ(ctx context.Context, sess router.Session, s router.Stanza,
 		}
 		it.Name = item.Attr("name")
 		it.Groups = groups
-		if err := m.saveLocked(ctx, u, &it); err != nil {
+		if sub != "" {
+			it.Subscription = sub
+			if sub == "to" || sub == "both" {
+				it.Ask = false
+			}
+			if sub == "from" || sub == "both" {
+				it.PendingIn = false
+			}
+		}
+		if pushes, err = m.saveLocked(ctx, u, &it); err != nil {
 			u.mu.Unlock()
 			fail(stanza.InternalServerError)
 			return
 		}
 	}
 	u.mu.Unlock()
-	replyTo(sess, s, stanza.Result(s.El))
+	answer(stanza.Result(iq))
 	for _, p := range out {
 		m.route(ctx, p)
 	}
+	m.routeAll(ctx, pushes)
 }
 
-// saveLocked stores an item, updates the cache and pushes the change.
-func (m *SM) saveLocked(ctx context.Context, u *user, it *storage.RosterItem) error {
+// saveLocked stores an item, updates the cache and pushes the change; it
+// returns the pushes for privileged entities, to route once u.mu is
+// released.
+func (m *SM) saveLocked(ctx context.Context, u *user, it *storage.RosterItem) ([]router.Stanza, error) {
 	ver, err := m.deps.Roster.PutRosterItem(ctx, u.bare.String(), *it)
 	if err != nil {
 		m.log.Error("roster save", "user", u.bare.String(), "err", err)
-		return err
+		return nil, err
 	}
 	u.rosterVer = ver
 	cp := *it
@@ -207,14 +247,16 @@ func (m *SM) saveLocked(ctx context.Context, u *user, it *storage.RosterItem) er
 	}
 	u.roster[it.Contact] = &cp
 	if visible(&cp) {
-		m.pushLocked(u, &cp)
+		return m.pushLocked(u, &cp), nil
 	}
-	return nil
+	return nil, nil
 }
 
 // pushLocked sends a roster push to every session that asked for the
-// roster (RFC 6121 §2.1.6).
-func (m *SM) pushLocked(u *user, it *storage.RosterItem) {
+// roster (RFC 6121 §2.1.6); it returns the pushes for the privileged
+// entities that receive them (XEP-0356 §4.4), to route once u.mu is
+// released.
+func (m *SM) pushLocked(u *user, it *storage.RosterItem) []router.Stanza {
 	for _, x := range u.sessions {
 		if !x.interested {
 			continue
@@ -228,6 +270,7 @@ func (m *SM) pushLocked(u *user, it *storage.RosterItem) {
 		q.AddChild(itemElement(it))
 		x.s.Deliver(iq)
 	}
+	return m.entityPushes(u.bare, it, u.rosterVer)
 }
 
 // presenceTo builds a presence of type typ from a bare JID to another.

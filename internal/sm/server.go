@@ -38,8 +38,20 @@ func Features() []string {
 
 // serverStanza handles stanzas addressed to the domain itself.
 func (m *SM) serverStanza(ctx context.Context, s router.Stanza) {
-	if s.El.Local != stanza.IQ {
-		// Presence and messages to the server itself carry nothing we act on.
+	switch s.El.Local {
+	case stanza.Presence:
+		// A privileged entity announcing itself (XEP-0356); other presence
+		// to the server carries nothing we act on.
+		if s.Grant != nil {
+			m.entityPresence(ctx, s)
+		}
+		return
+	case stanza.Message:
+		// A message a privileged entity sends on a user's behalf; other
+		// messages to the server carry nothing we act on.
+		if p := privilegeChild(s.El, "privilege"); p != nil {
+			m.privilegedMessage(ctx, s, p)
+		}
 		return
 	}
 	if m.capsAnswer(ctx, s) {

@@ -78,6 +78,7 @@ type SM struct {
 	lastPurge atomic.Int64 // Unix nanoseconds of the last archive purge
 	pushes    pushPending  // XEP-0357 notifications awaiting an answer
 	caps      capsState    // XEP-0115 capabilities, for PEP notifications
+	ents      entities     // XEP-0356 privileged entities
 
 	mu    sync.RWMutex
 	users map[string]*user // users with at least one session, by bare JID
@@ -102,6 +103,10 @@ type user struct {
 	archPrefsLoaded bool
 	blocked         []jid.JID // the blocklist, once loaded
 	blockLoaded     bool
+
+	// pins counts the operations that keep a user without sessions in
+	// the table, such as a privileged entity's roster request (see pin).
+	pins int
 }
 
 // session is one bound resource.
@@ -222,7 +227,7 @@ func (m *SM) Unbind(ctx context.Context, s router.Session) {
 	if empty {
 		m.mu.Lock()
 		u.mu.Lock()
-		if len(u.sessions) == 0 && m.users[u.bare.String()] == u {
+		if len(u.sessions) == 0 && u.pins == 0 && m.users[u.bare.String()] == u {
 			delete(m.users, u.bare.String())
 		}
 		u.mu.Unlock()
@@ -395,7 +400,19 @@ func (m *SM) inboundIQ(ctx context.Context, s router.Stanza) {
 		return
 	}
 	if typ != "get" && typ != "set" {
-		m.pushAnswer(ctx, s)
+		if !m.privilegedAnswer(ctx, s) {
+			m.pushAnswer(ctx, s)
+		}
+		return
+	}
+	// Another entity's roster request, or an IQ on the user's behalf:
+	// only a privileged entity may (XEP-0356).
+	if q := s.El.Child(stanza.NSRoster, "query"); q != nil {
+		m.privilegedRoster(ctx, s, q)
+		return
+	}
+	if w := privilegeChild(s.El, "privileged_iq"); w != nil {
+		m.privilegedIQ(ctx, s, w)
 		return
 	}
 	// An IQ to a bare JID is answered by the server on the account's behalf.
