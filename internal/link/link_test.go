@@ -21,6 +21,7 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
 	"github.com/ambrosia-xmpp/ambrosia/internal/certs"
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/privilege"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
@@ -187,6 +188,7 @@ type recSM struct {
 	sessions map[string][]router.Session // by bare JID
 	flags    map[string]router.SessionFlags
 	handled  []string // bodies of the messages handled
+	grants   []string // the grants of the stanzas handled that had one
 }
 
 func newRecSM() *recSM {
@@ -227,6 +229,12 @@ func (m *recSM) HandleFromSession(ctx context.Context, _ router.Session, s route
 }
 
 func (m *recSM) HandleStanza(_ context.Context, s router.Stanza) {
+	if s.Grant != nil {
+		b, _ := s.Grant.MarshalText()
+		m.mu.Lock()
+		m.grants = append(m.grants, string(b))
+		m.mu.Unlock()
+	}
 	if s.El.Local != stanza.Message {
 		return
 	}
@@ -708,5 +716,29 @@ func TestExternal(t *testing.T) {
 				t.Fatalf("a refused service bound something:\n%s", gw.log.String())
 			}
 		})
+	}
+}
+
+// TestGrantCrossesTheLink: a privileged entity's grant (XEP-0356), which
+// the component listener puts on its stanzas at the gateway, reaches the
+// session manager of a service with the stanza; a stanza without one
+// arrives without.
+func TestGrantCrossesTheLink(t *testing.T) {
+	gw := startGateway(t, nil)
+	svc := startService(t, "sm-a", []*testGateway{gw}, nil)
+	gw.members(t, 1)
+	gw.sm(t)
+	g := &privilege.Grant{Roster: privilege.Both, RosterPush: true, Message: true, Presence: privilege.PresenceRoster,
+		IQ: map[string]privilege.Access{"urn:xmpp:bookmarks:1": privilege.Set}}
+	from := jid.MustParse("irc.example.org")
+	to := jid.MustParse("alice@" + testDomain)
+	gw.r.Route(context.Background(), router.Stanza{El: message(from.String(), to.String(), "plain"), From: from, To: to})
+	gw.r.Route(context.Background(), router.Stanza{El: message(from.String(), to.String(), "privileged"), From: from, To: to, Grant: g})
+	eventually(t, "both handled", func() bool { return svc.sm.handledCount("privileged") == 1 && svc.sm.handledCount("plain") == 1 })
+	want, _ := g.MarshalText()
+	svc.sm.mu.Lock()
+	defer svc.sm.mu.Unlock()
+	if len(svc.sm.grants) != 1 || svc.sm.grants[0] != string(want) {
+		t.Fatalf("grants %q, want one, %q", svc.sm.grants, want)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/privilege"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
@@ -232,10 +233,20 @@ func (rm *remote) HandleStanza(ctx context.Context, s router.Stanza) {
 	if o == "" {
 		o = rm.g.newOrigin()
 	}
-	data := frame("to", s.El, "o", o)
+	data := frame("to", s.El, "o", o, "grant", grantText(s.Grant))
 	rm.mu.Lock()
 	rm.dispatchLocked(data, rm.key(s))
 	rm.mu.Unlock()
+}
+
+// grantText is the grant of a privileged entity (XEP-0356) as a <to/>
+// event carries it, "" for none.
+func grantText(g *privilege.Grant) string {
+	if g == nil {
+		return ""
+	}
+	b, _ := g.MarshalText()
+	return string(b)
 }
 
 // Redeliver implements router.Redeliverer.

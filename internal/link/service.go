@@ -18,6 +18,7 @@ import (
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/privilege"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
@@ -802,6 +803,15 @@ func (s *Service) process(ctx context.Context, l *slink, el *xmlstream.Element) 
 		b, ok := s.bound[st.To.Domain()]
 		if !ok {
 			return
+		}
+		if g := el.Attr("grant"); g != "" {
+			// The gateway vouches for the sender's privileges as its edge
+			// did; a grant it cannot read is no grant.
+			st.Grant = new(privilege.Grant)
+			if err := st.Grant.UnmarshalText([]byte(g)); err != nil {
+				s.log.Warn("bad grant from the gateway", "grant", g, "err", err)
+				st.Grant = nil
+			}
 		}
 		if rd, ok := b.Component.(router.Redeliverer); ok && el.Attr("redeliver") == "1" {
 			rd.Redeliver(ctx, st)
