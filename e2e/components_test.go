@@ -22,8 +22,9 @@ const (
 )
 
 // startWithComponents starts a server that accepts the given components
-// (domain -> secret) on a free port and returns that port.
-func startWithComponents(t *testing.T, comps map[string]string) (*Server, int) {
+// (domain -> secret) on a free port and returns that port; extra are more
+// server flags.
+func startWithComponents(t *testing.T, comps map[string]string, extra ...string) (*Server, int) {
 	t.Helper()
 	port := freePort(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -31,7 +32,7 @@ func startWithComponents(t *testing.T, comps map[string]string) (*Server, int) {
 	for d, secret := range comps {
 		args = append(args, "--component", d+"="+secret)
 	}
-	s := startServer(t, ServerOptions{ExtraArgs: args})
+	s := startServer(t, ServerOptions{ExtraArgs: append(args, extra...)})
 	waitListening(t, addr, nil, "ambrosia's component listener", nil)
 	return s, port
 }
@@ -58,6 +59,38 @@ func TestExternalComponentEcho(t *testing.T) {
 		"--component", echoDomain, "--to", "bot@"+echoDomain, "--body", "ping over XEP-0114")...)
 	if !strings.Contains(comp.out.String(), "echoing 'ping over XEP-0114' from "+alice+"/") {
 		t.Errorf("the component did not see the message from alice's full JID:\n%s", comp.out.String())
+	}
+}
+
+// TestPrivilegedComponentRoster: slixmpp's ComponentXMPP with its
+// XEP-0356 plugin, granted roster = both (--component-privileges), gets
+// the advertisement of its privileges, adds a legacy contact to alice's
+// roster with subscription both and reads it back, and receives the
+// roster push; alice, logged in with slixmpp, gets the push and sees the
+// contact in her roster.
+func TestPrivilegedComponentRoster(t *testing.T) {
+	requireTools(t, "slixmpp")
+	const (
+		secret  = "bridge-Secret-5"
+		contact = "legacy-42@" + echoDomain
+	)
+	s, port := startWithComponents(t, map[string]string{echoDomain: secret},
+		"--component-privileges", echoDomain+"=roster:both")
+	addUser(t, s, alice, alicePass)
+
+	user := startPython(t, "privileged_roster_client", append(s.clientArgs(false),
+		"--jid", alice, "--password", alicePass, "--contact", contact, "--timeout", "40")...)
+	user.waitLine(t, "READY", 20*time.Second)
+	out := mustPython(t, "privileged_component", "--port", strconv.Itoa(port), "--domain", echoDomain, "--secret", secret,
+		"--user", alice, "--contact", contact)
+	if !strings.Contains(out, "advertisement from localhost") {
+		t.Errorf("the advertisement did not come from the server's domain:\n%s", out)
+	}
+	if got := user.wait(t); !strings.Contains(got, contact+" is in the roster of "+alice) {
+		t.Errorf("alice did not see the contact:\n%s", got)
+	}
+	if !strings.Contains(s.Log(), `"privileges":"ns=urn:xmpp:privilege:2 roster=both push=true"`) {
+		t.Errorf("the server did not log the component's privileges")
 	}
 }
 
