@@ -118,6 +118,14 @@ func Specs() []Spec {
 			Tests: []string{"e2e.TestArchiveSurvivesRestart", "internal/sm.TestMAMPaging", "internal/sm.TestMAMPrefs", "internal/sm.TestMAMBadQueries", "internal/muc.TestRoomOverSessions", "e2e.TestSplitMUC"}},
 		{ID: "XEP-0352", Name: "Client State Indication", Status: "complete",
 			Tests: []string{"internal/c2s.TestClientStateIndication"}},
+		{ID: "XEP-0356", Name: "Privileged Entity", Status: "partial",
+			Note: "for external components, granted by [component.external.privileges] or --component-privileges, never by default; " +
+				"urn:xmpp:privilege:2 (default) or :1 per component; roster (get, set with subscriptions, pushes), message, iq and managed_entity presence complete; " +
+				"roster presence: contacts' presence as it changes and, when the component connects, the probed presence of online users' contacts, not yet that of offline users' contacts; " +
+				"split across processes, presence and roster pushes come from the session-manager instance the component announced itself to",
+			Tests: []string{"e2e.TestPrivilegedComponentRoster", "internal/component.TestPrivilegeAdvertised", "internal/component.TestPrivilegedComponent", "internal/component.TestPrivilegedComponentLeaves",
+				"internal/sm.TestPrivilegedRoster", "internal/sm.TestPrivilegedRosterRefused", "internal/sm.TestPrivilegedMessage", "internal/sm.TestPrivilegedPresence", "internal/sm.TestPrivilegedIQ",
+				"internal/link.TestGrantCrossesTheLink", "internal/privilege.TestValidate", "internal/config.TestDecodeAndValidate"}},
 		{ID: "XEP-0357", Name: "Push Notifications", Status: "complete", Note: "notifications carry the sender, never the body",
 			Account: []string{"urn:xmpp:push:0"},
 			Tests:   []string{"e2e.TestPushStreamManagementOffline", "internal/c2s.TestPushDetachedThenExpired", "internal/c2s.TestPushOfflineAndErrors"}},
