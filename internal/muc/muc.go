@@ -117,6 +117,7 @@ type entry struct {
 	outMu    sync.Mutex
 	out      []room.Delivery
 	draining bool
+	drained  *sync.Cond // on outMu: signalled when draining stops
 }
 
 // enqueue adds what a room sends to its queue, e.mu held.
@@ -147,6 +148,22 @@ func (s *Service) flush(ctx context.Context, e *entry) {
 		e.outMu.Lock()
 	}
 	e.draining = false
+	if e.drained != nil {
+		e.drained.Broadcast()
+	}
+	e.outMu.Unlock()
+}
+
+// waitDrained waits until the room's queue is routed, whoever routes it:
+// the service stops only once its last words are out.
+func (e *entry) waitDrained() {
+	e.outMu.Lock()
+	if e.drained == nil {
+		e.drained = sync.NewCond(&e.outMu)
+	}
+	for e.draining || len(e.out) > 0 {
+		e.drained.Wait()
+	}
 	e.outMu.Unlock()
 }
 
@@ -261,6 +278,9 @@ func (s *Service) Stop() {
 		}
 		e.mu.Unlock()
 		s.flush(ctx, e)
+		// Another goroutine may be routing what the room sent before
+		// (a join): the notice is out only when that is done.
+		e.waitDrained()
 	}
 	s.writer.Flush()
 }
