@@ -255,9 +255,19 @@ func withHosts(dir, hostsFile string, argv ...string) *exec.Cmd {
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// startProsody runs a private Prosody for prosody.test on ip and returns
-// its configuration file.
-func startProsody(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool) (cfgFile string) {
+// peerComponent is an external component (XEP-0114) a peer accepts on
+// its address at peerComponentPort.
+type peerComponent struct {
+	domain, secret string
+}
+
+// peerComponentPort is where peers listen for external components, when
+// they accept any.
+const peerComponentPort = "5347"
+
+// startProsody runs a private Prosody for prosody.test on ip, accepting
+// the external components comps, and returns its configuration file.
+func startProsody(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool, comps ...peerComponent) (cfgFile string) {
 	t.Helper()
 	dir := t.TempDir()
 	certFile, keyFile := ca.issue(t, "prosody.test")
@@ -265,8 +275,16 @@ func startProsody(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool) (
 	if err != nil {
 		t.Fatal(err)
 	}
+	var ports, components string
+	if len(comps) > 0 {
+		ports = peerComponentPort
+	}
+	for _, c := range comps {
+		components += fmt.Sprintf("\nComponent %q\n    component_secret = %q\n", c.domain, c.secret)
+	}
 	cfg := strings.NewReplacer("{{DIR}}", dir, "{{IP}}", ip, "{{SECURE}}", fmt.Sprint(secure),
-		"{{CERT}}", certFile, "{{KEY}}", keyFile, "{{CA}}", ca.CAFile).Replace(string(tmpl))
+		"{{CERT}}", certFile, "{{KEY}}", keyFile, "{{CA}}", ca.CAFile,
+		"{{COMPONENT_PORTS}}", ports, "{{COMPONENTS}}", components).Replace(string(tmpl))
 	cfgFile = filepath.Join(dir, "prosody.cfg.lua")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -282,6 +300,9 @@ func startProsody(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool) (
 	d := runDaemon(t, "prosody", cmd, 10*time.Second, filepath.Join(dir, "prosody.log"), nil)
 	waitListening(t, net.JoinHostPort(ip, "5222"), d.done, "prosody", d.logs)
 	waitListening(t, net.JoinHostPort(ip, "5269"), d.done, "prosody", d.logs)
+	if len(comps) > 0 {
+		waitListening(t, net.JoinHostPort(ip, peerComponentPort), d.done, "prosody", d.logs)
+	}
 	return cfgFile
 }
 
@@ -301,7 +322,9 @@ var (
 			startProsody(t, ca, ip, ambrosiaIP, secure)
 		}}
 	ejabberdPeer = realPeer{domain: "ejabberd.test", tools: []string{"slixmpp", "ejabberdctl", "erl", "unshare"},
-		start: startEjabberd}
+		start: func(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool) {
+			startEjabberd(t, ca, ip, ambrosiaIP, secure)
+		}}
 )
 
 // conference is the domain of the multi-user chat service of domain, on
@@ -400,9 +423,10 @@ func TestS2SProsody(t *testing.T) {
 const ejabberdLibs = "/usr/lib/x86_64-linux-gnu"
 
 // startEjabberd runs a private ejabberd for ejabberd.test on ip, with bob
-// registered. It runs the Erlang VM directly, without distribution, so
-// that no epmd starts and the only process to stop is the VM itself.
-func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool) {
+// registered, accepting the external components comps. It runs the Erlang
+// VM directly, without distribution, so that no epmd starts and the only
+// process to stop is the VM itself.
+func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool, comps ...peerComponent) {
 	t.Helper()
 	dir := t.TempDir()
 	certFile, keyFile := ca.issue(t, "ejabberd.test")
@@ -415,8 +439,15 @@ func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool) 
 		// Without dialback, certificates are the only way in or out.
 		dialback = ""
 	}
+	var services string
+	if len(comps) > 0 {
+		services = fmt.Sprintf("  -\n    port: %s\n    ip: %q\n    module: ejabberd_service\n    backlog: 128\n    hosts:\n", peerComponentPort, ip)
+		for _, c := range comps {
+			services += fmt.Sprintf("      %q:\n        password: %q\n", c.domain, c.secret)
+		}
+	}
 	cfg := strings.NewReplacer("{{IP}}", ip, "{{CERT}}", certFile, "{{KEY}}", keyFile,
-		"{{CA}}", ca.CAFile, "{{DIALBACK}}", dialback).Replace(string(tmpl))
+		"{{CA}}", ca.CAFile, "{{DIALBACK}}", dialback, "{{SERVICES}}", services).Replace(string(tmpl))
 	cfgFile := filepath.Join(dir, "ejabberd.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -463,6 +494,9 @@ func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool) 
 	}
 	waitListening(t, net.JoinHostPort(ip, "5222"), done, "ejabberd", logs)
 	waitListening(t, net.JoinHostPort(ip, "5269"), done, "ejabberd", logs)
+	if len(comps) > 0 {
+		waitListening(t, net.JoinHostPort(ip, peerComponentPort), done, "ejabberd", logs)
+	}
 }
 
 // TestS2SEjabberd federates Ambrosia with a real ejabberd, once with

@@ -7,7 +7,8 @@ data_path = "{{DIR}}/data"
 interfaces = { "{{IP}}" }
 c2s_ports = { 5222 }
 s2s_ports = { 5269 }
-component_ports = { }
+component_ports = { {{COMPONENT_PORTS}} }
+component_interfaces = { "{{IP}}" }
 http_ports = { }
 https_ports = { }
 log = { { levels = { min = "debug" }, to = "file", filename = "{{DIR}}/prosody.log" } }
@@ -25,3 +26,4 @@ VirtualHost "prosody.test"
 
 -- Multi-user chat, for the federated rooms of TestMUCFederation.
 Component "conference.prosody.test" "muc"
+{{COMPONENTS}}
