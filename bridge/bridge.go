@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/bridge/internal/store"
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/link"
 	"github.com/ambrosia-xmpp/ambrosia/internal/mam"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
@@ -144,6 +146,11 @@ type Bridge struct {
 
 	privileged privileges // what the server lets the bridge do for its users
 	ids        mam.IDs    // stanza ids of the rooms' messages
+	// durable is set over Ambrosia's service protocol, whose
+	// acknowledgements let the bridge keep what is in flight until it is
+	// safe: a crash then loses no message (see post and Take).
+	durable  bool
+	instance string // names this bridge in the origins of what it posts
 
 	mu       sync.Mutex
 	users    map[string]*user // by bare JID
@@ -196,11 +203,26 @@ func (b *Bridge) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 2)
+	if b.cfg.Connect.Mode == "service" {
+		b.durable = true
+		b.instance, err = st.Meta(ctx, "instance", func() string {
+			if b.cfg.Connect.Instance != "" {
+				return b.cfg.Connect.Instance
+			}
+			return stanza.NewID()
+		})
+		if err != nil {
+			return fmt.Errorf("bridge: %w", err)
+		}
+	}
 	conn, err := b.connector(rt)
 	if err != nil {
 		return err
 	}
 	go func() { errc <- conn(ctx) }()
+	if b.durable {
+		b.resume(ctx)
+	}
 	if s, ok := b.net.(Starter); ok {
 		if err := s.Start(ctx, b); err != nil {
 			cancel()
@@ -254,6 +276,68 @@ func (b *Bridge) Events(user string) (Events, error) {
 		return nil, fmt.Errorf("bridge: %q is not a user's JID", user)
 	}
 	return b.user(j.Bare()).events, nil
+}
+
+// resume sends again what a crash left in flight: stanzas posted to XMPP
+// and not acknowledged, stanzas for the network taken and not handled.
+func (b *Bridge) resume(ctx context.Context) {
+	posted, err := b.st.Posted(ctx)
+	if err != nil {
+		b.log.Error("resume", "err", err)
+	}
+	for _, p := range posted {
+		el, err := xmlstream.ParseStanza(p.Stanza, xmlstream.NSClient)
+		if err != nil {
+			_ = b.st.Sent(ctx, p.Seq)
+			continue
+		}
+		b.routePosted(ctx, el, p.Seq)
+	}
+	taken, err := b.st.Inbox(ctx)
+	if err != nil {
+		b.log.Error("resume", "err", err)
+	}
+	for _, t := range taken {
+		el, err := xmlstream.ParseStanza(t.Stanza, xmlstream.NSClient)
+		from, err1 := jid.Parse(el.Attr("from"))
+		to, err2 := jid.Parse(el.Attr("to"))
+		if err != nil || err1 != nil || err2 != nil {
+			_ = b.st.Done(ctx, t.Event, nowFunc())
+			continue
+		}
+		b.log.Info("sending again what a crash left for the network", "event", t.Event)
+		b.redo(ctx, t.Event, router.Stanza{El: el, From: from, To: to})
+	}
+	if len(posted)+len(taken) > 0 {
+		b.log.Info("resumed after a crash", "to_xmpp", len(posted), "to_network", len(taken))
+	}
+}
+
+// send routes a stanza for XMPP; a message with content is posted first
+// when the connection lets the bridge keep it until acknowledged.
+func (b *Bridge) send(ctx context.Context, el *xmlstream.Element) {
+	if !b.durable || el.Local != stanza.Message || el.Child(xmlstream.NSClient, "body") == nil {
+		b.route(ctx, el)
+		return
+	}
+	seq, err := b.st.Post(ctx, el.AppendXML(nil, xmlstream.NSClient))
+	if err != nil {
+		b.log.Error("posting a message", "err", err)
+		b.route(ctx, el)
+		return
+	}
+	b.routePosted(ctx, el, seq)
+}
+
+// routePosted routes a posted stanza, named so that a gateway that got it
+// before a crash drops the copy, and forgotten once acknowledged.
+func (b *Bridge) routePosted(ctx context.Context, el *xmlstream.Element, seq int64) {
+	origin := "bridge:" + b.instance + ":" + strconv.FormatInt(seq, 10)
+	b.route(link.WithDelivery(ctx, origin, func() {
+		if err := b.st.Sent(context.Background(), seq); err != nil {
+			b.log.Error("forgetting a delivered message", "err", err)
+		}
+	}), el)
 }
 
 // route sends a stanza the bridge made; its to and from are set.

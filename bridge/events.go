@@ -54,7 +54,7 @@ func (e *userEvents) deliver(ctx context.Context, el *xmlstream.Element) {
 			return
 		}
 	}
-	u.b.route(ctx, el)
+	u.b.send(ctx, el)
 }
 
 // keep stores a message for a user who is away, stamped with the time it
@@ -88,7 +88,7 @@ func (u *user) flushKept(ctx context.Context) {
 		if err != nil {
 			continue
 		}
-		u.b.route(ctx, el)
+		u.b.send(ctx, el)
 	}
 	if err := u.b.st.Dequeue(ctx, u.jid.String(), q[len(q)-1].Seq); err != nil {
 		u.b.log.Error("dequeue", "user", u.jid.String(), "err", err)

@@ -66,8 +66,11 @@ type Extension struct {
 
 // Message is one chat message, in either direction.
 type Message struct {
-	// ID is the other network's id of the message; a network that has
-	// none may leave it empty, and the bridge makes one up.
+	// ID is the other network's id of a message from it; a network that
+	// has none may leave it empty, and the bridge makes one up. On a
+	// message from XMPP it is the XMPP id, the same when a crash of the
+	// bridge makes it send the message again, so that a network may drop
+	// the copy.
 	ID MessageID
 	// Body is the text.
 	Body string

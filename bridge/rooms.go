@@ -151,6 +151,10 @@ func (br *bridgedRoom) flush(ctx context.Context) {
 			for _, to := range d.To {
 				c := d.El.ShallowCopy()
 				c.SetAttr("to", to.String())
+				if c.Local == stanza.Message && c.Attr("type") == "groupchat" {
+					br.b.send(ctx, c)
+					continue
+				}
 				br.b.rt.Route(ctx, router.Stanza{El: c, From: from, To: to})
 			}
 		}

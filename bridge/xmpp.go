@@ -237,20 +237,41 @@ func (b *Bridge) toNetwork(ctx context.Context, st router.Stanza, peer UserID, r
 		b.bounce(ctx, st, stanza.ResourceConstraint, "You are sending faster than the network takes.")
 		return
 	}
-	// An event sent again by Ambrosia's service protocol after a crash has
-	// the same id: it is not sent to the network twice.
-	event := storage.EventID(ctx)
+	// Over Ambrosia's service protocol an event has an id, the same when
+	// it is sent again after a crash. It is kept before this returns (the
+	// link acknowledges it then), so that a crash of the bridge loses
+	// nothing, and it reaches the network once.
+	event := ""
+	if b.durable {
+		event = storage.EventID(ctx)
+	}
+	if event != "" {
+		first, err := b.st.Take(ctx, event, st.El.AppendXML(nil, xmlstream.NSClient))
+		if err != nil {
+			b.log.Error("keeping a stanza for the network", "err", err)
+			b.bounce(ctx, st, stanza.InternalServerError, "")
+			return
+		}
+		if !first {
+			return
+		}
+	}
 	if !u.do(func(ctx context.Context) { b.sendToNetwork(ctx, u, st, peer, room, in, event) }) {
 		b.bounce(ctx, st, stanza.ResourceConstraint, "Too much is waiting for the network.")
+		if event != "" {
+			_ = b.st.Done(ctx, event, nowFunc())
+		}
 	}
 }
 
 // sendToNetwork runs on the user's worker.
 func (b *Bridge) sendToNetwork(ctx context.Context, u *user, st router.Stanza, peer UserID, room RoomID, in inbound, event string) {
 	if event != "" {
-		if first, err := b.st.Handle(ctx, event, nowFunc()); err == nil && !first {
-			return
-		}
+		defer func() {
+			if err := b.st.Done(ctx, event, nowFunc()); err != nil {
+				b.log.Error("marking a stanza handled", "err", err)
+			}
+		}()
 	}
 	s, err := u.session(ctx)
 	if err != nil {
@@ -311,6 +332,7 @@ func (b *Bridge) sendToNetwork(ctx context.Context, u *user, st router.Stanza, p
 		return
 	}
 	m := in.msg
+	m.ID = MessageID(in.xmppID)
 	m.ReplyTo = legacy(in.replyTo)
 	var id MessageID
 	if in.replace != "" {
@@ -405,5 +427,29 @@ func (b *Bridge) contactIQ(ctx context.Context, st router.Stanza, peer UserID) {
 		b.reply(ctx, st, stanza.Result(el))
 	default:
 		b.bounce(ctx, st, stanza.ServiceUnavailable, "")
+	}
+}
+
+// redo sends to the network a stanza taken as event before a crash.
+func (b *Bridge) redo(ctx context.Context, event string, st router.Stanza) {
+	u := b.user(st.From.Bare())
+	in := readMessage(st.El)
+	var peer UserID
+	var room RoomID
+	local := jid.UnescapeLocal(st.To.Local())
+	switch {
+	case st.El.Attr("type") == "groupchat":
+		room = RoomID(local)
+	case st.To.Resource() == "":
+		peer = UserID(local)
+	default:
+		// A private message in a room: the room and its nicks are gone
+		// with the crash.
+		b.bounce(ctx, st, stanza.RecipientUnavailable, "The bridge restarted; join the room again.")
+		_ = b.st.Done(ctx, event, nowFunc())
+		return
+	}
+	if !u.do(func(ctx context.Context) { b.sendToNetwork(ctx, u, st, peer, room, in, event) }) {
+		_ = b.st.Done(ctx, event, nowFunc())
 	}
 }

@@ -66,6 +66,7 @@ func (ls *lineServer) serve(c net.Conn) {
 				continue
 			}
 			fmt.Fprintf(dst, "MSG %s %s\n", name, text)
+		case "ACK":
 		}
 	}
 }
@@ -113,7 +114,7 @@ func TestBridgeExampleLineChat(t *testing.T) {
 	go func() {
 		for lines.Scan() {
 			answered <- lines.Text()
-			fmt.Fprintf(bob, "MSG %s hello from the line chat\n", alice)
+			fmt.Fprintf(bob, "MSG %s b1 hello from the line chat\n", alice)
 			return
 		}
 	}()
@@ -121,7 +122,7 @@ func TestBridgeExampleLineChat(t *testing.T) {
 		"--to", "bob@"+chat, "--body", "hello from XMPP", "--expect", "hello from the line chat")...)
 	select {
 	case l := <-answered:
-		if l != "MSG "+alice+" hello from XMPP" {
+		if f := strings.Fields(l); len(f) < 4 || f[0] != "MSG" || f[1] != alice || strings.Join(f[3:], " ") != "hello from XMPP" {
 			t.Errorf("bob got %q", l)
 		}
 	case <-time.After(10 * time.Second):

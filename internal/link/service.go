@@ -183,7 +183,11 @@ func (f forwarder) HandleStanza(ctx context.Context, st router.Stanza) {
 	s := f.s
 	p, _ := ctx.Value(procKey{}).(*proc)
 	o := ""
+	var acked func()
 	l := s.links[0]
+	if d, ok := ctx.Value(deliveryKey{}).(delivery); ok && p == nil {
+		o, acked = d.origin, d.acked
+	}
 	if p != nil {
 		p.n++
 		if p.o != "" {
@@ -203,7 +207,24 @@ func (f forwarder) HandleStanza(ctx context.Context, st router.Stanza) {
 		}
 	}
 	// Stanzas to one addressee keep their order.
-	l.out.send(frame("route", st.El, "o", o), "to:"+st.To.BareString())
+	l.out.sendAcked(frame("route", st.El, "o", o), "to:"+st.To.BareString(), acked)
+}
+
+type deliveryKey struct{}
+
+type delivery struct {
+	origin string
+	acked  func()
+}
+
+// WithDelivery returns ctx for routing, through a service's Forwarder, a
+// stanza a component keeps until it is safe: origin names it, the same
+// each time it is sent again (after a crash of the component), so that a
+// gateway drops a copy it already had; acked runs once a gateway has
+// acknowledged it. It applies to stanzas that are not the consequence of
+// an event being processed, which carry their own origins.
+func WithDelivery(ctx context.Context, origin string, acked func()) context.Context {
+	return context.WithValue(ctx, deliveryKey{}, delivery{origin: origin, acked: acked})
 }
 
 // local hands st to this instance's own component when every gateway

@@ -390,6 +390,8 @@ type item struct {
 	// re-dispatch by owner, or the session on the service; events of one
 	// user keep their order on the wire.
 	user string
+	// acked, if not nil, runs once the peer acknowledged the event.
+	acked func()
 }
 
 // outbox numbers the events sent in one direction and keeps them until the
@@ -408,10 +410,16 @@ type outbox struct {
 // send numbers data, keeps it and writes it if connected. It returns the
 // sequence number.
 func (o *outbox) send(data []byte, user string) uint64 {
+	return o.sendAcked(data, user, nil)
+}
+
+// sendAcked is send with a function to run once the peer acknowledged
+// the event.
+func (o *outbox) sendAcked(data []byte, user string, acked func()) uint64 {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.seq++
-	it := item{seq: o.seq, data: data, user: user}
+	it := item{seq: o.seq, data: data, user: user, acked: acked}
 	o.unacked = append(o.unacked, it)
 	if o.c != nil {
 		o.writeLocked(it)
@@ -458,13 +466,24 @@ func (o *outbox) dropLocked(seqs []uint64) {
 		gone[s] = true
 	}
 	kept := o.unacked[:0]
+	var done []func()
 	for _, it := range o.unacked {
 		if !gone[it.seq] {
 			kept = append(kept, it)
+		} else if it.acked != nil {
+			done = append(done, it.acked)
 		}
 	}
 	clear(o.unacked[len(kept):])
 	o.unacked = kept
+	if len(done) > 0 {
+		// Not under o.mu: they may be slow (a database write).
+		go func() {
+			for _, f := range done {
+				f()
+			}
+		}()
+	}
 }
 
 // attach resumes the outbox on c after the peer said it received h events

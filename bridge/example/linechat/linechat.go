@@ -3,9 +3,11 @@
 // Puppet mode. Its users become user@<the bridge's domain>; each XMPP user
 // who writes to one gets a connection of their own, named after them.
 //
-// The protocol: a client sends "USER name", then "MSG to text" lines; the
-// server sends "MSG from text" lines, and "ERR to reason" when a message
-// cannot be delivered.
+// The protocol: a client sends "USER name", then "MSG to id text" lines;
+// the server sends "MSG from id text" lines, which the client acknowledges
+// with "ACK id" once it has them safe (the server sends again what was not
+// acknowledged when the client comes back), and "ERR to reason" when a
+// message cannot be delivered. Ids let either side drop a copy it had.
 //
 // Everything else (addresses, XMPP, logins, errors, the way onto the XMPP
 // network) is the bridge package's: see the example of Network.
@@ -60,8 +62,10 @@ func (s *session) SendMessage(ctx context.Context, to bridge.UserID, m bridge.Me
 	body := strings.ReplaceAll(m.Body, "\n", " ")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, err := fmt.Fprintf(s.conn, "MSG %s %s\n", to, body)
-	return "", err
+	// The bridge gives the XMPP id as m.ID: the server drops a message it
+	// had if a crash of the bridge made it send the message again.
+	_, err := fmt.Fprintf(s.conn, "MSG %s %s %s\n", to, m.ID, body)
+	return m.ID, err
 }
 
 // Logout implements bridge.Session.
@@ -75,7 +79,11 @@ func (s *session) read() {
 		who, text, _ := strings.Cut(rest, " ")
 		switch verb {
 		case "MSG":
-			s.ev.Message(bridge.UserID(who), bridge.Message{Body: text})
+			id, body, _ := strings.Cut(text, " ")
+			s.ev.Message(bridge.UserID(who), bridge.Message{ID: bridge.MessageID(id), Body: body})
+			s.mu.Lock()
+			fmt.Fprintf(s.conn, "ACK %s\n", id) // Message returned: the bridge has it safe
+			s.mu.Unlock()
 		case "ERR":
 			// The server tells why a message went nowhere; users read it
 			// as a notice from that address.

@@ -44,6 +44,9 @@ var schema = []string{
 	`CREATE TABLE IF NOT EXISTS queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, stanza BLOB NOT NULL)`,
 	`CREATE INDEX IF NOT EXISTS queue_user ON queue (user, seq)`,
 	`CREATE TABLE IF NOT EXISTS handled (event TEXT PRIMARY KEY, at INTEGER NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS inbox (event TEXT PRIMARY KEY, stanza BLOB NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, stanza BLOB NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
 }
 
 // Open opens or creates the database in dir (bridge.db), with the key
@@ -318,6 +321,113 @@ func (s *Store) Handle(ctx context.Context, event string, now time.Time) (bool, 
 func (s *Store) ForgetHandled(ctx context.Context, cutoff time.Time) error {
 	_, err := s.write(ctx, `DELETE FROM handled WHERE at < ?`, cutoff.Unix())
 	return err
+}
+
+// Meta returns a value the bridge keeps about itself, making it with
+// make on first use.
+func (s *Store) Meta(ctx context.Context, key string, make func() string) (string, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var v string
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&v)
+	if err == nil {
+		return v, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return "", err
+	}
+	v = make()
+	_, err = s.db.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)`, key, v)
+	return v, err
+}
+
+// Take keeps a stanza received as event until Done, unless the event was
+// handled or taken before; it reports whether it is new. Once it returns,
+// the event survives a crash: the link that brought it may acknowledge it.
+func (s *Store) Take(ctx context.Context, event string, stanza []byte) (bool, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	res, err := s.db.ExecContext(ctx, `INSERT INTO inbox (event, stanza) SELECT ?, ? WHERE NOT EXISTS (SELECT 1 FROM handled WHERE event = ?) ON CONFLICT (event) DO NOTHING`, event, stanza, event)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// Done marks an event taken as handled.
+func (s *Store) Done(ctx context.Context, event string, now time.Time) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM inbox WHERE event = ?`, event); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO handled (event, at) VALUES (?, ?) ON CONFLICT (event) DO NOTHING`, event, now.Unix()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Taken is an event taken and not done.
+type Taken struct {
+	Event  string
+	Stanza []byte
+}
+
+// Inbox returns the events taken and not done, as after a crash.
+func (s *Store) Inbox(ctx context.Context) ([]Taken, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT event, stanza FROM inbox ORDER BY rowid`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Taken
+	for rows.Next() {
+		var t Taken
+		if err := rows.Scan(&t.Event, &t.Stanza); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// Post keeps a stanza for XMPP until Sent and returns its number.
+func (s *Store) Post(ctx context.Context, stanza []byte) (int64, error) {
+	res, err := s.write(ctx, `INSERT INTO outbox (stanza) VALUES (?)`, stanza)
+	if err != nil {
+		return 0, err
+	}
+	return res.LastInsertId()
+}
+
+// Sent forgets a posted stanza once XMPP acknowledged it.
+func (s *Store) Sent(ctx context.Context, seq int64) error {
+	_, err := s.write(ctx, `DELETE FROM outbox WHERE seq = ?`, seq)
+	return err
+}
+
+// Posted returns the stanzas posted and not acknowledged, oldest first.
+func (s *Store) Posted(ctx context.Context) ([]Queued, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, stanza FROM outbox ORDER BY seq`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Queued
+	for rows.Next() {
+		var q Queued
+		if err := rows.Scan(&q.Seq, &q.Stanza); err != nil {
+			return nil, err
+		}
+		out = append(out, q)
+	}
+	return out, rows.Err()
 }
 
 // IsNotFound reports ErrNotFound.

@@ -125,3 +125,45 @@ func TestIDsContactsQueueForget(t *testing.T) {
 		t.Fatal("ForgetHandled kept the record")
 	}
 }
+
+func TestInboxOutbox(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	now := time.Unix(1_800_000_000, 0)
+	if first, err := s.Take(ctx, "gw:1", []byte("<m1/>")); err != nil || !first {
+		t.Fatalf("take: %v %v", first, err)
+	}
+	if again, _ := s.Take(ctx, "gw:1", []byte("<m1/>")); again {
+		t.Fatal("an event taken twice")
+	}
+	if _, err := s.Take(ctx, "gw:2", []byte("<m2/>")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Done(ctx, "gw:1", now); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := s.Take(ctx, "gw:1", []byte("<m1/>")); again {
+		t.Fatal("an event handled before was taken again")
+	}
+	in, _ := s.Inbox(ctx)
+	if len(in) != 1 || in[0].Event != "gw:2" {
+		t.Fatalf("inbox %+v", in)
+	}
+	a, _ := s.Post(ctx, []byte("<a/>"))
+	b, _ := s.Post(ctx, []byte("<b/>"))
+	if err := s.Sent(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, dir)
+	out, _ := s.Posted(ctx)
+	if len(out) != 1 || out[0].Seq != b || string(out[0].Stanza) != "<b/>" {
+		t.Fatalf("outbox after reopening %+v", out)
+	}
+	id, _ := s.Meta(ctx, "instance", func() string { return "first" })
+	id2, _ := s.Meta(ctx, "instance", func() string { return "second" })
+	if id != "first" || id2 != "first" {
+		t.Fatalf("meta %q %q", id, id2)
+	}
+}
