@@ -24,11 +24,12 @@ const usage = `usage: ambrosia <command> [flags]
 commands:
   serve                  run the server (all components in one process)
   gateway                run the network edge of a split server (services link to it)
-  service sm             run the session manager, linked to gateways
+  service sm|muc         run the session manager or the conference service, linked to gateways
   user add JID           create an account (password from --password or stdin)
   user passwd JID        change a password (same)
   user del JID           delete an account and its data
   user list [DOMAIN]     list accounts
+  bridge run|check NAME  run or check a bridge to another chat network (bridge list: which)
   check [--remote DOMAIN] report DNS records, certificates and federation with DOMAIN
   bench MODE             load client for measurements (users, idle, logins, messages)
   version                print the version
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = checkCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = benchCmd(ctx, args[1:], stdout, stderr)
+	case "bridge":
+		err = bridgeCmd(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "ambrosia", version())
 		return 0

@@ -202,9 +202,11 @@ func (rm *remote) rebalanceLocked() {
 	}
 }
 
+// domainOf is the domain a key is dispatched in: what follows its last
+// '@' (a bridge's keys hold a user's JID before it).
 func domainOf(key string) string {
-	if _, d, ok := strings.Cut(key, "@"); ok {
-		return d
+	if i := strings.LastIndexByte(key, '@'); i >= 0 {
+		return key[i+1:]
 	}
 	return key
 }
@@ -216,7 +218,9 @@ func (rm *remote) key(s router.Stanza) string {
 	if rm.kind == "bridge" && s.From.Local() != "" && s.From.Domain() != rm.domain {
 		// A bridge keeps each XMPP user's session on the other network:
 		// everything a user sends goes to the instance that owns the user.
-		return s.From.BareString()
+		// The key ends with the bridge's domain, as every key ends with
+		// the domain it is dispatched in (see domainOf).
+		return s.From.BareString() + "@" + rm.domain
 	}
 	if s.To.Local() != "" && s.To.Domain() == rm.domain {
 		return s.To.BareString()
