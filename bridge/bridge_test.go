@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -238,4 +239,62 @@ func TestDiscoAnnouncesWhatTheNetworkDoes(t *testing.T) {
 	x.expect("gateway identity", "category='gateway'", "type='test'", "var='jabber:iq:register'", "var='http://jabber.org/protocol/muc'")
 	x.send(alice, "bob@"+gw, "<iq type='get' id='c'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
 	x.expect("contact features", "var='urn:xmpp:reactions:0'", "var='urn:xmpp:message-correct:0'", "var='http://jabber.org/protocol/chatstates'")
+}
+
+// TestBadInput: what a network or a user sends wrong is refused with the
+// right error or dropped with a log line, never passed on broken.
+func TestBadInput(t *testing.T) {
+	_, n, x := start(t, bridge.Puppet)
+	n.AddUser("bob", false)
+	x.send(alice, "bob@"+gw, "<message type='chat' id='m1'><body>hi</body></message>")
+	sent(t, n, "message")
+	s := n.Session("alice@xmpp.example")
+	// An id no address can hold: the event goes nowhere.
+	s.Events().Message(bridge.UserID(strings.Repeat("x", 2000)), bridge.Message{Body: "too long an id"})
+	s.Events().Message("nul\x00byte", bridge.Message{Body: "a NUL in an id"})
+	// A broken extension is dropped, the message delivered; controls and
+	// broken UTF-8 in the text come out as well-formed XML.
+	s.Events().Message("bob", bridge.Message{ID: "x1", Body: "ctl\x01 bad\xff end", Extensions: []bridge.Extension{{XML: "<broken"}}})
+	m := x.expect("the message with the broken extension dropped", "from='bob@"+gw+"'", "end</body>")
+	if strings.Contains(m.String(), "broken") {
+		t.Fatalf("a broken extension went through: %s", m)
+	}
+	if _, err := xmlstream.ParseStanza(m.AppendXML(nil, xmlstream.NSClient), xmlstream.NSClient); err != nil {
+		t.Fatalf("not well-formed: %v\n%s", err, m)
+	}
+	// Too long for the network.
+	x.send(alice, "bob@"+gw, "<message type='chat' id='big'><body>"+strings.Repeat("a", 70000)+"</body></message>")
+	x.expect("policy-violation", "id='big'", "policy-violation")
+	// A message to the gateway itself, a groupchat to a user, a JID-less
+	// sender.
+	x.send(alice, "bob@"+gw, "<message type='groupchat' id='gc'><body>x</body></message>")
+	x.expect("an error for groupchat outside a room", "id='gc'", "type='error'", "item-not-found")
+	x.send("xmpp.example", "bob@"+gw, "<message type='chat' id='srv'><body>x</body></message>")
+	x.expect("not-allowed", "id='srv'", "not-allowed")
+	// Nothing of the invalid ids came out.
+	select {
+	case el := <-x.in:
+		if strings.Contains(el.String(), "an id") {
+			t.Fatalf("an event with an unusable id came out: %s", el)
+		}
+	default:
+	}
+}
+
+// TestRelogin: a session that ends on its own is logged in again, waiting
+// longer after each failure.
+func TestRelogin(t *testing.T) {
+	_, n, x := start(t, bridge.Puppet)
+	n.AddUser("bob", false)
+	x.send(alice, "bob@"+gw, "<message type='chat'><body>hi</body></message>")
+	sent(t, n, "message")
+	first := n.Session("alice@xmpp.example")
+	first.Events().Disconnected(errors.New("connection reset"))
+	deadline := time.Now().Add(5 * time.Second)
+	for n.Logins() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n.Logins() < 2 {
+		t.Fatal("no login again after the session ended")
+	}
 }
