@@ -151,6 +151,7 @@ type Bridge struct {
 	// safe: a crash then loses no message (see post and Take).
 	durable  bool
 	instance string // names this bridge in the origins of what it posts
+	idmap    *idMap
 
 	mu       sync.Mutex
 	users    map[string]*user // by bare JID
@@ -195,6 +196,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	defer st.Close()
 	b.st = st
+	b.idmap = newIDMap(ctx, st, b.log.Error)
+	defer b.idmap.flush()
 	rt := router.New(b.log.With("component", "router"))
 	if err := rt.Register(b.cfg.Domain, b); err != nil {
 		return err
@@ -248,6 +251,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 // does once connected, for tests and for a bridge hosted in a server.
 func (b *Bridge) attach(rt *router.Router, st *store.Store) error {
 	b.rt, b.st = rt, st
+	b.idmap = newIDMap(context.Background(), st, b.log.Error)
 	return rt.Register(b.cfg.Domain, b)
 }
 

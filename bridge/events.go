@@ -101,14 +101,12 @@ func (e *userEvents) xmppID(ctx context.Context, peer string, legacy MessageID) 
 	if legacy == "" {
 		return stanza.NewID()
 	}
-	st := e.u.b.st
-	if id, err := st.XMPPID(ctx, e.u.jid.String(), peer, string(legacy)); err == nil {
+	ids := e.u.b.idmap
+	if id := ids.xmppID(ctx, e.u.jid.String(), peer, string(legacy)); id != "" {
 		return id
 	}
 	id := stanza.NewID()
-	if err := st.MapID(ctx, e.u.jid.String(), peer, string(legacy), id); err != nil {
-		e.u.b.log.Error("id map", "err", err)
-	}
+	ids.put(e.u.jid.String(), peer, string(legacy), id)
 	return id
 }
 
@@ -117,11 +115,7 @@ func (e *userEvents) knownXMPPID(ctx context.Context, peer string, legacy Messag
 	if legacy == "" {
 		return ""
 	}
-	id, err := e.u.b.st.XMPPID(ctx, e.u.jid.String(), peer, string(legacy))
-	if err != nil {
-		return ""
-	}
-	return id
+	return e.u.b.idmap.xmppID(ctx, e.u.jid.String(), peer, string(legacy))
 }
 
 // Message implements Events.
@@ -134,7 +128,7 @@ func (e *userEvents) Message(from UserID, m Message) {
 	}
 	peer := string(from)
 	if m.ID != "" {
-		if _, err := e.u.b.st.XMPPID(ctx, e.u.jid.String(), peer, string(m.ID)); err == nil && m.Replaces == "" {
+		if e.u.b.idmap.xmppID(ctx, e.u.jid.String(), peer, string(m.ID)) != "" && m.Replaces == "" {
 			// The network told us again (after a reconnection): once is
 			// enough.
 			return

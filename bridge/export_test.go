@@ -16,7 +16,7 @@ func AttachForTest(t testing.TB, b *Bridge, rt *router.Router) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { b.shutdown(); st.Close() })
+	t.Cleanup(func() { b.shutdown(); b.idmap.flush(); st.Close() })
 	if err := b.attach(rt, st); err != nil {
 		t.Fatal(err)
 	}

@@ -284,6 +284,8 @@ func (b *Bridge) unregister(ctx context.Context, u *user, st router.Stanza) {
 			b.removeFromRoster(ctx, u, j)
 		}
 	}
+	b.idmap.flush()
+	b.idmap.forget(u.jid.String())
 	if err := b.st.Forget(ctx, u.jid.String()); err != nil {
 		b.log.Error("unregister", "err", err)
 		b.bounce(ctx, st, stanza.InternalServerError, "")

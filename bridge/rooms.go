@@ -548,7 +548,7 @@ func (e *userEvents) RoomMessage(id RoomID, from UserID, m Message) {
 	defer cancel()
 	conv := string(id)
 	if m.ID != "" && m.Replaces == "" {
-		if _, err := e.u.b.st.XMPPID(ctx, e.u.jid.String(), conv, string(m.ID)); err == nil {
+		if e.u.b.idmap.xmppID(ctx, e.u.jid.String(), conv, string(m.ID)) != "" {
 			return // seen already: the network's echo of the user's own message, or a repeat
 		}
 	}

@@ -288,11 +288,7 @@ func (b *Bridge) sendToNetwork(ctx context.Context, u *user, st router.Stanza, p
 		if xmppID == "" {
 			return ""
 		}
-		l, err := b.st.LegacyID(ctx, u.jid.String(), conv, xmppID)
-		if err != nil {
-			return ""
-		}
-		return MessageID(l)
+		return MessageID(b.idmap.legacyID(ctx, u.jid.String(), conv, xmppID))
 	}
 	if in.state != "" {
 		if cs, ok := s.(ChatStateSender); ok {
@@ -366,9 +362,7 @@ func (b *Bridge) sendToNetwork(ctx context.Context, u *user, st router.Stanza, p
 		if legacyID == "" {
 			legacyID = "x:" + in.xmppID
 		}
-		if err := b.st.MapID(ctx, u.jid.String(), conv, legacyID, in.xmppID); err != nil {
-			b.log.Error("id map", "err", err)
-		}
+		b.idmap.put(u.jid.String(), conv, legacyID, in.xmppID)
 	}
 	if in.receipt && room == "" && in.xmppID != "" {
 		// The network took it: the receipt says as much (XEP-0184).

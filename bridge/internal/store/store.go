@@ -203,6 +203,52 @@ func (s *Store) MapID(ctx context.Context, user, peer, legacy, xmpp string) erro
 	return err
 }
 
+// IDMap is one entry of the map between message ids.
+type IDMap struct {
+	User, Peer, Legacy, XMPP string
+}
+
+// MapIDs records many entries in one transaction: recording each message
+// in a transaction of its own would cost more than relaying it.
+func (s *Store) MapIDs(ctx context.Context, ms []IDMap) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `INSERT INTO ids (user, peer, legacy, xmpp) VALUES (?, ?, ?, ?) ON CONFLICT (user, peer, legacy) DO UPDATE SET xmpp = excluded.xmpp`)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, m := range ms {
+		if _, err := st.ExecContext(ctx, m.User, m.Peer, m.Legacy, m.XMPP); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// RecentIDs returns the last limit entries recorded, oldest first.
+func (s *Store) RecentIDs(ctx context.Context, limit int) ([]IDMap, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT user, peer, legacy, xmpp FROM (SELECT rowid, user, peer, legacy, xmpp FROM ids ORDER BY rowid DESC LIMIT ?) ORDER BY rowid`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []IDMap
+	for rows.Next() {
+		var m IDMap
+		if err := rows.Scan(&m.User, &m.Peer, &m.Legacy, &m.XMPP); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
 // XMPPID returns the XMPP id of a message by its network id.
 func (s *Store) XMPPID(ctx context.Context, user, peer, legacy string) (string, error) {
 	return s.one(ctx, `SELECT xmpp FROM ids WHERE user = ? AND peer = ? AND legacy = ?`, user, peer, legacy)
