@@ -30,9 +30,9 @@ type idMap struct {
 	// dropped whole and the current becomes it.
 	oldXMPP, oldLegacy map[idKey]string
 	evicted            bool // the memory no longer holds every pair: ask the store on a miss
-	queue    []store.IDMap
-	writing  bool
-	idle     *sync.Cond
+	queue              []store.IDMap
+	writing            bool
+	idle               *sync.Cond
 }
 
 type idKey struct{ user, peer, id string }
@@ -64,7 +64,7 @@ func (m *idMap) put(user, peer, legacy, xmpp string) {
 		// Two generations: the oldest goes whole, without a scan.
 		m.oldXMPP, m.oldLegacy = m.toXMPP, m.toLegacy
 		m.toXMPP, m.toLegacy = map[idKey]string{}, map[idKey]string{}
-		m.evicted = m.evicted || m.oldXMPP != nil && len(m.oldXMPP) > 0
+		m.evicted = m.evicted || len(m.oldXMPP) > 0
 	}
 	m.toXMPP[idKey{user, peer, legacy}] = xmpp
 	m.toLegacy[idKey{user, peer, xmpp}] = legacy
