@@ -562,7 +562,7 @@ func (s *Server) tryRegister(c *client) bool {
 	c.numeric("003", "This server was created today")
 	c.numeric("004", s.opts.Name, "fake-1", "iow", "beIiklmnopstv")
 	c.numeric("005", "PREFIX=(qaohv)~&@%+", "CHANTYPES=#&", "NICKLEN="+strconv.Itoa(s.opts.NickLen),
-		"CASEMAPPING=ascii", "CHANMODES=beI,k,l,imnpst", "NETWORK=Fake", "are supported by this server")
+		"CASEMAPPING=ascii", "CHANMODES=beI,k,l,imnpst", "STATUSMSG="+rankSymbols, "NETWORK=Fake", "are supported by this server")
 	c.numeric("375", "- "+s.opts.Name+" Message of the day -")
 	c.numeric("372", "- Be nice")
 	c.numeric("376", "End of /MOTD command")
@@ -675,25 +675,32 @@ func (s *Server) quit(c *client, reason string) {
 	c.registered = false
 }
 
+// rankSymbols are the membership prefixes, highest first.
+const rankSymbols = "~&@%+"
+
 func (s *Server) privmsg(c *client, m msg) {
 	target, text := m.p(0), m.p(1)
 	if text == "" {
 		c.numeric("412", "No text to send")
 		return
 	}
-	if strings.ContainsRune("#&", rune(target[0])) {
-		ch := s.chans[fold(target)]
+	name, rank := target, len(rankSymbols)
+	if i := strings.IndexByte(rankSymbols, target[0]); i >= 0 && len(target) > 1 {
+		name, rank = target[1:], i // STATUSMSG: to the members of that rank and above
+	}
+	if strings.ContainsRune("#&", rune(name[0])) {
+		ch := s.chans[fold(name)]
 		if ch == nil {
-			c.numeric("403", target, "No such channel")
+			c.numeric("403", name, "No such channel")
 			return
 		}
 		if _, in := ch.members[c]; !in {
 			c.numeric("404", ch.name, "Cannot send to channel")
 			return
 		}
-		for mem := range ch.members {
-			if mem != c {
-				mem.sendf("%s:%s %s %s :%s", s.tags(mem), c.prefix(), m.cmd, ch.name, text)
+		for mem, modes := range ch.members {
+			if mem != c && (rank == len(rankSymbols) || strings.ContainsAny(modes, rankSymbols[:rank+1])) {
+				mem.sendf("%s:%s %s %s :%s", s.tags(mem), c.prefix(), m.cmd, target[:len(target)-len(name)]+ch.name, text)
 			}
 		}
 		return
@@ -741,7 +748,7 @@ func (s *Server) mode(c *client, m msg) {
 // applyMode sets or unsets one member mode ("+o") in a set of symbols
 // kept in rank order.
 func applyMode(symbols, mode string) string {
-	const modes, syms = "qaohv", "~&@%+"
+	const modes, syms = "qaohv", rankSymbols
 	if len(mode) != 2 {
 		return symbols
 	}

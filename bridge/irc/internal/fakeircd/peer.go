@@ -25,6 +25,12 @@ type Peer struct {
 // server has sent the end of its message of the day.
 func Dial(tb testing.TB, addr, nick string) *Peer {
 	tb.Helper()
+	return DialPassword(tb, addr, nick, "")
+}
+
+// DialPassword is Dial with a server password.
+func DialPassword(tb testing.TB, addr, nick, password string) *Peer {
+	tb.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		tb.Fatal(err)
@@ -32,6 +38,9 @@ func Dial(tb testing.TB, addr, nick string) *Peer {
 	p := &Peer{tb: tb, c: c, Nick: nick, lines: make(chan string, 10000)}
 	go p.read()
 	tb.Cleanup(func() { c.Close() })
+	if password != "" {
+		p.Send("PASS %s", password)
+	}
 	p.Send("NICK %s", nick)
 	p.Send("USER %s 0 * :Peer %s", strings.ToLower(nick), nick)
 	p.Expect(` (376|422) `)
