@@ -305,7 +305,7 @@ func (s *session) Logout(ctx context.Context) error {
 
 // SetPresence implements bridge.PresenceSetter: AWAY with the status
 // (or a word for the show) when away, extended away or busy, AWAY alone
-// when available.
+// when available; it returns once the server confirmed.
 func (s *session) SetPresence(ctx context.Context, p bridge.Presence) error {
 	if p.Offline {
 		return nil
@@ -325,10 +325,14 @@ func (s *session) SetPresence(ctx context.Context, p bridge.Presence) error {
 	if same {
 		return nil
 	}
-	if msg == "" {
-		return s.send(ctx, "AWAY")
-	}
-	return s.send(ctx, "AWAY", msg)
+	// The server confirms with RPL_UNAWAY (305) or RPL_NOWAWAY (306).
+	match := func(m *ircconn.Message) (bool, error) { return m.Command == "305" || m.Command == "306", nil }
+	return s.await(ctx, match, func() error {
+		if msg == "" {
+			return s.c.Send(ctx, "AWAY")
+		}
+		return s.c.Send(ctx, "AWAY", msg)
+	})
 }
 
 // validChannel reports whether name may be sent as a channel.
