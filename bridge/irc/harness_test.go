@@ -45,14 +45,17 @@ func (e event) String() string {
 
 // recorder is a bridge.Events that records every call.
 type recorder struct {
-	t  testing.TB
-	ch chan event
+	t       testing.TB
+	ch      chan event
+	timeout time.Duration // of expect
 
 	mu   sync.Mutex
 	seen []event
 }
 
-func newRecorder(t testing.TB) *recorder { return &recorder{t: t, ch: make(chan event, 10000)} }
+func newRecorder(t testing.TB) *recorder {
+	return &recorder{t: t, ch: make(chan event, 10000), timeout: 5 * time.Second}
+}
 
 func (r *recorder) add(e event) { r.ch <- e }
 
@@ -106,7 +109,7 @@ func (r *recorder) Disconnected(err error) { r.add(event{kind: "Disconnected", e
 // skipping others.
 func (r *recorder) expect(kind string, ok func(event) bool) event {
 	r.t.Helper()
-	deadline := time.After(5 * time.Second)
+	deadline := time.After(r.timeout)
 	for {
 		select {
 		case e := <-r.ch:
@@ -177,8 +180,10 @@ func login(t testing.TB, n *Network, jid string, creds map[string]string) (*sess
 	return s.(*session), rec
 }
 
-func ctx(t testing.TB) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+func ctx(t testing.TB) context.Context { return ctxFor(t, 5*time.Second) }
+
+func ctxFor(t testing.TB, d time.Duration) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return c
 }

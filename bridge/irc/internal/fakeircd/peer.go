@@ -14,11 +14,14 @@ import (
 // writes what it is told and waits for the lines it expects, answering
 // the server's PINGs meanwhile. It works with any server.
 type Peer struct {
-	tb    testing.TB
-	c     net.Conn
-	Nick  string
-	lines chan string
-	seen  []string
+	tb   testing.TB
+	c    net.Conn
+	Nick string
+	// Timeout bounds Expect; five seconds unless set. A real server may
+	// need more: ngircd handles three commands a second of each client.
+	Timeout time.Duration
+	lines   chan string
+	seen    []string
 }
 
 // Dial connects a peer and registers it with nick; it returns once the
@@ -35,7 +38,7 @@ func DialPassword(tb testing.TB, addr, nick, password string) *Peer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := &Peer{tb: tb, c: c, Nick: nick, lines: make(chan string, 10000)}
+	p := &Peer{tb: tb, c: c, Nick: nick, Timeout: 5 * time.Second, lines: make(chan string, 10000)}
 	go p.read()
 	tb.Cleanup(func() { c.Close() })
 	if password != "" {
@@ -64,6 +67,10 @@ func (p *Peer) read() {
 	}
 }
 
+// Lines gives the lines the peer reads from now on, for a caller that
+// reads them itself instead of with Expect.
+func (p *Peer) Lines() <-chan string { return p.lines }
+
 // Send writes a line.
 func (p *Peer) Send(format string, args ...any) {
 	p.tb.Helper()
@@ -74,11 +81,11 @@ func (p *Peer) Send(format string, args ...any) {
 }
 
 // Expect reads lines until one matches the regular expression, for up
-// to five seconds, and returns it.
+// to Timeout, and returns it.
 func (p *Peer) Expect(pattern string) string {
 	p.tb.Helper()
 	re := regexp.MustCompile(pattern)
-	t := time.NewTimer(5 * time.Second)
+	t := time.NewTimer(p.Timeout)
 	defer t.Stop()
 	for {
 		select {
