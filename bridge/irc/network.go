@@ -108,6 +108,9 @@ func (n *Network) Login(ctx context.Context, acct bridge.Account, ev bridge.Even
 			return nil, fmt.Errorf("irc: %q cannot be a nick: %w", cfg.Nick, bridge.ErrBadCredentials)
 		}
 		cfg.Password, nickserv = acct.Credentials[fieldPassword], acct.Credentials[fieldNickServ]
+		if strings.ContainsAny(cfg.Password+nickserv, "\r\n\x00") {
+			return nil, fmt.Errorf("irc: a password with a line break: %w", bridge.ErrBadCredentials)
+		}
 	} else {
 		local, _, _ := strings.Cut(acct.JID, "@")
 		cfg.Nick = puppetNick(local, n.cfg.NickSuffix, int(n.nickLen.Load()))

@@ -493,6 +493,8 @@ func TestTransport(t *testing.T) {
 		{"nick": "alice", "password": "wrong"},
 		{"nick": "bad nick", "password": "serverpw"},
 		{"nick": "", "password": "serverpw"},
+		{"nick": "alice", "password": "serverpw\r\nJOIN #x"},
+		{"nick": "alice", "password": "serverpw", "nickserv": "pw\nPRIVMSG bob :x"},
 	} {
 		if _, err := n.Login(ctx(t), bridge.Account{JID: "alice@example.org", Credentials: creds}, rec); !errors.Is(err, bridge.ErrBadCredentials) {
 			t.Errorf("%v: %v", creds, err)

@@ -597,14 +597,14 @@ func checkParams(params []string) error {
 
 // writeNow writes a command without waiting for the flood control.
 func (c *Conn) writeNow(command string, params ...string) error {
-	if err := checkParams(params); err != nil {
-		return err
-	}
 	return c.write(command, params...)
 }
 
 // write writes one line.
 func (c *Conn) write(command string, params ...string) error {
+	if err := checkParams(params); err != nil {
+		return err
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	b := append(c.wbuf[:0], command...)

@@ -104,6 +104,9 @@ func TestPassword(t *testing.T) {
 	if _, err := Dial(context.Background(), Config{Addr: srv.Addr(), Nick: "alice", Password: "wrong"}); !errors.Is(err, ErrPassword) {
 		t.Fatalf("wrong password: %v", err)
 	}
+	if _, err := Dial(context.Background(), Config{Addr: srv.Addr(), Nick: "alice", Password: "x\r\nQUIT"}); !errors.Is(err, ErrBadParam) {
+		t.Fatalf("a line break in the password: %v", err)
+	}
 	c := dial(t, Config{Addr: srv.Addr(), Nick: "alice", Password: "sesame", Caps: []string{"away-notify"}})
 	if c.HasCap("away-notify") {
 		t.Fatal("a server without CAP enabled a capability")
