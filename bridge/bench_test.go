@@ -9,70 +9,61 @@ import (
 
 	"github.com/ambrosia-xmpp/ambrosia/bridge"
 	"github.com/ambrosia-xmpp/ambrosia/bridge/bridgetest"
-	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
-	"github.com/ambrosia-xmpp/ambrosia/internal/router"
-	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 )
 
-// counter stands for the XMPP side in benchmarks: it counts and
-// serializes what it gets, as a server's stream would.
-type counter struct {
-	n   chan struct{}
-	buf []byte
-}
+// counter stands for the XMPP side in benchmarks: it counts what the
+// bridge sends, already serialized.
+type counter struct{ n chan struct{} }
 
-func (c *counter) HandleStanza(_ context.Context, st router.Stanza) {
-	c.buf = st.El.AppendXML(c.buf[:0], xmlstream.NSClient)
-	c.n <- struct{}{}
-}
-
-func benchBridge(b *testing.B) (*bridgetest.Network, *router.Router, *counter) {
+func benchBridge(b *testing.B) (*bridgetest.Network, *bridge.Local, *counter) {
 	n := bridgetest.New(bridge.Puppet)
 	cfg := bridge.DefaultConfig()
 	cfg.Domain = gw
+	cfg.DataDir = b.TempDir()
 	cfg.RateLimit = 0
 	cfg.Connect = bridge.Connect{Mode: "component", Server: "127.0.0.1:1", Secret: "s"}
 	br, err := bridge.New(n, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
-	rt := router.New(slog.New(slog.DiscardHandler))
 	c := &counter{n: make(chan struct{}, 1<<16)}
-	rt.SetFallback(c)
-	bridge.AttachForTest(b, br, rt)
-	return n, rt, c
+	l, err := br.ServeLocal(context.Background(), func([]byte) { c.n <- struct{}{} })
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	return n, l, c
 }
 
+const chatLine = "<message type='chat' id='m%d' from='" + alice + "' to='bob@" + gw + "'><body>A line of chat of an ordinary length, like most.</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>"
+
 // BenchmarkRelayToNetwork: one chat message from an XMPP user through the
-// bridge to the network (parsed stanza in, the network's SendMessage
+// bridge to the network (serialized stanza in, the network's SendMessage
 // called, the ids recorded).
 func BenchmarkRelayToNetwork(b *testing.B) {
-	n, rt, _ := benchBridge(b)
+	n, l, _ := benchBridge(b)
 	n.AddUser("bob", false)
-	from, to := jid.MustParse(alice), jid.MustParse("bob@"+gw)
-	ctx := context.Background()
-	raw := []byte("<message type='chat' id='m0' from='" + alice + "' to='bob@" + gw + "'><body>A line of chat of an ordinary length, like most.</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>")
 	// The session logs in on the first message.
-	el, _ := xmlstream.ParseStanza(raw, xmlstream.NSClient)
-	rt.Route(ctx, router.Stanza{El: el, From: from, To: to})
+	if err := l.Send(fmt.Appendf(nil, chatLine, 0)); err != nil {
+		b.Fatal(err)
+	}
 	<-n.Sent
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		el, _ := xmlstream.ParseStanza(raw, xmlstream.NSClient)
-		el.SetAttr("id", fmt.Sprint("m", i))
-		rt.Route(ctx, router.Stanza{El: el, From: from, To: to})
+		_ = l.Send(fmt.Appendf(nil, chatLine, i+1))
 		<-n.Sent
 	}
 }
 
 // BenchmarkRelayToXMPP: one message of the network through the bridge to
-// XMPP (the stanza built, the ids recorded, serialized by the receiver).
+// XMPP (the stanza built, the ids recorded, serialized).
 func BenchmarkRelayToXMPP(b *testing.B) {
-	n, rt, c := benchBridge(b)
+	n, l, c := benchBridge(b)
 	n.AddUser("bob", false)
-	el, _ := xmlstream.ParseStanza([]byte("<message type='chat'><body>hi</body></message>"), xmlstream.NSClient)
-	rt.Route(context.Background(), router.Stanza{El: el, From: jid.MustParse(alice), To: jid.MustParse("bob@" + gw)})
+	if err := l.Send(fmt.Appendf(nil, chatLine, 0)); err != nil {
+		b.Fatal(err)
+	}
 	<-n.Sent
 	ev := n.Session("alice@xmpp.example").Events()
 	b.ReportAllocs()
@@ -88,10 +79,11 @@ func BenchmarkRelayToXMPP(b *testing.B) {
 // each), reported as bytes per puppet.
 func BenchmarkPuppetMemory(b *testing.B) {
 	for range b.N {
-		n, rt, c := benchBridge(b)
+		n, l, c := benchBridge(b)
 		n.AddUser("bob", false)
-		el, _ := xmlstream.ParseStanza([]byte("<message type='chat'><body>hi</body></message>"), xmlstream.NSClient)
-		rt.Route(context.Background(), router.Stanza{El: el, From: jid.MustParse(alice), To: jid.MustParse("bob@" + gw)})
+		if err := l.Send(fmt.Appendf(nil, chatLine, 0)); err != nil {
+			b.Fatal(err)
+		}
 		<-n.Sent
 		ev := n.Session("alice@xmpp.example").Events()
 		var before, after runtime.MemStats

@@ -18,9 +18,10 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 )
 
-// Config is what a bridge is told by its operator. It reads from TOML
-// (LoadConfig) and every field has a default but Domain and the
-// connection's address and secret.
+// Config is what a bridge is told by its operator, in the [bridge]
+// section of `ambrosia bridge`'s TOML file (the tags name its keys).
+// Every field has a default but Domain and the connection's address and
+// secret.
 type Config struct {
 	// Domain is the bridge's own XMPP domain, such as irc.example.org.
 	Domain string `toml:"domain"`
@@ -388,6 +389,8 @@ func errorFor(err error) (cond, text string) {
 		return stanza.Forbidden, err.Error()
 	case errors.Is(err, ErrBadCredentials):
 		return stanza.NotAuthorized, err.Error()
+	case errors.Is(err, ErrConflict):
+		return stanza.Conflict, err.Error()
 	}
 	return stanza.InternalServerError, ""
 }

@@ -1,7 +1,6 @@
 package bridge_test
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"strings"
@@ -10,8 +9,6 @@ import (
 
 	"github.com/ambrosia-xmpp/ambrosia/bridge"
 	"github.com/ambrosia-xmpp/ambrosia/bridge/bridgetest"
-	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
-	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 )
 
@@ -20,51 +17,23 @@ const (
 	alice = "alice@xmpp.example/phone"
 )
 
-// xmpp stands for the XMPP network around the bridge: it records what the
-// bridge sends.
+// xmpp is bridgetest's XMPP side, its stanzas parsed for the tests.
 type xmpp struct {
-	t  *testing.T
-	rt *router.Router
-	in chan *xmlstream.Element
+	t *testing.T
+	x *bridgetest.XMPP
 }
 
-func (x *xmpp) HandleStanza(_ context.Context, st router.Stanza) {
-	x.in <- st.El
-}
-
-// send routes a stanza from a user of the XMPP network to the bridge.
-func (x *xmpp) send(from, to, s string) {
-	x.t.Helper()
-	el, err := xmlstream.ParseStanza([]byte(s), xmlstream.NSClient)
-	if err != nil {
-		x.t.Fatal(err)
-	}
-	el.SetAttr("from", from)
-	el.SetAttr("to", to)
-	x.rt.Route(context.Background(), router.Stanza{El: el, From: jid.MustParse(from), To: jid.MustParse(to)})
-}
+func (x *xmpp) send(from, to, s string) { x.t.Helper(); x.x.Send(from, to, s) }
 
 // expect waits for a stanza the bridge sent that contains every sub.
 func (x *xmpp) expect(what string, subs ...string) *xmlstream.Element {
 	x.t.Helper()
-	deadline := time.After(5 * time.Second)
-	for {
-		select {
-		case el := <-x.in:
-			s := el.String()
-			ok := true
-			for _, sub := range subs {
-				if !strings.Contains(s, sub) {
-					ok = false
-				}
-			}
-			if ok {
-				return el
-			}
-		case <-deadline:
-			x.t.Fatalf("no %s (with %q)", what, subs)
-		}
+	s := x.x.Expect(what, subs...)
+	el, err := xmlstream.ParseStanza([]byte(s), xmlstream.NSClient)
+	if err != nil {
+		x.t.Fatalf("the bridge sent what does not parse: %v\n%s", err, s)
 	}
+	return el
 }
 
 func sent(t *testing.T, n *bridgetest.Network, what string) bridgetest.Sent {
@@ -88,15 +57,12 @@ func start(t *testing.T, mode bridge.Mode) (*bridge.Bridge, *bridgetest.Network,
 	cfg := bridge.DefaultConfig()
 	cfg.Domain = gw
 	cfg.Connect = bridge.Connect{Mode: "component", Server: "127.0.0.1:1", Secret: "s"}
+	cfg.DataDir = t.TempDir()
 	b, err := bridge.New(n, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := router.New(slog.New(slog.DiscardHandler))
-	x := &xmpp{t: t, rt: rt, in: make(chan *xmlstream.Element, 1000)}
-	rt.SetFallback(x)
-	bridge.AttachForTest(t, b, rt)
-	return b, n, x
+	return b, n, &xmpp{t: t, x: bridgetest.Attach(t, b)}
 }
 
 func TestPuppetOneToOne(t *testing.T) {
@@ -272,12 +238,10 @@ func TestBadInput(t *testing.T) {
 	x.send("xmpp.example", "bob@"+gw, "<message type='chat' id='srv'><body>x</body></message>")
 	x.expect("not-allowed", "id='srv'", "not-allowed")
 	// Nothing of the invalid ids came out.
-	select {
-	case el := <-x.in:
-		if strings.Contains(el.String(), "an id") {
-			t.Fatalf("an event with an unusable id came out: %s", el)
+	for s := x.x.Next(100 * time.Millisecond); s != ""; s = x.x.Next(100 * time.Millisecond) {
+		if strings.Contains(s, "an id") {
+			t.Fatalf("an event with an unusable id came out: %s", s)
 		}
-	default:
 	}
 }
 

@@ -14,8 +14,13 @@ import (
 )
 
 // userEvents is the Events of one user's session: it turns what happens
-// on the network into stanzas for the user.
-type userEvents struct{ u *user }
+// on the network into stanzas for the user. gen names the login it was
+// given to (0: the user's, for a Starter network), so that the end of an
+// old session is not taken for the end of the current one.
+type userEvents struct {
+	u   *user
+	gen uint64
+}
 
 var _ Events = (*userEvents)(nil)
 
@@ -341,8 +346,19 @@ func withTo(el *xmlstream.Element, to jid.JID) *xmlstream.Element {
 
 // Disconnected implements Events.
 func (e *userEvents) Disconnected(err error) {
-	e.u.mu.Lock()
-	s := e.u.sess
-	e.u.mu.Unlock()
-	e.u.disconnected(s, err)
+	u := e.u
+	u.mu.Lock()
+	switch {
+	case e.gen != 0 && u.logging && u.loginGen == e.gen:
+		// Its login has not returned yet: it will see the session is gone.
+		u.dropped = true
+		u.mu.Unlock()
+		return
+	case e.gen != 0 && (u.sess == nil || u.sessGen != e.gen):
+		u.mu.Unlock()
+		return // an old session
+	}
+	s := u.sess
+	u.mu.Unlock()
+	u.disconnected(s, err)
 }

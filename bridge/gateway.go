@@ -236,7 +236,10 @@ func (b *Bridge) register(ctx context.Context, st router.Stanza, q *xmlstream.El
 	u.do(func(ctx context.Context) {
 		// A login with the credentials proves them before they are kept.
 		u.logout(ctx, "registering again")
-		s, err := b.net.Login(ctx, Account{JID: u.jid.String(), Credentials: creds}, u.events)
+		u.mu.Lock()
+		ev := u.newEventsLocked()
+		u.mu.Unlock()
+		s, err := b.net.Login(ctx, Account{JID: u.jid.String(), Credentials: creds}, ev)
 		if err != nil {
 			cond, text := errorFor(err)
 			if cond == stanza.InternalServerError {
@@ -254,7 +257,7 @@ func (b *Bridge) register(ctx context.Context, st router.Stanza, q *xmlstream.El
 		u.mu.Lock()
 		online := len(u.online) > 0 || b.desc.StayOnline
 		if online {
-			u.sess = s
+			u.sess, u.sessGen = s, ev.gen
 		}
 		u.mu.Unlock()
 		if !online {

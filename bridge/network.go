@@ -180,6 +180,8 @@ type Events interface {
 	RoomLeft(room RoomID, user UserID, reason string, kickedBy UserID)
 	RoomNick(room RoomID, user UserID, nick string)
 	RoomSubject(room RoomID, by UserID, subject string)
+	// RoomInvited reports that someone invites the user to a room.
+	RoomInvited(room RoomID, from UserID, reason string)
 
 	// Disconnected reports that the session ended on its own; the bridge
 	// logs in again, waiting longer after each failure.
@@ -199,7 +201,9 @@ var (
 	ErrTimeout = errors.New("bridge: the network timed out")
 	// ErrNotAllowed: the network refused (forbidden).
 	ErrNotAllowed = errors.New("bridge: not allowed by the network")
-	// ErrBadCredentials: a login was refused for its credentials
+	// ErrBadCredentials: a login, or a room's password, was refused
 	// (not-authorized).
 	ErrBadCredentials = errors.New("bridge: credentials refused")
+	// ErrConflict: a name is taken, such as a nick (conflict).
+	ErrConflict = errors.New("bridge: the name is taken")
 )

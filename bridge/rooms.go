@@ -37,6 +37,7 @@ type bridgedRoom struct {
 	waiting []router.Stanza
 	self    UserID
 	nicks   map[UserID]string // participants in the engine
+	affs    map[UserID]room.Affiliation
 
 	// What the engine sends is routed after mu is released, in order
 	// (see the conference service: routing may come back here).
@@ -73,7 +74,7 @@ func (b *Bridge) bridgedRoom(r jid.JID, u *user, make bool) *bridgedRoom {
 		// the user is throttled toward the network.
 		lim.MessageRate = 0
 		st := room.State{Config: cfg, Created: nowFunc().UTC(), Secret: stanza.NewID() + stanza.NewID()}
-		br = &bridgedRoom{b: b, u: u, id: RoomID(jid.UnescapeLocal(r.Local())), jid: r, nicks: map[UserID]string{}}
+		br = &bridgedRoom{b: b, u: u, id: RoomID(jid.UnescapeLocal(r.Local())), jid: r, nicks: map[UserID]string{}, affs: map[UserID]room.Affiliation{}}
 		br.eng = room.New(r, st, nil, room.Deps{Now: nowFunc, NewStanzaID: b.ids.Next, NewID: stanza.NewID, Limits: lim})
 		b.rooms[k] = br
 	}
@@ -513,7 +514,12 @@ func (e *userEvents) participant(ctx context.Context, br *bridgedRoom, p Partici
 	case RoleOwner:
 		aff = room.Owner
 	}
-	if aff != room.None {
+	br.mu.Lock()
+	prev, known := br.affs[p.ID]
+	br.affs[p.ID] = aff
+	br.mu.Unlock()
+	if aff != prev || !known && aff != room.None {
+		// Both ways: an operator who loses the status is shown as such.
 		br.engine(ctx, func(r *room.Room) *room.Result {
 			return r.SetAffiliation(room.Record{JID: pj.Bare().String(), Affiliation: aff})
 		})
@@ -531,9 +537,11 @@ func (e *userEvents) RoomJoinFailed(id RoomID, err error) {
 	cond, text := errorFor(err)
 	switch {
 	case errors.Is(err, ErrBadCredentials):
-		cond = stanza.NotAuthorized
+		cond = stanza.NotAuthorized // a wrong room password (XEP-0045 §7.2.6)
 	case errors.Is(err, ErrNotAllowed):
 		cond = stanza.Forbidden
+	case errors.Is(err, ErrUnavailable):
+		cond = stanza.ServiceUnavailable // a full room (§7.2.10)
 	}
 	br.fail(ctx, cond, text)
 }
@@ -612,8 +620,26 @@ func (e *userEvents) RoomLeft(id RoomID, user UserID, reason string, kickedBy Us
 	actor := br.nicks[kickedBy]
 	self := user == br.self && user != ""
 	delete(br.nicks, user)
+	delete(br.affs, user)
 	br.mu.Unlock()
 	if nick == "" {
+		return
+	}
+	if self && kickedBy == "" {
+		// The user left on the network (from another client, or the
+		// network parted them): out of the room, with no kick.
+		for _, s := range br.eng.Sessions(nick) {
+			to, _ := br.occupant(nick)
+			pres := xmlstream.NewElement(xmlstream.NSClient, stanza.Presence)
+			pres.SetAttr("type", "unavailable")
+			pres.SetAttr("from", s.String())
+			pres.SetAttr("to", to.String())
+			if reason != "" {
+				pres.AddChild(xmlstream.NewElement(xmlstream.NSClient, "status")).AddText(reason)
+			}
+			br.engine(ctx, func(r *room.Room) *room.Result { return r.Handle(pres, s, to) })
+		}
+		e.u.b.dropRoom(br)
 		return
 	}
 	if kickedBy != "" || self {
@@ -675,6 +701,42 @@ func (e *userEvents) RoomNick(id RoomID, user UserID, nick string) {
 		pres.SetAttr("to", to.String())
 		br.engine(ctx, func(r *room.Room) *room.Result { return r.Handle(pres, f, to) })
 	}
+}
+
+// RoomInvited implements Events: the user is invited to a room of the
+// network, shown as the room's invitation (XEP-0045 §7.8.2) with the
+// direct form too (XEP-0249).
+func (e *userEvents) RoomInvited(id RoomID, from UserID, reason string) {
+	ctx, cancel := e.ctx()
+	defer cancel()
+	r, err := e.u.b.roomJID(id)
+	if err != nil {
+		return
+	}
+	inviter, ok := e.from(from)
+	if !ok {
+		return
+	}
+	m := xmlstream.NewElement(xmlstream.NSClient, stanza.Message)
+	m.SetAttr("id", stanza.NewID())
+	m.SetAttr("from", r.String())
+	x := m.AddChild(xmlstream.NewElement(nsMUCUser, "x"))
+	inv := x.AddChild(xmlstream.NewElement(nsMUCUser, "invite"))
+	inv.SetAttr("from", inviter.String())
+	if reason != "" {
+		inv.AddChild(xmlstream.NewElement(nsMUCUser, "reason")).AddText(reason)
+	}
+	body := string(from) + " invites you to " + r.String()
+	if reason != "" {
+		body += ": " + reason
+	}
+	m.AddChild(xmlstream.NewElement(xmlstream.NSClient, "body")).AddText(body)
+	c := m.AddChild(xmlstream.NewElement("jabber:x:conference", "x"))
+	c.SetAttr("jid", r.String())
+	if reason != "" {
+		c.SetAttr("reason", reason)
+	}
+	e.deliver(ctx, m)
 }
 
 // RoomSubject implements Events.

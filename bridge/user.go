@@ -29,6 +29,10 @@ type user struct {
 
 	mu       sync.Mutex
 	sess     Session
+	gen      uint64        // numbers the logins, whose Events tell their sessions apart
+	sessGen  uint64        // the login of sess
+	loginGen uint64        // the login under way
+	dropped  bool          // the login under way reported its session ended already
 	logging  bool          // a login is under way
 	loggedIn chan struct{} // closed when the login under way ends
 	loginErr error
@@ -142,22 +146,45 @@ func (u *user) session(ctx context.Context) (Session, error) {
 	}
 	u.logging = true
 	u.loggedIn = make(chan struct{})
+	ev := u.newEventsLocked()
+	u.loginGen = ev.gen
+	u.dropped = false
 	u.mu.Unlock()
-	s, err := u.login(ctx)
+	s, err := u.login(ctx, ev)
 	u.mu.Lock()
 	u.logging = false
+	dead := err == nil && u.dropped
+	if dead {
+		// The session ended while its login returned: it is not the
+		// user's; the bridge logs in again, as after any end.
+		err = ErrUnavailable
+	}
 	u.loginErr = err
 	close(u.loggedIn)
 	if err == nil {
-		u.sess = s
+		u.sess, u.sessGen = s, ev.gen
 		u.retry = 0
 	}
 	u.mu.Unlock()
+	if dead {
+		go func() { _ = s.Logout(context.Background()) }()
+		u.disconnected(nil, err)
+		return nil, err
+	}
+	if err == nil {
+		u.afterLogin(ctx, s)
+	}
 	return s, err
 }
 
-// login opens a session on the network.
-func (u *user) login(ctx context.Context) (Session, error) {
+// newEventsLocked returns the Events of a new login; u.mu is held.
+func (u *user) newEventsLocked() *userEvents {
+	u.gen++
+	return &userEvents{u: u, gen: u.gen}
+}
+
+// login opens a session on the network, reporting to ev.
+func (u *user) login(ctx context.Context, ev *userEvents) (Session, error) {
 	acct := Account{JID: u.jid.String()}
 	if u.b.desc.Mode == Transport {
 		creds, err := u.b.st.Registration(ctx, acct.JID)
@@ -171,7 +198,7 @@ func (u *user) login(ctx context.Context) (Session, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, loginTimeout)
 	defer cancel()
-	s, err := u.b.net.Login(ctx, acct, u.events)
+	s, err := u.b.net.Login(ctx, acct, ev)
 	if err != nil {
 		u.b.log.Info("login failed", "user", acct.JID, "err", err)
 		return nil, err
@@ -182,7 +209,6 @@ func (u *user) login(ctx context.Context) (Session, error) {
 		u.b.sample = s
 	}
 	u.b.mu.Unlock()
-	u.afterLogin(ctx, s)
 	return s, nil
 }
 

@@ -46,6 +46,7 @@ func (nopEvents) RoomPresence(bridge.RoomID, bridge.Participant)               {
 func (nopEvents) RoomLeft(bridge.RoomID, bridge.UserID, string, bridge.UserID) {}
 func (nopEvents) RoomNick(bridge.RoomID, bridge.UserID, string)                {}
 func (nopEvents) RoomSubject(bridge.RoomID, bridge.UserID, string)             {}
+func (nopEvents) RoomInvited(bridge.RoomID, bridge.UserID, string)             {}
 func (nopEvents) Disconnected(error)                                           {}
 
 // rawServer is the least an IRC server does for one client: it welcomes

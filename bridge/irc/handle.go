@@ -501,12 +501,11 @@ func (s *session) onAway(nick, msg string) []func() {
 	return out
 }
 
-// onInvite tells the user who invites them where, as an emote of the
-// inviter's: the bridge has no invitations to give.
+// onInvite tells the user who invites them where: an invitation to the
+// channel's room.
 func (s *session) onInvite(m *ircconn.Message) []func() {
 	from, name := m.Nick(), m.Last()
-	msg := bridge.Message{Body: "invites you to " + name, Action: true}
-	return []func(){func() { s.ev.Message(bridge.UserID(from), msg) }}
+	return []func(){func() { s.ev.RoomInvited(bridge.RoomID(name), bridge.UserID(from), "") }}
 }
 
 func (s *session) onNames(m *ircconn.Message) []func() {

@@ -103,6 +103,9 @@ func (r *recorder) RoomNick(room bridge.RoomID, user bridge.UserID, nick string)
 func (r *recorder) RoomSubject(room bridge.RoomID, by bridge.UserID, subject string) {
 	r.add(event{kind: "RoomSubject", room: room, by: by, text: subject})
 }
+func (r *recorder) RoomInvited(room bridge.RoomID, from bridge.UserID, reason string) {
+	r.add(event{kind: "RoomInvited", room: room, from: from, text: reason})
+}
 func (r *recorder) Disconnected(err error) { r.add(event{kind: "Disconnected", err: err}) }
 
 // expect waits for an event of that kind for which ok holds (nil: any),

@@ -156,7 +156,7 @@ func TestOneToOne(t *testing.T) {
 	}
 	// An invitation.
 	bob.Send("INVITE alice #secret")
-	if e := rec.expect("Message", func(e event) bool { return e.from == "bob" }); e.msg.Body != "invites you to #secret" || !e.msg.Action {
+	if e := rec.expect("RoomInvited", nil); e.from != "bob" || e.room != "#secret" {
 		t.Fatalf("%+v", e)
 	}
 }
@@ -393,7 +393,7 @@ func TestJoinRefused(t *testing.T) {
 	rec.expect("RoomJoined", func(e event) bool { return e.room == "#key" })
 	srv.Expect(t, `^alice: JOIN #key sesame$`)
 	bob.Send("INVITE alice #invite")
-	rec.expect("Message", nil)
+	rec.expect("RoomInvited", nil)
 	s.JoinRoom(ctx(t), "#invite", "alice", "")
 	rec.expect("RoomJoined", func(e event) bool { return e.room == "#invite" })
 }
@@ -468,7 +468,7 @@ func TestNickChanges(t *testing.T) {
 			t.Fatalf("%v", e)
 		}
 	}
-	if err := s.SetRoomNick(ctx(t), "#go", "robert"); !errors.Is(err, bridge.ErrNotAllowed) {
+	if err := s.SetRoomNick(ctx(t), "#go", "robert"); !errors.Is(err, bridge.ErrConflict) {
 		t.Fatalf("a nick in use: %v", err)
 	}
 	if err := s.SetRoomNick(ctx(t), "#go", "9lives"); !errors.Is(err, bridge.ErrNotAllowed) {

@@ -261,7 +261,7 @@ func TestNgircd(t *testing.T) {
 	rec.expect("RoomLeft", func(e event) bool { return e.from == "carol" && e.by == selfID && e.text == "enough" })
 
 	// The user's own nick, then bob kicks the user.
-	if err := s.SetRoomNick(ctx30(t), "#test", "bob"); !errors.Is(err, bridge.ErrNotAllowed) {
+	if err := s.SetRoomNick(ctx30(t), "#test", "bob"); !errors.Is(err, bridge.ErrConflict) {
 		t.Fatalf("a nick in use: %v", err)
 	}
 	if err := s.SetRoomNick(ctx30(t), "#test", "alicia"); err != nil {

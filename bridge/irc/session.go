@@ -481,7 +481,9 @@ func (s *session) SetRoomNick(ctx context.Context, room bridge.RoomID, nick stri
 		switch m.Command {
 		case "NICK":
 			return s.fold(m.Nick()) == fo, nil
-		case "431", "432", "433", "435", "436", "437", "438", "447", "484":
+		case "433", "436":
+			return true, fmt.Errorf("irc: %s: %s: %w", nick, m.Last(), bridge.ErrConflict)
+		case "431", "432", "435", "437", "438", "447", "484":
 			return true, fmt.Errorf("irc: %s: %s: %w", nick, m.Last(), bridge.ErrNotAllowed)
 		}
 		return false, nil
