@@ -85,19 +85,22 @@ func newConn(s *Server, nc net.Conn) *conn {
 			c.rc = rc
 		}
 	}
-	c.out = &outConn{Conn: nc, rc: c.rc, timeout: s.cfg.WriteTimeout, max: s.cfg.MaxQueuedBytes, onErr: c.abort}
+	c.out = &outConn{Conn: nc, rc: c.rc, timeout: s.cfg.WriteTimeout, max: s.cfg.MaxQueuedBytes, onErr: c.abort, flush: &s.flusher}
 	c.nc = c.out
 	return c
 }
 
 // deliver writes a stanza of a session without Stream Management: it is
-// serialized and written at once from the caller's goroutine; the write
-// never waits for the client (see outConn).
-func (c *conn) deliver(el *xmlstream.Element) {
+// serialized at once and written from the caller's goroutine, or with bulk
+// by the server's flushers; the write never waits for the client (see
+// outConn).
+func (c *conn) deliver(el *xmlstream.Element, bulk bool) {
 	b := c.srv.writePool.Get().(*[]byte)
 	*b = el.AppendXML((*b)[:0], xmlstream.NSClient)
 	c.wmu.Lock()
+	c.out.setBulk(bulk)
 	c.sendLocked(el, *b, false)
+	c.out.setBulk(false)
 	c.wmu.Unlock()
 	if cap(*b) <= 64<<10 {
 		c.srv.writePool.Put(b)
@@ -107,9 +110,11 @@ func (c *conn) deliver(el *xmlstream.Element) {
 // deliverBytes writes el, serialized as b, which the caller keeps until
 // the client acknowledges it. It reports whether b went out now rather
 // than being held for an inactive client.
-func (c *conn) deliverBytes(el *xmlstream.Element, b []byte) bool {
+func (c *conn) deliverBytes(el *xmlstream.Element, b []byte, bulk bool) bool {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.out.setBulk(bulk)
+	defer c.out.setBulk(false)
 	return c.sendLocked(el, b, true)
 }
 

@@ -3,6 +3,7 @@ package c2s
 import (
 	"errors"
 	"net"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -14,20 +15,36 @@ import (
 // blocking writes. A client that does not read thus slows only itself, and
 // a delivered stanza costs one write system call, with no goroutine, while
 // the client keeps up.
+//
+// A fan-out (router.BulkSession) writes in bulk: the bytes join the
+// backlog and the connection joins the server's flusher queue, which
+// makes the system call; what else arrives meanwhile goes out with it.
 type outConn struct {
 	net.Conn                 // the socket
 	rc       syscall.RawConn // nil: every write goes through the backlog
 	timeout  time.Duration   // bound on one blocking write of the backlog
 	max      int             // backlog size that ends the connection
 	onErr    func()          // called once when writing fails
+	flush    *flusher        // the server's, for bulk writes
 
 	mu       sync.Mutex
 	backlog  []byte
-	draining bool
+	draining bool // a writer owns the backlog: a drain or a flusher
+	queued   bool // waits in the flusher queue
+	bulk     bool // Write leaves the system call to the flushers
 	err      error
 }
 
 var errBacklogFull = errors.New("c2s: client does not read its stanzas")
+
+// setBulk makes the following writes bulk writes, or not. The caller holds
+// the connection's write lock, which orders every stanza written, so the
+// writes it makes (through TLS too) are its own.
+func (o *outConn) setBulk(b bool) {
+	o.mu.Lock()
+	o.bulk = b
+	o.mu.Unlock()
+}
 
 // Write queues p for the client; it fails only once the connection has.
 func (o *outConn) Write(p []byte) (int, error) {
@@ -38,7 +55,7 @@ func (o *outConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	n := 0
-	if len(o.backlog) == 0 && !o.draining && o.rc != nil {
+	if len(o.backlog) == 0 && !o.draining && !o.queued && !o.bulk && o.rc != nil {
 		var err error
 		n, err = o.tryWrite(p)
 		if err != nil {
@@ -55,12 +72,99 @@ func (o *outConn) Write(p []byte) (int, error) {
 		return 0, errBacklogFull
 	}
 	o.backlog = append(o.backlog, p[n:]...)
-	if !o.draining {
+	switch {
+	case o.draining || o.queued:
+		// Whoever owns the backlog writes this too.
+	case o.bulk && o.rc != nil && o.flush != nil:
+		o.queued = true
+		o.flush.add(o)
+	default:
 		o.draining = true
 		go o.drain()
 	}
 	o.mu.Unlock()
 	return len(p), nil
+}
+
+// flushNow is the flusher's turn: it writes what the socket takes without
+// waiting and leaves the rest to a drain.
+func (o *outConn) flushNow() {
+	o.mu.Lock()
+	o.queued = false
+	if o.err != nil || o.draining || len(o.backlog) == 0 {
+		o.mu.Unlock()
+		return
+	}
+	b := o.backlog
+	o.backlog = nil
+	o.draining = true
+	o.mu.Unlock()
+	n, err := o.tryWrite(b)
+	o.mu.Lock()
+	if err != nil {
+		o.draining = false
+		o.failLocked(err)
+		return
+	}
+	if n < len(b) || len(o.backlog) > 0 {
+		// The client reads slower than it is written to, or more came
+		// meanwhile: a drain takes over, with blocking writes.
+		o.backlog = append(b[n:], o.backlog...)
+		go o.drain()
+		o.mu.Unlock()
+		return
+	}
+	o.draining = false
+	o.mu.Unlock()
+}
+
+// flusher writes the backlogs of bulk writes: at most one goroutine per
+// processor, started when work arrives and gone when the queue is empty,
+// so an idle server keeps none.
+type flusher struct {
+	mu     sync.Mutex
+	queue  []*outConn
+	active int
+}
+
+// flushBatch is how many connections a flusher takes from the queue at
+// once: enough to make the queue's lock cheap, few enough that the others
+// find work too.
+const flushBatch = 32
+
+func (f *flusher) add(o *outConn) {
+	f.mu.Lock()
+	f.queue = append(f.queue, o)
+	start := f.active < runtime.GOMAXPROCS(0)
+	if start {
+		f.active++
+	}
+	f.mu.Unlock()
+	if start {
+		go f.run()
+	}
+}
+
+func (f *flusher) run() {
+	var batch [flushBatch]*outConn
+	for {
+		f.mu.Lock()
+		n := copy(batch[:], f.queue)
+		if n == 0 {
+			f.active--
+			f.queue = f.queue[:0]
+			f.mu.Unlock()
+			return
+		}
+		rest := copy(f.queue, f.queue[n:])
+		clear(f.queue[rest:])
+		f.queue = f.queue[:rest]
+		f.mu.Unlock()
+		for _, o := range batch[:n] {
+			o.flushNow()
+		}
+		clear(batch[:n])
+	}
 }
 
 // tryWrite writes what the socket accepts without waiting.
@@ -119,7 +223,7 @@ func (o *outConn) waitIdle(d time.Duration) {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		o.mu.Lock()
-		idle := !o.draining && len(o.backlog) == 0
+		idle := !o.draining && !o.queued && len(o.backlog) == 0
 		o.mu.Unlock()
 		if idle {
 			return

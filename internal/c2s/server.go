@@ -98,6 +98,7 @@ type Server struct {
 
 	readPool  sync.Pool // *[]byte of readBufSize
 	writePool sync.Pool // *[]byte, small, grown as needed
+	flusher   flusher   // writes the bulk deliveries (out.go)
 
 	// conns tracks each connection until c.finish, not just while its
 	// goroutine runs: an idle session lives on in the poller.

@@ -86,7 +86,13 @@ func (s *session) JID() jid.JID { return s.full }
 // to the current transport at once, without waiting for the client (see
 // outConn). Once Stream Management is enabled it is also kept until the
 // client acknowledges it, detached or not.
-func (s *session) Deliver(el *xmlstream.Element) {
+func (s *session) Deliver(el *xmlstream.Element) { s.deliver(el, false) }
+
+// DeliverBulk implements router.BulkSession: like Deliver, but the socket
+// write is left to the server's flushers (see flusher).
+func (s *session) DeliverBulk(el *xmlstream.Element) { s.deliver(el, true) }
+
+func (s *session) deliver(el *xmlstream.Element, bulk bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
@@ -98,7 +104,7 @@ func (s *session) Deliver(el *xmlstream.Element) {
 	}
 	if !s.enabled {
 		if s.cur != nil {
-			s.cur.deliver(el)
+			s.cur.deliver(el, bulk)
 		} else if s.attaching {
 			s.early = append(s.early, el.AppendXML(nil, xmlstream.NSClient))
 		}
@@ -118,7 +124,7 @@ func (s *session) Deliver(el *xmlstream.Element) {
 	if s.cur == nil {
 		return
 	}
-	written := s.cur.deliverBytes(el, b)
+	written := s.cur.deliverBytes(el, b, bulk)
 	if written && !s.requested && len(s.unacked) >= smRequestThreshold {
 		s.requestLocked()
 	}

@@ -622,7 +622,13 @@ func (gl *glink) event(ctx context.Context, el *xmlstream.Element) error {
 		if o := el.Attr("o"); o != "" && g.dedup.seen(o+"/"+el.Attr("k")+"/"+gs.id) {
 			return nil
 		}
-		gs.s.Deliver(p)
+		// One link carries the deliveries to every session of the
+		// gateway: their socket writes are left to the edge's writers.
+		if b, ok := gs.s.(router.BulkSession); ok {
+			b.DeliverBulk(p)
+		} else {
+			gs.s.Deliver(p)
+		}
 	case "route":
 		p := payload(el)
 		if p == nil {

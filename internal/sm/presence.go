@@ -222,13 +222,13 @@ func (m *SM) inboundPresence(ctx context.Context, s router.Stanza) {
 		return
 	}
 	if s.To.Resource() != "" {
-		u.deliverTo(s.To.Resource(), s.El)
+		u.deliverTo(ctx, s.To.Resource(), s.El)
 		return
 	}
 	u.mu.Lock()
 	for _, x := range u.sessions {
 		if x.available {
-			x.s.Deliver(s.El)
+			router.Deliver(ctx, x.s, s.El)
 		}
 	}
 	u.mu.Unlock()

@@ -304,16 +304,16 @@ func (m *SM) HandleStanza(ctx context.Context, s router.Stanza) {
 
 // deliverTo sends el to the session of u bound to full, reporting whether
 // there was one.
-func (u *user) deliverTo(resource string, el *xmlstream.Element) bool {
+func (u *user) deliverTo(ctx context.Context, resource string, el *xmlstream.Element) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return u.deliverToLocked(resource, el) != nil
+	return u.deliverToLocked(ctx, resource, el) != nil
 }
 
-func (u *user) deliverToLocked(resource string, el *xmlstream.Element) *session {
+func (u *user) deliverToLocked(ctx context.Context, resource string, el *xmlstream.Element) *session {
 	for _, x := range u.sessions {
 		if x.s.JID().Resource() == resource {
-			x.s.Deliver(el)
+			router.Deliver(ctx, x.s, el)
 			return x
 		}
 	}
@@ -325,7 +325,7 @@ func (m *SM) inboundMessage(ctx context.Context, s router.Stanza) {
 	u := m.user(s.To.BareString())
 	if s.To.Resource() != "" && u != nil {
 		u.mu.Lock()
-		x := u.deliverToLocked(s.To.Resource(), s.El)
+		x := u.deliverToLocked(ctx, s.To.Resource(), s.El)
 		var due []pushReg
 		if x != nil {
 			receivedCarbonsLocked(u, s, []*session{x})
@@ -393,7 +393,7 @@ func (m *SM) inboundMessage(ctx context.Context, s router.Stanza) {
 func (m *SM) inboundIQ(ctx context.Context, s router.Stanza) {
 	typ := s.El.Attr("type")
 	if s.To.Resource() != "" {
-		if u := m.user(s.To.BareString()); u != nil && u.deliverTo(s.To.Resource(), s.El) {
+		if u := m.user(s.To.BareString()); u != nil && u.deliverTo(ctx, s.To.Resource(), s.El) {
 			return
 		}
 		m.deps.Router.Bounce(ctx, s, stanza.ServiceUnavailable, "")
