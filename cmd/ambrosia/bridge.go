@@ -15,6 +15,7 @@ import (
 
 	"github.com/ambrosia-xmpp/ambrosia/bridge"
 	"github.com/ambrosia-xmpp/ambrosia/bridge/example/linechat"
+	"github.com/ambrosia-xmpp/ambrosia/bridge/irc"
 	"github.com/ambrosia-xmpp/ambrosia/internal/config"
 )
 
@@ -29,6 +30,16 @@ type builtinBridge struct {
 
 // bridges are the built-in bridges, by name.
 var bridges = map[string]builtinBridge{
+	"irc": {
+		about: "IRC, puppets or a transport (bridge/irc): [irc] server = \"host:port\", mode = \"puppet\" | \"transport\", tls, ...",
+		make: func(section []byte, log *slog.Logger) (bridge.Network, error) {
+			c := irc.DefaultConfig()
+			if err := decodeStrict(section, &c); err != nil {
+				return nil, err
+			}
+			return irc.New(c, log)
+		},
+	},
 	"linechat": {
 		about: "the line chat of the SDK's example (bridge/example/linechat): [linechat] addr = \"host:port\"",
 		make: func(section []byte, _ *slog.Logger) (bridge.Network, error) {
