@@ -171,6 +171,7 @@ func (br *bridgedRoom) engine(ctx context.Context, f func(*room.Room) *room.Resu
 	br.mu.Lock()
 	res := f(br.eng)
 	br.enqueue(res.Out)
+	res.Release()
 	br.mu.Unlock()
 	br.flush(ctx)
 }

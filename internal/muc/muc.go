@@ -519,6 +519,7 @@ func (s *Service) archived(roomKey, id string) (*xmlstream.Element, bool) {
 
 // apply saves what a room changed and sends what it produced, e.mu held.
 func (s *Service) apply(ctx context.Context, e *entry, res *room.Result) {
+	defer res.Release()
 	r := e.r
 	key := r.JID().String()
 	if res.Created {

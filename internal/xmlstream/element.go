@@ -242,6 +242,24 @@ func (e *Element) dropRaw() {
 	}
 }
 
+// Freeze serializes e's children once and keeps the bytes, as a parsed
+// element keeps its source, so that serializing e or its ShallowCopy
+// copies them: for an element built once and sent many times. The
+// children must not change afterwards, which the methods that change
+// them would notice (they drop the bytes) but direct edits would not.
+func (e *Element) Freeze() {
+	var b []byte
+	for i := range e.Nodes {
+		n := &e.Nodes[i]
+		if n.Elem == nil {
+			b = AppendEscapedText(b, n.Text)
+			continue
+		}
+		b = n.Elem.appendXML(b, e.Space)
+	}
+	e.raw, e.hasRaw = string(b), true
+}
+
 // HasRaw reports whether e will be serialized from its remembered raw inner
 // bytes. It exists for tests and diagnostics.
 func (e *Element) HasRaw() bool { return e.hasRaw }

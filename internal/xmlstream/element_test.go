@@ -219,3 +219,34 @@ func TestEscaping(t *testing.T) {
 		}
 	}
 }
+
+// A frozen element serializes as before, from its kept bytes, and so do
+// its shallow copies with another 'to'; changing it through its methods
+// drops the bytes.
+func TestFreeze(t *testing.T) {
+	el, err := ParseStanza([]byte("<presence from='a@b/c'><show>away</show><c xmlns='urn:x' v='1 &amp; 2'/></presence>"), NSClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewElement(NSClient, "presence")
+	p.SetAttr("from", "room@muc/nick")
+	p.Nodes = append(p.Nodes, el.Nodes...)
+	p.AddChild(NewElement("urn:y", "y")).AddText("<&>")
+	want := string(p.AppendXML(nil, NSClient))
+	p.Freeze()
+	if !p.HasRaw() {
+		t.Fatal("not frozen")
+	}
+	if got := string(p.AppendXML(nil, NSClient)); got != want {
+		t.Fatalf("frozen: %s\nwant %s", got, want)
+	}
+	c := p.ShallowCopy()
+	c.SetAttr("to", "x@y/z")
+	if got, w := string(c.AppendXML(nil, NSServer)), strings.Replace(want, "'>", "' to='x@y/z'>", 1); got != w {
+		t.Fatalf("copy: %s\nwant %s", got, w)
+	}
+	p.AddText("more")
+	if p.HasRaw() || !strings.HasSuffix(string(p.AppendXML(nil, NSClient)), "more</presence>") {
+		t.Fatalf("a change kept the frozen bytes: %s", p.AppendXML(nil, NSClient))
+	}
+}

@@ -79,8 +79,10 @@ func ghostError(el *xmlstream.Element) bool {
 }
 
 // cleanPresence is the client's presence as the room keeps it: its
-// children without MUC extensions and ids only the room may add.
-func cleanPresence(el *xmlstream.Element) *xmlstream.Element {
+// children without MUC extensions and ids only the room may add, each
+// copied out of the client's stanza (whose whole parse it would keep
+// alive) or shared with other occupants who sent the same (see part).
+func (r *Room) cleanPresence(el *xmlstream.Element) *xmlstream.Element {
 	p := xmlstream.NewElement(xmlstream.NSClient, stanza.Presence)
 	for c := range el.ChildElements {
 		switch {
@@ -89,9 +91,51 @@ func cleanPresence(el *xmlstream.Element) *xmlstream.Element {
 		case c.Space == xmlstream.NSClient && c.Local == "error":
 			continue
 		}
-		p.Nodes = append(p.Nodes, xmlstream.Node{Elem: c})
+		p.Nodes = append(p.Nodes, xmlstream.Node{Elem: r.partOf(c)})
 	}
 	return p
+}
+
+// maxParts bounds the elements a room shares between its occupants'
+// presences; past it each occupant keeps its own copies.
+const maxParts = 256
+
+// partOf returns a compact, frozen copy of c, shared with every occupant
+// whose presence carries the same element: clients of one kind send the
+// same capabilities, shows and often statuses.
+func (r *Room) partOf(c *xmlstream.Element) *xmlstream.Element {
+	key := string(c.AppendXML(nil, xmlstream.NSClient))
+	if p := r.parts[key]; p != nil {
+		return p
+	}
+	p, err := xmlstream.ParseStanza([]byte(key), xmlstream.NSClient)
+	if err != nil {
+		return c
+	}
+	if len(r.parts) < maxParts {
+		if r.parts == nil {
+			r.parts = map[string]*xmlstream.Element{}
+		}
+		r.parts[key] = p
+	}
+	return p
+}
+
+// anonymousX is the muc#user extension of a plain presence without the
+// real JID: one of a few, shared by every occupant with the same
+// affiliation and role.
+func (r *Room) anonymousX(o *occupant) *xmlstream.Element {
+	key := "x " + r.affiliation(o.bare).String() + " " + o.role.String()
+	if x := r.parts[key]; x != nil {
+		return x
+	}
+	x := r.userX(o, jid.JID{}, nil, nil)
+	x.Freeze()
+	if r.parts == nil {
+		r.parts = map[string]*xmlstream.Element{}
+	}
+	r.parts[key] = x // a handful: affiliations times roles
+	return x
 }
 
 // defaultRole is the role a user enters with (XEP-0045 §5.1.2).
@@ -164,7 +208,7 @@ func (r *Room) join(el *xmlstream.Element, from, to jid.JID, assigned string) {
 			return
 		}
 	}
-	s := &session{jid: from, pres: cleanPresence(el)}
+	s := &session{jid: from, pres: r.cleanPresence(el)}
 	o := existing
 	if o == nil {
 		// Another nickname of the same user is another occupant.
@@ -228,7 +272,7 @@ func (r *Room) create(owner jid.JID, locked bool) {
 // join presence from an occupant asks for the whole join again (§7.2.3).
 func (r *Room) update(o *occupant, el *xmlstream.Element, from, to jid.JID) {
 	s := o.session(from)
-	s.pres = cleanPresence(el)
+	s.pres = r.cleanPresence(el)
 	// The session that spoke last is the one whose presence shows.
 	i := slices.Index(o.sessions, s)
 	o.sessions = append(append(o.sessions[:i:i], o.sessions[i+1:]...), s)
@@ -267,7 +311,7 @@ func (r *Room) changeNick(o *occupant, el *xmlstream.Element, from, to jid.JID) 
 		return
 	}
 	s := o.session(from)
-	s.pres = cleanPresence(el)
+	s.pres = r.cleanPresence(el)
 	r.broadcastPresence(o, &presExtra{typ: "unavailable", newNick: nick}, []string{"303"}, "")
 	delete(r.occ, o.key)
 	o.nick, o.key = nick, key
@@ -295,7 +339,7 @@ func (r *Room) leave(o *occupant, s *session, pres *xmlstream.Element, codes ...
 		// occupant stay.
 		x := &presExtra{typ: "unavailable"}
 		if pres != nil {
-			x.pres = cleanPresence(pres)
+			x.pres = r.cleanPresence(pres)
 		}
 		r.res.send(r.selfPresence(o, s.jid, x, append([]string{"110"}, codes...), ""), s.jid)
 		r.broadcastPresence(o, nil, nil, "")
@@ -303,7 +347,7 @@ func (r *Room) leave(o *occupant, s *session, pres *xmlstream.Element, codes ...
 	}
 	rm := removal{codes: codes}
 	if pres != nil {
-		rm.pres = cleanPresence(pres)
+		rm.pres = r.cleanPresence(pres)
 	}
 	r.removeOccupant(o, rm)
 }
@@ -406,28 +450,32 @@ func (r *Room) presenceEl(o *occupant, withJID jid.JID, x *presExtra, codes []st
 	if src != nil {
 		p.Nodes = append(p.Nodes, src.Nodes...)
 	}
-	p.Nodes = append(p.Nodes, xmlstream.Node{Elem: r.userX(o, withJID, x, codes)})
-	oid := xmlstream.NewElement(NSOccupant, "occupant-id")
-	oid.SetAttr("id", o.id)
-	p.Nodes = append(p.Nodes, xmlstream.Node{Elem: oid})
+	ux := xmlstream.Node{}
+	if withJID.IsZero() && x == nil && len(codes) == 0 {
+		ux.Elem = r.anonymousX(o)
+	} else {
+		ux.Elem = r.userX(o, withJID, x, codes)
+	}
+	p.Nodes = append(p.Nodes, ux, xmlstream.Node{Elem: o.occupantIDEl()})
 	return p
 }
 
 // presenceOf is an occupant's current presence as another occupant sees
-// it, from the cache.
+// it, from the cache when it is the variant most see.
 func (r *Room) presenceOf(o *occupant, withJID bool) *xmlstream.Element {
-	i := 0
+	var j jid.JID
 	if withJID {
-		i = 1
+		j = o.current().jid
 	}
-	if o.shown[i] == nil {
-		var j jid.JID
-		if withJID {
-			j = o.current().jid
-		}
-		o.shown[i] = reparse(r.presenceEl(o, j, nil, nil, ""))
+	if withJID != (r.state.Config.Whois == WhoisAnyone) {
+		return r.presenceEl(o, j, nil, nil, "")
 	}
-	return o.shown[i]
+	if o.shown == nil || o.shownJID != withJID {
+		o.shown = r.presenceEl(o, j, nil, nil, "")
+		o.shown.Freeze()
+		o.shownJID = withJID
+	}
+	return o.shown
 }
 
 // selfPresence is an occupant's presence as one of its own sessions sees
@@ -440,7 +488,7 @@ func (r *Room) selfPresence(o *occupant, self jid.JID, x *presExtra, codes []str
 // sessions with status 110 and codes; the others as the room's
 // anonymity and presence-broadcast settings allow.
 func (r *Room) broadcastPresence(o *occupant, x *presExtra, codes []string, id string) {
-	o.shown = [2]*xmlstream.Element{}
+	o.shown = nil
 	self := append([]string{"110"}, codes...)
 	for _, s := range o.sessions {
 		r.res.send(r.selfPresence(o, s.jid, x, self, id), s.jid)

@@ -80,6 +80,11 @@ type Result struct {
 	Created bool
 }
 
+// Release drops what the result holds once its user has taken it (the
+// room reuses it at the next call), so that a quiet room keeps alive none
+// of the stanzas it last sent.
+func (res *Result) Release() { res.reset() }
+
 func (res *Result) reset() {
 	clear(res.Out)
 	clear(res.Archive)
@@ -107,19 +112,34 @@ type occupant struct {
 	key      string // as compared
 	bare     jid.JID
 	role     Role
-	id       string     // occupant id (XEP-0421)
+	id       string // occupant id (XEP-0421)
+	oid      *xmlstream.Element
 	sessions []*session // the last one is the one whose presence shows
 	// Message rate limit: a token bucket.
 	tokens float64
 	filled time.Time
-	// shown caches the presence others see, without and with the real
-	// JID, serialized once: every newcomer receives it, which makes
-	// seating n occupants n² presences. Any change goes through
-	// broadcastPresence, which drops it.
-	shown [2]*xmlstream.Element
+	// shown caches the presence most others see (with the real JID in a
+	// non-anonymous room, without it otherwise; shownJID says which),
+	// serialized once: every newcomer receives it, which makes seating n
+	// occupants n² presences. The few moderators of a semi-anonymous room
+	// get theirs built anew, which keeps one copy per occupant. Any
+	// change goes through broadcastPresence, which drops it.
+	shown    *xmlstream.Element
+	shownJID bool
 }
 
 func (o *occupant) current() *session { return o.sessions[len(o.sessions)-1] }
+
+// occupantIDEl is the occupant's XEP-0421 element, made once: it goes in
+// every presence and message of the occupant.
+func (o *occupant) occupantIDEl() *xmlstream.Element {
+	if o.oid == nil {
+		o.oid = xmlstream.NewElement(NSOccupant, "occupant-id")
+		o.oid.SetAttr("id", o.id)
+		o.oid.Freeze()
+	}
+	return o.oid
+}
 
 func (o *occupant) jid(room jid.JID) jid.JID {
 	j, _ := room.WithResource(o.nick)
@@ -168,6 +188,7 @@ type Room struct {
 
 	vcard   *xmlstream.Element
 	pending map[string]pendingIQ
+	parts   map[string]*xmlstream.Element // shared pieces of presences (presence.go)
 
 	res Result
 }

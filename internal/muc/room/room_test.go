@@ -738,3 +738,37 @@ func TestHostActions(t *testing.T) {
 	has(t, one(t, outs, crone), "affiliation='admin'", "role='moderator'")
 	has(t, one(t, h.collect(h.r.Notice("server restarting")), hag), "<body>server restarting</body>", "from='"+roomJID+"'")
 }
+
+// Occupants who send the same capabilities and show share their copies;
+// one changing its presence, or its role, changes nothing in what the
+// others' presences say, and a newcomer sees each as it is now.
+func TestSharedPresencePartsStayApart(t *testing.T) {
+	h := newHarness(t)
+	caps := "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://example.org' ver='abc='/>"
+	h.send(crone, roomJID+"/firstwitch", joinXML("")+"")
+	h.send(crone, roomJID, "<iq type='set' id='c1'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>")
+	h.send(hag, roomJID+"/secondwitch", "<presence><x xmlns='http://jabber.org/protocol/muc'/><show>away</show>"+caps+"</presence>")
+	h.send(witch, roomJID+"/thirdwitch", "<presence><x xmlns='http://jabber.org/protocol/muc'/><show>away</show>"+caps+"</presence>")
+	// hag comes back and gets voice taken.
+	h.send(hag, roomJID+"/secondwitch", "<presence><status>back</status>"+caps+"</presence>")
+	h.send(crone, roomJID, "<iq type='set' id='v1'><query xmlns='http://jabber.org/protocol/muc#admin'><item nick='secondwitch' role='visitor'/></query></iq>")
+	outs := h.send("newt@shakespeare.example/x", roomJID+"/fourthwitch", joinXML(""))
+	var hagP, witchP out
+	for _, o := range to(outs, "newt@shakespeare.example/x") {
+		switch {
+		case strings.Contains(o.xml, "from='"+roomJID+"/secondwitch'"):
+			hagP = o
+		case strings.Contains(o.xml, "from='"+roomJID+"/thirdwitch'"):
+			witchP = o
+		}
+	}
+	has(t, hagP, "<status>back</status>", caps, "role='visitor'")
+	lacks(t, hagP, "<show>away</show>")
+	has(t, witchP, "<show>away</show>", caps, "role='participant'")
+	lacks(t, witchP, "<status>", "role='visitor'")
+	// The owner, a moderator, sees real JIDs; the newcomer does not.
+	lacks(t, hagP, "jid=")
+	outs = h.send(witch, roomJID+"/thirdwitch", "<presence><show>dnd</show>"+caps+"</presence>")
+	has(t, one(t, outs, crone), "jid='"+witch+"'", "<show>dnd</show>")
+	lacks(t, one(t, outs, hag), "jid=")
+}
