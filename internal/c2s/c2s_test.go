@@ -428,3 +428,32 @@ func TestClientStateIndication(t *testing.T) {
 		t.Fatalf("got %s", p)
 	}
 }
+
+// A client that fell behind once, and caught up, keeps its session: the
+// bound on the writes that drained its backlog does not outlive them.
+func TestCaughtUpClientOutlivesWriteTimeout(t *testing.T) {
+	modes(t, func(t *testing.T, mode func(*c2s.Config)) {
+		s := xmpptest.StartServer(t, func(c *c2s.Config) {
+			mode(c)
+			c.WriteTimeout = time.Second
+			c.MaxQueuedBytes = 64 << 20
+		})
+		s.AddUser(t, "alice@localhost", "wonderland")
+		s.AddUser(t, "bob@localhost", "builder")
+		a := s.Login(t, "alice", "wonderland", "a")
+		b := s.Login(t, "bob", "builder", "b")
+		body := strings.Repeat("x", 8000)
+		const n = 1500 // 12 MB: more than the socket buffers hold
+		for i := 0; i < n; i++ {
+			a.Send(fmt.Sprintf("<message to='bob@localhost/b' id='m%d'><body>%s</body></message>", i, body))
+		}
+		a.Send("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+		a.Expect("ping result", func(e *xmlstream.Element) bool { return e.Attr("id") == "p1" })
+		for i := 0; i < n; i++ {
+			b.Expect("message", func(e *xmlstream.Element) bool { return e.Local == "message" })
+		}
+		time.Sleep(1500 * time.Millisecond) // past the write timeout
+		a.Send("<message to='bob@localhost/b' id='late'><body>still there?</body></message>")
+		b.Expect("the late message", func(e *xmlstream.Element) bool { return e.Attr("id") == "late" })
+	})
+}

@@ -209,7 +209,11 @@ func (o *outConn) drain() {
 		o.backlog = nil
 		o.mu.Unlock()
 		_ = o.Conn.SetWriteDeadline(time.Now().Add(o.timeout))
-		if _, err := o.Conn.Write(b); err != nil {
+		_, err := o.Conn.Write(b)
+		// The deadline bounds this write only: left in place it would
+		// fail the first write attempted after it passed, long after.
+		_ = o.Conn.SetWriteDeadline(time.Time{})
+		if err != nil {
 			o.mu.Lock()
 			o.draining = false
 			o.failLocked(err)
