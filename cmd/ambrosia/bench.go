@@ -23,6 +23,8 @@ modes:
   idle       open N sessions, keep them idle, report server RSS per connection
   logins     log in and out N times, report logins/s and latency
   messages   chat between pairs of sessions at a rate, report latency and server CPU
+  muc        seat occupants in multi-user chat rooms, send at a rate, report join
+             times, deliveries per second, loss, latency, server CPU and memory
 
 The load client only connects to loopback addresses.
 Run 'ambrosia bench <mode> -h' for the flags of a mode.
@@ -43,7 +45,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch mode {
 	case "users":
 		return benchUsers(ctx, fs, args[1:], stdout, domain, prefix, password)
-	case "idle", "logins", "messages":
+	case "idle", "logins", "messages", "muc":
 	default:
 		fmt.Fprintf(stderr, "ambrosia: unknown bench mode %q\n\n%s", mode, benchUsage)
 		return errUsage
@@ -62,6 +64,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		findMax                              *bool
 		maxP99                               *time.Duration
 		remoteAddr, remoteDomain, remoteCA   *string
+		rooms, occupants, joinConc, senders  *int
+		service, roomPrefix                  *string
+		maxLoss                              *float64
 	)
 	switch mode {
 	case "idle":
@@ -83,6 +88,21 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		remoteAddr = fs.String("remote-addr", "", "client listener of a second server: the odd account of each pair logs in there, so that messages cross federation")
 		remoteDomain = fs.String("remote-domain", "", "XMPP domain of the accounts on --remote-addr")
 		remoteCA = fs.String("remote-ca", "", "PEM certificate to trust for --tls on --remote-addr")
+	case "muc":
+		rooms = fs.Int("rooms", 1, "rooms")
+		occupants = fs.Int("occupants", 100, "occupants of each room (accounts PREFIX0…PREFIX(rooms*occupants-1); occupant j of room r is PREFIX(r*occupants+j))")
+		service = fs.String("service", "", "conference domain (default conference.DOMAIN)")
+		roomPrefix = fs.String("room-prefix", "bench", "rooms are ROOM-PREFIX0…@SERVICE")
+		joinConc = fs.Int("join-concurrency", 100, "joins in flight")
+		senders = fs.Int("senders", 10, "occupants that send, spread over the rooms")
+		rate = fs.Float64("rate", 100, "aggregate target rate, messages sent/s (each is delivered to every occupant of its room)")
+		duration = fs.Duration("duration", 10*time.Second, "sending window of each step")
+		findMax = fs.Bool("find-max", false, "raise the rate step by step until a step fails")
+		rateStep = fs.Float64("rate-step", 0, "rate increase per step with --find-max (default --rate)")
+		maxSteps = fs.Int("max-steps", 10, "at most this many steps with --find-max")
+		maxP99 = fs.Duration("max-p99", 100*time.Millisecond, "a passing step's p99 latency stays below this")
+		maxLoss = fs.Float64("max-loss", 0.001, "a passing step loses at most this fraction of the deliveries")
+		settle = fs.Duration("settle", 3*time.Second, "wait after the logins and after the joins before sampling RSS")
 	}
 	if _, err := parse(fs, args[1:]); err != nil {
 		return err
@@ -123,6 +143,15 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stdout, "first error: %v\n", r.FirstErr)
 		}
 		return nil
+	case "muc":
+		return benchMUC(ctx, stdout, loadtest.MUCConfig{
+			Options: o, Prefix: *prefix, Rooms: *rooms, Occupants: *occupants,
+			Service: *service, RoomPrefix: *roomPrefix,
+			Concurrency: *conc, JoinConcurrency: *joinConc,
+			Senders: *senders, Rate: *rate, Duration: *duration, ServerPID: *pid, Settle: *settle,
+			FindMax: *findMax, RateStep: *rateStep, MaxSteps: *maxSteps, MaxP99: *maxP99, MaxLoss: *maxLoss,
+			Progress: stderr,
+		})
 	default:
 		var remote *loadtest.Options
 		if *remoteAddr != "" {
@@ -198,6 +227,57 @@ func benchMessages(ctx context.Context, stdout, stderr io.Writer, c loadtest.Mes
 	}
 	if c.FindMax {
 		fmt.Fprintf(stdout, "highest passing rate: %.0f msg/s\n", r.MaxPassing)
+	}
+	fmt.Fprintf(stdout, "closing: %v\n", &r.Closes)
+	return err
+}
+
+func benchMUC(ctx context.Context, stdout io.Writer, c loadtest.MUCConfig) error {
+	r, err := loadtest.MUC(ctx, c)
+	if r == nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "sessions: %d logged in in %.2fs (%d rooms x %d occupants)\n", r.Connected, r.LoginWall.Seconds(), c.Rooms, c.Occupants)
+	j := &r.Join
+	fmt.Fprintf(stdout, "join: %d seated, %d failed, %d in flight; rooms created %d, max occupants raised %d\n",
+		j.Seated, j.Failed, c.JoinConcurrency, j.Created, j.Raised)
+	fmt.Fprintf(stdout, "seated: first at %.3fs, last at %.3fs (from the first join sent); %d presences received\n",
+		j.First.Seconds(), j.Last.Seconds(), j.Presences)
+	printLatency(stdout, "join latency (join presence to self-presence 110)", &j.Latency)
+	if c.ServerPID != 0 {
+		fmt.Fprintf(stdout, "join CPU: server %d ms, client %d ms\n", j.ServerCPU.Milliseconds(), j.ClientCPU.Milliseconds())
+	} else {
+		fmt.Fprintf(stdout, "join CPU: client %d ms\n", j.ClientCPU.Milliseconds())
+	}
+	if j.FirstErr != nil {
+		fmt.Fprintf(stdout, "first join error: %v\n", j.FirstErr)
+	}
+	if c.ServerPID != 0 && r.RSSAfter.N > 0 {
+		fmt.Fprintf(stdout, "server RSS logged in:      min %d KiB, last %d KiB (%d samples)\n", r.RSSBefore.Min, r.RSSBefore.Last, r.RSSBefore.N)
+		fmt.Fprintf(stdout, "server RSS all seated:     min %d KiB, last %d KiB (%d samples, 1s apart, after %v settle)\n", r.RSSAfter.Min, r.RSSAfter.Last, r.RSSAfter.N, c.Settle)
+		fmt.Fprintf(stdout, "RSS per occupant: %.2f KiB (min-to-min), %.2f KiB (last-to-last)\n",
+			r.RSSPerOccupant(), float64(r.RSSAfter.Last-r.RSSBefore.Last)/float64(max(j.Seated, 1)))
+	}
+	for i, s := range r.Steps {
+		fmt.Fprintf(stdout, "step %d: target %.0f msg/s, sent %d in %.2fs (%.0f msg/s) by %d senders, delivered %d of %d (%.0f/s), loss %.4f%%, errors %d\n",
+			i+1, s.Target, s.Sent, s.Window.Seconds(), s.Achieved(), c.Senders, s.Delivered, s.Expected, s.DeliveredPerSecond(), 100*s.Loss(), s.Errors)
+		printLatency(stdout, "  latency (send to receive)", &s.Latency)
+		if c.ServerPID != 0 {
+			fmt.Fprintf(stdout, "  server CPU: %d ms (kernel %d ms) over %.2fs incl. drain, %.2f ms per 1000 delivered\n",
+				s.ServerCPU.Milliseconds(), s.ServerSysCPU.Milliseconds(), s.Measured.Seconds(), float64(s.ServerCPUPer1000().Microseconds())/1000)
+		}
+		fmt.Fprintf(stdout, "  client CPU: %d ms\n", s.ClientCPU.Milliseconds())
+		pass := "pass"
+		if !s.Passed(c.MaxP99, c.MaxLoss) {
+			pass = "FAIL"
+		}
+		fmt.Fprintf(stdout, "  %s (loss <= %g%%, p99 < %v, >= 95%% of target)\n", pass, 100*c.MaxLoss, c.MaxP99)
+	}
+	if c.FindMax {
+		fmt.Fprintf(stdout, "highest passing rate: %.0f msg/s, %.0f delivered/s\n", r.MaxPassing, r.MaxDelivered)
+	}
+	if r.Unmatched > 0 {
+		fmt.Fprintf(stdout, "groupchat messages not sent by this run: %d\n", r.Unmatched)
 	}
 	fmt.Fprintf(stdout, "closing: %v\n", &r.Closes)
 	return err
