@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/loadtest"
@@ -57,6 +58,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	conc := fs.Int("concurrency", 100, "logins in flight")
 	timeout := fs.Duration("timeout", 30*time.Second, "bound on one connection's negotiation and on closing")
 	pid := fs.Int("server-pid", 0, "server process to sample (/proc/PID); 0 disables")
+	cpuProfile := fs.String("cpuprofile", "", "write the load client's own CPU profile to this file")
 	var (
 		count, pairs, maxSteps, users, first *int
 		hold, settle, duration               *time.Duration
@@ -109,6 +111,19 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if err := loopbackOnly(*addr); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		// The client shares the machine with the server: its own cost
+		// is part of what a run's figures mean.
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	o := loadtest.Options{
 		Addr: *addr, Domain: *domain, Password: *password, TLS: *useTLS,
