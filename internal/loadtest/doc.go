@@ -2,7 +2,9 @@
 // measure Ambrosia itself: it creates load accounts directly in the store,
 // opens many client connections that negotiate like a real client (stream,
 // optional STARTTLS, SASL SCRAM-SHA-1, resource binding, presence) and
-// reports memory per idle connection, login rates and message latency.
+// reports memory per idle connection, login rates, message latency and,
+// in multi-user chat rooms, join times, deliveries per second, loss and
+// the server's CPU and memory per occupant (muc.go).
 //
 // The client shares the machine with the server it measures, so it is
 // written to cost as little as possible: connections are driven by plain
