@@ -181,11 +181,12 @@ type seatEvent struct {
 
 // occupant is one session of the run.
 type occupant struct {
-	cn   *Conn
-	room int
-	nick string
-	seat chan seatEvent          // the next self-presence or join error
-	iq   chan *xmlstream.Element // answers to the owner requests
+	cn      *Conn
+	room    int
+	roomJID string
+	nick    string
+	seat    chan seatEvent          // the next self-presence or join error
+	iq      chan *xmlstream.Element // answers to the owner requests
 }
 
 // mucState is shared by the readers, the joiners and the pacers.
@@ -304,7 +305,7 @@ func MUC(ctx context.Context, c MUCConfig) (*MUCResult, error) {
 			mu.Unlock()
 			return
 		}
-		occs[i] = &occupant{cn: cn, room: i / c.Occupants, nick: UserName(c.Prefix, i),
+		occs[i] = &occupant{cn: cn, room: i / c.Occupants, roomJID: c.roomJID(i / c.Occupants), nick: UserName(c.Prefix, i),
 			seat: make(chan seatEvent, 1), iq: make(chan *xmlstream.Element, 2)}
 	})
 	if firstErr == nil && ctx.Err() != nil {
@@ -691,7 +692,7 @@ func (st *mucState) read(o *occupant) CloseOutcome {
 			st.message(el)
 		case "presence":
 			st.presences.Add(1)
-			if ev, ok := seatOf(el); ok {
+			if ev, ok := seatOf(el, o.roomJID); ok {
 				ev.at = time.Now()
 				select {
 				case o.seat <- ev:
@@ -757,10 +758,14 @@ func stampOf(el *xmlstream.Element) (step int, ts int64, ok bool) {
 	return step, ts, true
 }
 
-// seatOf reads a presence as the answer to a join: a self-presence
-// (status 110, XEP-0045 §7.2.3), with status 201 when the join created
-// the room, or an error.
-func seatOf(el *xmlstream.Element) (seatEvent, bool) {
+// seatOf reads a presence from room as the answer to a join: a
+// self-presence (status 110, XEP-0045 §7.2.3), with status 201 when the
+// join created the room, or an error.
+func seatOf(el *xmlstream.Element, room string) (seatEvent, bool) {
+	bare, _, _ := strings.Cut(el.Attr("from"), "/")
+	if !strings.EqualFold(bare, room) {
+		return seatEvent{}, false
+	}
 	if el.Attr("type") == "error" {
 		return seatEvent{err: errors.New(stanzaError(el))}, true
 	}

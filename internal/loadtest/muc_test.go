@@ -61,29 +61,36 @@ func TestSeatOf(t *testing.T) {
 	self := `<presence from='bench0@conference.localhost/load1' to='load1@localhost/bench'>` +
 		`<x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='owner' role='moderator'/>` +
 		`<status code='110'/><status code='201'/></x></presence>`
-	ev, ok := seatOf(parseStanza(t, self))
+	const room = "bench0@conference.localhost"
+	ev, ok := seatOf(parseStanza(t, self), room)
 	if !ok || !ev.created || ev.err != nil {
 		t.Errorf("creator's self-presence: %+v %v", ev, ok)
 	}
-	ev, ok = seatOf(parseStanza(t, strings.Replace(self, "<status code='201'/>", "", 1)))
+	ev, ok = seatOf(parseStanza(t, strings.Replace(self, "<status code='201'/>", "", 1)), room)
 	if !ok || ev.created || ev.err != nil {
 		t.Errorf("self-presence: %+v %v", ev, ok)
 	}
 	other := `<presence from='bench0@conference.localhost/load2'><x xmlns='http://jabber.org/protocol/muc#user'>` +
 		`<item affiliation='none' role='participant'/></x></presence>`
-	if _, ok := seatOf(parseStanza(t, other)); ok {
+	if _, ok := seatOf(parseStanza(t, other), room); ok {
 		t.Error("another occupant's presence seats us")
 	}
-	if _, ok := seatOf(parseStanza(t, strings.Replace(self, "<presence ", "<presence type='unavailable' ", 1))); ok {
+	if _, ok := seatOf(parseStanza(t, strings.Replace(self, "<presence ", "<presence type='unavailable' ", 1)), room); ok {
 		t.Error("our own exit seats us")
 	}
-	if _, ok := seatOf(parseStanza(t, `<presence from='load3@localhost/x'/>`)); ok {
+	if _, ok := seatOf(parseStanza(t, `<presence from='load3@localhost/x'/>`), room); ok {
 		t.Error("a plain presence seats us")
+	}
+	if _, ok := seatOf(parseStanza(t, strings.Replace(self, "bench0@", "bench1@", 1)), room); ok {
+		t.Error("another room's self-presence seats us")
+	}
+	if _, ok := seatOf(parseStanza(t, `<presence type='error' from='load3@localhost'><error type='cancel'><remote-server-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>`), room); ok {
+		t.Error("a contact's error presence fails the join")
 	}
 	ev, ok = seatOf(parseStanza(t, `<presence type='error' from='bench0@conference.localhost/load1'>`+
 		`<x xmlns='http://jabber.org/protocol/muc'/><error type='wait'>`+
 		`<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>`+
-		`<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>The room is full.</text></error></presence>`))
+		`<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>The room is full.</text></error></presence>`), room)
 	if !ok || ev.err == nil || ev.err.Error() != "presence error: service-unavailable (The room is full.)" {
 		t.Errorf("error presence: %+v %v", ev, ok)
 	}
