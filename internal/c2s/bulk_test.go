@@ -14,8 +14,10 @@ import (
 )
 
 // fanout is a component that answers a message with count messages to
-// bob, alternately routed as a fan-out (bulk writes) and not, as a room's
-// deliveries and a contact's chat may interleave.
+// bob, routed in turn as a fan-out with a batch (bulk writes held until
+// its release, which comes after an immediate write), immediately, and as
+// a fan-out without a batch (written at once): as a room's deliveries and a contact's chat
+// may interleave.
 type fanout struct {
 	r     *router.Router
 	count int
@@ -26,6 +28,7 @@ type fanout struct {
 func (f *fanout) HandleStanza(ctx context.Context, s router.Stanza) {
 	to := jid.MustParse("bob@localhost/b")
 	from := jid.MustParse("fan.localhost")
+	var b router.Batch
 	for i := 0; i < f.count; i++ {
 		el := xmlstream.NewElement(xmlstream.NSClient, "message")
 		el.SetAttr("from", from.String())
@@ -33,11 +36,18 @@ func (f *fanout) HandleStanza(ctx context.Context, s router.Stanza) {
 		el.SetAttr("id", fmt.Sprintf("m%d", i))
 		el.AddChild(xmlstream.NewElement(xmlstream.NSClient, "body").AddText(f.body))
 		c := ctx
-		if i%2 == 0 {
-			c = router.WithFanout(ctx)
+		switch i % 4 {
+		case 0, 1: // a batch of two, released by the next immediate write
+			c = router.WithFanout(ctx, &b)
+		case 3: // a fan-out without a batch: written at once
+			c = router.WithFanout(ctx, nil)
 		}
 		f.r.Route(c, router.Stanza{El: el, From: from, To: to})
+		if i%4 == 2 {
+			b.Release()
+		}
 	}
+	b.Release()
 	close(f.done)
 }
 

@@ -94,13 +94,13 @@ func newConn(s *Server, nc net.Conn) *conn {
 // serialized at once and written from the caller's goroutine, or with bulk
 // by the server's flushers; the write never waits for the client (see
 // outConn).
-func (c *conn) deliver(el *xmlstream.Element, bulk bool) {
+func (c *conn) deliver(el *xmlstream.Element, bulk bulkWrite) {
 	b := c.srv.writePool.Get().(*[]byte)
 	*b = el.AppendXML((*b)[:0], xmlstream.NSClient)
 	c.wmu.Lock()
 	c.out.setBulk(bulk)
 	c.sendLocked(el, *b, false)
-	c.out.setBulk(false)
+	c.out.setBulk(bulkWrite{})
 	c.wmu.Unlock()
 	if cap(*b) <= 64<<10 {
 		c.srv.writePool.Put(b)
@@ -110,11 +110,11 @@ func (c *conn) deliver(el *xmlstream.Element, bulk bool) {
 // deliverBytes writes el, serialized as b, which the caller keeps until
 // the client acknowledges it. It reports whether b went out now rather
 // than being held for an inactive client.
-func (c *conn) deliverBytes(el *xmlstream.Element, b []byte, bulk bool) bool {
+func (c *conn) deliverBytes(el *xmlstream.Element, b []byte, bulk bulkWrite) bool {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.out.setBulk(bulk)
-	defer c.out.setBulk(false)
+	defer c.out.setBulk(bulkWrite{})
 	return c.sendLocked(el, b, true)
 }
 

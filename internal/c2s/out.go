@@ -7,6 +7,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 )
 
 // outConn is the write side of a client socket, under TLS or alone. Write
@@ -29,10 +31,17 @@ type outConn struct {
 
 	mu       sync.Mutex
 	backlog  []byte
-	draining bool // a writer owns the backlog: a drain or a flusher
-	queued   bool // waits in the flusher queue
-	bulk     bool // Write leaves the system call to the flushers
+	draining bool      // a writer owns the backlog: a drain or a flusher
+	queued   bool      // waits in the flusher queue, or for a batch to release it
+	bulk     bulkWrite // how Write writes
 	err      error
+}
+
+// bulkWrite says how the next writes go: at once (the zero value), or
+// left to the flushers, after the release of a fan-out's batch if any.
+type bulkWrite struct {
+	on    bool
+	batch *router.Batch
 }
 
 var errBacklogFull = errors.New("c2s: client does not read its stanzas")
@@ -40,7 +49,7 @@ var errBacklogFull = errors.New("c2s: client does not read its stanzas")
 // setBulk makes the following writes bulk writes, or not. The caller holds
 // the connection's write lock, which orders every stanza written, so the
 // writes it makes (through TLS too) are its own.
-func (o *outConn) setBulk(b bool) {
+func (o *outConn) setBulk(b bulkWrite) {
 	o.mu.Lock()
 	o.bulk = b
 	o.mu.Unlock()
@@ -55,7 +64,7 @@ func (o *outConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	n := 0
-	if len(o.backlog) == 0 && !o.draining && !o.queued && !o.bulk && o.rc != nil {
+	if len(o.backlog) == 0 && !o.draining && !o.queued && !o.bulk.on && o.rc != nil {
 		var err error
 		n, err = o.tryWrite(p)
 		if err != nil {
@@ -75,9 +84,13 @@ func (o *outConn) Write(p []byte) (int, error) {
 	switch {
 	case o.draining || o.queued:
 		// Whoever owns the backlog writes this too.
-	case o.bulk && o.rc != nil && o.flush != nil:
+	case o.bulk.on && o.rc != nil && o.flush != nil:
 		o.queued = true
-		o.flush.add(o)
+		if o.bulk.batch != nil {
+			o.bulk.batch.Hold(o)
+		} else {
+			o.flush.add(o)
+		}
 	default:
 		o.draining = true
 		go o.drain()
@@ -85,6 +98,9 @@ func (o *outConn) Write(p []byte) (int, error) {
 	o.mu.Unlock()
 	return len(p), nil
 }
+
+// Release implements router.Held: the fan-out that wrote is over.
+func (o *outConn) Release() { o.flush.add(o) }
 
 // flushNow is the flusher's turn: it writes what the socket takes without
 // waiting and leaves the rest to a drain.

@@ -86,13 +86,15 @@ func (s *session) JID() jid.JID { return s.full }
 // to the current transport at once, without waiting for the client (see
 // outConn). Once Stream Management is enabled it is also kept until the
 // client acknowledges it, detached or not.
-func (s *session) Deliver(el *xmlstream.Element) { s.deliver(el, false) }
+func (s *session) Deliver(el *xmlstream.Element) { s.deliver(el, bulkWrite{}) }
 
 // DeliverBulk implements router.BulkSession: like Deliver, but the socket
-// write is left to the server's flushers (see flusher).
-func (s *session) DeliverBulk(el *xmlstream.Element) { s.deliver(el, true) }
+// write is left to the server's flushers (see flusher), after b's release.
+func (s *session) DeliverBulk(el *xmlstream.Element, b *router.Batch) {
+	s.deliver(el, bulkWrite{on: true, batch: b})
+}
 
-func (s *session) deliver(el *xmlstream.Element, bulk bool) {
+func (s *session) deliver(el *xmlstream.Element, bulk bulkWrite) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {

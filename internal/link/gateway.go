@@ -625,7 +625,7 @@ func (gl *glink) event(ctx context.Context, el *xmlstream.Element) error {
 		// One link carries the deliveries to every session of the
 		// gateway: their socket writes are left to the edge's writers.
 		if b, ok := gs.s.(router.BulkSession); ok {
-			b.DeliverBulk(p)
+			b.DeliverBulk(p, nil)
 		} else {
 			gs.s.Deliver(p)
 		}

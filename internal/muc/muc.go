@@ -593,7 +593,9 @@ func (s *Service) apply(ctx context.Context, e *entry, res *room.Result) {
 // the recipient's address: the copies share the element's serialized
 // children.
 func (s *Service) route(ctx context.Context, out []room.Delivery) {
-	ctx = router.WithFanout(ctx)
+	var b router.Batch
+	ctx = router.WithFanout(ctx, &b)
+	defer b.Release()
 	for _, d := range out {
 		from, err := jid.Parse(d.El.Attr("from"))
 		if err != nil {
