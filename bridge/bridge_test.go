@@ -262,3 +262,34 @@ func TestRelogin(t *testing.T) {
 		t.Fatal("no login again after the session ended")
 	}
 }
+
+// A probe of a user of the network is answered with the presence the
+// network last reported to the prober, unavailable if none; when the
+// session ends, whoever was seen online goes offline.
+func TestProbeAnsweredWithLastPresence(t *testing.T) {
+	_, n, x := start(t, bridge.Puppet)
+	n.AddUser("bob", false)
+	n.AddUser("carol", false)
+	bob, carol := "bob@"+gw, "carol@"+gw
+	// Any stanza logs alice in; a message to bob will do.
+	x.send(alice, bob, "<message type='chat' id='m1'><body>hi</body></message>")
+	sent(t, n, "message")
+	x.send(alice, carol, "<presence type='probe'/>")
+	x.expect("carol unknown: unavailable", "from='"+carol+"'", "type='unavailable'")
+	s := n.Session("alice@xmpp.example")
+	s.Events().Presence("bob", bridge.Presence{Show: bridge.Away, Status: "lunch"})
+	x.expect("bob's presence", "from='"+bob+"'", "<show>away</show>")
+	x.send(alice, bob, "<presence type='probe'/>")
+	p := x.expect("bob's presence again", "from='"+bob+"'", "<show>away</show>", "<status>lunch</status>")
+	if strings.Contains(p.String(), "unavailable") {
+		t.Fatalf("probe answered %s", p)
+	}
+	s.Events().Presence("bob", bridge.Presence{Offline: true})
+	x.expect("bob gone", "from='"+bob+"'", "type='unavailable'")
+	x.send(alice, bob, "<presence type='probe'/>")
+	x.expect("bob offline", "from='"+bob+"'", "type='unavailable'")
+	s.Events().Presence("carol", bridge.Presence{})
+	x.expect("carol's presence", "from='"+carol+"'")
+	s.Events().Disconnected(errors.New("network restarts"))
+	x.expect("carol offline with the session", "from='"+carol+"'", "type='unavailable'")
+}

@@ -182,7 +182,26 @@ func (e *userEvents) Presence(from UserID, p Presence) {
 	if !ok {
 		return
 	}
+	e.u.notePresence(from, p)
 	e.deliver(ctx, e.u.b.presence(f, from, p))
+}
+
+// contactsGone tells a user whose session on the network ended that the
+// users of the network it saw online are offline: nobody reports their
+// presence any more.
+func (b *Bridge) contactsGone(u *user, seen map[UserID]presenceSeen) {
+	if len(seen) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for id := range seen {
+		f, err := b.contactJID(id)
+		if err != nil {
+			continue
+		}
+		b.send(ctx, withTo(b.presence(f, id, Presence{Offline: true}), u.jid))
+	}
 }
 
 // presence builds the presence of a user of the network.

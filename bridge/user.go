@@ -39,6 +39,10 @@ type user struct {
 	retry    time.Duration // the wait before the next login after a failure
 	relogin  *time.Timer
 	online   map[string]bool // the user's available resources (Transport)
+	// seen is the last presence of each user of the network who is not
+	// offline, as the network reported it to this user: what a probe is
+	// answered with (a client that connects probes its contacts).
+	seen map[UserID]presenceSeen
 	pending  []func(context.Context)
 	working  bool
 	tokens   float64 // rate limit toward the network
@@ -274,7 +278,44 @@ func (u *user) disconnected(s Session, err error) {
 			})
 		})
 	}
+	seen := u.seen
+	u.seen = nil
 	u.mu.Unlock()
 	u.b.log.Info("session ended", "user", u.jid.String(), "err", err, "relogin_in", wait, "relogin", wants)
 	u.b.leftAllRooms(u)
+	u.b.contactsGone(u, seen)
+}
+
+// presenceSeen is what a presence of the network leaves in memory: the
+// avatar is kept once per user of the network, by the bridge.
+type presenceSeen struct {
+	show   Show
+	status string
+}
+
+// notePresence records the presence of a user of the network, as this
+// user sees it.
+func (u *user) notePresence(id UserID, p Presence) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if p.Offline {
+		delete(u.seen, id)
+		return
+	}
+	if u.seen == nil {
+		u.seen = map[UserID]presenceSeen{}
+	}
+	u.seen[id] = presenceSeen{show: p.Show, status: p.Status}
+}
+
+// lastPresence is the presence of a user of the network last reported to
+// this user: offline if none, or since the session ended.
+func (u *user) lastPresence(id UserID) Presence {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	ps, ok := u.seen[id]
+	if !ok {
+		return Presence{Offline: true}
+	}
+	return Presence{Show: ps.show, Status: ps.status}
 }

@@ -203,9 +203,9 @@ func (b *Bridge) contactStanza(ctx context.Context, st router.Stanza) {
 			// §4.1.3 approves subscriptions of a registered user's
 			// contacts).
 			b.presenceTo(ctx, st.To.Bare(), st.From.Bare(), "subscribed")
-			b.route(ctx, withTo(b.presence(st.To.Bare(), peer, Presence{}), st.From.Bare()))
+			b.route(ctx, withTo(b.presence(st.To.Bare(), peer, b.user(st.From.Bare()).lastPresence(peer)), st.From.Bare()))
 		case "probe":
-			b.route(ctx, withTo(b.presence(st.To.Bare(), peer, Presence{}), st.From))
+			b.route(ctx, withTo(b.presence(st.To.Bare(), peer, b.user(st.From.Bare()).lastPresence(peer)), st.From))
 		case "unsubscribe":
 			b.presenceTo(ctx, st.To.Bare(), st.From.Bare(), "unsubscribed")
 		}
