@@ -1,0 +1,140 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The IRC bridge (bridge/irc) as the ambrosia binary runs it, `ambrosia
+// bridge run irc`, between Debian's ngircd and XMPP servers: Ambrosia,
+// Prosody and ejabberd, as an external component of each, and as a
+// federated server of its own.
+
+// ircBridgeDomain is the IRC bridge's domain beside Ambrosia's localhost.
+const ircBridgeDomain = "irc." + domain
+
+// startIRCServer runs ngircd on a free port of 127.0.0.1 until the test
+// ends and returns its port; password, when set, is the server password
+// every client must give.
+func startIRCServer(t *testing.T, password string) int {
+	t.Helper()
+	requireTools(t, "ngircd")
+	port := freePort(t)
+	dir := t.TempDir()
+	pass := ""
+	if password != "" {
+		pass = "\tPassword = " + password + "\n"
+	}
+	conf := filepath.Join(dir, "ngircd.conf")
+	// Nicks of up to 30 characters: the default, 9, would cut the nicks
+	// the tests use.
+	writeFile(t, conf, fmt.Sprintf(`[Global]
+	Name = irc.test
+	Info = Ambrosia IRC bridge end-to-end test
+	AdminInfo1 = test
+	AdminInfo2 = test
+	AdminEMail = test@localhost
+	Listen = 127.0.0.1
+	Ports = %d
+	MotdPhrase = test
+	PidFile = %s
+%s[Limits]
+	MaxConnectionsIP = 0
+	MaxNickLength = 30
+[Options]
+	DNS = no
+	Ident = no
+	PAM = no
+`, port, filepath.Join(dir, "ngircd.pid"), pass))
+	path, _ := findProgram("ngircd")
+	cmd := exec.Command(path, "-n", "-f", conf)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	d := runDaemon(t, "ngircd", cmd, 5*time.Second, "", nil)
+	waitListening(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), d.done, "ngircd", d.logs)
+	return port
+}
+
+// ircBridge is a running `ambrosia bridge run irc`.
+type ircBridge struct {
+	*daemon
+	domain string
+}
+
+// startIRCBridge writes the bridge's configuration, the [bridge] section
+// for domain with connect as its [bridge.connect] and the [irc] section
+// irc, and runs the bridge until the test ends.
+func startIRCBridge(t *testing.T, domain, connect, irc string) *ircBridge {
+	t.Helper()
+	if buildErr != nil {
+		t.Fatalf("building ./cmd/ambrosia failed: %v\n%s", buildErr, buildLog)
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "bridge.toml")
+	writeFile(t, conf, fmt.Sprintf("[bridge]\ndomain = %q\ndata_dir = %q\n[bridge.connect]\n%s\n[irc]\n%s\n",
+		domain, filepath.Join(dir, "data"), connect, irc))
+	cmd := exec.Command(binPath, "bridge", "run", "irc", "--config", conf, "--log-format", "json", "--log-level", "debug")
+	cmd.Env = oneShotEnv()
+	d := runDaemon(t, "IRC bridge", cmd, 10*time.Second, "", nil)
+	return &ircBridge{daemon: d, domain: domain}
+}
+
+// waitLog waits until the bridge logged a line with the message msg and
+// all of fields.
+func (b *ircBridge) waitLog(t *testing.T, msg string, fields ...string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !logHas(b.logs(), msg, fields...) {
+		select {
+		case <-b.done:
+			t.Fatalf("the IRC bridge exited before logging %q %v:\n%s", msg, fields, b.logs())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the IRC bridge did not log %q %v within 30 s:\n%s", msg, fields, b.logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ircRoomArgs are the arguments of irc_bridge_room.py for the channel
+// #test of the IRC server on ircPort, bridged at domain.
+func ircRoomArgs(ircPort int, domain, bridgedNick string) []string {
+	return []string{"--timeout", "80", "--irc-port", strconv.Itoa(ircPort),
+		"--room", "#test@" + domain, "--channel", "#test", "--irc-nick", "ircbob", "--bridged-nick", bridgedNick}
+}
+
+// TestBridgeIRCComponent runs the IRC bridge in puppet mode as an
+// external component (XEP-0114) of Ambrosia, which grants it the roster
+// privilege (XEP-0356). alice, with slixmpp, joins the IRC channel #test
+// as the room #test@irc.localhost and meets ircbob, a plain IRC client:
+// ircbob is an occupant, the topic is the subject, groupchat messages and
+// emotes cross both ways, a topic change on IRC is a subject change, one
+// to one messages cross both ways, a nick nobody has is item-not-found,
+// ircbob's nick change is a nick change in the room, and leaving the room
+// parts the channel.
+func TestBridgeIRCComponent(t *testing.T) {
+	requireTools(t, "slixmpp", "ngircd")
+	ircPort := startIRCServer(t, "")
+	const secret = "irc-bridge-Secret-7"
+	s, port := startWithComponents(t, map[string]string{ircBridgeDomain: secret},
+		"--component-privileges", ircBridgeDomain+"=roster:both")
+	addUser(t, s, alice, alicePass)
+	b := startIRCBridge(t, ircBridgeDomain,
+		fmt.Sprintf("mode = \"component\"\nserver = \"127.0.0.1:%d\"\nsecret = %q", port, secret),
+		fmt.Sprintf("server = \"127.0.0.1:%d\"\nmode = \"puppet\"", ircPort))
+	b.waitLog(t, "component connected")
+	// The server's advertisement reached the bridge and was understood.
+	b.waitLog(t, "server privileges", `"server":"`+domain+`"`, `"roster":true`, `"namespace":"urn:xmpp:privilege:2"`)
+
+	mustPython(t, "irc_bridge_room", append(append(s.clientArgs(false), "--jid", alice, "--password", alicePass, "--full"),
+		ircRoomArgs(ircPort, ircBridgeDomain, "alice")...)...)
+	if !logHas(b.logs(), "logged in", `"user":"`+alice+`"`) {
+		t.Errorf("the bridge did not log alice's login to IRC")
+	}
+}

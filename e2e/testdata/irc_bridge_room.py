@@ -1,0 +1,140 @@
+"""An XMPP user and an IRC user meet through Ambrosia's IRC bridge in
+puppet mode. The IRC user (a few lines over a socket) joins a channel and
+sets its topic; the XMPP user joins the channel as a room of the bridge's
+domain and sees the IRC user among the occupants and the topic as the
+subject; a groupchat message crosses each way.
+
+With --direct, a one-to-one message crosses each way too. With --full,
+also: an emote (/me) each way, a topic change on IRC seen as a subject
+change, a message to a nick nobody has refused as item-not-found, a nick
+change on IRC seen as a nick change in the room (status 303), and leaving
+the room parts the channel."""
+
+import asyncio
+
+import irc_common as ic
+import muc_common as mc
+import xmpp_common as xc
+
+
+async def main(args):
+    room = args.room
+    channel = args.channel
+    domain = room.split("@", 1)[1]
+    me = args.irc_nick  # the IRC user
+    contact = "%s@%s" % (me, domain)
+    bridged = args.bridged_nick  # the XMPP user's nick on IRC
+
+    irc = await ic.IRC.connect(args.irc_host, args.irc_port, me)
+    irc.send("JOIN %s" % channel)
+    await irc.wait(lambda l: l.command == "366", "the end of the names of %s" % channel)
+    irc.send("TOPIC %s :%s" % (channel, args.topic))
+    await irc.wait(lambda l: l.command == "TOPIC" and l.param(1) == args.topic, "the topic set")
+
+    s = await mc.Session(args, args.jid, args.password, label=args.jid.split("@", 1)[0]).start()
+
+    # The join: the IRC user among the occupants, the topic as the subject.
+    m = irc.mark()
+    got = await s.join(room, bridged)
+    print("joined %s; the room sent:\n  %s" % (room, "\n  ".join(repr(r) for r in got)), flush=True)
+    occupants = {r.nick for r in got if r.kind == "presence" and r.type == ""}
+    xc.check(me in occupants, "the IRC user %s is not among the occupants %s" % (me, sorted(occupants)))
+    xc.check(bridged in occupants, "own nick %s is not among the occupants %s" % (bridged, sorted(occupants)))
+    subj = [mc.subject(r) for r in got if mc.is_subject(r)]
+    xc.check(subj == [args.topic], "subject %r, want the topic %r" % (subj, args.topic))
+    await irc.wait(lambda l: l.command == "JOIN" and l.nick.lower() == bridged.lower() and l.param(0).lower() == channel.lower(),
+                   "the XMPP user's JOIN", since=m)
+    print("%s sees %s join %s" % (me, bridged, channel), flush=True)
+
+    # Groupchat, both ways.
+    m, mx = irc.mark(), s.mark()
+    s.say(room, "hello from xmpp")
+    await irc.wait(ic.privmsg(bridged, channel, "hello from xmpp"), "the XMPP user's message", since=m)
+    r = await s.wait(mc.groupchat_body("hello from xmpp"), "the reflection of own message", since=mx)
+    xc.check(r.nick == bridged, "own message reflected from %r, want %r" % (r.frm, bridged))
+    mx = s.mark()
+    irc.send("PRIVMSG %s :hello from irc" % channel)
+    r = await s.wait(mc.groupchat_body("hello from irc"), "the IRC user's message", since=mx)
+    xc.check(r.frm == "%s/%s" % (room, me), "the IRC message came from %r, want %s/%s" % (r.frm, room, me))
+    print("groupchat both ways", flush=True)
+
+    if args.full:
+        # Emotes, both ways.
+        mx = s.mark()
+        irc.send("PRIVMSG %s :%s" % (channel, ic.action("waves")))
+        r = await s.wait(mc.groupchat_body("/me waves"), "the IRC user's emote", since=mx)
+        xc.check(r.nick == me, "emote from %r" % r.frm)
+        m = irc.mark()
+        s.say(room, "/me waves back")
+        await irc.wait(ic.privmsg(bridged, channel, ic.action("waves back")), "the XMPP user's emote as a CTCP ACTION", since=m)
+        print("emotes both ways", flush=True)
+
+        # A topic change on IRC is a subject change.
+        mx = s.mark()
+        irc.send("TOPIC %s :%s" % (channel, args.topic + ", changed"))
+        r = await s.wait(lambda r: mc.is_subject(r) and mc.subject(r) == args.topic + ", changed", "the new subject", since=mx)
+        xc.check(r.nick == me, "subject changed by %r, want %s" % (r.frm, me))
+        print("topic change seen as a subject change by %s" % r.nick, flush=True)
+
+    if args.direct or args.full:
+        # One to one, both ways.
+        mx = s.mark()
+        irc.send("PRIVMSG %s :psst" % bridged)
+        r = await s.wait(lambda r: r.kind == "message" and mc.body(r) == "psst", "the IRC user's private message", since=mx)
+        xc.check(r.bare_from == contact.lower() and r.type == "chat",
+                 "private message from %r of type %r, want %s, chat" % (r.frm, r.type, contact))
+        m = irc.mark()
+        s.message(contact, "chat", "psst back")
+        await irc.wait(ic.privmsg(bridged, me, "psst back"), "the XMPP user's private message", since=m)
+        print("one to one both ways with %s" % contact, flush=True)
+
+    if args.full:
+        # A nick nobody has.
+        mx = s.mark()
+        nobody = "nobody@" + domain
+        s.message(nobody, "chat", "anyone?")
+        r = await s.wait(lambda r: r.kind == "message" and r.type == "error" and r.bare_from == nobody, "the error from %s" % nobody, since=mx)
+        cond = mc.error_condition(r.xml)
+        xc.check(cond == "item-not-found", "a message to %s refused with %s, want item-not-found: %r" % (nobody, cond, r))
+        print("a message to %s refused with %s" % (nobody, cond), flush=True)
+
+        # A nick change on IRC is a nick change in the room.
+        new = me + "2"
+        mx = s.mark()
+        irc.send("NICK %s" % new)
+        r = await s.wait(lambda r: r.kind == "presence" and r.frm == "%s/%s" % (room, me) and r.type == "unavailable",
+                         "the IRC user's old nick leaving", since=mx)
+        xc.check("303" in mc.codes(r) and mc.item(r).get("nick") == new,
+                 "the nick change has codes %s and item %s, want 303 and nick %s: %r" % (mc.codes(r), mc.item(r), new, r))
+        await s.wait(mc.presence_from("%s/%s" % (room, new)), "the IRC user under the new nick", since=mx)
+        mx = s.mark()
+        irc.send("PRIVMSG %s :renamed" % channel)
+        r = await s.wait(mc.groupchat_body("renamed"), "a message under the new nick", since=mx)
+        xc.check(r.nick == new, "a message after the nick change came from %r, want %s" % (r.frm, new))
+        print("nick change %s -> %s seen in the room" % (me, new), flush=True)
+        me = new
+
+        # Leaving the room parts the channel.
+        m = irc.mark()
+        await s.leave(room, bridged)
+        await irc.wait(lambda l: l.command in ("PART", "QUIT") and l.nick.lower() == bridged.lower(), "the XMPP user's PART", since=m)
+        print("leaving the room parted %s" % channel, flush=True)
+
+    await irc.close()
+    await s.close()
+
+
+if __name__ == "__main__":
+    p = xc.base_parser(__doc__)
+    p.add_argument("--jid", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--room", required=True, help="the channel's room at the bridge, e.g. #test@irc.localhost")
+    p.add_argument("--channel", required=True)
+    p.add_argument("--bridged-nick", required=True, help="the XMPP user's nick on IRC")
+    p.add_argument("--irc-host", default="127.0.0.1")
+    p.add_argument("--irc-port", type=int, required=True)
+    p.add_argument("--irc-nick", required=True, help="the IRC user's nick")
+    p.add_argument("--topic", default="Bridged with XMPP")
+    p.add_argument("--direct", action="store_true", help="one to one messages too")
+    p.add_argument("--full", action="store_true", help="every check")
+    xc.run(main, p.parse_args())
