@@ -138,3 +138,38 @@ func TestBridgeIRCComponent(t *testing.T) {
 		t.Errorf("the bridge did not log alice's login to IRC")
 	}
 }
+
+// TestBridgeIRCTransport runs the IRC bridge in transport mode (XEP-0100)
+// as a component of Ambrosia, against an ngircd that wants a server
+// password. alice, with slixmpp, finds the gateway (disco#info
+// gateway/irc with jabber:iq:register), gets the registration form
+// (XEP-0077), is refused with not-authorized for a wrong server password
+// and registers a nick with the right one; once the server tells the
+// gateway her presence, the bridge logs in to IRC under that nick, and
+// messages cross both ways with ircbob; unregistering ends the IRC
+// connection and the gateway's subscriptions, and a message is then
+// refused with registration-required.
+func TestBridgeIRCTransport(t *testing.T) {
+	requireTools(t, "slixmpp", "ngircd")
+	const ircPassword = "irc-Server-Pass-2"
+	ircPort := startIRCServer(t, ircPassword)
+	const secret = "irc-transport-Secret-8"
+	s, port := startWithComponents(t, map[string]string{ircBridgeDomain: secret})
+	addUser(t, s, alice, alicePass)
+	b := startIRCBridge(t, ircBridgeDomain,
+		fmt.Sprintf("mode = \"component\"\nserver = \"127.0.0.1:%d\"\nsecret = %q", port, secret),
+		fmt.Sprintf("server = \"127.0.0.1:%d\"\nmode = \"transport\"", ircPort))
+	b.waitLog(t, "component connected")
+
+	mustPython(t, "irc_bridge_transport", append(s.clientArgs(false), "--timeout", "80",
+		"--jid", alice, "--password", alicePass, "--gateway", ircBridgeDomain, "--nick", "alicia",
+		"--irc-port", strconv.Itoa(ircPort), "--irc-password", ircPassword, "--irc-nick", "ircbob")...)
+	// The login of the registration only checks the credentials; the
+	// bridge's own login (at level INFO, the network's is DEBUG) is the
+	// one of alice's presence.
+	for _, msg := range []string{"registered", "logged in", "unregistered"} {
+		if !logHas(b.logs(), msg, `"user":"`+alice+`"`, `"level":"INFO"`) {
+			t.Errorf("the bridge did not log %q for alice", msg)
+		}
+	}
+}
