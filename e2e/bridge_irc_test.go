@@ -5,6 +5,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -172,4 +173,62 @@ func TestBridgeIRCTransport(t *testing.T) {
 			t.Errorf("the bridge did not log %q for alice", msg)
 		}
 	}
+}
+
+// startIRCBridgeOnPeer starts ngircd, a real peer (Prosody or ejabberd)
+// accepting irc.<its domain> as an external component, and the IRC bridge
+// in puppet mode attached to it; it returns the IRC server's port, the
+// bridge, and the arguments that make bob, the peer's user, a client of
+// the peer.
+func startIRCBridgeOnPeer(t *testing.T, peer realPeer, privileged bool, start func(ca *fedCA, ip, ambIP string, c peerComponent)) (int, *ircBridge, []string) {
+	t.Helper()
+	requireTools(t, append([]string{"ngircd"}, peer.tools...)...)
+	ircPort := startIRCServer(t, "")
+	const secret = "irc-peer-Secret-6"
+	ca := newFedCA(t)
+	ambIP, ip := loopbackPair(t)
+	c := peerComponent{domain: "irc." + peer.domain, secret: secret, rosterPrivilege: privileged}
+	start(ca, ip, ambIP, c)
+	b := startIRCBridge(t, c.domain,
+		fmt.Sprintf("mode = \"component\"\nserver = %q\nsecret = %q", net.JoinHostPort(ip, peerComponentPort), secret),
+		fmt.Sprintf("server = \"127.0.0.1:%d\"\nmode = \"puppet\"", ircPort))
+	b.waitLog(t, "component connected")
+	return ircPort, b, []string{"--host", ip, "--port", "5222", "--ca", ca.CAFile, "--jid", "bob@" + peer.domain, "--password", "bob-pw"}
+}
+
+// TestBridgeIRCOnProsody runs the same bridge binary in puppet mode as
+// an external component of a real Prosody 0.12: bob, a user of Prosody,
+// joins #test@irc.prosody.test, meets ircbob there, and groupchat and one
+// to one messages cross both ways.
+//
+// Prosody grants no privileges here: mod_privilege is in prosody-modules,
+// which the tests do not install (and the IRC bridge puts nobody in a
+// roster anyway; see TestBridgeIRCOnEjabberd).
+func TestBridgeIRCOnProsody(t *testing.T) {
+	ircPort, b, bob := startIRCBridgeOnPeer(t, prosodyPeer, false, func(ca *fedCA, ip, ambIP string, c peerComponent) {
+		startProsody(t, ca, ip, ambIP, false, c)
+	})
+	mustPython(t, "irc_bridge_room", slices.Concat(bob, []string{"--direct"}, ircRoomArgs(ircPort, b.domain, "bob"))...)
+	if logHas(b.logs(), "server privileges") {
+		t.Errorf("the bridge noted privileges Prosody does not grant")
+	}
+}
+
+// TestBridgeIRCOnEjabberd runs the same bridge binary in puppet mode as
+// an external component of a real ejabberd 23.01 that grants it the
+// roster privilege with mod_privilege: the bridge understands ejabberd's
+// advertisement, in the first version of XEP-0356
+// (urn:xmpp:privilege:1); bob, a user of ejabberd, joins
+// #test@irc.ejabberd.test, meets ircbob there, and groupchat and one to
+// one messages cross both ways.
+//
+// The privilege goes no further than the advertisement: the IRC bridge
+// has no contact lists (IRC has none), so it never puts anyone in a
+// roster, with or without the privilege.
+func TestBridgeIRCOnEjabberd(t *testing.T) {
+	ircPort, b, bob := startIRCBridgeOnPeer(t, ejabberdPeer, true, func(ca *fedCA, ip, ambIP string, c peerComponent) {
+		startEjabberd(t, ca, ip, ambIP, false, c)
+	})
+	b.waitLog(t, "server privileges", `"server":"ejabberd.test"`, `"roster":true`, `"namespace":"urn:xmpp:privilege:1"`)
+	mustPython(t, "irc_bridge_room", slices.Concat(bob, []string{"--direct"}, ircRoomArgs(ircPort, b.domain, "bob"))...)
 }

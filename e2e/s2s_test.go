@@ -259,6 +259,9 @@ func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''
 // its address at peerComponentPort.
 type peerComponent struct {
 	domain, secret string
+	// rosterPrivilege grants it the roster privilege of XEP-0356 (get
+	// and set), where the peer can (ejabberd's mod_privilege).
+	rosterPrivilege bool
 }
 
 // peerComponentPort is where peers listen for external components, when
@@ -446,8 +449,16 @@ func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool, 
 			services += fmt.Sprintf("      %q:\n        password: %q\n", c.domain, c.secret)
 		}
 	}
+	var privilege string
+	for _, c := range comps {
+		if c.rosterPrivilege {
+			// ejabberd 23.01 speaks the first version of XEP-0356
+			// (urn:xmpp:privilege:1); only components can use it.
+			privilege = "  mod_privilege:\n    roster:\n      both: all"
+		}
+	}
 	cfg := strings.NewReplacer("{{IP}}", ip, "{{CERT}}", certFile, "{{KEY}}", keyFile,
-		"{{CA}}", ca.CAFile, "{{DIALBACK}}", dialback, "{{SERVICES}}", services).Replace(string(tmpl))
+		"{{CA}}", ca.CAFile, "{{DIALBACK}}", dialback, "{{SERVICES}}", services, "{{PRIVILEGE}}", privilege).Replace(string(tmpl))
 	cfgFile := filepath.Join(dir, "ejabberd.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
