@@ -232,3 +232,58 @@ func TestBridgeIRCOnEjabberd(t *testing.T) {
 	b.waitLog(t, "server privileges", `"server":"ejabberd.test"`, `"roster":true`, `"namespace":"urn:xmpp:privilege:1"`)
 	mustPython(t, "irc_bridge_room", slices.Concat(bob, []string{"--direct"}, ircRoomArgs(ircPort, b.domain, "bob"))...)
 }
+
+// ircFedDomain is the IRC bridge's domain when it is a federated server
+// of its own, found by the peers on Ambrosia's address (see peerNames).
+const ircFedDomain = "irc.ambrosia.test"
+
+// TestBridgeIRCFederated runs the IRC bridge in puppet mode as a
+// federated server of its own (irc.ambrosia.test), reached over
+// server-to-server streams by a real Prosody, once with certificates
+// both trust (SASL EXTERNAL) and once with dialback only: bob, a user of
+// Prosody, writes to ircbob@irc.ambrosia.test and gets ircbob's answer,
+// then joins #test@irc.ambrosia.test and groupchat messages cross both
+// ways.
+func TestBridgeIRCFederated(t *testing.T) {
+	requireTools(t, append([]string{"ngircd"}, prosodyPeer.tools...)...)
+	for _, tc := range []struct {
+		name, method string
+		trust        bool
+	}{
+		{"sasl-external", "sasl-external", true},
+		{"dialback", "dialback", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ircPort := startIRCServer(t, "")
+			ca := newFedCA(t)
+			ambIP, peerIP := loopbackPair(t)
+			peerCA := ca
+			if !tc.trust {
+				peerCA = newFedCA(t)
+			}
+			startProsody(t, peerCA, peerIP, ambIP, tc.trust)
+			certFile, keyFile := ca.issue(t, ircFedDomain)
+			connect := fmt.Sprintf("mode = \"server\"\nlisten = %q\ncert_file = %q\nkey_file = %q\n",
+				net.JoinHostPort(ambIP, "5269"), certFile, keyFile)
+			if tc.trust {
+				connect += fmt.Sprintf("trust_file = %q\n", ca.CAFile)
+			}
+			connect += fmt.Sprintf("[bridge.connect.hosts]\n%q = %q", prosodyPeer.domain, net.JoinHostPort(peerIP, "5269"))
+			b := startIRCBridge(t, ircFedDomain, connect, fmt.Sprintf("server = \"127.0.0.1:%d\"\nmode = \"puppet\"", ircPort))
+			b.waitLog(t, "bridge running")
+			waitListening(t, net.JoinHostPort(ambIP, "5269"), b.done, "the IRC bridge", b.logs)
+
+			bob := []string{"--host", peerIP, "--port", "5222", "--ca", peerCA.CAFile, "--jid", "bob@" + prosodyPeer.domain, "--password", "bob-pw"}
+			mustPython(t, "irc_bridge_room", slices.Concat(bob, []string{"--direct-first"}, ircRoomArgs(ircPort, ircFedDomain, "bob"))...)
+			// A stream each way between the bridge and Prosody,
+			// authenticated as the run intends.
+			auth := `"auth":"` + tc.method + `"`
+			if !logHas(b.logs(), "outgoing stream up", `"local":"`+ircFedDomain+`"`, `"remote":"`+prosodyPeer.domain+`"`, auth) {
+				t.Errorf("no outgoing stream from the bridge to %s with %s", prosodyPeer.domain, tc.method)
+			}
+			if !logHas(b.logs(), "incoming stream authenticated", `"from":"`+prosodyPeer.domain+`"`, `"to":"`+ircFedDomain+`"`, auth) {
+				t.Errorf("no incoming stream from %s to the bridge with %s", prosodyPeer.domain, tc.method)
+			}
+		})
+	}
+}

@@ -335,9 +335,11 @@ var (
 func conference(domain string) string { return "conference." + domain }
 
 // peerNames are the names a peer for domain on ip resolves: its own, and
-// Ambrosia's domain and conference service on ambrosiaIP.
+// on ambrosiaIP Ambrosia's domain and conference service, and the IRC
+// bridge's domain when the bridge is a federated server of its own.
 func peerNames(domain, ip, ambrosiaIP string) map[string]string {
-	return map[string]string{domain: ip, "ambrosia.test": ambrosiaIP, conference("ambrosia.test"): ambrosiaIP}
+	return map[string]string{domain: ip, "ambrosia.test": ambrosiaIP, conference("ambrosia.test"): ambrosiaIP,
+		ircFedDomain: ambrosiaIP}
 }
 
 // peerRun is Ambrosia (ambrosia.test) federating with a running real

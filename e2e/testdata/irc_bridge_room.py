@@ -4,7 +4,8 @@ sets its topic; the XMPP user joins the channel as a room of the bridge's
 domain and sees the IRC user among the occupants and the topic as the
 subject; a groupchat message crosses each way.
 
-With --direct, a one-to-one message crosses each way too. With --full,
+With --direct, a one-to-one message crosses each way too (and with
+--direct-first, before the join, the XMPP user writing first). With --full,
 also: an emote (/me) each way, a topic change on IRC seen as a subject
 change, a message to a nick nobody has refused as item-not-found, a nick
 change on IRC seen as a nick change in the room (status 303), and leaving
@@ -32,6 +33,19 @@ async def main(args):
     await irc.wait(lambda l: l.command == "TOPIC" and l.param(1) == args.topic, "the topic set")
 
     s = await mc.Session(args, args.jid, args.password, label=args.jid.split("@", 1)[0]).start()
+
+    if args.direct_first:
+        # One to one before anything else: the XMPP user's first message
+        # logs them in to IRC, and the IRC user answers.
+        m = irc.mark()
+        s.message(contact, "chat", "hello %s" % me)
+        await irc.wait(ic.privmsg(bridged, me, "hello %s" % me), "the XMPP user's first message", since=m)
+        mx = s.mark()
+        irc.send("PRIVMSG %s :hello %s" % (bridged, bridged))
+        r = await s.wait(lambda r: r.kind == "message" and mc.body(r) == "hello %s" % bridged, "the IRC user's answer", since=mx)
+        xc.check(r.bare_from == contact.lower() and r.type == "chat",
+                 "the answer came from %r with type %r, want %s, chat" % (r.frm, r.type, contact))
+        print("one to one with %s, the XMPP user first" % contact, flush=True)
 
     # The join: the IRC user among the occupants, the topic as the subject.
     m = irc.mark()
@@ -136,5 +150,6 @@ if __name__ == "__main__":
     p.add_argument("--irc-nick", required=True, help="the IRC user's nick")
     p.add_argument("--topic", default="Bridged with XMPP")
     p.add_argument("--direct", action="store_true", help="one to one messages too")
+    p.add_argument("--direct-first", action="store_true", help="one to one messages before joining, the XMPP user first")
     p.add_argument("--full", action="store_true", help="every check")
     xc.run(main, p.parse_args())
