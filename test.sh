@@ -97,6 +97,9 @@ present() {
 		interp="$(head -n 1 "$(command -v prosody 2>/dev/null || echo /usr/bin/prosody)" 2>/dev/null | sed -n 's|^#! *\(/usr/bin/env  *\)\{0,1\}||p')"
 		[ -n "$interp" ] && $interp -e "require '$name'" >/dev/null 2>&1
 		;;
+	prosody)
+		[ -f "/usr/lib/prosody/modules/$name.lua" ] || [ -f "/usr/lib/prosody/modules/$name/$name.lua" ]
+		;;
 	postgres)
 		for d in /usr/lib/postgresql/*/bin; do
 			[ -x "$d/initdb" ] && [ -x "$d/$name" ] && return 0

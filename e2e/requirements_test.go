@@ -37,7 +37,7 @@ func loadRequirements(b []byte) (map[string]requirement, error) {
 		if len(f) != 3 || f[0] == "" || f[2] == "" {
 			return nil, fmt.Errorf("%s:%d: want package, kind and name separated by tabs, have %q", requirementsFile, n, line)
 		}
-		if !slices.Contains([]string{"program", "python", "lua", "postgres"}, f[1]) {
+		if !slices.Contains([]string{"program", "python", "lua", "prosody", "postgres"}, f[1]) {
 			return nil, fmt.Errorf("%s:%d: unknown kind %q", requirementsFile, n, f[1])
 		}
 		reqs[f[2]] = requirement{pkg: f[0], kind: f[1], name: f[2]}
@@ -101,6 +101,8 @@ func toolPresent(r requirement) bool {
 		ok = exec.Command(python, "-c", "import "+r.name).Run() == nil
 	case "lua":
 		ok = luaModulePresent(r.name)
+	case "prosody":
+		ok = prosodyModulePresent(r.name)
 	case "postgres":
 		dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + r.name)
 		_, err := exec.LookPath(r.name)
@@ -137,6 +139,21 @@ func luaModulePresent(module string) bool {
 		return false
 	}
 	return exec.Command(argv[0], "-e", "require '"+module+"'").Run() == nil
+}
+
+// prosodyModuleDir is where Debian's prosody and prosody-modules put
+// Prosody's modules.
+const prosodyModuleDir = "/usr/lib/prosody/modules"
+
+// prosodyModulePresent reports whether Prosody has the module name
+// (mod_NAME), as a file or as a folder of its own.
+func prosodyModulePresent(name string) bool {
+	for _, p := range []string{filepath.Join(prosodyModuleDir, name+".lua"), filepath.Join(prosodyModuleDir, name, name+".lua")} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // findProgram finds a program on PATH or in the sbin directories, which

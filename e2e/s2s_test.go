@@ -282,12 +282,23 @@ func startProsody(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool, c
 	if len(comps) > 0 {
 		ports = peerComponentPort
 	}
+	var modules, host string
 	for _, c := range comps {
 		components += fmt.Sprintf("\nComponent %q\n    component_secret = %q\n", c.domain, c.secret)
+		if c.rosterPrivilege {
+			// mod_privilege of prosody-modules (XEP-0356,
+			// urn:xmpp:privilege:2), granted in the host's section;
+			// the component's host needs the module too, to tell the
+			// host the component logged in.
+			modules = `, "privilege"`
+			host += fmt.Sprintf("    privileged_entities = { [%q] = { roster = \"both\" } }\n", c.domain)
+			components += "    modules_enabled = { \"privilege\" }\n"
+		}
 	}
 	cfg := strings.NewReplacer("{{DIR}}", dir, "{{IP}}", ip, "{{SECURE}}", fmt.Sprint(secure),
 		"{{CERT}}", certFile, "{{KEY}}", keyFile, "{{CA}}", ca.CAFile,
-		"{{COMPONENT_PORTS}}", ports, "{{COMPONENTS}}", components).Replace(string(tmpl))
+		"{{COMPONENT_PORTS}}", ports, "{{COMPONENTS}}", components,
+		"{{MODULES}}", modules, "{{HOST}}", host).Replace(string(tmpl))
 	cfgFile = filepath.Join(dir, "prosody.cfg.lua")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

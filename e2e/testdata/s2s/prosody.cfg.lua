@@ -12,7 +12,7 @@ component_interfaces = { "{{IP}}" }
 http_ports = { }
 https_ports = { }
 log = { { levels = { min = "debug" }, to = "file", filename = "{{DIR}}/prosody.log" } }
-modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence", "message", "iq", "posix", "smacks" }
+modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence", "message", "iq", "posix", "smacks"{{MODULES}} }
 modules_disabled = { "s2s_bidi" }
 authentication = "internal_plain"
 storage = "internal"
@@ -23,7 +23,7 @@ unbound = { hoststxt = "/etc/hosts"; resolvconf = "{{DIR}}/resolv.conf" }
 ssl = { certificate = "{{CERT}}"; key = "{{KEY}}"; cafile = "{{CA}}" }
 
 VirtualHost "prosody.test"
-
+{{HOST}}
 -- Multi-user chat, for the federated rooms of TestMUCFederation.
 Component "conference.prosody.test" "muc"
 {{COMPONENTS}}
