@@ -158,6 +158,34 @@ func TestTransportRegistration(t *testing.T) {
 	x.expect("registration-required again", "registration-required", "id='m9'")
 }
 
+// TestTransportRegistrationKeepsItsSession: a user who registers before
+// the gateway knows their presence keeps the session the registration
+// opened: their presence, which follows, uses it instead of logging in
+// again (on IRC, a second login at once would find the first one still
+// holding the nick), and what came meanwhile is delivered then.
+func TestTransportRegistrationKeepsItsSession(t *testing.T) {
+	_, n, x := start(t, bridge.Transport)
+	n.SetPassword("alice", "pw")
+	n.AddUser("bob", false)
+	x.send(alice, gw, "<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>alice</username><password>pw</password></query></iq>")
+	x.expect("registered", "id='reg'", "type='result'")
+	x.expect("the gateway's subscription request", "<presence", "type='subscribe'", "from='"+gw+"'")
+	s := n.Session("alice@xmpp.example")
+	if s == nil || s.Closed() {
+		t.Fatal("the session of the registration was closed")
+	}
+	s.Events().Message("bob", bridge.Message{ID: "L1", Body: "are you there?"})
+	x.send(alice, gw, "<presence/>")
+	x.expect("what came before the user was online", "<body>are you there?</body>", "from='bob@"+gw+"'")
+	x.send(alice, "bob@"+gw, "<message type='chat' id='m1'><body>now I am</body></message>")
+	if got := sent(t, n, "message"); got.To != "bob" || got.Message.Body != "now I am" {
+		t.Fatalf("sent %+v", got)
+	}
+	if l := n.Logins(); l != 1 || n.Session("alice@xmpp.example") != s || s.Closed() {
+		t.Fatalf("%d logins, the registration's session closed %v or replaced", l, s.Closed())
+	}
+}
+
 func TestRooms(t *testing.T) {
 	_, n, x := start(t, bridge.Puppet)
 	n.SetRoom("#go", "Gophers", bridge.Participant{ID: "bob", Nick: "bob", Role: bridge.RoleModerator}, bridge.Participant{ID: "carol", Nick: "carol"})

@@ -254,23 +254,43 @@ func (b *Bridge) register(ctx context.Context, st router.Stanza, q *xmlstream.El
 			b.bounce(ctx, st, stanza.InternalServerError, "")
 			return
 		}
+		// The session that proved the credentials is the user's: their
+		// presence follows the registration (the gateway asks for it
+		// below), and a second login at once would find the first one
+		// still on the network, which may not have taken its logout yet
+		// (an IRC server that handles a few commands a second of each
+		// connection still holds the nick, and the second login gets
+		// another). Without the user online soon, it ends.
 		u.mu.Lock()
-		online := len(u.online) > 0 || b.desc.StayOnline
-		if online {
-			u.sess, u.sessGen = s, ev.gen
-		}
+		u.sess, u.sessGen = s, ev.gen
+		away := len(u.online) == 0 && !b.desc.StayOnline
 		u.mu.Unlock()
-		if !online {
-			_ = s.Logout(ctx)
+		if away {
+			time.AfterFunc(registrationGrace, func() {
+				u.do(func(ctx context.Context) { u.logoutIfAway(ctx, s) })
+			})
 		}
 		b.log.Info("registered", "user", u.jid.String())
 		b.reply(ctx, st, stanza.Result(st.El))
 		// XEP-0100 §4.1.1: the gateway asks for the user's presence.
 		b.presenceTo(ctx, b.domain, u.jid, "subscribe")
-		if online {
-			u.afterLogin(ctx, s)
-		}
+		u.afterLogin(ctx, s)
 	})
+}
+
+// registrationGrace is how long the session of a registration waits for
+// the user to come online.
+const registrationGrace = time.Minute
+
+// logoutIfAway ends s, the session of a registration, if it is still the
+// user's and the user has not come online.
+func (u *user) logoutIfAway(ctx context.Context, s Session) {
+	u.mu.Lock()
+	away := u.sess == s && len(u.online) == 0
+	u.mu.Unlock()
+	if away {
+		u.logout(ctx, "the user did not come online after registering")
+	}
 }
 
 // unregister removes everything kept for the user, and the contacts the
