@@ -144,10 +144,11 @@ func TestBridgeIRCComponent(t *testing.T) {
 // as a component of Ambrosia, against an ngircd that wants a server
 // password. alice, with slixmpp, finds the gateway (disco#info
 // gateway/irc with jabber:iq:register), gets the registration form
-// (XEP-0077), is refused with not-authorized for a wrong server password
-// and registers a nick with the right one; once the server tells the
-// gateway her presence, the bridge logs in to IRC under that nick, and
-// messages cross both ways with ircbob; unregistering ends the IRC
+// (XEP-0077), is refused with registration-required when she joins a
+// channel first, then with not-authorized for a wrong server password,
+// and registers a nick with the right one; she is on IRC under that nick,
+// and messages cross both ways with ircbob; going offline ends the IRC
+// connection, coming back logs in again; unregistering ends the IRC
 // connection and the gateway's subscriptions, and a message is then
 // refused with registration-required.
 func TestBridgeIRCTransport(t *testing.T) {
@@ -165,10 +166,9 @@ func TestBridgeIRCTransport(t *testing.T) {
 	mustPython(t, "irc_bridge_transport", append(s.clientArgs(false), "--timeout", "80",
 		"--jid", alice, "--password", alicePass, "--gateway", ircBridgeDomain, "--nick", "alicia",
 		"--irc-port", strconv.Itoa(ircPort), "--irc-password", ircPassword, "--irc-nick", "ircbob")...)
-	// The login of the registration only checks the credentials; the
-	// bridge's own login (at level INFO, the network's is DEBUG) is the
-	// one of alice's presence.
-	for _, msg := range []string{"registered", "logged in", "unregistered"} {
+	// The bridge's own login (at level INFO, the network's is DEBUG) is
+	// the one of alice's coming back.
+	for _, msg := range []string{"registered", "logged out", "logged in", "unregistered"} {
 		if !logHas(b.logs(), msg, `"user":"`+alice+`"`, `"level":"INFO"`) {
 			t.Errorf("the bridge did not log %q for alice", msg)
 		}

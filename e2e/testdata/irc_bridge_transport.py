@@ -7,8 +7,14 @@
   - a wrong server password is refused with not-authorized and a text that
     says so; the right one is accepted, and the gateway subscribes to the
     user's presence;
-  - with the user's presence, the bridge logs in to IRC under the nick;
-  - one to one messages cross both ways;
+  - before that, joining a channel is refused with registration-required;
+  - the IRC connection of the registration stays for the user, whose
+    presence follows: the user is on IRC under the nick registered (not
+    under another, as a second login at once would be while the server
+    has not yet taken the first one's QUIT), and one to one messages
+    cross both ways;
+  - the IRC connection ends when the user goes offline, and the bridge
+    logs in again when the user is back;
   - the form then shows the registration;
   - unregistering (<remove/>) ends the IRC connection, takes the gateway
     out of the user's presence subscriptions, and a message to IRC is then
@@ -63,6 +69,18 @@ async def gateway_item(s, gateway):
     return None
 
 
+async def roster_wait(s, gateway, ok, what, timeout=10):
+    """Reads the roster until the gateway's item satisfies ok."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        item = await gateway_item(s, gateway)
+        if ok(item):
+            return item
+        xc.check(loop.time() < deadline, "the gateway's roster item is still %s, want %s" % (item, what))
+        await asyncio.sleep(0.2)
+
+
 async def main(args):
     gw = args.gateway
     nick = args.nick
@@ -92,6 +110,9 @@ async def main(args):
         xc.check(types.get(var) == typ, "form field %s of type %r, want %s: %s" % (var, types.get(var), typ, types))
     print("registration form: %s" % types, flush=True)
 
+    # Before registering, the channels are closed to the user.
+    await s.join_refused("#test@%s" % gw, "alice", "registration-required")
+
     # A wrong server password, then the right one.
     _, err = await iq(s, gw, "set", registration(nick, "not-" + args.irc_password))
     xc.check(err is not None, "registration with a wrong server password accepted")
@@ -107,12 +128,10 @@ async def main(args):
                  "the gateway's subscription request", since=mx)
 
     # slixmpp approves the subscription and subscribes back: the server
-    # sends the user's presence to the gateway, which logs in.
+    # sends the user's presence to the gateway.
     await irc.ison(nick, True)
     print("%s is on IRC" % nick, flush=True)
-    item = await gateway_item(s, gw)
-    xc.check(item is not None and item.get("subscription") == "both",
-             "the gateway's roster item is %s, want subscription both" % item)
+    item = await roster_wait(s, gw, lambda it: it is not None and it.get("subscription") == "both", "subscription both")
 
     # One to one, both ways.
     mx = s.mark()
@@ -123,6 +142,18 @@ async def main(args):
     s.message(contact, "chat", "hello back")
     await irc.wait(ic.privmsg(nick, args.irc_nick, "hello back"), "the XMPP user's message", since=m)
     print("one to one both ways with %s" % contact, flush=True)
+
+    # The connection lasts while the user is online.
+    s.presence(gw, "unavailable")
+    await irc.ison(nick, False)
+    print("%s left IRC when the user went offline" % nick, flush=True)
+    s.xmpp.send_presence()
+    await irc.ison(nick, True)
+    print("%s is back on IRC with the user" % nick, flush=True)
+    mx = s.mark()
+    irc.send("PRIVMSG %s :welcome back" % nick)
+    await s.wait(lambda r: r.kind == "message" and mc.body(r) == "welcome back" and r.bare_from == contact,
+                 "the IRC user's message after the user came back", since=mx)
 
     # The form shows the registration, without the passwords.
     res, err = await iq(s, gw, "get", "<query xmlns='%s'/>" % NS_REGISTER)
@@ -138,14 +169,7 @@ async def main(args):
     xc.check(err is None, "unregistering refused: %s" % (tostring(err) if err is not None else ""))
     await irc.ison(nick, False)
     print("%s left IRC" % nick, flush=True)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while True:
-        item = await gateway_item(s, gw)
-        if item is None or item.get("subscription") == "none":
-            break
-        xc.check(loop.time() < deadline, "the gateway's roster item is still %s after unregistering" % item)
-        await asyncio.sleep(0.2)
+    item = await roster_wait(s, gw, lambda it: it is None or it.get("subscription") == "none", "no subscription")
     print("the gateway's roster item after unregistering: %s" % item, flush=True)
     mx = s.mark()
     s.message(contact, "chat", "still there?")
