@@ -114,11 +114,14 @@ func ircRoomArgs(ircPort int, domain, bridgedNick string) []string {
 // external component (XEP-0114) of Ambrosia, which grants it the roster
 // privilege (XEP-0356). alice, with slixmpp, joins the IRC channel #test
 // as the room #test@irc.localhost and meets ircbob, a plain IRC client:
-// ircbob is an occupant, the topic is the subject, groupchat messages and
-// emotes cross both ways, a topic change on IRC is a subject change, one
-// to one messages cross both ways, a nick nobody has is item-not-found,
-// ircbob's nick change is a nick change in the room, and leaving the room
-// parts the channel.
+// ircbob is an occupant, the topic is the subject, groupchat messages,
+// emotes, and text that XML escapes and beyond ASCII cross both ways, two
+// lines are two lines on IRC, a topic change on IRC is a subject change,
+// one to one messages cross both ways, a nick nobody has is
+// item-not-found, ircbob's nick change is a nick change in the room, and
+// leaving the room parts the channel. Then carol, whose nick someone on
+// IRC has already, joins as carol_, and the room says her nick was
+// changed (status 210).
 func TestBridgeIRCComponent(t *testing.T) {
 	requireTools(t, "slixmpp", "ngircd")
 	ircPort := startIRCServer(t, "")
@@ -138,6 +141,13 @@ func TestBridgeIRCComponent(t *testing.T) {
 	if !logHas(b.logs(), "logged in", `"user":"`+alice+`"`) {
 		t.Errorf("the bridge did not log alice's login to IRC")
 	}
+
+	// carol's nick is taken on IRC: she is carol_ there and in the room,
+	// which says so (status 210).
+	const carol, carolPass = "carol@" + domain, "carol-Secret-3"
+	addUser(t, s, carol, carolPass)
+	mustPython(t, "irc_bridge_room", append(append(s.clientArgs(false), "--jid", carol, "--password", carolPass, "--taken"),
+		ircRoomArgs(ircPort, ircBridgeDomain, "carol")...)...)
 }
 
 // TestBridgeIRCTransport runs the IRC bridge in transport mode (XEP-0100)

@@ -5,11 +5,14 @@ domain and sees the IRC user among the occupants and the topic as the
 subject; a groupchat message crosses each way.
 
 With --direct, a one-to-one message crosses each way too (and with
---direct-first, before the join, the XMPP user writing first). With --full,
-also: an emote (/me) each way, a topic change on IRC seen as a subject
-change, a message to a nick nobody has refused as item-not-found, a nick
-change on IRC seen as a nick change in the room (status 303), and leaving
-the room parts the channel."""
+--direct-first, before the join, the XMPP user writing first). With
+--full, also: an emote (/me) each way, text that XML escapes and beyond
+ASCII each way, two lines from XMPP as two lines on IRC, a topic change on
+IRC seen as a subject change, a message to a nick nobody has refused as
+item-not-found, a nick change on IRC seen as a nick change in the room
+(status 303), and leaving the room parts the channel. With --taken, an IRC
+user has the XMPP user's nick already: the bridge's is that nick and '_',
+in the room too, which says so (status 210)."""
 
 import asyncio
 
@@ -26,6 +29,12 @@ async def main(args):
     contact = "%s@%s" % (me, domain)
     bridged = args.bridged_nick  # the XMPP user's nick on IRC
 
+    squatter = None
+    if args.taken:
+        # Someone on IRC has the XMPP user's nick already: the bridge
+        # takes another, which the room tells the XMPP user (status 210).
+        squatter = await ic.IRC.connect(args.irc_host, args.irc_port, bridged)
+        bridged += "_"
     irc = await ic.IRC.connect(args.irc_host, args.irc_port, me)
     irc.send("JOIN %s" % channel)
     await irc.wait(lambda l: l.command == "366", "the end of the names of %s" % channel)
@@ -49,11 +58,15 @@ async def main(args):
 
     # The join: the IRC user among the occupants, the topic as the subject.
     m = irc.mark()
-    got = await s.join(room, bridged)
+    got = await s.join(room, args.bridged_nick)
     print("joined %s; the room sent:\n  %s" % (room, "\n  ".join(repr(r) for r in got)), flush=True)
     occupants = {r.nick for r in got if r.kind == "presence" and r.type == ""}
     xc.check(me in occupants, "the IRC user %s is not among the occupants %s" % (me, sorted(occupants)))
     xc.check(bridged in occupants, "own nick %s is not among the occupants %s" % (bridged, sorted(occupants)))
+    own = [r for r in got if mc.self_presence(room)(r)]
+    xc.check(len(own) == 1 and own[0].nick == bridged, "self-presence %s, want one from %s" % (own, bridged))
+    if args.taken:
+        xc.check("210" in mc.codes(own[0]), "self-presence without status 210 for a nick the bridge changed: %r" % own[0])
     subj = [mc.subject(r) for r in got if mc.is_subject(r)]
     xc.check(subj == [args.topic], "subject %r, want the topic %r" % (subj, args.topic))
     await irc.wait(lambda l: l.command == "JOIN" and l.nick.lower() == bridged.lower() and l.param(0).lower() == channel.lower(),
@@ -82,6 +95,20 @@ async def main(args):
         s.say(room, "/me waves back")
         await irc.wait(ic.privmsg(bridged, channel, ic.action("waves back")), "the XMPP user's emote as a CTCP ACTION", since=m)
         print("emotes both ways", flush=True)
+
+        # Text that XML escapes, beyond ASCII, both ways; two lines from
+        # XMPP are two lines on IRC.
+        text = "ça & <b>ok</b> ✓ \"quoted\""
+        m, mx = irc.mark(), s.mark()
+        s.say(room, text)
+        await irc.wait(ic.privmsg(bridged, channel, text), "the XMPP user's text as it was", since=m)
+        irc.send("PRIVMSG %s :%s!" % (channel, text))
+        await s.wait(mc.groupchat_body(text + "!"), "the IRC user's text as it was", since=mx)
+        m = irc.mark()
+        s.say(room, "first line\nsecond line")
+        await irc.wait(ic.privmsg(bridged, channel, "first line"), "the first line", since=m)
+        await irc.wait(ic.privmsg(bridged, channel, "second line"), "the second line", since=m)
+        print("escapes, non-ASCII text and two lines", flush=True)
 
         # A topic change on IRC is a subject change.
         mx = s.mark()
@@ -135,6 +162,8 @@ async def main(args):
         print("leaving the room parted %s" % channel, flush=True)
 
     await irc.close()
+    if squatter is not None:
+        await squatter.close()
     await s.close()
 
 
@@ -152,4 +181,5 @@ if __name__ == "__main__":
     p.add_argument("--direct", action="store_true", help="one to one messages too")
     p.add_argument("--direct-first", action="store_true", help="one to one messages before joining, the XMPP user first")
     p.add_argument("--full", action="store_true", help="every check")
+    p.add_argument("--taken", action="store_true", help="an IRC user has the XMPP user's nick already")
     xc.run(main, p.parse_args())
