@@ -198,6 +198,12 @@ func TestRooms(t *testing.T) {
 	x.expect("carol's presence", "from='"+room+"/carol'")
 	x.expect("self-presence", "from='"+room+"/alice'", "code='110'")
 	x.expect("subject", "<subject>Gophers</subject>")
+	// Once: the user has no role to show after that, nor carol (the
+	// self-ping's answer comes after anything the room sent before).
+	x.send(alice, room+"/alice", "<iq type='get' id='sp0'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if next := x.x.Next(5 * time.Second); !strings.Contains(next, "id='sp0'") {
+		t.Fatalf("after the subject, want the self-ping's answer; got %s", next)
+	}
 	// Network -> XMPP.
 	s := n.Session("alice@xmpp.example")
 	s.Events().RoomMessage("#go", "bob", bridge.Message{ID: "g1", Body: "welcome"})
@@ -208,6 +214,12 @@ func TestRooms(t *testing.T) {
 		t.Fatalf("room message %+v", r)
 	}
 	x.expect("reflection", "from='"+room+"/alice'", "<body>thanks</body>", "id='a1'")
+	// The user's own standing on the network is their role in the room;
+	// the room's lists and settings are the network's, not to change here.
+	s.Events().RoomPresence("#go", bridge.Participant{ID: "alice@xmpp.example", Nick: "alice", Role: bridge.RoleModerator})
+	x.expect("own role", "from='"+room+"/alice'", "role='moderator'", "code='110'")
+	x.send(alice, room, "<iq type='set' id='v1'><query xmlns='http://jabber.org/protocol/muc#admin'><item nick='carol' role='visitor'/></query></iq>")
+	x.expect("a change of role refused", "id='v1'", "type='error'", "feature-not-implemented")
 	// Kicks both ways, nick changes, leaving.
 	s.Events().RoomNick("#go", "carol", "caroline")
 	x.expect("nick change", "from='"+room+"/carol'", "code='303'", "nick='caroline'")

@@ -396,7 +396,8 @@ func (b *Bridge) reflectOwn(ctx context.Context, u *user, id RoomID, st router.S
 	br.engine(ctx, func(r *room.Room) *room.Result { return r.Handle(st.El, st.From, st.To) })
 }
 
-// roomIQ handles requests to a room: kicks go to the network, the rest to
+// roomIQ handles requests to a room: kicks go to the network, other
+// changes to the room's lists and settings are refused, the rest goes to
 // the engine (discovery, self-ping).
 func (b *Bridge) roomIQ(ctx context.Context, br *bridgedRoom, st router.Stanza) {
 	el := st.El
@@ -438,6 +439,12 @@ func (b *Bridge) roomIQ(ctx context.Context, br *bridgedRoom, st router.Stanza) 
 			})
 			return
 		}
+	}
+	if el.Attr("type") == "set" && (el.Child(room.NSAdmin, "query") != nil || el.Child(room.NSOwner, "query") != nil) {
+		// The room is the network's: the engine's lists and settings
+		// would change here and not there.
+		b.bounce(ctx, st, stanza.FeatureNotImplemented, "Of the changes to the room, only kicks reach "+b.desc.Name+".")
+		return
 	}
 	br.engine(ctx, func(r *room.Room) *room.Result { return r.Handle(el, st.From, st.To) })
 }
@@ -486,6 +493,13 @@ func (e *userEvents) RoomJoined(id RoomID, info RoomInfo) {
 		br.nicks[info.Self] = nick
 	}
 	br.mu.Unlock()
+	for _, p := range info.Participants {
+		if p.ID == info.Self && p.ID != "" {
+			// The user's own standing on the network (an IRC channel's
+			// operator is its first to join).
+			br.setRole(ctx, p.ID, e.u.jid.String(), p.Role)
+		}
+	}
 }
 
 // participant seats or updates a participant of the network.
@@ -508,21 +522,31 @@ func (e *userEvents) participant(ctx context.Context, br *bridgedRoom, p Partici
 	br.nicks[p.ID] = nick
 	br.mu.Unlock()
 	br.engine(ctx, func(r *room.Room) *room.Result { return r.Enter(pres, pj, to, nick) })
+	br.setRole(ctx, p.ID, pj.Bare().String(), p.Role)
+}
+
+// setRole shows the role a participant of the network has, id, whose
+// real JID in the room is bare, as the room's affiliation: a moderator
+// is an admin, an owner an owner, anybody else has none.
+func (br *bridgedRoom) setRole(ctx context.Context, id UserID, bare string, role Role) {
 	aff := room.None
-	switch p.Role {
+	switch role {
 	case RoleModerator:
 		aff = room.Admin
 	case RoleOwner:
 		aff = room.Owner
 	}
 	br.mu.Lock()
-	prev, known := br.affs[p.ID]
-	br.affs[p.ID] = aff
+	prev, known := br.affs[id]
+	if !known {
+		prev = room.None // what the engine has for someone it does not know
+	}
+	br.affs[id] = aff
 	br.mu.Unlock()
-	if aff != prev || !known && aff != room.None {
+	if aff != prev {
 		// Both ways: an operator who loses the status is shown as such.
 		br.engine(ctx, func(r *room.Room) *room.Result {
-			return r.SetAffiliation(room.Record{JID: pj.Bare().String(), Affiliation: aff})
+			return r.SetAffiliation(room.Record{JID: bare, Affiliation: aff})
 		})
 	}
 }
@@ -603,6 +627,8 @@ func (e *userEvents) RoomPresence(id RoomID, p Participant) {
 	self := p.ID == br.self
 	br.mu.Unlock()
 	if self {
+		// Only the user's standing: their presence is their clients'.
+		br.setRole(ctx, p.ID, e.u.jid.String(), p.Role)
 		return
 	}
 	e.participant(ctx, br, p)
