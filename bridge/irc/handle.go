@@ -455,9 +455,7 @@ func (s *session) onMode(m *ircconn.Message) []func() {
 	}
 	var out []func()
 	for mem := range changed {
-		if s.isSelf(mem.nick) {
-			continue
-		}
+		// The user's own too: the bridge shows their standing.
 		room, p := ch.id, s.participant(mem)
 		out = append(out, func() { s.ev.RoomPresence(room, p) })
 	}

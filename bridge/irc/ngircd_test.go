@@ -250,6 +250,8 @@ func TestNgircd(t *testing.T) {
 	}
 	bob.Send("MODE #test +o alice")
 	bob.Expect(`MODE #test \+o alice`)
+	// The user's own standing is told too.
+	rec.expect("RoomPresence", func(e event) bool { return e.part.ID == selfID && e.part.Role == bridge.RoleModerator })
 	if err := s.SetRoomSubject(ctx30(t), "#test", "Alice's topic"); err != nil {
 		t.Fatal(err)
 	}
