@@ -10,7 +10,9 @@ With --direct, a one-to-one message crosses each way too (and with
 ASCII each way, two lines from XMPP as two lines on IRC, a topic change on
 IRC seen as a subject change, a message to a nick nobody has refused as
 item-not-found, a nick change on IRC seen as a nick change in the room
-(status 303), and leaving the room parts the channel. With --taken, an IRC
+(status 303), a channel operator is a moderator and sets the topic from
+XMPP, leaving the room parts the channel, and a kick on IRC is a kick
+from the room (307). With --taken, an IRC
 user has the XMPP user's nick already: the bridge's is that nick and '_',
 in the room too, which says so (status 210)."""
 
@@ -155,11 +157,37 @@ async def main(args):
         print("nick change %s -> %s seen in the room" % (me, new), flush=True)
         me = new
 
+        # Made a channel operator on IRC, the XMPP user is a moderator
+        # and sets the topic from XMPP.
+        mx = s.mark()
+        irc.send("MODE %s +o %s" % (channel, bridged))
+        r = await s.wait(lambda r: mc.self_presence(room)(r) and mc.item(r).get("role") == "moderator",
+                         "own presence as a moderator", since=mx)
+        m, mx = irc.mark(), s.mark()
+        s.message(room, "groupchat", subj="Set from XMPP")
+        await irc.wait(lambda l: l.command == "TOPIC" and l.nick.lower() == bridged.lower() and l.param(1) == "Set from XMPP",
+                       "the topic the XMPP user set", since=m)
+        await s.wait(lambda r: mc.is_subject(r) and mc.subject(r) == "Set from XMPP", "the subject set", since=mx)
+        print("operator on IRC, moderator in the room; the topic set from XMPP", flush=True)
+
         # Leaving the room parts the channel.
         m = irc.mark()
         await s.leave(room, bridged)
         await irc.wait(lambda l: l.command in ("PART", "QUIT") and l.nick.lower() == bridged.lower(), "the XMPP user's PART", since=m)
         print("leaving the room parted %s" % channel, flush=True)
+
+        # Back in, then kicked on IRC: kicked from the room (307), by
+        # whom and why.
+        m = irc.mark()
+        await s.join(room, bridged)
+        await irc.wait(lambda l: l.command == "JOIN" and l.nick.lower() == bridged.lower(), "the XMPP user's JOIN again", since=m)
+        mx = s.mark()
+        irc.send("KICK %s %s :enough" % (channel, bridged))
+        r = await s.wait(mc.self_presence(room, "unavailable"), "own removal from the room", since=mx)
+        xc.check("307" in mc.codes(r) and mc.actor(r) == me and mc.item_child_text(r, "reason") == "enough",
+                 "the kick has codes %s, actor %r, reason %r; want 307 by %s for 'enough': %r" % (
+                     mc.codes(r), mc.actor(r), mc.item_child_text(r, "reason"), me, r))
+        print("kicked on IRC, kicked from the room by %s" % me, flush=True)
 
     await irc.close()
     if squatter is not None:
