@@ -173,7 +173,9 @@ type Events interface {
 	// the errors of this package where one fits.
 	RoomJoinFailed(room RoomID, err error)
 	RoomMessage(room RoomID, from UserID, m Message)
-	// RoomPresence reports a participant that came, or changed.
+	// RoomPresence reports a participant that came, or changed; for
+	// the user's own id (RoomInfo.Self), only the role counts, which
+	// becomes the user's role in the room.
 	RoomPresence(room RoomID, p Participant)
 	// RoomLeft reports a participant that went: kickedBy is set for a
 	// kick. When user is the XMPP user's own id, the user is out.
