@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -81,7 +82,14 @@ func startIRCBridge(t *testing.T, domain, connect, irc string) *ircBridge {
 		domain, filepath.Join(dir, "data"), connect, irc))
 	cmd := exec.Command(binPath, "bridge", "run", "irc", "--config", conf, "--log-format", "json", "--log-level", "debug")
 	cmd.Env = oneShotEnv()
-	d := runDaemon(t, "IRC bridge", cmd, 10*time.Second, "", nil)
+	var d *daemon
+	d = runDaemon(t, "IRC bridge", cmd, 10*time.Second, "", func() {
+		// Built with -race when the tests are, the bridge reports what
+		// it finds on its output.
+		if strings.Contains(d.logs(), "WARNING: DATA RACE") {
+			t.Errorf("the IRC bridge found a data race")
+		}
+	})
 	return &ircBridge{daemon: d, domain: domain}
 }
 
