@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/ambrosia-xmpp/ambrosia/bridge"
 	"github.com/ambrosia-xmpp/ambrosia/bridge/bridgetest"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xeps"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 )
 
@@ -332,4 +334,93 @@ func TestProbeAnsweredWithLastPresence(t *testing.T) {
 	x.expect("carol's presence", "from='"+carol+"'")
 	s.Events().Disconnected(errors.New("network restarts"))
 	x.expect("carol offline with the session", "from='"+carol+"'", "type='unavailable'")
+}
+
+// TestRichMessages: markers, retractions, replies, attachments, chat
+// states and avatars cross both ways, each as the model names it.
+func TestRichMessages(t *testing.T) {
+	_, n, x := start(t, bridge.Puppet)
+	n.AddUser("bob", false)
+	bob := "bob@" + gw
+	// XMPP -> network.
+	x.send(alice, bob, "<message type='chat' id='a1'><body>see https://files.example/cat.png</body>"+
+		"<x xmlns='jabber:x:oob'><url>https://files.example/cat.png</url></x>"+
+		"<file-sharing xmlns='urn:xmpp:sfs:0'><file xmlns='urn:xmpp:file:metadata:0'><media-type>image/png</media-type><name>cat.png</name><size>1234</size></file>"+
+		"<sources><url-data xmlns='http://jabber.org/protocol/url-data' target='https://files.example/cat.png'/></sources></file-sharing></message>")
+	m := sent(t, n, "message")
+	if len(m.Message.Attachments) != 1 {
+		t.Fatalf("attachments %+v", m.Message.Attachments)
+	}
+	if a := m.Message.Attachments[0]; a.URL != "https://files.example/cat.png" || a.Name != "cat.png" || a.MediaType != "image/png" || a.Size != 1234 {
+		t.Fatalf("attachment %+v", a)
+	}
+	if len(m.Message.Extensions) != 0 {
+		t.Fatalf("known payloads kept as extensions: %+v", m.Message.Extensions)
+	}
+	s := n.Session("alice@xmpp.example")
+	s.Events().Message("bob", bridge.Message{ID: "L1", Body: "nice"})
+	in := x.expect("bob's message", "from='"+bob+"'", "<body>nice</body>", "<markable xmlns='urn:xmpp:chat-markers:0'/>")
+	x.send(alice, bob, "<message type='chat' id='a2'><body>thanks</body><reply xmlns='urn:xmpp:reply:0' id='"+in.Attr("id")+"' to='"+bob+"'/></message>")
+	if r := sent(t, n, "message"); r.Message.ReplyTo != "L1" {
+		t.Fatalf("reply to %q, want L1", r.Message.ReplyTo)
+	}
+	x.send(alice, bob, "<message type='chat' id='a3'><displayed xmlns='urn:xmpp:chat-markers:0' id='"+in.Attr("id")+"'/></message>")
+	if d := sent(t, n, "displayed"); d.ID != "L1" {
+		t.Fatalf("displayed %+v", d)
+	}
+	x.send(alice, bob, "<message type='chat' id='a4'><retract xmlns='urn:xmpp:message-retract:1' id='a2'/></message>")
+	if r := sent(t, n, "retract"); r.ID == "" {
+		t.Fatalf("retraction of an unknown id %+v", r)
+	}
+	// Network -> XMPP.
+	s.Events().Message("bob", bridge.Message{ID: "L2", Body: "and this", ReplyTo: "L1",
+		Attachments: []bridge.Attachment{{URL: "https://legacy.example/f/1", Name: "dog.jpg", MediaType: "image/jpeg", Size: 99}}})
+	x.expect("reply with an attachment", "<reply xmlns='urn:xmpp:reply:0' id='"+in.Attr("id")+"'", "<url>https://legacy.example/f/1</url>",
+		"<file-sharing xmlns='urn:xmpp:sfs:0'", "<name>dog.jpg</name>", "<size>99</size>", "target='https://legacy.example/f/1'")
+	s.Events().Displayed("bob", m.ID)
+	x.expect("displayed marker", "from='"+bob+"'", "<displayed xmlns='urn:xmpp:chat-markers:0' id='a1'/>")
+	s.Events().Retraction("bob", "L2")
+	x.expect("retraction", "from='"+bob+"'", "<retract xmlns='urn:xmpp:message-retract:1'")
+	s.Events().Reaction("bob", bridge.Reaction{To: m.ID, Emojis: []string{"🐈"}})
+	x.expect("reaction", "<reactions xmlns='urn:xmpp:reactions:0' id='a1'>", "<reaction>🐈</reaction>")
+	s.Events().ChatState("bob", bridge.Composing)
+	x.expect("chat state", "<composing xmlns='http://jabber.org/protocol/chatstates'/>")
+	s.Events().Presence("bob", bridge.Presence{Avatar: &bridge.Avatar{Type: "image/png", Data: []byte("\x89PNG fake")}})
+	p := x.expect("presence with the avatar's hash", "from='"+bob+"'", "vcard-temp:x:update", "<photo>")
+	hash := p.Child("vcard-temp:x:update", "x").Child("vcard-temp:x:update", "photo").Text()
+	x.send(alice, bob, "<iq type='get' id='v1'><vCard xmlns='vcard-temp'/></iq>")
+	v := x.expect("the vCard", "id='v1'", "<TYPE>image/png</TYPE>", "<BINVAL>")
+	if hash == "" || !strings.Contains(v.String(), "iVBORyBmYWtl") {
+		t.Fatalf("hash %q, vCard %s", hash, v)
+	}
+}
+
+// TestDiscoMatchesCatalogue: a bridge whose network does everything
+// announces every feature the catalogue lists for bridges, and nothing
+// else.
+func TestDiscoMatchesCatalogue(t *testing.T) {
+	_, _, x := start(t, bridge.Transport)
+	got := map[string]bool{}
+	for i, to := range []string{gw, "bob@" + gw} {
+		id := fmt.Sprint("d", i)
+		x.send(alice, to, "<iq type='get' id='"+id+"'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+		r := x.expect("disco#info of "+to, "id='"+id+"'", "type='result'")
+		for f := range r.Child("http://jabber.org/protocol/disco#info", "query").ChildElements {
+			if f.Local == "feature" {
+				got[f.Attr("var")] = true
+			}
+		}
+	}
+	want := map[string]bool{}
+	for _, f := range xeps.BridgeFeatures() {
+		want[f] = true
+		if !got[f] {
+			t.Errorf("the catalogue lists %s for bridges; not announced", f)
+		}
+	}
+	for f := range got {
+		if !want[f] {
+			t.Errorf("announced %s, not in the catalogue", f)
+		}
+	}
 }

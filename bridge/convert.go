@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +20,9 @@ const (
 	nsReceipts   = "urn:xmpp:receipts"
 	nsMarkers    = "urn:xmpp:chat-markers:0"
 	nsOOB        = "jabber:x:oob"
+	nsSFS        = "urn:xmpp:sfs:0"
+	nsFileMeta   = "urn:xmpp:file:metadata:0"
+	nsURLData    = "http://jabber.org/protocol/url-data"
 	nsSID        = "urn:xmpp:sid:0"
 	nsDelay      = "urn:xmpp:delay"
 	nsMUCUser    = "http://jabber.org/protocol/muc#user"
@@ -52,6 +57,7 @@ type inbound struct {
 // does not know go to Extensions, serialized as they came.
 func readMessage(el *xmlstream.Element) inbound {
 	in := inbound{xmppID: el.Attr("id")}
+	var sfs []Attachment
 	for c := range el.ChildElements {
 		switch {
 		case isContent(c.Space) && c.Local == "body":
@@ -97,6 +103,10 @@ func readMessage(el *xmlstream.Element) inbound {
 			if a.URL != "" {
 				in.msg.Attachments = append(in.msg.Attachments, a)
 			}
+		case c.Space == nsSFS && c.Local == "file-sharing":
+			if a, ok := readFileSharing(c); ok {
+				sfs = append(sfs, a)
+			}
 		case c.Space == nsDelay && c.Local == "delay":
 			if t, err := time.Parse(time.RFC3339Nano, c.Attr("stamp")); err == nil {
 				in.msg.Time = t
@@ -104,6 +114,19 @@ func readMessage(el *xmlstream.Element) inbound {
 		default:
 			in.msg.Extensions = append(in.msg.Extensions, extension(c))
 		}
+	}
+	// A client that shares a file with XEP-0447 usually adds XEP-0066 for
+	// older clients: the same URL once, with what the first tells more.
+	for _, f := range sfs {
+		i := slices.IndexFunc(in.msg.Attachments, func(a Attachment) bool { return a.URL == f.URL })
+		if i < 0 {
+			in.msg.Attachments = append(in.msg.Attachments, f)
+			continue
+		}
+		if f.Name != "" {
+			in.msg.Attachments[i].Name = f.Name
+		}
+		in.msg.Attachments[i].MediaType, in.msg.Attachments[i].Size = f.MediaType, f.Size
 	}
 	if strings.HasPrefix(in.msg.Body, "/me ") {
 		in.msg.Action = true
@@ -160,6 +183,7 @@ func writeMessage(typ string, m Message, x ids) *xmlstream.Element {
 		if a.Name != "" {
 			oob.AddChild(xmlstream.NewElement(nsOOB, "desc")).AddText(a.Name)
 		}
+		el.AddChild(fileSharing(a))
 	}
 	if x.replaces != "" {
 		el.AddChild(xmlstream.NewElement(nsCorrect, "replace")).SetAttr("id", x.replaces)
@@ -195,4 +219,46 @@ func bare(typ string, payload *xmlstream.Element) *xmlstream.Element {
 		el.AddChild(payload)
 	}
 	return el
+}
+
+// readFileSharing reads an XEP-0447 file shared by URL; other sources
+// (Jingle, encrypted) are not links the network could follow.
+func readFileSharing(c *xmlstream.Element) (Attachment, bool) {
+	var a Attachment
+	if src := c.Child(nsSFS, "sources"); src != nil {
+		if u := src.Child(nsURLData, "url-data"); u != nil {
+			a.URL = u.Attr("target")
+		}
+	}
+	if f := c.Child(nsFileMeta, "file"); f != nil {
+		if n := f.Child(nsFileMeta, "name"); n != nil {
+			a.Name = n.Text()
+		}
+		if t := f.Child(nsFileMeta, "media-type"); t != nil {
+			a.MediaType = t.Text()
+		}
+		if z := f.Child(nsFileMeta, "size"); z != nil {
+			a.Size, _ = strconv.ParseInt(z.Text(), 10, 64)
+		}
+	}
+	return a, a.URL != ""
+}
+
+// fileSharing is an attachment as XEP-0447 shows it, which clients
+// display inline with its name, type and size.
+func fileSharing(a Attachment) *xmlstream.Element {
+	fs := xmlstream.NewElement(nsSFS, "file-sharing")
+	fs.SetAttr("disposition", "inline")
+	f := fs.AddChild(xmlstream.NewElement(nsFileMeta, "file"))
+	if a.MediaType != "" {
+		f.AddChild(xmlstream.NewElement(nsFileMeta, "media-type")).AddText(a.MediaType)
+	}
+	if a.Name != "" {
+		f.AddChild(xmlstream.NewElement(nsFileMeta, "name")).AddText(a.Name)
+	}
+	if a.Size > 0 {
+		f.AddChild(xmlstream.NewElement(nsFileMeta, "size")).AddText(strconv.FormatInt(a.Size, 10))
+	}
+	fs.AddChild(xmlstream.NewElement(nsSFS, "sources")).AddChild(xmlstream.NewElement(nsURLData, "url-data")).SetAttr("target", a.URL)
+	return fs
 }
