@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/bridge"
 	"github.com/ambrosia-xmpp/ambrosia/bridge/bridgetest"
@@ -50,10 +52,14 @@ func BenchmarkRelayToNetwork(b *testing.B) {
 	<-n.Sent
 	b.ReportAllocs()
 	b.ResetTimer()
+	var lat latencies
 	for i := range b.N {
+		t0 := time.Now()
 		_ = l.Send(fmt.Appendf(nil, chatLine, i+1))
 		<-n.Sent
+		lat.add(time.Since(t0))
 	}
+	lat.report(b)
 }
 
 // BenchmarkRelayToXMPP: one message of the network through the bridge to
@@ -68,10 +74,30 @@ func BenchmarkRelayToXMPP(b *testing.B) {
 	ev := n.Session("alice@xmpp.example").Events()
 	b.ReportAllocs()
 	b.ResetTimer()
+	var lat latencies
 	for i := range b.N {
+		t0 := time.Now()
 		ev.Message("bob", bridge.Message{ID: bridge.MessageID(fmt.Sprint("L", i)), Body: "A line of chat of an ordinary length, like most."})
 		<-c.n
+		lat.add(time.Since(t0))
 	}
+	lat.report(b)
+}
+
+// latencies are the times of one message each, one after the other: the
+// benchmark reports messages/s and the 99th percentile.
+type latencies []time.Duration
+
+func (l *latencies) add(d time.Duration) { *l = append(*l, d) }
+
+func (l latencies) report(b *testing.B) {
+	if len(l) == 0 {
+		return
+	}
+	b.StopTimer()
+	slices.Sort(l)
+	b.ReportMetric(float64(l[len(l)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(len(l))/b.Elapsed().Seconds(), "msgs/s")
 }
 
 // BenchmarkPuppetMemory: what the bridge keeps in memory for each user of
