@@ -82,6 +82,17 @@ func newSession(c *conn, full jid.JID) *session {
 // JID implements router.Session.
 func (s *session) JID() jid.JID { return s.full }
 
+// RemoteAddr implements router.Addressed: the client's address, "" while
+// the session waits for a resumption.
+func (s *session) RemoteAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur == nil {
+		return ""
+	}
+	return s.cur.raw.RemoteAddr().String()
+}
+
 // Deliver implements router.Session: the stanza is serialized and written
 // to the current transport at once, without waiting for the client (see
 // outConn). Once Stream Management is enabled it is also kept until the

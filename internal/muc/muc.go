@@ -85,6 +85,21 @@ type Deps struct {
 	Store   Store
 	Log     *slog.Logger
 	Metrics Metrics
+	// Observer hears of joins, leaves and messages in the rooms it
+	// watches; nil: nobody.
+	Observer Observer
+	// Hook decides about messages to rooms before the room takes them
+	// ("room_message"); nil lets everything through.
+	Hook router.Hook
+}
+
+// Observer hears of what happens in rooms, for application services.
+type Observer interface {
+	// Watches reports whether the events of room (a bare JID) are wanted.
+	Watches(room jid.JID) bool
+	// RoomEvent reports one event of a watched room; it must return at
+	// once (it is called under the room's lock).
+	RoomEvent(room jid.JID, ev room.Event)
 }
 
 // Service is the conference service of one or more domains.
@@ -302,6 +317,12 @@ func (s *Service) HandleStanza(ctx context.Context, st router.Stanza) {
 		s.serviceStanza(ctx, st)
 		return
 	}
+	if s.deps.Hook != nil && st.El.Local == stanza.Message && st.El.Attr("type") == "groupchat" && st.To.Resource() == "" && !router.WasDecided(ctx) {
+		var ok bool
+		if ctx, st, ok = s.decide(ctx, st); !ok {
+			return
+		}
+	}
 	for {
 		e := s.entry(ctx, st)
 		if e == nil {
@@ -485,6 +506,7 @@ func (s *Service) restore(ctx context.Context, r *room.Room) {
 // roomDeps are what the engine takes from the service for one room.
 func (s *Service) roomDeps(roomJID jid.JID) room.Deps {
 	return room.Deps{
+		Report:      s.deps.Observer != nil && s.deps.Observer.Watches(roomJID.Bare()),
 		Now:         time.Now,
 		NewStanzaID: s.ids.Next,
 		NewID:       stanza.NewID,
@@ -521,6 +543,11 @@ func (s *Service) archived(roomKey, id string) (*xmlstream.Element, bool) {
 func (s *Service) apply(ctx context.Context, e *entry, res *room.Result) {
 	defer res.Release()
 	r := e.r
+	if o := s.deps.Observer; o != nil {
+		for _, ev := range res.Events {
+			o.RoomEvent(r.JID(), ev)
+		}
+	}
 	key := r.JID().String()
 	if res.Created {
 		s.mu.Lock()
@@ -628,3 +655,25 @@ func (s *Service) reply(ctx context.Context, st router.Stanza, r *xmlstream.Elem
 }
 
 func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
+
+// decide asks the hook about a message to a room: it returns the message
+// to go on with, or ok false when it was refused (its sender told).
+func (s *Service) decide(ctx context.Context, st router.Stanza) (context.Context, router.Stanza, bool) {
+	d := s.deps.Hook.Decide(ctx, "room_message", st)
+	ctx = router.Decided(ctx)
+	if d.Deny {
+		cond := d.Condition
+		if cond == "" {
+			cond = stanza.Forbidden
+		}
+		s.bounce(ctx, st, cond, d.Text)
+		return ctx, st, false
+	}
+	if d.Replace != nil {
+		el := clientNS(d.Replace)
+		el.SetAttr("from", st.El.Attr("from"))
+		el.SetAttr("to", st.El.Attr("to"))
+		st.El = el
+	}
+	return ctx, st, true
+}

@@ -18,6 +18,12 @@ func (m *SM) outboundPresence(ctx context.Context, sess router.Session, s router
 		if s.To.IsZero() {
 			return
 		}
+		if typ == "subscribe" {
+			var ok bool
+			if ctx, s, ok = m.decide(ctx, "subscription", s); !ok {
+				return
+			}
+		}
 		m.outboundSubscription(ctx, s.From.Bare(), s.To.Bare(), typ, s.El)
 		return
 	case "probe", "error":

@@ -257,6 +257,9 @@ func (m *SM) saveLocked(ctx context.Context, u *user, it *storage.RosterItem) ([
 // entities that receive them (XEP-0356 §4.4), to route once u.mu is
 // released.
 func (m *SM) pushLocked(u *user, it *storage.RosterItem) []router.Stanza {
+	if o := m.deps.Observer; o != nil {
+		o.RosterChanged(u.bare, *it)
+	}
 	for _, x := range u.sessions {
 		if !x.interested {
 			continue

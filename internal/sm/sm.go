@@ -62,6 +62,11 @@ type Deps struct {
 	Log *slog.Logger
 	// Metrics receives events for monitoring; nil records nothing.
 	Metrics Metrics
+	// Observer hears of logins, logouts and roster changes; nil: nobody.
+	Observer Observer
+	// Hook decides about messages and subscription requests to and from
+	// the domain's users before delivery; nil lets everything through.
+	Hook router.Hook
 }
 
 // SM is the session manager of one domain.
@@ -192,6 +197,13 @@ func (m *SM) Bind(ctx context.Context, s router.Session) error {
 	}
 	u.sessions = append(u.sessions, &session{s: s})
 	u.mu.Unlock()
+	if o := m.deps.Observer; o != nil {
+		addr := ""
+		if a, ok := s.(router.Addressed); ok {
+			addr = a.RemoteAddr()
+		}
+		o.Login(full, addr)
+	}
 	if old != nil {
 		// RFC 6120 §7.7.2.2: the new session takes the resource over.
 		old.s.Close("conflict")
@@ -220,6 +232,9 @@ func (m *SM) Unbind(ctx context.Context, s router.Session) {
 	u.mu.Unlock()
 	if gone != nil {
 		m.sessionGone(ctx, u, gone)
+		if o := m.deps.Observer; o != nil {
+			o.Logout(s.JID())
+		}
 	}
 	if empty && gone != nil {
 		m.recordLast(ctx, u, status)
@@ -272,6 +287,10 @@ func (m *SM) HandleFromSession(ctx context.Context, sess router.Session, s route
 			replyError(sess, s, stanza.BadRequest, "Only the server sends carbon copies and archive results.")
 			return
 		}
+		var ok bool
+		if ctx, s, ok = m.decide(ctx, "message", s); !ok {
+			return
+		}
 		m.sentCarbons(sess, s)
 		m.archiveOutgoing(ctx, s)
 	}
@@ -294,8 +313,18 @@ func (m *SM) HandleStanza(ctx context.Context, s router.Stanza) {
 	}
 	switch s.El.Local {
 	case stanza.Message:
+		var ok bool
+		if ctx, s, ok = m.decide(ctx, "message", s); !ok {
+			return
+		}
 		m.inboundMessage(ctx, m.stampIncoming(ctx, s))
 	case stanza.Presence:
+		if s.El.Attr("type") == "subscribe" {
+			var ok bool
+			if ctx, s, ok = m.decide(ctx, "subscription", s); !ok {
+				return
+			}
+		}
 		m.inboundPresence(ctx, s)
 	case stanza.IQ:
 		m.inboundIQ(ctx, s)

@@ -98,6 +98,7 @@ func (r *Room) groupchat(o *occupant, el *xmlstream.Element, from, to jid.JID) {
 		}
 	}
 	r.res.send(m, r.recipients()...)
+	r.report(Said, o, from, m)
 }
 
 // storable reports whether a message belongs in history and archive:

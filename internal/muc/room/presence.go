@@ -218,6 +218,7 @@ func (r *Room) join(el *xmlstream.Element, from, to jid.JID, assigned string) {
 	o.sessions = append(o.sessions, s)
 	r.bySess[from.String()] = o
 	r.count++
+	r.report(Joined, o, from, nil)
 
 	// The room roster first, the newcomer's own presence last (§7.2.3).
 	for _, p := range r.sortedOccupants() {
@@ -335,6 +336,7 @@ func (r *Room) leave(o *occupant, s *session, pres *xmlstream.Element, codes ...
 		o.sessions = slices.Delete(o.sessions, i, i+1)
 		delete(r.bySess, s.jid.String())
 		r.count--
+		r.report(Left, o, s.jid, nil)
 		// The session that left learns it is out; the others of the same
 		// occupant stay.
 		x := &presExtra{typ: "unavailable"}
@@ -370,6 +372,7 @@ func (r *Room) removeOccupant(o *occupant, rm removal) {
 	delete(r.occ, o.key)
 	for _, s := range o.sessions {
 		delete(r.bySess, s.jid.String())
+		r.report(Left, o, s.jid, nil)
 	}
 	r.count -= len(o.sessions)
 	if len(r.occ) == 0 && (!r.state.Config.Persistent || r.state.Locked) {

@@ -29,7 +29,28 @@ type Deps struct {
 	// in memory; nil looks in the history only.
 	Archived func(id string) (*xmlstream.Element, bool)
 	Limits   Limits
+	// Report asks for Result.Events: who came, went and spoke.
+	Report bool
 }
+
+// Event is something that happened in the room, reported when Deps.Report
+// asks for it.
+type Event struct {
+	Kind EventKind
+	Nick string
+	JID  jid.JID            // the occupant's real JID
+	El   *xmlstream.Element // Message: the message as reflected, without 'to'
+}
+
+// EventKind says what an Event is.
+type EventKind int
+
+// The kinds of Event.
+const (
+	Joined EventKind = iota + 1
+	Left
+	Said
+)
 
 // Delivery is one stanza to send to every JID of To. El is complete but
 // for its 'to' attribute, which the room's user sets for each recipient
@@ -78,6 +99,8 @@ type Result struct {
 	Destroyed bool
 	// Created reports that the call created the room (a first join).
 	Created bool
+	// Events are what happened, with Deps.Report.
+	Events []Event
 }
 
 // Release drops what the result holds once its user has taken it (the
@@ -89,7 +112,15 @@ func (res *Result) reset() {
 	clear(res.Out)
 	clear(res.Archive)
 	clear(res.Retract)
-	*res = Result{Out: res.Out[:0], Archive: res.Archive[:0], Retract: res.Retract[:0], Affiliations: res.Affiliations[:0]}
+	clear(res.Events)
+	*res = Result{Out: res.Out[:0], Archive: res.Archive[:0], Retract: res.Retract[:0], Affiliations: res.Affiliations[:0], Events: res.Events[:0]}
+}
+
+// report records an event when the room's user asked for them.
+func (r *Room) report(k EventKind, o *occupant, real jid.JID, el *xmlstream.Element) {
+	if r.deps.Report {
+		r.res.Events = append(r.res.Events, Event{Kind: k, Nick: o.nick, JID: real, El: el})
+	}
 }
 
 func (res *Result) send(el *xmlstream.Element, to ...jid.JID) {
