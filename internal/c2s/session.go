@@ -2,6 +2,7 @@ package c2s
 
 import (
 	"context"
+	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -38,6 +39,7 @@ const (
 type session struct {
 	srv  *Server
 	full jid.JID
+	addr net.Addr // of the client that bound the session
 	sm   router.SessionManager
 
 	mu      sync.Mutex
@@ -76,21 +78,19 @@ type unacked struct {
 }
 
 func newSession(c *conn, full jid.JID) *session {
-	return &session{srv: c.srv, full: full, sm: c.sm, cur: c}
+	return &session{srv: c.srv, full: full, sm: c.sm, cur: c, addr: c.raw.RemoteAddr()}
 }
 
 // JID implements router.Session.
 func (s *session) JID() jid.JID { return s.full }
 
-// RemoteAddr implements router.Addressed: the client's address, "" while
-// the session waits for a resumption.
+// RemoteAddr implements router.Addressed: the address of the client that
+// bound the session.
 func (s *session) RemoteAddr() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cur == nil {
+	if s.addr == nil {
 		return ""
 	}
-	return s.cur.raw.RemoteAddr().String()
+	return s.addr.String()
 }
 
 // Deliver implements router.Session: the stanza is serialized and written
