@@ -415,31 +415,12 @@ func (s *Service) drop(key string, e *entry) {
 // load reads a stored room, or makes a new one for a join the policy
 // allows; otherwise it returns the error to answer with.
 func (s *Service) load(ctx context.Context, st router.Stanza) (*room.Room, string, string) {
-	key := st.To.BareString()
-	rec, err := s.deps.Store.MUCRoom(ctx, key)
+	r, err := s.loadStored(ctx, st.To.Bare())
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 	case err != nil:
-		s.log.Error("room load", "room", key, "err", err)
 		return nil, stanza.InternalServerError, ""
 	default:
-		state, err := decodeState(rec.Config)
-		if err != nil {
-			s.log.Error("room state unreadable", "room", key, "err", err)
-			return nil, stanza.InternalServerError, ""
-		}
-		affs, err := s.deps.Store.MUCAffiliations(ctx, key)
-		if err != nil {
-			s.log.Error("room affiliations load", "room", key, "err", err)
-			return nil, stanza.InternalServerError, ""
-		}
-		recs := make([]room.Record, 0, len(affs))
-		for _, a := range affs {
-			aff, _ := room.ParseAffiliation(a.Affiliation)
-			recs = append(recs, room.Record{JID: a.JID, Affiliation: aff, Nick: a.Nick, Reason: a.Reason})
-		}
-		r := room.New(st.To.Bare(), state, recs, s.roomDeps(st.To.Bare()))
-		s.restore(ctx, r)
 		return r, "", ""
 	}
 	join := st.El.Local == stanza.Presence && st.El.Attr("type") == "" && st.To.Resource() != ""
@@ -450,6 +431,37 @@ func (s *Service) load(ctx context.Context, st router.Stanza) (*room.Room, strin
 		return nil, cond, text
 	}
 	return room.New(st.To.Bare(), room.State{}, nil, s.roomDeps(st.To.Bare())), "", ""
+}
+
+// loadStored reads a stored room, or returns storage.ErrNotFound; other
+// errors are logged.
+func (s *Service) loadStored(ctx context.Context, roomJID jid.JID) (*room.Room, error) {
+	key := roomJID.String()
+	rec, err := s.deps.Store.MUCRoom(ctx, key)
+	if err != nil {
+		if !errors.Is(err, storage.ErrNotFound) {
+			s.log.Error("room load", "room", key, "err", err)
+		}
+		return nil, err
+	}
+	state, err := decodeState(rec.Config)
+	if err != nil {
+		s.log.Error("room state unreadable", "room", key, "err", err)
+		return nil, err
+	}
+	affs, err := s.deps.Store.MUCAffiliations(ctx, key)
+	if err != nil {
+		s.log.Error("room affiliations load", "room", key, "err", err)
+		return nil, err
+	}
+	recs := make([]room.Record, 0, len(affs))
+	for _, a := range affs {
+		aff, _ := room.ParseAffiliation(a.Affiliation)
+		recs = append(recs, room.Record{JID: a.JID, Affiliation: aff, Nick: a.Nick, Reason: a.Reason})
+	}
+	r := room.New(roomJID, state, recs, s.roomDeps(roomJID))
+	s.restore(ctx, r)
+	return r, nil
 }
 
 // mayCreate applies the creation policy (XEP-0045 §10.1.1: not-allowed)

@@ -2,10 +2,12 @@ package muc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -374,5 +376,93 @@ func TestInvitationToARoom(t *testing.T) {
 	for _, p := range [][2]string{{"alice", a}, {"bob", b}} {
 		c[p[0]].Send("<iq type='get' id='alive' to='" + p[1] + "'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
 		c[p[0]].Expect("the room answers", func(el *xmlstream.Element) bool { return el.Local == "iq" && el.Attr("id") == "alive" })
+	}
+}
+
+// roomLog is an Observer and a Hook that records, and refuses messages
+// with "spam" in them.
+type roomLog struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (l *roomLog) Watches(r jid.JID) bool { return r.Local() == "watched" }
+func (l *roomLog) RoomEvent(r jid.JID, ev room.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, fmt.Sprintf("%s %d %s %s", r, ev.Kind, ev.Nick, ev.JID.Bare()))
+}
+func (l *roomLog) Decide(_ context.Context, kind string, s router.Stanza) router.Decision {
+	if kind == "room_message" && strings.Contains(s.El.String(), "spam") {
+		return router.Decision{Deny: true, Condition: "policy-violation", Text: "No spam."}
+	}
+	return router.Decision{}
+}
+func (l *roomLog) got() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.events)
+}
+
+// An administrator creates a room with its configuration and sets
+// affiliations without joining; an observer hears of joins, messages and
+// leaves of the rooms it watches only, and a hook refuses a message.
+func TestAdministratorAndObserver(t *testing.T) {
+	s, c := users(t, "alice", "bob")
+	log := &roomLog{}
+	cfg := DefaultConfig()
+	cfg.Services = map[string]string{service: "localhost"}
+	m, err := New(cfg, Deps{Router: s.Router, Store: s.Store, Log: xmpptest.Discard(), Observer: log, Hook: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Register(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	ctx := context.Background()
+	watched := jid.MustParse("watched@" + service)
+	if err := m.CreateRoom(ctx, watched, jid.MustParse("carol@localhost"), map[string][]string{"muc#roomconfig_roomname": {"Watched"}, "muc#roomconfig_membersonly": {"1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CreateRoom(ctx, watched, jid.MustParse("carol@localhost"), nil); !errors.Is(err, ErrExists) {
+		t.Fatalf("second create: %v", err)
+	}
+	if err := m.CreateRoom(ctx, jid.MustParse("bad@"+service), jid.MustParse("carol@localhost"), map[string][]string{"no-such-field": {"x"}}); err == nil {
+		t.Fatal("an unknown field was accepted")
+	}
+	// Members only: bob is refused until made a member.
+	c["bob"].Send("<presence to='watched@" + service + "/Bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	c["bob"].Expect("registration-required", func(el *xmlstream.Element) bool {
+		return el.Local == "presence" && strings.Contains(el.String(), "registration-required")
+	})
+	if err := m.SetAffiliation(ctx, watched, jid.MustParse("bob@localhost"), "member", "welcome"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetAffiliation(ctx, jid.MustParse("nowhere@"+service), jid.MustParse("bob@localhost"), "member", ""); !errors.Is(err, ErrNoRoom) {
+		t.Fatalf("affiliation in a room that does not exist: %v", err)
+	}
+	join(t, c["bob"], watched.String(), "Bob")
+	c["bob"].Send("<message type='groupchat' to='" + watched.String() + "'><body>hello</body></message>")
+	c["bob"].Expect("reflection", is("message", watched.String()+"/Bob", "groupchat"))
+	c["bob"].Send("<message type='groupchat' to='" + watched.String() + "' id='s1'><body>buy spam</body></message>")
+	e := c["bob"].Expect("refusal", is("message", watched.String(), "error"))
+	if err := contains(e, "policy-violation", "No spam."); err != nil {
+		t.Fatal(err)
+	}
+	c["bob"].Send("<presence type='unavailable' to='" + watched.String() + "/Bob'/>")
+	c["bob"].Expect("left", is("presence", watched.String()+"/Bob", "unavailable"))
+	join(t, c["alice"], "other@"+service, "Alice")
+	rooms, err := m.Rooms(ctx, service)
+	if err != nil || len(rooms) != 2 || rooms[0].Occupants != 1 || rooms[1].Name != "Watched" || rooms[1].Occupants != 0 {
+		t.Fatalf("rooms %+v %v", rooms, err)
+	}
+	want := []string{
+		"watched@" + service + " 1 Bob bob@localhost",
+		"watched@" + service + " 3 Bob bob@localhost",
+		"watched@" + service + " 2 Bob bob@localhost",
+	}
+	if got := log.got(); !slices.Equal(got, want) {
+		t.Fatalf("events\n%v\nwant\n%v", got, want)
 	}
 }

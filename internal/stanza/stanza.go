@@ -60,6 +60,19 @@ const (
 	UnexpectedRequest     = "unexpected-request"
 )
 
+// KnownCondition reports whether c is one of the stanza error conditions
+// of RFC 6120 §8.3.3: what a program outside the server may name.
+func KnownCondition(c string) bool {
+	switch c {
+	case BadRequest, Conflict, FeatureNotImplemented, Forbidden, "gone", InternalServerError, ItemNotFound,
+		JIDMalformed, NotAcceptable, NotAllowed, NotAuthorized, PolicyViolation, RecipientUnavailable, "redirect",
+		"registration-required", RemoteServerNotFound, RemoteServerTimeout, ResourceConstraint, ServiceUnavailable,
+		"subscription-required", UndefinedCondition, UnexpectedRequest:
+		return true
+	}
+	return false
+}
+
 // ErrorType returns the error type RFC 6120 §8.3.3 gives with condition.
 func ErrorType(condition string) string {
 	switch condition {

@@ -1,7 +1,10 @@
 package room
 
 import (
+	"errors"
 	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/dataform"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
@@ -89,4 +92,33 @@ func (r *Room) Notice(body string) *Result {
 	m.AddChild(xmlstream.NewElement(xmlstream.NSClient, "body")).AddText(body)
 	r.res.send(m, r.recipients()...)
 	return &r.res
+}
+
+// ErrExists is returned by Create for a room that exists already.
+var ErrExists = errors.New("room: the room exists")
+
+// Create makes the room exist with no occupant, owned by owner and
+// configured by f (submitted room configuration fields; none for the
+// defaults), persistent unless f says otherwise: a room an administrator
+// makes rather than its first occupant. An invalid form creates nothing.
+func (r *Room) Create(owner jid.JID, f dataform.Form) (*Result, error) {
+	r.res.reset()
+	if r.Exists() {
+		return &r.res, ErrExists
+	}
+	r.state.Config.Persistent = true
+	c, admins, owners, setAdmins, setOwners, ferr := r.applyForm(f)
+	if ferr != nil {
+		r.state.Config.Persistent = false
+		return &r.res, ferr
+	}
+	r.create(owner, false)
+	r.state.Config = c
+	if setOwners {
+		r.replaceList(Owner, owners, nil)
+	}
+	if setAdmins {
+		r.replaceList(Admin, admins, nil)
+	}
+	return &r.res, nil
 }
