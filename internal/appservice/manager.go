@@ -107,7 +107,7 @@ func (m *Manager) now() time.Time { return m.deps.Now().UTC() }
 
 // Login implements sm.Observer.
 func (m *Manager) Login(full jid.JID, addr string) {
-	if m.own(full) {
+	if m.Owns(full) {
 		return
 	}
 	bare := full.BareString()
@@ -117,7 +117,7 @@ func (m *Manager) Login(full jid.JID, addr string) {
 
 // Logout implements sm.Observer.
 func (m *Manager) Logout(full jid.JID) {
-	if m.own(full) {
+	if m.Owns(full) {
 		return
 	}
 	bare := full.BareString()
@@ -181,9 +181,9 @@ func (m *Manager) RoomEvent(r jid.JID, ev room.Event) {
 	m.emit(e, func(s *Service) bool { return s.OwnsRoom(k) })
 }
 
-// own reports whether full is the session of a service's user, which the
-// service knows of already.
-func (m *Manager) own(full jid.JID) bool {
+// Owns reports whether full is a session the manager holds for a service
+// (or the administrator): those are not reported as logins.
+func (m *Manager) Owns(full jid.JID) bool {
 	m.mu.Lock()
 	_, ok := m.sessions[full.String()]
 	m.mu.Unlock()

@@ -32,14 +32,14 @@ type inStream struct {
 	handled  uint32 // stanzas taken since stream management was enabled, for <a h/>
 
 	mu      sync.Mutex
-	authed  map[pair]bool // (local, remote) pairs the peer may use
+	authed  map[pair]string // (local, remote) pairs the peer may use, with how it proved it
 	closing bool
 	pending int // dialback checks running
 	wg      sync.WaitGroup
 }
 
 func newInStream(s *Service, nc net.Conn) *inStream {
-	return &inStream{svc: s, c: newXConn(nc, s.cfg.Limits), authed: make(map[pair]bool)}
+	return &inStream{svc: s, c: newXConn(nc, s.cfg.Limits), authed: make(map[pair]string)}
 }
 
 // close ends the stream from another goroutine.
@@ -263,7 +263,7 @@ func (in *inStream) saslExternal(el *xmlstream.Element) bool {
 		return false
 	}
 	in.mu.Lock()
-	in.authed[pair{in.to, domain}] = true
+	in.authed[pair{in.to, domain}] = MethodSASLExternal
 	in.mu.Unlock()
 	in.sasl = true
 	in.opened = false
@@ -325,7 +325,7 @@ func (in *inStream) dialback(ctx context.Context, el *xmlstream.Element) bool {
 		in.mu.Lock()
 		in.pending--
 		if ok {
-			in.authed[pair{d.To, d.From}] = true
+			in.authed[pair{d.To, d.From}] = MethodDialback
 		}
 		any := len(in.authed) > 0 || in.pending > 0
 		closing := in.closing
@@ -367,7 +367,7 @@ func (in *inStream) stanza(ctx context.Context, el *xmlstream.Element) bool {
 		return false
 	}
 	in.mu.Lock()
-	ok := in.authed[pair{to.Domain(), from.Domain()}]
+	ok := in.authed[pair{to.Domain(), from.Domain()}] != ""
 	anyTo := false
 	for k := range in.authed {
 		if k.local == to.Domain() {

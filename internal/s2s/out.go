@@ -29,9 +29,10 @@ type outStream struct {
 	wake  chan struct{} // a stanza was queued
 	quit  chan struct{} // closed by stop
 	once  sync.Once
-	mu    sync.Mutex
-	queue []queued
-	ended bool // no more stanzas are taken
+	mu     sync.Mutex
+	queue  []queued
+	ended  bool   // no more stanzas are taken
+	method string // how the stream authenticated, while it is up
 }
 
 // queued is a stanza waiting for an outgoing stream.
@@ -126,7 +127,13 @@ func (o *outStream) run(ctx context.Context) {
 	log.Info("outgoing stream up", "auth", method, "sm", c.sm)
 	o.svc.metrics.S2SAuth(method, false, true)
 	o.svc.metrics.S2SStreamUp(false)
+	o.mu.Lock()
+	o.method = method
+	o.mu.Unlock()
 	o.serve(ctx, c)
+	o.mu.Lock()
+	o.method = ""
+	o.mu.Unlock()
 	o.svc.metrics.S2SStreamDown(false)
 	log.Info("outgoing stream closed")
 }

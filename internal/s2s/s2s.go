@@ -308,6 +308,36 @@ func (s *Service) validFor(chain []*x509.Certificate, domain string) bool {
 	return err == nil
 }
 
+// Stream describes a server-to-server stream, for the admin API.
+type Stream struct {
+	Local, Remote string
+	Incoming      bool
+	// Auth is MethodSASLExternal or MethodDialback; "" for an outgoing
+	// stream still coming up.
+	Auth string
+}
+
+// Streams lists the streams: each outgoing one, and each (local, remote)
+// pair an incoming one authenticated.
+func (s *Service) Streams() []Stream {
+	var out []Stream
+	s.mu.Lock()
+	for k, o := range s.out {
+		o.mu.Lock()
+		out = append(out, Stream{Local: k.local, Remote: k.remote, Auth: o.method})
+		o.mu.Unlock()
+	}
+	s.mu.Unlock()
+	s.ins.Each(func(in *inStream) {
+		in.mu.Lock()
+		for p, method := range in.authed {
+			out = append(out, Stream{Local: p.local, Remote: p.remote, Incoming: true, Auth: method})
+		}
+		in.mu.Unlock()
+	})
+	return out
+}
+
 // Outgoing lists the (local, remote) pairs with an outgoing stream, up or
 // coming up, for tests and diagnostics.
 func (s *Service) Outgoing() [][2]string {

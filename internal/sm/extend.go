@@ -64,6 +64,7 @@ type SessionInfo struct {
 	JID       jid.JID
 	Available bool
 	Presence  *xmlstream.Element // its last available presence; nil if none
+	Address   string             // the client's network address, "" if unknown
 }
 
 // Sessions returns the sessions of the user of, or of every user for the
@@ -83,7 +84,11 @@ func (m *SM) Sessions(of jid.JID) []SessionInfo {
 	for _, u := range us {
 		u.mu.Lock()
 		for _, x := range u.sessions {
-			out = append(out, SessionInfo{JID: x.s.JID(), Available: x.available, Presence: x.presence})
+			info := SessionInfo{JID: x.s.JID(), Available: x.available, Presence: x.presence}
+			if a, ok := x.s.(router.Addressed); ok {
+				info.Address = a.RemoteAddr()
+			}
+			out = append(out, info)
 		}
 		u.mu.Unlock()
 	}

@@ -100,6 +100,9 @@ type formError struct{ cond, text string }
 
 func (e *formError) Error() string { return e.text }
 
+// Condition is the stanza error condition of the refusal.
+func (e *formError) Condition() string { return e.cond }
+
 func badValue(field string, err error) *formError {
 	return &formError{stanza.BadRequest, fmt.Sprintf("Invalid value for %s: %v", field, err)}
 }
