@@ -47,6 +47,9 @@ type Config struct {
 	S2S       S2S       `toml:"s2s"`
 	Upload    Upload    `toml:"upload"`
 	MUC       MUC       `toml:"muc"`
+	API       API       `toml:"api"`
+	// AppServices are the application services (docs/appservices.md).
+	AppServices []AppService `toml:"appservice"`
 }
 
 // Component configures the listener for external components (XEP-0114).
@@ -339,6 +342,8 @@ func Default() Config {
 			MessageRate:     5,
 			MessageBurst:    20,
 		},
+		// ejabberd's HTTP port; opened only when something uses it.
+		API: API{Addr: "127.0.0.1:5280"},
 		// Prosody keeps shared files a week; 100 MiB is ejabberd's limit.
 		Upload: Upload{
 			Enabled:     true,
@@ -395,6 +400,7 @@ func Decode(b []byte, c *Config) error {
 // the key path in capitals with dots as underscores. Lists are
 // comma-separated.
 func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
+	c.applyAppServiceEnv(lookup)
 	return walk(reflect.ValueOf(c).Elem(), "AMBROSIA", func(name string, v reflect.Value) error {
 		s, ok := lookup(name)
 		if !ok {
@@ -592,6 +598,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.Upload.validate(c.Domains, seen); err != nil {
+		return err
+	}
+	if err := c.validateAPI(); err != nil {
 		return err
 	}
 	if err := c.MUC.validate(c.Domains, seen, c.Upload); err != nil {
