@@ -29,6 +29,7 @@ type Server struct {
 	Store  *memory.Store
 	Router *router.Router
 	Edge   *c2s.Server
+	SM     *sm.SM
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -45,6 +46,9 @@ func StartServer(t testing.TB, adjust func(*c2s.Config)) *Server {
 type Options struct {
 	C2S func(*c2s.Config)
 	SM  func(*sm.Config)
+	// SMDeps adjusts the session manager's dependencies (an observer, a
+	// hook) before it is made.
+	SMDeps func(*sm.Deps)
 }
 
 // StartServerWith starts a server for domain "localhost" with components
@@ -71,10 +75,15 @@ func StartServerWith(t testing.TB, o Options) *Server {
 	if o.SM != nil {
 		o.SM(&smCfg)
 	}
-	m, err := sm.New(smCfg, sm.Deps{Router: s.Router, Accounts: s.Store, Roster: s.Store, Offline: s.Store, Blocklist: s.Store, Private: s.Store, Archive: s.Store, Log: log})
+	deps := sm.Deps{Router: s.Router, Accounts: s.Store, Roster: s.Store, Offline: s.Store, Blocklist: s.Store, Private: s.Store, Archive: s.Store, Log: log}
+	if o.SMDeps != nil {
+		o.SMDeps(&deps)
+	}
+	m, err := sm.New(smCfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.SM = m
 	if err := s.Router.Register(domain, m); err != nil {
 		t.Fatal(err)
 	}
