@@ -94,9 +94,11 @@ type route struct {
 	public bool
 }
 
-// routes lists the calls of the API: what the mux serves.
+// routes lists the calls of the API: what the mux serves and what the
+// OpenAPI document describes.
 func (a *API) routes() []route {
 	return []route{
+		{method: "GET", path: "/api/v1/openapi.json", h: a.openAPI, public: true},
 		{method: "POST", path: "/api/v1/send", h: a.send},
 		{method: "PUT", path: "/api/v1/users/{jid}/presence", h: a.setPresence},
 		{method: "GET", path: "/api/v1/users/{jid}/presence", h: a.presence},
@@ -138,7 +140,7 @@ func (a *API) register() {
 		})
 	}
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSONError(w, http.StatusNotFound, r.URL.Path+": no such call")
+		writeJSONError(w, http.StatusNotFound, r.URL.Path+": no such call (see /api/v1/openapi.json)")
 	})
 }
 

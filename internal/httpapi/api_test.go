@@ -261,6 +261,8 @@ func samplePath(p string) string {
 // admin.
 func sampleBody(rt route) string {
 	switch {
+	case rt.method == "GET" || rt.method == "DELETE":
+		return ""
 	case rt.path == "/api/v1/send":
 		return `{"from": "dir-alice@localhost", "to": "bob@localhost", "body": "hi"}`
 	case strings.HasSuffix(rt.path, "/presence"):
