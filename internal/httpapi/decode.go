@@ -60,7 +60,7 @@ func jsonError(err error) *httpError {
 		return badRequest(field, "want %s, not a JSON %s (offset %d)", jsonKind(typ.Type), typ.Value, typ.Offset)
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		if n, err := strconv.Unquote(name); err == nil {
+		if n, err := strconv.Unquote(name); err == nil && n != "" {
 			name = n
 		}
 		return badRequest(name, "unknown field")
