@@ -515,19 +515,26 @@ func TestBackendErrors(t *testing.T) {
 	} {
 		var logs bytes.Buffer
 		b := &fakeBackend{err: c.err}
-		a, err := New(Config{AdminToken: adminToken}, b, slog.New(slog.NewTextHandler(&logs, nil)))
+		cfg := Config{AdminToken: adminToken, Services: []*appservice.Service{testService(t, "directory", serviceToken)}}
+		a, err := New(cfg, b, slog.New(slog.NewTextHandler(&logs, nil)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := do(a, adminToken, "DELETE", "/api/v1/users/dir-x@localhost", "")
-		if w.Code != c.status {
-			t.Errorf("%v: status %d, want %d", c.err, w.Code, c.status)
-		}
-		if msg := errorOf(t, w); msg != c.msg {
-			t.Errorf("%v: error %q, want %q", c.err, msg, c.msg)
-		}
-		if logged := strings.Contains(logs.String(), "database is locked"); logged != (c.status == 500) {
-			t.Errorf("%v: logged %v: %q", c.err, logged, logs.String())
+		for _, rt := range a.routes() {
+			if rt.public {
+				continue
+			}
+			logs.Reset()
+			w := do(a, adminToken, rt.method, samplePath(rt.path)+sampleQuery(rt), sampleBody(rt))
+			if w.Code != c.status {
+				t.Errorf("%s %s, %v: status %d, want %d", rt.method, rt.path, c.err, w.Code, c.status)
+			}
+			if msg := errorOf(t, w); msg != c.msg {
+				t.Errorf("%s %s, %v: error %q, want %q", rt.method, rt.path, c.err, msg, c.msg)
+			}
+			if logged := strings.Contains(logs.String(), "database is locked"); logged != (c.status == 500) {
+				t.Errorf("%s %s, %v: logged %v: %q", rt.method, rt.path, c.err, logged, logs.String())
+			}
 		}
 	}
 }
