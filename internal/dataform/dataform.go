@@ -43,9 +43,11 @@ type Option struct {
 	Label, Value string
 }
 
-// Field is one field of a form.
+// Field is one field of a form. Required marks a field a form asks to
+// be filled in (<required/>).
 type Field struct {
 	Var, Type, Label string
+	Required         bool
 	Values           []string
 	Options          []Option
 }
@@ -117,6 +119,8 @@ func Parse(x *xmlstream.Element) (Form, error) {
 					continue
 				}
 				switch v.Local {
+				case "required":
+					fl.Required = true
 				case "value":
 					fl.Values = append(fl.Values, v.Text())
 				case "option":
@@ -185,6 +189,9 @@ func (f *Form) Element() *xmlstream.Element {
 		}
 		if fl.Label != "" {
 			fe.SetAttr("label", fl.Label)
+		}
+		if fl.Required {
+			fe.AddChild(xmlstream.NewElement(NS, "required"))
 		}
 		for _, o := range fl.Options {
 			oe := fe.AddChild(xmlstream.NewElement(NS, "option"))

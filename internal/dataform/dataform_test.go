@@ -18,7 +18,7 @@ func parse(t testing.TB, s string) *xmlstream.Element {
 
 func TestParseAndBuild(t *testing.T) {
 	f := Form{Type: TypeForm, FormType: "urn:example", Title: "T", Instructions: "Fill <it> in"}
-	f.Add(Field{Var: "b", Type: Boolean, Label: "A flag", Values: []string{"1"}})
+	f.Add(Field{Var: "b", Type: Boolean, Label: "A flag", Required: true, Values: []string{"1"}})
 	f.Add(Field{Var: "l", Type: ListMulti, Values: []string{"x", "y"}, Options: []Option{{Label: "X", Value: "x"}, {Value: "y"}}})
 	f.Add(Field{Type: Fixed, Values: []string{"a note"}})
 	el := f.Element()
@@ -32,8 +32,11 @@ func TestParseAndBuild(t *testing.T) {
 	if l := got.Field("l"); l == nil || !slices.Equal(l.Values, []string{"x", "y"}) || len(l.Options) != 2 || l.Options[0].Label != "X" {
 		t.Fatalf("list field: %+v", l)
 	}
-	if b := got.Field("b"); b.Value() != "1" || b.Type != Boolean || b.Label != "A flag" {
+	if b := got.Field("b"); b.Value() != "1" || b.Type != Boolean || b.Label != "A flag" || !b.Required {
 		t.Fatalf("boolean field: %+v", b)
+	}
+	if got.Field("l").Required {
+		t.Fatal("a field not required came back required")
 	}
 	if got.Field("missing") != nil || (&Field{}).Value() != "" {
 		t.Fatal("absent fields")
