@@ -42,12 +42,12 @@ type user struct {
 	// seen is the last presence of each user of the network who is not
 	// offline, as the network reported it to this user: what a probe is
 	// answered with (a client that connects probes its contacts).
-	seen map[UserID]presenceSeen
-	pending  []func(context.Context)
-	working  bool
-	tokens   float64 // rate limit toward the network
-	filled   time.Time
-	gone     bool // logged out for good (unregistered, or the bridge stops)
+	seen    map[UserID]presenceSeen
+	pending []func(context.Context)
+	working bool
+	tokens  float64 // rate limit toward the network
+	filled  time.Time
+	gone    bool // logged out for good (unregistered, or the bridge stops)
 }
 
 // user returns the state of an XMPP user, made on first use.
