@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/bridge/internal/store"
@@ -164,6 +166,45 @@ func (b *Bridge) gatewayPrompt(ctx context.Context, st router.Stanza, q *xmlstre
 // clients that only know those (username, password, nick…) can register.
 var legacyFields = map[string]bool{"username": true, "password": true, "nick": true, "email": true, "name": true, "first": true, "last": true, "url": true, "phone": true}
 
+// formField is the data form field of a field of the network's, holding
+// value unless it is empty.
+func formField(fd Field, value string) dataform.Field {
+	fl := dataform.Field{Var: fd.Name, Type: dataform.TextSingle, Label: fd.Label, Required: fd.Required}
+	switch {
+	case fd.Secret:
+		fl.Type = dataform.TextPrivate
+	case len(fd.Choices) > 0:
+		fl.Type = dataform.ListSingle
+		for _, c := range fd.Choices {
+			fl.Options = append(fl.Options, dataform.Option{Label: c, Value: c})
+		}
+	}
+	if value != "" {
+		fl.Values = []string{value}
+	}
+	return fl
+}
+
+// checkFields tells what is wrong with the values given for fields: a
+// required one missing, or one that is not among its choices; "" if
+// nothing.
+func checkFields(fields []Field, values map[string]string) string {
+	for _, fd := range fields {
+		name := fd.Label
+		if name == "" {
+			name = fd.Name
+		}
+		v := values[fd.Name]
+		switch {
+		case v == "" && fd.Required:
+			return "The field " + name + " is required."
+		case v != "" && len(fd.Choices) > 0 && !slices.Contains(fd.Choices, v):
+			return "The field " + name + " takes one of: " + strings.Join(fd.Choices, ", ") + "."
+		}
+	}
+	return ""
+}
+
 // registrationForm answers a request for the registration form (XEP-0077
 // §3.1), or what the user registered (without secrets).
 func (b *Bridge) registrationForm(ctx context.Context, st router.Stanza) {
@@ -181,15 +222,11 @@ func (b *Bridge) registrationForm(ctx context.Context, st router.Stanza) {
 	q.AddChild(xmlstream.NewElement(nsRegister, "instructions")).AddText(instr)
 	f := dataform.Form{Type: dataform.TypeForm, FormType: nsRegister, Title: "Registration with " + b.desc.Name, Instructions: instr}
 	for _, fd := range b.desc.Registration {
-		typ, val := dataform.TextSingle, creds[fd.Name]
+		val := creds[fd.Name]
 		if fd.Secret {
-			typ, val = dataform.TextPrivate, ""
+			val = ""
 		}
-		fl := dataform.Field{Var: fd.Name, Type: typ, Label: fd.Label}
-		if registered && val != "" {
-			fl.Values = []string{val}
-		}
-		f.Add(fl)
+		f.Add(formField(fd, val))
 		if legacyFields[fd.Name] {
 			e := q.AddChild(xmlstream.NewElement(nsRegister, fd.Name))
 			if registered && val != "" {
@@ -223,10 +260,10 @@ func (b *Bridge) register(ctx context.Context, st router.Stanza, q *xmlstream.El
 	known := map[string]bool{}
 	for _, fd := range b.desc.Registration {
 		known[fd.Name] = true
-		if fd.Required && creds[fd.Name] == "" {
-			b.bounce(ctx, st, stanza.NotAcceptable, "The field "+fd.Name+" is required.")
-			return
-		}
+	}
+	if msg := checkFields(b.desc.Registration, creds); msg != "" {
+		b.bounce(ctx, st, stanza.NotAcceptable, msg)
+		return
 	}
 	for k := range creds {
 		if !known[k] {

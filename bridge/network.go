@@ -56,13 +56,19 @@ type Description struct {
 	Session Session
 }
 
-// Field is one field of the registration form.
+// Field is one field of the registration form, or of a Form of a login
+// in steps (see LoginFlows).
 type Field struct {
-	Name     string // the key in Account.Credentials
+	// Name is the key in Account.Credentials, or in the values a Form's
+	// Submit is given.
+	Name     string
 	Label    string
 	Required bool
 	// Secret fields (passwords) are shown masked and stored encrypted.
 	Secret bool
+	// Choices, when not empty, are the values the field may take, offered
+	// as a list; the bridge refuses any other.
+	Choices []string
 }
 
 // Account is the XMPP user a session is for.
