@@ -153,6 +153,7 @@ type Bridge struct {
 	durable  bool
 	instance string // names this bridge in the origins of what it posts
 	idmap    *idMap
+	logins   *logins // logins in steps under way (ad-hoc commands)
 
 	mu       sync.Mutex
 	users    map[string]*user // by bare JID
@@ -183,6 +184,7 @@ func New(n Network, cfg Config, log *slog.Logger) (*Bridge, error) {
 		users:   map[string]*user{},
 		rooms:   map[string]*bridgedRoom{},
 		avatars: map[UserID]avatarInfo{},
+		logins:  newLogins(),
 	}
 	return b, nil
 }
@@ -258,6 +260,7 @@ func (b *Bridge) attach(rt *router.Router, st *store.Store) error {
 
 // shutdown logs every session out.
 func (b *Bridge) shutdown() {
+	b.logins.endAll()
 	b.mu.Lock()
 	b.stopping = true
 	users := make([]*user, 0, len(b.users))

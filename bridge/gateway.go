@@ -59,6 +59,9 @@ func (b *Bridge) gatewayFeatures() []string {
 	if b.desc.Mode == Transport {
 		fs = append(fs, nsRegister)
 	}
+	if _, ok := b.loginFlows(); ok {
+		fs = append(fs, nsCommands)
+	}
 	if rooms, _, _, _, _, _ := b.supports(); rooms {
 		fs = append(fs, nsMUC)
 	}
@@ -87,14 +90,19 @@ func (b *Bridge) contactFeatures() []string {
 func (b *Bridge) gatewayIQ(ctx context.Context, st router.Stanza) {
 	el := st.El
 	get := el.Attr("type") == "get"
+	_, hasFlows := b.loginFlows()
 	switch {
 	case get && el.Child(stanza.NSDiscoInfo, "query") != nil:
-		if el.Child(stanza.NSDiscoInfo, "query").Attr("node") != "" {
-			b.bounce(ctx, st, stanza.ItemNotFound, "")
-			return
-		}
 		r := stanza.Result(el)
 		q := r.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "query"))
+		if node := el.Child(stanza.NSDiscoInfo, "query").Attr("node"); node != "" {
+			if _, ok := b.loginFlows(); !ok || !b.commandInfo(q, node) {
+				b.bounce(ctx, st, stanza.ItemNotFound, "")
+				return
+			}
+			b.reply(ctx, st, r)
+			return
+		}
 		id := q.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "identity"))
 		id.SetAttr("category", "gateway")
 		id.SetAttr("type", b.desc.Type)
@@ -111,7 +119,10 @@ func (b *Bridge) gatewayIQ(ctx context.Context, st router.Stanza) {
 		b.reply(ctx, st, r)
 	case get && el.Child(stanza.NSDiscoItems, "query") != nil:
 		r := stanza.Result(el)
-		r.AddChild(xmlstream.NewElement(stanza.NSDiscoItems, "query"))
+		q := r.AddChild(xmlstream.NewElement(stanza.NSDiscoItems, "query"))
+		if _, ok := b.loginFlows(); ok && el.Child(stanza.NSDiscoItems, "query").Attr("node") == nsCommands {
+			b.commandItems(q)
+		}
 		b.reply(ctx, st, r)
 	case get && el.Child(stanza.NSPing, "ping") != nil:
 		b.reply(ctx, st, stanza.Result(el))
@@ -120,6 +131,8 @@ func (b *Bridge) gatewayIQ(ctx context.Context, st router.Stanza) {
 		q := r.AddChild(xmlstream.NewElement(stanza.NSVersion, "query"))
 		q.AddChild(xmlstream.NewElement(stanza.NSVersion, "name")).AddText("Ambrosia bridge: " + b.desc.Name)
 		b.reply(ctx, st, r)
+	case el.Child(nsCommands, "command") != nil && hasFlows:
+		b.command(ctx, st, el.Child(nsCommands, "command"))
 	case el.Child(nsGateway, "query") != nil:
 		b.gatewayPrompt(ctx, st, el.Child(nsGateway, "query"))
 	case el.Child(nsRegister, "query") != nil && b.desc.Mode == Transport:
@@ -218,6 +231,9 @@ func (b *Bridge) registrationForm(ctx context.Context, st router.Stanza) {
 	instr := b.desc.Instructions
 	if instr == "" {
 		instr = "Enter your " + b.desc.Name + " account."
+		if b.onlyInSteps() {
+			instr = "Log in with the gateway's command \"Log in to " + b.desc.Name + "\"."
+		}
 	}
 	q.AddChild(xmlstream.NewElement(nsRegister, "instructions")).AddText(instr)
 	f := dataform.Form{Type: dataform.TypeForm, FormType: nsRegister, Title: "Registration with " + b.desc.Name, Instructions: instr}
@@ -244,6 +260,10 @@ func (b *Bridge) register(ctx context.Context, st router.Stanza, q *xmlstream.El
 	u := b.user(st.From.Bare())
 	if q.Child(nsRegister, "remove") != nil {
 		u.do(func(ctx context.Context) { b.unregister(ctx, u, st) })
+		return
+	}
+	if b.onlyInSteps() {
+		b.bounce(ctx, st, stanza.NotAcceptable, "Log in with the gateway's command \"Log in to "+b.desc.Name+"\".")
 		return
 	}
 	creds := map[string]string{}
@@ -315,6 +335,13 @@ func (b *Bridge) register(ctx context.Context, st router.Stanza, q *xmlstream.El
 	})
 }
 
+// onlyInSteps reports a network whose users log in in steps only: it has
+// no registration fields.
+func (b *Bridge) onlyInSteps() bool {
+	_, ok := b.loginFlows()
+	return ok && len(b.desc.Registration) == 0
+}
+
 // registrationGrace is how long the session of a registration waits for
 // the user to come online.
 const registrationGrace = time.Minute
@@ -330,13 +357,27 @@ func (u *user) logoutIfAway(ctx context.Context, s Session) {
 	}
 }
 
-// unregister removes everything kept for the user, and the contacts the
-// bridge put in their roster (XEP-0100 §4.3).
+// unregister removes everything kept for the user (XEP-0077 §3.2,
+// XEP-0100 §4.3).
 func (b *Bridge) unregister(ctx context.Context, u *user, st router.Stanza) {
-	if _, err := b.st.Registration(ctx, u.jid.String()); errors.Is(err, store.ErrNotFound) {
+	switch err := b.forget(ctx, u); {
+	case errors.Is(err, errNotRegistered):
 		b.bounce(ctx, st, stanza.ItemNotFound, "You are not registered.")
-		return
+	case err != nil:
+		b.bounce(ctx, st, stanza.InternalServerError, "")
+	default:
+		b.reply(ctx, st, stanza.Result(st.El))
+		b.farewell(ctx, u)
 	}
+}
+
+// forget removes everything kept for the user, and the contacts the
+// bridge put in their roster; it runs on the user's worker.
+func (b *Bridge) forget(ctx context.Context, u *user) error {
+	if _, err := b.st.Registration(ctx, u.jid.String()); errors.Is(err, store.ErrNotFound) {
+		return errNotRegistered
+	}
+	b.logins.endUser(u.jid.String())
 	u.logout(ctx, "unregistered")
 	contacts, _ := b.st.Contacts(ctx, u.jid.String())
 	for _, c := range contacts {
@@ -348,12 +389,16 @@ func (b *Bridge) unregister(ctx context.Context, u *user, st router.Stanza) {
 	b.idmap.forget(u.jid.String())
 	if err := b.st.Forget(ctx, u.jid.String()); err != nil {
 		b.log.Error("unregister", "err", err)
-		b.bounce(ctx, st, stanza.InternalServerError, "")
-		return
+		return err
 	}
-	b.reply(ctx, st, stanza.Result(st.El))
+	b.log.Info("unregistered", "user", u.jid.String())
+	return nil
+}
+
+// farewell ends the gateway's presence subscriptions with a user who
+// unregistered.
+func (b *Bridge) farewell(ctx context.Context, u *user) {
 	for _, typ := range []string{"unsubscribe", "unsubscribed", "unavailable"} {
 		b.presenceTo(ctx, b.domain, u.jid, typ)
 	}
-	b.log.Info("unregistered", "user", u.jid.String())
 }
