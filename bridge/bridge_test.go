@@ -53,9 +53,18 @@ func sent(t *testing.T, n *bridgetest.Network, what string) bridgetest.Sent {
 	}
 }
 
-func start(t *testing.T, mode bridge.Mode) (*bridge.Bridge, *bridgetest.Network, *xmpp) {
+// start serves a bridge for a network in memory; setup, if given, is
+// applied to the bridge before it serves.
+func start(t *testing.T, mode bridge.Mode, setup ...func(*bridge.Bridge)) (*bridge.Bridge, *bridgetest.Network, *xmpp) {
 	t.Helper()
 	n := bridgetest.New(mode)
+	b, x := serve(t, n, setup...)
+	return b, n, x
+}
+
+// serve serves a bridge for n.
+func serve(t *testing.T, n bridge.Network, setup ...func(*bridge.Bridge)) (*bridge.Bridge, *xmpp) {
+	t.Helper()
 	cfg := bridge.DefaultConfig()
 	cfg.Domain = gw
 	cfg.Connect = bridge.Connect{Mode: "component", Server: "127.0.0.1:1", Secret: "s"}
@@ -64,7 +73,10 @@ func start(t *testing.T, mode bridge.Mode) (*bridge.Bridge, *bridgetest.Network,
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b, n, &xmpp{t: t, x: bridgetest.Attach(t, b)}
+	for _, f := range setup {
+		f(b)
+	}
+	return b, &xmpp{t: t, x: bridgetest.Attach(t, b)}
 }
 
 func TestPuppetOneToOne(t *testing.T) {
@@ -244,9 +256,21 @@ func TestRooms(t *testing.T) {
 func TestDiscoAnnouncesWhatTheNetworkDoes(t *testing.T) {
 	_, _, x := start(t, bridge.Transport)
 	x.send(alice, gw, "<iq type='get' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
-	x.expect("gateway identity", "category='gateway'", "type='test'", "var='jabber:iq:register'", "var='http://jabber.org/protocol/muc'")
+	x.expect("gateway identity", "category='gateway'", "type='test'", "var='jabber:iq:register'", "var='http://jabber.org/protocol/muc'", "var='http://jabber.org/protocol/commands'")
 	x.send(alice, "bob@"+gw, "<iq type='get' id='c'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
 	x.expect("contact features", "var='urn:xmpp:reactions:0'", "var='urn:xmpp:message-correct:0'", "var='http://jabber.org/protocol/chatstates'")
+	// A network whose logins take one step has no commands.
+	_, y := serve(t, struct{ bridge.Network }{bridgetest.New(bridge.Transport)})
+	y.send(alice, gw, "<iq type='get' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	if d := y.expect("gateway features", "id='d'", "var='jabber:iq:register'"); strings.Contains(d.String(), "commands") {
+		t.Fatalf("commands announced by a network with no logins in steps: %s", d)
+	}
+	y.send(alice, gw, "<iq type='get' id='i'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>")
+	if d := y.expect("no commands", "id='i'", "type='result'"); strings.Contains(d.String(), "<item") {
+		t.Fatalf("commands listed by a network with no logins in steps: %s", d)
+	}
+	y.send(alice, gw, "<iq type='set' id='e'><command xmlns='http://jabber.org/protocol/commands' node='jabber:iq:register' action='execute'/></iq>")
+	y.expect("no login command", "id='e'", "service-unavailable")
 }
 
 // TestBadInput: what a network or a user sends wrong is refused with the

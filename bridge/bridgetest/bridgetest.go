@@ -1,7 +1,7 @@
 // Package bridgetest is a network held in memory, for testing bridges
 // and the bridge package itself: a Network with every optional feature,
-// whose tests make its users act (write, react, join, kick) and read what
-// XMPP users sent them.
+// logins in steps included, whose tests make its users act (write,
+// react, join, kick, scan a QR code) and read what XMPP users sent them.
 package bridgetest
 
 import (
@@ -38,6 +38,9 @@ type Network struct {
 	users     map[bridge.UserID]bool // users that exist
 	away      map[bridge.UserID]bool // users that cannot receive
 	passwords map[string]string      // Transport: password of each username
+	codes     map[string]string      // the code a username's login needs besides the password
+	tokens    map[string]string      // the token a login in steps gave each username
+	links     map[string]chan string // the QR codes shown, to the logins waiting for a scan
 	contacts  []bridge.Contact
 	rooms     map[bridge.RoomID][]bridge.Participant
 	subjects  map[bridge.RoomID]string
@@ -49,7 +52,8 @@ type Network struct {
 // New returns an empty network in the given mode.
 func New(mode bridge.Mode) *Network {
 	return &Network{mode: mode, Sent: make(chan Sent, 1000), users: map[bridge.UserID]bool{}, away: map[bridge.UserID]bool{},
-		passwords: map[string]string{}, rooms: map[bridge.RoomID][]bridge.Participant{}, subjects: map[bridge.RoomID]string{}, sessions: map[string]*Session{}}
+		passwords: map[string]string{}, codes: map[string]string{}, tokens: map[string]string{}, links: map[string]chan string{},
+		rooms: map[bridge.RoomID][]bridge.Participant{}, subjects: map[bridge.RoomID]string{}, sessions: map[string]*Session{}}
 }
 
 // AddUser makes a user of the network exist; away users cannot receive.
@@ -65,6 +69,31 @@ func (n *Network) SetPassword(username, password string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.passwords[username] = password
+}
+
+// SetCode makes the login of username need code besides the password,
+// as a code sent by SMS would: the login in steps asks for it, and a
+// login with the password alone (as registration with XEP-0077 makes) is
+// refused.
+func (n *Network) SetCode(username, code string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.codes[username] = code
+}
+
+// Scan stands for the app of username, a user of the network, scanning
+// the QR code whose text is data: the login in steps that shows it ends,
+// logged in as username. It reports false if no login shows that code.
+func (n *Network) Scan(data, username string) bool {
+	n.mu.Lock()
+	ch := n.links[data]
+	delete(n.links, data)
+	n.mu.Unlock()
+	if ch == nil {
+		return false
+	}
+	ch <- username
+	return true
 }
 
 // SetContacts sets the contacts every session lists.
@@ -89,7 +118,8 @@ func (n *Network) Session(user string) *Session {
 	return n.sessions[user]
 }
 
-// Logins counts the logins so far.
+// Logins counts the sessions opened so far, by Login or by a login in
+// steps.
 func (n *Network) Logins() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -106,14 +136,24 @@ func (n *Network) Describe() bridge.Description {
 }
 
 // Login implements bridge.Network: a Transport login needs the password
-// set with SetPassword.
+// set with SetPassword, or the token a login in steps gave; a user with a
+// code (SetCode) needs the token.
 func (n *Network) Login(ctx context.Context, acct bridge.Account, ev bridge.Events) (bridge.Session, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.mode == bridge.Transport {
-		pw, ok := n.passwords[acct.Credentials["username"]]
-		if !ok || pw != acct.Credentials["password"] {
-			return nil, fmt.Errorf("login of %s: %w", acct.Credentials["username"], bridge.ErrBadCredentials)
+		name := acct.Credentials["username"]
+		switch tok, ok := n.tokens[name]; {
+		case acct.Credentials["token"] != "":
+			if !ok || tok != acct.Credentials["token"] {
+				return nil, fmt.Errorf("login of %s: the token: %w", name, bridge.ErrBadCredentials)
+			}
+		case n.codes[name] != "":
+			return nil, fmt.Errorf("login of %s: a code is needed too, in the login command: %w", name, bridge.ErrBadCredentials)
+		default:
+			if pw, ok := n.passwords[name]; !ok || pw != acct.Credentials["password"] {
+				return nil, fmt.Errorf("login of %s: %w", name, bridge.ErrBadCredentials)
+			}
 		}
 	}
 	s := &Session{n: n, user: acct.JID, ev: ev, self: bridge.UserID(acct.Credentials["username"])}
@@ -123,6 +163,103 @@ func (n *Network) Login(ctx context.Context, acct bridge.Account, ev bridge.Even
 	n.sessions[acct.JID] = s
 	n.logins++
 	return s, nil
+}
+
+// StartLogin implements bridge.LoginFlows. The user first chooses how
+// to log in. "password" asks for the username and the password, then for
+// the code set with SetCode if there is one, and ends with a session
+// open. "qr" shows a QR code, which Scan confirms, and ends with no
+// session. Either way the credentials kept are the username and a token,
+// which Login takes without any step.
+func (n *Network) StartLogin(ctx context.Context, acct bridge.Account, ev bridge.Events) (bridge.Step, error) {
+	return &bridge.Form{
+		Instructions: "Choose how to log in.",
+		Fields:       []bridge.Field{{Name: "method", Label: "Method", Required: true, Choices: []string{"password", "qr"}}},
+		Submit: func(_ context.Context, v map[string]string) (bridge.Step, error) {
+			if v["method"] == "qr" {
+				// The login's ctx, not Submit's: the QR code is shown
+				// until the login ends.
+				return n.qrStep(ctx, acct, ev), nil
+			}
+			return n.passwordStep(acct, ev), nil
+		},
+	}, nil
+}
+
+func (n *Network) passwordStep(acct bridge.Account, ev bridge.Events) *bridge.Form {
+	return &bridge.Form{
+		Instructions: "Enter your Memory account.",
+		Fields:       []bridge.Field{{Name: "username", Label: "User name", Required: true}, {Name: "password", Label: "Password", Required: true, Secret: true}},
+		Submit: func(_ context.Context, v map[string]string) (bridge.Step, error) {
+			name := v["username"]
+			n.mu.Lock()
+			pw, ok := n.passwords[name]
+			code := n.codes[name]
+			n.mu.Unlock()
+			if !ok || pw != v["password"] {
+				return nil, fmt.Errorf("login of %s: %w", name, bridge.ErrBadCredentials)
+			}
+			if code == "" {
+				return n.done(acct, ev, name, true), nil
+			}
+			return &bridge.Form{
+				Instructions: "Enter the code Memory sent you.",
+				Fields:       []bridge.Field{{Name: "code", Label: "Code", Required: true}},
+				Submit: func(_ context.Context, v map[string]string) (bridge.Step, error) {
+					if v["code"] != code {
+						return nil, fmt.Errorf("the code %s: %w", v["code"], bridge.ErrBadCredentials)
+					}
+					return n.done(acct, ev, name, true), nil
+				},
+			}, nil
+		},
+	}
+}
+
+// qrStep shows a QR code until it is scanned or the login (ctx) ends.
+func (n *Network) qrStep(ctx context.Context, acct bridge.Account, ev bridge.Events) *bridge.Display {
+	n.mu.Lock()
+	n.seq++
+	data := fmt.Sprintf("memory:link:%d", n.seq)
+	scanned := make(chan string, 1)
+	n.links[data] = scanned
+	n.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		n.mu.Lock()
+		delete(n.links, data)
+		n.mu.Unlock()
+	})
+	return &bridge.Display{
+		Instructions: "Scan the QR code with the Memory app.",
+		Code:         data,
+		QR:           true,
+		Wait: func(ctx context.Context) (bridge.Step, error) {
+			select {
+			case name := <-scanned:
+				return n.done(acct, ev, name, false), nil
+			case <-ctx.Done():
+				return nil, fmt.Errorf("the QR code was not scanned: %w", bridge.ErrTimeout)
+			}
+		},
+	}
+}
+
+// done ends a login in steps as username, with a new token, and a
+// session open if withSession.
+func (n *Network) done(acct bridge.Account, ev bridge.Events, username string, withSession bool) *bridge.Done {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.seq++
+	tok := fmt.Sprintf("token-%d", n.seq)
+	n.tokens[username] = tok
+	d := &bridge.Done{Credentials: map[string]string{"username": username, "token": tok}}
+	if withSession {
+		s := &Session{n: n, user: acct.JID, ev: ev, self: bridge.UserID(username)}
+		n.sessions[acct.JID] = s
+		n.logins++
+		d.Session = s
+	}
+	return d
 }
 
 // Session is one XMPP user's session on the network in memory.
@@ -291,6 +428,7 @@ func (s *Session) Kick(ctx context.Context, room bridge.RoomID, user bridge.User
 
 var (
 	_ bridge.Network           = (*Network)(nil)
+	_ bridge.LoginFlows        = (*Network)(nil)
 	_ bridge.PresenceSetter    = (*Session)(nil)
 	_ bridge.ContactLister     = (*Session)(nil)
 	_ bridge.ChatStateSender   = (*Session)(nil)
