@@ -254,6 +254,10 @@ func (b *Bridge) command(ctx context.Context, st router.Stanza, c *xmlstream.Ele
 		b.commandError(ctx, st, stanza.ItemNotFound, "", "No such command.")
 		return
 	}
+	if !b.user(st.From.Bare()).allow() {
+		b.commandError(ctx, st, stanza.ResourceConstraint, "", "You are sending faster than the network takes.")
+		return
+	}
 	if sid == "" {
 		if action != "" && action != "execute" {
 			b.commandError(ctx, st, stanza.BadRequest, "bad-sessionid", "No session to go on with.")
@@ -518,6 +522,13 @@ func (b *Bridge) keep(ctx context.Context, u *user, ev *userEvents, d *Done) err
 	}
 	online := len(u.online) > 0
 	u.mu.Unlock()
+	if d.Session != nil {
+		b.mu.Lock()
+		if b.sample == nil {
+			b.sample = d.Session
+		}
+		b.mu.Unlock()
+	}
 	// XEP-0100 §4.1.1: the gateway asks for the user's presence.
 	b.presenceTo(ctx, b.domain, u.jid, "subscribe")
 	switch {
