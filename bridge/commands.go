@@ -309,12 +309,22 @@ func addNote(c *xmlstream.Element, typ, text string) {
 
 // commandError answers a command request with an error, with the
 // command's own condition app if not empty. Unlike bounce, it does not
-// send the request back: its form may hold a password.
+// send the whole request back, whose form may hold a password: only its
+// <command/>'s node and sessionid, by which clients tell their sessions
+// apart.
 func (b *Bridge) commandError(ctx context.Context, st router.Stanza, cond, app, text string) {
 	req := xmlstream.NewElement(st.El.Space, st.El.Local)
 	for _, a := range []string{"id", "from", "to", "type"} {
 		if v := st.El.Attr(a); v != "" {
 			req.SetAttr(a, v)
+		}
+	}
+	if c := st.El.Child(nsCommands, "command"); c != nil {
+		rc := req.AddChild(xmlstream.NewElement(nsCommands, "command"))
+		for _, a := range []string{"node", "sessionid"} {
+			if v := c.Attr(a); v != "" {
+				rc.SetAttr(a, v)
+			}
 		}
 	}
 	r := stanza.ErrorReply(req, cond, text)

@@ -106,6 +106,9 @@ func (a answer) refused(t *testing.T, cond, app string) {
 	if a.el.Attr("type") != "error" || !strings.Contains(s, "<"+cond+" ") || (app != "" && !strings.Contains(s, "<"+app+" xmlns='"+nsCommands+"'/>")) {
 		t.Fatalf("want %s %s, got %s", cond, app, s)
 	}
+	if strings.Contains(s, "jabber:x:data") {
+		t.Fatalf("the request's form sent back: %s", s)
+	}
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {
@@ -248,7 +251,11 @@ func TestLoginInStepsRefusals(t *testing.T) {
 	c := &clock{t: time.Unix(1e9, 0)}
 	_, _, x := start(t, bridge.Transport, withClock(c))
 	const bob = "bob@xmpp.example/laptop"
-	x.command(alice, "c1", "sessionid='nope' action='next'", "method", "password").refused(t, "bad-request", "bad-sessionid")
+	a := x.command(alice, "c1", "sessionid='nope' action='next'", "method", "password")
+	a.refused(t, "bad-request", "bad-sessionid")
+	if a.sid != "nope" {
+		t.Fatalf("the error should name the session, for clients to find it: %s", a.el)
+	}
 	x.command(alice, "c2", "action='next'").refused(t, "bad-request", "bad-sessionid")
 	x.command(alice, "c3", "action='sideways'").refused(t, "bad-request", "malformed-action")
 	x.command("xmpp.example", "c4", "").refused(t, "forbidden", "")
@@ -263,7 +270,7 @@ func TestLoginInStepsRefusals(t *testing.T) {
 	x.command("alice@xmpp.example/laptop", "s4", "sessionid='"+sid+"'", "method", "password").step(t, "", "username")
 
 	// Canceled.
-	a := x.command(alice, "s5", "sessionid='"+sid+"' action='cancel'")
+	a = x.command(alice, "s5", "sessionid='"+sid+"' action='cancel'")
 	if a.status != "canceled" || a.sid != sid {
 		t.Fatalf("want canceled, got %s", a.el)
 	}
