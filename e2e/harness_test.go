@@ -500,6 +500,25 @@ func (b *bgScript) waitLine(t testing.TB, want string, timeout time.Duration) {
 	}
 }
 
+// waitPrefix waits until the script prints a line that starts with
+// prefix, and returns the rest of it.
+func (b *bgScript) waitPrefix(t testing.TB, prefix string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case l := <-b.lines:
+			if rest, ok := strings.CutPrefix(l, prefix); ok {
+				return rest
+			}
+		case <-b.done:
+			t.Fatalf("%s.py exited before printing %s…: %v\n%s", b.name, prefix, b.err, b.out.String())
+		case <-deadline:
+			t.Fatalf("%s.py did not print %s… within %v\n%s", b.name, prefix, timeout, b.out.String())
+		}
+	}
+}
+
 // wait waits for the script to finish and fails the test unless it succeeded.
 func (b *bgScript) wait(t testing.TB) string {
 	t.Helper()

@@ -69,7 +69,7 @@ func Specs() []Spec {
 			Tests: []string{"e2e.TestIMPrivateAndVCard", "internal/sm.TestPrivateXMLAndVCard"}},
 		{ID: "XEP-0050", Name: "Ad-Hoc Commands", Status: "partial", Note: "on the gateways of bridges (bridge/) whose network logs users in in steps (a code, a QR code): the login and unregister commands; the server has no commands of its own",
 			Bridge: []string{"http://jabber.org/protocol/commands"},
-			Tests:  []string{"bridge.TestLoginInStepsWithCode", "bridge.TestLoginInStepsQRCode", "bridge.TestLoginInStepsRefusals", "bridge.TestUnregisterCommand"}},
+			Tests:  []string{"bridge.TestLoginInStepsWithCode", "bridge.TestLoginInStepsQRCode", "bridge.TestLoginInStepsRefusals", "bridge.TestUnregisterCommand", "e2e.TestBridgeLoginInSteps"}},
 		{ID: "XEP-0054", Name: "vcard-temp", Status: "complete", Server: []string{"vcard-temp"}, MUC: []string{"vcard-temp"},
 			Bridge: []string{"vcard-temp"},
 			Tests:  []string{"bridge.TestRichMessages", "e2e.TestIMPrivateAndVCard", "internal/sm.TestPrivateXMLAndVCard"}},
