@@ -12,8 +12,10 @@
 //     carried through as an opaque payload;
 //   - the id map between the network's message ids and XMPP's, kept across
 //     restarts, so that a correction or a reaction finds its message;
-//   - registration (XEP-0077) with credentials sealed at rest, logins on
-//     the user's presence and logins again with backoff, contacts put in
+//   - registration (XEP-0077) with credentials sealed at rest, or logins
+//     in steps (a code sent by SMS, a QR code to scan) as the gateway's
+//     ad-hoc commands (XEP-0050), logins on the user's presence and
+//     logins again with backoff, contacts put in
 //     users' rosters (XEP-0356 where the server grants it, XEP-0144
 //     elsewhere), discovery announcing exactly what the network supports,
 //     XMPP errors instead of silent drops, a rate limit toward the network;
@@ -24,7 +26,11 @@
 //
 // A Network in Puppet mode shows its users to anybody; in Transport mode
 // (XEP-0100) each XMPP user logs in to the network with an account of
-// their own.
+// their own. A network whose logins take more than a form (a code, a QR
+// code) implements LoginFlows: each Step is shown as a data form of the
+// gateway's login command, and the Done that ends the flow is kept as the
+// user's registration, so that later logins, on the user's presence, take
+// no step (see ExampleLoginFlows).
 //
 // The shape follows mautrix-go's bridgev2 for Matrix: a connector per
 // network, a central module with the generic bridge logic, and the
