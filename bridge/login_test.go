@@ -362,3 +362,26 @@ func TestLoginEndsItsContext(t *testing.T) {
 	x.command(alice, "d6", "sessionid='"+sid+"'").refused(t, "not-allowed", "session-expired")
 	ended("expired")
 }
+
+// stepsOnly is bridgetest's network with no registration fields: its
+// users log in in steps only.
+type stepsOnly struct{ *bridgetest.Network }
+
+func (n stepsOnly) Describe() bridge.Description {
+	d := n.Network.Describe()
+	d.Registration = nil
+	return d
+}
+
+// TestRegistrationPointsToTheCommand: a network whose users log in in
+// steps only refuses XEP-0077 registration, and says where to go.
+func TestRegistrationPointsToTheCommand(t *testing.T) {
+	n := bridgetest.New(bridge.Transport)
+	n.SetPassword("alice", "pw")
+	_, x := serve(t, stepsOnly{n})
+	x.send(alice, gw, "<iq type='get' id='g'><query xmlns='jabber:iq:register'/></iq>")
+	x.expect("the form's instructions", "id='g'", "type='result'", "Log in with the gateway's command")
+	x.send(alice, gw, "<iq type='set' id='s'><query xmlns='jabber:iq:register'><username>alice</username><password>pw</password></query></iq>")
+	x.expect("the registration refused", "id='s'", "not-acceptable", "Log in with the gateway's command")
+	x.command(alice, "c1", "").step(t, "", "method")
+}
