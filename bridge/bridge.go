@@ -366,7 +366,14 @@ func (b *Bridge) bounce(ctx context.Context, st router.Stanza, cond, text string
 	if !stanza.MayBounce(st.El) {
 		return
 	}
-	r := stanza.ErrorReply(st.El, cond, text)
+	el := st.El
+	if el.Local == stanza.IQ && el.Child(nsRegister, "query") != nil {
+		// A registration's error does not carry the request back: it may
+		// hold the user's password for the other network.
+		el = el.ShallowCopy()
+		el.SetNodes(nil)
+	}
+	r := stanza.ErrorReply(el, cond, text)
 	r.SetAttr("from", st.To.String())
 	r.SetAttr("to", st.From.String())
 	b.rt.Route(ctx, router.Stanza{El: r, From: st.To, To: st.From})
