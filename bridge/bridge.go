@@ -161,6 +161,8 @@ type Bridge struct {
 	sample   Session // a session, to tell what the network supports before a user has one
 	avatars  map[UserID]avatarInfo
 	stopping bool
+	// rosterSets are the roster sets sent and not answered, by id.
+	rosterSets map[string]rosterSet
 }
 
 // New returns a bridge for the network; Run starts it.

@@ -449,4 +449,80 @@ func TestDiscoMatchesCatalogue(t *testing.T) {
 			t.Errorf("announced %s, not in the catalogue", f)
 		}
 	}
+// next returns the next stanza the bridge sends, failing without one.
+func (x *xmpp) next(what string) *xmlstream.Element {
+	x.t.Helper()
+	s := x.x.Next(5 * time.Second)
+	if s == "" {
+		x.t.Fatalf("no %s", what)
+	}
+	el, err := xmlstream.ParseStanza([]byte(s), xmlstream.NSClient)
+	if err != nil {
+		x.t.Fatalf("the bridge sent what does not parse: %v\n%s", err, s)
+	}
+	return el
+}
+
+// TestContactsInRoster: with the server's roster privilege (XEP-0356), a
+// contact the network reports is put in the user's roster with a roster
+// set, once: reported again as it is, only its presence goes out; with
+// another name, it is set again. A refusal of the server, or the user
+// removing the contact (a roster push of the server's), forgets it, so
+// that the next report puts it back.
+func TestContactsInRoster(t *testing.T) {
+	_, n, x := start(t, bridge.Puppet)
+	n.AddUser("bob", false)
+	const user, bob = "alice@xmpp.example", "bob@" + gw
+	x.send("xmpp.example", gw, "<message><privilege xmlns='urn:xmpp:privilege:2'><perm access='roster' type='both'/></privilege></message>")
+	x.send(alice, bob, "<message type='chat'><body>hi</body></message>")
+	sent(t, n, "message")
+	ev := n.Session(user).Events()
+	set := func(what string, name string) string {
+		t.Helper()
+		el := x.next(what)
+		s := el.String()
+		for _, sub := range []string{"<iq", "type='set'", "to='" + user + "'", "from='" + gw + "'", "<query xmlns='jabber:iq:roster'>",
+			"jid='" + bob + "'", "subscription='both'", "name='" + name + "'", "<group>Memory</group>"} {
+			if !strings.Contains(s, sub) {
+				t.Fatalf("%s: %s has no %s", what, s, sub)
+			}
+		}
+		if p := x.next("bob's presence after " + what); p.Local != "presence" || p.Attr("from") != bob {
+			t.Fatalf("after %s: %s, want bob's presence", what, p)
+		}
+		return el.Attr("id")
+	}
+	presenceOnly := func(what string) {
+		t.Helper()
+		if p := x.next(what); p.Local != "presence" || p.Attr("from") != bob {
+			t.Fatalf("%s: %s, want bob's presence and no roster set", what, p)
+		}
+	}
+
+	ev.Contact(bridge.Contact{ID: "bob", Name: "Bob"})
+	id := set("the roster set", "Bob")
+	x.send(user, gw, "<iq type='result' id='"+id+"'/>")
+	ev.Contact(bridge.Contact{ID: "bob", Name: "Bob", Presence: bridge.Presence{Show: bridge.Away}})
+	presenceOnly("the same contact again")
+	ev.Contact(bridge.Contact{ID: "bob", Name: "Bobby"})
+	id = set("the roster set of the new name", "Bobby")
+
+	// Refused: the next report tries again.
+	x.send(user, gw, "<iq type='error' id='"+id+"'><error type='cancel'><not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
+	ev.Contact(bridge.Contact{ID: "bob", Name: "Bobby"})
+	id = set("the roster set after a refusal", "Bobby")
+	// An answer from someone else is not the answer.
+	x.send("mallory@xmpp.example", gw, "<iq type='error' id='"+id+"'><error type='cancel'><not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
+	ev.Contact(bridge.Contact{ID: "bob", Name: "Bobby"})
+	presenceOnly("the contact after someone else's refusal")
+
+	// Removed by the user: the push is answered, and the next report
+	// puts the contact back.
+	x.send(user, gw, "<iq type='set' id='push1'><query xmlns='jabber:iq:roster'><item jid='"+bob+"' subscription='remove'/></query></iq>")
+	if r := x.next("the answer to the push"); r.Attr("type") != "result" || r.Attr("id") != "push1" {
+		t.Fatalf("push answered %s", r)
+	}
+	ev.Contact(bridge.Contact{ID: "bob", Name: "Bobby"})
+	set("the roster set after a removal", "Bobby")
+
 }

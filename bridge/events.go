@@ -345,17 +345,25 @@ func (e *userEvents) ContactRemoved(id UserID) {
 	}
 }
 
-// contact puts a contact in the user's roster and tells its presence.
+// contact puts a contact in the user's roster, unless it is there
+// already as it is (a network may report its contacts at every login),
+// and tells its presence.
 func (e *userEvents) contact(ctx context.Context, c Contact) {
 	f, ok := e.from(c.ID)
 	if !ok {
 		return
 	}
-	if err := e.u.b.st.AddContact(ctx, e.u.jid.String(), string(c.ID), c.Name); err != nil {
-		e.u.b.log.Error("contact", "err", err)
+	b := e.u.b
+	changed, err := b.st.AddContact(ctx, e.u.jid.String(), string(c.ID), c.Name, groupsOf(b, c))
+	if err != nil {
+		b.log.Error("contact", "err", err)
+		changed = true
 	}
-	e.u.b.addToRoster(ctx, e.u, f, c)
-	e.u.b.route(ctx, withTo(e.u.b.presence(f, c.ID, c.Presence), e.u.jid))
+	if changed {
+		b.addToRoster(ctx, e.u, f, c)
+	}
+	e.u.notePresence(c.ID, c.Presence)
+	b.route(ctx, withTo(b.presence(f, c.ID, c.Presence), e.u.jid))
 }
 
 func withTo(el *xmlstream.Element, to jid.JID) *xmlstream.Element {

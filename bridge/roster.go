@@ -2,8 +2,10 @@ package bridge
 
 import (
 	"context"
+	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 )
@@ -66,9 +68,11 @@ func (b *Bridge) privilegesFor(user jid.JID) privileges {
 // way a transport does (XEP-0100 §4.1.3).
 func (b *Bridge) addToRoster(ctx context.Context, u *user, contact jid.JID, c Contact) {
 	if b.privilegesFor(u.jid).roster {
+		id := stanza.NewID()
+		b.noteRosterSet(id, u.jid, c.ID)
 		iq := xmlstream.NewElement(xmlstream.NSClient, stanza.IQ)
 		iq.SetAttr("type", "set")
-		iq.SetAttr("id", stanza.NewID())
+		iq.SetAttr("id", id)
 		iq.SetAttr("from", b.cfg.Domain)
 		iq.SetAttr("to", u.jid.String())
 		item := iq.AddChild(xmlstream.NewElement(stanza.NSRoster, "query")).AddChild(xmlstream.NewElement(stanza.NSRoster, "item"))
@@ -105,6 +109,87 @@ func (b *Bridge) addToRoster(ctx context.Context, u *user, contact jid.JID, c Co
 		sub.AddChild(xmlstream.NewElement(nsNick, "nick")).AddText(c.Name)
 	}
 	b.route(ctx, sub)
+}
+
+// rosterSet is a roster set the bridge sent on a user's behalf, waiting
+// for the server's answer.
+type rosterSet struct {
+	user    jid.JID
+	contact UserID
+	sent    time.Time
+}
+
+// rosterSetWait is how long the bridge waits for the answer to a roster
+// set; one that does not come is forgotten.
+const rosterSetWait = 5 * time.Minute
+
+// noteRosterSet records a roster set sent with id.
+func (b *Bridge) noteRosterSet(id string, user jid.JID, contact UserID) {
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.rosterSets == nil {
+		b.rosterSets = map[string]rosterSet{}
+	}
+	for k, r := range b.rosterSets {
+		if now.Sub(r.sent) > rosterSetWait {
+			delete(b.rosterSets, k)
+		}
+	}
+	b.rosterSets[id] = rosterSet{user: user, contact: contact, sent: now}
+}
+
+// rosterAnswer handles an answer to a roster set the bridge sent, from
+// the user's address or the user's server, and reports whether st was
+// one. A refusal is logged, and the contact forgotten, so that the next
+// report of it tries again: it is not in the user's roster.
+func (b *Bridge) rosterAnswer(ctx context.Context, st router.Stanza) bool {
+	id := st.El.Attr("id")
+	b.mu.Lock()
+	r, ok := b.rosterSets[id]
+	ok = ok && (st.From.Equal(r.user) || st.From.Local() == "" && st.From.Resource() == "" && st.From.Domain() == r.user.Domain())
+	if ok {
+		delete(b.rosterSets, id)
+	}
+	b.mu.Unlock()
+	if !ok {
+		return false
+	}
+	if st.El.Attr("type") == "error" {
+		b.log.Warn("the server refused to put a contact in a user's roster", "user", r.user.String(), "contact", string(r.contact),
+			"error", stanza.ErrorCondition(st.El))
+		if err := b.st.RemoveContact(ctx, r.user.String(), string(r.contact)); err != nil {
+			b.log.Error("contact removal", "err", err)
+		}
+	}
+	return true
+}
+
+// rosterPush handles a roster push the server sends the bridge for a
+// user, as XEP-0356 §4.4 lets a server do for an entity with the roster
+// privilege: a contact of the bridge's domain the user removed from their
+// roster is forgotten, so that it is put back when the network reports it
+// again. It reports whether st was one (answered then).
+func (b *Bridge) rosterPush(ctx context.Context, st router.Stanza) bool {
+	q := st.El.Child(stanza.NSRoster, "query")
+	if q == nil || st.El.Attr("type") != "set" || st.From.Local() == "" || st.From.Resource() != "" || !b.privilegesFor(st.From).roster {
+		return false
+	}
+	for item := range q.ChildElements {
+		if item.Local != "item" || item.Attr("subscription") != "remove" {
+			continue
+		}
+		c, err := jid.Parse(item.Attr("jid"))
+		if err != nil || c.Domain() != b.cfg.Domain || c.Local() == "" {
+			continue
+		}
+		id := jid.UnescapeLocal(c.Local())
+		if err := b.st.RemoveContact(ctx, st.From.String(), id); err != nil {
+			b.log.Error("contact removal", "err", err)
+		}
+	}
+	b.reply(ctx, st, stanza.Result(st.El))
+	return true
 }
 
 // groupsOf is the roster groups of a contact: the network's name when the

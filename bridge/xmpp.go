@@ -91,6 +91,10 @@ func (b *Bridge) gatewayStanza(ctx context.Context, st router.Stanza) {
 		b.gatewayPresence(ctx, st)
 	case stanza.IQ:
 		if !stanza.IsRequest(st.El) {
+			b.rosterAnswer(ctx, st)
+			return
+		}
+		if b.rosterPush(ctx, st) {
 			return
 		}
 		b.gatewayIQ(ctx, st)

@@ -40,13 +40,19 @@ var schema = []string{
 		user TEXT NOT NULL, peer TEXT NOT NULL, legacy TEXT NOT NULL, xmpp TEXT NOT NULL,
 		PRIMARY KEY (user, peer, legacy))`,
 	`CREATE INDEX IF NOT EXISTS ids_xmpp ON ids (user, peer, xmpp)`,
-	`CREATE TABLE IF NOT EXISTS contacts (user TEXT NOT NULL, contact TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (user, contact))`,
+	`CREATE TABLE IF NOT EXISTS contacts (user TEXT NOT NULL, contact TEXT NOT NULL, name TEXT NOT NULL, groups TEXT NOT NULL DEFAULT '', PRIMARY KEY (user, contact))`,
 	`CREATE TABLE IF NOT EXISTS queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, stanza BLOB NOT NULL)`,
 	`CREATE INDEX IF NOT EXISTS queue_user ON queue (user, seq)`,
 	`CREATE TABLE IF NOT EXISTS handled (event TEXT PRIMARY KEY, at INTEGER NOT NULL)`,
 	`CREATE TABLE IF NOT EXISTS inbox (event TEXT PRIMARY KEY, stanza BLOB NOT NULL)`,
 	`CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, stanza BLOB NOT NULL)`,
 	`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+}
+
+// columns are those added to a table after its first version: a
+// database made before gets them when opened.
+var columns = []struct{ table, name, def string }{
+	{"contacts", "groups", "TEXT NOT NULL DEFAULT ''"},
 }
 
 // Open opens or creates the database in dir (bridge.db), with the key
@@ -85,6 +91,20 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("store: schema: %w", err)
+		}
+	}
+	for _, c := range columns {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.name).Scan(&n); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store: schema: %w", err)
+		}
+		if n > 0 {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, `ALTER TABLE `+c.table+` ADD COLUMN `+c.name+` `+c.def); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store: schema: %s.%s: %w", c.table, c.name, err)
 		}
 	}
 	return &Store{db: db, aead: aead}, nil
@@ -268,10 +288,22 @@ func (s *Store) one(ctx context.Context, q string, args ...any) (string, error) 
 	return v, err
 }
 
-// AddContact records a contact the bridge put in user's roster.
-func (s *Store) AddContact(ctx context.Context, user, contact, name string) error {
-	_, err := s.write(ctx, `INSERT INTO contacts (user, contact, name) VALUES (?, ?, ?) ON CONFLICT (user, contact) DO UPDATE SET name = excluded.name`, user, contact, name)
-	return err
+// AddContact records a contact the bridge put in user's roster, with its
+// name and groups; it reports whether the record is new or changed, that
+// is whether the roster needs the contact (again).
+func (s *Store) AddContact(ctx context.Context, user, contact, name string, groups []string) (changed bool, err error) {
+	g, err := json.Marshal(groups)
+	if err != nil {
+		return false, err
+	}
+	res, err := s.write(ctx, `INSERT INTO contacts (user, contact, name, groups) VALUES (?, ?, ?, ?)
+		ON CONFLICT (user, contact) DO UPDATE SET name = excluded.name, groups = excluded.groups
+		WHERE name <> excluded.name OR groups <> excluded.groups`, user, contact, name, string(g))
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 // RemoveContact forgets a contact.

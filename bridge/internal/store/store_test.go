@@ -80,8 +80,21 @@ func TestIDsContactsQueueForget(t *testing.T) {
 	if _, err := s.LegacyID(ctx, u, "carol", "X1"); !IsNotFound(err) {
 		t.Fatal("an id leaked to another conversation")
 	}
-	must(s.AddContact(ctx, u, "bob", "Bob"))
-	must(s.AddContact(ctx, u, "carol", "Carol"))
+	add := func(contact, name string, groups ...string) bool {
+		t.Helper()
+		changed, err := s.AddContact(ctx, u, contact, name, groups)
+		must(err)
+		return changed
+	}
+	if !add("bob", "Bob", "Net") || !add("carol", "Carol") {
+		t.Fatal("a new contact reported unchanged")
+	}
+	if add("bob", "Bob", "Net") {
+		t.Fatal("the same contact again reported changed")
+	}
+	if !add("bob", "Bobby", "Net") || !add("bob", "Bobby", "Net", "Friends") {
+		t.Fatal("a contact whose name or groups changed reported unchanged")
+	}
 	must(s.RemoveContact(ctx, u, "carol"))
 	if cs, _ := s.Contacts(ctx, u); len(cs) != 1 || cs[0] != "bob" {
 		t.Fatalf("contacts %v", cs)
@@ -165,5 +178,33 @@ func TestInboxOutbox(t *testing.T) {
 	id2, _ := s.Meta(ctx, "instance", func() string { return "second" })
 	if id != "first" || id2 != "first" {
 		t.Fatalf("meta %q %q", id, id2)
+	}
+}
+
+// A database made before contacts had groups gets the column, and its
+// contacts count as changed once, when told again.
+func TestContactsGroupsAdded(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	if _, err := s.db.Exec(`DROP TABLE contacts`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.Exec(`CREATE TABLE contacts (user TEXT NOT NULL, contact TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (user, contact))`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.Exec(`INSERT INTO contacts (user, contact, name) VALUES ('alice@example.org', 'bob', 'Bob')`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2 := open(t, dir)
+	if cs, err := s2.Contacts(ctx, "alice@example.org"); err != nil || len(cs) != 1 || cs[0] != "bob" {
+		t.Fatalf("contacts after the upgrade: %v %v", cs, err)
+	}
+	for i, want := range []bool{true, false} {
+		changed, err := s2.AddContact(ctx, "alice@example.org", "bob", "Bob", []string{"Net"})
+		if err != nil || changed != want {
+			t.Fatalf("report %d: changed %v (%v), want %v", i+1, changed, err, want)
+		}
 	}
 }
