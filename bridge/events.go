@@ -160,7 +160,7 @@ func (e *userEvents) Sent(to UserID, m Message) {
 	inner := writeMessage("chat", m, x)
 	inner.SetAttr("from", e.u.jid.String())
 	inner.SetAttr("to", t.String())
-	if !e.u.b.privileged.message {
+	if !e.u.b.privilegesFor(e.u.jid).message {
 		e.u.b.log.Debug("a message sent from elsewhere is not shown: the server grants no message privilege", "user", e.u.jid.String())
 		return
 	}
