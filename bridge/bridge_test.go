@@ -468,7 +468,8 @@ func (x *xmpp) next(what string) *xmlstream.Element {
 // set, once: reported again as it is, only its presence goes out; with
 // another name, it is set again. A refusal of the server, or the user
 // removing the contact (a roster push of the server's), forgets it, so
-// that the next report puts it back.
+// that the next report puts it back. The next login is told the contacts
+// in the roster (Account.Contacts).
 func TestContactsInRoster(t *testing.T) {
 	_, n, x := start(t, bridge.Puppet)
 	n.AddUser("bob", false)
@@ -476,6 +477,9 @@ func TestContactsInRoster(t *testing.T) {
 	x.send("xmpp.example", gw, "<message><privilege xmlns='urn:xmpp:privilege:2'><perm access='roster' type='both'/></privilege></message>")
 	x.send(alice, bob, "<message type='chat'><body>hi</body></message>")
 	sent(t, n, "message")
+	if cs := n.Session(user).Account().Contacts; len(cs) != 0 {
+		t.Fatalf("first login told contacts %v", cs)
+	}
 	ev := n.Session(user).Events()
 	set := func(what string, name string) string {
 		t.Helper()
@@ -525,4 +529,17 @@ func TestContactsInRoster(t *testing.T) {
 	ev.Contact(bridge.Contact{ID: "bob", Name: "Bobby"})
 	set("the roster set after a removal", "Bobby")
 
+	// The next login is told bob.
+	ev.Disconnected(errors.New("connection reset"))
+	deadline := time.Now().Add(10 * time.Second)
+	for n.Logins() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	s := n.Session(user)
+	if n.Logins() < 2 || s == nil {
+		t.Fatal("no login again after the session ended")
+	}
+	if cs := s.Account().Contacts; len(cs) != 1 || cs[0] != "bob" {
+		t.Fatalf("the next login was told contacts %v, want [bob]", cs)
+	}
 }

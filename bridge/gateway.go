@@ -296,7 +296,7 @@ func (b *Bridge) register(ctx context.Context, st router.Stanza, q *xmlstream.El
 		u.mu.Lock()
 		ev := u.newEventsLocked()
 		u.mu.Unlock()
-		s, err := b.net.Login(ctx, Account{JID: u.jid.String(), Credentials: creds}, ev)
+		s, err := b.net.Login(ctx, Account{JID: u.jid.String(), Credentials: creds, Contacts: b.contactsOf(ctx, u.jid)}, ev)
 		if err != nil {
 			cond, text := errorFor(err)
 			if cond == stanza.InternalServerError {

@@ -78,6 +78,12 @@ type Account struct {
 	// Credentials are what the user registered, by field name; nil in
 	// Puppet mode.
 	Credentials map[string]string
+	// Contacts are the users of the network the bridge put in the user's
+	// roster (Events.Contact and ContactLister) and has not taken out
+	// since, nor seen the user remove where the server tells (XEP-0356
+	// roster pushes): a network without contact lists of its own, such
+	// as IRC, may follow their presence.
+	Contacts []UserID
 }
 
 // Session is one user's connection to the network.

@@ -189,7 +189,7 @@ func (u *user) newEventsLocked() *userEvents {
 
 // login opens a session on the network, reporting to ev.
 func (u *user) login(ctx context.Context, ev *userEvents) (Session, error) {
-	acct := Account{JID: u.jid.String()}
+	acct := Account{JID: u.jid.String(), Contacts: u.b.contactsOf(ctx, u.jid)}
 	if u.b.desc.Mode == Transport {
 		creds, err := u.b.st.Registration(ctx, acct.JID)
 		if store.IsNotFound(err) {
@@ -214,6 +214,21 @@ func (u *user) login(ctx context.Context, ev *userEvents) (Session, error) {
 	}
 	u.b.mu.Unlock()
 	return s, nil
+}
+
+// contactsOf lists the contacts the bridge put in a user's roster, for
+// Account.Contacts.
+func (b *Bridge) contactsOf(ctx context.Context, user jid.JID) []UserID {
+	cs, err := b.st.Contacts(ctx, user.String())
+	if err != nil {
+		b.log.Warn("contact list", "user", user.String(), "err", err)
+		return nil
+	}
+	ids := make([]UserID, len(cs))
+	for i, c := range cs {
+		ids[i] = UserID(c)
+	}
+	return ids
 }
 
 // afterLogin puts the user's contacts in their roster.

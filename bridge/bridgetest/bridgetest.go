@@ -156,7 +156,7 @@ func (n *Network) Login(ctx context.Context, acct bridge.Account, ev bridge.Even
 			}
 		}
 	}
-	s := &Session{n: n, user: acct.JID, ev: ev, self: bridge.UserID(acct.Credentials["username"])}
+	s := &Session{n: n, user: acct.JID, acct: acct, ev: ev, self: bridge.UserID(acct.Credentials["username"])}
 	if s.self == "" {
 		s.self = bridge.UserID(acct.JID)
 	}
@@ -266,6 +266,7 @@ func (n *Network) done(acct bridge.Account, ev bridge.Events, username string, w
 type Session struct {
 	n    *Network
 	user string
+	acct bridge.Account
 	self bridge.UserID
 	ev   bridge.Events
 
@@ -276,6 +277,9 @@ type Session struct {
 // Events returns what the session reports to, for tests to make the
 // network's users act.
 func (s *Session) Events() bridge.Events { return s.ev }
+
+// Account is what the bridge logged the session in with.
+func (s *Session) Account() bridge.Account { return s.acct }
 
 // Closed reports whether the session logged out.
 func (s *Session) Closed() bool {
