@@ -1,8 +1,9 @@
 // Package fakeircd is an IRC server small enough to read, for the tests
 // of the IRC bridge: registration (CAP, PASS, NICK, USER), channels with
 // keys, limits, bans and invitations, messages, nick changes, topics,
-// kicks, member modes, away with away-notify; and raw clients (Peer) that
-// stand for other people, usable against a real server too.
+// kicks, member modes, away with away-notify, ISON, and MONITOR when
+// asked to offer it; and raw clients (Peer) that stand for other people,
+// usable against a real server too.
 package fakeircd
 
 import (
@@ -31,6 +32,13 @@ type Options struct {
 	Caps []string
 	// NoCAP answers CAP as an old server does, with 421.
 	NoCAP bool
+	// Monitor, when positive, offers MONITOR (IRCv3) with a list of that
+	// many nicks per client; without it, MONITOR is an unknown command,
+	// as on ngircd.
+	Monitor int
+	// MonitorTold is the limit ISUPPORT tells, when not Monitor: more
+	// than it takes makes the server refuse nicks with 734.
+	MonitorTold int
 }
 
 // Channel is what a channel requires, set before anyone joins it.
@@ -70,6 +78,7 @@ type client struct {
 	caps       map[string]bool
 	away       string
 	chans      map[string]*channel
+	monitor    map[string]bool // the folded nicks it monitors
 }
 
 type channel struct {
@@ -137,7 +146,7 @@ func (s *Server) accept() {
 		if err != nil {
 			return
 		}
-		c := &client{s: s, c: nc, caps: map[string]bool{}, chans: map[string]*channel{}}
+		c := &client{s: s, c: nc, caps: map[string]bool{}, chans: map[string]*channel{}, monitor: map[string]bool{}}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -526,6 +535,22 @@ func (s *Server) handle(c *client, line string) bool {
 		if ch := s.chans[fold(m.p(0))]; ch != nil {
 			s.names(c, ch)
 		}
+	case "ISON":
+		var on []string
+		for _, p := range m.params {
+			for _, n := range strings.Fields(p) {
+				if t := s.clients[fold(n)]; t != nil {
+					on = append(on, t.nick)
+				}
+			}
+		}
+		c.numeric("303", strings.Join(on, " "))
+	case "MONITOR":
+		if s.opts.Monitor <= 0 {
+			c.numeric("421", m.cmd, "Unknown command")
+			return false
+		}
+		s.monitor(c, m)
 	case "INVITE":
 		t := s.clients[fold(m.p(0))]
 		ch := s.chans[fold(m.p(1))]
@@ -561,11 +586,20 @@ func (s *Server) tryRegister(c *client) bool {
 	c.numeric("002", "Your host is "+s.opts.Name)
 	c.numeric("003", "This server was created today")
 	c.numeric("004", s.opts.Name, "fake-1", "iow", "beIiklmnopstv")
-	c.numeric("005", "PREFIX=(qaohv)~&@%+", "CHANTYPES=#&", "NICKLEN="+strconv.Itoa(s.opts.NickLen),
-		"CASEMAPPING=ascii", "CHANMODES=beI,k,l,imnpst", "STATUSMSG="+rankSymbols, "NETWORK=Fake", "are supported by this server")
+	support := []string{"PREFIX=(qaohv)~&@%+", "CHANTYPES=#&", "NICKLEN=" + strconv.Itoa(s.opts.NickLen),
+		"CASEMAPPING=ascii", "CHANMODES=beI,k,l,imnpst", "STATUSMSG=" + rankSymbols, "NETWORK=Fake"}
+	if s.opts.Monitor > 0 {
+		told := s.opts.Monitor
+		if s.opts.MonitorTold > 0 {
+			told = s.opts.MonitorTold
+		}
+		support = append(support, "MONITOR="+strconv.Itoa(told))
+	}
+	c.numeric("005", append(support, "are supported by this server")...)
 	c.numeric("375", "- "+s.opts.Name+" Message of the day -")
 	c.numeric("372", "- Be nice")
 	c.numeric("376", "End of /MOTD command")
+	s.tellMonitors(c.nick, c.prefix(), true)
 	return false
 }
 
@@ -594,6 +628,8 @@ func (s *Server) nick(c *client, n string) bool {
 	}
 	c.nick = n
 	s.clients[fold(n)] = c
+	s.tellMonitors(strings.SplitN(old, "!", 2)[0], "", false)
+	s.tellMonitors(n, c.prefix(), true)
 	return false
 }
 
@@ -671,8 +707,67 @@ func (s *Server) quit(c *client, reason string) {
 	}
 	if s.clients[fold(c.nick)] == c {
 		delete(s.clients, fold(c.nick))
+		s.tellMonitors(c.nick, "", false)
 	}
 	c.registered = false
+}
+
+// monitor runs MONITOR: + adds nicks to the client's list (answered
+// with their state, 730 and 731, or 734 past the limit), - takes them
+// off, C clears the list.
+func (s *Server) monitor(c *client, m msg) {
+	var targets []string
+	for t := range strings.SplitSeq(m.p(1), ",") {
+		if t != "" {
+			targets = append(targets, t)
+		}
+	}
+	switch m.p(0) {
+	case "+":
+		var on, off, full []string
+		for _, t := range targets {
+			if !c.monitor[fold(t)] && len(c.monitor) >= s.opts.Monitor {
+				full = append(full, t)
+				continue
+			}
+			c.monitor[fold(t)] = true
+			if o := s.clients[fold(t)]; o != nil {
+				on = append(on, o.prefix())
+			} else {
+				off = append(off, t)
+			}
+		}
+		if len(on) > 0 {
+			c.numeric("730", strings.Join(on, ","))
+		}
+		if len(off) > 0 {
+			c.numeric("731", strings.Join(off, ","))
+		}
+		if len(full) > 0 {
+			c.numeric("734", strconv.Itoa(s.opts.Monitor), strings.Join(full, ","), "Monitor list is full")
+		}
+	case "-":
+		for _, t := range targets {
+			delete(c.monitor, fold(t))
+		}
+	case "C":
+		clear(c.monitor)
+	}
+}
+
+// tellMonitors tells the clients that monitor nick that it came online
+// (with its full address) or went.
+func (s *Server) tellMonitors(nick, prefix string, online bool) {
+	for o := range s.conns {
+		if !o.registered || !o.monitor[fold(nick)] {
+			continue
+		}
+		if online {
+			o.numeric("730", prefix)
+		} else {
+			o.numeric("731", nick)
+		}
+	}
 }
 
 // rankSymbols are the membership prefixes, highest first.
