@@ -6,6 +6,9 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/bridge"
 )
 
 // Config is what the operator tells the IRC bridge, in TOML under the
@@ -40,16 +43,24 @@ type Config struct {
 	// 0 does not limit.
 	FloodRate  float64 `toml:"flood_rate"`
 	FloodBurst int     `toml:"flood_burst"`
+	// ContactPoll is how often a session asks the server with ISON which
+	// of the user's contacts are online, when the server does not offer
+	// MONITOR, which tells at once; such as "1m", the default when zero.
+	ContactPoll bridge.Duration `toml:"contact_poll"`
 }
+
+// defaultContactPoll is ContactPoll's default.
+const defaultContactPoll = time.Minute
 
 // DefaultConfig has every default: puppet mode, plain TCP, two lines a
 // second after a burst of five.
 func DefaultConfig() Config {
 	return Config{
-		Mode:       "puppet",
-		Realname:   "Ambrosia XMPP bridge",
-		FloodRate:  2,
-		FloodBurst: 5,
+		Mode:        "puppet",
+		Realname:    "Ambrosia XMPP bridge",
+		FloodRate:   2,
+		FloodBurst:  5,
+		ContactPoll: bridge.Duration(defaultContactPoll),
 	}
 }
 
@@ -82,6 +93,9 @@ func (c *Config) Validate() error {
 	}
 	if c.FloodRate < 0 || c.FloodBurst < 0 || c.FloodRate > 0 && c.FloodBurst < 1 {
 		return errors.New("flood_rate, flood_burst: not negative, and a burst of at least 1 with a rate")
+	}
+	if c.ContactPoll != 0 && time.Duration(c.ContactPoll) < time.Second {
+		return fmt.Errorf("contact_poll: %v is less than a second", time.Duration(c.ContactPoll))
 	}
 	return nil
 }

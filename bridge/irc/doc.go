@@ -22,6 +22,7 @@
 //	mode = "transport"
 //	flood_rate = 2
 //	flood_burst = 5
+//	contact_poll = "1m"
 //
 // # Modes
 //
@@ -67,8 +68,38 @@
 //   - presence: away, extended away and do-not-disturb set AWAY with the
 //     status; available unsets it. Other people's AWAY (from RPL_AWAY,
 //     and away-notify where the server offers it) becomes their presence.
+//   - contacts: see below.
 //   - the connection dropping ends the session; the bridge logs in again,
 //     waiting longer after each failure.
+//
+// # Contacts
+//
+// IRC has no contact lists. As with a client's query windows, a nick
+// the XMPP user exchanged a one-to-one message with, either way (a
+// PRIVMSG or an emote the server took or delivered, not a notice nor a
+// CTCP query), becomes a contact of the user: the bridge puts it in the
+// user's roster, named after the nick, in the group "IRC" (with the
+// server's roster privilege, XEP-0356; elsewhere it suggests it, XEP-0144,
+// and asks for the subscription). A session reports each contact once;
+// at the next login the bridge gives it the contacts in the roster
+// (bridge.Account.Contacts), so that they are followed from the start,
+// across reconnections and restarts. A session follows up to 1000.
+//
+// A contact is a nick, not a person: who leaves it goes offline, who
+// takes it comes online, and someone who changes nick and writes again
+// is another contact; the old one stays in the roster.
+//
+// Their presence: where the server offers MONITOR (IRCv3), the session
+// monitors them and the server says when each comes or goes; otherwise,
+// and for those past MONITOR's limit, it asks with ISON at login and
+// then every contact_poll (a minute by default), so a contact is seen
+// going or coming up to that late. ngircd, for one, has neither MONITOR
+// nor WATCH: it gets ISON. A contact seen quitting or changing nick in
+// a channel the user is in, or to whom a message finds no such nick, is
+// offline at once; one who writes, online. Online contacts are available,
+// or away with their message where the server told it (RPL_AWAY when
+// written to, away-notify in shared channels): ISON and MONITOR say
+// nothing about away.
 //
 // In the channels, people are told to the bridge under the nick the
 // session first saw them with, kept while they change nicks, because the

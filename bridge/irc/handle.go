@@ -49,6 +49,14 @@ func (s *session) handle(m *ircconn.Message) {
 		out = s.onInvite(m)
 	case "301": // RPL_AWAY, the answer to a message to someone away
 		out = s.onAway(m.Param(1), m.Last())
+	case "303": // RPL_ISON
+		out = s.onISON(m)
+	case "730": // RPL_MONONLINE
+		out = s.onMonitor(m, true)
+	case "731": // RPL_MONOFFLINE
+		out = s.onMonitor(m, false)
+	case "734": // ERR_MONLISTFULL
+		s.onMonitorFull(m)
 	case "332": // RPL_TOPIC
 		if ch := s.chans[s.fold(m.Param(1))]; ch != nil {
 			ch.topic = ircconn.StripFormatting(m.Last())
@@ -226,7 +234,17 @@ func (s *session) onText(m *ircconn.Message) []func() {
 	case s.isSelf(from):
 		return nil
 	}
-	return []func(){func() { s.ev.Message(bridge.UserID(from), msg) }}
+	var out []func()
+	if !notice {
+		// A one-to-one message makes its sender a contact; notices are
+		// what services and bots send.
+		var monitor string
+		out, monitor = s.exchanged(from)
+		if monitor != "" {
+			out = append(out, func() { go s.monitorLater(monitor) })
+		}
+	}
+	return append(out, func() { s.ev.Message(bridge.UserID(from), msg) })
 }
 
 // answerCTCP answers the CTCP queries every client answers, one at a
@@ -329,6 +347,9 @@ func (s *session) onQuit(m *ircconn.Message) []func() {
 	id := s.idOf(nick)
 	reason := ircconn.StripFormatting(m.Param(0))
 	var out []func()
+	if c := s.contacts[f]; c != nil {
+		out = s.setOnline(f, c, false)
+	}
 	for _, ch := range s.chans {
 		if ch.members[f] == nil {
 			continue
@@ -371,6 +392,14 @@ func (s *session) onNick(m *ircconn.Message) []func() {
 		if msg, ok := s.away[fo]; ok {
 			delete(s.away, fo)
 			s.away[fn] = msg
+		}
+		// A contact is a nick: whoever leaves it is gone, whoever takes
+		// it is there.
+		if c := s.contacts[fo]; c != nil && fo != fn {
+			out = append(out, s.setOnline(fo, c, false)...)
+		}
+		if c := s.contacts[fn]; c != nil && fo != fn {
+			out = append(out, s.setOnline(fn, c, true)...)
 		}
 	}
 	for _, ch := range s.chans {

@@ -80,7 +80,9 @@ func (r *recorder) Retraction(from bridge.UserID, id bridge.MessageID) {
 func (r *recorder) Displayed(from bridge.UserID, id bridge.MessageID) {
 	r.add(event{kind: "Displayed", from: from})
 }
-func (r *recorder) Contact(c bridge.Contact)        { r.add(event{kind: "Contact", from: c.ID}) }
+func (r *recorder) Contact(c bridge.Contact) {
+	r.add(event{kind: "Contact", from: c.ID, text: c.Name, pres: c.Presence})
+}
 func (r *recorder) ContactRemoved(id bridge.UserID) { r.add(event{kind: "ContactRemoved", from: id}) }
 func (r *recorder) RoomJoined(room bridge.RoomID, info bridge.RoomInfo) {
 	r.add(event{kind: "RoomJoined", room: room, info: info})
@@ -132,6 +134,27 @@ func (r *recorder) expect(kind string, ok func(event) bool) event {
 			r.t.Fatalf("no %s event that fits; seen:%s", kind, b.String())
 		}
 	}
+}
+
+// mark is a position in the events expect has read, for sawSince.
+func (r *recorder) mark() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.seen)
+}
+
+// sawSince returns the events of that kind expect read (and skipped)
+// since mark.
+func (r *recorder) sawSince(mark int, kind string) []event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []event
+	for _, e := range r.seen[mark:] {
+		if e.kind == kind {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // none checks that no event of that kind comes within a short while.

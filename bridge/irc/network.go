@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/bridge"
 	"github.com/ambrosia-xmpp/ambrosia/bridge/irc/ircconn"
@@ -133,6 +134,11 @@ func (n *Network) Login(ctx context.Context, acct bridge.Account, ev bridge.Even
 		}
 	}
 	close(s.ready)
+	poll := time.Duration(n.cfg.ContactPoll)
+	if poll <= 0 {
+		poll = defaultContactPoll
+	}
+	s.follow(ctx, acct.Contacts, poll)
 	n.log.Debug("logged in", "user", acct.JID, "nick", c.Nick())
 	return s, nil
 }

@@ -29,6 +29,7 @@ func TestConfig(t *testing.T) {
 		"flood_rate":   func(c *Config) { c.FloodRate = -1 },
 		"flood_burst":  func(c *Config) { c.FloodBurst = 0 },
 		"tls_ca_file2": func(c *Config) { c.TLS, c.TLSCAFile = true, "/nonexistent.pem" },
+		"contact_poll": func(c *Config) { c.ContactPoll = bridge.Duration(time.Millisecond) },
 	} {
 		c := good
 		change(&c)

@@ -51,6 +51,11 @@ type session struct {
 	away      map[string]string // folded nick -> away message last told
 	myAway    string            // the AWAY message set, "" when back
 	waiters   map[*waiter]bool
+	contacts  map[string]*contact // by folded nick
+	monitor   int                 // MONITOR's limit: -1 without MONITOR, 0 without a limit
+	monitored int                 // the contacts MONITOR covers
+	ison      [][]string          // the folded nicks of each ISON awaited, oldest first
+	isonAt    time.Time           // when those ISONs were sent
 	ping      int
 	loggedOut bool
 	endErr    error // why the connection ended, once it did
@@ -92,6 +97,7 @@ func newSession(n *Network, c *ircconn.Conn, ev bridge.Events, user string) *ses
 		ready: make(chan struct{}), done: make(chan struct{}),
 		nick: c.Nick(), chans: map[string]*channel{}, ids: map[string]bridge.UserID{}, nicks: map[string]string{},
 		away: map[string]string{}, waiters: map[*waiter]bool{},
+		contacts: map[string]*contact{}, monitor: monitorLimit(c.Support()),
 	}
 }
 
@@ -275,7 +281,9 @@ func (s *session) target(id bridge.UserID) string {
 }
 
 // SendMessage implements bridge.Session: a PRIVMSG, or CTCP ACTION for
-// an emote. The server's own id takes no messages.
+// an emote. The server's own id takes no messages. The nick written to
+// becomes a contact of the user once the server took the message; a nick
+// nobody has is not online.
 func (s *session) SendMessage(ctx context.Context, to bridge.UserID, m bridge.Message) (bridge.MessageID, error) {
 	if to == s.n.host {
 		return "", fmt.Errorf("irc: the server %s takes no messages: %w", to, bridge.ErrNotAllowed)
@@ -284,7 +292,17 @@ func (s *session) SendMessage(ctx context.Context, to bridge.UserID, m bridge.Me
 	if !validNick(nick) {
 		return "", fmt.Errorf("irc: %q is not a nick: %w", nick, bridge.ErrNoSuchUser)
 	}
-	return "", s.say(ctx, nick, text(m), m.Action)
+	if strings.TrimSpace(text(m)) == "" {
+		return "", nil
+	}
+	err := s.say(ctx, nick, text(m), m.Action)
+	switch {
+	case err == nil:
+		s.sent(ctx, nick)
+	case errors.Is(err, bridge.ErrNoSuchUser):
+		s.contactGone(nick)
+	}
+	return "", err
 }
 
 // Logout implements bridge.Session: QUIT, and the connection closes.
