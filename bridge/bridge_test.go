@@ -449,6 +449,8 @@ func TestDiscoMatchesCatalogue(t *testing.T) {
 			t.Errorf("announced %s, not in the catalogue", f)
 		}
 	}
+}
+
 // next returns the next stanza the bridge sends, failing without one.
 func (x *xmpp) next(what string) *xmlstream.Element {
 	x.t.Helper()
@@ -466,10 +468,11 @@ func (x *xmpp) next(what string) *xmlstream.Element {
 // TestContactsInRoster: with the server's roster privilege (XEP-0356), a
 // contact the network reports is put in the user's roster with a roster
 // set, once: reported again as it is, only its presence goes out; with
-// another name, it is set again. A refusal of the server, or the user
-// removing the contact (a roster push of the server's), forgets it, so
-// that the next report puts it back. The next login is told the contacts
-// in the roster (Account.Contacts).
+// another name, it is set again. Refused by the server, it is suggested
+// instead (XEP-0144, and a subscription), as without the privilege. The
+// user removing the contact (a roster push of the server's) forgets it,
+// so that the next report puts it back. The next login is told the
+// contacts in the roster (Account.Contacts).
 func TestContactsInRoster(t *testing.T) {
 	_, n, x := start(t, bridge.Puppet)
 	n.AddUser("bob", false)
@@ -511,14 +514,22 @@ func TestContactsInRoster(t *testing.T) {
 	ev.Contact(bridge.Contact{ID: "bob", Name: "Bobby"})
 	id = set("the roster set of the new name", "Bobby")
 
-	// Refused: the next report tries again.
-	x.send(user, gw, "<iq type='error' id='"+id+"'><error type='cancel'><not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
-	ev.Contact(bridge.Contact{ID: "bob", Name: "Bobby"})
-	id = set("the roster set after a refusal", "Bobby")
 	// An answer from someone else is not the answer.
-	x.send("mallory@xmpp.example", gw, "<iq type='error' id='"+id+"'><error type='cancel'><not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
+	refuse := "<iq type='error' id='" + id + "'><error type='wait'><internal-server-error xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+	x.send("mallory@xmpp.example", gw, refuse)
 	ev.Contact(bridge.Contact{ID: "bob", Name: "Bobby"})
 	presenceOnly("the contact after someone else's refusal")
+	// Refused: suggested, and asked for.
+	x.send(user, gw, refuse)
+	if m := x.next("the suggestion after a refusal").String(); !strings.Contains(m, "<x xmlns='http://jabber.org/protocol/rosterx'><item action='add' jid='"+bob+"' name='Bobby'><group>Memory</group>") ||
+		!strings.Contains(m, "to='"+user+"'") {
+		t.Fatalf("after a refusal: %s, want a suggestion of bob", m)
+	}
+	if p := x.next("the subscription after a refusal"); p.Local != "presence" || p.Attr("type") != "subscribe" || p.Attr("from") != bob {
+		t.Fatalf("after a refusal: %s, want bob's subscription request", p)
+	}
+	ev.Contact(bridge.Contact{ID: "bob", Name: "Bobby"})
+	presenceOnly("the contact after the suggestion")
 
 	// Removed by the user: the push is answered, and the next report
 	// puts the contact back.

@@ -15,9 +15,10 @@
 //   - registration (XEP-0077) with credentials sealed at rest, or logins
 //     in steps (a code sent by SMS, a QR code to scan) as the gateway's
 //     ad-hoc commands (XEP-0050), logins on the user's presence and
-//     logins again with backoff, contacts put in
-//     users' rosters (XEP-0356 where the server grants it, XEP-0144
-//     elsewhere), discovery announcing exactly what the network supports,
+//     logins again with backoff, contacts put in users' rosters once
+//     (XEP-0356 where the server grants it, XEP-0144 elsewhere or where
+//     the server refuses), discovery announcing exactly what the network
+//     supports,
 //     XMPP errors instead of silent drops, a rate limit toward the network;
 //   - the way onto the XMPP network, chosen by configuration: as an
 //     external component (XEP-0114) of any server, over Ambrosia's service

@@ -63,13 +63,14 @@ func (b *Bridge) privilegesFor(user jid.JID) privileges {
 }
 
 // addToRoster puts a contact in the user's roster: directly where the
-// server grants the roster privilege (XEP-0356), otherwise by suggesting
-// it (XEP-0144 roster item exchange) and asking for the subscription the
+// server grants the roster privilege (XEP-0356), otherwise (or when the
+// server refuses the roster set, see rosterAnswer) by suggesting it
+// (XEP-0144 roster item exchange) and asking for the subscription the
 // way a transport does (XEP-0100 §4.1.3).
 func (b *Bridge) addToRoster(ctx context.Context, u *user, contact jid.JID, c Contact) {
 	if b.privilegesFor(u.jid).roster {
 		id := stanza.NewID()
-		b.noteRosterSet(id, u.jid, c.ID)
+		b.noteRosterSet(id, rosterSet{user: u.jid, contact: contact, c: c})
 		iq := xmlstream.NewElement(xmlstream.NSClient, stanza.IQ)
 		iq.SetAttr("type", "set")
 		iq.SetAttr("id", id)
@@ -87,6 +88,12 @@ func (b *Bridge) addToRoster(ctx context.Context, u *user, contact jid.JID, c Co
 		b.route(ctx, iq)
 		return
 	}
+	b.suggestContact(ctx, u.jid, contact, c)
+}
+
+// suggestContact suggests a contact to the user (XEP-0144) and asks for
+// the subscription in its name.
+func (b *Bridge) suggestContact(ctx context.Context, user, contact jid.JID, c Contact) {
 	x := xmlstream.NewElement(nsRosterX, "x")
 	item := x.AddChild(xmlstream.NewElement(nsRosterX, "item"))
 	item.SetAttr("action", "add")
@@ -99,12 +106,12 @@ func (b *Bridge) addToRoster(ctx context.Context, u *user, contact jid.JID, c Co
 	}
 	m := bare("", x)
 	m.SetAttr("from", b.cfg.Domain)
-	m.SetAttr("to", u.jid.String())
+	m.SetAttr("to", user.String())
 	b.route(ctx, m)
 	sub := xmlstream.NewElement(xmlstream.NSClient, stanza.Presence)
 	sub.SetAttr("type", "subscribe")
 	sub.SetAttr("from", contact.String())
-	sub.SetAttr("to", u.jid.String())
+	sub.SetAttr("to", user.String())
 	if c.Name != "" {
 		sub.AddChild(xmlstream.NewElement(nsNick, "nick")).AddText(c.Name)
 	}
@@ -115,7 +122,8 @@ func (b *Bridge) addToRoster(ctx context.Context, u *user, contact jid.JID, c Co
 // for the server's answer.
 type rosterSet struct {
 	user    jid.JID
-	contact UserID
+	contact jid.JID
+	c       Contact
 	sent    time.Time
 }
 
@@ -124,7 +132,7 @@ type rosterSet struct {
 const rosterSetWait = 5 * time.Minute
 
 // noteRosterSet records a roster set sent with id.
-func (b *Bridge) noteRosterSet(id string, user jid.JID, contact UserID) {
+func (b *Bridge) noteRosterSet(id string, r rosterSet) {
 	now := time.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -136,13 +144,16 @@ func (b *Bridge) noteRosterSet(id string, user jid.JID, contact UserID) {
 			delete(b.rosterSets, k)
 		}
 	}
-	b.rosterSets[id] = rosterSet{user: user, contact: contact, sent: now}
+	r.sent = now
+	b.rosterSets[id] = r
 }
 
 // rosterAnswer handles an answer to a roster set the bridge sent, from
 // the user's address or the user's server, and reports whether st was
-// one. A refusal is logged, and the contact forgotten, so that the next
-// report of it tries again: it is not in the user's roster.
+// one. On a refusal, logged, the bridge suggests the contact instead, as
+// without the privilege: ejabberd 23.01, for one, grants the privilege
+// and fails every roster set of a component with internal-server-error
+// (its mod_roster looks up its options for the component's domain).
 func (b *Bridge) rosterAnswer(ctx context.Context, st router.Stanza) bool {
 	id := st.El.Attr("id")
 	b.mu.Lock()
@@ -156,11 +167,9 @@ func (b *Bridge) rosterAnswer(ctx context.Context, st router.Stanza) bool {
 		return false
 	}
 	if st.El.Attr("type") == "error" {
-		b.log.Warn("the server refused to put a contact in a user's roster", "user", r.user.String(), "contact", string(r.contact),
-			"error", stanza.ErrorCondition(st.El))
-		if err := b.st.RemoveContact(ctx, r.user.String(), string(r.contact)); err != nil {
-			b.log.Error("contact removal", "err", err)
-		}
+		b.log.Warn("the server refused to put a contact in a user's roster; suggesting it instead", "user", r.user.String(),
+			"contact", r.contact.String(), "error", stanza.ErrorCondition(st.El))
+		b.suggestContact(ctx, r.user, r.contact, r.c)
 	}
 	return true
 }
