@@ -127,9 +127,13 @@ func ircRoomArgs(ircPort int, domain, bridgedNick string) []string {
 // lines are two lines on IRC, a topic change on IRC is a subject change,
 // one to one messages cross both ways, a nick nobody has is
 // item-not-found, ircbob's nick change is a nick change in the room, and
-// leaving the room parts the channel. Then carol, whose nick someone on
-// IRC has already, joins as carol_, and the room says her nick was
-// changed (status 210).
+// leaving the room parts the channel. ircbob, met one to one, is in
+// alice's roster (the bridge's privileged roster set, XEP-0356
+// urn:xmpp:privilege:2), available; so is ircdan, who writes to her from
+// no channel, until he quits IRC, when his presence becomes unavailable
+// (the bridge asks ngircd, which has no MONITOR, with ISON). Then carol,
+// whose nick someone on IRC has already, joins as carol_, and the room
+// says her nick was changed (status 210).
 func TestBridgeIRCComponent(t *testing.T) {
 	requireTools(t, "slixmpp", "ngircd")
 	ircPort := startIRCServer(t, "")
@@ -139,15 +143,18 @@ func TestBridgeIRCComponent(t *testing.T) {
 	addUser(t, s, alice, alicePass)
 	b := startIRCBridge(t, ircBridgeDomain,
 		fmt.Sprintf("mode = \"component\"\nserver = \"127.0.0.1:%d\"\nsecret = %q", port, secret),
-		fmt.Sprintf("server = \"127.0.0.1:%d\"\nmode = \"puppet\"", ircPort))
+		fmt.Sprintf("server = \"127.0.0.1:%d\"\nmode = \"puppet\"\ncontact_poll = \"2s\"", ircPort))
 	b.waitLog(t, "component connected")
 	// The server's advertisement reached the bridge and was understood.
 	b.waitLog(t, "server privileges", `"server":"`+domain+`"`, `"roster":true`, `"namespace":"urn:xmpp:privilege:2"`)
 
-	mustPython(t, "irc_bridge_room", append(append(s.clientArgs(false), "--jid", alice, "--password", alicePass, "--full"),
+	mustPython(t, "irc_bridge_room", append(append(s.clientArgs(false), "--jid", alice, "--password", alicePass, "--full", "--roster"),
 		ircRoomArgs(ircPort, ircBridgeDomain, "alice")...)...)
 	if !logHas(b.logs(), "logged in", `"user":"`+alice+`"`) {
 		t.Errorf("the bridge did not log alice's login to IRC")
+	}
+	if logHas(b.logs(), "the server refused to put a contact in a user's roster; suggesting it instead") {
+		t.Errorf("Ambrosia refused a roster set of the bridge")
 	}
 
 	// carol's nick is taken on IRC: she is carol_ there and in the room,
@@ -209,7 +216,7 @@ func startIRCBridgeOnPeer(t *testing.T, peer realPeer, privileged bool, start fu
 	start(ca, ip, ambIP, c)
 	b := startIRCBridge(t, c.domain,
 		fmt.Sprintf("mode = \"component\"\nserver = %q\nsecret = %q", net.JoinHostPort(ip, peerComponentPort), secret),
-		fmt.Sprintf("server = \"127.0.0.1:%d\"\nmode = \"puppet\"", ircPort))
+		fmt.Sprintf("server = \"127.0.0.1:%d\"\nmode = \"puppet\"\ncontact_poll = \"2s\"", ircPort))
 	b.waitLog(t, "component connected")
 	return ircPort, b, []string{"--host", ip, "--port", "5222", "--ca", ca.CAFile, "--jid", "bob@" + peer.domain, "--password", "bob-pw"}
 }
@@ -219,17 +226,20 @@ func startIRCBridgeOnPeer(t *testing.T, peer realPeer, privileged bool, start fu
 // privilege with mod_privilege (Debian's prosody-modules): the bridge
 // understands Prosody's advertisement (XEP-0356, urn:xmpp:privilege:2);
 // bob, a user of Prosody, joins #test@irc.prosody.test, meets ircbob
-// there, and groupchat and one to one messages cross both ways.
-//
-// As with ejabberd, the privilege goes no further than the
-// advertisement: the IRC bridge puts nobody in a roster.
+// there, and groupchat and one to one messages cross both ways. ircbob
+// is then in bob's roster, put there by the bridge's roster set, which
+// mod_privilege takes; so is ircdan, who writes to bob, until he quits
+// IRC, when his presence becomes unavailable.
 func TestBridgeIRCOnProsody(t *testing.T) {
 	requireTools(t, "mod_privilege")
 	ircPort, b, bob := startIRCBridgeOnPeer(t, prosodyPeer, true, func(ca *fedCA, ip, ambIP string, c peerComponent) {
 		startProsody(t, ca, ip, ambIP, false, c)
 	})
 	b.waitLog(t, "server privileges", `"server":"prosody.test"`, `"roster":true`, `"namespace":"urn:xmpp:privilege:2"`)
-	mustPython(t, "irc_bridge_room", slices.Concat(bob, []string{"--direct"}, ircRoomArgs(ircPort, b.domain, "bob"))...)
+	mustPython(t, "irc_bridge_room", slices.Concat(bob, []string{"--direct", "--roster"}, ircRoomArgs(ircPort, b.domain, "bob"))...)
+	if logHas(b.logs(), "the server refused to put a contact in a user's roster; suggesting it instead") {
+		t.Errorf("Prosody refused a roster set of the bridge")
+	}
 }
 
 // TestBridgeIRCOnEjabberd runs the same bridge binary in puppet mode as
@@ -240,15 +250,26 @@ func TestBridgeIRCOnProsody(t *testing.T) {
 // #test@irc.ejabberd.test, meets ircbob there, and groupchat and one to
 // one messages cross both ways.
 //
-// The privilege goes no further than the advertisement: the IRC bridge
-// has no contact lists (IRC has none), so it never puts anyone in a
-// roster, with or without the privilege.
+// ejabberd 23.01 grants the privilege but fails every roster set of a
+// component with internal-server-error: its mod_roster looks up its
+// access option for the IQ's sender, the component's domain, where it is
+// not loaded ({module_not_loaded,mod_roster,<<"irc.ejabberd.test">>} in
+// its log; processone/ejabberd#3942). The bridge then suggests the
+// contact and asks for the subscription, as without the privilege: bob's
+// client accepts, and ircbob is in bob's roster with subscription both;
+// so is ircdan, who writes to bob, until he quits IRC, when his presence
+// becomes unavailable.
 func TestBridgeIRCOnEjabberd(t *testing.T) {
 	ircPort, b, bob := startIRCBridgeOnPeer(t, ejabberdPeer, true, func(ca *fedCA, ip, ambIP string, c peerComponent) {
 		startEjabberd(t, ca, ip, ambIP, false, c)
 	})
 	b.waitLog(t, "server privileges", `"server":"ejabberd.test"`, `"roster":true`, `"namespace":"urn:xmpp:privilege:1"`)
-	mustPython(t, "irc_bridge_room", slices.Concat(bob, []string{"--direct"}, ircRoomArgs(ircPort, b.domain, "bob"))...)
+	mustPython(t, "irc_bridge_room", slices.Concat(bob, []string{"--direct", "--roster", "--roster-by-subscription"},
+		ircRoomArgs(ircPort, b.domain, "bob"))...)
+	if !logHas(b.logs(), "the server refused to put a contact in a user's roster; suggesting it instead",
+		`"contact":"ircbob@irc.ejabberd.test"`, `"error":"internal-server-error"`) {
+		t.Errorf("ejabberd did not refuse the roster set as 23.01 does; if it takes it now, check the roster's name and group too")
+	}
 }
 
 // ircFedDomain is the IRC bridge's domain when it is a federated server

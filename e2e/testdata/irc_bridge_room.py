@@ -14,13 +14,62 @@ item-not-found, a nick change on IRC seen as a nick change in the room
 XMPP, leaving the room parts the channel, and a kick on IRC is a kick
 from the room (307). With --taken, an IRC
 user has the XMPP user's nick already: the bridge's is that nick and '_',
-in the room too, which says so (status 210)."""
+in the room too, which says so (status 210).
+
+With --roster (and --direct or --full), the IRC user met one to one is
+then in the XMPP user's roster, with subscription both, named after the
+nick, in the group IRC, and available; a second IRC user, in no channel,
+writes one to one, is in the roster too, available, and quits: their
+presence becomes unavailable (the bridge asks the IRC server with ISON
+every contact_poll). With --roster-by-subscription, the server refuses the
+bridge's roster set and the contacts come by the subscription the bridge
+asks for instead, which this client accepts (slixmpp does by default):
+they are in the roster with subscription both, without the name and group
+a roster set gives."""
 
 import asyncio
+
+from slixmpp.xmlstream import tostring
 
 import irc_common as ic
 import muc_common as mc
 import xmpp_common as xc
+
+
+async def roster_item(s, contact, timeout=30.0):
+    """Gets the roster, twice a second, until contact is in it, and
+    returns its item."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        res = await s.xmpp.make_iq_get(queryxmlns="jabber:iq:roster").send(timeout=10)
+        items = res["roster"]["items"]
+        if contact in items:
+            return items[contact]
+        if loop.time() > deadline:
+            raise xc.CheckFailed("%s is not in the roster of %s after %.0f s; the roster:\n  %s" % (
+                contact, s.bare, timeout, tostring(res.xml)))
+        await asyncio.sleep(0.5)
+
+
+async def check_contact(s, contact, nick, since, by_subscription):
+    """Checks that contact, met one to one, is in the roster as the bridge
+    puts it there, and that its available presence came after since."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while True:
+        it = await roster_item(s, contact)
+        # A subscription goes from none to both in steps.
+        if it["subscription"] == "both" or not by_subscription or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    xc.check(it["subscription"] == "both", "%s in the roster with subscription %r, want both" % (contact, it["subscription"]))
+    if not by_subscription:
+        xc.check(it["name"] == nick, "%s in the roster named %r, want %r" % (contact, it["name"], nick))
+        xc.check(list(it["groups"]) == ["IRC"], "%s in the roster in groups %r, want ['IRC']" % (contact, list(it["groups"])))
+    await s.wait(lambda r: r.kind == "presence" and r.bare_from == contact.lower() and r.type == "",
+                 "the available presence of the contact %s" % contact, since=since, timeout=30)
+    print("%s is in the roster of %s, available" % (contact, s.bare), flush=True)
 
 
 async def main(args):
@@ -121,7 +170,7 @@ async def main(args):
 
     if args.direct or args.full:
         # One to one, both ways.
-        mx = s.mark()
+        mx = met = s.mark()
         irc.send("PRIVMSG %s :psst" % bridged)
         r = await s.wait(lambda r: r.kind == "message" and mc.body(r) == "psst", "the IRC user's private message", since=mx)
         xc.check(r.bare_from == contact.lower() and r.type == "chat",
@@ -130,6 +179,25 @@ async def main(args):
         s.message(contact, "chat", "psst back")
         await irc.wait(ic.privmsg(bridged, me, "psst back"), "the XMPP user's private message", since=m)
         print("one to one both ways with %s" % contact, flush=True)
+
+        if args.roster:
+            # The IRC user met one to one is a contact.
+            await check_contact(s, contact, me, met, args.roster_by_subscription)
+            # Another one, in no channel of the XMPP user's, writes, is a
+            # contact, and quits: unavailable, once the bridge asked.
+            dan_nick = "ircdan"
+            dan = "%s@%s" % (dan_nick, domain)
+            di = await ic.IRC.connect(args.irc_host, args.irc_port, dan_nick)
+            mx = s.mark()
+            di.send("PRIVMSG %s :hello from %s" % (bridged, dan_nick))
+            await s.wait(lambda r: r.kind == "message" and mc.body(r) == "hello from %s" % dan_nick and r.bare_from == dan,
+                         "the message of %s" % dan_nick, since=mx)
+            await check_contact(s, dan, dan_nick, mx, args.roster_by_subscription)
+            mx = s.mark()
+            await di.close()
+            await s.wait(lambda r: r.kind == "presence" and r.bare_from == dan and r.type == "unavailable",
+                         "the unavailable presence of %s, who quit" % dan, since=mx, timeout=30)
+            print("%s quit IRC: unavailable" % dan, flush=True)
 
     if args.full:
         # A nick nobody has.
@@ -210,4 +278,7 @@ if __name__ == "__main__":
     p.add_argument("--direct-first", action="store_true", help="one to one messages before joining, the XMPP user first")
     p.add_argument("--full", action="store_true", help="every check")
     p.add_argument("--taken", action="store_true", help="an IRC user has the XMPP user's nick already")
+    p.add_argument("--roster", action="store_true", help="the IRC users met one to one are in the roster, with their presence")
+    p.add_argument("--roster-by-subscription", action="store_true",
+                   help="with --roster: the server refuses the bridge's roster set; the contacts come by subscription")
     xc.run(main, p.parse_args())
