@@ -349,7 +349,7 @@ func (b *Bridge) startFlow(st router.Stanza) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	b.logins.add(r)
-	acct := Account{JID: u.jid.String()}
+	acct := Account{JID: u.jid.String(), Contacts: b.contactsOf(ctx, u.jid)}
 	if creds, err := b.st.Registration(ctx, acct.JID); err == nil {
 		acct.Credentials = creds
 	}
