@@ -1,6 +1,11 @@
 package storage
 
-import "context"
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"strconv"
+)
 
 // AppServiceEvent is one event queued for an application service.
 type AppServiceEvent struct {
@@ -28,6 +33,7 @@ type AppServiceQueue interface {
 	// a new one made of the oldest waiting events, at most max of them.
 	// It returns "" and no events when nothing waits. A transaction id
 	// is never reused by the service, even after its acknowledgement.
+	// max must be at least 1 (ErrInvalid).
 	OpenAppServiceTxn(ctx context.Context, service string, max int) (txn string, events []AppServiceEvent, err error)
 	// AckAppServiceTxn removes the events of the transaction and closes
 	// it. An unknown or already acknowledged transaction is not an error.
@@ -38,6 +44,22 @@ type AppServiceQueue interface {
 	// TrimAppServiceQueue removes the oldest waiting events until at most
 	// keep wait, never those of the open transaction, and returns how
 	// many it removed: the bound on the backlog of a service that stays
-	// away.
+	// away. keep must not be negative (ErrInvalid).
 	TrimAppServiceQueue(ctx context.Context, service string, keep int) (dropped int, err error)
+}
+
+// NewAppServiceEpoch returns a random string that backends store with a
+// service's queue when they create it, and put in front of its
+// transaction numbers (AppServiceTxnID): a database started afresh
+// counts transactions from 1 again, and its ids must still not be taken
+// by the service for ones it has seen.
+func NewAppServiceEpoch() string {
+	var b [5]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return base32.HexEncoding.EncodeToString(b[:])
+}
+
+// AppServiceTxnID is the id of a service's transaction number n.
+func AppServiceTxnID(epoch string, n int64) string {
+	return epoch + "." + strconv.FormatInt(n, 10)
 }

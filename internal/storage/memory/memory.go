@@ -42,6 +42,10 @@ type Store struct {
 	// offlineEvent holds the event id (storage.WithEventID) of stored
 	// offline messages pushed with one, by message ID.
 	offlineEvent map[int64]string
+
+	// appservice holds the application services' event queues by
+	// service name, see appservice.go.
+	appservice map[string]*asQueue
 }
 
 type account struct {

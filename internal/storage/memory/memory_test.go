@@ -23,3 +23,12 @@ func TestPEP(t *testing.T) {
 func TestMUC(t *testing.T) {
 	storagetest.RunMUC(t, func(*testing.T) storagetest.MUCStore { return memory.New() })
 }
+
+func TestAppServiceQueue(t *testing.T) {
+	storagetest.RunAppServiceQueue(t, func(*testing.T) (storage.AppServiceQueue, storagetest.Reopen) {
+		s := memory.New()
+		// Nothing survives a restart of this backend: reopening is
+		// seeing the same store again.
+		return s, func(*testing.T) storage.AppServiceQueue { return s }
+	})
+}
