@@ -193,6 +193,28 @@ var migrations = []string{
 		reason      TEXT NOT NULL,
 		PRIMARY KEY (room, jid)
 	);`,
+
+	// 11: the events bound for application services. A queue's row
+	// numbers its events (next_seq) and its transactions (next_txn,
+	// after a random epoch: storage.AppServiceTxnID), counts what waits
+	// (depth) and names the open transaction, made of the events up to
+	// open_last; both NULL when none is open.
+	`CREATE TABLE appservice_queues (
+		service   TEXT PRIMARY KEY,
+		epoch     TEXT NOT NULL,
+		next_seq  BIGINT NOT NULL,
+		next_txn  BIGINT NOT NULL,
+		depth     BIGINT NOT NULL,
+		open_txn  TEXT,
+		open_last BIGINT
+	);
+
+	CREATE TABLE appservice_events (
+		service TEXT NOT NULL,
+		seq     BIGINT NOT NULL,
+		data    BLOB NOT NULL,
+		PRIMARY KEY (service, seq)
+	);`,
 }
 
 // migrate brings the database up to len(steps). Each step runs in its own

@@ -184,7 +184,7 @@ func TestMigrations(t *testing.T) {
 			name:    "fresh",
 			steps:   [][]string{migrations},
 			version: len(migrations),
-			tables:  []string{"schema_migrations", "accounts", "credentials", "roster_items", "roster_groups", "roster_versions", "archive", "archive_prefs", "archive_prefs_jids", "muc_rooms", "muc_affiliations"},
+			tables:  []string{"schema_migrations", "accounts", "credentials", "roster_items", "roster_groups", "roster_versions", "archive", "archive_prefs", "archive_prefs_jids", "muc_rooms", "muc_affiliations", "appservice_queues", "appservice_events"},
 		},
 		{
 			name:    "reopen is idempotent",
@@ -456,4 +456,23 @@ func TestIsPrimaryKeyViolation(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestAppServiceQueue(t *testing.T) {
+	storagetest.RunAppServiceQueue(t, func(t *testing.T) (storage.AppServiceQueue, storagetest.Reopen) {
+		s, path := openTemp(t)
+		reopen := func(t *testing.T) storage.AppServiceQueue {
+			if err := s.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			ns, err := Open(t.Context(), path)
+			if err != nil {
+				t.Fatalf("reopen: %v", err)
+			}
+			t.Cleanup(func() { ns.Close() })
+			s = ns
+			return s
+		}
+		return s, reopen
+	})
 }
