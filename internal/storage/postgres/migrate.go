@@ -185,6 +185,30 @@ var migrations = []string{
 		reason      TEXT NOT NULL,
 		PRIMARY KEY (room, jid)
 	);`,
+
+	// 10: the events bound for application services, as SQLite's
+	// migration 11. A queue's row numbers its events (next_seq) and its
+	// transactions (next_txn, after a random epoch:
+	// storage.AppServiceTxnID), counts what waits (depth) and names the
+	// open transaction, made of the events up to open_last; both NULL
+	// when none is open. Writers lock the row, so that events are
+	// numbered in the order they commit.
+	`CREATE TABLE appservice_queues (
+		service   TEXT COLLATE "C" PRIMARY KEY,
+		epoch     TEXT NOT NULL,
+		next_seq  BIGINT NOT NULL,
+		next_txn  BIGINT NOT NULL,
+		depth     BIGINT NOT NULL,
+		open_txn  TEXT COLLATE "C",
+		open_last BIGINT
+	);
+
+	CREATE TABLE appservice_events (
+		service TEXT COLLATE "C" NOT NULL,
+		seq     BIGINT NOT NULL,
+		data    BYTEA NOT NULL,
+		PRIMARY KEY (service, seq)
+	);`,
 }
 
 // migrate brings the database up to len(steps). Each step runs in its own

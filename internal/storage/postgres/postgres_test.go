@@ -68,6 +68,23 @@ func TestMUC(t *testing.T) {
 	})
 }
 
+func TestAppServiceQueue(t *testing.T) {
+	storagetest.RunAppServiceQueue(t, func(t *testing.T) (storage.AppServiceQueue, storagetest.Reopen) {
+		s, dsn := openTemp(t)
+		reopen := func(t *testing.T) storage.AppServiceQueue {
+			s.Close()
+			ns, err := Open(t.Context(), dsn)
+			if err != nil {
+				t.Fatalf("reopen: %v", err)
+			}
+			t.Cleanup(func() { ns.Close() })
+			s = ns
+			return s
+		}
+		return s, reopen
+	})
+}
+
 func TestDatabasesSortLinguistically(t *testing.T) {
 	// The guarantee that the backend sorts by bytes is only tested if the
 	// test databases would sort otherwise.
@@ -134,7 +151,7 @@ func TestMigrations(t *testing.T) {
 			version: len(migrations),
 			tables: []string{"schema_migrations", "accounts", "credentials", "roster_items", "roster_groups", "roster_versions",
 				"offline_messages", "blocklist", "private_xml", "archive", "archive_prefs", "archive_prefs_jids", "fast_tokens",
-				"pep_nodes", "pep_items", "muc_rooms", "muc_affiliations"},
+				"pep_nodes", "pep_items", "muc_rooms", "muc_affiliations", "appservice_queues", "appservice_events"},
 		},
 		{
 			name:    "reopen is idempotent",

@@ -36,6 +36,7 @@ func RunAppServiceQueue(t *testing.T, newStore func(t *testing.T) (storage.AppSe
 		{"Independence", testASIndependence},
 		{"TxnIDsUnique", testASTxnIDsUnique},
 		{"AppendWhileOpen", testASAppendWhileOpen},
+		{"DrainWhileAppending", testASDrainWhileAppending},
 		{"CanceledContext", testASCanceledContext},
 	}
 	for _, tt := range tests {
@@ -448,6 +449,89 @@ func testASAppendWhileOpen(t *testing.T, q storage.AppServiceQueue, _ Reopen) {
 		}
 		mustAck(t, q, asService, txn)
 	}
+	wantWriterOrder(t, got, writers, each)
+}
+
+// testASDrainWhileAppending opens and acknowledges transactions while
+// appends go on: an event numbered before another but stored after it
+// must not be acknowledged with a transaction it was not part of.
+func testASDrainWhileAppending(t *testing.T, q storage.AppServiceQueue, _ Reopen) {
+	const writers, each = 4, 40
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		got  []string
+	)
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	done := make(chan struct{})
+	var lastSeq int64
+	drain := func() (n int, err error) {
+		txn, events, err := q.OpenAppServiceTxn(t.Context(), asService, 5)
+		if err != nil || txn == "" {
+			return 0, err
+		}
+		for _, e := range events {
+			if e.Seq <= lastSeq {
+				return 0, fmt.Errorf("seq %d after %d", e.Seq, lastSeq)
+			}
+			lastSeq = e.Seq
+			got = append(got, string(e.Data))
+		}
+		return len(events), q.AckAppServiceTxn(t.Context(), asService, txn)
+	}
+	var writing sync.WaitGroup
+	for w := range writers {
+		writing.Go(func() {
+			for i := range each {
+				ev := fmt.Appendf(nil, "w%d-%03d", w, i)
+				if _, err := q.AppendAppServiceEvents(t.Context(), asService, [][]byte{ev}); err != nil {
+					fail(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := drain(); err != nil {
+				fail(err)
+				return
+			}
+		}
+	})
+	writing.Wait()
+	close(done)
+	wg.Wait()
+	for _, err := range errs {
+		t.Fatal(err)
+	}
+	for {
+		n, err := drain()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	wantDepth(t, q, asService, 0)
+	wantWriterOrder(t, got, writers, each)
+}
+
+// wantWriterOrder checks that got holds the events "w<writer>-<i>" of
+// each writer exactly once, each writer's in order.
+func wantWriterOrder(t *testing.T, got []string, writers, each int) {
+	t.Helper()
 	if len(got) != writers*each {
 		t.Fatalf("drained %d events, want %d", len(got), writers*each)
 	}
