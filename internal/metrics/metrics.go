@@ -60,6 +60,13 @@ type Metrics struct {
 	s2sAuths      *prometheus.CounterVec
 	components    prometheus.Gauge
 	links         prometheus.Gauge
+
+	// Application services, labelled with the service's name: the
+	// operator declares the services, so the label values are few.
+	asBacklog   *prometheus.GaugeVec
+	asTxns      *prometheus.CounterVec
+	asDelivered *prometheus.CounterVec
+	asDropped   *prometheus.CounterVec
 }
 
 // New returns metrics registered in a new registry together with the Go
@@ -99,6 +106,12 @@ func New() *Metrics {
 	m.s2sAuths = counterVec("s2s", "authentications_total", "Server-to-server authentications by method (dialback or sasl-external), direction (in or out) and outcome (success or failure).", "method", "direction", "outcome")
 	m.components = gauge("component", "connected", "External components (XEP-0114) connected and authenticated.")
 	m.links = gauge("link", "connected", "Established service-protocol links between gateways and services.")
+	m.asBacklog = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "appservice", Name: "backlog",
+		Help: "Events waiting for each application service, those of the transaction in flight included."}, []string{"service"})
+	reg.MustRegister(m.asBacklog)
+	m.asTxns = counterVec("appservice", "transactions_total", "Attempts to send a transaction to each application service, by outcome: success (acknowledged) or failure (to be sent again).", "service", "outcome")
+	m.asDelivered = counterVec("appservice", "events_delivered_total", "Events acknowledged by each application service.", "service")
+	m.asDropped = counterVec("appservice", "events_dropped_total", "Events dropped unsent, the oldest beyond an application service's max_backlog.", "service")
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -282,5 +295,37 @@ func (m *Metrics) LinkUp() {
 func (m *Metrics) LinkDown() {
 	if m != nil {
 		m.links.Dec()
+	}
+}
+
+// AppServiceBacklog reports how many events wait for an application
+// service (appservice.Metrics).
+func (m *Metrics) AppServiceBacklog(service string, depth int) {
+	if m != nil {
+		m.asBacklog.WithLabelValues(service).Set(float64(depth))
+	}
+}
+
+// AppServiceTxn counts an attempt to send a transaction to an application
+// service (appservice.Metrics).
+func (m *Metrics) AppServiceTxn(service string, ok bool) {
+	if m != nil {
+		m.asTxns.WithLabelValues(service, outcome(ok)).Inc()
+	}
+}
+
+// AppServiceDelivered counts n events an application service
+// acknowledged (appservice.Metrics).
+func (m *Metrics) AppServiceDelivered(service string, n int) {
+	if m != nil && n > 0 {
+		m.asDelivered.WithLabelValues(service).Add(float64(n))
+	}
+}
+
+// AppServiceDropped counts n events dropped beyond an application
+// service's backlog bound (appservice.Metrics).
+func (m *Metrics) AppServiceDropped(service string, n int) {
+	if m != nil && n > 0 {
+		m.asDropped.WithLabelValues(service).Add(float64(n))
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/ambrosia-xmpp/ambrosia/internal/appservice"
 	"github.com/ambrosia-xmpp/ambrosia/internal/c2s"
 	"github.com/ambrosia-xmpp/ambrosia/internal/component"
 	"github.com/ambrosia-xmpp/ambrosia/internal/link"
@@ -17,11 +18,12 @@ import (
 
 // *Metrics is what the command hands every package.
 var (
-	_ c2s.Metrics       = (*Metrics)(nil)
-	_ sm.Metrics        = (*Metrics)(nil)
-	_ s2s.Metrics       = (*Metrics)(nil)
-	_ component.Metrics = (*Metrics)(nil)
-	_ link.Metrics      = (*Metrics)(nil)
+	_ c2s.Metrics        = (*Metrics)(nil)
+	_ sm.Metrics         = (*Metrics)(nil)
+	_ s2s.Metrics        = (*Metrics)(nil)
+	_ component.Metrics  = (*Metrics)(nil)
+	_ link.Metrics       = (*Metrics)(nil)
+	_ appservice.Metrics = (*Metrics)(nil)
 )
 
 func TestValuesAfterEvents(t *testing.T) {
@@ -162,6 +164,42 @@ ambrosia_s2s_authentications_total{direction="out",method="sasl-external",outcom
 			metric: "ambrosia_link_connected",
 			want:   "ambrosia_link_connected 2\n",
 		},
+		{
+			name: "application service backlogs",
+			events: func(m *Metrics) {
+				m.AppServiceBacklog("directory", 5)
+				m.AppServiceBacklog("bridge", 7)
+				m.AppServiceBacklog("directory", 2)
+			},
+			metric: "ambrosia_appservice_backlog",
+			want: `ambrosia_appservice_backlog{service="bridge"} 7
+ambrosia_appservice_backlog{service="directory"} 2
+`,
+		},
+		{
+			name: "application service transactions",
+			events: func(m *Metrics) {
+				m.AppServiceTxn("directory", false)
+				m.AppServiceTxn("directory", false)
+				m.AppServiceTxn("directory", true)
+			},
+			metric: "ambrosia_appservice_transactions_total",
+			want: `ambrosia_appservice_transactions_total{outcome="failure",service="directory"} 2
+ambrosia_appservice_transactions_total{outcome="success",service="directory"} 1
+`,
+		},
+		{
+			name:   "application service events delivered",
+			events: func(m *Metrics) { m.AppServiceDelivered("directory", 100); m.AppServiceDelivered("directory", 3) },
+			metric: "ambrosia_appservice_events_delivered_total",
+			want:   "ambrosia_appservice_events_delivered_total{service=\"directory\"} 103\n",
+		},
+		{
+			name:   "application service events dropped",
+			events: func(m *Metrics) { m.AppServiceDropped("directory", 10); m.AppServiceDropped("directory", 0) },
+			metric: "ambrosia_appservice_events_dropped_total",
+			want:   "ambrosia_appservice_events_dropped_total{service=\"directory\"} 10\n",
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -212,6 +250,10 @@ func TestNilRecordsNothing(t *testing.T) {
 	m.ComponentDown()
 	m.LinkUp()
 	m.LinkDown()
+	m.AppServiceBacklog("directory", 1)
+	m.AppServiceTxn("directory", true)
+	m.AppServiceDelivered("directory", 1)
+	m.AppServiceDropped("directory", 1)
 }
 
 func TestHandlerServesRuntimeAndOwnMetrics(t *testing.T) {
