@@ -96,7 +96,7 @@ type Sender struct {
 	wake chan struct{}
 	// depthMu makes a change of the queue and the report of its depth one
 	// step, so that the writer's and Run's reports come in the order of
-	// the changes.
+	// the changes. It is never held together with mu.
 	depthMu sync.Mutex
 
 	mu       sync.Mutex
@@ -117,7 +117,7 @@ func NewSender(svc *Service, d SenderDeps) (*Sender, error) {
 		svc:      svc,
 		q:        d.Queue,
 		client:   d.Client,
-		log:      d.Log.With("appservice", svc.Name),
+		log:      d.Log.With("component", "appservice", "service", svc.Name),
 		metrics:  d.Metrics,
 		retry:    d.Retry,
 		url:      strings.TrimSuffix(svc.URL, "/") + "/transactions/",
