@@ -731,3 +731,48 @@ func TestTransactionBody(t *testing.T) {
 		t.Fatalf("empty body %s", body)
 	}
 }
+
+// TestSenders: two services, each of its own events, from one Enqueue.
+func TestSenders(t *testing.T) {
+	ts := newTestService(t, func(int, string) int { return http.StatusOK })
+	a := testServiceConfig(t, ts.URL+"/a", 10, 1000)
+	b := testServiceConfig(t, ts.URL+"/b", 10, 1000)
+	b.Name = "bridge"
+	var logs syncBuffer
+	ss, err := NewSenders([]*Service{a, b}, SenderDeps{Queue: openSQLite(t, filepath.Join(t.TempDir(), "a.db")), Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ss.Sender("bridge") == nil || ss.Sender("nobody") != nil {
+		t.Fatal("Sender does not find the senders by name")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ss.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	ss.Enqueue(ctx, testName, testEvents(1, 3))
+	ss.Enqueue(ctx, "bridge", testEvents(4, 5))
+	ss.Enqueue(ctx, "nobody", testEvents(6, 6))
+	reqs := ts.waitFor(t, "both services' events", func(reqs []request) bool { return len(delivered(t, reqs)) == 5 })
+	got := map[string][]string{}
+	for _, q := range reqs {
+		dir, _, _ := strings.Cut(strings.TrimPrefix(q.path, "/"), "/")
+		got[dir] = append(got[dir], q.events...)
+	}
+	if !slices.Equal(got["a"], ids(1, 3)) || !slices.Equal(got["b"], ids(4, 5)) {
+		t.Fatalf("service a got %v, b %v", got["a"], got["b"])
+	}
+	if !strings.Contains(logs.String(), "undeclared service") {
+		t.Errorf("events for an undeclared service not logged:\n%s", logs.String())
+	}
+
+	if _, err := NewSenders([]*Service{a, a}, SenderDeps{Queue: memory.New(), Log: slog.New(slog.DiscardHandler)}); err == nil {
+		t.Error("NewSenders with two services of one name succeeded")
+	}
+}
