@@ -71,7 +71,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	type runner interface{ Run(context.Context) error }
 	var comps []runner
-	sms, err := newSessionManagers(cfg, r, store, mon, log)
+	// Application services and the HTTP API, when configured: they hear of
+	// what the session managers and the conference service do.
+	applications, err := newApps(cfg, r, store, mon, log)
+	if err != nil {
+		return err
+	}
+	var accounts c2s.AccountCreator = store
+	if applications != nil {
+		accounts = applications.accounts
+	}
+	sms, err := newSessionManagers(cfg, r, store, mon, log, applications.smDeps)
 	if err != nil {
 		return err
 	}
@@ -79,7 +89,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		comps = append(comps, m)
 	}
 	c2sCfg := c2sConfig(cfg)
-	edge, err := c2s.New(c2sCfg, c2s.Deps{Router: r, Auth: auth.New(store, nil), TLS: tlsConf, Accounts: store, Tokens: store, Log: log, Metrics: mon})
+	edge, err := c2s.New(c2sCfg, c2s.Deps{Router: r, Auth: auth.New(store, nil), TLS: tlsConf, Accounts: accounts, Tokens: store, Log: log, Metrics: mon})
 	if err != nil {
 		return err
 	}
@@ -92,7 +102,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 
-	conference, err := newMUC(cfg, r, store, mon, log)
+	conference, err := newMUC(cfg, r, store, mon, log, applications.mucDeps)
 	if err != nil {
 		return err
 	}
@@ -115,7 +125,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	var wg sync.WaitGroup
-	errc := make(chan error, len(comps)+6)
+	errc := make(chan error, len(comps)+7)
 	for _, c := range comps {
 		wg.Add(1)
 		go func() {
@@ -183,6 +193,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			}
 		}()
 	}
+	if applications != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := applications.run(sessCtx, sms, conference, components, federation); err != nil {
+				errc <- err
+				cancel()
+			}
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -219,6 +239,7 @@ type storeBackend interface {
 	storage.FastTokens
 	storage.PEP
 	storage.MUC
+	storage.AppServiceQueue
 	Close() error
 }
 

@@ -81,7 +81,7 @@ func serviceCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	var stop func() error // after the links end: stops what runs here
 	switch name {
 	case "sm":
-		sms, err := newSessionManagers(cfg, r, store, mon, log)
+		sms, err := newSessionManagers(cfg, r, store, mon, log, nil)
 		if err != nil {
 			return err
 		}
@@ -115,7 +115,7 @@ func serviceCmd(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 	case "muc":
-		conf, err := newMUC(cfg, r, store, mon, log)
+		conf, err := newMUC(cfg, r, store, mon, log, nil)
 		if err != nil {
 			return err
 		}

@@ -29,12 +29,15 @@ type smStore interface {
 
 // newSessionManagers builds the session manager of every configured
 // domain, the same way for `serve` and `service sm`.
-func newSessionManagers(cfg config.Config, r *router.Router, store smStore, m sm.Metrics, log *slog.Logger) ([]*sm.SM, error) {
+func newSessionManagers(cfg config.Config, r *router.Router, store smStore, m sm.Metrics, log *slog.Logger, adjust func(*sm.Deps)) ([]*sm.SM, error) {
 	var out []*sm.SM
 	for _, d := range cfg.Domains {
 		deps := sm.Deps{Router: r, Accounts: store, Roster: store, Offline: store, Blocklist: store, Private: store, PEP: store, Log: log, Metrics: m}
 		if cfg.Archive.Enabled {
 			deps.Archive = store
+		}
+		if adjust != nil {
+			adjust(&deps)
 		}
 		m, err := sm.New(sm.Config{Domain: d, Version: version(), ArchiveRetention: time.Duration(cfg.Archive.Retention), ContactAddresses: cfg.Contact.Addresses()}, deps)
 		if err != nil {
@@ -47,7 +50,7 @@ func newSessionManagers(cfg config.Config, r *router.Router, store smStore, m sm
 
 // newMUC builds the conference service of every configured domain, the
 // same way for `serve` and `service muc`; nil when [muc] disables it.
-func newMUC(cfg config.Config, r *router.Router, store muc.Store, m muc.Metrics, log *slog.Logger) (*muc.Service, error) {
+func newMUC(cfg config.Config, r *router.Router, store muc.Store, m muc.Metrics, log *slog.Logger, adjust func(*muc.Deps)) (*muc.Service, error) {
 	if !cfg.MUC.Enabled {
 		return nil, nil
 	}
@@ -64,7 +67,11 @@ func newMUC(cfg config.Config, r *router.Router, store muc.Store, m muc.Metrics,
 	mc.Limits.MaxHistory = cfg.MUC.MaxHistory
 	mc.Limits.MessageRate = cfg.MUC.MessageRate
 	mc.Limits.MessageBurst = cfg.MUC.MessageBurst
-	return muc.New(mc, muc.Deps{Router: r, Store: store, Log: log, Metrics: m})
+	deps := muc.Deps{Router: r, Store: store, Log: log, Metrics: m}
+	if adjust != nil {
+		adjust(&deps)
+	}
+	return muc.New(mc, deps)
 }
 
 // c2sConfig is the client edge's configuration, the same for `serve` and

@@ -50,6 +50,9 @@ func (v *vsession) Deliver(el *xmlstream.Element) {
 		ev.Type = EventMessage
 		ev.Message = messageOf(el)
 	case stanza.Presence:
+		if el.Attr("from") == v.full.String() {
+			return // its own presence, reflected
+		}
 		switch t := el.Attr("type"); t {
 		case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
 			ev.Type = EventSubscription

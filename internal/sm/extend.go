@@ -134,3 +134,6 @@ func (m *SM) AdminRoster(ctx context.Context, owner jid.JID, iq *xmlstream.Eleme
 	m.roster(ctx, u, nil, iq, q, func(r *xmlstream.Element) { ans = r })
 	return ans
 }
+
+// Domain returns the domain the session manager serves.
+func (m *SM) Domain() string { return m.domain.Domain() }
