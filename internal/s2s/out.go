@@ -26,9 +26,9 @@ type outStream struct {
 	svc *Service
 	key pair
 
-	wake  chan struct{} // a stanza was queued
-	quit  chan struct{} // closed by stop
-	once  sync.Once
+	wake   chan struct{} // a stanza was queued
+	quit   chan struct{} // closed by stop
+	once   sync.Once
 	mu     sync.Mutex
 	queue  []queued
 	ended  bool   // no more stanzas are taken
