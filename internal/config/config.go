@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -374,6 +375,15 @@ func Load(path string) (Config, error) {
 
 // Decode overlays the TOML document b on c, rejecting unknown keys.
 func Decode(b []byte, c *Config) error {
+	// The decoder takes a number for a Duration as nanoseconds: refuse it,
+	// rather than run with a 30 ns timeout that fails every login. A
+	// document that does not parse is reported by the decoder below.
+	var raw map[string]any
+	if toml.Unmarshal(b, &raw) == nil {
+		if err := numberDurations(reflect.TypeFor[Config](), raw, nil); err != nil {
+			return err
+		}
+	}
 	d := toml.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	err := d.Decode(c)
@@ -394,6 +404,50 @@ func Decode(b []byte, c *Config) error {
 		return fmt.Errorf("line %d, column %d: %s", row, col, de.Error())
 	}
 	return err
+}
+
+// numberDurations returns an error naming the first key of the document m
+// that holds a number where t has a Duration. Zero is accepted: it needs
+// no unit.
+func numberDurations(t reflect.Type, m map[string]any, path []string) error {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("toml")
+		v, ok := m[tag]
+		if tag == "" || tag == "-" || !ok {
+			continue
+		}
+		key := append(slices.Clip(path), tag)
+		switch {
+		case f.Type == reflect.TypeFor[Duration]():
+			switch n := v.(type) {
+			case int64:
+				if n != 0 {
+					return fmt.Errorf("key %s: %d is a number without a unit; write a duration such as \"%ds\" or \"%dm\"", strings.Join(key, "."), n, n, n)
+				}
+			case float64:
+				if n != 0 {
+					return fmt.Errorf("key %s: %v is a number without a unit; write a duration such as \"%vs\"", strings.Join(key, "."), n, n)
+				}
+			}
+		case f.Type.Kind() == reflect.Struct:
+			if sub, ok := v.(map[string]any); ok {
+				if err := numberDurations(f.Type, sub, key); err != nil {
+					return err
+				}
+			}
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+			list, _ := v.([]any)
+			for _, e := range list {
+				if sub, ok := e.(map[string]any); ok {
+					if err := numberDurations(f.Type.Elem(), sub, key); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // ApplyEnv overrides keys from environment variables named AMBROSIA_ and

@@ -28,6 +28,15 @@ func TestDecodeAndValidate(t *testing.T) {
 		{name: "unknown nested key", doc: "[c2s]\nadress = ':1'", wantErr: "unknown key c2s.adress"},
 		{name: "bad type", doc: "[c2s]\nallow_plain = 'yes'", wantErr: "c2s.allow_plain"},
 		{name: "bad duration", doc: "[c2s]\nidle_timeout = 'soon'", wantErr: "idle_timeout"},
+		{name: "duration without unit", doc: "[c2s]\nnegotiation_timeout = 30", wantErr: "key c2s.negotiation_timeout: 30 is a number without a unit"},
+		{name: "idle timeout without unit", doc: "[c2s]\nidle_timeout = 300", wantErr: "key c2s.idle_timeout"},
+		{name: "fraction without unit", doc: "[archive]\nretention = 1.5", wantErr: "archive.retention"},
+		{name: "dotted duration without unit", doc: "s2s.connect_timeout = 10", wantErr: "key s2s.connect_timeout"},
+		{name: "zero needs no unit", doc: "[c2s]\nidle_timeout = 0", check: func(t *testing.T, c Config) {
+			if c.C2S.IdleTimeout != 0 {
+				t.Fatalf("idle_timeout %v", c.C2S.IdleTimeout)
+			}
+		}},
 		{name: "bad domain", doc: "domains = ['a@b']", wantErr: "domains"},
 		{name: "no domain", doc: "domains = []", wantErr: "domains"},
 		{name: "bad log level", doc: "[log]\nlevel = 'loud'", wantErr: "log.level"},
