@@ -20,6 +20,7 @@ var errUsage = errors.New("usage")
 // configFlags are the flags every command that reads the configuration
 // shares. Flags win over the environment, which wins over the file.
 type configFlags struct {
+	fs          *flag.FlagSet // where they were registered
 	file        string
 	domains     string
 	data        string
@@ -39,11 +40,12 @@ type configFlags struct {
 }
 
 func (f *configFlags) register(fs *flag.FlagSet) {
+	f.fs = fs
 	fs.StringVar(&f.file, "config", "", "TOML configuration file (optional)")
 	fs.StringVar(&f.domains, "domain", "", "domains served, comma-separated (default localhost)")
 	fs.StringVar(&f.data, "data", "", "data directory (default ./data)")
-	fs.StringVar(&f.c2sAddr, "c2s-addr", "", "client listener with STARTTLS, host:port (default :5222)")
-	fs.StringVar(&f.c2sTLSAddr, "c2s-tls-addr", "", "client listener with direct TLS, host:port (default :5223)")
+	fs.StringVar(&f.c2sAddr, "c2s-addr", "", "client listener with STARTTLS, host:port (default :5222; '' disables)")
+	fs.StringVar(&f.c2sTLSAddr, "c2s-tls-addr", "", "client listener with direct TLS, host:port (default :5223; '' disables)")
 	fs.Var(&f.allowPlain, "allow-plain", "allow unencrypted client connections")
 	fs.Var(&f.allowReg, "allow-registration", "let anyone create an account in-band (XEP-0077)")
 	fs.StringVar(&f.logFormat, "log-format", "", "text or json")
@@ -69,22 +71,33 @@ func (f *configFlags) load() (config.Config, error) {
 	if err := c.ApplyEnv(os.LookupEnv); err != nil {
 		return c, fmt.Errorf("config: %w", err)
 	}
-	if f.domains != "" {
-		c.Domains = strings.Split(f.domains, ",")
+	// A flag given overrides, even empty: --c2s-tls-addr '' disables the
+	// listener as c2s.tls_addr = "" in the file does.
+	given := map[string]bool{}
+	if f.fs != nil {
+		f.fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
 	}
-	set := func(dst *string, v string) {
-		if v != "" {
+	if given["domain"] {
+		c.Domains = nil
+		for _, d := range strings.Split(f.domains, ",") {
+			if d = strings.TrimSpace(d); d != "" {
+				c.Domains = append(c.Domains, d)
+			}
+		}
+	}
+	set := func(dst *string, name, v string) {
+		if given[name] {
 			*dst = v
 		}
 	}
-	set(&c.DataDir, f.data)
-	set(&c.C2S.Addr, f.c2sAddr)
-	set(&c.C2S.TLSAddr, f.c2sTLSAddr)
-	set(&c.Log.Format, f.logFormat)
-	set(&c.Log.Level, f.logLevel)
-	set(&c.DebugAddr, f.debugAddr)
-	set(&c.MetricsAddr, f.metricsAddr)
-	set(&c.Component.Addr, f.compAddr)
+	set(&c.DataDir, "data", f.data)
+	set(&c.C2S.Addr, "c2s-addr", f.c2sAddr)
+	set(&c.C2S.TLSAddr, "c2s-tls-addr", f.c2sTLSAddr)
+	set(&c.Log.Format, "log-format", f.logFormat)
+	set(&c.Log.Level, "log-level", f.logLevel)
+	set(&c.DebugAddr, "debug-addr", f.debugAddr)
+	set(&c.MetricsAddr, "metrics-addr", f.metricsAddr)
+	set(&c.Component.Addr, "component-addr", f.compAddr)
 	c.Component.External = append(c.Component.External, f.components...)
 	if err := f.privileges.apply(c.Component.External); err != nil {
 		return c, err
@@ -95,14 +108,14 @@ func (f *configFlags) load() (config.Config, error) {
 	if f.allowReg.set {
 		c.C2S.AllowRegistration = f.allowReg.v
 	}
-	if f.idle != "" {
+	if given["idle-timeout"] {
 		d, err := time.ParseDuration(f.idle)
 		if err != nil {
 			return c, fmt.Errorf("--idle-timeout: %w", err)
 		}
 		c.C2S.IdleTimeout = config.Duration(d)
 	}
-	if f.resume != "" {
+	if given["resume-timeout"] {
 		d, err := time.ParseDuration(f.resume)
 		if err != nil {
 			return c, fmt.Errorf("--resume-timeout: %w", err)

@@ -116,3 +116,44 @@ func TestComponentPrivilegeFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestEmptyAddressFlags: an empty address flag disables its listener, as
+// the same empty value in the file or the environment does.
+func TestEmptyAddressFlags(t *testing.T) {
+	cases := []struct {
+		args []string
+		get  func(c config.Config) string
+	}{
+		{[]string{"--c2s-tls-addr", ""}, func(c config.Config) string { return c.C2S.TLSAddr }},
+		{[]string{"--c2s-tls-addr="}, func(c config.Config) string { return c.C2S.TLSAddr }},
+		{[]string{"-c2s-tls-addr="}, func(c config.Config) string { return c.C2S.TLSAddr }},
+		{[]string{"--c2s-addr", ""}, func(c config.Config) string { return c.C2S.Addr }},
+		{[]string{"--component-addr", ""}, func(c config.Config) string { return c.Component.Addr }},
+	}
+	for _, tc := range cases {
+		t.Setenv("AMBROSIA_CONFIG", "")
+		fs := newFlagSet("serve", io.Discard)
+		var cf configFlags
+		cf.register(fs)
+		if _, err := parse(fs, append([]string{"--data", t.TempDir()}, tc.args...)); err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		c, err := cf.load()
+		if err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		if got := tc.get(c); got != "" {
+			t.Errorf("%q: listener address %q, want it disabled", tc.args, got)
+		}
+	}
+	// Without the flag, the default stays.
+	fs := newFlagSet("serve", io.Discard)
+	var cf configFlags
+	cf.register(fs)
+	if _, err := parse(fs, []string{"--data", t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := cf.load(); err != nil || c.C2S.TLSAddr != ":5223" || c.C2S.Addr != ":5222" {
+		t.Fatalf("defaults: %q %q %v", c.C2S.Addr, c.C2S.TLSAddr, err)
+	}
+}
