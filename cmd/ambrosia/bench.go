@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -31,25 +30,28 @@ The load client only connects to loopback addresses.
 Run 'ambrosia bench <mode> -h' for the flags of a mode.
 `
 
+// benchAbout says what each mode does.
+var benchAbout = map[string]string{
+	"users":    "Creates the load accounts PREFIX0…PREFIX(N-1) directly in the database.",
+	"idle":     "Opens --count sessions, keeps them idle and reports the server's RSS per connection.",
+	"logins":   "Logs in and out --count times and reports logins/s and latency.",
+	"messages": "Chats between pairs of sessions at a rate and reports latency and server CPU.",
+	"muc":      "Seats occupants in multi-user chat rooms, sends at a rate and reports join times,\ndeliveries per second, loss, latency, server CPU and memory.",
+}
+
 // benchCmd runs the load client against a server on this machine; the
 // figures it prints are how Ambrosia's performance claims are measured.
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, benchUsage)
-		return errUsage
+	mode, err := subcommand("bench", args, []string{"users", "idle", "logins", "messages", "muc"}, benchUsage, stdout, stderr)
+	if err != nil {
+		return err
 	}
-	mode := args[0]
-	fs := newFlagSet("bench "+mode, stderr)
-	domain := fs.String("domain", "localhost", "XMPP domain of the load accounts")
+	fs := newCommand("bench "+mode, "[flags]", benchAbout[mode], stdout, stderr)
+	domain := fs.String("domain", "localhost", "XMPP `DOMAIN` of the load accounts")
 	prefix := fs.String("prefix", "load", "local part prefix of the load accounts")
 	password := fs.String("password", "loadpass", "password of every load account")
-	switch mode {
-	case "users":
+	if mode == "users" {
 		return benchUsers(ctx, fs, args[1:], stdout, domain, prefix, password)
-	case "idle", "logins", "messages", "muc":
-	default:
-		fmt.Fprintf(stderr, "ambrosia: unknown bench mode %q\n\n%s", mode, benchUsage)
-		return errUsage
 	}
 
 	addr := fs.String("addr", "127.0.0.1:5222", "client listener (STARTTLS or plain), loopback only")
@@ -106,8 +108,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		maxLoss = fs.Float64("max-loss", 0.001, "a passing step loses at most this fraction of the deliveries")
 		settle = fs.Duration("settle", 3*time.Second, "wait after the logins and after the joins before sampling RSS")
 	}
-	if _, err := parse(fs, args[1:]); err != nil {
+	if pos, err := fs.parse(args[1:]); err != nil {
 		return err
+	} else if len(pos) > 0 {
+		return fs.wrongArgs(fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
 	if err := loopbackOnly(*addr); err != nil {
 		return err
@@ -185,11 +189,13 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 }
 
-func benchUsers(ctx context.Context, fs *flag.FlagSet, args []string, stdout io.Writer, domain, prefix, password *string) error {
-	data := fs.String("data", "./data", "data directory of the server")
+func benchUsers(ctx context.Context, fs *command, args []string, stdout io.Writer, domain, prefix, password *string) error {
+	data := fs.String("data", "./data", "data directory `DIR` of the server")
 	count := fs.Int("count", 10000, "accounts to create")
-	if _, err := parse(fs, args); err != nil {
+	if pos, err := fs.parse(args); err != nil {
 		return err
+	} else if len(pos) > 0 {
+		return fs.wrongArgs(fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
 	start := time.Now()
 	created, existed, err := loadtest.CreateUsers(ctx, filepath.Join(*data, "ambrosia.db"), *domain, *prefix, *count, *password)

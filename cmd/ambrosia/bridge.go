@@ -57,23 +57,31 @@ var bridges = map[string]builtinBridge{
 	},
 }
 
-const bridgeUsage = `usage: ambrosia bridge <run|check> NAME --config FILE
+const bridgeUsage = `usage: ambrosia bridge run|check NAME --config FILE [flags]
        ambrosia bridge list
 
 The configuration file has a [bridge] section (bridge.Config: domain,
 data_dir, [bridge.connect] mode = "component" | "service" | "server",
 server, secret, ...) and a section named after the bridge for its network.
 The secret may come from AMBROSIA_BRIDGE_SECRET instead.
+
+Run 'ambrosia bridge run -h' for the flags.
 `
 
 // bridgeCmd runs, checks or lists bridges.
 func bridgeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, bridgeUsage)
-		return errUsage
+	sub, err := subcommand("bridge", args, []string{"run", "check", "list"}, bridgeUsage, stdout, stderr)
+	if err != nil {
+		return err
 	}
-	switch args[0] {
+	switch sub {
 	case "list":
+		c := newCommand("bridge list", "", "Lists the bridges this program carries.", stdout, stderr)
+		if pos, err := c.parse(args[1:]); err != nil {
+			return err
+		} else if len(pos) > 0 {
+			return c.wrongArgs(fmt.Sprintf("unexpected argument %q", pos[0]))
+		}
 		names := make([]string, 0, len(bridges))
 		for n := range bridges {
 			names = append(names, n)
@@ -83,26 +91,34 @@ func bridgeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			fmt.Fprintf(stdout, "%-10s %s\n", n, bridges[n].about)
 		}
 		return nil
-	case "run", "check":
-	default:
-		fmt.Fprint(stderr, bridgeUsage)
-		return errUsage
 	}
-	if len(args) < 2 || strings.HasPrefix(args[1], "-") {
-		fmt.Fprint(stderr, bridgeUsage)
-		return errUsage
+	about := "Runs the bridge NAME (see ambrosia bridge list) with the configuration FILE."
+	if sub == "check" {
+		about = "Checks the configuration of the bridge NAME and that both of its sides are reachable."
 	}
-	name := args[1]
-	bb, ok := bridges[name]
-	if !ok {
-		return fmt.Errorf("bridge: no bridge %q (see ambrosia bridge list)", name)
-	}
-	fs := newFlagSet("bridge "+args[0]+" "+name, stderr)
-	file := fs.String("config", "", "TOML configuration file (required)")
+	fs := newCommand("bridge "+sub, "NAME --config FILE [flags]", about, stdout, stderr)
+	file := fs.String("config", "", "TOML configuration `FILE` (required)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
-	if _, err := parse(fs, args[2:]); err != nil {
+	pos, err := fs.parse(args[1:])
+	if err != nil {
 		return err
+	}
+	if len(pos) != 1 {
+		return fs.wrongArgs("want the name of one bridge")
+	}
+	name := pos[0]
+	bb, ok := bridges[name]
+	if !ok {
+		names := make([]string, 0, len(bridges))
+		for n := range bridges {
+			names = append(names, n)
+		}
+		msg := fmt.Sprintf("bridge: no bridge %q", name)
+		if s := closest(name, names); s != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		return errors.New(msg + " (see ambrosia bridge list)")
 	}
 	if *file == "" {
 		return errors.New("bridge: --config is required")
@@ -120,7 +136,7 @@ func bridgeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if args[0] == "check" {
+	if sub == "check" {
 		if err := b.Check(ctx); err != nil {
 			return err
 		}

@@ -112,13 +112,18 @@ func dialbackSecret(cfg config.Config) ([]byte, error) {
 // certificate and, with --remote, whether federation with that domain
 // works.
 func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("check", stderr)
+	c := newCommand("check", "[--remote DOMAIN] [flags]", `Reports, for each served domain, its SRV and A/AAAA records and its
+certificate (issuer, expiry, whether other servers will trust it); with
+--remote, connects to DOMAIN and authenticates as federation would. Exits
+non-zero when a certificate expires within 14 days or federation fails.`, stdout, stderr)
 	var cf configFlags
-	cf.register(fs)
+	cf.register(c.FlagSet, groupStore)
 	var remote string
-	fs.StringVar(&remote, "remote", "", "also connect to this remote domain and authenticate, as federation would")
-	if _, err := parse(fs, args); err != nil {
+	c.StringVar(&remote, "remote", "", "also connect to this remote `DOMAIN` and authenticate, as federation would")
+	if pos, err := c.parse(args); err != nil {
 		return err
+	} else if len(pos) > 0 {
+		return c.wrongArgs(fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
 	cfg, err := cf.load()
 	if err != nil {

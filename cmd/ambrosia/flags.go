@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -13,9 +12,6 @@ import (
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/config"
 )
-
-// errUsage reports bad flags after the flag package printed why.
-var errUsage = errors.New("usage")
 
 // configFlags are the flags every command that reads the configuration
 // shares. Flags win over the environment, which wins over the file.
@@ -39,24 +35,56 @@ type configFlags struct {
 	privileges  privilegeFlags
 }
 
-func (f *configFlags) register(fs *flag.FlagSet) {
+// flagGroup selects the configuration flags a command reads, so that its
+// help lists those and no others.
+type flagGroup uint
+
+const (
+	// groupStore: --config, --domain and --data, where the accounts are.
+	groupStore flagGroup = 1 << iota
+	// groupLog: --log-format and --log-level.
+	groupLog
+	// groupMonitor: --debug-addr and --metrics-addr.
+	groupMonitor
+	// groupClients: the client listeners and their sessions.
+	groupClients
+	// groupRegistration: --allow-registration, which needs the accounts.
+	groupRegistration
+	// groupComponents: the external component listener.
+	groupComponents
+)
+
+// register adds the flags of groups to fs. --config comes with any group.
+func (f *configFlags) register(fs *flag.FlagSet, groups flagGroup) {
 	f.fs = fs
-	fs.StringVar(&f.file, "config", "", "TOML configuration file (optional)")
-	fs.StringVar(&f.domains, "domain", "", "domains served, comma-separated (default localhost)")
-	fs.StringVar(&f.data, "data", "", "data directory (default ./data)")
-	fs.StringVar(&f.c2sAddr, "c2s-addr", "", "client listener with STARTTLS, host:port (default :5222; '' disables)")
-	fs.StringVar(&f.c2sTLSAddr, "c2s-tls-addr", "", "client listener with direct TLS, host:port (default :5223; '' disables)")
-	fs.Var(&f.allowPlain, "allow-plain", "allow unencrypted client connections")
-	fs.Var(&f.allowReg, "allow-registration", "let anyone create an account in-band (XEP-0077)")
-	fs.StringVar(&f.logFormat, "log-format", "", "text or json")
-	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error")
-	fs.StringVar(&f.debugAddr, "debug-addr", "", "serve the profiler, runtime statistics and metrics on host:port (loopback!)")
-	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on host:port")
-	fs.StringVar(&f.idle, "idle-timeout", "", "silence before a session is pinged, e.g. 5m (0 disables)")
-	fs.StringVar(&f.resume, "resume-timeout", "", "how long a dropped session waits for a stream-management resumption, e.g. 5m (0 disables)")
-	fs.StringVar(&f.compAddr, "component-addr", "", "external component listener (XEP-0114), host:port (default 127.0.0.1:5347; opened only when a component is configured)")
-	fs.Var(&f.components, "component", "allow an external component: DOMAIN=SECRET; repeatable, added to the file's [[component.external]] list")
-	fs.Var(&f.privileges, "component-privileges", "grant an external component Privileged Entity (XEP-0356) access: DOMAIN=KEY:VALUE,... with keys roster, roster_push, message, presence, namespace and iq:NAMESPACE (as in [component.external.privileges]); repeatable, replaces the file's privileges of that component")
+	fs.StringVar(&f.file, "config", "", "read the TOML configuration `FILE` (or AMBROSIA_CONFIG; optional)")
+	if groups&groupStore != 0 {
+		fs.StringVar(&f.domains, "domain", "", "`DOMAINS` served, comma-separated (default localhost)")
+		fs.StringVar(&f.data, "data", "", "data directory `DIR`: the SQLite database, certificates, uploads (default ./data)")
+	}
+	if groups&groupClients != 0 {
+		fs.StringVar(&f.c2sAddr, "c2s-addr", "", "client listener with STARTTLS, `HOST:PORT` (default :5222; '' disables)")
+		fs.StringVar(&f.c2sTLSAddr, "c2s-tls-addr", "", "client listener with direct TLS, `HOST:PORT` (default :5223; '' disables)")
+		fs.Var(&f.allowPlain, "allow-plain", "allow unencrypted client connections")
+		fs.StringVar(&f.idle, "idle-timeout", "", "silence before a session is pinged, a `DURATION` such as 5m (0 disables)")
+		fs.StringVar(&f.resume, "resume-timeout", "", "how long a dropped session waits for a stream-management resumption, a `DURATION` such as 5m (0 disables)")
+	}
+	if groups&groupRegistration != 0 {
+		fs.Var(&f.allowReg, "allow-registration", "let anyone create an account in-band (XEP-0077)")
+	}
+	if groups&groupLog != 0 {
+		fs.StringVar(&f.logFormat, "log-format", "", "text or json (default text)")
+		fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default info)")
+	}
+	if groups&groupMonitor != 0 {
+		fs.StringVar(&f.debugAddr, "debug-addr", "", "serve the profiler, runtime statistics and metrics on `HOST:PORT` (loopback!)")
+		fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on `HOST:PORT`")
+	}
+	if groups&groupComponents != 0 {
+		fs.StringVar(&f.compAddr, "component-addr", "", "external component listener (XEP-0114), `HOST:PORT` (default 127.0.0.1:5347; opened only when a component is configured)")
+		fs.Var(&f.components, "component", "allow an external component: `DOMAIN=SECRET`; repeatable, added to the file's [[component.external]] list")
+		fs.Var(&f.privileges, "component-privileges", "grant an external component Privileged Entity (XEP-0356) access: `DOMAIN=KEY:VALUE,...` with keys roster, roster_push, message, presence, namespace and iq:NAMESPACE (as in [component.external.privileges]); repeatable, replaces the file's privileges of that component")
+	}
 }
 
 // load builds the configuration: defaults, file, environment, flags.
@@ -126,30 +154,6 @@ func (f *configFlags) load() (config.Config, error) {
 		return c, fmt.Errorf("config: %w", err)
 	}
 	return c, nil
-}
-
-// newFlagSet returns a flag set that reports errors on w.
-func newFlagSet(name string, w io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(w)
-	return fs
-}
-
-// parse parses args, accepting flags after positional arguments too
-// (`ambrosia user add alice@localhost --data DIR`).
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, errUsage
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
 }
 
 // optBool is a boolean flag that remembers whether it was given, so that

@@ -9,6 +9,8 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/privilege"
 )
 
+const allGroups = groupStore | groupLog | groupMonitor | groupClients | groupRegistration | groupComponents
+
 func TestComponentFlags(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -26,10 +28,10 @@ func TestComponentFlags(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("AMBROSIA_CONFIG", "")
-			fs := newFlagSet("serve", io.Discard)
+			fs := newCommand("serve", "", "", io.Discard, io.Discard)
 			var cf configFlags
-			cf.register(fs)
-			_, err := parse(fs, append([]string{"--data", t.TempDir()}, tc.args...))
+			cf.register(fs.FlagSet, allGroups)
+			_, err := fs.parse(append([]string{"--data", t.TempDir()}, tc.args...))
 			if err == nil {
 				c, lerr := cf.load()
 				err = lerr
@@ -90,10 +92,10 @@ func TestComponentPrivilegeFlags(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("AMBROSIA_CONFIG", "")
-			fs := newFlagSet("serve", io.Discard)
+			fs := newCommand("serve", "", "", io.Discard, io.Discard)
 			var cf configFlags
-			cf.register(fs)
-			_, err := parse(fs, append([]string{"--data", t.TempDir()}, tc.args...))
+			cf.register(fs.FlagSet, allGroups)
+			_, err := fs.parse(append([]string{"--data", t.TempDir()}, tc.args...))
 			if err == nil {
 				var c config.Config
 				if c, err = cf.load(); err == nil {
@@ -132,10 +134,10 @@ func TestEmptyAddressFlags(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Setenv("AMBROSIA_CONFIG", "")
-		fs := newFlagSet("serve", io.Discard)
+		fs := newCommand("serve", "", "", io.Discard, io.Discard)
 		var cf configFlags
-		cf.register(fs)
-		if _, err := parse(fs, append([]string{"--data", t.TempDir()}, tc.args...)); err != nil {
+		cf.register(fs.FlagSet, allGroups)
+		if _, err := fs.parse(append([]string{"--data", t.TempDir()}, tc.args...)); err != nil {
 			t.Fatalf("%q: %v", tc.args, err)
 		}
 		c, err := cf.load()
@@ -147,10 +149,10 @@ func TestEmptyAddressFlags(t *testing.T) {
 		}
 	}
 	// Without the flag, the default stays.
-	fs := newFlagSet("serve", io.Discard)
+	fs := newCommand("serve", "", "", io.Discard, io.Discard)
 	var cf configFlags
-	cf.register(fs)
-	if _, err := parse(fs, []string{"--data", t.TempDir()}); err != nil {
+	cf.register(fs.FlagSet, allGroups)
+	if _, err := fs.parse([]string{"--data", t.TempDir()}); err != nil {
 		t.Fatal(err)
 	}
 	if c, err := cf.load(); err != nil || c.C2S.TLSAddr != ":5223" || c.C2S.Addr != ":5222" {

@@ -33,15 +33,15 @@ type linkFlags struct {
 }
 
 func (f *linkFlags) register(fs *flag.FlagSet, gateway bool) {
-	fs.StringVar(&f.secret, "service-secret", "", "shared secret of services and gateways (or AMBROSIA_SERVICE_SECRET)")
-	fs.StringVar(&f.cert, "service-cert", "", "certificate file (PEM) of this end of service links")
-	fs.StringVar(&f.key, "service-key", "", "key file (PEM) of --service-cert")
+	fs.StringVar(&f.secret, "service-secret", "", "shared `SECRET` of services and gateways (or AMBROSIA_SERVICE_SECRET)")
+	fs.StringVar(&f.cert, "service-cert", "", "certificate `FILE` (PEM) of this end of service links")
+	fs.StringVar(&f.key, "service-key", "", "key `FILE` (PEM) of --service-cert")
 	if gateway {
-		fs.StringVar(&f.addr, "service-addr", "127.0.0.1:5270", "service listener, host:port")
-		fs.Var(&f.domainSecrets, "service-domain-secret", "DOMAIN=SECRET: a secret that lets a service bind that domain only; repeatable")
-		fs.StringVar(&f.ca, "service-ca", "", "CA file (PEM) for service certificates: a service presenting one signed by it may bind the DNS names it holds (SASL EXTERNAL)")
+		fs.StringVar(&f.addr, "service-addr", "127.0.0.1:5270", "service listener, `HOST:PORT`")
+		fs.Var(&f.domainSecrets, "service-domain-secret", "`DOMAIN=SECRET`: a secret that lets a service bind that domain only; repeatable")
+		fs.StringVar(&f.ca, "service-ca", "", "CA `FILE` (PEM) for service certificates: a service presenting one signed by it may bind the DNS names it holds (SASL EXTERNAL)")
 	} else {
-		fs.StringVar(&f.ca, "gateway-ca", "", "CA file (PEM) that gateway certificates must be signed by (default: not checked; SCRAM channel binding protects the link)")
+		fs.StringVar(&f.ca, "gateway-ca", "", "CA `FILE` (PEM) that gateway certificates must be signed by (default: not checked; SCRAM channel binding protects the link)")
 	}
 }
 
@@ -70,14 +70,18 @@ func loadPool(file string) (*x509.CertPool, error) {
 // gatewayCmd runs the network edge: client listeners, the external
 // component listener and the service listener. Domains, certificates and
 // accounts come from the services that link to it.
-func gatewayCmd(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlagSet("gateway", stderr)
+func gatewayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newCommand("gateway", "[flags]", `Runs the network edge of a split server: the client listeners, the
+external component listener and the listener services link to (ambrosia
+service sm|muc). Domains, certificates and accounts come from the services.`, stdout, stderr)
 	var cf configFlags
 	var lf linkFlags
-	cf.register(fs)
-	lf.register(fs, true)
-	if _, err := parse(fs, args); err != nil {
+	cf.register(c.FlagSet, groupLog|groupMonitor|groupClients|groupComponents)
+	lf.register(c.FlagSet, true)
+	if pos, err := c.parse(args); err != nil {
 		return err
+	} else if len(pos) > 0 {
+		return c.wrongArgs(fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
 	cfg, err := cf.load()
 	if err != nil {

@@ -5,10 +5,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 )
 
@@ -25,32 +27,35 @@ commands:
   serve                  run the server (all components in one process)
   gateway                run the network edge of a split server (services link to it)
   service sm|muc         run the session manager or the conference service, linked to gateways
-  user add JID           create an account (password from --password or stdin)
+  user add JID           create an account (password from a prompt, --password or stdin)
   user passwd JID        change a password (same)
   user del JID           delete an account and its data
   user list [DOMAIN]     list accounts
   bridge run|check NAME  run or check a bridge to another chat network (bridge list: which)
   check [--remote DOMAIN] report DNS records, certificates and federation with DOMAIN
-  bench MODE             load client for measurements (users, idle, logins, messages)
+  bench MODE             load client for measurements (users, idle, logins, messages, muc)
   version                print the version
 
-Run 'ambrosia <command> -h' for the flags of a command.
+Run 'ambrosia <command> -h' (or 'ambrosia help <command>') for the usage and flags of a command.
 `
+
+// commands are the names run dispatches, for suggestions.
+var commands = []string{"serve", "gateway", "service", "user", "bridge", "check", "bench", "version", "help"}
 
 // run dispatches a command line; it returns the process exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprintf(stderr, "ambrosia: missing command\n\n%s", usage)
 		return 2
 	}
 	var err error
 	switch args[0] {
 	case "serve":
-		err = serve(ctx, args[1:], stderr)
+		err = serve(ctx, args[1:], stdout, stderr)
 	case "gateway":
-		err = gatewayCmd(ctx, args[1:], stderr)
+		err = gatewayCmd(ctx, args[1:], stdout, stderr)
 	case "service":
-		err = serviceCmd(ctx, args[1:], stderr)
+		err = serviceCmd(ctx, args[1:], stdout, stderr)
 	case "user":
 		err = userCmd(ctx, args[1:], stdin, stdout, stderr)
 	case "check":
@@ -60,21 +65,28 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "bridge":
 		err = bridgeCmd(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "ambrosia", version())
-		return 0
-	case "help", "-h", "--help":
+		err = versionCmd(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help", "-help":
+		if len(args) > 1 && !isHelp(args[1]) {
+			// ambrosia help user add: what ambrosia user add -h prints.
+			return run(ctx, append(slices.Clone(args[1:]), "-h"), stdin, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "ambrosia: unknown command %q\n\n%s", args[0], usage)
+		msg := fmt.Sprintf("unknown command %q", args[0])
+		if s := closest(args[0], commands); s != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		fmt.Fprintf(stderr, "ambrosia: %s\n\n%s", msg, usage)
 		return 2
 	}
-	if err != nil {
-		if err == errUsage {
-			return 2
-		}
-		fmt.Fprintln(stderr, "ambrosia:", err)
-		return 1
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
 	}
-	return 0
+	fmt.Fprintln(stderr, "ambrosia:", err)
+	return 1
 }

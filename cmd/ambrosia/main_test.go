@@ -79,3 +79,91 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		t.Fatalf("code %d, stderr %q", code, errOut)
 	}
 }
+
+// TestHelp: every command and subcommand shows its own usage and only the
+// flags it reads, -h and --help exit 0 everywhere, and a mistyped command
+// or flag is answered with the closest known one.
+func TestHelp(t *testing.T) {
+	helps := []struct {
+		args    []string
+		usage   string   // the usage line's start
+		has     []string // flags listed
+		hasNot  []string // flags the command does not read
+		comment string
+	}{
+		{args: []string{"-h"}, usage: "usage: ambrosia <command>"},
+		{args: []string{"help"}, usage: "usage: ambrosia <command>"},
+		{args: []string{"serve", "-h"}, usage: "usage: ambrosia serve", has: []string{"--c2s-addr", "--allow-registration", "--domain", "--component"}},
+		{args: []string{"gateway", "--help"}, usage: "usage: ambrosia gateway", has: []string{"--c2s-addr", "--service-secret", "--service-ca"}, hasNot: []string{"--domain", "--allow-registration", "--data"}},
+		{args: []string{"service", "-h"}, usage: "usage: ambrosia service sm|muc"},
+		{args: []string{"service", "sm", "-h"}, usage: "usage: ambrosia service sm", has: []string{"--gateway", "--domain", "--data"}, hasNot: []string{"--c2s-addr", "--allow-plain", "--component"}},
+		{args: []string{"service", "muc", "--help"}, usage: "usage: ambrosia service muc"},
+		{args: []string{"user", "--help"}, usage: "usage: ambrosia user add|passwd|del|list"},
+		{args: []string{"user", "-h"}, usage: "usage: ambrosia user add|passwd|del|list"},
+		{args: []string{"user", "add", "-h"}, usage: "usage: ambrosia user add JID", has: []string{"--password", "--data", "--domain", "--config"}, hasNot: []string{"--c2s-addr", "--allow-plain", "--log-level", "--component"}},
+		{args: []string{"user", "passwd", "--help"}, usage: "usage: ambrosia user passwd JID", has: []string{"--password"}},
+		{args: []string{"user", "del", "-h"}, usage: "usage: ambrosia user del JID", hasNot: []string{"--password", "--c2s-addr"}},
+		{args: []string{"user", "list", "-h"}, usage: "usage: ambrosia user list [DOMAIN]", hasNot: []string{"--password"}},
+		{args: []string{"check", "-h"}, usage: "usage: ambrosia check", has: []string{"--remote"}, hasNot: []string{"--c2s-addr"}},
+		{args: []string{"bench", "-h"}, usage: "usage: ambrosia bench <mode>"},
+		{args: []string{"bench", "idle", "-h"}, usage: "usage: ambrosia bench idle", has: []string{"--count", "--addr"}},
+		{args: []string{"bench", "users", "--help"}, usage: "usage: ambrosia bench users", has: []string{"--data", "--count"}, hasNot: []string{"--addr"}},
+		{args: []string{"bridge", "-h"}, usage: "usage: ambrosia bridge run|check"},
+		{args: []string{"bridge", "run", "-h"}, usage: "usage: ambrosia bridge run NAME", has: []string{"--config"}},
+		{args: []string{"bridge", "list", "-h"}, usage: "usage: ambrosia bridge list"},
+		{args: []string{"version", "-h"}, usage: "usage: ambrosia version"},
+		{args: []string{"help", "user", "add"}, usage: "usage: ambrosia user add JID"},
+	}
+	for _, h := range helps {
+		code, out, errOut := runCmd(t, "", h.args...)
+		if code != 0 || errOut != "" || !strings.HasPrefix(out, h.usage) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 0 and a usage starting %q", h.args, code, out, errOut, h.usage)
+			continue
+		}
+		for _, f := range h.has {
+			if !strings.Contains(out, "\n  "+f+" ") && !strings.Contains(out, "\n  "+f+"\n") {
+				t.Errorf("%q: no %s in\n%s", h.args, f, out)
+			}
+		}
+		for _, f := range h.hasNot {
+			if strings.Contains(out, f+" ") || strings.Contains(out, f+"\n") {
+				t.Errorf("%q: lists %s, which it does not read:\n%s", h.args, f, out)
+			}
+		}
+	}
+
+	mistakes := []struct {
+		args []string
+		code int
+		want string // in stderr
+	}{
+		{[]string{"serv"}, 2, `unknown command "serv" (did you mean "serve"?)`},
+		{[]string{"usr", "list"}, 2, `(did you mean "user"?)`},
+		{[]string{"user"}, 2, "ambrosia user: missing subcommand (add, passwd, del, list)"},
+		{[]string{"user", "ad", "a@localhost"}, 2, `unknown subcommand "ad" (did you mean "add"?)`},
+		{[]string{"user", "lsit"}, 2, `(did you mean "list"?)`},
+		{[]string{"bench", "idl"}, 2, `(did you mean "idle"?)`},
+		{[]string{"service", "mcu"}, 2, `(did you mean "muc"?)`},
+		{[]string{"serve", "--c2s-adr", ":1"}, 2, "unknown flag --c2s-adr (did you mean --c2s-addr?)"},
+		{[]string{"user", "add", "a@localhost", "--pasword", "x"}, 2, "(did you mean --password?)"},
+		{[]string{"user", "list", "--c2s-addr", ":1"}, 2, "unknown flag --c2s-addr\n"},
+		{[]string{"gateway", "--domain", "example.org"}, 2, "unknown flag --domain"},
+		{[]string{"user", "add"}, 2, "usage: ambrosia user add JID"},
+		{[]string{"serve", "extra"}, 2, `unexpected argument "extra"`},
+	}
+	for _, m := range mistakes {
+		code, _, errOut := runCmd(t, "", m.args...)
+		if code != m.code || !strings.Contains(errOut, m.want) {
+			t.Errorf("%q: exit %d, stderr %q; want exit %d and %q", m.args, code, errOut, m.code, m.want)
+		}
+	}
+}
+
+func TestClosest(t *testing.T) {
+	known := []string{"serve", "gateway", "service", "user", "version"}
+	for w, want := range map[string]string{"serv": "serve", "gatewya": "gateway", "vers": "version", "xyzzy": "", "sevrice": "service", "s": ""} {
+		if got := closest(w, known); got != want {
+			t.Errorf("closest(%q) = %q, want %q", w, got, want)
+		}
+	}
+}

@@ -25,13 +25,21 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/upload"
 )
 
+const serveAbout = `Runs the whole server in one process until SIGTERM or SIGINT: client
+listeners, the session manager of every domain, multi-user chat, HTTP
+upload, federation and external components. Settings come from the
+defaults, the --config file, AMBROSIA_* environment variables and these
+flags, each stronger than the one before.`
+
 // serve runs every component in this process until ctx is done.
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlagSet("serve", stderr)
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newCommand("serve", "[flags]", serveAbout, stdout, stderr)
 	var cf configFlags
-	cf.register(fs)
-	if _, err := parse(fs, args); err != nil {
+	cf.register(c.FlagSet, groupStore|groupLog|groupMonitor|groupClients|groupRegistration|groupComponents)
+	if pos, err := c.parse(args); err != nil {
 		return err
+	} else if len(pos) > 0 {
+		return c.wrongArgs(fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
 	cfg, err := cf.load()
 	if err != nil {

@@ -54,7 +54,7 @@ func TestServeShutdownReachesOccupants(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, []string{"--domain", "localhost", "--data", dir, "--c2s-addr", addr, "--c2s-tls-addr", freeAddr(t)}, io.Discard)
+		done <- serve(ctx, []string{"--domain", "localhost", "--data", dir, "--c2s-addr", addr, "--c2s-tls-addr", freeAddr(t)}, io.Discard, io.Discard)
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for {

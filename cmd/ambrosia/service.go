@@ -21,27 +21,38 @@ import (
 
 // serviceCmd runs one service linked to gateways: `ambrosia service sm`
 // or `ambrosia service muc`.
-func serviceCmd(ctx context.Context, args []string, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "usage: ambrosia service sm|muc --gateway HOST:PORT [flags]")
-		return errUsage
+const serviceUsage = `usage: ambrosia service sm|muc --gateway HOST:PORT [flags]
+
+Runs one service of a split server and links it to gateways:
+  sm    the session manager of the domains: sessions, rosters, presence, archives
+  muc   the conference service (multi-user chat) of the domains
+
+Run 'ambrosia service sm -h' for the flags.
+`
+
+func serviceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	name, err := subcommand("service", args, []string{"sm", "muc"}, serviceUsage, stdout, stderr)
+	if err != nil {
+		return err
 	}
-	name := args[0]
-	if name != "sm" && name != "muc" {
-		return fmt.Errorf("service: unknown service %q (known: sm, muc)", name)
+	about := "Runs the session manager of the domains and links it to the gateways."
+	if name == "muc" {
+		about = "Runs the conference service (multi-user chat) of the domains and links it to the gateways."
 	}
-	fs := newFlagSet("service "+name, stderr)
+	fs := newCommand("service "+name, "--gateway HOST:PORT [flags]", about, stdout, stderr)
 	var cf configFlags
 	var lf linkFlags
 	var gateways, instance, user, seeOther string
-	cf.register(fs)
-	lf.register(fs, false)
-	fs.StringVar(&gateways, "gateway", "127.0.0.1:5270", "service listeners of the gateways to link to, comma-separated")
-	fs.StringVar(&instance, "instance", "", "instance id, unique among the instances of the service (default: random)")
-	fs.StringVar(&seeOther, "see-other-host", "", "HOST[:PORT] where gateways send the clients of users this service does not know (RFC 6120 see-other-host) instead of failing their login")
-	fs.StringVar(&user, "service-user", link.AllDomains, "name to authenticate as: \""+link.AllDomains+"\" for the shared secret, or a domain for its own secret")
-	if _, err := parse(fs, args[1:]); err != nil {
+	cf.register(fs.FlagSet, groupStore|groupLog|groupMonitor)
+	lf.register(fs.FlagSet, false)
+	fs.StringVar(&gateways, "gateway", "127.0.0.1:5270", "service listeners of the gateways to link to, `HOST:PORT,...`")
+	fs.StringVar(&instance, "instance", "", "instance `ID`, unique among the instances of the service (default: random)")
+	fs.StringVar(&seeOther, "see-other-host", "", "`HOST[:PORT]` where gateways send the clients of users this service does not know (RFC 6120 see-other-host) instead of failing their login")
+	fs.StringVar(&user, "service-user", link.AllDomains, "`NAME` to authenticate as: \""+link.AllDomains+"\" for the shared secret, or a domain for its own secret")
+	if pos, err := fs.parse(args[1:]); err != nil {
 		return err
+	} else if len(pos) > 0 {
+		return fs.wrongArgs(fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
 	if err := checkHostPort(seeOther); err != nil {
 		return fmt.Errorf("--see-other-host: %w", err)

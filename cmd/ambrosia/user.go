@@ -14,22 +14,50 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
 )
 
+const userUsage = `usage: ambrosia user add|passwd|del|list ... [flags]
+
+Manages accounts in the server's database, also while the server runs:
+  user add JID          create an account
+  user passwd JID       change the password of an account
+  user del JID          delete an account and its data
+  user list [DOMAIN]    list the accounts, of one domain or of all
+
+Run 'ambrosia user add -h' for the flags of a subcommand.
+`
+
+// userSubs describes the user subcommands: the arguments and what each
+// does.
+var userSubs = map[string][2]string{
+	"add":    {"JID [flags]", "Creates an account on a served domain. The password comes from --password, else from\na prompt on a terminal, else from the first line of standard input."},
+	"passwd": {"JID [flags]", "Changes the password of an account (from --password, a prompt or standard input, as\nfor user add)."},
+	"del":    {"JID [flags]", "Deletes an account with its roster, archive and other data."},
+	"list":   {"[DOMAIN] [flags]", "Lists the accounts of DOMAIN, or of every domain."},
+}
+
 // userCmd manages accounts directly in the database, which is safe while
 // the server runs: SQLite serializes writers across processes, and
 // PostgreSQL is shared by design.
 func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errUsage
-	}
-	sub := args[0]
-	fs := newFlagSet("user "+sub, stderr)
-	var cf configFlags
-	cf.register(fs)
-	password := fs.String("password", "", "the password (default: first line of standard input)")
-	pos, err := parse(fs, args[1:])
+	sub, err := subcommand("user", args, []string{"add", "passwd", "del", "list"}, userUsage, stdout, stderr)
 	if err != nil {
 		return err
+	}
+	c := newCommand("user "+sub, userSubs[sub][0], userSubs[sub][1], stdout, stderr)
+	var cf configFlags
+	cf.register(c.FlagSet, groupStore)
+	var password *string
+	if sub == "add" || sub == "passwd" {
+		password = c.String("password", "", "the password (default: a prompt on a terminal, else the first line of standard input)")
+	}
+	pos, err := c.parse(args[1:])
+	if err != nil {
+		return err
+	}
+	if sub == "list" && len(pos) > 1 {
+		return c.wrongArgs("at most one domain")
+	}
+	if sub != "list" && len(pos) != 1 {
+		return c.wrongArgs("want one JID")
 	}
 	cfg, err := cf.load()
 	if err != nil {
@@ -54,10 +82,6 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			fmt.Fprintln(stdout, u)
 		}
 		return nil
-	}
-	if len(pos) != 1 {
-		fmt.Fprintf(stderr, "usage: ambrosia user %s JID\n", sub)
-		return errUsage
 	}
 	u, err := jid.Parse(pos[0])
 	if err == nil && (u.Local() == "" || u.Resource() != "") {
@@ -105,6 +129,5 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		return err
 	}
-	fmt.Fprintf(stderr, "ambrosia: unknown user command %q\n", sub)
-	return errUsage
+	return nil
 }
