@@ -129,6 +129,7 @@ non-zero when a certificate expires within 14 days or federation fails.`, stdout
 	if err != nil {
 		return err
 	}
+	cf.printEnvWarnings(stderr)
 	res, err := s2s.NewDNSResolver("/etc/resolv.conf")
 	if err != nil {
 		return err

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"strconv"
@@ -33,6 +35,54 @@ type configFlags struct {
 	compAddr    string
 	components  componentFlags
 	privileges  privilegeFlags
+	// unknownEnv are the AMBROSIA_* variables nothing reads, found by load.
+	unknownEnv []string
+}
+
+// otherEnv are the AMBROSIA_* variables read besides the configuration's
+// keys.
+var otherEnv = []string{
+	"AMBROSIA_CONFIG",
+	"AMBROSIA_SERVICE_SECRET",
+	"AMBROSIA_BRIDGE_SECRET",
+	"AMBROSIA_E2E", // the test suite's
+}
+
+// unknownEnv returns, for each AMBROSIA_* variable of environ that nothing
+// reads, a warning naming it and the closest known variable: a typo in the
+// environment would otherwise be ignored where the same typo in the file
+// stops the start.
+func unknownEnv(environ []string) []string {
+	known := append(config.EnvNames(), otherEnv...)
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "AMBROSIA_") || slices.Contains(known, name) {
+			continue
+		}
+		msg := "unknown environment variable " + name
+		if s := closest(name, known); s != "" {
+			msg += " (did you mean " + s + "?)"
+		}
+		out = append(out, msg+"; it is ignored")
+	}
+	slices.Sort(out)
+	return out
+}
+
+// warnEnv logs the warnings of load.
+func (f *configFlags) warnEnv(log *slog.Logger) {
+	for _, w := range f.unknownEnv {
+		log.Warn(w)
+	}
+}
+
+// printEnvWarnings prints the warnings of load, for commands without a
+// log.
+func (f *configFlags) printEnvWarnings(w io.Writer) {
+	for _, m := range f.unknownEnv {
+		fmt.Fprintln(w, "ambrosia: warning:", m)
+	}
 }
 
 // flagGroup selects the configuration flags a command reads, so that its
@@ -96,6 +146,7 @@ func (f *configFlags) load() (config.Config, error) {
 	if err != nil {
 		return c, err
 	}
+	f.unknownEnv = unknownEnv(os.Environ())
 	if err := c.ApplyEnv(os.LookupEnv); err != nil {
 		return c, fmt.Errorf("config: %w", err)
 	}

@@ -159,3 +159,39 @@ func TestEmptyAddressFlags(t *testing.T) {
 		t.Fatalf("defaults: %q %q %v", c.C2S.Addr, c.C2S.TLSAddr, err)
 	}
 }
+
+// TestUnknownEnv: an AMBROSIA_* variable nothing reads is warned about,
+// with the closest known one, as the same typo in the file is refused.
+func TestUnknownEnv(t *testing.T) {
+	got := unknownEnv([]string{"AMBROSIA_C2S_ADR=:5222", "AMBROSIA_C2S_ADDR=:5222", "AMBROSIA_CONFIG=x", "HOME=/root", "AMBROSIA_SERVICE_SECRET=s", "AMBROSIA_WHATEVER_THIS_IS=1"})
+	want := []string{
+		"unknown environment variable AMBROSIA_C2S_ADR (did you mean AMBROSIA_C2S_ADDR?); it is ignored",
+		"unknown environment variable AMBROSIA_WHATEVER_THIS_IS; it is ignored",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+
+	// serve logs it at warn; the user commands print it.
+	t.Setenv("AMBROSIA_CONFIG", "")
+	t.Setenv("AMBROSIA_C2S_ADR", ":5222")
+	fs := newCommand("serve", "", "", io.Discard, io.Discard)
+	var cf configFlags
+	cf.register(fs.FlagSet, allGroups)
+	if _, err := fs.parse([]string{"--data", t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cf.load(); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	cf.warnEnv(newLogger(config.Log{Format: "text", Level: "info"}, &b))
+	if !strings.Contains(b.String(), "level=WARN") || !strings.Contains(b.String(), "AMBROSIA_C2S_ADR (did you mean AMBROSIA_C2S_ADDR?)") {
+		t.Fatalf("log %q", b.String())
+	}
+	dir := t.TempDir()
+	runCmd(t, "", "user", "add", "a@localhost", "--password", "pw", "--data", dir)
+	if _, _, errOut := runCmd(t, "", "user", "list", "--data", dir); !strings.Contains(errOut, "warning: unknown environment variable AMBROSIA_C2S_ADR (did you mean AMBROSIA_C2S_ADDR?)") {
+		t.Fatalf("user list: stderr %q", errOut)
+	}
+}

@@ -88,6 +88,7 @@ service sm|muc). Domains, certificates and accounts come from the services.`, st
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	cf.warnEnv(log)
 	var listenTLS *tls.Config
 	if lf.cert != "" {
 		c, err := tls.LoadX509KeyPair(lf.cert, lf.key)

@@ -46,6 +46,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	cf.warnEnv(log)
 	if os.Getenv("GOGC") == "" {
 		// Idle sessions are most of an XMPP server's memory: a tighter heap
 		// goal keeps the memory the runtime holds on to near what is live,

@@ -62,6 +62,7 @@ func serviceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	cf.warnEnv(log)
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
 	}

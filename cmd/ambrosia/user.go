@@ -63,6 +63,7 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
+	cf.printEnvWarnings(stderr)
 	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
