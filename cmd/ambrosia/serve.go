@@ -18,6 +18,7 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/certs"
 	"github.com/ambrosia-xmpp/ambrosia/internal/component"
 	"github.com/ambrosia-xmpp/ambrosia/internal/config"
+	"github.com/ambrosia-xmpp/ambrosia/internal/datadir"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage/postgres"
@@ -55,6 +56,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("starting", "version", version(), "domains", cfg.Domains, "data", cfg.DataDir)
 
+	// One server per data directory: two would share the database but
+	// not their sessions, and messages between them would stop.
+	lock, err := datadir.Acquire(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
