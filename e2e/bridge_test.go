@@ -179,7 +179,7 @@ func TestBridgeExampleLineChat(t *testing.T) {
 func TestBridgeKillExactlyOnce(t *testing.T) {
 	requireTools(t, "slixmpp")
 	dir := t.TempDir()
-	ambrosia(t, "pw\n", "user", "add", "alice@"+domain, "--data", dir)
+	ambrosia(t, "pw\n", "user", "add", "alice@"+domain, "--data", dir, "--create")
 	g := startGateway(t, "gateway")
 	startSM(t, "service sm", dir, []*splitGateway{g})
 	g.waitLog(t, `"msg":"bound"`, 1)

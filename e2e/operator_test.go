@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,4 +49,32 @@ func TestSecondServeRefused(t *testing.T) {
 	}
 	// The first one still serves.
 	waitListening(t, s.Addr, s.done, "ambrosia", nil)
+}
+
+// TestUserCommandsCreateNoDatabase: the user commands run from a
+// directory without the server's data create no database there (a user
+// added to it would never reach the server): they say where they looked.
+func TestUserCommandsCreateNoDatabase(t *testing.T) {
+	s := startServer(t, ServerOptions{})
+	elsewhere := t.TempDir()
+	want := filepath.Join(elsewhere, "data", "ambrosia.db")
+	for _, args := range [][]string{
+		{"user", "add", "alice@localhost", "--password", "pw"},
+		{"user", "list"},
+		{"user", "del", "alice@localhost"},
+		{"user", "passwd", "alice@localhost", "--password", "pw"},
+	} {
+		code, out := runAmbrosia(t, elsewhere, "", nil, args...)
+		if code != 1 || !strings.Contains(out, "no database at "+want) {
+			t.Errorf("%s: exit %d, want 1 and a message naming %s:\n%s", strings.Join(args, " "), code, want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(elsewhere, "data")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the user commands created %s/data: %v", elsewhere, err)
+	}
+	// Where the server runs, they work.
+	addUser(t, s, "alice@localhost", "pw")
+	if code, out := runAmbrosia(t, "", "", nil, "user", "list", "--data", s.DataDir); code != 0 || out != "alice@localhost\n" {
+		t.Errorf("user list: exit %d:\n%s", code, out)
+	}
 }

@@ -21,7 +21,7 @@ func TestSplitFAST(t *testing.T) {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
 	dir := t.TempDir()
-	ambrosia(t, "pw\n", "user", "add", "alice@"+domain, "--data", dir)
+	ambrosia(t, "pw\n", "user", "add", "alice@"+domain, "--data", dir, "--create")
 	a, b := startGateway(t, "gateway A"), startGateway(t, "gateway B")
 	startSM(t, "service sm", dir, []*splitGateway{a, b})
 	a.waitLog(t, `"msg":"bound"`, 1)

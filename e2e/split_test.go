@@ -219,7 +219,7 @@ func TestSplitSeeOtherHost(t *testing.T) {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
 	dir := t.TempDir()
-	ambrosia(t, "pw\n", "user", "add", "alice@"+domain, "--data", dir)
+	ambrosia(t, "pw\n", "user", "add", "alice@"+domain, "--data", dir, "--create")
 	g := startGateway(t, "gateway")
 	startSM(t, "service sm", dir, []*splitGateway{g}, "--see-other-host", "xmpp.other.example:5222")
 	g.waitLog(t, `"msg":"bound"`, 1)

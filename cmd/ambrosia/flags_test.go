@@ -190,7 +190,7 @@ func TestUnknownEnv(t *testing.T) {
 		t.Fatalf("log %q", b.String())
 	}
 	dir := t.TempDir()
-	runCmd(t, "", "user", "add", "a@localhost", "--password", "pw", "--data", dir)
+	runCmd(t, "", "user", "add", "a@localhost", "--password", "pw", "--data", dir, "--create")
 	if _, _, errOut := runCmd(t, "", "user", "list", "--data", dir); !strings.Contains(errOut, "warning: unknown environment variable AMBROSIA_C2S_ADR (did you mean AMBROSIA_C2S_ADDR?)") {
 		t.Fatalf("user list: stderr %q", errOut)
 	}

@@ -36,7 +36,9 @@ func TestUserCommands(t *testing.T) {
 		code     int
 		out, err string
 	}{
-		{"secret\n", []string{"user", "add", "alice@localhost", "--data", dir}, 0, "", ""},
+		{"secret\n", []string{"user", "add", "alice@localhost", "--data", dir}, 1, "", "no database at " + filepath.Join(dir, "ambrosia.db")},
+		{"", []string{"user", "list", "--data", dir}, 1, "", "no database at " + filepath.Join(dir, "ambrosia.db")},
+		{"secret\n", []string{"user", "add", "alice@localhost", "--data", dir, "--create"}, 0, "", ""},
 		{"", []string{"user", "add", "Bob@LocalHost", "--data", dir, "--password", "pw"}, 0, "", ""},
 		{"again\n", []string{"user", "add", "alice@localhost", "--data", dir}, 1, "", "already exists"},
 		{"", []string{"user", "list", "--data", dir}, 0, "alice@localhost\nbob@localhost\n", ""},

@@ -47,7 +47,7 @@ func TestServeShutdownReachesOccupants(t *testing.T) {
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	t.Setenv("AMBROSIA_UPLOAD_ADDR", freeAddr(t))
-	if code, _, errOut := runCmd(t, "", "user", "add", "alice@localhost", "--data", dir, "--password", "alice-pw"); code != 0 {
+	if code, _, errOut := runCmd(t, "", "user", "add", "alice@localhost", "--data", dir, "--password", "alice-pw", "--create"); code != 0 {
 		t.Fatalf("user add: %s", errOut)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
+	"github.com/ambrosia-xmpp/ambrosia/internal/config"
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
 )
@@ -49,6 +52,10 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if sub == "add" || sub == "passwd" {
 		password = c.String("password", "", "the password (default: a prompt on a terminal, else the first line of standard input)")
 	}
+	var create *bool
+	if sub == "add" {
+		create = c.Bool("create", false, "create the database if the data directory has none yet (the server creates it on its first start)")
+	}
 	pos, err := c.parse(args[1:])
 	if err != nil {
 		return err
@@ -64,6 +71,13 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return err
 	}
 	cf.printEnvWarnings(stderr)
+	if cfg.Storage.Backend == "sqlite" && (create == nil || !*create) {
+		// A user added to a database the server does not read is lost:
+		// never create one by running from the wrong directory.
+		if err := databaseExists(cfg); err != nil {
+			return err
+		}
+	}
 	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -131,4 +145,19 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return err
 	}
 	return nil
+}
+
+// databaseExists returns an error saying where it looked when the data
+// directory has no SQLite database.
+func databaseExists(cfg config.Config) error {
+	path := dbPath(cfg)
+	_, err := os.Stat(path)
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	abs, aerr := filepath.Abs(path)
+	if aerr != nil {
+		abs = path
+	}
+	return fmt.Errorf("no database at %s (data directory %s): run this where the server runs, or pass its --data DIR or --config FILE; a new server creates its database on its first start (or use user add --create)", abs, cfg.DataDir)
 }
