@@ -87,7 +87,11 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if sub == "list" {
 		domain := ""
 		if len(pos) > 0 {
-			domain = pos[0]
+			d, err := jid.Parse(pos[0])
+			if err != nil || d.Local() != "" || d.Resource() != "" {
+				return fmt.Errorf("user list: %q is not a domain", pos[0])
+			}
+			domain = d.Domain()
 		}
 		users, err := store.ListAccounts(ctx, domain)
 		if err != nil {
@@ -95,6 +99,10 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		for _, u := range users {
 			fmt.Fprintln(stdout, u)
+		}
+		if domain != "" && !slices.Contains(cfg.Domains, domain) {
+			// An empty list would read as "no accounts yet".
+			return fmt.Errorf("user list: %s is not a served domain (%s); pass --domain or set domains in the configuration", domain, strings.Join(cfg.Domains, ", "))
 		}
 		return nil
 	}
@@ -130,10 +138,16 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			if errors.Is(err, storage.ErrExists) {
 				return fmt.Errorf("user %s already exists", u)
 			}
+			if err == nil {
+				fmt.Fprintf(stdout, "created %s\n", u)
+			}
 		} else {
 			err = store.SetCredentials(ctx, u.String(), creds)
 			if errors.Is(err, storage.ErrNotFound) {
 				return fmt.Errorf("no user %s", u)
+			}
+			if err == nil {
+				fmt.Fprintf(stdout, "changed the password of %s\n", u)
 			}
 		}
 		return err
@@ -141,6 +155,9 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		err := store.DeleteAccount(ctx, u.String())
 		if errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("no user %s", u)
+		}
+		if err == nil {
+			fmt.Fprintf(stdout, "deleted %s\n", u)
 		}
 		return err
 	}
