@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/term"
+
 	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
 	"github.com/ambrosia-xmpp/ambrosia/internal/config"
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
@@ -120,11 +122,9 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	case "add", "passwd":
 		pw := *password
 		if pw == "" {
-			line, err := bufio.NewReader(stdin).ReadString('\n')
-			if err != nil && !errors.Is(err, io.EOF) {
+			if pw, err = readPassword(stdin, stderr, u.String()); err != nil {
 				return err
 			}
-			pw = strings.TrimRight(line, "\r\n")
 		}
 		if pw == "" {
 			return errors.New("empty password")
@@ -177,4 +177,39 @@ func databaseExists(cfg config.Config) error {
 		abs = path
 	}
 	return fmt.Errorf("no database at %s (data directory %s): run this where the server runs, or pass its --data DIR or --config FILE; a new server creates its database on its first start (or use user add --create)", abs, cfg.DataDir)
+}
+
+// readPassword reads a new password for user: on a terminal, from a
+// prompt with echo off, asked twice; otherwise from the first line of
+// stdin, as scripts give it.
+func readPassword(stdin io.Reader, prompt io.Writer, user string) (string, error) {
+	f, ok := stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", err
+		}
+		return strings.TrimRight(line, "\r\n"), nil
+	}
+	ask := func(q string) (string, error) {
+		fmt.Fprint(prompt, q)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(prompt) // the Enter that was not echoed
+		if err != nil {
+			return "", fmt.Errorf("reading the password: %w", err)
+		}
+		return string(b), nil
+	}
+	pw, err := ask("Password for " + user + ": ")
+	if err != nil || pw == "" {
+		return pw, err
+	}
+	again, err := ask("The same password again: ")
+	if err != nil {
+		return "", err
+	}
+	if again != pw {
+		return "", errors.New("the two passwords differ; nothing changed")
+	}
+	return pw, nil
 }
