@@ -60,6 +60,9 @@ func unknownEnv(environ []string) []string {
 		if !strings.HasPrefix(name, "AMBROSIA_") || slices.Contains(known, name) {
 			continue
 		}
+		if strings.HasPrefix(name, config.AppServiceEnvPrefix) && (strings.HasSuffix(name, "_TOKEN")) {
+			continue // an application service's token, named after the service
+		}
 		msg := "unknown environment variable " + name
 		if s := closest(name, known); s != "" {
 			msg += " (did you mean " + s + "?)"
