@@ -229,11 +229,12 @@ func TestChooseMechanism(t *testing.T) {
 		want    choice
 		ok      bool
 	}{
-		{"TLS 1.3, no list", all, tls13, nil, false, choice{mech: "SCRAM-SHA-256-PLUS", cb: "tls-exporter"}, true},
+		{"TLS 1.3, no list", all, tls13, nil, false, choice{mech: "SCRAM-SHA-256"}, true},
 		{"TLS 1.3, list", all, tls13, []string{"tls-server-end-point", "tls-exporter"}, true, choice{mech: "SCRAM-SHA-256-PLUS", cb: "tls-exporter"}, true},
 		{"TLS 1.3, end-point only", all, tls13, []string{"tls-server-end-point"}, true, choice{mech: "SCRAM-SHA-256-PLUS", cb: "tls-server-end-point"}, true},
 		{"TLS 1.3, listed binding unusable", all, tls13, []string{"tls-unique"}, true, choice{mech: "SCRAM-SHA-256"}, true},
-		{"TLS 1.2, no list", all, tls12, nil, false, choice{mech: "SCRAM-SHA-256-PLUS", cb: "tls-unique"}, true},
+		{"TLS 1.2, no list", all, tls12, nil, false, choice{mech: "SCRAM-SHA-256"}, true},
+		{"TLS 1.2, tls-unique listed", all, tls12, []string{"tls-unique"}, true, choice{mech: "SCRAM-SHA-256-PLUS", cb: "tls-unique"}, true},
 		{"no -PLUS offered", plain, tls13, nil, false, choice{mech: "SCRAM-SHA-256", advertise: true}, true},
 		{"no TLS", all, nil, nil, false, choice{mech: "SCRAM-SHA-256"}, true},
 		{"no TLS, PLAIN only", []string{"PLAIN"}, nil, nil, false, choice{}, false},

@@ -53,21 +53,15 @@ func channelBinding(cs *tls.ConnectionState, typ string) (scram.ChannelBinding, 
 
 // bindingFor picks the channel binding a -PLUS mechanism uses: among the
 // types the server lists (XEP-0440), the strongest the connection
-// provides; without a list, the one RFC 9266 makes the default on TLS 1.3
-// (tls-exporter), or tls-unique before it. "" if none.
+// provides; "" if none. Without a list the bot does not guess: servers
+// that offer -PLUS without one differ on the type (ejabberd 23.01 refuses
+// tls-exporter on TLS 1.3, the default RFC 9266 gives it).
 func bindingFor(cs *tls.ConnectionState, listed []string, hasList bool) string {
-	if cs == nil {
+	if cs == nil || !hasList {
 		return ""
 	}
-	want := []string{cbExporter, cbEndpoint, cbUnique}
-	if !hasList {
-		want = []string{cbUnique}
-		if cs.Version >= tls.VersionTLS13 {
-			want = []string{cbExporter}
-		}
-	}
-	for _, t := range want {
-		if hasList && !slices.Contains(listed, t) {
+	for _, t := range []string{cbExporter, cbEndpoint, cbUnique} {
+		if !slices.Contains(listed, t) {
 			continue
 		}
 		if _, err := channelBinding(cs, t); err == nil {

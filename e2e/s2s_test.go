@@ -439,9 +439,10 @@ func TestS2SProsody(t *testing.T) {
 const ejabberdLibs = "/usr/lib/x86_64-linux-gnu"
 
 // startEjabberd runs a private ejabberd for ejabberd.test on ip, with bob
-// registered, accepting the external components comps. It runs the Erlang
-// VM directly, without distribution, so that no epmd starts and the only
-// process to stop is the VM itself.
+// (and bot, the account of TestBotJSON) registered, accepting the
+// external components comps. It runs the Erlang VM directly, without
+// distribution, so that no epmd starts and the only process to stop is
+// the VM itself.
 func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool, comps ...peerComponent) {
 	t.Helper()
 	dir := t.TempDir()
@@ -486,7 +487,8 @@ func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool, 
 	cmd := withHosts(dir, hosts, "erl", "-noinput", "-noshell", "+K", "true",
 		"-mnesia", "dir", `"`+filepath.Join(dir, "spool")+`"`,
 		"-s", "ejabberd",
-		"-eval", `ok = ejabberd_auth:try_register(<<"bob">>, <<"ejabberd.test">>, <<"bob-pw">>), io:format("`+ready+`~n")`)
+		"-eval", `ok = ejabberd_auth:try_register(<<"bob">>, <<"ejabberd.test">>, <<"bob-pw">>), `+
+			`ok = ejabberd_auth:try_register(<<"bot">>, <<"ejabberd.test">>, <<"bot-pw">>), io:format("`+ready+`~n")`)
 	cmd.Env = append(os.Environ(),
 		"EJABBERD_CONFIG_PATH="+cfgFile,
 		"EJABBERD_LOG_PATH="+filepath.Join(dir, "logs", "ejabberd.log"),
