@@ -1,6 +1,10 @@
 package e2e
 
 import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -9,8 +13,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/bot"
 )
 
 // jsonBotPath builds the example bot of the bot package once, with -race
@@ -170,5 +177,261 @@ func startPeerForBot(t *testing.T, domain string, start func(ca *fedCA, ip, ambI
 		bot: "bot@" + domain, botPass: "bot-pw",
 		user: "bob@" + domain, userPass: "bob-pw",
 		client: []string{"--host", ip, "--port", "5222", "--ca", ca.CAFile},
+	}
+}
+
+// cutDialer opens a bot's connections and can break them: make what the
+// bot writes vanish (a network dead in one direction), or close them.
+type cutDialer struct {
+	mu    sync.Mutex
+	conns []*holeConn
+	held  bool
+}
+
+type holeConn struct {
+	net.Conn
+	hole atomic.Bool
+}
+
+func (c *holeConn) Write(p []byte) (int, error) {
+	if c.hole.Load() {
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+func (d *cutDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.held {
+		return nil, errors.New("held by the test")
+	}
+	var nd net.Dialer
+	c, err := nd.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	hc := &holeConn{Conn: c}
+	d.conns = append(d.conns, hc)
+	return hc, nil
+}
+
+func (d *cutDialer) blackhole() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.conns {
+		c.hole.Store(true)
+	}
+}
+
+// cut closes the connections and holds new ones back until release.
+func (d *cutDialer) cut() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.held = true
+	for _, c := range d.conns {
+		c.Close()
+	}
+	d.conns = nil
+}
+
+func (d *cutDialer) release() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.held = false
+}
+
+// inbox counts the message bodies a bot receives.
+type inbox struct {
+	mu     sync.Mutex
+	bodies map[string]int
+}
+
+func (in *inbox) handler(_ context.Context, m *bot.Message) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.bodies == nil {
+		in.bodies = map[string]int{}
+	}
+	in.bodies[m.Body]++
+}
+
+// waitAll waits until every one of want arrived, then fails for any
+// that arrived more than once.
+func (in *inbox) waitAll(t *testing.T, who string, want []string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		in.mu.Lock()
+		var missing []string
+		for _, w := range want {
+			if in.bodies[w] == 0 {
+				missing = append(missing, w)
+			}
+		}
+		in.mu.Unlock()
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not receive %v", who, missing)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for b, n := range in.bodies {
+		if n != 1 {
+			t.Errorf("%s received %q %d times", who, b, n)
+		}
+	}
+}
+
+func numbered(prefix string, from, to int) []string {
+	var out []string
+	for i := from; i <= to; i++ {
+		out = append(out, prefix+strconv.Itoa(i))
+	}
+	return out
+}
+
+// runBot runs a bot in the test's process until the test ends.
+func runBot(t *testing.T, cfg bot.Config, name string, setup func(*bot.Bot)) (*bot.Bot, *syncBuffer) {
+	t.Helper()
+	log := &syncBuffer{}
+	b, err := bot.New(cfg, slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	setup(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s: Run: %v", name, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("%s: Run still running 20 s after its context ended", name)
+		}
+		if t.Failed() {
+			t.Logf("--- %s log ---\n%s--- end of %s log ---", name, log.String(), name)
+		}
+	})
+	return b, log
+}
+
+func waitBotSession(t *testing.T, b *bot.Bot, what string, ok func(bot.Session) bool) bot.Session {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s, up := b.Session()
+		if up && ok(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no session %s after 30 s (last %+v)", what, s)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestBotResume breaks the connection of a bot logged in to Ambrosia, a
+// real Prosody (mod_smacks) and a real ejabberd (mod_stream_mgmt) while
+// another account and the bot send each other messages: first the bot's
+// writes vanish while it still receives, then the connection drops. Once
+// the bot has resumed its session, every message arrived exactly once:
+// the server counted what the bot received though its acknowledgements
+// were lost, and the bot sent again what the server never got.
+func TestBotResume(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		tools []string
+		start func(t *testing.T) botTarget
+	}{
+		{"ambrosia", nil, func(t *testing.T) botTarget {
+			s := startServer(t, ServerOptions{})
+			addUser(t, s, "bot@localhost", "bot-pw")
+			addUser(t, s, alice, alicePass)
+			return botTarget{s.Addr, s.CAFile, "bot@localhost", "bot-pw", alice, alicePass, nil}
+		}},
+		{"prosody", prosodyPeer.tools, func(t *testing.T) botTarget {
+			return startPeerForBot(t, "prosody.test", func(ca *fedCA, ip, ambIP string) string {
+				return startProsody(t, ca, ip, ambIP, false)
+			})
+		}},
+		{"ejabberd", ejabberdPeer.tools, func(t *testing.T) botTarget {
+			return startPeerForBot(t, "ejabberd.test", func(ca *fedCA, ip, ambIP string) string {
+				startEjabberd(t, ca, ip, ambIP, false)
+				return ""
+			})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			requireTools(t, tc.tools...)
+			tg := tc.start(t)
+			pem, err := os.ReadFile(tg.caFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			roots := x509.NewCertPool()
+			roots.AppendCertsFromPEM(pem)
+			cfg := func(j, pw string) bot.Config {
+				return bot.Config{JID: j, Password: pw, Server: tg.server, RootCAs: roots,
+					ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond}
+			}
+			d := &cutDialer{}
+			botIn, userIn := &inbox{}, &inbox{}
+			bc := cfg(tg.bot, tg.botPass)
+			bc.Dial = d.dial
+			b, blog := runBot(t, bc, "bot", func(b *bot.Bot) { b.OnMessage(botIn.handler) })
+			u, _ := runBot(t, cfg(tg.user, tg.userPass), "user", func(b *bot.Bot) { b.OnMessage(userIn.handler) })
+			first := waitBotSession(t, b, "", func(s bot.Session) bool { return s.StreamManagement })
+			us := waitBotSession(t, u, "", func(bot.Session) bool { return true })
+			ctx := context.Background()
+			send := func(from *bot.Bot, to string, bodies []string) {
+				for _, m := range bodies {
+					if err := from.Send(ctx, to, m); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+
+			send(u, first.JID, numbered("in", 1, 5))
+			botIn.waitAll(t, "the bot", numbered("in", 1, 5))
+			d.blackhole()
+			send(b, us.JID, numbered("out", 1, 5))
+			send(u, first.JID, numbered("in", 6, 10))
+			botIn.waitAll(t, "the bot", numbered("in", 1, 10))
+			d.cut()
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if _, up := b.Session(); !up {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the bot did not notice the cut")
+				}
+			}
+			send(u, first.JID, numbered("in", 11, 15))
+			send(b, us.JID, numbered("out", 6, 10))
+			d.release()
+			second := waitBotSession(t, b, "resumed", func(s bot.Session) bool { return s.Resumed })
+			t.Logf("resumed on %s: %+v", tc.name, second)
+			botIn.waitAll(t, "the bot", numbered("in", 1, 15))
+			userIn.waitAll(t, "the user", numbered("out", 1, 10))
+			// Late duplicates would come right after the resent ones: a
+			// round trip through the server lets them arrive.
+			if _, err := u.SendIQ(ctx, "", "get", "<query xmlns='jabber:iq:roster'/>"); err != nil {
+				t.Fatal(err)
+			}
+			botIn.waitAll(t, "the bot", numbered("in", 1, 15))
+			userIn.waitAll(t, "the user", numbered("out", 1, 10))
+			if strings.Contains(blog.String(), "delivered again") {
+				t.Error("the server delivered messages to the bot again")
+			}
+		})
 	}
 }
