@@ -251,17 +251,16 @@ func TestResumptionFails(t *testing.T) {
 	receiveAll(t, alice, bodies("out", 1, 5))
 }
 
-// noSASL2 hides SASL2 from the bot, as a server without it (ejabberd
-// 23.01, Prosody 0.12) would: it removes the <authentication/> feature
-// from what the server sends on a plaintext stream.
-type noSASL2 struct {
+// hideFeature hides part of the stream features from the bot, as a
+// server without it would: it removes what feature matches from what the
+// server sends on a plaintext stream.
+type hideFeature struct {
 	net.Conn
+	feature *regexp.Regexp
 	in, out []byte
 }
 
-var sasl2Feature = regexp.MustCompile(`<authentication xmlns='urn:xmpp:sasl:2'>.*?</authentication>`)
-
-func (c *noSASL2) Read(p []byte) (int, error) {
+func (c *hideFeature) Read(p []byte) (int, error) {
 	for len(c.out) == 0 {
 		buf := make([]byte, 4096)
 		n, err := c.Conn.Read(buf)
@@ -269,7 +268,7 @@ func (c *noSASL2) Read(p []byte) (int, error) {
 		if i := bytes.Index(c.in, []byte("<stream:features")); i >= 0 && !bytes.Contains(c.in[i:], []byte("</stream:features>")) && err == nil {
 			continue
 		}
-		c.out = sasl2Feature.ReplaceAll(c.in, nil)
+		c.out = c.feature.ReplaceAll(c.in, nil)
 		c.in = nil
 		if err != nil && len(c.out) == 0 {
 			return 0, err
@@ -280,39 +279,55 @@ func (c *noSASL2) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// TestLegacyLogin logs in to a server that offers no SASL2: RFC 6120
-// SASL, resource binding, Stream Management enabled after binding and
-// resumed after the connection is cut, and JSON answered.
+// TestLegacyLogin logs in to servers that offer less: without SASL2
+// (ejabberd 23.01 and Prosody 0.12 have none), RFC 6120 SASL, resource
+// binding, and Stream Management enabled after binding; with SASL2 but
+// without Bind 2, SASL2 then RFC 6120 binding on the same stream. Either
+// way the session is resumed after the connection is cut, and JSON
+// answered.
 func TestLegacyLogin(t *testing.T) {
-	s := startServer(t, func(c *c2s.Config) { c.AllowPlain = true })
-	d := &dialer{}
-	cfg := testConfig(s, d)
-	cfg.Plaintext = true
-	cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := d.dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return &noSASL2{Conn: c}, nil
-	}
-	b := start(t, cfg, adder)
-	first := waitSession(t, b.Bot, "", nil)
-	if first.SASL2 || first.Offered.SASL2 || first.Bind2 || first.FAST || !first.StreamManagement || first.TLS != "" {
-		t.Errorf("login: %+v, want RFC 6120 SASL without TLS, and Stream Management", first)
-	}
-	if first.Mechanism != "SCRAM-SHA-512" || first.JID != botJID+"/bot" {
-		t.Errorf("logged in with %s as %s, want SCRAM-SHA-512 as %s/bot", first.Mechanism, first.JID, botJID)
-	}
-	d.cut()
-	second := waitSession(t, b.Bot, "resumed", func(s Session) bool { return s.Resumed })
-	if second.JID != first.JID || second.SASL2 {
-		t.Errorf("after the cut: %+v, want %s resumed without SASL2", second, first.JID)
-	}
-	alice := user(t, s)
-	alice.Send(`<message to='` + botJID + `/bot' type='chat' id='m1'><json xmlns='urn:xmpp:json:0'>{"op":"add","a":2,"b":2}</json></message>`)
-	m := expectMessage(t, alice, "the JSON answer", func(el *xmlstream.Element) bool { return el.Child(nsJSON, "json") != nil })
-	if got := m.Child(nsJSON, "json").Text(); got != `{"result":4}` {
-		t.Errorf("answer %s, want {\"result\":4}", got)
+	for _, tc := range []struct {
+		name    string
+		feature string
+		check   func(s Session) bool
+	}{
+		{"no SASL2", `<authentication xmlns='urn:xmpp:sasl:2'>.*?</authentication>`, func(s Session) bool {
+			return !s.SASL2 && !s.Offered.SASL2 && !s.Bind2 && !s.FAST && s.Mechanism == "SCRAM-SHA-512"
+		}},
+		{"no Bind 2", `<bind xmlns='urn:xmpp:bind:0'>.*?</bind>`, func(s Session) bool {
+			return s.SASL2 && !s.Offered.Bind2 && !s.Bind2 && s.Mechanism == "SCRAM-SHA-512"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServer(t, func(c *c2s.Config) { c.AllowPlain = true })
+			d := &dialer{}
+			cfg := testConfig(s, d)
+			cfg.Plaintext = true
+			feature := regexp.MustCompile(tc.feature)
+			cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := d.dial(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return &hideFeature{Conn: c, feature: feature}, nil
+			}
+			b := start(t, cfg, adder)
+			first := waitSession(t, b.Bot, "", nil)
+			if !tc.check(first) || !first.StreamManagement || first.TLS != "" || first.JID != botJID+"/bot" {
+				t.Errorf("login: %+v", first)
+			}
+			d.cut()
+			second := waitSession(t, b.Bot, "resumed", func(s Session) bool { return s.Resumed })
+			if second.JID != first.JID {
+				t.Errorf("after the cut: %+v, want %s resumed", second, first.JID)
+			}
+			alice := user(t, s)
+			alice.Send(`<message to='` + botJID + `/bot' type='chat' id='m1'><json xmlns='urn:xmpp:json:0'>{"op":"add","a":2,"b":2}</json></message>`)
+			m := expectMessage(t, alice, "the JSON answer", func(el *xmlstream.Element) bool { return el.Child(nsJSON, "json") != nil })
+			if got := m.Child(nsJSON, "json").Text(); got != `{"result":4}` {
+				t.Errorf("answer %s, want {\"result\":4}", got)
+			}
+		})
 	}
 }
 
