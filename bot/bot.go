@@ -142,9 +142,10 @@ func (b *Bot) OnIQ(namespace string, h IQHandler) {
 	b.onIQ[namespace] = h
 }
 
-// OnJSON sets the handler of JSON containers (XEP-0335) in messages and
-// in IQ requests; messages it takes do not reach OnMessage. HandleJSON
-// makes one that decodes into a type of the program's.
+// OnJSON sets the handler of JSON containers (XEP-0335) in messages
+// (other than group chat messages and errors) and in IQ requests;
+// messages it takes do not reach OnMessage. HandleJSON makes one that
+// decodes into a type of the program's.
 func (b *Bot) OnJSON(h JSONHandler) {
 	b.hmu.Lock()
 	defer b.hmu.Unlock()

@@ -289,6 +289,6 @@ func TestConfig(t *testing.T) {
 		t.Errorf("New refused a plaintext loopback server: %v", err)
 	}
 	if a, b := agentID("bot@example.org", "bot"), agentID("bot@example.org", "bot"); a != b || len(a) != 36 || a[14] != '5' {
-		t.Errorf("agent ids %s, %s: want one stable UUID", a, b)
+		t.Errorf("user-agent ids %s, %s: want one stable UUID", a, b)
 	}
 }
