@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -473,4 +474,25 @@ func TestStopGrace(t *testing.T) {
 	if _, ok := b.Session(); ok {
 		t.Error("still connected after Run returned")
 	}
+}
+
+// TestRunLeavesNothingRunning: once Run has returned, none of the
+// goroutines it started is left, and the server saw the stream closed.
+func TestRunLeavesNothingRunning(t *testing.T) {
+	s := startServer(t, nil)
+	before := runtime.NumGoroutine()
+	b := start(t, testConfig(s, &dialer{}), adder)
+	waitSession(t, b.Bot, "", nil)
+	if err := b.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	xmpptest.CheckFor(t, 10*time.Second, func() error {
+		if n := runtime.NumGoroutine(); n > before {
+			return fmt.Errorf("%d goroutines, %d before the bot started", n, before)
+		}
+		if n := s.Edge.ConnCount(); n != 0 {
+			return fmt.Errorf("the server still has %d connections", n)
+		}
+		return nil
+	})
 }
