@@ -2,12 +2,15 @@ package bot
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
 )
 
 type addRequest struct {
@@ -59,6 +62,35 @@ func TestLoginSASL2(t *testing.T) {
 	}
 	if tok2, _ := tokens.LoadToken(context.Background(), b.tokenKey()); tok2 == nil || tok2.Count != 1 {
 		t.Errorf("token after its first use: %+v, want count 1", tok2)
+	}
+}
+
+// TestDirectTLS logs in over direct TLS (XEP-0368).
+func TestDirectTLS(t *testing.T) {
+	s := startServer(t, nil)
+	cfg := testConfig(s, &dialer{})
+	cfg.Server, cfg.DirectTLS = s.TLSAddr, true
+	b := start(t, cfg, nil)
+	if sess := waitSession(t, b.Bot, "", nil); sess.TLS != "direct" || !sess.SASL2 {
+		t.Errorf("session %+v, want SASL2 over direct TLS", sess)
+	}
+}
+
+// TestUntrustedServer: a certificate the bot does not trust stops the
+// login before anything is sent.
+func TestUntrustedServer(t *testing.T) {
+	s := startServer(t, nil)
+	cfg := testConfig(s, &dialer{})
+	cfg.RootCAs = x509.NewCertPool()
+	b := start(t, cfg, nil)
+	xmpptest.CheckFor(t, 10*time.Second, func() error {
+		if !strings.Contains(b.log.String(), "certificate signed by unknown authority") {
+			return errors.New("no certificate error logged")
+		}
+		return nil
+	})
+	if _, ok := b.Session(); ok {
+		t.Error("logged in to a server with an untrusted certificate")
 	}
 }
 

@@ -391,7 +391,7 @@ func (b *Bot) sasl2(ctx context.Context, c *conn, f *xmlstream.Element, prev smS
 			}
 			inline.WriteString("</bind>")
 		}
-		req := "<authenticate xmlns='" + nsSASL2 + "' mechanism='" + mech + "'><initial-response>" + b64(first) +
+		req := "<authenticate xmlns='" + nsSASL2 + "' mechanism='" + string(xmlstream.AppendEscapedAttr(nil, mech)) + "'><initial-response>" + b64(first) +
 			"</initial-response><user-agent id='" + b.agent + "'><software>Ambrosia bot</software></user-agent>" +
 			inline.String() + "</authenticate>"
 		if err := c.write([]byte(req), a.Timeout); err != nil {
