@@ -31,8 +31,8 @@ type Message struct {
 	// From is the sender's full JID (set on received messages). To is the
 	// recipient.
 	From, To string
-	// Type is chat, normal, headline, groupchat or error; a message sent
-	// without one is chat.
+	// Type is chat, normal, headline, groupchat or error; a message
+	// received without one is normal, a message sent without one chat.
 	Type string
 	// Body, Subject and Thread are the message's text, subject and thread
 	// id, "" if absent.
@@ -69,6 +69,8 @@ type Presence struct {
 
 // An IQ is a request the bot received or the answer to one it sent.
 type IQ struct {
+	// ID matches a request and its answer; From and To are the full JIDs
+	// of the sender and the recipient.
 	ID, From, To string
 	// Type is get or set for requests, result or error for answers.
 	Type string
