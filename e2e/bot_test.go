@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -80,7 +81,7 @@ func logFields(log, msg string) map[string]string {
 
 // startJSONBot runs bot/example/jsonbot on tg and returns the fields of
 // its "logged in" line once it is logged in.
-func startJSONBot(t *testing.T, tg botTarget) (*daemon, map[string]string) {
+func startJSONBot(t *testing.T, tg botTarget) (*exec.Cmd, *daemon, map[string]string) {
 	t.Helper()
 	path, err := jsonBotPath()
 	if err != nil {
@@ -92,7 +93,7 @@ func startJSONBot(t *testing.T, tg botTarget) (*daemon, map[string]string) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if f := logFields(d.logs(), "logged in"); f != nil {
-			return d, f
+			return cmd, d, f
 		}
 		select {
 		case <-d.done:
@@ -143,7 +144,7 @@ func TestBotJSON(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			requireTools(t, tc.tools...)
 			tg := tc.start(t)
-			_, f := startJSONBot(t, tg)
+			cmd, d, f := startJSONBot(t, tg)
 			t.Logf("the bot logged in to %s: %v", tc.name, f)
 			for k, v := range tc.want {
 				if f[k] != v {
@@ -155,6 +156,18 @@ func TestBotJSON(t *testing.T) {
 			}
 			mustPython(t, "bot_json", append(tg.client, "--jid", tg.user, "--password", tg.userPass,
 				"--bot", tg.bot, "--bot-full", f["full_jid"])...)
+			// SIGTERM stops the bot cleanly, with nothing left unsent.
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-d.done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the bot still runs 20 s after SIGTERM")
+			}
+			if !cmd.ProcessState.Success() || strings.Contains(d.logs(), "level=WARN") || strings.Contains(d.logs(), "level=ERROR") {
+				t.Errorf("the bot stopped with %v, or warned:\n%s", cmd.ProcessState, d.logs())
+			}
 		})
 	}
 }
