@@ -299,3 +299,66 @@ func TestHooks(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceSessionEnded: a service's session that the server ends (its
+// account removed, or ended by an administrator) leaves the session
+// manager, whose contacts see it go; and neither that nor the service
+// setting its user unavailable is reported to the service as a logout of
+// its own user.
+func TestServiceSessionEnded(t *testing.T) {
+	svc := compile(t, appservice.Config{Name: "dir", URL: "http://127.0.0.1:1", Users: []string{`^dir-[a-z]+@localhost$`}})
+	s, m, out := setup(t, svc)
+	ctx := context.Background()
+	s.AddUser(t, "dir-carol@localhost", "x-unused-password")
+	s.AddUser(t, "alice@localhost", "wonderland")
+	carol := jid.MustParse("dir-carol@localhost")
+	full := jid.MustParse("dir-carol@localhost/dir")
+	s.Befriend(t, "alice@localhost", "dir-carol@localhost")
+	if err := m.SetPresence(ctx, "dir", carol, appservice.Presence{Available: true}); err != nil {
+		t.Fatal(err)
+	}
+	a := s.Login(t, "alice", "wonderland", "phone")
+	a.Send("<presence/>")
+	a.Expect("carol's presence", func(el *xmlstream.Element) bool {
+		return el.Local == "presence" && el.Attr("from") == full.String() && el.Attr("type") == ""
+	})
+
+	// Ended by the server, as DELETE /api/v1/sessions does.
+	if n := s.SM.EndSessions(full, "policy-violation"); n != 1 {
+		t.Fatalf("EndSessions ended %d sessions", n)
+	}
+	a.Expect("carol gone", func(el *xmlstream.Element) bool {
+		return el.Local == "presence" && el.Attr("from") == full.String() && el.Attr("type") == "unavailable"
+	})
+	waitFor(t, func() bool { return len(s.SM.Sessions(carol)) == 0 && !m.Owns(full) }, "the session to leave the session manager")
+
+	// Available again, then unavailable at the service's request.
+	if err := m.SetPresence(ctx, "dir", carol, appservice.Presence{Available: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.SM.Sessions(carol); len(got) != 1 || !got[0].Available {
+		t.Fatalf("sessions after coming back: %+v", got)
+	}
+	if err := m.SetPresence(ctx, "dir", carol, appservice.Presence{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.SM.Sessions(carol); len(got) != 0 {
+		t.Fatalf("sessions after going unavailable: %+v", got)
+	}
+	a.Send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+	a.Expect("ping", is("iq", "result"))
+	out.none(t, "dir", appservice.EventLogout)
+	out.none(t, "dir", appservice.EventLogin)
+}
+
+// waitFor polls cond until it holds, failing after 5 s.
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 5 s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -28,14 +28,19 @@ var _ router.Session = (*vsession)(nil)
 // JID implements router.Session.
 func (v *vsession) JID() jid.JID { return v.full }
 
-// Close implements router.Session: the session manager ended the session
-// (another took its resource, or the account went).
+// Close implements router.Session: the server ended the session (another
+// took its resource, the account went, an administrator ended it). As a
+// client's connection would, it leaves the session manager, on another
+// goroutine since the caller may hold the session manager's locks; the
+// manager forgets it afterwards, so that its end is not reported to the
+// service as a logout.
 func (v *vsession) Close(string) {
-	v.m.mu.Lock()
-	if v.m.sessions[v.full.String()] == v {
-		delete(v.m.sessions, v.full.String())
-	}
-	v.m.mu.Unlock()
+	go func() {
+		if s := v.m.deps.SMs[v.full.Domain()]; s != nil {
+			s.Unbind(context.Background(), v)
+		}
+		v.m.forget(v)
+	}()
 }
 
 // Deliver implements router.Session: what the user receives becomes an
@@ -169,8 +174,9 @@ func (m *Manager) SetPresence(ctx context.Context, svc string, user jid.JID, p P
 		}
 		el.SetAttr("from", full.String())
 		s.HandleFromSession(ctx, v, router.Stanza{El: el, From: full})
-		m.forget(v)
+		// Forgotten once unbound: its end is no logout for the service.
 		s.Unbind(ctx, v)
+		m.forget(v)
 		return nil
 	}
 	if p.Show != "" && p.Show != "away" && p.Show != "chat" && p.Show != "dnd" && p.Show != "xa" {
