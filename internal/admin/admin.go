@@ -158,7 +158,7 @@ func (b *Backend) DeleteUser(ctx context.Context, user jid.JID) error {
 	if err != nil {
 		return err
 	}
-	s.EndSessions(user.Bare(), stanza.NotAuthorized)
+	s.EndSessions(user.Bare(), stanza.NotAuthorized, "")
 	return nil
 }
 
@@ -288,7 +288,7 @@ func (b *Backend) EndSession(ctx context.Context, full jid.JID, reason string) e
 	if full.Resource() == "" {
 		return fmt.Errorf("%w: %s is not a session's full JID", httpapi.ErrInvalid, full)
 	}
-	if s.EndSessions(full, stanza.PolicyViolation) == 0 {
+	if s.EndSessions(full, stanza.PolicyViolation, reason) == 0 {
 		return fmt.Errorf("%w: no session %s", httpapi.ErrNotFound, full)
 	}
 	return nil

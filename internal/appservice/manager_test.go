@@ -324,7 +324,7 @@ func TestServiceSessionEnded(t *testing.T) {
 	})
 
 	// Ended by the server, as DELETE /api/v1/sessions does.
-	if n := s.SM.EndSessions(full, "policy-violation"); n != 1 {
+	if n := s.SM.EndSessions(full, "policy-violation", ""); n != 1 {
 		t.Fatalf("EndSessions ended %d sessions", n)
 	}
 	a.Expect("carol gone", func(el *xmlstream.Element) bool {

@@ -171,6 +171,11 @@ func (c *conn) Close(condition string) {
 	go c.closeStream(condition, "", "")
 }
 
+// CloseText is Close with a text in the stream error.
+func (c *conn) CloseText(condition, text string) {
+	go c.closeStream(condition, text, "")
+}
+
 // fail ends the stream with a stream error from the reading goroutine.
 func (c *conn) fail(condition, text string) { c.closeStream(condition, text, "") }
 

@@ -178,13 +178,17 @@ func (s *session) Detached() bool {
 
 // Close implements router.Session: the session ends (it is not resumable
 // afterwards) and its transport, if any, gets the stream error.
-func (s *session) Close(condition string) {
+func (s *session) Close(condition string) { s.CloseText(condition, "") }
+
+// CloseText implements router.TextCloser: Close, with text in the stream
+// error.
+func (s *session) CloseText(condition, text string) {
 	s.mu.Lock()
 	s.closing = true
 	c := s.cur
 	s.mu.Unlock()
 	if c != nil {
-		c.Close(condition)
+		c.CloseText(condition, text)
 		return
 	}
 	go s.end()

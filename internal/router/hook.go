@@ -46,3 +46,10 @@ func WasDecided(ctx context.Context) bool {
 type Addressed interface {
 	RemoteAddr() string
 }
+
+// TextCloser is implemented by sessions whose stream error can carry a
+// text (RFC 6120 §4.9.2), such as the reason an administrator gave for
+// ending the session. Close is used for the others.
+type TextCloser interface {
+	CloseText(condition, text string)
+}

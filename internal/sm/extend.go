@@ -95,9 +95,10 @@ func (m *SM) Sessions(of jid.JID) []SessionInfo {
 	return out
 }
 
-// EndSessions ends the sessions of user with the stream error condition,
-// or only the one of full when it has a resource; it reports how many.
-func (m *SM) EndSessions(full jid.JID, condition string) int {
+// EndSessions ends the sessions of user with the stream error condition
+// and, for the sessions that can carry one (router.TextCloser), text; or
+// only the one of full when it has a resource. It reports how many.
+func (m *SM) EndSessions(full jid.JID, condition, text string) int {
 	u := m.user(full.BareString())
 	if u == nil {
 		return 0
@@ -111,7 +112,11 @@ func (m *SM) EndSessions(full jid.JID, condition string) int {
 	}
 	u.mu.Unlock()
 	for _, s := range end {
-		s.Close(condition)
+		if tc, ok := s.(router.TextCloser); ok && text != "" {
+			tc.CloseText(condition, text)
+		} else {
+			s.Close(condition)
+		}
 	}
 	return len(end)
 }

@@ -609,3 +609,36 @@ func TestCarbonsMUC(t *testing.T) {
 		return e.Child("urn:xmpp:carbons:2", "received") != nil && strings.Contains(e.String(), "inv")
 	})
 }
+
+// TestEndSessions: an administrator ends one session with a reason, which
+// the client reads as the stream error's text, or all of a user's.
+func TestEndSessions(t *testing.T) {
+	s := xmpptest.StartServer(t, nil)
+	s.AddUser(t, "alice@localhost", "wonderland")
+	phone := s.Login(t, "alice", "wonderland", "phone")
+	laptop := s.Login(t, "alice", "wonderland", "laptop")
+	if n := s.SM.EndSessions(jid.MustParse("alice@localhost/phone"), "policy-violation", "Maintenance at noon."); n != 1 {
+		t.Fatalf("ended %d sessions, want 1", n)
+	}
+	e := phone.Expect("the stream error", func(e *xmlstream.Element) bool { return e.Local == "error" && e.Space == xmlstream.NSStream })
+	if e.Child("urn:ietf:params:xml:ns:xmpp-streams", "policy-violation") == nil || e.Child("urn:ietf:params:xml:ns:xmpp-streams", "text").Text() != "Maintenance at noon." {
+		t.Fatalf("stream error %s, want policy-violation with the reason", e)
+	}
+	laptop.Send("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+	laptop.Expect("the other session's ping", isIQ("p1"))
+	for deadline := time.Now().Add(5 * time.Second); len(s.SM.Sessions(jid.MustParse("alice@localhost"))) != 1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions after ending the phone's: %+v", s.SM.Sessions(jid.MustParse("alice@localhost")))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := s.SM.EndSessions(jid.MustParse("alice@localhost"), "not-authorized", ""); n != 1 {
+		t.Fatalf("ended %d sessions, want the laptop's", n)
+	}
+	if cond := laptop.StreamError(); cond != "not-authorized" {
+		t.Fatalf("laptop: %q, want not-authorized", cond)
+	}
+	if n := s.SM.EndSessions(jid.MustParse("bob@localhost"), "not-authorized", ""); n != 0 {
+		t.Fatalf("ended %d sessions of nobody", n)
+	}
+}
