@@ -108,7 +108,7 @@ func (a *apps) run(ctx context.Context, sms []*sm.SM, conference *muc.Service, c
 	if err != nil {
 		return err
 	}
-	h, err := httpapi.New(httpapi.Config{AdminToken: a.cfg.API.AdminToken, Services: a.m.Services()}, b, a.log.With("component", "api"))
+	h, err := httpapi.New(httpapi.Config{AdminToken: a.cfg.API.AdminToken, Services: a.m.Services()}, b, a.log)
 	if err != nil {
 		return err
 	}

@@ -39,7 +39,8 @@ type API struct {
 
 var _ http.Handler = (*API)(nil)
 
-// New builds the API over b. A nil log discards. It fails when b is nil,
+// New builds the API over b. A nil log discards; the API logs as the
+// component "api". It fails when b is nil,
 // a service is nil, or two callers (the admin included) share a token,
 // since a request would then act as either.
 func New(cfg Config, b Backend, log *slog.Logger) (*API, error) {
@@ -68,7 +69,7 @@ func New(cfg Config, b Backend, log *slog.Logger) (*API, error) {
 		}
 		tokens[s.Token] = "appservice " + s.Name
 	}
-	a := &API{cfg: cfg, backend: b, log: log.With("component", "httpapi"), mux: http.NewServeMux()}
+	a := &API{cfg: cfg, backend: b, log: log.With("component", "api"), mux: http.NewServeMux()}
 	a.register()
 	return a, nil
 }

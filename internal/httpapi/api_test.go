@@ -561,3 +561,24 @@ func TestEmptyLists(t *testing.T) {
 		t.Errorf("a service's rooms: %s", got)
 	}
 }
+
+// TestLogNamesCaller: the log of a call names its caller and the
+// component once.
+func TestLogNamesCaller(t *testing.T) {
+	var buf bytes.Buffer
+	a, err := New(Config{AdminToken: adminToken, Services: []*appservice.Service{testService(t, "directory", serviceToken)}},
+		&fakeBackend{}, slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ token, want string }{{adminToken, "admin"}, {serviceToken, "appservice directory"}} {
+		buf.Reset()
+		if w := do(a, c.token, "PUT", "/api/v1/users/dir-bob@localhost/presence", `{"available": true}`); w.Code != http.StatusNoContent {
+			t.Fatalf("%s: %d %s", c.want, w.Code, w.Body)
+		}
+		line := buf.String()
+		if !strings.Contains(line, `"caller":"`+c.want+`"`) || strings.Count(line, `"component"`) != 1 || !strings.Contains(line, `"component":"api"`) {
+			t.Errorf("log %s, want one component api and caller %q", line, c.want)
+		}
+	}
+}

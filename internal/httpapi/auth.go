@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"crypto/subtle"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -59,6 +60,10 @@ func (c caller) String() string {
 	}
 	return "anonymous"
 }
+
+// LogValue names the caller in structured logs, which would otherwise
+// show a struct without exported fields as {}.
+func (c caller) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // service is the name of the caller's service, "" for the admin.
 func (c caller) service() string {
