@@ -94,6 +94,9 @@ func (b *Backend) SetPresence(ctx context.Context, service string, user jid.JID,
 
 // Presence implements httpapi.Backend.
 func (b *Backend) Presence(ctx context.Context, user jid.JID) ([]httpapi.ResourcePresence, error) {
+	if err := b.exists(ctx, user); err != nil {
+		return nil, err
+	}
 	s, err := b.sm(user)
 	if err != nil {
 		return nil, err
