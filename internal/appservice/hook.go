@@ -67,7 +67,13 @@ func (m *Manager) ask(ctx context.Context, svc *Service, h HookConfig, kind stri
 	if h.OnTimeout == "deny" {
 		fallback = router.Decision{Deny: true, Condition: stanza.ServiceUnavailable, Text: "The stanza could not be checked."}
 	}
-	ev := Event{Type: kind, Time: m.now(), User: s.From.BareString(), From: s.El.Attr("from"), To: s.El.Attr("to"),
+	// The user is the service's, as in the events of its transactions:
+	// the addressee it watches, else the sender; a room's occupant.
+	user := s.From.BareString()
+	if kind != HookRoomMessage && s.To.Local() != "" && svc.Watches(s.To.BareString()) {
+		user = s.To.BareString()
+	}
+	ev := Event{Type: kind, Time: m.now(), User: user, From: s.El.Attr("from"), To: s.El.Attr("to"),
 		Stanza: string(s.El.AppendXML(nil, xmlstream.NSClient))}
 	if s.From.IsZero() {
 		ev.From = ""

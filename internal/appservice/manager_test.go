@@ -222,7 +222,7 @@ func TestHooks(t *testing.T) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		calls.Store(req.Event.Message.ID, true)
+		calls.Store(req.Event.Message.ID, req.Event.User)
 		body := req.Event.Message.Body
 		switch {
 		case strings.Contains(body, "forbidden"):
@@ -283,8 +283,13 @@ func TestHooks(t *testing.T) {
 		t.Fatal("the hook was asked about a message that is none of its business")
 	}
 	for _, id := range []string{"m1", "m2", "m3", "m4"} {
-		if _, ok := calls.Load(id); !ok {
+		user, ok := calls.Load(id)
+		if !ok {
 			t.Fatalf("the hook was not asked about %s", id)
+		}
+		// As in transactions, the event's user is the service's.
+		if user != "dir-carol@localhost" {
+			t.Errorf("the hook's event about %s has user %v, want dir-carol@localhost", id, user)
 		}
 	}
 	out.expect(t, "dir", "the allowed message", func(e appservice.Event) bool { return e.Type == "message" && e.Message.Body == "hello" })
