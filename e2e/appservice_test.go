@@ -367,8 +367,10 @@ func waitNotes(t *testing.T, state string, n int, d *directory) {
 // second run is killed with SIGKILL part way; the last 500 notes are sent
 // while it is dead, and the server is stopped with them waiting and
 // started again on the same data directory; a third run, on the same
-// journal, gets them. Every note is processed exactly once: 1,000 in the
-// journal, none twice, and the service counts 1,000 notes when asked.
+// journal, gets them. The server is then restarted under the third run,
+// which makes its users available again, and a last note reaches it. Every
+// note is processed exactly once: 1,001 in the journal, none twice, and
+// the service counts 1,001 notes when asked.
 func TestAppServiceKillExactlyOnce(t *testing.T) {
 	requireTools(t, "slixmpp")
 	apiAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
@@ -424,12 +426,47 @@ events = ["message"]`), dataDir)
 	// The server stops with the rest waiting, and starts again.
 	s.Stop(t)
 	s = restartAPIServer(t, s, dataDir)
-	third := startDirectory(t, "directory (third run)", s, dirPort, state)
+	third := startDirectory(t, "directory (third run)", s, dirPort, state, "--check-every", "0.5")
 	waitNotes(t, state, 1000, third)
+	checkNotes(t, state, 1000)
 
+	// The server restarts under the running service, which makes its
+	// users available again; a note sent meanwhile waits for dir-bob.
+	s.Stop(t)
+	s = restartAPIServer(t, s, dataDir)
+	c = floodClient(t, s.Server, flood, floodPass, "again")
+	if err := sendNotes(c, 1001, 1001); err != nil {
+		t.Fatal(err)
+	}
+	waitNotes(t, state, 1001, third)
+	checkNotes(t, state, 1001)
+	if !strings.Contains(third.logs(), "dir-bob@"+domain+" was offline: available again") {
+		t.Errorf("the service did not make dir-bob available again after the restart:\n%s", third.logs())
+	}
+
+	// The directory's own state agrees.
+	if err := c.send(fmt.Sprintf(`<message to='dir-bob@%s' type='chat' id='q1'><body>notes</body></message>`, domain)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.expect(regexp.MustCompile(`1001 notes for bob, the last: n-1001`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*directory{second, third} {
+		for _, l := range strings.Split(d.logs(), "\n") {
+			if strings.Contains(l, "duplicate transaction") {
+				t.Log(l)
+			}
+		}
+	}
+}
+
+// checkNotes fails the test unless the journal holds the notes n-0001 …
+// n-<n>, each once.
+func checkNotes(t *testing.T, state string, n int) {
+	t.Helper()
 	got := notesIn(t, state)
 	var twice, missing []string
-	for i := 1; i <= 1000; i++ {
+	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("n-%04d", i)
 		switch got[id] {
 		case 0:
@@ -439,24 +476,8 @@ events = ["message"]`), dataDir)
 			twice = append(twice, id)
 		}
 	}
-	if len(got) != 1000 || len(twice) > 0 || len(missing) > 0 {
-		t.Fatalf("%d notes in the journal; processed more than once: %v; missing: %v", len(got), twice, missing)
-	}
-
-	// The directory's own state agrees.
-	c = floodClient(t, s.Server, flood, floodPass, "check")
-	if err := c.send(fmt.Sprintf(`<message to='dir-bob@%s' type='chat' id='q1'><body>notes</body></message>`, domain)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.expect(regexp.MustCompile(`1000 notes for bob, the last: n-1000`)); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []*directory{second, third} {
-		for _, l := range strings.Split(d.logs(), "\n") {
-			if strings.Contains(l, "duplicate transaction") {
-				t.Log(l)
-			}
-		}
+	if len(got) != n || len(twice) > 0 || len(missing) > 0 {
+		t.Fatalf("%d notes in the journal, want %d; processed more than once: %v; missing: %v", len(got), n, twice, missing)
 	}
 }
 
