@@ -243,7 +243,7 @@ class Directory:
                     log("presence check of %s: %s" % (user, e))
 
     def start(self):
-        for attempt in range(60):  # Ambrosia may be starting too
+        for _ in range(60):  # Ambrosia may be starting too
             try:
                 self.api.call("GET", "/openapi.json")
                 break
