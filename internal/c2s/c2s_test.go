@@ -457,3 +457,12 @@ func TestCaughtUpClientOutlivesWriteTimeout(t *testing.T) {
 		b.Expect("the late message", func(e *xmlstream.Element) bool { return e.Attr("id") == "late" })
 	})
 }
+
+// TestStopRightAfterStart: a server stopped before its listeners'
+// goroutines have started the poller stops cleanly (no race on the
+// poller, none started after the stop).
+func TestStopRightAfterStart(t *testing.T) {
+	for i := range 20 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) { xmpptest.StartServer(t, nil) })
+	}
+}

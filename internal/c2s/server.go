@@ -173,6 +173,10 @@ func (s *Server) Run(ctx context.Context) error {
 // for a resumption, whose unacknowledged messages go to offline storage.
 // Listeners passed to Serve are closed too.
 func (s *Server) Shutdown() {
+	// No poller starts after this: a Serve that has not started one yet
+	// (its goroutine may not have run) finds it done, and one starting
+	// it now finishes first, so that s.poller is read after it is set.
+	s.pollOnce.Do(func() {})
 	s.conns.Shutdown(func(c *conn) { c.Close("system-shutdown") })
 	s.endDetached()
 	s.pollCancel()
