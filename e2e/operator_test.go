@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,5 +77,80 @@ func TestUserCommandsCreateNoDatabase(t *testing.T) {
 	addUser(t, s, "alice@localhost", "pw")
 	if code, out := runAmbrosia(t, "", "", nil, "user", "list", "--data", s.DataDir); code != 0 || out != "alice@localhost\n" {
 		t.Errorf("user list: exit %d:\n%s", code, out)
+	}
+}
+
+// TestUserDelEndsSessions: ambrosia user del, run beside the server, ends
+// the deleted user's live sessions with the stream error not-authorized;
+// user passwd ends the sessions only when asked (--end-sessions), with
+// reset, as Prosody does.
+func TestUserDelEndsSessions(t *testing.T) {
+	s := startServer(t, ServerOptions{})
+	addUser(t, s, "alice@localhost", "alice-pw")
+	addUser(t, s, "bob@localhost", "bob-pw")
+	login := func(user, pw, resource string) *rawClient {
+		c, err := dialRaw(s.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.login(s, user, pw, resource); err != nil {
+			t.Fatalf("login %s: %v", user, err)
+		}
+		return c
+	}
+	streamError := func(cond string) *regexp.Regexp {
+		return regexp.MustCompile(`<(stream:)?error[^>]*>\s*<` + cond + `[\s/>]`)
+	}
+	ping := func(c *rawClient, id string) error {
+		if err := c.send(`<iq type='get' id='` + id + `'><ping xmlns='urn:xmpp:ping'/></iq>`); err != nil {
+			return err
+		}
+		_, err := c.expect(regexp.MustCompile(`<iq[^>]*id=['"]` + id + `['"]`))
+		return err
+	}
+
+	a1, a2 := login("alice", "alice-pw", "phone"), login("alice", "alice-pw", "laptop")
+	b := login("bob", "bob-pw", "desk")
+
+	// A password change alone ends nothing.
+	if code, out := runAmbrosia(t, "", "new-pw\n", nil, "user", "passwd", "alice@localhost", "--data", s.DataDir); code != 0 || strings.Contains(out, "ended") {
+		t.Fatalf("user passwd: exit %d:\n%s", code, out)
+	}
+	if err := ping(a1, "p1"); err != nil {
+		t.Fatalf("after a password change: %v", err)
+	}
+	// With --end-sessions, it ends them with reset.
+	code, out := runAmbrosia(t, "", "newer-pw\n", nil, "user", "passwd", "alice@localhost", "--end-sessions", "--data", s.DataDir)
+	if code != 0 || !strings.Contains(out, "ended the 2 sessions of alice@localhost") {
+		t.Fatalf("user passwd --end-sessions: exit %d:\n%s", code, out)
+	}
+	for _, c := range []*rawClient{a1, a2} {
+		if _, err := c.expect(streamError("reset")); err != nil {
+			t.Fatalf("after passwd --end-sessions: %v", err)
+		}
+		if err := c.expectClosed(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// user del ends the sessions of the deleted user with not-authorized.
+	a3 := login("alice", "newer-pw", "tablet")
+	code, out = runAmbrosia(t, "", "", nil, "user", "del", "alice@localhost", "--data", s.DataDir)
+	if code != 0 || !strings.Contains(out, "deleted alice@localhost") || !strings.Contains(out, "ended the session of alice@localhost") {
+		t.Fatalf("user del: exit %d:\n%s", code, out)
+	}
+	if _, err := a3.expect(streamError("not-authorized")); err != nil {
+		t.Fatalf("after user del: %v", err)
+	}
+	if err := a3.expectClosed(); err != nil {
+		t.Fatal(err)
+	}
+	// Nobody else's.
+	if err := ping(b, "p2"); err != nil {
+		t.Fatalf("bob after alice's deletion: %v", err)
+	}
+	if !strings.Contains(s.Log(), `"msg":"sessions ended","component":"sm"`) && !strings.Contains(s.Log(), `"msg":"sessions ended"`) {
+		t.Errorf("no log line for the ended sessions")
 	}
 }

@@ -228,6 +228,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			cancel()
 		}
 	}()
+	// ambrosia user del reaches the sessions through it.
+	startAdmin(ctx, &wg, cfg, sms, log)
 	<-ctx.Done()
 	log.Info("shutting down")
 	<-conferenceDone

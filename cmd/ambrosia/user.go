@@ -35,7 +35,7 @@ Run 'ambrosia user add -h' for the flags of a subcommand.
 var userSubs = map[string][2]string{
 	"add":    {"JID [flags]", "Creates an account on a served domain. The password comes from --password, else from\na prompt on a terminal, else from the first line of standard input."},
 	"passwd": {"JID [flags]", "Changes the password of an account (from --password, a prompt or standard input, as\nfor user add)."},
-	"del":    {"JID [flags]", "Deletes an account with its roster, archive and other data."},
+	"del":    {"JID [flags]", "Deletes an account with its roster, archive and other data, and ends its sessions on\nthe server running on the data directory (stream error not-authorized)."},
 	"list":   {"[DOMAIN] [flags]", "Lists the accounts of DOMAIN, or of every domain."},
 }
 
@@ -53,6 +53,10 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	var password *string
 	if sub == "add" || sub == "passwd" {
 		password = c.String("password", "", "the password (default: a prompt on a terminal, else the first line of standard input)")
+	}
+	var endOthers *bool
+	if sub == "passwd" {
+		endOthers = c.Bool("end-sessions", false, "end the user's sessions on the running server (stream error reset): whoever knew the old password is logged out")
 	}
 	var create *bool
 	if sub == "add" {
@@ -148,6 +152,9 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			}
 			if err == nil {
 				fmt.Fprintf(stdout, "changed the password of %s\n", u)
+				if *endOthers {
+					endSessions(ctx, cfg, u, "reset", stdout, stderr)
+				}
 			}
 		}
 		return err
@@ -158,6 +165,9 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		if err == nil {
 			fmt.Fprintf(stdout, "deleted %s\n", u)
+			// The account is gone: so are its sessions, as with XEP-0077
+			// removal.
+			endSessions(ctx, cfg, u, "not-authorized", stdout, stderr)
 		}
 		return err
 	}
