@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,5 +153,123 @@ func TestUserDelEndsSessions(t *testing.T) {
 	}
 	if !strings.Contains(s.Log(), `"msg":"sessions ended","component":"sm"`) && !strings.Contains(s.Log(), `"msg":"sessions ended"`) {
 		t.Errorf("no log line for the ended sessions")
+	}
+}
+
+// readmeFail2banRegexes returns the failregex lines of the README's
+// fail2ban filter as Go regular expressions, <HOST> captured.
+func readmeFail2banRegexes(t *testing.T) []*regexp.Regexp {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(moduleRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*regexp.Regexp
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(line, "failregex = "):
+			in = true
+			line = strings.TrimPrefix(line, "failregex = ")
+		case in && strings.HasPrefix(line, "            "):
+		default:
+			in = false
+			continue
+		}
+		// fail2ban's <HOST> matches an address; Python's and Go's
+		// syntax agree on the rest of these expressions.
+		re := strings.ReplaceAll(strings.TrimSpace(line), "<HOST>", `(?P<host>[0-9A-Fa-f.:]+)`)
+		out = append(out, regexp.MustCompile(re))
+	}
+	if len(out) == 0 {
+		t.Fatal("no failregex in the README")
+	}
+	return out
+}
+
+// TestLoginLog: at the default level, a login, a logout and a failed
+// login each give a log line with the client's address, and the README's
+// fail2ban filter finds the address of the failed one only, in both log
+// formats.
+func TestLoginLog(t *testing.T) {
+	regexes := readmeFail2banRegexes(t)
+	for _, format := range []string{"text", "json"} {
+		t.Run(format, func(t *testing.T) {
+			s := startServer(t, ServerOptions{ExtraArgs: []string{"--log-format", format, "--log-level", "info"}})
+			addUser(t, s, "alice@localhost", "alice-pw")
+			c, err := dialRaw(s.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.login(s, "alice", "alice-pw", "phone"); err != nil {
+				t.Fatal(err)
+			}
+			local := c.conn.LocalAddr().String()
+			_ = c.send("</stream:stream>")
+			_ = c.expectClosed()
+			c.Close()
+			bad, res, err := dialTLSAuth(s, "alice", "wrong")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reNotAuth.MatchString(res) {
+				t.Fatalf("wrong password: %s", res)
+			}
+			badAddr := bad.conn.LocalAddr().String()
+			bad.Close()
+
+			want := map[string][]string{
+				"login":        {"alice@localhost", local},
+				"logout":       {"alice@localhost/phone", local},
+				"login failed": {badAddr},
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			var lines []string
+			for {
+				lines = nil
+				found := 0
+				for _, l := range strings.Split(s.Log(), "\n") {
+					for msg, parts := range want {
+						m := `msg="` + msg + `"`
+						if format == "json" {
+							m = `"msg":"` + msg + `"`
+						} else if !strings.Contains(msg, " ") {
+							m = "msg=" + msg + " "
+						}
+						if !strings.Contains(l, m) || !strings.Contains(l, "INFO") {
+							continue
+						}
+						ok := true
+						for _, p := range parts {
+							ok = ok && strings.Contains(l, p)
+						}
+						if ok {
+							found++
+							lines = append(lines, l)
+						}
+					}
+				}
+				if found >= len(want) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("want a line for each of login, logout and login failed with the address; have %q", lines)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			t.Logf("%s", strings.Join(lines, "\n"))
+			host, _, _ := net.SplitHostPort(badAddr)
+			var banned []string
+			for _, l := range strings.Split(s.Log(), "\n") {
+				for _, re := range regexes {
+					if m := re.FindStringSubmatch(l); m != nil {
+						banned = append(banned, m[re.SubexpIndex("host")])
+					}
+				}
+			}
+			if len(banned) != 1 || banned[0] != host {
+				t.Fatalf("the README's fail2ban filter finds %q, want only %s", banned, host)
+			}
+		})
 	}
 }

@@ -73,6 +73,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	logStartup(cfg, tlsConf, log)
 	r := router.New(log.With("component", "router"))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

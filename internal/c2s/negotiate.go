@@ -284,7 +284,7 @@ func (c *conn) saslStep(ctx context.Context, text string) bool {
 	if c.write([]byte(s)) != nil {
 		return false
 	}
-	c.srv.log.Debug("authenticated", "user", c.user.String())
+	c.srv.log.Info("login", "user", c.user.String(), "remote", c.raw.RemoteAddr().String(), "mechanism", c.mech)
 	c.srv.deps.metrics().ClientAuth(c.mech, true)
 	c.parser.Reset()
 	c.state = stateBind
@@ -310,7 +310,12 @@ func (c *conn) authFailure(err error, sasl2 bool) bool {
 	} else {
 		c.srv.log.Warn("authentication error", "err", err)
 	}
-	c.srv.log.Debug("authentication failed", "remote", c.raw.RemoteAddr().String(), "err", err)
+	if f != nil && f.Checked {
+		// The line operators and fail2ban look for (README).
+		c.srv.log.Info("login failed", "remote", c.raw.RemoteAddr().String(), "mechanism", c.mech, "condition", cond)
+	} else {
+		c.srv.log.Debug("authentication failed", "remote", c.raw.RemoteAddr().String(), "err", err)
+	}
 	if f == nil || !f.Checked {
 		// Nothing was learned about credentials: answer at once and let the
 		// client try another mechanism.

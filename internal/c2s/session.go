@@ -258,6 +258,7 @@ func (s *session) end() {
 	s.ending = true
 	s.done = make(chan struct{})
 	s.srv.deps.metrics().SessionEnded()
+	s.srv.log.Info("logout", "jid", s.full.String(), "remote", s.addr.String())
 	if s.expiry != nil {
 		s.expiry.Stop()
 	}
