@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -170,5 +171,51 @@ func TestClosest(t *testing.T) {
 		if got := closest(w, known); got != want {
 			t.Errorf("closest(%q) = %q, want %q", w, got, want)
 		}
+	}
+}
+
+// TestListenerInUse: a listener that cannot bind is reported once, before
+// anything else starts, naming the listener and the settings that move
+// it.
+func TestListenerInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	busy := l.Addr().String()
+	t.Setenv("AMBROSIA_UPLOAD_ADDR", freeAddr(t))
+	code, _, errOut := runCmd(t, "", "serve", "--data", t.TempDir(), "--c2s-addr", busy, "--c2s-tls-addr", "")
+	if code != 1 {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	for _, w := range []string{"c2s.addr: cannot listen on " + busy, "address already in use", "AMBROSIA_C2S_ADDR", "--c2s-addr"} {
+		if !strings.Contains(errOut, w) {
+			t.Errorf("no %q in %q", w, errOut)
+		}
+	}
+	for _, w := range []string{"shutting down", "upload", "muc"} {
+		if strings.Contains(errOut, w) {
+			t.Errorf("%q in %q: the failure comes after a start", w, errOut)
+		}
+	}
+	if n := strings.Count(errOut, busy); n != 1 {
+		t.Errorf("the address is named %d times in %q", n, errOut)
+	}
+
+	// The gateway says which settings let services authenticate.
+	t.Setenv("AMBROSIA_SERVICE_SECRET", "")
+	code, _, errOut = runCmd(t, "", "gateway", "--c2s-addr", freeAddr(t), "--c2s-tls-addr", "", "--service-addr", freeAddr(t))
+	if code != 1 {
+		t.Fatalf("gateway without a secret: exit %d, stderr %q", code, errOut)
+	}
+	for _, w := range []string{"--service-secret", "AMBROSIA_SERVICE_SECRET", "--service-ca"} {
+		if !strings.Contains(errOut, w) {
+			t.Errorf("gateway without a secret: no %q in %q", w, errOut)
+		}
+	}
+	code, _, errOut = runCmd(t, "", "gateway", "--c2s-addr", freeAddr(t), "--c2s-tls-addr", "", "--service-addr", busy, "--service-secret", "s3cret-s3cret-s3cret")
+	if code != 1 || !strings.Contains(errOut, "service listener: cannot listen on "+busy) || !strings.Contains(errOut, "--service-addr") || strings.Contains(errOut, "AMBROSIA_SERVICE") {
+		t.Fatalf("gateway with its service listener in use: exit %d, stderr %q", code, errOut)
 	}
 }
