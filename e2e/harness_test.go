@@ -284,7 +284,9 @@ func startServer(t testing.TB, opts ServerOptions) *Server {
 	if opts.UploadPort == 0 {
 		opts.UploadPort = freePort(t)
 	}
-	s.cmd.Env = append(os.Environ(), "AMBROSIA_UPLOAD_ADDR="+net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.UploadPort)))
+	// oneShotEnv: a race-built server would sleep a second after its
+	// last log line before exiting, which every test's stop waited for.
+	s.cmd.Env = append(oneShotEnv(), "AMBROSIA_UPLOAD_ADDR="+net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.UploadPort)))
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log
 	if err := s.cmd.Start(); err != nil {
@@ -367,10 +369,11 @@ func ambrosia(t testing.TB, stdin string, args ...string) string {
 	return string(out)
 }
 
-// oneShotEnv is the environment of a one-shot subcommand. Built with
-// -race, the binary would otherwise sleep a second before exiting (the
-// race detector's atexit_sleep_ms), which adds up over the many `user add`
-// runs; a race it finds still makes it exit non-zero.
+// oneShotEnv is the environment of a one-shot subcommand, and of a
+// server. Built with -race, the binary would otherwise sleep a second
+// before exiting (the race detector's atexit_sleep_ms), which adds up over
+// the many `user add` runs and server stops; a race it finds still makes
+// it exit non-zero.
 func oneShotEnv() []string {
 	gorace := "atexit_sleep_ms=0"
 	if v := os.Getenv("GORACE"); v != "" {

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/adminsock"
+	"github.com/ambrosia-xmpp/ambrosia/internal/datadir"
 )
 
 // runAmbrosia runs a one-shot command and returns its exit code and
@@ -271,5 +274,37 @@ func TestLoginLog(t *testing.T) {
 				t.Fatalf("the README's fail2ban filter finds %q, want only %s", banned, host)
 			}
 		})
+	}
+}
+
+// TestStopIsTheEnd: after SIGTERM the server ends its sessions, closes
+// its database, releases its data directory and logs "stopped" as its
+// last line, then exits at once with status 0 (Stop fails the test
+// otherwise).
+func TestStopIsTheEnd(t *testing.T) {
+	s := startServer(t, ServerOptions{})
+	addUser(t, s, "alice@localhost", "alice-pw")
+	c, err := dialRaw(s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.login(s, "alice", "alice-pw", "phone"); err != nil {
+		t.Fatal(err)
+	}
+	s.Stop(t)
+	lines := strings.Split(strings.TrimSpace(s.Log()), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, `"msg":"stopped"`) {
+		t.Errorf("last log line %q, want stopped", last)
+	}
+	if _, held, err := datadir.Holder(s.DataDir); held || err != nil {
+		t.Errorf("data directory still held after the server exited: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.DataDir, adminsock.SocketName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("admin socket left behind: %v", err)
+	}
+	// What SQLite writes at close is done: no write-ahead log is left.
+	if _, err := os.Stat(filepath.Join(s.DataDir, "ambrosia.db-wal")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("write-ahead log left behind: %v", err)
 	}
 }

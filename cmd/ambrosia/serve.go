@@ -70,7 +70,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	// Closed before "stopped" is logged, so that the line means the end:
+	// closing checkpoints SQLite's write-ahead log, which can take a while.
+	closeStore := sync.OnceValue(store.Close)
+	defer closeStore()
 
 	tlsConf, err := loadTLS(cfg)
 	if err != nil {
@@ -247,6 +250,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	if err := closeStore(); err != nil {
+		return err
+	}
+	lock.Release()
 	log.Info("stopped")
 	return nil
 }

@@ -2,24 +2,78 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"runtime"
 	"runtime/debug"
 )
 
 // baseVersion is the release this tree is working towards.
 const baseVersion = "0.1.0-dev"
 
-// version reports the release and, when built from a checkout, the commit.
+// commit is the commit this binary was built from, for builds that cannot
+// record it themselves (from a tarball, or with -buildvcs=false):
+// go build -ldflags "-X main.commit=$(git rev-parse HEAD)". The build
+// information's vcs.revision wins.
+var commit string
+
+// buildCommit returns the commit the binary was built from, its time and
+// whether the tree had changes, from the build information Go records
+// when it builds in a git checkout, else from commit.
+func buildCommit(settings []debug.BuildSetting, fallback string) (rev, at string, modified bool) {
+	for _, s := range settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		rev = fallback
+	}
+	return rev, at, modified
+}
+
+func buildSettings() []debug.BuildSetting {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.Settings
+	}
+	return nil
+}
+
+// version reports the release and, when known, the commit.
 func version() string {
 	v := baseVersion
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += "+" + s.Value[:12]
-			}
+	if rev, _, modified := buildCommit(buildSettings(), commit); len(rev) >= 12 {
+		v += "+" + rev[:12]
+		if modified {
+			v += ".modified"
 		}
 	}
 	return v
+}
+
+// writeVersion prints what `ambrosia version` says.
+func writeVersion(w io.Writer, settings []debug.BuildSetting, fallback string) {
+	fmt.Fprintf(w, "ambrosia %s\n", baseVersion)
+	rev, at, modified := buildCommit(settings, fallback)
+	switch {
+	case rev == "":
+		fmt.Fprintln(w, "commit unknown: built without version control information (build in a git clone without GOFLAGS=-buildvcs=false, or pass -ldflags \"-X main.commit=COMMIT\")")
+	default:
+		fmt.Fprintf(w, "commit %s", rev)
+		if at != "" {
+			fmt.Fprintf(w, " (%s)", at)
+		}
+		if modified {
+			fmt.Fprint(w, " with uncommitted changes")
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "built with %s for %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 // versionCmd prints the version.
@@ -32,6 +86,6 @@ func versionCmd(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(pos) > 0 {
 		return c.wrongArgs("no arguments expected")
 	}
-	_, err = io.WriteString(stdout, "ambrosia "+version()+"\n")
-	return err
+	writeVersion(stdout, buildSettings(), commit)
+	return nil
 }
