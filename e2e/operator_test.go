@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/adminsock"
 	"github.com/ambrosia-xmpp/ambrosia/internal/datadir"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/sqlite"
 )
 
 // runAmbrosia runs a one-shot command and returns its exit code and
@@ -307,4 +309,114 @@ func TestStopIsTheEnd(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(s.DataDir, "ambrosia.db-wal")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("write-ahead log left behind: %v", err)
 	}
+}
+
+// TestBackupRestore: a backup taken while messages are being stored
+// restores, on a server started from it, every message acknowledged
+// before the backup began, and of those sent meanwhile a prefix, no gaps;
+// restore refuses while a server runs on the data directory.
+func TestBackupRestore(t *testing.T) {
+	s := startServer(t, ServerOptions{})
+	addUser(t, s, "alice@localhost", "alice-pw")
+	addUser(t, s, "bob@localhost", "bob-pw")
+	c, err := dialRaw(s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.login(s, "alice", "alice-pw", "phone"); err != nil {
+		t.Fatal(err)
+	}
+	// send sends n messages to bob, who is offline, then a ping whose
+	// answer says they were all handled: stored for bob and archived.
+	send := func(prefix string, n int) error {
+		for i := range n {
+			if err := c.send(fmt.Sprintf(`<message to='bob@localhost' type='chat' id='%s-%d'><body>%s-%d</body></message>`, prefix, i, prefix, i)); err != nil {
+				return err
+			}
+		}
+		if err := c.send(`<iq type='get' id='ping-` + prefix + `'><ping xmlns='urn:xmpp:ping'/></iq>`); err != nil {
+			return err
+		}
+		_, err := c.expect(regexp.MustCompile(`<iq[^>]*id=['"]ping-` + prefix + `['"]`))
+		return err
+	}
+	if err := send("before", 100); err != nil {
+		t.Fatal(err)
+	}
+
+	backup := filepath.Join(t.TempDir(), "backup")
+	during := make(chan error, 1)
+	go func() { during <- send("during", 100) }()
+	code, out := runAmbrosia(t, "", "", nil, "backup", backup, "--data", s.DataDir)
+	if code != 0 {
+		t.Fatalf("backup: exit %d:\n%s", code, out)
+	}
+	if err := <-during; err != nil {
+		t.Fatal(err)
+	}
+
+	// Not over a running server's data.
+	code, out = runAmbrosia(t, "", "", nil, "restore", backup, "--data", s.DataDir, "--force")
+	if code != 1 || !strings.Contains(out, "process "+strconv.Itoa(s.cmd.Process.Pid)) || !strings.Contains(out, "stop it first") {
+		t.Fatalf("restore over a running server: exit %d:\n%s", code, out)
+	}
+
+	restored := t.TempDir()
+	if code, out := runAmbrosia(t, "", "", nil, "restore", backup, "--data", restored); code != 0 {
+		t.Fatalf("restore: exit %d:\n%s", code, out)
+	}
+	if code, out := runAmbrosia(t, "", "", nil, "restore", backup, "--data", restored); code != 1 || !strings.Contains(out, "--force") {
+		t.Fatalf("restore over a database: exit %d:\n%s", code, out)
+	}
+	// A server starts on it, with the same certificate, and knows bob.
+	r := startServer(t, ServerOptions{DataDir: restored})
+	if a, b := mustRead(t, s.CAFile), mustRead(t, r.CAFile); a != b {
+		t.Error("the restored server has another certificate")
+	}
+	bc, err := dialRaw(r.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bc.Close()
+	if _, err := bc.login(r, "bob", "bob-pw", "desk"); err != nil {
+		t.Fatalf("bob on the restored server: %v", err)
+	}
+	r.Stop(t)
+
+	store, err := sqlite.Open(context.Background(), filepath.Join(restored, "ambrosia.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	msgs, err := store.OfflineMessages(context.Background(), "bob@localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	for _, m := range msgs {
+		if b := regexp.MustCompile(`<body>([^<]*)</body>`).FindSubmatch(m.Stanza); b != nil {
+			bodies = append(bodies, string(b[1]))
+		}
+	}
+	for i := range 100 {
+		if i >= len(bodies) || bodies[i] != fmt.Sprintf("before-%d", i) {
+			t.Fatalf("acknowledged message before-%d missing from the restored store: %q", i, bodies)
+		}
+	}
+	for i, b := range bodies[100:] {
+		if b != fmt.Sprintf("during-%d", i) {
+			t.Fatalf("the messages sent during the backup are not a prefix: %q", bodies[100:])
+		}
+	}
+	t.Logf("restored: 100 messages before the backup, %d of the 100 sent during it", len(bodies)-100)
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -33,6 +33,8 @@ commands:
   user list [DOMAIN]     list accounts
   bridge run|check NAME  run or check a bridge to another chat network (bridge list: which)
   check [--remote DOMAIN] report DNS records, certificates and federation with DOMAIN
+  backup DIR             copy the data directory (the database online) into DIR
+  restore DIR            put a backup in place of the data directory (server stopped)
   bench MODE             load client for measurements (users, idle, logins, messages, muc)
   version                print the version
 
@@ -40,7 +42,7 @@ Run 'ambrosia <command> -h' (or 'ambrosia help <command>') for the usage and fla
 `
 
 // commands are the names run dispatches, for suggestions.
-var commands = []string{"serve", "gateway", "service", "user", "bridge", "check", "bench", "version", "help"}
+var commands = []string{"serve", "gateway", "service", "user", "bridge", "check", "backup", "restore", "bench", "version", "help"}
 
 // run dispatches a command line; it returns the process exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -60,6 +62,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = userCmd(ctx, args[1:], stdin, stdout, stderr)
 	case "check":
 		err = checkCmd(ctx, args[1:], stdout, stderr)
+	case "backup":
+		err = backupCmd(ctx, args[1:], stdout, stderr)
+	case "restore":
+		err = restoreCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = benchCmd(ctx, args[1:], stdout, stderr)
 	case "bridge":
