@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/postgres"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/sqlite"
 )
 
 // baseVersion is the release this tree is working towards.
@@ -77,8 +81,12 @@ func writeVersion(w io.Writer, settings []debug.BuildSetting, fallback string) {
 }
 
 // versionCmd prints the version.
-func versionCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	c := newCommand("version", "", "Prints the version of this program and the commit it was built from.", stdout, stderr)
+func versionCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newCommand("version", "[--data DIR | --config FILE]", `Prints the version of this program and the commit it was built from;
+with --data or --config, also the schema version of the database and
+whether this program can use it.`, stdout, stderr)
+	var cf configFlags
+	cf.register(c.FlagSet, groupStore)
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
@@ -87,5 +95,39 @@ func versionCmd(_ context.Context, args []string, stdout, stderr io.Writer) erro
 		return c.wrongArgs("no arguments expected")
 	}
 	writeVersion(stdout, buildSettings(), commit)
+	given := false
+	c.Visit(func(f *flag.Flag) { given = given || f.Name == "data" || f.Name == "config" })
+	if !given {
+		return nil
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	var current, known int
+	where := ""
+	if cfg.Storage.Backend == "postgres" {
+		where = "PostgreSQL database"
+		current, known, err = postgres.Schema(ctx, cfg.Storage.PostgresDSN)
+	} else {
+		if err := databaseExists(cfg); err != nil {
+			return err
+		}
+		where = dbPath(cfg)
+		current, known, err = sqlite.Schema(ctx, where)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "database %s: schema version %d; this program knows up to %d: ", where, current, known)
+	switch {
+	case current == known:
+		fmt.Fprintln(stdout, "current")
+	case current < known:
+		fmt.Fprintf(stdout, "this program migrates it to %d when it opens it\n", known)
+	default:
+		fmt.Fprintln(stdout, "newer than this program, which refuses it: run the ambrosia that migrated it, or a newer one")
+		return fmt.Errorf("database schema version %d is newer than this program's %d", current, known)
+	}
 	return nil
 }

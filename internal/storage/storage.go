@@ -27,6 +27,9 @@ var (
 	// ErrInvalid reports an argument that no backend could store, such as a
 	// user without a domain or an unknown subscription state.
 	ErrInvalid = errors.New("storage: invalid argument")
+	// ErrSchemaTooNew reports a database whose schema a newer program
+	// migrated: this one refuses to use it.
+	ErrSchemaTooNew = errors.New("storage: database schema newer than this program")
 )
 
 // Credential is one SCRAM salted key set for one hash function ("SHA-1",

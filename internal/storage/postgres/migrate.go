@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
 )
 
 // migrations is the ordered schema history: migrations[i] brings the schema
@@ -255,7 +257,7 @@ func migrateOne(ctx context.Context, pool *pgxpool.Pool, steps []string) (done b
 	known := len(steps)
 	switch {
 	case current > known:
-		return false, fmt.Errorf("database schema version %d is newer than version %d known to this program", current, known)
+		return false, fmt.Errorf("%w: the database has schema version %d, newer than version %d, the newest this program knows; a newer ambrosia has used it: run that one (ambrosia version --config FILE shows both versions)", storage.ErrSchemaTooNew, current, known)
 	case current == known:
 		return true, nil
 	}
@@ -309,4 +311,25 @@ func schemaVersion(ctx context.Context, q querier) (int, error) {
 		return 0, nil
 	}
 	return int(*v), nil
+}
+
+// Schema reports the schema version of the database at dsn and the newest
+// this program knows, without changing the database; 0 for a database no
+// migration ran on.
+func Schema(ctx context.Context, dsn string) (current, known int, err error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		// pgx leaves any password out of its errors.
+		return 0, 0, fmt.Errorf("postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		return 0, 0, fmt.Errorf("postgres: %w", err)
+	}
+	if !exists {
+		return 0, len(migrations), nil
+	}
+	current, err = schemaVersion(ctx, conn)
+	return current, len(migrations), err
 }

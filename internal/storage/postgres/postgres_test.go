@@ -441,3 +441,20 @@ func TestErrorClassification(t *testing.T) {
 		})
 	}
 }
+
+// TestSchema: Schema reads the version without migrating.
+func TestSchema(t *testing.T) {
+	dsn := pg.Database(t, pgtest.DatabaseOptions{})
+	ctx := t.Context()
+	if cur, known, err := Schema(ctx, dsn); err != nil || cur != 0 || known != len(migrations) {
+		t.Fatalf("empty database: %d %d %v", cur, known, err)
+	}
+	s, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if cur, known, err := Schema(ctx, dsn); err != nil || cur != len(migrations) || known != len(migrations) {
+		t.Fatalf("migrated database: %d %d %v", cur, known, err)
+	}
+}

@@ -4,6 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
 )
 
 // migrations is the ordered schema history: migrations[i] brings the schema
@@ -257,7 +262,7 @@ func migrateOne(ctx context.Context, db *sql.DB, steps []string) (done bool, err
 	known := len(steps)
 	switch {
 	case current > known:
-		return false, fmt.Errorf("database schema version %d is newer than version %d known to this program", current, known)
+		return false, fmt.Errorf("%w: the database has schema version %d, newer than version %d, the newest this program knows; a newer ambrosia has used it: run that one (ambrosia version --data DIR shows both versions)", storage.ErrSchemaTooNew, current, known)
 	case current == known:
 		return true, nil
 	}
@@ -286,4 +291,35 @@ func schemaVersion(ctx context.Context, q queryRower) (int, error) {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}
 	return int(v.Int64), nil
+}
+
+// Schema reports the schema version of the database at path and the
+// newest this program knows, without changing the database (it is opened
+// read-only); 0 for a database no migration ran on.
+func Schema(ctx context.Context, path string) (current, known int, err error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return 0, 0, fmt.Errorf("sqlite: %w", err)
+	}
+	p := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(filepath.ToSlash(abs))
+	db, err := sql.Open("sqlite", "file:"+p+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		return 0, 0, fmt.Errorf("sqlite: %w", err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n); err != nil {
+		return 0, 0, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+	if n == 0 {
+		return 0, len(migrations), nil
+	}
+	current, err = schemaVersion(ctx, db)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+	return current, len(migrations), nil
 }
