@@ -301,8 +301,15 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// loadTLS loads the operator's certificate or the generated ones.
+// loadTLS loads the operator's certificates or the generated ones.
 func loadTLS(cfg config.Config) (*tls.Config, error) {
+	if cfg.TLS.CertDir != "" {
+		m, err := dirCerts(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return certs.Config(m, cfg.Domains, "xmpp-client"), nil
+	}
 	m := map[string]tls.Certificate{}
 	if cfg.TLS.CertFile != "" {
 		c, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)

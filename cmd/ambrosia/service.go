@@ -163,6 +163,11 @@ func serviceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // the data directory, as `serve` uses.
 func domainPEM(cfg config.Config, domain string) (certPEM, keyPEM []byte, err error) {
 	cf, kf := cfg.TLS.CertFile, cfg.TLS.KeyFile
+	if cfg.TLS.CertDir != "" {
+		if f, k, ok := dirPEM(cfg.TLS.CertDir, domain); ok {
+			cf, kf = f, k
+		}
+	}
 	if cf == "" {
 		if _, err := certs.LoadOrCreate(cfg.DataDir, domain, time.Now()); err != nil {
 			return nil, nil, err

@@ -24,7 +24,7 @@ func logStartup(cfg config.Config, tlsConf *tls.Config, log *slog.Logger) {
 		if err != nil || c == nil || len(c.Certificate) == 0 {
 			continue
 		}
-		if cfg.TLS.CertFile == "" {
+		if cfg.TLS.CertFile == "" && cfg.TLS.CertDir == "" {
 			file, _ := certs.Paths(cfg.DataDir, d)
 			log.Info("self-signed certificate", "domain", d, "file", file, "sha256", fingerprint(c.Certificate[0]))
 		}

@@ -195,11 +195,20 @@ type Log struct {
 	Level string `toml:"level"`
 }
 
-// TLS names a certificate. When empty, a self-signed certificate is
+// TLS names the certificates. When empty, a self-signed certificate is
 // generated for each domain under DataDir/tls.
 type TLS struct {
+	// CertFile and KeyFile are one certificate for every domain: its
+	// names (SANs) should cover the domains and their services
+	// (upload.<domain>, conference.<domain>).
 	CertFile string `toml:"cert_file"`
 	KeyFile  string `toml:"key_file"`
+	// CertDir holds a certificate per name, as Prosody's certificates
+	// directory does: NAME.crt and NAME.key, or NAME/fullchain.pem and
+	// NAME/privkey.pem (certbot's live directory), for each domain and,
+	// when present, each service name. It wins over CertFile for the
+	// names it has; a domain it lacks needs CertFile.
+	CertDir string `toml:"cert_dir"`
 }
 
 // C2S configures the client edge.
