@@ -117,7 +117,9 @@ func TestHelp(t *testing.T) {
 		{args: []string{"bridge", "-h"}, usage: "usage: ambrosia bridge run|check"},
 		{args: []string{"bridge", "run", "-h"}, usage: "usage: ambrosia bridge run NAME", has: []string{"--config"}},
 		{args: []string{"bridge", "list", "-h"}, usage: "usage: ambrosia bridge list"},
-		{args: []string{"version", "-h"}, usage: "usage: ambrosia version"},
+		{args: []string{"version", "-h"}, usage: "usage: ambrosia version", has: []string{"--data", "--config"}},
+		{args: []string{"backup", "-h"}, usage: "usage: ambrosia backup DIR", has: []string{"--data", "--config"}, hasNot: []string{"--c2s-addr", "--force"}},
+		{args: []string{"restore", "--help"}, usage: "usage: ambrosia restore DIR", has: []string{"--force", "--data"}, hasNot: []string{"--c2s-addr"}},
 		{args: []string{"help", "user", "add"}, usage: "usage: ambrosia user add JID"},
 	}
 	for _, h := range helps {
