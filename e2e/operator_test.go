@@ -47,6 +47,7 @@ func runAmbrosia(t testing.TB, dir, stdin string, env []string, args ...string) 
 // TestSecondServeRefused: a second server on the data directory of a
 // running one refuses to start and names the process that holds it.
 func TestSecondServeRefused(t *testing.T) {
+	requireTools(t) // none: skipped in -short mode
 	s := startServer(t, ServerOptions{})
 	pid := strconv.Itoa(s.cmd.Process.Pid)
 	code, out := runAmbrosia(t, "", "", []string{"AMBROSIA_UPLOAD_ADDR=127.0.0.1:" + strconv.Itoa(freePort(t))},
@@ -62,6 +63,7 @@ func TestSecondServeRefused(t *testing.T) {
 // directory without the server's data create no database there (a user
 // added to it would never reach the server): they say where they looked.
 func TestUserCommandsCreateNoDatabase(t *testing.T) {
+	requireTools(t) // none: skipped in -short mode
 	s := startServer(t, ServerOptions{})
 	elsewhere := t.TempDir()
 	want := filepath.Join(elsewhere, "data", "ambrosia.db")
@@ -91,6 +93,7 @@ func TestUserCommandsCreateNoDatabase(t *testing.T) {
 // user passwd ends the sessions only when asked (--end-sessions), with
 // reset, as Prosody does.
 func TestUserDelEndsSessions(t *testing.T) {
+	requireTools(t) // none: skipped in -short mode
 	s := startServer(t, ServerOptions{})
 	addUser(t, s, "alice@localhost", "alice-pw")
 	addUser(t, s, "bob@localhost", "bob-pw")
@@ -197,6 +200,7 @@ func readmeFail2banRegexes(t *testing.T) []*regexp.Regexp {
 // fail2ban filter finds the address of the failed one only, in both log
 // formats.
 func TestLoginLog(t *testing.T) {
+	requireTools(t) // none: skipped in -short mode
 	regexes := readmeFail2banRegexes(t)
 	for _, format := range []string{"text", "json"} {
 		t.Run(format, func(t *testing.T) {
@@ -284,6 +288,7 @@ func TestLoginLog(t *testing.T) {
 // last line, then exits at once with status 0 (Stop fails the test
 // otherwise).
 func TestStopIsTheEnd(t *testing.T) {
+	requireTools(t) // none: skipped in -short mode
 	s := startServer(t, ServerOptions{})
 	addUser(t, s, "alice@localhost", "alice-pw")
 	c, err := dialRaw(s.Addr)
@@ -316,6 +321,7 @@ func TestStopIsTheEnd(t *testing.T) {
 // before the backup began, and of those sent meanwhile a prefix, no gaps;
 // restore refuses while a server runs on the data directory.
 func TestBackupRestore(t *testing.T) {
+	requireTools(t) // none: skipped in -short mode
 	s := startServer(t, ServerOptions{})
 	addUser(t, s, "alice@localhost", "alice-pw")
 	addUser(t, s, "bob@localhost", "bob-pw")
