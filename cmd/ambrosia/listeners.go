@@ -29,6 +29,9 @@ func serveListeners(cfg config.Config) []listenerSetting {
 	if len(cfg.Component.External) > 0 {
 		ls = append(ls, listenerSetting{"component.addr", "component-addr", cfg.Component.Addr})
 	}
+	if cfg.APIEnabled() {
+		ls = append(ls, listenerSetting{"api.addr", "", cfg.API.Addr})
+	}
 	return append(ls, listenerSetting{"metrics_addr", "metrics-addr", cfg.MetricsAddr}, listenerSetting{"debug_addr", "debug-addr", cfg.DebugAddr})
 }
 
