@@ -159,7 +159,7 @@ func TestUserDelEndsSessions(t *testing.T) {
 	if err := ping(b, "p2"); err != nil {
 		t.Fatalf("bob after alice's deletion: %v", err)
 	}
-	if !strings.Contains(s.Log(), `"msg":"sessions ended","component":"sm"`) && !strings.Contains(s.Log(), `"msg":"sessions ended"`) {
+	if !strings.Contains(s.Log(), `"msg":"sessions ended","user":"alice@localhost","sessions":1,"condition":"not-authorized"`) {
 		t.Errorf("no log line for the ended sessions")
 	}
 }
