@@ -54,7 +54,7 @@ func startAdmin(ctx context.Context, wg *sync.WaitGroup, cfg config.Config, sms 
 			}
 			for i, d := range cfg.Domains {
 				if d == u.Domain() {
-					n := sms[i].EndSessions(u.Bare(), args[2])
+					n := sms[i].EndSessions(u.Bare(), args[2], "")
 					log.Info("sessions ended", "user", u.Bare().String(), "sessions", n, "condition", args[2], "asked_by", "admin socket")
 					return strconv.Itoa(n), nil
 				}

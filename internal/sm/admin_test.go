@@ -38,13 +38,13 @@ func TestEndSessions(t *testing.T) {
 		}
 		ss = append(ss, s)
 	}
-	if n := e.m.EndSessions(jid.MustParse("alice@localhost"), "not-authorized"); n != 2 {
+	if n := e.m.EndSessions(jid.MustParse("alice@localhost"), "not-authorized", ""); n != 2 {
 		t.Fatalf("ended %d sessions, want 2", n)
 	}
 	if ss[0].condition() != "not-authorized" || ss[1].condition() != "not-authorized" || ss[2].condition() != "" {
 		t.Fatalf("conditions %q %q %q", ss[0].condition(), ss[1].condition(), ss[2].condition())
 	}
-	if n := e.m.EndSessions(jid.MustParse("carol@localhost"), "reset"); n != 0 {
+	if n := e.m.EndSessions(jid.MustParse("carol@localhost"), "reset", ""); n != 0 {
 		t.Fatalf("ended %d sessions of a user without any", n)
 	}
 }
