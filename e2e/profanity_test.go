@@ -136,6 +136,18 @@ func (p *profanityRun) waitScreen(t *testing.T, want, what string, timeout time.
 	}
 }
 
+// screenShows polls the pane until it shows want or timeout passes.
+func (p *profanityRun) screenShows(want string, timeout time.Duration) bool {
+	for deadline := time.Now().Add(timeout); ; time.Sleep(100 * time.Millisecond) {
+		if strings.Contains(p.tmux.screen(), want) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 // screenLine reports whether one line of screen contains all of parts, in
 // order.
 func screenLine(screen string, parts ...string) bool {
