@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -61,12 +62,32 @@ type hookAnswer struct {
 }
 
 // ask calls the service's hook within its time budget; no answer, or one
-// that makes no sense, is the hook's OnTimeout.
+// that makes no sense, is the hook's OnTimeout. Failures are logged at
+// most once per service per interval, with their count.
 func (m *Manager) ask(ctx context.Context, svc *Service, h HookConfig, kind string, s router.Stanza) router.Decision {
-	fallback := router.Decision{}
-	if h.OnTimeout == "deny" {
-		fallback = router.Decision{Deny: true, Condition: stanza.ServiceUnavailable, Text: "The stanza could not be checked."}
+	d, failure, err := m.call(ctx, svc, h, kind, s)
+	if failure == "" {
+		if n := m.warn.answered(svc.Name); n > 0 {
+			m.log.Info("hook answers again", "service", svc.Name, "hook", kind, "failures_not_logged", n)
+		}
+		return d
 	}
+	if log, n := m.warn.failed(svc.Name, m.now()); log {
+		attrs := []any{"service", svc.Name, "hook", kind, "applied", h.OnTimeout, "count", n}
+		if err != nil {
+			attrs = append(attrs, "err", err)
+		}
+		m.log.Warn(failure, attrs...)
+	}
+	if h.OnTimeout == "deny" {
+		return router.Decision{Deny: true, Condition: stanza.ServiceUnavailable, Text: "The stanza could not be checked."}
+	}
+	return router.Decision{}
+}
+
+// call makes one hook call: it returns the decision, or why there is
+// none (the warning to log, with the error if any).
+func (m *Manager) call(ctx context.Context, svc *Service, h HookConfig, kind string, s router.Stanza) (router.Decision, string, error) {
 	// The user is the service's, as in the events of its transactions:
 	// the addressee it watches, else the sender; a room's occupant.
 	user := s.From.BareString()
@@ -88,35 +109,35 @@ func (m *Manager) ask(ctx context.Context, svc *Service, h HookConfig, kind stri
 		Event Event `json:"event"`
 	}{ev})
 	if err != nil {
-		return fallback
+		return router.Decision{}, "hook event not encoded", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(svc.URL, "/")+"/hooks/"+kind, bytes.NewReader(body))
 	if err != nil {
-		return fallback
+		return router.Decision{}, "hook unanswered", err
 	}
 	req.Header.Set("Authorization", "Bearer "+svc.ServerToken)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := m.deps.Client.Do(req)
 	if err != nil {
-		m.log.Warn("hook unanswered", "service", svc.Name, "hook", kind, "err", err, "applied", h.OnTimeout)
-		return fallback
+		return router.Decision{}, "hook unanswered", err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil || resp.StatusCode/100 != 2 {
-		m.log.Warn("hook answered badly", "service", svc.Name, "hook", kind, "status", resp.StatusCode, "applied", h.OnTimeout)
-		return fallback
+	if err != nil {
+		return router.Decision{}, "hook unanswered", err
+	}
+	if resp.StatusCode/100 != 2 {
+		return router.Decision{}, "hook answered badly", fmt.Errorf("status %d", resp.StatusCode)
 	}
 	var a hookAnswer
 	if err := json.Unmarshal(b, &a); err != nil {
-		m.log.Warn("hook answered badly", "service", svc.Name, "hook", kind, "err", err, "applied", h.OnTimeout)
-		return fallback
+		return router.Decision{}, "hook answered badly", err
 	}
 	switch a.Decision {
 	case "allow":
-		return router.Decision{}
+		return router.Decision{}, "", nil
 	case "deny":
 		d := router.Decision{Deny: true}
 		if a.Error != nil {
@@ -125,15 +146,13 @@ func (m *Manager) ask(ctx context.Context, svc *Service, h HookConfig, kind stri
 		if d.Condition != "" && !stanza.KnownCondition(d.Condition) {
 			d.Condition = stanza.Forbidden
 		}
-		return d
+		return d, "", nil
 	case "replace":
 		el, err := xmlstream.ParseStanza([]byte(a.Stanza), xmlstream.NSClient)
 		if err != nil || el.Local != s.El.Local {
-			m.log.Warn("hook replaced with what is not a stanza of the kind", "service", svc.Name, "hook", kind, "applied", h.OnTimeout)
-			return fallback
+			return router.Decision{}, "hook replaced with what is not a stanza of the kind", err
 		}
-		return router.Decision{Replace: el}
+		return router.Decision{Replace: el}, "", nil
 	}
-	m.log.Warn("hook answered an unknown decision", "service", svc.Name, "hook", kind, "decision", a.Decision, "applied", h.OnTimeout)
-	return fallback
+	return router.Decision{}, "hook answered an unknown decision", fmt.Errorf("decision %q", a.Decision)
 }

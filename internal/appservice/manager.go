@@ -40,6 +40,9 @@ type Deps struct {
 	Log    *slog.Logger
 	// Now is the clock of event times; nil for time.Now.
 	Now func() time.Time
+	// HookWarnEvery is how often, at most, the failures of one service's
+	// hooks are logged; 0 for DefaultHookWarnEvery.
+	HookWarnEvery time.Duration
 }
 
 // Manager connects the declared services to the server: it produces their
@@ -51,6 +54,7 @@ type Manager struct {
 	deps     Deps
 	log      *slog.Logger
 	hooks    map[string]bool // hook events some service decides about
+	warn     *hookWarnings
 
 	mu       sync.Mutex
 	sessions map[string]*vsession // by full JID
@@ -68,7 +72,8 @@ func New(services []*Service, d Deps) (*Manager, error) {
 		d.Now = time.Now
 	}
 	names := map[string]bool{}
-	m := &Manager{services: services, deps: d, log: d.Log.With("component", "appservice"), hooks: map[string]bool{}, sessions: map[string]*vsession{}}
+	m := &Manager{services: services, deps: d, log: d.Log.With("component", "appservice"), hooks: map[string]bool{}, sessions: map[string]*vsession{},
+		warn: newHookWarnings(d.HookWarnEvery)}
 	for _, s := range services {
 		if names[s.Name] {
 			return nil, errors.New("appservice: two services named " + s.Name)
@@ -165,7 +170,9 @@ func (m *Manager) Watches(r jid.JID) bool {
 func (m *Manager) RoomEvent(r jid.JID, ev room.Event) {
 	k := r.String()
 	occ, _ := r.WithResource(ev.Nick)
-	e := Event{Time: m.now(), From: occ.String(), To: k, Room: &Room{Room: k, Nick: ev.Nick, JID: ev.JID.String()}}
+	// The user is the occupant's real bare JID, as in the room_message
+	// hook's calls.
+	e := Event{Time: m.now(), User: ev.JID.BareString(), From: occ.String(), To: k, Room: &Room{Room: k, Nick: ev.Nick, JID: ev.JID.String()}}
 	switch ev.Kind {
 	case room.Joined:
 		e.Type = EventRoomJoin
