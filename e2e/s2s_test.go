@@ -439,7 +439,8 @@ func TestS2SProsody(t *testing.T) {
 const ejabberdLibs = "/usr/lib/x86_64-linux-gnu"
 
 // startEjabberd runs a private ejabberd for ejabberd.test on ip, with bob
-// (and bot, the account of TestBotJSON) registered, accepting the
+// (and bot, the account of TestBotJSON, and the load accounts of
+// TestBenchRealServers) registered, accepting the
 // external components comps. It runs the Erlang VM directly, without
 // distribution, so that no epmd starts and the only process to stop is
 // the VM itself.
@@ -488,7 +489,10 @@ func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool, 
 		"-mnesia", "dir", `"`+filepath.Join(dir, "spool")+`"`,
 		"-s", "ejabberd",
 		"-eval", `ok = ejabberd_auth:try_register(<<"bob">>, <<"ejabberd.test">>, <<"bob-pw">>), `+
-			`ok = ejabberd_auth:try_register(<<"bot">>, <<"ejabberd.test">>, <<"bot-pw">>), io:format("`+ready+`~n")`)
+			`ok = ejabberd_auth:try_register(<<"bot">>, <<"ejabberd.test">>, <<"bot-pw">>), `+
+			// The load accounts of TestBenchRealServers.
+			`[ok = ejabberd_auth:try_register(list_to_binary("`+benchPrefix+`" ++ integer_to_list(I)), <<"ejabberd.test">>, <<"`+benchPassword+`">>) || I <- lists:seq(0, `+fmt.Sprint(benchAccounts-1)+`)], `+
+			`io:format("`+ready+`~n")`)
 	cmd.Env = append(os.Environ(),
 		"EJABBERD_CONFIG_PATH="+cfgFile,
 		"EJABBERD_LOG_PATH="+filepath.Join(dir, "logs", "ejabberd.log"),

@@ -2,15 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/loadtest"
@@ -19,28 +18,33 @@ import (
 const benchUsage = `usage: ambrosia bench <mode> [flags]
 
 modes:
-  users      create load accounts PREFIX0…PREFIX(N-1) directly in the database
+  users      create load accounts PREFIX0…PREFIX(N-1) directly in Ambrosia's database
   idle       open N sessions, keep them idle, report server RSS per connection
   logins     log in and out N times, report logins/s and latency
   messages   chat between pairs of sessions at a rate, report latency and server CPU
   muc        seat occupants in multi-user chat rooms, send at a rate, report join
              times, deliveries per second, loss, latency, server CPU and memory
 
-The load client only connects to loopback addresses.
+The load client speaks plain XMPP (SCRAM-SHA-1, STARTTLS or direct TLS) to
+any server: Ambrosia, Prosody, ejabberd… Its accounts PREFIX0, PREFIX1, …
+must exist there with one password. A server not on this machine is loaded
+only with --yes-i-own-this-server. While it runs, a progress line shows on
+stderr; at the end, a table, and with --json FILE the figures as JSON.
 Run 'ambrosia bench <mode> -h' for the flags of a mode.
 `
 
 // benchAbout says what each mode does.
 var benchAbout = map[string]string{
-	"users":    "Creates the load accounts PREFIX0…PREFIX(N-1) directly in the database.",
+	"users":    "Creates the load accounts PREFIX0…PREFIX(N-1) directly in Ambrosia's database.",
 	"idle":     "Opens --count sessions, keeps them idle and reports the server's RSS per connection.",
 	"logins":   "Logs in and out --count times and reports logins/s and latency.",
 	"messages": "Chats between pairs of sessions at a rate and reports latency and server CPU.",
 	"muc":      "Seats occupants in multi-user chat rooms, sends at a rate and reports join times,\ndeliveries per second, loss, latency, server CPU and memory.",
 }
 
-// benchCmd runs the load client against a server on this machine; the
-// figures it prints are how Ambrosia's performance claims are measured.
+// benchCmd runs the load client against a server: on this machine, the
+// figures it prints are how Ambrosia's performance claims are measured;
+// elsewhere, an operator measures a server of theirs, Ambrosia or not.
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	mode, err := subcommand("bench", args, []string{"users", "idle", "logins", "messages", "muc"}, benchUsage, stdout, stderr)
 	if err != nil {
@@ -54,12 +58,16 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return benchUsers(ctx, fs, args[1:], stdout, domain, prefix, password)
 	}
 
-	addr := fs.String("addr", "127.0.0.1:5222", "client listener (STARTTLS or plain), loopback only")
+	addr := fs.String("addr", "", "client listener `HOST:PORT` (default: 127.0.0.1 for localhost, else the domain's SRV record, else DOMAIN; port 5222, or 5223 with --direct-tls)")
 	useTLS := fs.Bool("tls", false, "negotiate STARTTLS before authenticating")
-	caFile := fs.String("ca", "", "PEM certificate to trust for --tls (default: do not verify)")
+	directTLS := fs.Bool("direct-tls", false, "open TLS at once, as on port 5223 (XEP-0368)")
+	caFile := fs.String("ca", "", "PEM certificate to trust for TLS (default: the system's roots; on loopback, no check)")
+	insecure := fs.Bool("insecure", false, "do not check the server's certificate")
+	owned := fs.Bool(strings.TrimPrefix(ownServerFlag, "--"), false, "load a server that is not on this machine: say that it is yours")
+	jsonPath := fs.String("json", "", "write the results as JSON to `FILE` (- for stdout: the report then goes to stderr)")
 	conc := fs.Int("concurrency", 100, "logins in flight")
 	timeout := fs.Duration("timeout", 30*time.Second, "bound on one connection's negotiation and on closing")
-	pid := fs.Int("server-pid", 0, "server process to sample (/proc/PID); 0 disables")
+	pid := fs.Int("server-pid", 0, "server process to sample (/proc/PID, same machine only); 0 disables")
 	cpuProfile := fs.String("cpuprofile", "", "write the load client's own CPU profile to this file")
 	var (
 		count, pairs, maxSteps, users, first *int
@@ -91,7 +99,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		maxP99 = fs.Duration("max-p99", 100*time.Millisecond, "p99 latency a passing step stays within")
 		remoteAddr = fs.String("remote-addr", "", "client listener of a second server: the odd account of each pair logs in there, so that messages cross federation")
 		remoteDomain = fs.String("remote-domain", "", "XMPP domain of the accounts on --remote-addr")
-		remoteCA = fs.String("remote-ca", "", "PEM certificate to trust for --tls on --remote-addr")
+		remoteCA = fs.String("remote-ca", "", "PEM certificate to trust for TLS on --remote-addr")
 	case "muc":
 		rooms = fs.Int("rooms", 1, "rooms")
 		occupants = fs.Int("occupants", 100, "occupants of each room (accounts PREFIX0…PREFIX(rooms*occupants-1); occupant j of room r is PREFIX(r*occupants+j))")
@@ -113,8 +121,23 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else if len(pos) > 0 {
 		return fs.wrongArgs(fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
-	if err := loopbackOnly(*addr); err != nil {
+	if *useTLS && *directTLS {
+		return fs.wrongArgs(errBothTLS.Error())
+	}
+	target, err := benchTarget(ctx, *addr, *domain, *directTLS)
+	if err != nil {
 		return err
+	}
+	loopback, err := guardTarget(ctx, "--addr", target, *owned, stderr)
+	if err != nil {
+		return err
+	}
+	if *pid != 0 && !loopback {
+		return errors.New("--server-pid samples a process of this machine: the server at " + target + " is not on it")
+	}
+	out := stdout
+	if *jsonPath == "-" {
+		out = stderr // stdout is the JSON's
 	}
 	if *cpuProfile != "" {
 		// The client shares the machine with the server: its own cost
@@ -129,64 +152,91 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer pprof.StopCPUProfile()
 	}
+	meter := loadtest.NewMeter()
 	o := loadtest.Options{
-		Addr: *addr, Domain: *domain, Password: *password, TLS: *useTLS,
-		Timeout: *timeout, Keys: loadtest.NewKeyCache(),
+		Addr: target, Domain: *domain, Password: *password, TLS: *useTLS || *directTLS, DirectTLS: *directTLS,
+		Timeout: *timeout, Keys: loadtest.NewKeyCache(), Meter: meter,
 	}
-	security := "plain TCP (no STARTTLS)"
-	if *useTLS {
-		tc, verified, err := benchTLS(*domain, *caFile)
+	security, sec := "plain TCP (no TLS)", "plain"
+	if o.TLS {
+		tc, verified, err := benchTLS(*domain, *caFile, *insecure, loopback, *directTLS)
 		if err != nil {
 			return err
 		}
 		o.TLSConfig = tc
-		security = "STARTTLS, full handshake per connection, certificate " + verified
+		security, sec = "STARTTLS, full handshake per connection, certificate "+verified, "starttls"
+		if *directTLS {
+			security, sec = "direct TLS, full handshake per connection, certificate "+verified, "direct-tls"
+		}
 	}
-	fmt.Fprintf(stdout, "bench %s: %s, SCRAM-SHA-1, server %s, %s\n", mode, security, *addr, time.Now().Format(time.RFC3339))
+	started := time.Now()
+	fmt.Fprintf(out, "bench %s: %s, SCRAM-SHA-1, server %s (%s), %s\n", mode, security, target, *domain, started.Format(time.RFC3339))
+	rep := &benchReport{Mode: mode, Server: target, Domain: *domain, Security: sec, Mechanism: "SCRAM-SHA-1", Started: started.UTC(), Params: map[string]any{}}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "password", "cpuprofile", "json":
+		default:
+			rep.Params[f.Name] = f.Value.String()
+		}
+	})
 
+	prog := startProgress(stderr, meter, mode)
 	switch mode {
 	case "idle":
-		return benchIdle(ctx, stdout, stderr, loadtest.IdleConfig{
+		err = benchIdle(ctx, out, rep, prog, loadtest.IdleConfig{
 			Options: o, Prefix: *prefix, First: *first, Count: *count, Concurrency: *conc,
-			ServerPID: *pid, Settle: *settle, Samples: 5, Hold: *hold, Progress: stderr,
+			ServerPID: *pid, Settle: *settle, Samples: 5, Hold: *hold,
 		})
 	case "logins":
 		r := loadtest.Logins(ctx, loadtest.LoginsConfig{
 			Options: o, Prefix: *prefix, Users: *users, Count: *count, Concurrency: *conc,
 		})
-		fmt.Fprintf(stdout, "logins: %d ok, %d failed, %d in flight, %.2fs wall\n", r.OK, r.Failed, *conc, r.Wall.Seconds())
-		fmt.Fprintf(stdout, "rate: %.0f logins/s (connect+auth+bind+disconnect)\n", r.PerSecond())
-		printLatency(stdout, "login latency (first byte to bind result)", &r.Latency)
-		fmt.Fprintf(stdout, "closing: %v\n", &r.Closes)
+		prog.Stop()
+		fmt.Fprintf(out, "logins: %d ok, %d failed, %d in flight, %.2fs wall\n", r.OK, r.Failed, *conc, r.Wall.Seconds())
+		fmt.Fprintf(out, "rate: %.0f logins/s (connect+auth+bind+disconnect)\n", r.PerSecond())
+		printLatency(out, "login latency (first byte to bind result)", &r.Latency)
+		fmt.Fprintf(out, "closing: %v\n", &r.Closes)
+		rep.Logins = &benchLogins{OK: r.OK, Failed: r.Failed, Seconds: r.Wall.Seconds(), PerSecond: r.PerSecond(), Latency: latencyOf(&r.Latency)}
 		if r.FirstErr != nil {
-			fmt.Fprintf(stdout, "first error: %v\n", r.FirstErr)
+			fmt.Fprintf(out, "first error: %v\n", r.FirstErr)
+			rep.Logins.FirstErr = r.FirstErr.Error()
 		}
-		return nil
+		rep.Closes = closesOf(&r.Closes)
 	case "muc":
-		return benchMUC(ctx, stdout, loadtest.MUCConfig{
+		err = benchMUC(ctx, out, rep, prog, loadtest.MUCConfig{
 			Options: o, Prefix: *prefix, Rooms: *rooms, Occupants: *occupants,
 			Service: *service, RoomPrefix: *roomPrefix,
 			Concurrency: *conc, JoinConcurrency: *joinConc,
 			Senders: *senders, Rate: *rate, Duration: *duration, ServerPID: *pid, Settle: *settle,
 			FindMax: *findMax, RateStep: *rateStep, MaxSteps: *maxSteps, MaxP99: *maxP99, MaxLoss: *maxLoss,
-			Progress: stderr,
 		})
 	default:
 		var remote *loadtest.Options
 		if *remoteAddr != "" {
-			var err error
-			if remote, err = benchRemote(o, *remoteAddr, *remoteDomain, *remoteCA); err != nil {
-				return err
+			if remote, err = benchRemote(ctx, o, *remoteAddr, *remoteDomain, *remoteCA, *insecure, *owned, stderr); err != nil {
+				break
 			}
-			fmt.Fprintf(stdout, "federated: odd accounts on %s (%s), messages cross server-to-server streams\n", *remoteDomain, *remoteAddr)
+			fmt.Fprintf(out, "federated: odd accounts on %s (%s), messages cross server-to-server streams\n", *remoteDomain, *remoteAddr)
 		}
-		return benchMessages(ctx, stdout, stderr, loadtest.MessagesConfig{
+		err = benchMessages(ctx, out, rep, prog, loadtest.MessagesConfig{
 			Options: o, Prefix: *prefix, Pairs: *pairs, Concurrency: *conc,
 			Rate: *rate, Duration: *duration, ServerPID: *pid,
 			FindMax: *findMax, RateStep: *rateStep, MaxSteps: *maxSteps, MaxP99: *maxP99,
-			Progress: stderr, Remote: remote,
+			Remote: remote,
 		})
 	}
+	prog.Stop() // once the run is over, before the table; a no-op after the first
+	rep.Seconds = time.Since(started).Seconds()
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	rep.table(out)
+	if *jsonPath != "" {
+		if jerr := rep.writeJSON(*jsonPath, stdout); jerr != nil && err == nil {
+			err = jerr
+		}
+	}
+	return err
 }
 
 func benchUsers(ctx context.Context, fs *command, args []string, stdout io.Writer, domain, prefix, password *string) error {
@@ -204,29 +254,35 @@ func benchUsers(ctx context.Context, fs *command, args []string, stdout io.Write
 	return err
 }
 
-func benchIdle(ctx context.Context, stdout, stderr io.Writer, c loadtest.IdleConfig) error {
+func benchIdle(ctx context.Context, stdout io.Writer, rep *benchReport, prog *progress, c loadtest.IdleConfig) error {
 	r, err := loadtest.Idle(ctx, c)
+	prog.Stop()
 	if r == nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "connected: %d ok, %d failed, %d in flight, %.2fs\n", r.Connected, r.Failed, c.Concurrency, r.LoginWall.Seconds())
 	fmt.Fprintf(stdout, "login rate: %.0f logins/s\n", r.LoginsPerSecond())
 	printLatency(stdout, "login latency (first byte to bind result)", &r.Latency)
+	rep.Logins = &benchLogins{OK: r.Connected, Failed: r.Failed, Seconds: r.LoginWall.Seconds(), PerSecond: r.LoginsPerSecond(), Latency: latencyOf(&r.Latency)}
 	if c.ServerPID != 0 && r.RSSAfter.N > 0 {
 		fmt.Fprintf(stdout, "server RSS before: min %d KiB, last %d KiB (%d samples)\n", r.RSSBefore.Min, r.RSSBefore.Last, r.RSSBefore.N)
 		fmt.Fprintf(stdout, "server RSS idle:   min %d KiB, last %d KiB (%d samples, 1s apart, after %v settle)\n", r.RSSAfter.Min, r.RSSAfter.Last, r.RSSAfter.N, c.Settle)
 		fmt.Fprintf(stdout, "RSS per connection: %.1f KiB (min-to-min), %.1f KiB (last-to-last)\n",
 			r.RSSPerConn(), float64(r.RSSAfter.Last-r.RSSBefore.Last)/float64(max(r.Connected, 1)))
+		rep.Memory = &benchMemory{BeforeKiB: r.RSSBefore.Min, AfterKiB: r.RSSAfter.Min, PerItemKiB: r.RSSPerConn()}
 	}
 	fmt.Fprintf(stdout, "closing: %v\n", &r.Closes)
+	rep.Closes = closesOf(&r.Closes)
 	if r.FirstErr != nil {
 		fmt.Fprintf(stdout, "first error: %v\n", r.FirstErr)
+		rep.Logins.FirstErr = r.FirstErr.Error()
 	}
 	return err
 }
 
-func benchMessages(ctx context.Context, stdout, stderr io.Writer, c loadtest.MessagesConfig) error {
+func benchMessages(ctx context.Context, stdout io.Writer, rep *benchReport, prog *progress, c loadtest.MessagesConfig) error {
 	r, err := loadtest.Messages(ctx, c)
+	prog.Stop()
 	if r == nil {
 		return err
 	}
@@ -244,17 +300,32 @@ func benchMessages(ctx context.Context, stdout, stderr io.Writer, c loadtest.Mes
 		if !s.Passed(c.MaxP99) {
 			pass = "FAIL"
 		}
+		rep.Steps = append(rep.Steps, benchStep{Target: s.Target, Sent: s.Sent, SentPerSecond: s.Achieved(), Expected: s.Sent,
+			Delivered: s.Delivered, DeliveredPerSecond: float64(s.Delivered) / max(s.Window.Seconds(), 1e-9), Loss: lossOf(s.Sent, s.Delivered),
+			Errors: s.Errors, Seconds: s.Window.Seconds(), Latency: latencyOf(&s.Latency), ServerCPUms: s.ServerCPU.Milliseconds(),
+			ClientCPUms: s.ClientCPU.Milliseconds(), Passed: s.Passed(c.MaxP99)})
 		fmt.Fprintf(stdout, "  %s (delivered == sent, no errors, p99 <= %v, >= 95%% of target)\n", pass, c.MaxP99)
 	}
 	if c.FindMax {
 		fmt.Fprintf(stdout, "highest passing rate: %.0f msg/s\n", r.MaxPassing)
+		rep.MaxPassingRate = r.MaxPassing
 	}
 	fmt.Fprintf(stdout, "closing: %v\n", &r.Closes)
+	rep.Closes = closesOf(&r.Closes)
 	return err
 }
 
-func benchMUC(ctx context.Context, stdout io.Writer, c loadtest.MUCConfig) error {
+// lossOf is the fraction of expected deliveries that did not arrive.
+func lossOf(expected, delivered uint64) float64 {
+	if expected == 0 || delivered >= expected {
+		return 0
+	}
+	return float64(expected-delivered) / float64(expected)
+}
+
+func benchMUC(ctx context.Context, stdout io.Writer, rep *benchReport, prog *progress, c loadtest.MUCConfig) error {
 	r, err := loadtest.MUC(ctx, c)
+	prog.Stop()
 	if r == nil {
 		return err
 	}
@@ -273,11 +344,15 @@ func benchMUC(ctx context.Context, stdout io.Writer, c loadtest.MUCConfig) error
 	if j.FirstErr != nil {
 		fmt.Fprintf(stdout, "first join error: %v\n", j.FirstErr)
 	}
+	rep.Join = &benchJoin{Seated: j.Seated, Failed: j.Failed, Created: j.Created, Raised: j.Raised,
+		FirstSeconds: j.First.Seconds(), LastSeconds: j.Last.Seconds(), Presences: j.Presences, Latency: latencyOf(&j.Latency),
+		ServerCPUms: j.ServerCPU.Milliseconds(), ClientCPUms: j.ClientCPU.Milliseconds()}
 	if c.ServerPID != 0 && r.RSSAfter.N > 0 {
 		fmt.Fprintf(stdout, "server RSS logged in:      min %d KiB, last %d KiB (%d samples)\n", r.RSSBefore.Min, r.RSSBefore.Last, r.RSSBefore.N)
 		fmt.Fprintf(stdout, "server RSS all seated:     min %d KiB, last %d KiB (%d samples, 1s apart, after %v settle)\n", r.RSSAfter.Min, r.RSSAfter.Last, r.RSSAfter.N, c.Settle)
 		fmt.Fprintf(stdout, "RSS per occupant: %.2f KiB (min-to-min), %.2f KiB (last-to-last)\n",
 			r.RSSPerOccupant(), float64(r.RSSAfter.Last-r.RSSBefore.Last)/float64(max(j.Seated, 1)))
+		rep.Memory = &benchMemory{BeforeKiB: r.RSSBefore.Min, AfterKiB: r.RSSAfter.Min, PerItemKiB: r.RSSPerOccupant()}
 	}
 	for i, s := range r.Steps {
 		fmt.Fprintf(stdout, "step %d: target %.0f msg/s, sent %d in %.2fs (%.0f msg/s) by %d senders, delivered %d of %d (%.0f/s), loss %.4f%%, errors %d\n",
@@ -292,15 +367,21 @@ func benchMUC(ctx context.Context, stdout io.Writer, c loadtest.MUCConfig) error
 		if !s.Passed(c.MaxP99, c.MaxLoss) {
 			pass = "FAIL"
 		}
+		rep.Steps = append(rep.Steps, benchStep{Target: s.Target, Sent: s.Sent, SentPerSecond: s.Achieved(), Expected: s.Expected,
+			Delivered: s.Delivered, DeliveredPerSecond: s.DeliveredPerSecond(), Loss: s.Loss(),
+			Errors: s.Errors, Seconds: s.Window.Seconds(), Latency: latencyOf(&s.Latency), ServerCPUms: s.ServerCPU.Milliseconds(),
+			ClientCPUms: s.ClientCPU.Milliseconds(), Passed: s.Passed(c.MaxP99, c.MaxLoss)})
 		fmt.Fprintf(stdout, "  %s (loss <= %g%%, p99 < %v, >= 95%% of target)\n", pass, 100*c.MaxLoss, c.MaxP99)
 	}
 	if c.FindMax {
 		fmt.Fprintf(stdout, "highest passing rate: %.0f msg/s, %.0f delivered/s\n", r.MaxPassing, r.MaxDelivered)
+		rep.MaxPassingRate = r.MaxPassing
 	}
 	if r.Unmatched > 0 {
 		fmt.Fprintf(stdout, "groupchat messages not sent by this run: %d\n", r.Unmatched)
 	}
 	fmt.Fprintf(stdout, "closing: %v\n", &r.Closes)
+	rep.Closes = closesOf(&r.Closes)
 	return err
 }
 
@@ -310,53 +391,22 @@ func printLatency(w io.Writer, what string, h *loadtest.Histogram) {
 		h.Percentile(0.99).Round(10*time.Microsecond), h.Max().Round(10*time.Microsecond))
 }
 
-// loopbackOnly keeps the load on this machine: the tool is for measuring
-// Ambrosia, not for loading someone else's server.
-func loopbackOnly(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("--addr: %w", err)
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return errors.New("--addr must be a loopback IP address, e.g. 127.0.0.1:5222")
-	}
-	return nil
-}
-
-// benchTLS returns the client TLS configuration and says whether the
-// server certificate is verified.
 // benchRemote is o for the second server of a federated message run.
-func benchRemote(o loadtest.Options, addr, domain, caFile string) (*loadtest.Options, error) {
+func benchRemote(ctx context.Context, o loadtest.Options, addr, domain, caFile string, insecure, owned bool, notes io.Writer) (*loadtest.Options, error) {
 	if domain == "" {
 		return nil, errors.New("--remote-addr needs --remote-domain")
 	}
-	if err := loopbackOnly(addr); err != nil {
+	loopback, err := guardTarget(ctx, "--remote-addr", addr, owned, notes)
+	if err != nil {
 		return nil, err
 	}
 	o.Addr, o.Domain = addr, domain
 	if o.TLS {
-		tc, _, err := benchTLS(domain, caFile)
+		tc, _, err := benchTLS(domain, caFile, insecure, loopback, o.DirectTLS)
 		if err != nil {
 			return nil, err
 		}
 		o.TLSConfig = tc
 	}
 	return &o, nil
-}
-
-func benchTLS(domain, caFile string) (*tls.Config, string, error) {
-	if caFile == "" {
-		// The server's self-signed certificate is accepted unchecked:
-		// this is a benchmark over loopback, not a security check.
-		return &tls.Config{ServerName: domain, InsecureSkipVerify: true}, "not verified", nil
-	}
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, "", err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, "", fmt.Errorf("%s: no PEM certificate", caFile)
-	}
-	return &tls.Config{ServerName: domain, RootCAs: pool}, "verified against " + caFile, nil
 }

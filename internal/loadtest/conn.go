@@ -37,7 +37,11 @@ type Options struct {
 	Password string
 	// TLS asks for STARTTLS before authenticating.
 	TLS bool
-	// TLSConfig is used for STARTTLS; its ServerName should be Domain.
+	// DirectTLS opens TLS as soon as the socket connects (XEP-0368), as
+	// on port 5223; it excludes TLS.
+	DirectTLS bool
+	// TLSConfig is used for STARTTLS and direct TLS; its ServerName
+	// should be Domain.
 	TLSConfig *tls.Config
 	// Resource is bound by every connection.
 	Resource string
@@ -46,6 +50,9 @@ type Options struct {
 	Timeout time.Duration
 	// Keys caches the SCRAM derivation; nil means a private cache.
 	Keys *KeyCache
+	// Meter, if not nil, counts logins, seats and messages as the run
+	// goes, for a progress display.
+	Meter *Meter
 }
 
 func (o *Options) defaults() {
@@ -86,10 +93,17 @@ var StreamEnd = []byte("</stream:stream>")
 var Presence = []byte("<presence/>")
 
 // Login dials the server and negotiates a session for user (the local
-// part): stream, STARTTLS if asked, SCRAM-SHA-1, bind. It returns the
-// connection and how long the negotiation took from its first byte
-// written to the bind result.
+// part): direct TLS or STARTTLS if asked, stream, SCRAM-SHA-1, bind. It
+// returns the connection and how long the negotiation took from its
+// first byte written (the TLS handshake's, with direct TLS) to the bind
+// result.
 func Login(ctx context.Context, o *Options, user string) (*Conn, time.Duration, error) {
+	c, took, err := login(ctx, o, user)
+	o.Meter.login(err)
+	return c, took, err
+}
+
+func login(ctx context.Context, o *Options, user string) (*Conn, time.Duration, error) {
 	d := net.Dialer{Timeout: o.Timeout}
 	raw, err := d.DialContext(ctx, "tcp", o.Addr)
 	if err != nil {
@@ -98,6 +112,14 @@ func Login(ctx context.Context, o *Options, user string) (*Conn, time.Duration, 
 	c := &Conn{raw: raw, nc: raw, p: xmlstream.NewParser(xmlstream.DefaultLimits()), buf: make([]byte, readBufSize)}
 	_ = raw.SetDeadline(time.Now().Add(o.Timeout))
 	start := time.Now()
+	if o.DirectTLS {
+		t := tls.Client(raw, o.TLSConfig)
+		if err := t.Handshake(); err != nil {
+			raw.Close()
+			return nil, 0, fmt.Errorf("%s: tls handshake: %w", user, err)
+		}
+		c.nc = t
+	}
 	if err := c.negotiate(o, user); err != nil {
 		raw.Close()
 		return nil, 0, fmt.Errorf("%s: %w", user, err)
@@ -113,7 +135,7 @@ func (c *Conn) negotiate(o *Options, user string) error {
 	if err != nil {
 		return err
 	}
-	if o.TLS {
+	if o.TLS && !o.DirectTLS {
 		if f.Child(nsTLS, "starttls") == nil {
 			return errors.New("server offers no STARTTLS")
 		}
@@ -138,6 +160,9 @@ func (c *Conn) negotiate(o *Options, user string) error {
 		}
 	}
 	if !offers(f, "SCRAM-SHA-1") {
+		if st := f.Child(nsTLS, "starttls"); !o.TLS && st != nil && (st.Child(nsTLS, "required") != nil || f.Child(nsSASL, "mechanisms") == nil) {
+			return errors.New("the server requires TLS first: add --tls (STARTTLS) or --direct-tls")
+		}
 		return errors.New("server offers no SCRAM-SHA-1")
 	}
 	if err := c.scram(o, user); err != nil {

@@ -14,6 +14,8 @@
 // derived once per password, salt and iteration count and shared by every
 // connection, as a real client caches it for its account.
 //
-// Only loopback addresses are meant to be targeted: it is a benchmark, not
-// a stress tool for other people's servers.
+// It speaks plain XMPP, so it measures any server (Ambrosia, Prosody,
+// ejabberd…). The command that drives it loads a server that is not on
+// this machine only when the operator says the server is theirs: it is a
+// benchmark, not a stress tool for other people's servers.
 package loadtest

@@ -76,6 +76,7 @@ func Idle(ctx context.Context, c IdleConfig) (*IdleResult, error) {
 		ok, fail atomic.Int64
 	)
 	start := time.Now()
+	c.Meter.SetPhase("logging in")
 	forEach(ctx, c.Count, c.Concurrency, func(i int) {
 		cn, took, err := Login(ctx, &c.Options, UserName(c.Prefix, c.First+i))
 		if err == nil {
@@ -99,6 +100,7 @@ func Idle(ctx context.Context, c IdleConfig) (*IdleResult, error) {
 	r.LoginWall = time.Since(start)
 	r.Connected, r.Failed = int(ok.Load()), int(fail.Load())
 
+	c.Meter.SetPhase("idle")
 	if c.ServerPID != 0 {
 		sleep(ctx, c.Settle)
 		s, err := SampleRSS(c.ServerPID, c.Samples, time.Second)
@@ -108,6 +110,7 @@ func Idle(ctx context.Context, c IdleConfig) (*IdleResult, error) {
 		r.RSSAfter = s
 	}
 	sleep(ctx, c.Hold)
+	c.Meter.SetPhase("closing")
 
 	forEach(context.WithoutCancel(ctx), c.Count, c.Concurrency, func(i int) {
 		if conns[i] != nil {

@@ -41,6 +41,7 @@ func Logins(ctx context.Context, c LoginsConfig) *LoginsResult {
 		ok, fail atomic.Int64
 	)
 	start := time.Now()
+	c.Meter.SetPhase("logging in and out")
 	forEach(ctx, c.Count, c.Concurrency, func(i int) {
 		cn, took, err := Login(ctx, &c.Options, UserName(c.Prefix, i%c.Users))
 		if err != nil {

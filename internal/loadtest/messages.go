@@ -100,6 +100,7 @@ type msgState struct {
 	delivered [maxSteps]atomic.Uint64
 	errors    [maxSteps]atomic.Uint64
 	unmatched atomic.Uint64 // messages whose id we did not produce
+	meter     *Meter
 }
 
 // msgBody is a typical short chat line.
@@ -132,6 +133,7 @@ func Messages(ctx context.Context, c MessagesConfig) (*MessagesResult, error) {
 	}
 	n := 2 * c.Pairs
 	conns := make([]*Conn, n)
+	c.Meter.SetPhase("logging in")
 	var firstErr error
 	var mu sync.Mutex
 	forEach(ctx, n, c.Concurrency, func(i int) {
@@ -159,7 +161,7 @@ func Messages(ctx context.Context, c MessagesConfig) (*MessagesResult, error) {
 	}
 	res := &MessagesResult{Connected: n}
 
-	st := &msgState{base: time.Now()}
+	st := &msgState{base: time.Now(), meter: c.Meter}
 	// One reading goroutine per connection; it also owns the end of the
 	// stream, so the closing handshake is counted there.
 	var readers sync.WaitGroup
@@ -172,6 +174,7 @@ func Messages(ctx context.Context, c MessagesConfig) (*MessagesResult, error) {
 		}()
 	}
 	defer func() {
+		c.Meter.SetPhase("closing")
 		// Ask every server stream to end, give the readers a bounded time
 		// to see it, then drop whatever is left.
 		for _, cn := range conns {
@@ -198,6 +201,7 @@ func Messages(ctx context.Context, c MessagesConfig) (*MessagesResult, error) {
 	for s := 0; s < c.MaxSteps && ctx.Err() == nil; s++ {
 		sr := &st.steps[s]
 		sr.Target = rate
+		c.Meter.SetPhase(fmt.Sprintf("step %d at %.0f msg/s", s+1, rate))
 		r := st.runStep(ctx, c, s, conns, prefixes, suffix, sr)
 		if r != nil {
 			return res, r
@@ -250,7 +254,10 @@ func (st *msgState) runStep(ctx context.Context, c MessagesConfig, step int, con
 				if !now.Before(end) || ctx.Err() != nil {
 					break
 				}
-				due := uint64(share * now.Sub(start).Seconds())
+				// Message i of the pacer is due at i/share seconds, the
+				// first at once, so that a low rate still reaches its
+				// target within the window.
+				due := uint64(share*now.Sub(start).Seconds()) + 1
 				for ; mine < due; mine++ {
 					cn := conns[next]
 					buf = append(buf[:0], prefixes[next]...)
@@ -261,6 +268,7 @@ func (st *msgState) runStep(ctx context.Context, c MessagesConfig, step int, con
 						break
 					}
 					sent.Add(1)
+					c.Meter.send()
 					if next += pacers; next >= len(conns) {
 						next = p
 					}
@@ -316,10 +324,12 @@ func (st *msgState) read(cn *Conn) CloseOutcome {
 		}
 		if el.Attr("type") == "error" {
 			st.errors[step].Add(1)
+			st.meter.bounce()
 			continue
 		}
 		st.steps[step].Latency.Record(time.Since(st.base) - time.Duration(ts))
 		st.delivered[step].Add(1)
+		st.meter.deliver()
 	}
 }
 

@@ -198,6 +198,7 @@ type mucState struct {
 	last      [maxSteps]atomic.Int64 // latest delivery, nanoseconds since base
 	unmatched atomic.Uint64
 	presences atomic.Uint64
+	meter     *Meter
 }
 
 // mucBody is a typical short line of group chat, after the send stamp.
@@ -292,6 +293,7 @@ func MUC(ctx context.Context, c MUCConfig) (*MUCResult, error) {
 	var firstErr error
 	var mu sync.Mutex
 	start := time.Now()
+	c.Meter.SetPhase("logging in")
 	forEach(ctx, n, c.Concurrency, func(i int) {
 		cn, _, err := Login(ctx, &c.Options, UserName(c.Prefix, i))
 		if err == nil {
@@ -322,7 +324,7 @@ func MUC(ctx context.Context, c MUCConfig) (*MUCResult, error) {
 	res := &MUCResult{Connected: n, LoginWall: time.Since(start)}
 	c.progress("  %d sessions logged in (%.1fs)\n", n, res.LoginWall.Seconds())
 
-	st := &mucState{base: time.Now()}
+	st := &mucState{base: time.Now(), meter: c.Meter}
 	// One reading goroutine per connection, as in the other modes; it
 	// also owns the end of the stream.
 	var readers sync.WaitGroup
@@ -335,6 +337,7 @@ func MUC(ctx context.Context, c MUCConfig) (*MUCResult, error) {
 		}()
 	}
 	defer func() {
+		c.Meter.SetPhase("closing")
 		for _, o := range occs {
 			_ = o.cn.raw.SetWriteDeadline(time.Now().Add(time.Second))
 			_ = o.cn.Write(StreamEnd)
@@ -356,6 +359,7 @@ func MUC(ctx context.Context, c MUCConfig) (*MUCResult, error) {
 		}
 		res.RSSBefore = s
 	}
+	c.Meter.SetPhase("seating occupants")
 	if err := st.joinAll(ctx, &c, occs, &res.Join); err != nil {
 		return res, err
 	}
@@ -380,6 +384,7 @@ func MUC(ctx context.Context, c MUCConfig) (*MUCResult, error) {
 	for s := 0; s < c.MaxSteps && ctx.Err() == nil; s++ {
 		sr := &st.steps[s]
 		sr.Target = rate
+		c.Meter.SetPhase(fmt.Sprintf("step %d at %.0f msg/s", s+1, rate))
 		if err := st.runStep(ctx, &c, s, senders, prefixes, sr); err != nil {
 			return res, err
 		}
@@ -429,6 +434,7 @@ func (st *mucState) joinAll(ctx context.Context, c *MUCConfig, occs []*occupant,
 			return
 		}
 		jr.Seated++
+		c.Meter.seat()
 		jr.Latency.Record(ev.at.Sub(t0))
 		if first.IsZero() || ev.at.Before(first) {
 			first = ev.at
@@ -633,6 +639,7 @@ func (st *mucState) runStep(ctx context.Context, c *MUCConfig, step int, senders
 						break
 					}
 					sent.Add(1)
+					c.Meter.send()
 					if next += pacers; next >= len(senders) {
 						next = p
 					}
@@ -729,11 +736,13 @@ func (st *mucState) message(el *xmlstream.Element) {
 	}
 	if typ == "error" {
 		st.errors[step].Add(1)
+		st.meter.bounce()
 		return
 	}
 	now := int64(time.Since(st.base))
 	st.steps[step].Latency.Record(time.Duration(now - ts))
 	st.delivered[step].Add(1)
+	st.meter.deliver()
 	for {
 		l := st.last[step].Load()
 		if now <= l || st.last[step].CompareAndSwap(l, now) {
