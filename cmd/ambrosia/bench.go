@@ -172,7 +172,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	started := time.Now()
 	fmt.Fprintf(out, "bench %s: %s, SCRAM-SHA-1, server %s (%s), %s\n", mode, security, target, *domain, started.Format(time.RFC3339))
 	rep := &benchReport{Mode: mode, Server: target, Domain: *domain, Security: sec, Mechanism: "SCRAM-SHA-1", Started: started.UTC(), Params: map[string]any{}}
-	fs.Visit(func(f *flag.Flag) {
+	fs.VisitAll(func(f *flag.Flag) {
 		switch f.Name {
 		case "password", "cpuprofile", "json":
 		default:
