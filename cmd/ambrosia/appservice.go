@@ -20,6 +20,8 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/s2s"
 	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+	"github.com/ambrosia-xmpp/ambrosia/internal/webadmin"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // apps are the application services of `serve` and the HTTP API; nil when
@@ -30,6 +32,7 @@ type apps struct {
 	senders  *appservice.Senders
 	sms      map[string]*sm.SM // filled once the session managers are made
 	accounts appservice.Accounts
+	mon      *metrics.Metrics
 	log      *slog.Logger
 }
 
@@ -60,7 +63,7 @@ func newApps(cfg config.Config, r *router.Router, store appStore, mon *metrics.M
 	if err != nil {
 		return nil, err
 	}
-	a := &apps{cfg: cfg, senders: senders, sms: map[string]*sm.SM{}, log: log}
+	a := &apps{cfg: cfg, senders: senders, sms: map[string]*sm.SM{}, mon: mon, log: log}
 	a.m, err = appservice.New(svcs, appservice.Deps{Router: r, SMs: a.sms, Outbox: senders, Log: log})
 	if err != nil {
 		return nil, err
@@ -104,14 +107,23 @@ func (a *apps) run(ctx context.Context, sms []*sm.SM, conference *muc.Service, c
 	if !a.cfg.APIEnabled() {
 		return <-errc
 	}
-	b, err := admin.New(admin.Deps{Manager: a.m, SMs: a.sms, Accounts: a.accounts, MUC: conference, Comps: comps, S2S: fed})
+	var reg prometheus.Gatherer
+	if a.mon != nil {
+		reg = a.mon.Registry()
+	}
+	b, err := admin.New(admin.Deps{Manager: a.m, SMs: a.sms, Accounts: a.accounts, MUC: conference, Comps: comps, S2S: fed,
+		Version: version(), Metrics: reg})
 	if err != nil {
 		return err
 	}
-	h, err := httpapi.New(httpapi.Config{AdminToken: a.cfg.API.AdminToken, Services: a.m.Services()}, b, a.log)
+	api, err := httpapi.New(httpapi.Config{AdminToken: a.cfg.API.AdminToken, Admins: a.cfg.API.Admins, Services: a.m.Services()}, b, a.log)
 	if err != nil {
 		return err
 	}
+	h := http.NewServeMux()
+	h.Handle("/", api)
+	h.Handle(webadmin.Prefix, webadmin.Handler())
+	h.Handle("GET /admin", http.RedirectHandler(webadmin.Prefix, http.StatusMovedPermanently))
 	l, err := net.Listen("tcp", a.cfg.API.Addr)
 	if err != nil {
 		return fmt.Errorf("api: listen %s (api.addr moves it): %w", a.cfg.API.Addr, err)

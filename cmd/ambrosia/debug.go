@@ -20,7 +20,8 @@ import (
 // metrics the components report to: nil, which records nothing, when both
 // listeners are off. A listener that cannot be opened fails the start.
 func startMonitoring(ctx context.Context, cfg config.Config, log *slog.Logger) (*metrics.Metrics, error) {
-	if cfg.MetricsAddr == "" && cfg.DebugAddr == "" {
+	// The API's stats, which the web admin page shows, are the metrics.
+	if cfg.MetricsAddr == "" && cfg.DebugAddr == "" && !cfg.APIEnabled() {
 		return nil, nil
 	}
 	m := metrics.New()

@@ -24,6 +24,7 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Deps are the parts of the server the backend acts on; the optional
@@ -35,10 +36,19 @@ type Deps struct {
 	MUC      *muc.Service      // optional
 	Comps    *component.Server // optional
 	S2S      *s2s.Service      // optional
+	// Version is the server's, as Server reports it.
+	Version string
+	// Metrics are what Stats reports; optional.
+	Metrics prometheus.Gatherer
 }
 
 // Backend implements httpapi.Backend.
-type Backend struct{ d Deps }
+type Backend struct {
+	d Deps
+	// decoy is checked against the password of an unknown account, so
+	// that a login for one costs what a login for a known account does.
+	decoy storage.Credential
+}
 
 var _ httpapi.Backend = (*Backend)(nil)
 
@@ -47,7 +57,11 @@ func New(d Deps) (*Backend, error) {
 	if d.Manager == nil || d.Accounts == nil || len(d.SMs) == 0 {
 		return nil, errors.New("admin: manager, accounts and session managers are required")
 	}
-	return &Backend{d: d}, nil
+	decoy, err := auth.DeriveCredentials("", auth.DefaultIterations)
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{d: d, decoy: decoy[0]}, nil
 }
 
 func (b *Backend) sm(user jid.JID) (*sm.SM, error) {
@@ -382,4 +396,85 @@ func (b *Backend) S2S(ctx context.Context) ([]httpapi.S2SStream, error) {
 		return strings.Compare(a.Direction+a.Local+a.Remote, c.Direction+c.Local+c.Remote)
 	})
 	return out, nil
+}
+
+// SetPassword implements httpapi.Backend.
+func (b *Backend) SetPassword(ctx context.Context, user jid.JID, password string, endSessions bool) error {
+	s, err := b.sm(user)
+	if err != nil {
+		return err
+	}
+	creds, err := auth.DeriveCredentials(password, auth.DefaultIterations)
+	if err != nil {
+		return err
+	}
+	err = b.d.Accounts.SetCredentials(ctx, user.Bare().String(), creds)
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%w: no account %s", httpapi.ErrNotFound, user.Bare())
+	}
+	if err != nil {
+		return err
+	}
+	if endSessions {
+		s.EndSessions(user.Bare(), "reset", "the password was changed")
+	}
+	return nil
+}
+
+// CheckPassword implements httpapi.Backend.
+func (b *Backend) CheckPassword(ctx context.Context, user jid.JID, password string) (bool, error) {
+	c, err := b.d.Accounts.Credential(ctx, user.Bare().String(), b.decoy.Hash)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		auth.CheckPassword(b.decoy, password)
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return auth.CheckPassword(c, password), nil
+}
+
+// Stats implements httpapi.Backend: every metric's value summed over its
+// labels (a histogram's or summary's count), by name.
+func (b *Backend) Stats(context.Context) (map[string]float64, error) {
+	out := map[string]float64{}
+	if b.d.Metrics == nil {
+		return out, nil
+	}
+	mfs, err := b.d.Metrics.Gather()
+	if err != nil {
+		return nil, err
+	}
+	for _, mf := range mfs {
+		var sum float64
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.Counter != nil:
+				sum += m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				sum += m.GetGauge().GetValue()
+			case m.Untyped != nil:
+				sum += m.GetUntyped().GetValue()
+			case m.Histogram != nil:
+				sum += float64(m.GetHistogram().GetSampleCount())
+			case m.Summary != nil:
+				sum += float64(m.GetSummary().GetSampleCount())
+			}
+		}
+		out[mf.GetName()] = sum
+	}
+	return out, nil
+}
+
+// Server implements httpapi.Backend.
+func (b *Backend) Server(context.Context) (httpapi.ServerInfo, error) {
+	info := httpapi.ServerInfo{Version: b.d.Version}
+	for d := range b.d.SMs {
+		info.Domains = append(info.Domains, d)
+	}
+	slices.Sort(info.Domains)
+	if b.d.MUC != nil {
+		info.Conference = b.d.MUC.Domains()
+	}
+	return info, nil
 }

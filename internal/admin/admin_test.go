@@ -11,6 +11,7 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // nowhere drops the events: these tests declare no service.
@@ -68,5 +69,63 @@ func TestPresence(t *testing.T) {
 	ps, err := b.Presence(ctx, alice)
 	if err != nil || len(ps) != 1 || ps[0].Resource != "api" || !ps[0].Available || ps[0].Show != "dnd" || ps[0].Status != "busy" {
 		t.Fatalf("presence %+v %v", ps, err)
+	}
+}
+
+// TestPasswords: a new password replaces the old one, for an account that
+// exists only; an unknown account's password is wrong, not an error.
+func TestPasswords(t *testing.T) {
+	s, b := newBackend(t)
+	ctx := context.Background()
+	s.AddUser(t, "alice@localhost", "wonderland")
+	alice := jid.MustParse("alice@localhost")
+	for _, c := range []struct {
+		user, password string
+		want           bool
+	}{
+		{"alice@localhost", "wonderland", true},
+		{"alice@localhost", "looking-glass", false},
+		{"nobody@localhost", "wonderland", false},
+	} {
+		if ok, err := b.CheckPassword(ctx, jid.MustParse(c.user), c.password); ok != c.want || err != nil {
+			t.Errorf("%s %s: %v %v, want %v", c.user, c.password, ok, err, c.want)
+		}
+	}
+	if err := b.SetPassword(ctx, alice, "looking-glass", true); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := b.CheckPassword(ctx, alice, "looking-glass"); !ok {
+		t.Error("the new password does not work")
+	}
+	if ok, _ := b.CheckPassword(ctx, alice, "wonderland"); ok {
+		t.Error("the old password still works")
+	}
+	if err := b.SetPassword(ctx, jid.MustParse("nobody@localhost"), "x", false); !errors.Is(err, httpapi.ErrNotFound) {
+		t.Errorf("unknown account: %v", err)
+	}
+}
+
+// TestStats: the metrics summed over their labels, by name.
+func TestStats(t *testing.T) {
+	s := xmpptest.StartServer(t, nil)
+	sms := map[string]*sm.SM{"localhost": s.SM}
+	m, err := appservice.New(nil, appservice.Deps{Router: s.Router, SMs: sms, Outbox: nowhere{}, Log: xmpptest.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "test_stanzas_total", Help: "h"}, []string{"kind"})
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "test_sessions", Help: "h"})
+	reg.MustRegister(c, g)
+	c.WithLabelValues("message").Add(3)
+	c.WithLabelValues("iq").Add(2)
+	g.Set(7)
+	b, err := admin.New(admin.Deps{Manager: m, SMs: sms, Accounts: s.Store, Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.Stats(context.Background())
+	if err != nil || st["test_stanzas_total"] != 5 || st["test_sessions"] != 7 {
+		t.Errorf("stats %v (%v)", st, err)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 )
 
 func tn(name string) string { t, _ := AppServiceEnv(name); return t }
@@ -19,6 +21,10 @@ type API struct {
 	// AdminToken authorizes everything (the admin API); empty disables
 	// the admin API.
 	AdminToken string `toml:"admin_token"`
+	// Admins are accounts (bare JIDs) that may log in to the web admin
+	// page, and the API, with their password and then act as the admin
+	// token does.
+	Admins []string `toml:"admins"`
 }
 
 // AppService declares an application service (the appservice package
@@ -83,6 +89,13 @@ func (c *Config) validateAPI() error {
 		}
 		tokens[c.API.AdminToken] = "api.admin_token"
 	}
+	for i, a := range c.API.Admins {
+		j, err := jid.Parse(a)
+		if err != nil || j.Local() == "" || j.Resource() != "" {
+			return fmt.Errorf("api.admins: %q is not a bare JID such as admin@example.org", a)
+		}
+		c.API.Admins[i] = j.String()
+	}
 	for i, a := range c.AppServices {
 		key := fmt.Sprintf("appservice[%d]", i)
 		if a.Name == "" || strings.ContainsAny(a.Name, "@/ ") {
@@ -102,7 +115,7 @@ func (c *Config) validateAPI() error {
 			tokens[t] = "appservice " + a.Name
 		}
 	}
-	if c.API.Addr != "" && (c.API.AdminToken != "" || len(c.AppServices) > 0) {
+	if c.APIEnabled() {
 		if _, _, err := net.SplitHostPort(c.API.Addr); err != nil {
 			return fmt.Errorf("api.addr: %q is not host:port", c.API.Addr)
 		}
@@ -110,7 +123,8 @@ func (c *Config) validateAPI() error {
 	return nil
 }
 
-// APIEnabled reports whether the API's listener opens.
+// APIEnabled reports whether the API's listener opens: when someone may
+// call it (the admin token, an administrator's account, a service).
 func (c *Config) APIEnabled() bool {
-	return c.API.Addr != "" && (c.API.AdminToken != "" || len(c.AppServices) > 0)
+	return c.API.Addr != "" && (c.API.AdminToken != "" || len(c.API.Admins) > 0 || len(c.AppServices) > 0)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/appservice"
 )
@@ -22,6 +23,12 @@ type Config struct {
 	// Services are the declared application services; each calls the API
 	// with its own token.
 	Services []*appservice.Service
+	// Admins are the accounts (bare JIDs) that may log in with their
+	// password (POST /api/v1/login) and then act as the admin.
+	Admins []string
+	// LoginTTL is how long such a login lasts without a call; zero or
+	// less means DefaultLoginTTL.
+	LoginTTL time.Duration
 	// MaxBody bounds a request's body in bytes; larger ones get 413.
 	// Zero or less means DefaultMaxBody.
 	MaxBody int64
@@ -29,12 +36,13 @@ type Config struct {
 
 // API is the HTTP API. It is an http.Handler serving the paths under
 // /api/v1/; it holds no state between requests besides its
-// configuration.
+// configuration and the administrators' logins.
 type API struct {
 	cfg     Config
 	backend Backend
 	log     *slog.Logger
 	mux     *http.ServeMux
+	logins  logins
 }
 
 var _ http.Handler = (*API)(nil)
@@ -69,7 +77,11 @@ func New(cfg Config, b Backend, log *slog.Logger) (*API, error) {
 		}
 		tokens[s.Token] = "appservice " + s.Name
 	}
-	a := &API{cfg: cfg, backend: b, log: log.With("component", "api"), mux: http.NewServeMux()}
+	if cfg.LoginTTL <= 0 {
+		cfg.LoginTTL = DefaultLoginTTL
+	}
+	a := &API{cfg: cfg, backend: b, log: log.With("component", "api"), mux: http.NewServeMux(),
+		logins: logins{ttl: cfg.LoginTTL, now: time.Now, byToken: map[string]login{}}}
 	a.register()
 	return a, nil
 }
@@ -93,6 +105,11 @@ type route struct {
 	h            handler
 	// public routes need no token; h gets the zero caller.
 	public bool
+	// ok is the status of success when it is not the usual one (200
+	// for GET, 204 for the rest).
+	ok int
+	// denies is set on a public route that answers 401 itself.
+	denies bool
 }
 
 // routes lists the calls of the API: what the mux serves and what the
@@ -100,12 +117,17 @@ type route struct {
 func (a *API) routes() []route {
 	return []route{
 		{method: "GET", path: "/api/v1/openapi.json", h: a.openAPI, public: true},
+		{method: "POST", path: "/api/v1/login", h: a.login, public: true, ok: http.StatusOK, denies: true},
+		{method: "DELETE", path: "/api/v1/login", h: a.logout},
+		{method: "GET", path: "/api/v1/server", h: a.server},
+		{method: "GET", path: "/api/v1/stats", h: a.stats},
 		{method: "POST", path: "/api/v1/send", h: a.send},
 		{method: "PUT", path: "/api/v1/users/{jid}/presence", h: a.setPresence},
 		{method: "GET", path: "/api/v1/users/{jid}/presence", h: a.presence},
 		{method: "POST", path: "/api/v1/users", h: a.createUser},
 		{method: "DELETE", path: "/api/v1/users/{jid}", h: a.deleteUser},
 		{method: "GET", path: "/api/v1/users", h: a.users},
+		{method: "PUT", path: "/api/v1/users/{jid}/password", h: a.setPassword},
 		{method: "GET", path: "/api/v1/users/{jid}/roster", h: a.roster},
 		{method: "PUT", path: "/api/v1/users/{jid}/roster/{contact}", h: a.setRosterItem},
 		{method: "DELETE", path: "/api/v1/users/{jid}/roster/{contact}", h: a.removeRosterItem},

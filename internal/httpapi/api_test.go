@@ -275,6 +275,10 @@ func sampleBody(rt route) string {
 		return `{"jid": "support@conference.localhost", "owner": "dir-alice@localhost"}`
 	case strings.Contains(rt.path, "/affiliations/"):
 		return `{"affiliation": "member"}`
+	case rt.path == "/api/v1/login":
+		return `{"jid": "root@localhost", "password": "right"}`
+	case strings.HasSuffix(rt.path, "/password"):
+		return `{"password": "new"}`
 	}
 	return ""
 }
@@ -324,7 +328,8 @@ func TestEveryRoute(t *testing.T) {
 	a, b := newTestAPI(t, nil)
 	n := 0
 	for _, rt := range a.routes() {
-		if rt.public {
+		// Logging out asks the backend nothing (TestAdminLogin).
+		if rt.public || rt.path == "/api/v1/login" {
 			continue
 		}
 		n++
@@ -521,7 +526,8 @@ func TestBackendErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, rt := range a.routes() {
-			if rt.public {
+			// Logging out asks the backend nothing.
+			if rt.public || rt.path == "/api/v1/login" {
 				continue
 			}
 			logs.Reset()

@@ -13,6 +13,9 @@ import (
 // caller is who made a request: the admin, or an application service.
 type caller struct {
 	admin bool
+	// login is the administrator's account when the admin logged in
+	// with a password rather than with the admin token.
+	login string
 	svc   *appservice.Service
 }
 
@@ -21,6 +24,10 @@ func (a *API) authenticate(r *http.Request) (caller, bool) {
 	tok, ok := bearerToken(r.Header.Get("Authorization"))
 	if !ok {
 		return caller{}, false
+	}
+	if strings.HasPrefix(tok, "login-") {
+		user, ok := a.logins.check(tok)
+		return caller{admin: ok, login: user}, ok
 	}
 	if a.cfg.AdminToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.cfg.AdminToken)) == 1 {
 		return caller{admin: true}, true
@@ -53,6 +60,8 @@ func bearerToken(h string) (string, bool) {
 // String names the caller in logs.
 func (c caller) String() string {
 	switch {
+	case c.login != "":
+		return "admin " + c.login
 	case c.admin:
 		return "admin"
 	case c.svc != nil:

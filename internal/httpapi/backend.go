@@ -29,6 +29,17 @@ type Backend interface {
 	CreateUser(ctx context.Context, user jid.JID, password string) error
 	// DeleteUser removes an account and ends its sessions.
 	DeleteUser(ctx context.Context, user jid.JID) error
+	// SetPassword replaces user's password; with endSessions, the user's
+	// sessions end (reset), as after a stolen password.
+	SetPassword(ctx context.Context, user jid.JID, password string, endSessions bool) error
+	// CheckPassword reports whether password is user's; an unknown user
+	// is false, not an error, and costs the same work.
+	CheckPassword(ctx context.Context, user jid.JID, password string) (bool, error)
+	// Server describes the server: its domains and services.
+	Server(ctx context.Context) (ServerInfo, error)
+	// Stats returns the server's counters and gauges by name, summed
+	// over their labels.
+	Stats(ctx context.Context) (map[string]float64, error)
 	// Users lists the accounts of domain.
 	Users(ctx context.Context, domain string) ([]string, error)
 	// Roster returns user's roster.
@@ -75,6 +86,14 @@ type Session struct {
 	// Kind is "c2s", or "appservice" for a service's session of its user.
 	Kind      string `json:"kind"`
 	Available bool   `json:"available"`
+}
+
+// ServerInfo is what GET /api/v1/server answers.
+type ServerInfo struct {
+	Version string   `json:"version"`
+	Domains []string `json:"domains"`
+	// Conference are the domains of the conference service.
+	Conference []string `json:"conference"`
 }
 
 // Room is a room of a conference service.

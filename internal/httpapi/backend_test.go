@@ -112,3 +112,20 @@ func (f *fakeBackend) Components(context.Context) ([]Component, error) {
 func (f *fakeBackend) S2S(context.Context) ([]S2SStream, error) {
 	return list(f, S2SStream{Local: "localhost", Remote: "example.org", Direction: "out", Auth: "dialback"}), f.record("S2S")
 }
+
+func (f *fakeBackend) SetPassword(_ context.Context, user jid.JID, password string, endSessions bool) error {
+	return f.record("SetPassword", user, password, endSessions)
+}
+
+// CheckPassword knows one password: "right".
+func (f *fakeBackend) CheckPassword(_ context.Context, user jid.JID, password string) (bool, error) {
+	return password == "right", f.record("CheckPassword", user)
+}
+
+func (f *fakeBackend) Stats(context.Context) (map[string]float64, error) {
+	return map[string]float64{"ambrosia_sessions": 3}, f.record("Stats")
+}
+
+func (f *fakeBackend) Server(context.Context) (ServerInfo, error) {
+	return ServerInfo{Version: "1.0", Domains: list(f, "localhost"), Conference: list(f, "conference.localhost")}, f.record("Server")
+}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -119,10 +120,13 @@ func checkOperation(t *testing.T, key string, rt route, op operation, raw map[st
 	if rt.method == "GET" {
 		success = "200"
 	}
+	if rt.ok != 0 {
+		success = strconv.Itoa(rt.ok)
+	}
 	if _, ok := op.Responses[success]; !ok {
 		t.Errorf("%s: no %s response", key, success)
 	}
-	if _, ok := op.Responses["401"]; ok == rt.public {
+	if _, ok := op.Responses["401"]; ok != (!rt.public || rt.denies) {
 		t.Errorf("%s: public %v, 401 described %v", key, rt.public, ok)
 	}
 	if rt.public && (op.Security == nil || len(*op.Security) != 0) {
