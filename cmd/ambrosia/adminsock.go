@@ -31,19 +31,22 @@ var sessionConditions = []string{"not-authorized", "reset", "conflict", "policy-
 // startAdmin opens the admin socket of the data directory and serves it
 // until ctx is done, on wg. A socket that cannot be opened (a path too
 // long for a Unix socket) is logged: the server runs without it.
-func startAdmin(ctx context.Context, wg *sync.WaitGroup, cfg config.Config, sms []*sm.SM, log *slog.Logger) {
+func startAdmin(ctx context.Context, wg *sync.WaitGroup, cfg config.Config, sms []*sm.SM, rl *reloader, log *slog.Logger) {
 	path := filepath.Join(cfg.DataDir, adminsock.SocketName)
 	srv, err := adminsock.Listen(path, log)
 	if err != nil {
-		log.Warn("no admin socket: ambrosia user del cannot end the deleted user's sessions", "err", err)
+		log.Warn("no admin socket: ambrosia user del cannot end the deleted user's sessions, ambrosia reload cannot reach the server (SIGHUP can)", "err", err)
 		return
 	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		srv.Serve(ctx, func(_ context.Context, args []string) (string, error) {
+			if args[0] == "reload" && len(args) == 1 && rl != nil {
+				return rl.reload("admin socket")
+			}
 			if args[0] != "end-sessions" || len(args) != 3 {
-				return "", fmt.Errorf("unknown request %q (known: end-sessions JID CONDITION)", args[0])
+				return "", fmt.Errorf("unknown request %q (known: end-sessions JID CONDITION, reload)", args[0])
 			}
 			u, err := jid.Parse(args[1])
 			if err != nil || u.Local() == "" {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ambrosia-xmpp/ambrosia/internal/certs"
 	"github.com/ambrosia-xmpp/ambrosia/internal/config"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/s2s"
@@ -34,7 +35,7 @@ func federatedDomains(cfg config.Config) []string {
 
 // newFederation builds the s2s service for cfg, reporting to m (nil for
 // none), or nil when federation is off or no domain can federate.
-func newFederation(cfg config.Config, r *router.Router, m s2s.Metrics, log *slog.Logger) (*s2s.Service, error) {
+func newFederation(cfg config.Config, r *router.Router, m s2s.Metrics, log *slog.Logger, store *certs.Store) (*s2s.Service, error) {
 	domains := federatedDomains(cfg)
 	if !cfg.S2S.Enabled || len(domains) == 0 {
 		if cfg.S2S.Enabled {
@@ -46,6 +47,7 @@ func newFederation(cfg config.Config, r *router.Router, m s2s.Metrics, log *slog
 	if err != nil {
 		return nil, err
 	}
+	sc.Store = store
 	return s2s.New(sc, s2s.Deps{Router: r, Log: log, Metrics: m})
 }
 

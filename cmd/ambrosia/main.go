@@ -32,6 +32,7 @@ commands:
   user del JID           delete an account and its data
   user list [DOMAIN]     list accounts
   bridge run|check NAME  run or check a bridge to another chat network (bridge list: which)
+  reload                 make the running server read its configuration and certificates again
   check [--remote DOMAIN] report DNS records, certificates and federation with DOMAIN
   backup DIR             copy the data directory (the database online) into DIR
   restore DIR            put a backup in place of the data directory (server stopped)
@@ -42,7 +43,7 @@ Run 'ambrosia <command> -h' (or 'ambrosia help <command>') for the usage and fla
 `
 
 // commands are the names run dispatches, for suggestions.
-var commands = []string{"serve", "gateway", "service", "user", "bridge", "check", "backup", "restore", "bench", "version", "help"}
+var commands = []string{"serve", "gateway", "service", "user", "reload", "bridge", "check", "backup", "restore", "bench", "version", "help"}
 
 // run dispatches a command line; it returns the process exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = serviceCmd(ctx, args[1:], stdout, stderr)
 	case "user":
 		err = userCmd(ctx, args[1:], stdin, stdout, stderr)
+	case "reload":
+		err = reloadCmd(ctx, args[1:], stdout, stderr)
 	case "check":
 		err = checkCmd(ctx, args[1:], stdout, stderr)
 	case "backup":

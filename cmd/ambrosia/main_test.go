@@ -121,6 +121,7 @@ func TestHelp(t *testing.T) {
 		{args: []string{"backup", "-h"}, usage: "usage: ambrosia backup DIR", has: []string{"--data", "--config"}, hasNot: []string{"--c2s-addr", "--force"}},
 		{args: []string{"restore", "--help"}, usage: "usage: ambrosia restore DIR", has: []string{"--force", "--data"}, hasNot: []string{"--c2s-addr"}},
 		{args: []string{"help", "user", "add"}, usage: "usage: ambrosia user add JID"},
+		{args: []string{"reload", "-h"}, usage: "usage: ambrosia reload", has: []string{"--data", "--config"}, hasNot: []string{"--c2s-addr"}},
 	}
 	for _, h := range helps {
 		code, out, errOut := runCmd(t, "", h.args...)
@@ -158,6 +159,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"gateway", "--domain", "example.org"}, 2, "unknown flag --domain"},
 		{[]string{"user", "add"}, 2, "usage: ambrosia user add JID"},
 		{[]string{"serve", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"relaod"}, 2, `(did you mean "reload"?)`},
 	}
 	for _, m := range mistakes {
 		code, _, errOut := runCmd(t, "", m.args...)

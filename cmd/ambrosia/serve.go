@@ -46,7 +46,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log, stderr)
+	level := new(slog.LevelVar)
+	log := newLevelLogger(cfg.Log, level, stderr)
 	cf.warnEnv(log)
 	if os.Getenv("GOGC") == "" {
 		// Idle sessions are most of an XMPP server's memory: a tighter heap
@@ -75,10 +76,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	closeStore := sync.OnceValue(store.Close)
 	defer closeStore()
 
-	tlsConf, err := loadTLS(cfg)
+	certMap, err := loadCerts(cfg)
 	if err != nil {
 		return err
 	}
+	certStore := certs.NewStore(certMap, cfg.Domains)
+	tlsConf := certStore.Config("xmpp-client")
 	logStartup(cfg, tlsConf, log)
 	r := router.New(log.With("component", "router"))
 	ctx, cancel := context.WithCancel(ctx)
@@ -143,7 +146,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	federation, err := newFederation(cfg, r, mon, log)
+	federation, err := newFederation(cfg, r, mon, log, certStore)
 	if err != nil {
 		return err
 	}
@@ -235,8 +238,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			cancel()
 		}
 	}()
-	// ambrosia user del reaches the sessions through it.
-	startAdmin(ctx, &wg, cfg, sms, log)
+	// SIGHUP and ambrosia reload read the configuration and certificates
+	// again.
+	rl := &reloader{flags: &cf, cfg: cfg, certs: certStore, level: level, log: log}
+	rl.watchHangup(ctx, &wg)
+	// ambrosia user del reaches the sessions through it, ambrosia reload
+	// the reloader.
+	startAdmin(ctx, &wg, cfg, sms, rl, log)
 	<-ctx.Done()
 	log.Info("shutting down")
 	<-conferenceDone
@@ -292,9 +300,16 @@ func openStore(ctx context.Context, cfg config.Config) (storeBackend, error) {
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	return newLevelLogger(c, new(slog.LevelVar), w)
+}
+
+// newLevelLogger is newLogger whose level is level, set from c and
+// changeable later.
+func newLevelLogger(c config.Log, level *slog.LevelVar, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: lvl}
+	level.Set(lvl)
+	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
@@ -303,12 +318,18 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 
 // loadTLS loads the operator's certificates or the generated ones.
 func loadTLS(cfg config.Config) (*tls.Config, error) {
+	m, err := loadCerts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return certs.Config(m, cfg.Domains, "xmpp-client"), nil
+}
+
+// loadCerts loads the operator's certificates or the generated ones, by
+// name.
+func loadCerts(cfg config.Config) (map[string]tls.Certificate, error) {
 	if cfg.TLS.CertDir != "" {
-		m, err := dirCerts(cfg)
-		if err != nil {
-			return nil, err
-		}
-		return certs.Config(m, cfg.Domains, "xmpp-client"), nil
+		return dirCerts(cfg)
 	}
 	m := map[string]tls.Certificate{}
 	if cfg.TLS.CertFile != "" {
@@ -328,7 +349,7 @@ func loadTLS(cfg config.Config) (*tls.Config, error) {
 			m[d] = c
 		}
 	}
-	return certs.Config(m, cfg.Domains, "xmpp-client"), nil
+	return m, nil
 }
 
 // newUpload builds the HTTP File Upload service (XEP-0363), its files in

@@ -94,26 +94,5 @@ func SelfSigned(domain string, now time.Time) (certPEM, keyPEM []byte, err error
 // Config returns a server TLS configuration that picks the certificate by
 // SNI, falling back to the first one, and offers ALPN protos.
 func Config(certs map[string]tls.Certificate, order []string, alpn ...string) *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		NextProtos: alpn,
-		GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			name := strings.ToLower(strings.TrimSuffix(h.ServerName, "."))
-			for name != "" {
-				if c, ok := certs[name]; ok {
-					return &c, nil
-				}
-				_, rest, ok := strings.Cut(name, ".")
-				if !ok {
-					break
-				}
-				name = rest
-			}
-			if len(order) == 0 {
-				return nil, errors.New("no certificate")
-			}
-			c := certs[order[0]]
-			return &c, nil
-		},
-	}
+	return NewStore(certs, order).Config(alpn...)
 }

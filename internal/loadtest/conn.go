@@ -345,6 +345,10 @@ func (c *Conn) Next() (*xmlstream.Element, error) {
 	return nil, errors.New("unexpected stream header")
 }
 
+// SetDeadline bounds the reads and writes of the connection, as
+// net.Conn's SetDeadline does.
+func (c *Conn) SetDeadline(t time.Time) error { return c.nc.SetDeadline(t) }
+
 // Idle drops the read buffer: an idle connection that nobody reads needs
 // none, and 10,000 of them would otherwise hold 40 MB in the client.
 func (c *Conn) Idle() { c.buf = nil }

@@ -30,6 +30,11 @@ type Config struct {
 	// Certs are the certificates of the local domains, presented to peers
 	// as servers and as clients.
 	Certs map[string]tls.Certificate
+	// Store, when set, provides the certificates at every handshake
+	// instead of Certs, so that certificates reloaded or renewed reach the
+	// streams opened afterwards (Certs still names the domains that must
+	// have one).
+	Store *certs.Store
 	// Roots validate peer certificates; nil means the system's.
 	Roots *x509.CertPool
 	// Secret keys the dialback keys; it must stay the same across
@@ -128,6 +133,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 		cfg.Resolver = r
 	}
 	st := certs.Config(cfg.Certs, cfg.Domains)
+	if cfg.Store != nil {
+		st = cfg.Store.Config()
+	}
 	// Peer certificates are checked by hand against the domain the peer
 	// claims, which the TLS handshake does not know yet; a peer without a
 	// valid one can still use dialback.

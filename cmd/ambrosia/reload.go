@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/adminsock"
+	"github.com/ambrosia-xmpp/ambrosia/internal/certs"
+	"github.com/ambrosia-xmpp/ambrosia/internal/config"
+	"github.com/ambrosia-xmpp/ambrosia/internal/datadir"
+)
+
+// liveKeys are the settings a reload applies to the running server; a
+// change to any other is named in the log as waiting for a restart.
+var liveKeys = []string{"log.level", "tls.cert_file", "tls.key_file", "tls.cert_dir"}
+
+// reloader applies a configuration read again (on SIGHUP or an
+// `ambrosia reload`) to the running server: it reads the certificates
+// again and changes what can change without ending a session.
+type reloader struct {
+	mu    sync.Mutex // one reload at a time
+	flags *configFlags
+	cfg   config.Config // what runs: the start's, with the live keys applied
+	certs *certs.Store
+	level *slog.LevelVar
+	log   *slog.Logger
+}
+
+// reload reads the configuration and the certificates again and applies
+// them, or keeps all that runs when either cannot be read. It returns a
+// summary for whoever asked (by names "SIGHUP" or "admin socket").
+func (r *reloader) reload(by string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fail := func(err error) (string, error) {
+		r.log.Error("reload failed: the running configuration and certificates stay", "err", err, "asked_by", by)
+		return "", err
+	}
+	cfg, err := r.flags.load()
+	if err != nil {
+		return fail(err)
+	}
+	m, err := loadCerts(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	r.certs.Set(m, r.cfg.Domains)
+	for _, d := range r.cfg.Domains {
+		if c, err := r.certs.Certificate(d); err == nil && c.Leaf != nil {
+			r.log.Info("certificate", "domain", d, "sha256", fingerprint(c.Leaf.Raw), "expires", c.Leaf.NotAfter.UTC().Format(time.RFC3339))
+		}
+	}
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Log.Level)) // valid: load checked it
+	r.level.Set(lvl)
+
+	var applied, pending []string
+	for _, k := range config.Changed(r.cfg, cfg) {
+		if slices.Contains(liveKeys, k) {
+			applied = append(applied, k)
+		} else {
+			pending = append(pending, k)
+		}
+	}
+	r.cfg.Log.Level = cfg.Log.Level
+	r.cfg.TLS.CertFile, r.cfg.TLS.KeyFile, r.cfg.TLS.CertDir = cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.CertDir
+	r.log.Info("reloaded", "asked_by", by, "certificates", len(m), "changed", applied)
+	summary := "certificates read again (" + strconv.Itoa(len(m)) + " names)"
+	if len(applied) > 0 {
+		summary += "; applied " + strings.Join(applied, ", ")
+	}
+	if len(pending) > 0 {
+		r.log.Warn("reload: these settings change only when the server restarts", "keys", pending)
+		summary += "; at the next restart only: " + strings.Join(pending, ", ")
+	}
+	return summary, nil
+}
+
+// watchHangup reloads on every SIGHUP until ctx is done, on wg.
+func (r *reloader) watchHangup(ctx context.Context, wg *sync.WaitGroup) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				_, _ = r.reload("SIGHUP")
+			}
+		}
+	}()
+}
+
+const reloadAbout = `Asks the server running on the data directory to read its configuration
+and certificates again, as SIGHUP does: new connections get the new
+certificates, sessions stay. The server reads the file, environment and
+flags it was started with; what cannot change while it runs is named in
+its answer and its log. A configuration that does not load changes
+nothing.`
+
+// reloadCmd asks the running server to reload through the admin socket.
+func reloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newCommand("reload", "[flags]", reloadAbout, stdout, stderr)
+	var cf configFlags
+	cf.register(c.FlagSet, groupStore)
+	if pos, err := c.parse(args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return c.wrongArgs(fmt.Sprintf("unexpected argument %q", pos[0]))
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return fmt.Errorf("%w (nothing reloaded)", err)
+	}
+	_, held, err := datadir.Holder(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if !held {
+		return fmt.Errorf("no server runs on %s", cfg.DataDir)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	out, err := adminsock.Call(ctx, filepath.Join(cfg.DataDir, adminsock.SocketName), "reload")
+	if err != nil {
+		if errors.Is(err, adminsock.ErrNoServer) {
+			return fmt.Errorf("the server has no admin socket: send it SIGHUP")
+		}
+		return fmt.Errorf("reload failed, the server runs on as before: %w", err)
+	}
+	fmt.Fprintln(stdout, "reloaded:", out)
+	return nil
+}
