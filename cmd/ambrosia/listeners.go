@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 
+	"github.com/ambrosia-xmpp/ambrosia/internal/acmecert"
 	"github.com/ambrosia-xmpp/ambrosia/internal/config"
 )
 
@@ -31,6 +32,9 @@ func serveListeners(cfg config.Config) []listenerSetting {
 	}
 	if cfg.APIEnabled() {
 		ls = append(ls, listenerSetting{"api.addr", "", cfg.API.Addr})
+	}
+	if cfg.TLS.ACME && cfg.TLS.ACMEChallenge == acmecert.ChallengeHTTP {
+		ls = append(ls, listenerSetting{"tls.acme_http_addr", "", cfg.TLS.ACMEHTTPAddr})
 	}
 	return append(ls, listenerSetting{"metrics_addr", "metrics-addr", cfg.MetricsAddr}, listenerSetting{"debug_addr", "debug-addr", cfg.DebugAddr})
 }

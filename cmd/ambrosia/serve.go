@@ -82,6 +82,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	certStore := certs.NewStore(certMap, cfg.Domains)
 	tlsConf := certStore.Config("xmpp-client")
+	// With tls.acme, the certificates obtained before are in place before
+	// the listeners open.
+	acmeCerts, err := newACME(cfg, certStore, log)
+	if err != nil {
+		return err
+	}
+	acmeHTTP, err := listenACME(cfg)
+	if err != nil {
+		return err
+	}
+	if acmeHTTP != nil {
+		defer acmeHTTP.Close()
+	}
 	logStartup(cfg, tlsConf, log)
 	r := router.New(log.With("component", "router"))
 	ctx, cancel := context.WithCancel(ctx)
@@ -238,6 +251,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			cancel()
 		}
 	}()
+	runACME(ctx, &wg, cfg, acmeCerts, acmeHTTP, log)
 	// SIGHUP and ambrosia reload read the configuration and certificates
 	// again.
 	rl := &reloader{flags: &cf, cfg: cfg, certs: certStore, level: level, log: log}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -24,7 +25,7 @@ func logStartup(cfg config.Config, tlsConf *tls.Config, log *slog.Logger) {
 		if err != nil || c == nil || len(c.Certificate) == 0 {
 			continue
 		}
-		if cfg.TLS.CertFile == "" && cfg.TLS.CertDir == "" {
+		if cfg.TLS.CertFile == "" && cfg.TLS.CertDir == "" && (c.Leaf == nil || bytes.Equal(c.Leaf.RawIssuer, c.Leaf.RawSubject)) {
 			file, _ := certs.Paths(cfg.DataDir, d)
 			log.Info("self-signed certificate", "domain", d, "file", file, "sha256", fingerprint(c.Certificate[0]))
 		}

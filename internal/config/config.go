@@ -209,6 +209,54 @@ type TLS struct {
 	// when present, each service name. It wins over CertFile for the
 	// names it has; a domain it lacks needs CertFile.
 	CertDir string `toml:"cert_dir"`
+	// ACME obtains and renews a certificate for every domain and its
+	// service names (upload., conference.) from a certificate authority
+	// over ACME, kept in data_dir/acme; the domains start with their
+	// self-signed certificates until theirs arrive. Off by default.
+	ACME bool `toml:"acme"`
+	// ACMEDirectory is the authority's directory URL: Let's Encrypt by
+	// default.
+	ACMEDirectory string `toml:"acme_directory"`
+	// ACMEEmail is the account's contact, for the authority's notices.
+	ACMEEmail string `toml:"acme_email"`
+	// ACMECAFile holds extra roots (PEM) trusted for the directory's
+	// HTTPS, for a test authority.
+	ACMECAFile string `toml:"acme_ca_file"`
+	// ACMEChallenge is how control of a name is proved: "tls-alpn-01"
+	// (the authority connects to port 443, which must reach one of the
+	// server's TLS listeners) or "http-01" (port 80, ACMEHTTPAddr).
+	ACMEChallenge string `toml:"acme_challenge"`
+	// ACMEHTTPAddr is the plain HTTP listener of http-01 challenges.
+	ACMEHTTPAddr string `toml:"acme_http_addr"`
+}
+
+// validate checks the [tls] section.
+func (t *TLS) validate() error {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return errors.New("tls: cert_file and key_file go together")
+	}
+	if !t.ACME {
+		return nil
+	}
+	if t.CertFile != "" || t.CertDir != "" {
+		return errors.New("tls.acme: the certificates come from the authority: remove tls.cert_file and tls.cert_dir, or acme")
+	}
+	if u, err := url.Parse(t.ACMEDirectory); err != nil || u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("tls.acme_directory: %q is not an https:// URL", t.ACMEDirectory)
+	}
+	switch t.ACMEChallenge {
+	case "tls-alpn-01":
+	case "http-01":
+		if _, _, err := net.SplitHostPort(t.ACMEHTTPAddr); err != nil {
+			return fmt.Errorf("tls.acme_http_addr: %q is not host:port: needed by acme_challenge = \"http-01\"", t.ACMEHTTPAddr)
+		}
+	default:
+		return fmt.Errorf("tls.acme_challenge: %q is not tls-alpn-01 or http-01", t.ACMEChallenge)
+	}
+	if strings.ContainsAny(t.ACMEEmail, " \t\r\n") || (t.ACMEEmail != "" && !strings.Contains(t.ACMEEmail, "@")) {
+		return fmt.Errorf("tls.acme_email: %q is not an email address", t.ACMEEmail)
+	}
+	return nil
 }
 
 // C2S configures the client edge.
@@ -322,6 +370,7 @@ func Default() Config {
 		Domains: []string{"localhost"},
 		DataDir: "./data",
 		Log:     Log{Format: "text", Level: "info"},
+		TLS:     TLS{ACMEDirectory: "https://acme-v02.api.letsencrypt.org/directory", ACMEChallenge: "tls-alpn-01", ACMEHTTPAddr: ":80"},
 		Archive: Archive{Enabled: true},
 		Storage: Storage{Backend: "sqlite"},
 		C2S: C2S{
@@ -587,8 +636,8 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level)
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		return errors.New("tls: cert_file and key_file go together")
+	if err := c.TLS.validate(); err != nil {
+		return err
 	}
 	for key, a := range map[string]string{"c2s.addr": c.C2S.Addr, "c2s.tls_addr": c.C2S.TLSAddr, "debug_addr": c.DebugAddr, "metrics_addr": c.MetricsAddr, "component.addr": c.Component.Addr} {
 		if a == "" {
