@@ -75,7 +75,7 @@ func TestDistFiles(t *testing.T) {
 		listed = append(listed, m[1])
 	}
 	d := config.Default()
-	for _, addr := range []string{d.C2S.Addr, d.C2S.TLSAddr, d.S2S.Addr, d.Component.Addr, d.Upload.Addr, d.API.Addr, "127.0.0.1:5270", ":5270"} {
+	for _, addr := range []string{d.C2S.Addr, d.C2S.TLSAddr, d.S2S.Addr, d.Component.Addr, d.Upload.Addr, d.API.Addr, d.TLS.ACMEHTTPAddr, "127.0.0.1:5270", ":5270"} {
 		port := addr[strings.LastIndexByte(addr, ':')+1:]
 		if !slices.Contains(listed, port) {
 			t.Errorf("port %s (%s) is not in the README's table of ports %v", port, addr, listed)
