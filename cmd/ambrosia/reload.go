@@ -18,12 +18,16 @@ import (
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/adminsock"
 	"github.com/ambrosia-xmpp/ambrosia/internal/certs"
+	"github.com/ambrosia-xmpp/ambrosia/internal/component"
 	"github.com/ambrosia-xmpp/ambrosia/internal/config"
 	"github.com/ambrosia-xmpp/ambrosia/internal/datadir"
+	"github.com/ambrosia-xmpp/ambrosia/internal/s2s"
 )
 
-// liveKeys are the settings a reload applies to the running server; a
-// change to any other is named in the log as waiting for a restart.
+// liveKeys are the settings a reload always applies to the running
+// server; component.external and s2s.hosts are applied when their
+// listener or federation runs. A change to any other is named in the log
+// as waiting for a restart.
 var liveKeys = []string{"log.level", "tls.cert_file", "tls.key_file", "tls.cert_dir"}
 
 // reloader applies a configuration read again (on SIGHUP or an
@@ -36,6 +40,10 @@ type reloader struct {
 	certs *certs.Store
 	level *slog.LevelVar
 	log   *slog.Logger
+	// components and federation, when they run, take new components and
+	// s2s hosts.
+	components *component.Server
+	federation *s2s.Service
 }
 
 // reload reads the configuration and the certificates again and applies
@@ -56,6 +64,30 @@ func (r *reloader) reload(by string) (string, error) {
 	if err != nil {
 		return fail(err)
 	}
+	changed := config.Changed(r.cfg, cfg)
+	live := slices.Clone(liveKeys)
+	// The components first: a list the listener refuses fails the reload
+	// before anything else changed.
+	if slices.Contains(changed, "component.external") && r.components != nil {
+		cc, err := componentConfig(cfg)
+		if err != nil {
+			return fail(err)
+		}
+		removed, err := r.components.SetComponents(cc.Components)
+		if err != nil {
+			return fail(err)
+		}
+		if len(removed) > 0 {
+			r.log.Info("reload: components removed from the configuration disconnected", "domains", removed)
+		}
+		r.cfg.Component.External = cfg.Component.External
+		live = append(live, "component.external")
+	}
+	if slices.Contains(changed, "s2s.hosts") && r.federation != nil {
+		r.federation.SetHosts(cfg.S2S.Hosts)
+		r.cfg.S2S.Hosts = cfg.S2S.Hosts
+		live = append(live, "s2s.hosts")
+	}
 	r.certs.Set(m, r.cfg.Domains)
 	for _, d := range r.cfg.Domains {
 		if c, err := r.certs.Certificate(d); err == nil && c.Leaf != nil {
@@ -67,8 +99,8 @@ func (r *reloader) reload(by string) (string, error) {
 	r.level.Set(lvl)
 
 	var applied, pending []string
-	for _, k := range config.Changed(r.cfg, cfg) {
-		if slices.Contains(liveKeys, k) {
+	for _, k := range changed {
+		if slices.Contains(live, k) {
 			applied = append(applied, k)
 		} else {
 			pending = append(pending, k)

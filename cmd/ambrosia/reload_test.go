@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/certs"
+	"github.com/ambrosia-xmpp/ambrosia/internal/component"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 )
 
 // TestReloader reads a changed file: the log level and certificates
@@ -67,5 +69,23 @@ func TestReloader(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "reload failed: the running configuration and certificates stay") {
 		t.Errorf("no failed reload logged:\n%s", logs.String())
+	}
+
+	// Components and s2s hosts: applied when their listener and
+	// federation run, else at the next restart.
+	comps := "data_dir = '" + filepath.Join(dir, "data") + "'\n[log]\nlevel = 'debug'\n[[component.external]]\ndomain = 'bot.localhost'\nsecret = 'x'\n[s2s.hosts]\n'example.net' = '127.0.0.1:5269'\n"
+	write(comps)
+	if out, err := rl.reload("test"); err != nil || !strings.Contains(out, "at the next restart only: component.external, s2s.hosts") {
+		t.Errorf("without a component listener nor federation: %q %v", out, err)
+	}
+	rl.components, err = component.New(component.DefaultConfig(), component.Deps{Router: router.New(rl.log), Log: rl.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := rl.reload("test"); err != nil || !strings.Contains(out, "applied component.external;") {
+		t.Errorf("with a component listener: %q %v", out, err)
+	}
+	if out, err := rl.reload("test"); err != nil || strings.Contains(out, "component.external") {
+		t.Errorf("components applied before are still named: %q %v", out, err)
 	}
 }

@@ -254,7 +254,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	runACME(ctx, &wg, cfg, acmeCerts, acmeHTTP, log)
 	// SIGHUP and ambrosia reload read the configuration and certificates
 	// again.
-	rl := &reloader{flags: &cf, cfg: cfg, certs: certStore, level: level, log: log}
+	rl := &reloader{flags: &cf, cfg: cfg, certs: certStore, level: level, log: log, components: components, federation: federation}
 	rl.watchHangup(ctx, &wg)
 	// ambrosia user del reaches the sessions through it, ambrosia reload
 	// the reloader.

@@ -141,13 +141,13 @@ func (c *conn) closeWith(condition, text string, drain bool) {
 	c.closeBy = time.Now().Add(c.srv.cfg.CloseGrace)
 	// A write in progress must not outlive the grace period either.
 	_ = c.nc.SetWriteDeadline(c.closeBy)
-	domain, managed := c.boundTo, c.managed
+	domain, managed, grant := c.boundTo, c.managed, c.grant
 	c.mu.Unlock()
 	if domain != "" {
 		// From now on the router answers for the domain.
 		c.srv.deps.Router.Unregister(domain, c)
 		c.srv.deps.Metrics.ComponentDown()
-		c.srv.announce(context.Background(), domain, managed, "unavailable")
+		c.srv.announce(context.Background(), domain, grant, managed, "unavailable")
 	}
 	close(c.closeCh)
 	// The component has CloseGrace to answer with its stream end.
@@ -229,7 +229,7 @@ func (c *conn) streamStart(h *xmlstream.Element) {
 	}
 	j, err := jid.Parse(h.Attr("to"))
 	if err == nil && j.Local() == "" && j.Resource() == "" {
-		if _, ok := c.srv.secrets[j.Domain()]; ok {
+		if _, ok := c.srv.table.Load().secrets[j.Domain()]; ok {
 			c.domain = j.Domain()
 		}
 	}
@@ -260,10 +260,14 @@ func (c *conn) handshake(ctx context.Context, el *xmlstream.Element) {
 		c.close("not-authorized", "handshake first")
 		return
 	}
-	sum := sha1.Sum([]byte(c.id + c.srv.secrets[c.domain]))
+	// The table of now: a reload may have changed the secret or removed
+	// the component since the stream header.
+	tab := c.srv.table.Load()
+	secret, listed := tab.secrets[c.domain]
+	sum := sha1.Sum([]byte(c.id + secret))
 	want := hex.EncodeToString(sum[:])
 	got := strings.ToLower(strings.TrimSpace(el.Text()))
-	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 || !listed {
 		c.srv.log.Warn("component handshake failed", "domain", c.domain, "remote", c.nc.RemoteAddr().String())
 		c.close("not-authorized", "")
 		return
@@ -284,7 +288,7 @@ func (c *conn) handshake(ctx context.Context, el *xmlstream.Element) {
 	c.boundTo = c.domain
 	c.sendLocked([]byte("<handshake/>"))
 	var managed []string
-	if g := c.srv.grants[c.domain]; g != nil {
+	if g := tab.grants[c.domain]; g != nil {
 		c.grant = g
 		// XEP-0356 §4.2: the permissions come first, from each domain
 		// whose users they concern.
@@ -300,10 +304,16 @@ func (c *conn) handshake(ctx context.Context, el *xmlstream.Element) {
 	c.mu.Unlock()
 	c.bound = true
 	c.srv.deps.Metrics.ComponentUp()
+	if _, ok := c.srv.table.Load().secrets[c.domain]; !ok {
+		// Removed by SetComponents while this handshake was checked: it
+		// stored the table before looking for connections to close.
+		c.close("not-authorized", "the component was removed from the server's configuration")
+		return
+	}
 	if c.grant != nil {
 		text, _ := c.grant.MarshalText()
 		c.srv.log.Info("component connected", "domain", c.domain, "remote", c.nc.RemoteAddr().String(), "privileges", string(text), "managed", managed)
-		c.srv.announce(ctx, c.domain, managed, "")
+		c.srv.announce(ctx, c.domain, c.grant, managed, "")
 		return
 	}
 	c.srv.log.Info("component connected", "domain", c.domain, "remote", c.nc.RemoteAddr().String())

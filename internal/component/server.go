@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
@@ -75,11 +76,12 @@ type Deps struct {
 
 // Server accepts and serves component connections.
 type Server struct {
-	cfg     Config
-	deps    Deps
-	log     *slog.Logger
-	secrets map[string]string           // domain -> secret
-	grants  map[string]*privilege.Grant // domain -> privileges, for privileged components only
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	// table holds the components allowed to connect; SetComponents
+	// replaces it while the server runs.
+	table atomic.Pointer[table]
 
 	conns listen.Group[*conn]
 }
@@ -111,9 +113,30 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if cfg.CloseGrace <= 0 {
 		cfg.CloseGrace = def.CloseGrace
 	}
-	secrets := make(map[string]string, len(cfg.Components))
-	grants := map[string]*privilege.Grant{}
-	for _, c := range cfg.Components {
+	t, err := newTable(cfg.Components)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:  cfg,
+		deps: d,
+		log:  d.Log.With("component", "component"),
+	}
+	s.table.Store(t)
+	return s, nil
+}
+
+// table is the components allowed to connect: their secrets and
+// privileges.
+type table struct {
+	secrets map[string]string           // domain -> secret
+	grants  map[string]*privilege.Grant // domain -> privileges, for privileged components only
+}
+
+// newTable checks list and makes its table.
+func newTable(list []External) (*table, error) {
+	t := &table{secrets: make(map[string]string, len(list)), grants: map[string]*privilege.Grant{}}
+	for _, c := range list {
 		j, err := jid.Parse(c.Domain)
 		if err != nil || j.Local() != "" || j.Resource() != "" {
 			return nil, fmt.Errorf("component: %q is not a domain", c.Domain)
@@ -121,25 +144,41 @@ func New(cfg Config, d Deps) (*Server, error) {
 		if c.Secret == "" {
 			return nil, fmt.Errorf("component %s: empty secret", c.Domain)
 		}
-		if _, dup := secrets[j.Domain()]; dup {
+		if _, dup := t.secrets[j.Domain()]; dup {
 			return nil, fmt.Errorf("component %s: listed twice", c.Domain)
 		}
-		secrets[j.Domain()] = c.Secret
+		t.secrets[j.Domain()] = c.Secret
 		if !c.Privileges.Empty() {
 			if err := c.Privileges.Validate(); err != nil {
 				return nil, fmt.Errorf("component %s: privileges: %w", c.Domain, err)
 			}
 			g := c.Privileges
-			grants[j.Domain()] = &g
+			t.grants[j.Domain()] = &g
 		}
 	}
-	return &Server{
-		cfg:     cfg,
-		deps:    d,
-		log:     d.Log.With("component", "component"),
-		secrets: secrets,
-		grants:  grants,
-	}, nil
+	return t, nil
+}
+
+// SetComponents replaces the components allowed to connect, as a reload
+// of the configuration does. A new secret or new privileges apply from
+// the component's next connection; a component no longer listed is
+// disconnected (not-authorized). It returns the domains disconnected.
+func (s *Server) SetComponents(list []External) ([]string, error) {
+	t, err := newTable(list)
+	if err != nil {
+		return nil, err
+	}
+	s.table.Store(t)
+	var removed []string
+	s.conns.Each(func(c *conn) {
+		if d := c.boundDomain(); d != "" {
+			if _, ok := t.secrets[d]; !ok {
+				removed = append(removed, d)
+				c.close("not-authorized", "the component was removed from the server's configuration")
+			}
+		}
+	})
+	return removed, nil
 }
 
 // Run listens on the configured address and serves until ctx is done, then
@@ -150,7 +189,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("component: listen %s: %w", s.cfg.Addr, err)
 	}
-	s.log.Info("listening", "addr", l.Addr().String(), "components", len(s.secrets))
+	s.log.Info("listening", "addr", l.Addr().String(), "components", len(s.table.Load().secrets))
 	s.Serve(ctx, l)
 	s.Shutdown()
 	return nil
@@ -196,12 +235,11 @@ func (s *Server) managedDomains() []string {
 }
 
 // announce tells the session managers of the managed domains that the
-// privileged component of domain is there (typ "") or gone
+// privileged component of domain, granted g, is there (typ "") or gone
 // ("unavailable"): a presence from its domain to each, carrying its grant
 // as every stanza of the component does. From it they learn where to send
 // what the grant lets the component see (users' presence, roster pushes).
-func (s *Server) announce(ctx context.Context, domain string, managed []string, typ string) {
-	g := s.grants[domain]
+func (s *Server) announce(ctx context.Context, domain string, g *privilege.Grant, managed []string, typ string) {
 	from, err := jid.New("", domain, "")
 	if g == nil || err != nil {
 		return

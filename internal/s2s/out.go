@@ -351,7 +351,7 @@ const (
 // connect finds remote's server, opens a stream from local, secures it
 // with TLS and, unless verifyOnly, authenticates. ctx bounds it all.
 func (s *Service) connect(ctx context.Context, local, remote string, verifyOnly bool) (*xconn, string, error) {
-	ts, err := targets(ctx, s.cfg.Resolver, s.cfg.Hosts, remote)
+	ts, err := targets(ctx, s.cfg.Resolver, *s.hosts.Load(), remote)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, "", ctx.Err()

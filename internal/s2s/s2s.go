@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/certs"
@@ -90,6 +91,17 @@ type Service struct {
 
 	mu  sync.Mutex
 	out map[pair]*outStream
+
+	// hosts is cfg.Hosts, replaced by SetHosts.
+	hosts atomic.Pointer[map[string]string]
+}
+
+// SetHosts replaces the fixed addresses of remote domains (Config.Hosts),
+// as a reload of the configuration does: streams opened from then on use
+// them; those open stay. The service keeps hosts: the caller gives it
+// up.
+func (s *Service) SetHosts(hosts map[string]string) {
+	s.hosts.Store(&hosts)
 }
 
 // pair is an ordered (local, remote) or (remote, local) domain pair.
@@ -144,7 +156,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		d.Metrics = noMetrics{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{
+	svc := &Service{
 		metrics:   d.Metrics,
 		ctx:       ctx,
 		cancel:    cancel,
@@ -153,7 +165,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 		log:       d.Log.With("component", "s2s"),
 		serverTLS: st,
 		out:       make(map[pair]*outStream),
-	}, nil
+	}
+	svc.SetHosts(cfg.Hosts)
+	return svc, nil
 }
 
 // Run listens on the configured addresses and serves until ctx is done,

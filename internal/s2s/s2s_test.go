@@ -321,7 +321,8 @@ func TestDirectTLSBySRV(t *testing.T) {
 		hosts: map[string][]string{"xmpp.b.test": {host}},
 	}
 	a := startEndpoint(t, "a.test", endpointOpts{cert: ca.issue(t, "a.test"), roots: ca.pool, res: res})
-	b.svc.cfg.Hosts = map[string]string{"a.test": a.addr}
+	// Set after the start, as a reload does.
+	b.svc.SetHosts(map[string]string{"a.test": a.addr})
 	a.router.Route(context.Background(), message(t, "alice@a.test", "bob@b.test", "over direct TLS"))
 	b.inbox.next(t)
 }
