@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,8 +30,9 @@ const reloadSessions = 1000
 // TestReloadCertificates holds 1,000 sessions while the certificate on
 // disk is replaced and the server is told to reload, by SIGHUP and by
 // ambrosia reload: every session stays and answers a ping, the metrics
-// count them all, and a new TLS connection gets the new certificate. A
-// configuration file broken in between changes nothing and is logged.
+// count them all, and a new TLS connection gets the new certificate;
+// then through the HTTP API. A configuration file broken in between
+// changes nothing and is logged.
 func TestReloadCertificates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
@@ -42,7 +44,10 @@ func TestReloadCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(t.TempDir(), "ambrosia.toml")
-	writeFile(t, conf, "[c2s]\nmax_stanza_size = 262144\n")
+	apiAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	const token = "reload-test-admin-token-0123456789"
+	api := fmt.Sprintf("[api]\naddr = %q\nadmin_token = %q\n", apiAddr, token)
+	writeFile(t, conf, api+"[c2s]\nmax_stanza_size = 262144\n")
 	metricsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	s := startServer(t, ServerOptions{DataDir: dataDir, ExtraArgs: []string{"--config", conf, "--metrics-addr", metricsAddr}})
 	certFile, keyFile := certs.Paths(dataDir, domain)
@@ -70,7 +75,7 @@ func TestReloadCertificates(t *testing.T) {
 	wantSessions(t, metricsAddr, reloadSessions)
 
 	// A broken configuration: nothing changes, the error is logged.
-	writeFile(t, conf, "[c2s\nmax_stanza_size = \n")
+	writeFile(t, conf, api+"[c2s\nmax_stanza_size = \n")
 	replaceCert(t, certFile, keyFile)
 	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
@@ -85,7 +90,7 @@ func TestReloadCertificates(t *testing.T) {
 	pingAll(t, conns, "broken")
 
 	// Fixed, with a setting that needs a restart, through ambrosia reload.
-	writeFile(t, conf, "[c2s]\nmax_stanza_size = 100000\n")
+	writeFile(t, conf, api+"[c2s]\nmax_stanza_size = 100000\n")
 	third := fileFingerprint(t, certFile)
 	out := ambrosia(t, "", "reload", "--config", conf, "--data", dataDir)
 	if !strings.HasPrefix(out, "reloaded:") || !strings.Contains(out, "at the next restart only: c2s.max_stanza_size") {
@@ -100,10 +105,26 @@ func TestReloadCertificates(t *testing.T) {
 	}
 	pingAll(t, conns, "admin")
 	wantSessions(t, metricsAddr, reloadSessions)
+
+	// Through the HTTP API: a certificate that does not load is refused
+	// with its error, then a good one reloads.
+	ac := apiClient{t: t, base: "http://" + apiAddr, http: &http.Client{Timeout: time.Minute}}
+	writeFile(t, conf, api+"[tls]\ncert_file = '/nonexistent.crt'\nkey_file = '/nonexistent.key'\n")
+	if code, body := ac.call("Bearer "+token, "POST", "/api/v1/reload", nil); code != 409 || !strings.Contains(body, "/nonexistent.crt") {
+		t.Errorf("POST /api/v1/reload with a missing certificate: %d %s, want 409 naming the file", code, body)
+	}
+	writeFile(t, conf, api+"[c2s]\nmax_stanza_size = 100000\n")
+	fourth := replaceCert(t, certFile, keyFile)
+	ac.must(token, "POST", "/api/v1/reload", nil, 204)
+	if got := presented(t, s.TLSAddr, nil); got != fourth {
+		t.Fatalf("after POST /api/v1/reload: certificate %s, want %s", got, fourth)
+	}
+	pingAll(t, conns, "api")
+	wantSessions(t, metricsAddr, reloadSessions)
 	if n := strings.Count(s.Log(), `"msg":"logout"`); n != 0 {
 		t.Errorf("%d sessions ended during the reloads", n)
 	}
-	t.Logf("%d sessions stayed through 3 reloads; certificates %s… → %s… → %s…", reloadSessions, first[:12], second[:12], third[:12])
+	t.Logf("%d sessions stayed through 5 reloads (2 refused); certificates %s… → %s… → %s… → %s…", reloadSessions, first[:12], second[:12], third[:12], fourth[:12])
 }
 
 // replaceCert writes a new self-signed certificate for domain over the

@@ -98,7 +98,7 @@ func (a *apps) mucDeps(d *muc.Deps) {
 }
 
 // run sends the services' events and serves the API until ctx is done.
-func (a *apps) run(ctx context.Context, sms []*sm.SM, conference *muc.Service, comps *component.Server, fed *s2s.Service) error {
+func (a *apps) run(ctx context.Context, sms []*sm.SM, conference *muc.Service, comps *component.Server, fed *s2s.Service, reload func(context.Context) (string, error)) error {
 	for _, s := range sms {
 		a.sms[s.Domain()] = s
 	}
@@ -112,7 +112,7 @@ func (a *apps) run(ctx context.Context, sms []*sm.SM, conference *muc.Service, c
 		reg = a.mon.Registry()
 	}
 	b, err := admin.New(admin.Deps{Manager: a.m, SMs: a.sms, Accounts: a.accounts, MUC: conference, Comps: comps, S2S: fed,
-		Version: version(), Metrics: reg})
+		Version: version(), Metrics: reg, Reload: reload})
 	if err != nil {
 		return err
 	}

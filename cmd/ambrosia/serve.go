@@ -164,6 +164,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	// SIGHUP, ambrosia reload and the HTTP API read the configuration and
+	// certificates again through it.
+	rl := &reloader{flags: &cf, cfg: cfg, certs: certStore, level: level, log: log, components: components, federation: federation}
+
 	var wg sync.WaitGroup
 	errc := make(chan error, len(comps)+7)
 	for _, c := range comps {
@@ -237,7 +241,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := applications.run(sessCtx, sms, conference, components, federation); err != nil {
+			if err := applications.run(sessCtx, sms, conference, components, federation, func(context.Context) (string, error) { return rl.reload("HTTP API") }); err != nil {
 				errc <- err
 				cancel()
 			}
@@ -252,9 +256,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	runACME(ctx, &wg, cfg, acmeCerts, acmeHTTP, log)
-	// SIGHUP and ambrosia reload read the configuration and certificates
-	// again.
-	rl := &reloader{flags: &cf, cfg: cfg, certs: certStore, level: level, log: log, components: components, federation: federation}
 	rl.watchHangup(ctx, &wg)
 	// ambrosia user del reaches the sessions through it, ambrosia reload
 	// the reloader.

@@ -40,6 +40,9 @@ type Deps struct {
 	Version string
 	// Metrics are what Stats reports; optional.
 	Metrics prometheus.Gatherer
+	// Reload reads the configuration and certificates again and says
+	// what changed; nil when the server cannot.
+	Reload func(ctx context.Context) (string, error)
 }
 
 // Backend implements httpapi.Backend.
@@ -477,4 +480,14 @@ func (b *Backend) Server(context.Context) (httpapi.ServerInfo, error) {
 		info.Conference = b.d.MUC.Domains()
 	}
 	return info, nil
+}
+// Reload implements httpapi.Backend.
+func (b *Backend) Reload(ctx context.Context) error {
+	if b.d.Reload == nil {
+		return fmt.Errorf("%w: this server does not reload", httpapi.ErrNotFound)
+	}
+	if _, err := b.d.Reload(ctx); err != nil {
+		return fmt.Errorf("%w: reload failed, nothing changed: %v", httpapi.ErrConflict, err)
+	}
+	return nil
 }

@@ -140,6 +140,7 @@ func (a *API) routes() []route {
 		{method: "GET", path: "/api/v1/rooms", h: a.rooms},
 		{method: "GET", path: "/api/v1/components", h: a.components},
 		{method: "GET", path: "/api/v1/s2s", h: a.s2s},
+		{method: "POST", path: "/api/v1/reload", h: a.reload},
 	}
 }
 

@@ -188,6 +188,7 @@ func TestAdmin(t *testing.T) {
 			"Components()", `{"components":[{"domain":"conference.localhost","kind":"muc","connected":true}]}`},
 		{"s2s", "GET", "/api/v1/s2s", "", 200,
 			"S2S()", `{"s2s":[{"local":"localhost","remote":"example.org","direction":"out","auth":"dialback"}]}`},
+		{"reload", "POST", "/api/v1/reload", "", 204, "Reload()", ""},
 	})
 }
 
@@ -247,6 +248,7 @@ func TestServiceOutsideNamespace(t *testing.T) {
 		{"affiliation in another room", "PUT", "/api/v1/rooms/lounge@conference.localhost/affiliations/bob@localhost", `{"affiliation": "owner"}`, 403, "", "not a room"},
 		{"components", "GET", "/api/v1/components", "", 403, "", "only the admin"},
 		{"s2s", "GET", "/api/v1/s2s", "", 403, "", "only the admin"},
+		{"reload", "POST", "/api/v1/reload", "", 403, "", "only the admin"},
 	})
 }
 

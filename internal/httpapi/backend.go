@@ -64,6 +64,10 @@ type Backend interface {
 	Components(ctx context.Context) ([]Component, error)
 	// S2S lists the server-to-server streams.
 	S2S(ctx context.Context) ([]S2SStream, error)
+	// Reload reads the server's configuration and certificates again, as
+	// SIGHUP does; an error wrapping ErrConflict says why nothing
+	// changed.
+	Reload(ctx context.Context) error
 }
 
 // Errors a Backend returns, wrapped, for the HTTP status they mean.

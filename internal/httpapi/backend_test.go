@@ -109,6 +109,8 @@ func (f *fakeBackend) Components(context.Context) ([]Component, error) {
 	return list(f, Component{Domain: "conference.localhost", Kind: "muc", Connected: true}), f.record("Components")
 }
 
+func (f *fakeBackend) Reload(context.Context) error { return f.record("Reload") }
+
 func (f *fakeBackend) S2S(context.Context) ([]S2SStream, error) {
 	return list(f, S2SStream{Local: "localhost", Remote: "example.org", Direction: "out", Auth: "dialback"}), f.record("S2S")
 }

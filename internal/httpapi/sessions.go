@@ -84,3 +84,11 @@ func (a *API) s2s(r *http.Request, c caller) (any, error) {
 	}
 	return s2sList{nonNil(ss)}, nil
 }
+
+// reload reads the configuration and certificates again (admin).
+func (a *API) reload(r *http.Request, c caller) (any, error) {
+	if err := adminOnly(c); err != nil {
+		return nil, err
+	}
+	return nil, a.backend.Reload(r.Context())
+}
