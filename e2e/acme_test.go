@@ -64,6 +64,12 @@ func TestACME(t *testing.T) {
 				t.Errorf("%s: %v", s.challenge, err)
 			}
 		}
+		// ambrosia check reports the certificate obtained (its short life
+		// makes it fail, which is not the point here).
+		out, _ := exec.Command(binPath, "check", "--config", s.conf).CombinedOutput()
+		if !strings.Contains(string(out), `certificate: issuer "Pebble Intermediate CA`) {
+			t.Errorf("%s: ambrosia check does not show pebble's certificate:\n%s", s.challenge, out)
+		}
 		t.Logf("%s: obtained for %s at %s, expires %s, renewal due %s", s.challenge, s.domain, first.at.Format(time.RFC3339), first.expires.Format(time.RFC3339), first.renewAt.Format(time.RFC3339))
 	}
 	// Renewal: a new certificate before the first expires, presented to
@@ -183,6 +189,7 @@ type acmeServer struct {
 	domain, challenge   string
 	dataDir             string
 	tlsAddr, uploadAddr string
+	conf                string // the configuration file
 	d                   *daemon
 }
 
@@ -213,9 +220,9 @@ acme_email = "admin@%s"
 acme_challenge = %q
 acme_http_addr = "127.0.0.1:%d"
 `, domain, s.dataDir, freePort(t), s.tlsAddr, s.uploadAddr, p.dir, p.caFile, domain, challenge, httpPort)
-	confFile := filepath.Join(t.TempDir(), "ambrosia.toml")
-	writeFile(t, confFile, conf)
-	cmd := exec.Command(binPath, "serve", "--config", confFile)
+	s.conf = filepath.Join(t.TempDir(), "ambrosia.toml")
+	writeFile(t, s.conf, conf)
+	cmd := exec.Command(binPath, "serve", "--config", s.conf)
 	cmd.Env = oneShotEnv()
 	s.d = runDaemon(t, "ambrosia "+challenge, cmd, 10*time.Second, "", nil)
 	waitListening(t, s.tlsAddr, s.d.done, "ambrosia", s.d.logs)

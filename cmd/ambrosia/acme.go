@@ -50,6 +50,9 @@ func publicName(name string) bool {
 	return name != "localhost" && !strings.HasSuffix(name, ".localhost")
 }
 
+// acmeDir is where the ACME account and certificates are kept.
+func acmeDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "acme") }
+
 // acmeHTTPClient is the client of the authority's directory: it trusts
 // the system's roots and, for a test authority, those of tls.acme_ca_file.
 func acmeHTTPClient(cfg config.Config) (*http.Client, error) {
@@ -87,7 +90,7 @@ func newACME(cfg config.Config, store *certs.Store, log *slog.Logger) (*acmecert
 		Email:        cfg.TLS.ACMEEmail,
 		HTTPClient:   hc,
 		Challenge:    cfg.TLS.ACMEChallenge,
-		Dir:          filepath.Join(cfg.DataDir, "acme"),
+		Dir:          acmeDir(cfg),
 		Certificates: acmeNames(cfg, log),
 	}, acmecert.Deps{Installer: store, Log: log.With("component", "acme")})
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ambrosia-xmpp/ambrosia/internal/acmecert"
 	"github.com/ambrosia-xmpp/ambrosia/internal/certs"
 	"github.com/ambrosia-xmpp/ambrosia/internal/config"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
@@ -86,6 +87,13 @@ func domainCerts(cfg config.Config) (map[string]tls.Certificate, error) {
 	}
 	m := make(map[string]tls.Certificate, len(cfg.Domains))
 	for _, d := range cfg.Domains {
+		if cfg.TLS.ACME {
+			// The certificate obtained over ACME, once there is one.
+			if c, err := tls.LoadX509KeyPair(acmecert.Paths(acmeDir(cfg), d)); err == nil {
+				m[d] = c
+				continue
+			}
+		}
 		c, err := tc.GetCertificate(&tls.ClientHelloInfo{ServerName: d})
 		if err != nil {
 			return nil, fmt.Errorf("tls: %s: %w", d, err)

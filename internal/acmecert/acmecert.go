@@ -400,8 +400,12 @@ func (m *Manager) check(der [][]byte, key crypto.Signer, names []string) (*tls.C
 }
 
 // paths are where the certificate whose first name is name is kept.
-func (m *Manager) paths(name string) (cert, key string) {
-	return filepath.Join(m.cfg.Dir, name+".crt"), filepath.Join(m.cfg.Dir, name+".key")
+func (m *Manager) paths(name string) (cert, key string) { return Paths(m.cfg.Dir, name) }
+
+// Paths are where a Manager keeping its files in dir keeps the
+// certificate (the chain) and key whose first name is name.
+func Paths(dir, name string) (cert, key string) {
+	return filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
 }
 
 // load reads the stored certificate of names; it must cover them all and
