@@ -120,10 +120,18 @@ func (r *reloader) reload(by string) (string, error) {
 	return summary, nil
 }
 
-// watchHangup reloads on every SIGHUP until ctx is done, on wg.
-func (r *reloader) watchHangup(ctx context.Context, wg *sync.WaitGroup) {
+// notifyHangup catches SIGHUP from now on, so that one sent while the
+// server starts (systemctl reload) waits for the reloader rather than
+// ending the process, as SIGHUP does by default.
+func notifyHangup() chan os.Signal {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	return hup
+}
+
+// watchHangup reloads on every SIGHUP caught by hup until ctx is done, on
+// wg.
+func (r *reloader) watchHangup(ctx context.Context, wg *sync.WaitGroup, hup chan os.Signal) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

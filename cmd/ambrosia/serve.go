@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"sync"
@@ -42,6 +43,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else if len(pos) > 0 {
 		return c.wrongArgs(fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
+	hup := notifyHangup()
+	defer signal.Stop(hup)
 	cfg, err := cf.load()
 	if err != nil {
 		return err
@@ -256,7 +259,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	runACME(ctx, &wg, cfg, acmeCerts, acmeHTTP, log)
-	rl.watchHangup(ctx, &wg)
+	rl.watchHangup(ctx, &wg, hup)
 	// ambrosia user del reaches the sessions through it, ambrosia reload
 	// the reloader.
 	startAdmin(ctx, &wg, cfg, sms, rl, log)
