@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,6 +90,16 @@ func TestACME(t *testing.T) {
 		})
 		if strings.Contains(s.d.logs(), `"msg":"acme: no certificate obtained"`) {
 			t.Errorf("%s: an attempt failed (see the log)", s.challenge)
+		}
+		// The certificate kept in the data directory serves after a
+		// restart, before anything is obtained again.
+		if s.challenge == "tls-alpn-01" {
+			latest := waitObtained(t, s, 2)
+			s.restart(t)
+			leaf := verifiedCert(t, s.tlsAddr, s.domain, roots)
+			if got := fmt.Sprint(leaf.SerialNumber); got != latest.serial && !strings.Contains(s.d.logs(), `"msg":"acme: certificate obtained"`) {
+				t.Errorf("after a restart: serial %s, want the stored %s", got, latest.serial)
+			}
 		}
 		t.Logf("%s: renewed at %s, %s before the first certificate expired", s.challenge, second.at.Format(time.RFC3339), first.expires.Sub(second.at).Round(time.Second))
 	}
@@ -190,6 +201,7 @@ type acmeServer struct {
 	dataDir             string
 	tlsAddr, uploadAddr string
 	conf                string // the configuration file
+	cmd                 *exec.Cmd
 	d                   *daemon
 }
 
@@ -222,11 +234,32 @@ acme_http_addr = "127.0.0.1:%d"
 `, domain, s.dataDir, freePort(t), s.tlsAddr, s.uploadAddr, p.dir, p.caFile, domain, challenge, httpPort)
 	s.conf = filepath.Join(t.TempDir(), "ambrosia.toml")
 	writeFile(t, s.conf, conf)
-	cmd := exec.Command(binPath, "serve", "--config", s.conf)
-	cmd.Env = oneShotEnv()
-	s.d = runDaemon(t, "ambrosia "+challenge, cmd, 10*time.Second, "", nil)
-	waitListening(t, s.tlsAddr, s.d.done, "ambrosia", s.d.logs)
+	s.run(t)
 	return s
+}
+
+// run starts the server.
+func (s *acmeServer) run(t *testing.T) {
+	t.Helper()
+	s.cmd = exec.Command(binPath, "serve", "--config", s.conf)
+	s.cmd.Env = oneShotEnv()
+	s.d = runDaemon(t, "ambrosia "+s.challenge, s.cmd, 10*time.Second, "", nil)
+	waitListening(t, s.tlsAddr, s.d.done, "ambrosia", s.d.logs)
+}
+
+// restart stops the server and starts it again on the same data
+// directory.
+func (s *acmeServer) restart(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.d.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ambrosia still running 10 s after SIGTERM")
+	}
+	s.run(t)
 }
 
 // obtained is one "certificate obtained" line of a server's log.
