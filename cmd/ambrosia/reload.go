@@ -48,7 +48,8 @@ type reloader struct {
 
 // reload reads the configuration and the certificates again and applies
 // them, or keeps all that runs when either cannot be read. It returns a
-// summary for whoever asked (by names "SIGHUP" or "admin socket").
+// summary for whoever asked; by names them in the log ("SIGHUP", "admin
+// socket", "HTTP API").
 func (r *reloader) reload(by string) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -60,7 +61,11 @@ func (r *reloader) reload(by string) (string, error) {
 	if err != nil {
 		return fail(err)
 	}
-	m, err := loadCerts(cfg)
+	// The certificates of the names served now (a new domain waits for
+	// a restart), by the new [tls] settings.
+	running := r.cfg
+	running.TLS.CertFile, running.TLS.KeyFile, running.TLS.CertDir = cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.CertDir
+	m, err := loadCerts(running)
 	if err != nil {
 		return fail(err)
 	}
