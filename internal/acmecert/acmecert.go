@@ -177,7 +177,7 @@ func (m *Manager) Run(ctx context.Context) error {
 				return nil
 			}
 			if err != nil {
-				wait := m.cfg.RetryMin << min(p.fails, 20)
+				wait := m.cfg.RetryMin << min(p.fails, 16)
 				wait = min(wait, m.cfg.RetryMax)
 				p.fails++
 				p.due = m.deps.Now().Add(wait)

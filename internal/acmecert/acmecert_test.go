@@ -1,6 +1,7 @@
 package acmecert
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"log/slog"
 	"math/big"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -200,6 +202,58 @@ func TestNewRefuses(t *testing.T) {
 		tt.change(&c, &d)
 		if _, err := New(c, d); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want an error with %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// syncBuffer is a log destination read while the manager writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRunRetries: an authority that does not answer is logged with the
+// names and the wait before the next attempt, and Run ends with its
+// context.
+func TestRunRetries(t *testing.T) {
+	ca := httptest.NewTLSServer(http.NotFoundHandler())
+	defer ca.Close()
+	var logs syncBuffer
+	m, err := New(Config{DirectoryURL: ca.URL + "/dir", HTTPClient: ca.Client(), Challenge: ChallengeTLSALPN, Dir: t.TempDir(),
+		Certificates: [][]string{{"a.example", "upload.a.example"}}, RetryMin: time.Hour},
+		Deps{Installer: &installer{}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), "acme: no certificate obtained") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failure logged:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"names=\"[a.example upload.a.example]\"", "retry_in=1h0m0s"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the log lacks %s:\n%s", want, logs.String())
 		}
 	}
 }
