@@ -69,7 +69,8 @@ type conn struct {
 	lastRead atomic.Int64 // unix nanoseconds; idle checks of polled sessions
 	pingedAt atomic.Int64 // when an idle ping went out, 0 if none is pending
 
-	out       *outConn // the socket's write side, under TLS too
+	virt      *virtualConn // what stands for the socket of a virtual connection (virtual.go)
+	out       *outConn     // the socket's write side, under TLS too
 	wmu       sync.Mutex
 	closed    bool   // the stream end is written: nothing may follow
 	final     bool   // the stream ended in a way that also ends the session
@@ -96,7 +97,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 // outConn).
 func (c *conn) deliver(el *xmlstream.Element, bulk bulkWrite) {
 	b := c.srv.writePool.Get().(*[]byte)
-	*b = el.AppendXML((*b)[:0], xmlstream.NSClient)
+	*b = el.AppendXML((*b)[:0], c.streamNS())
 	c.wmu.Lock()
 	c.out.setBulk(bulk)
 	c.sendLocked(el, *b, false)

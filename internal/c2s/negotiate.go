@@ -80,14 +80,14 @@ func (c *conn) streamStart(h *xmlstream.Element) bool {
 	f.WriteString("<stream:features>")
 	switch c.state {
 	case stateStart, stateTLS, stateAuth:
-		if c.tls == nil && c.srv.deps.TLS != nil {
+		if c.tls == nil && c.srv.deps.TLS != nil && c.virt == nil {
 			f.WriteString("<starttls xmlns='" + stanza.NSTLS + "'>")
 			if !c.srv.cfg.AllowPlain {
 				f.WriteString("<required/>")
 			}
 			f.WriteString("</starttls>")
 		}
-		if c.tls != nil || c.srv.cfg.AllowPlain || c.srv.deps.TLS == nil {
+		if c.tls != nil || c.srv.cfg.AllowPlain || c.srv.deps.TLS == nil || c.virt != nil {
 			c.state = stateAuth
 			ti := c.tlsInfo()
 			if c.registrationOpen() {
@@ -156,7 +156,7 @@ func (c *conn) element(ctx context.Context, el *xmlstream.Element) bool {
 		c.fail("not-authorized", "")
 		return false
 	case stateAuth:
-		if el.Space == stanza.NSTLS && el.Local == "starttls" && c.tls == nil && c.srv.deps.TLS != nil {
+		if el.Space == stanza.NSTLS && el.Local == "starttls" && c.tls == nil && c.srv.deps.TLS != nil && c.virt == nil {
 			return c.handleStartTLS(ctx)
 		}
 		if el.Space == stanza.NSSASL {
@@ -347,7 +347,7 @@ func (c *conn) handleBind(ctx context.Context, iq, b *xmlstream.Element) bool {
 	if err != nil {
 		e := stanza.ErrorReply(iq, stanza.BadRequest, "")
 		e.RemoveAttr("from")
-		return c.write(e.AppendXML(nil, xmlstream.NSClient)) == nil
+		return c.write(e.AppendXML(nil, c.streamNS())) == nil
 	}
 	c.full = full
 	c.sess = newSession(c, full)
@@ -355,7 +355,7 @@ func (c *conn) handleBind(ctx context.Context, iq, b *xmlstream.Element) bool {
 		c.sess = nil
 		e := stanza.ErrorReply(iq, stanza.NotAllowed, err.Error())
 		e.RemoveAttr("from")
-		return c.write(e.AppendXML(nil, xmlstream.NSClient)) == nil
+		return c.write(e.AppendXML(nil, c.streamNS())) == nil
 	}
 	c.srv.deps.metrics().SessionBound()
 	c.bound()
@@ -435,6 +435,9 @@ func (c *conn) handleStanza(ctx context.Context, el *xmlstream.Element) bool {
 // connection is not encrypted.
 func (c *conn) tlsInfo() *auth.TLSInfo {
 	if c.tls == nil {
+		if c.virt != nil && c.virt.info.Secure {
+			return &auth.TLSInfo{} // encrypted by the carrier, nothing to bind to
+		}
 		return nil
 	}
 	st := c.tls.ConnectionState()

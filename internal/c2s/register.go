@@ -25,7 +25,7 @@ type AccountCreator interface {
 // (or plain connections are allowed), and it has not registered one yet.
 func (c *conn) registrationOpen() bool {
 	return c.srv.cfg.AllowRegistration && c.srv.deps.Accounts != nil && !c.registered &&
-		(c.tls != nil || c.srv.cfg.AllowPlain)
+		(c.tlsInfo() != nil || c.srv.cfg.AllowPlain)
 }
 
 // handleRegister answers a XEP-0077 request made before authentication.
@@ -35,7 +35,7 @@ func (c *conn) handleRegister(ctx context.Context, iq *xmlstream.Element) bool {
 	answer := func(r *xmlstream.Element) bool {
 		r.RemoveAttr("from")
 		r.RemoveAttr("to")
-		return c.write(r.AppendXML(nil, xmlstream.NSClient)) == nil
+		return c.write(r.AppendXML(nil, c.streamNS())) == nil
 	}
 	fail := func(cond, text string) bool { return answer(stanza.ErrorReply(iq, cond, text)) }
 	if !c.registrationOpen() {

@@ -38,6 +38,7 @@ const (
 // order: session.mu, then conn.wmu, then outConn.mu.
 type session struct {
 	srv  *Server
+	ns   string // the default namespace stanzas are written against (conn.streamNS)
 	full jid.JID
 	addr net.Addr // of the client that bound the session
 	sm   router.SessionManager
@@ -78,7 +79,7 @@ type unacked struct {
 }
 
 func newSession(c *conn, full jid.JID) *session {
-	return &session{srv: c.srv, full: full, sm: c.sm, cur: c, addr: c.raw.RemoteAddr()}
+	return &session{srv: c.srv, ns: c.streamNS(), full: full, sm: c.sm, cur: c, addr: c.raw.RemoteAddr()}
 }
 
 // JID implements router.Session.
@@ -119,11 +120,11 @@ func (s *session) deliver(el *xmlstream.Element, bulk bulkWrite) {
 		if s.cur != nil {
 			s.cur.deliver(el, bulk)
 		} else if s.attaching {
-			s.early = append(s.early, el.AppendXML(nil, xmlstream.NSClient))
+			s.early = append(s.early, el.AppendXML(nil, s.ns))
 		}
 		return
 	}
-	b := el.AppendXML(nil, xmlstream.NSClient)
+	b := el.AppendXML(nil, s.ns)
 	s.unacked = append(s.unacked, unacked{data: b, message: el.Local == stanza.Message && el.Attr("type") != "error"})
 	if len(s.unacked) > s.srv.cfg.SMMaxQueue && !s.closing {
 		// The client acknowledges nothing: the queue would grow without end.
