@@ -34,6 +34,9 @@ type apps struct {
 	accounts appservice.Accounts
 	mon      *metrics.Metrics
 	log      *slog.Logger
+	// bosh is served at boshPath on the API's listener when [bosh] is
+	// enabled, until a listener of its own exists.
+	bosh http.Handler
 }
 
 // appStore is what the application services keep in the database.
@@ -128,8 +131,15 @@ func (a *apps) run(ctx context.Context, sms []*sm.SM, conference *muc.Service, c
 	if err != nil {
 		return fmt.Errorf("api: listen %s (api.addr moves it): %w", a.cfg.API.Addr, err)
 	}
-	a.log.Info("listening", "component", "api", "addr", l.Addr().String(), "services", len(a.cfg.AppServices), "admin", a.cfg.API.AdminToken != "")
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	a.log.Info("listening", "component", "api", "addr", l.Addr().String(), "services", len(a.cfg.AppServices), "admin", a.cfg.API.AdminToken != "", "bosh", a.bosh != nil)
+	var handler http.Handler = h
+	if a.bosh != nil {
+		mux := http.NewServeMux()
+		mux.Handle(boshPath, a.bosh)
+		mux.Handle("/", h)
+		handler = mux
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err

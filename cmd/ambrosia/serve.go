@@ -136,6 +136,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.BOSH.Enabled && applications != nil {
+		if applications.bosh, err = newBOSH(cfg, edge, log); err != nil {
+			return err
+		}
+	}
 
 	var uploads *upload.Service
 	if cfg.Upload.Enabled {

@@ -124,7 +124,8 @@ func (c *Config) validateAPI() error {
 }
 
 // APIEnabled reports whether the API's listener opens: when someone may
-// call it (the admin token, an administrator's account, a service).
+// call it (the admin token, an administrator's account, a service) or
+// BOSH is on.
 func (c *Config) APIEnabled() bool {
-	return c.API.Addr != "" && (c.API.AdminToken != "" || len(c.API.Admins) > 0 || len(c.AppServices) > 0)
+	return c.API.Addr != "" && (c.API.AdminToken != "" || len(c.API.Admins) > 0 || len(c.AppServices) > 0 || c.BOSH.Enabled)
 }

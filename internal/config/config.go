@@ -49,6 +49,7 @@ type Config struct {
 	Upload    Upload    `toml:"upload"`
 	MUC       MUC       `toml:"muc"`
 	API       API       `toml:"api"`
+	BOSH      BOSH      `toml:"bosh"`
 	// AppServices are the application services (docs/appservices.md).
 	AppServices []AppService `toml:"appservice"`
 }
@@ -402,7 +403,8 @@ func Default() Config {
 			MessageBurst:    20,
 		},
 		// ejabberd's HTTP port; opened only when something uses it.
-		API: API{Addr: "127.0.0.1:5280"},
+		API:  API{Addr: "127.0.0.1:5280"},
+		BOSH: defaultBOSH(),
 		// Prosody keeps shared files a week; 100 MiB is ejabberd's limit.
 		Upload: Upload{
 			Enabled:     true,
@@ -710,6 +712,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.Upload.validate(c.Domains, seen); err != nil {
+		return err
+	}
+	if err := c.BOSH.validate(); err != nil {
 		return err
 	}
 	if err := c.validateAPI(); err != nil {
