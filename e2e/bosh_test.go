@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -12,8 +13,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/loadtest"
 )
 
 // boshClient speaks BOSH (XEP-0124, XEP-0206) by hand, to see the
@@ -36,12 +40,18 @@ var (
 // the [bosh] settings given, and adds alice and bob.
 func startBOSH(t *testing.T, settings string) (*Server, string) {
 	t.Helper()
+	return startBOSHWith(t, "", settings)
+}
+
+// startBOSHWith is startBOSH with top-level keys too.
+func startBOSHWith(t *testing.T, top, settings string) (*Server, string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
 	port := freePort(t)
 	conf := filepath.Join(t.TempDir(), "ambrosia.toml")
-	doc := fmt.Sprintf("[api]\naddr = '127.0.0.1:%d'\n[bosh]\nenabled = true\n%s\n", port, settings)
+	doc := fmt.Sprintf("%s\n[api]\naddr = '127.0.0.1:%d'\n[bosh]\nenabled = true\n%s\n", top, port, settings)
 	if err := os.WriteFile(conf, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -315,4 +325,108 @@ func waitLog(t *testing.T, s *Server, re string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestBOSHIdleMemory measures the server's memory per idle BOSH session:
+// AMBROSIA_BOSH_IDLE=N logs in N sessions (one account, N resources),
+// each holding one long-poll request as browser clients do, and reports
+// the growth of the server's RSS, live heap (after a collection) and
+// goroutines per session; then the requests' connections are closed, and
+// it reports the heap and goroutines of the sessions alone.
+func TestBOSHIdleMemory(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("AMBROSIA_BOSH_IDLE"))
+	if n <= 0 {
+		t.Skip("set AMBROSIA_BOSH_IDLE=N to measure N idle BOSH sessions")
+	}
+	debug := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	s, url := startBOSHWith(t, "debug_addr = '"+debug+"'", "max_wait = '600s'\ninactivity = '600s'")
+	pid := s.cmd.Process.Pid
+	tr := &http.Transport{MaxIdleConnsPerHost: n + 10}
+	hc := &http.Client{Transport: tr, Timeout: 15 * time.Minute}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	login := func(i int) *boshClient {
+		b, _ := boshLogin(t, url, alice, alicePass, fmt.Sprintf("idle%d", i))
+		b.hc = hc
+		return b
+	}
+	hold := func(b *boshClient) {
+		b.rid++
+		body := b.body(b.rid, "", "")
+		go func() { _, _, _ = b.post(ctx, body) }()
+	}
+	hold(login(-1)) // warms up the pools and the listener
+	time.Sleep(2 * time.Second)
+	before := boshSample(t, pid, debug)
+	start := time.Now()
+	sem := make(chan struct{}, 50)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			hold(login(i))
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d BOSH sessions logged in and bound in %v", n, time.Since(start).Round(time.Millisecond))
+	time.Sleep(3 * time.Second)
+	held := boshSample(t, pid, debug)
+	per := func(a, b int64) float64 { return float64(b-a) / float64(n) }
+	t.Logf("with a request held each: server RSS +%.1f KiB, live heap +%.1f KiB, goroutines +%.2f per session (RSS %d KiB, heap %d KiB, %d goroutines before)",
+		per(before.rss, held.rss), per(before.heap, held.heap)/1024, per(before.goroutines, held.goroutines), before.rss, before.heap>>10, before.goroutines)
+	cancel() // the held requests' connections close; the sessions stay
+	tr.CloseIdleConnections()
+	time.Sleep(3 * time.Second)
+	bare := boshSample(t, pid, debug)
+	if f := os.Getenv("AMBROSIA_BOSH_HEAP"); f != "" {
+		resp, err := http.Get("http://" + debug + "/debug/pprof/heap")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			_ = os.WriteFile(f, b, 0o600)
+		}
+	}
+	t.Logf("between requests (connections closed): live heap +%.1f KiB, goroutines +%.2f per session", per(before.heap, bare.heap)/1024, per(before.goroutines, bare.goroutines))
+}
+
+type memSample struct{ rss, heap, goroutines int64 }
+
+// boshSample reads the server's RSS, and its live heap (after a collection)
+// and goroutine count from its debug listener.
+func boshSample(t *testing.T, pid int, debug string) memSample {
+	t.Helper()
+	var m memSample
+	get := func(path string) []byte {
+		resp, err := http.Get("http://" + debug + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// Twice: what sync.Pool holds survives one collection.
+	get("/debug/pprof/heap?gc=1")
+	get("/debug/pprof/heap?gc=1")
+	var vars struct{ Memstats struct{ HeapAlloc int64 } }
+	if err := json.Unmarshal(get("/debug/vars"), &vars); err != nil {
+		t.Fatal(err)
+	}
+	m.heap = vars.Memstats.HeapAlloc
+	g := regexp.MustCompile(`total (\d+)`).FindSubmatch(get("/debug/pprof/goroutine?debug=1"))
+	if g == nil {
+		t.Fatal("no goroutine count")
+	}
+	m.goroutines, _ = strconv.ParseInt(string(g[1]), 10, 64)
+	var err error
+	if m.rss, err = loadtest.RSS(pid); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
