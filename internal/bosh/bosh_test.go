@@ -240,6 +240,20 @@ func TestCreate(t *testing.T) {
 			}
 		})
 	}
+	for _, ct := range []struct{ asked, want string }{
+		{"text/xml; charset=utf-8", "text/xml; charset=utf-8"},
+		{"application/xml", "application/xml"},
+		{"text/html", "text/xml; charset=utf-8"},
+	} {
+		resp, err := http.Post(f.url, "text/xml", strings.NewReader(wrap+"rid='10' to='localhost' content='"+ct.asked+"'/>"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Content-Type"); got != ct.want {
+			t.Errorf("content %q answered as %q", ct.asked, got)
+		}
+	}
 	resp, err := http.Get(f.url)
 	if err != nil {
 		t.Fatal(err)

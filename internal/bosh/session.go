@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -86,7 +87,12 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 		reply(w, http.StatusOK, "", terminateBody("improper-addressing", nil))
 		return
 	}
-	s := &session{h: h, sid: newSID(), ctype: b.content, next: b.rid + 1, inactivity: h.cfg.Inactivity}
+	s := &session{h: h, sid: newSID(), next: b.rid + 1, inactivity: h.cfg.Inactivity}
+	if ct := strings.ToLower(b.content); strings.HasPrefix(ct, "text/xml") || strings.HasPrefix(ct, "application/xml") {
+		// Only XML: a type of the client's choice (text/html) would make
+		// the answers, which carry other users' text, a page.
+		s.ctype = b.content
+	}
 	s.wait = time.Duration(b.wait) * time.Second
 	if !b.hasWait || s.wait > h.cfg.MaxWait {
 		s.wait = h.cfg.MaxWait
@@ -414,13 +420,6 @@ func (s *session) terminateLocked(cond string) []byte {
 		go s.stream.Close("")
 	}
 	s.dispatchLocked()
-	for rid, p := range s.ahead {
-		delete(s.ahead, rid)
-		select {
-		case p.req.ch <- terminateBody(cond, nil):
-		default:
-		}
-	}
 	s.goneLocked()
 	return terminateBody(cond, nil)
 }
@@ -433,6 +432,18 @@ func (s *session) goneLocked() {
 	s.gone = true
 	if s.inact != nil {
 		s.inact.Stop()
+	}
+	// Requests that came before their turn will never have it.
+	cond := s.endCond
+	if cond == "" {
+		cond = "item-not-found"
+	}
+	for rid, p := range s.ahead {
+		delete(s.ahead, rid)
+		select {
+		case p.req.ch <- terminateBody(cond, nil):
+		default:
+		}
 	}
 	s.h.forget(s)
 }
@@ -476,13 +487,6 @@ func (s *session) inactive() {
 	}
 	ended := s.ended
 	s.ended = true
-	for rid, p := range s.ahead {
-		delete(s.ahead, rid)
-		select {
-		case p.req.ch <- terminateBody("item-not-found", nil):
-		default:
-		}
-	}
 	s.goneLocked()
 	s.mu.Unlock()
 	s.h.log.Debug("inactive", "sid", s.sid)

@@ -73,6 +73,18 @@ func (s *Server) OpenVirtual(ctx context.Context, sink Sink, info VirtualInfo) (
 	c.ctx = context.WithValue(ctx, redirectKey{}, c)
 	c.parser = xmlstream.NewParser(s.cfg.Limits)
 	s.deps.metrics().ClientConnected()
+	if d := s.cfg.NegotiationTimeout; d > 0 {
+		// As on TCP, where the read deadline does it: a stream must be
+		// bound in time, however often its carrier polls.
+		time.AfterFunc(d, func() {
+			c.rmu.Lock()
+			late := !c.finished && c.state != stateSession
+			c.rmu.Unlock()
+			if late {
+				c.closeStream("connection-timeout", "", "")
+			}
+		})
+	}
 	return &Virtual{c: c}, nil
 }
 

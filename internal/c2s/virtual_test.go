@@ -149,3 +149,22 @@ func TestVirtualInsecureCarrier(t *testing.T) {
 		return nil
 	})
 }
+
+func TestVirtualNegotiationTimeout(t *testing.T) {
+	s := xmpptest.StartServer(t, func(c *c2s.Config) { c.NegotiationTimeout = 50 * time.Millisecond })
+	sink := &recSink{}
+	v, err := s.Edge.OpenVirtual(context.Background(), sink, c2s.VirtualInfo{Secure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Feed([]byte(header))
+	xmpptest.CheckFor(t, 5*time.Second, func() error {
+		if ended, e := sink.state(); !ended || !strings.Contains(e, "connection-timeout") {
+			return &missing{"connection-timeout", e}
+		}
+		if s.Edge.ConnCount() != 0 {
+			return &missing{"no connection", "one"}
+		}
+		return nil
+	})
+}
