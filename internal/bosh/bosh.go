@@ -99,6 +99,11 @@ type Handler struct {
 	open Opener
 	log  *slog.Logger
 
+	// reportAfter is how long an answer may go unacknowledged before
+	// the client is told it seems lost (XEP-0124 §9.3): longer than a
+	// round trip, so that answers in flight are not reported.
+	reportAfter time.Duration
+
 	mu       sync.Mutex
 	sessions map[string]*session
 }
@@ -130,7 +135,7 @@ func New(cfg Config, open Opener, log *slog.Logger) (*Handler, error) {
 	if cfg.Secure == nil {
 		cfg.Secure = secureDefault
 	}
-	return &Handler{cfg: cfg, open: open, log: log.With("component", "bosh"), sessions: map[string]*session{}}, nil
+	return &Handler{cfg: cfg, open: open, log: log.With("component", "bosh"), reportAfter: 2 * time.Second, sessions: map[string]*session{}}, nil
 }
 
 // secureDefault trusts TLS and loopback.

@@ -471,6 +471,24 @@ func TestAcks(t *testing.T) {
 	}
 }
 
+func TestAckReport(t *testing.T) {
+	f := newFixture(t, nil)
+	f.h.reportAfter = 0
+	sid, _ := f.open(1, "ack='1'")
+	if got, _ := f.post(req(sid, 2, "ack='1'", "<ping/>")); !strings.Contains(got, "<pong/>") || strings.Contains(got, "report") {
+		t.Fatalf("answer: %s", got)
+	}
+	// The client says it has nothing after 1: the answer to 2 seems lost.
+	got, _ := f.post(req(sid, 3, "ack='1'", ""))
+	if !strings.Contains(got, "report='2'") || !strings.Contains(got, " time='") {
+		t.Fatalf("no report: %s", got)
+	}
+	// It asks again and gets it.
+	if got, _ := f.post(req(sid, 2, "ack='1'", "")); !strings.Contains(got, "<pong/>") {
+		t.Fatalf("reported answer asked again: %s", got)
+	}
+}
+
 func TestPollingTooOften(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.Polling = time.Hour })
 	resp, _ := f.post(wrap + "rid='1' to='localhost' wait='60' hold='0'/>")

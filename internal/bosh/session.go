@@ -3,6 +3,7 @@ package bosh
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -62,6 +63,11 @@ type request struct {
 	rid   int64
 	ch    chan []byte // buffered: the answer never waits for the reader
 	timer *time.Timer // its wait
+	// report is the rid whose answer the client seems to have missed
+	// (XEP-0124 §9.3), sent that long ago; this request is answered at
+	// once to say so.
+	report    int64
+	reportAge time.Duration
 }
 
 // pendingReq is a request that came before its turn.
@@ -74,6 +80,7 @@ type pendingReq struct {
 type sentResp struct {
 	rid     int64
 	payload []byte // nil: an empty answer, made again when asked
+	at      time.Time
 }
 
 // create opens a session (XEP-0124 §7.1, XEP-0206 §4).
@@ -193,10 +200,15 @@ func (s *session) handle(b *body) ([]byte, chan []byte) {
 	if s.inact != nil {
 		s.inact.Stop()
 	}
+	req := &request{rid: b.rid, ch: make(chan []byte, 1)}
 	if b.hasAck && s.acks {
 		s.pruneLocked(b.ack)
+		for _, r := range s.sent {
+			if age := time.Since(r.at); r.rid == b.ack+1 && age >= s.h.reportAfter {
+				req.report, req.reportAge = r.rid, age
+			}
+		}
 	}
-	req := &request{rid: b.rid, ch: make(chan []byte, 1)}
 	switch {
 	case b.rid < s.next:
 		// A request sent again: its answer was lost or is not ready yet.
@@ -290,6 +302,16 @@ func (s *session) handle(b *body) ([]byte, chan []byte) {
 		}
 	}
 	s.dispatchLocked()
+	if req.report != 0 {
+		for i, h := range s.held {
+			if h == req {
+				s.held = append(s.held[:i], s.held[i+1:]...)
+				s.answerLocked(req)
+				s.armLocked()
+				break
+			}
+		}
+	}
 	return nil, req.ch
 }
 
@@ -312,7 +334,7 @@ func (s *session) retryLocked(rid int64) chan []byte {
 	old := r.ch
 	r.ch = make(chan []byte, 1)
 	select {
-	case old <- s.bodyLocked(rid, nil):
+	case old <- s.bodyLocked(rid, nil, nil):
 	default:
 	}
 	return r.ch
@@ -339,7 +361,11 @@ func (s *session) answerLocked(r *request) {
 	if s.ended {
 		resp = s.finalLocked()
 	} else {
-		resp = s.bodyLocked(r.rid, s.out)
+		var extra []byte
+		if r.report != 0 {
+			extra = fmt.Appendf(nil, " report='%d' time='%d'", r.report, r.reportAge.Milliseconds())
+		}
+		resp = s.bodyLocked(r.rid, extra, s.out)
 		s.rememberLocked(r.rid, s.out)
 		s.out = nil
 	}
@@ -360,9 +386,10 @@ func (s *session) finalLocked() []byte {
 }
 
 // bodyLocked is an ordinary answer to rid.
-func (s *session) bodyLocked(rid int64, payload []byte) []byte {
+func (s *session) bodyLocked(rid int64, extra, payload []byte) []byte {
 	b := make([]byte, 0, 120+len(payload))
 	b = append(b, "<body xmlns='"+NSHTTPBind+"' xmlns:stream='"+nsStream+"'"...)
+	b = append(b, extra...)
 	if s.acks && rid < s.next-1 {
 		// Not the answer to the latest request: say which that was.
 		b = append(b, " ack='"...)
@@ -384,13 +411,13 @@ func (s *session) rememberLocked(rid int64, payload []byte) {
 		copy(s.sent, s.sent[1:])
 		s.sent = s.sent[:len(s.sent)-1]
 	}
-	s.sent = append(s.sent, sentResp{rid: rid, payload: payload})
+	s.sent = append(s.sent, sentResp{rid: rid, payload: payload, at: time.Now()})
 }
 
 func (s *session) sentLocked(rid int64) ([]byte, bool) {
 	for _, r := range s.sent {
 		if r.rid == rid {
-			return s.bodyLocked(rid, r.payload), true
+			return s.bodyLocked(rid, nil, r.payload), true
 		}
 	}
 	return nil, false
