@@ -304,13 +304,58 @@ func TestBOSH(t *testing.T) {
 }
 
 // TestBOSHInactivity: a session left without a request ends, and its
-// resource is unbound.
+// resource is unbound; with Stream Management, the session waits for a
+// resumption instead, which a new BOSH session makes, getting what came
+// meanwhile.
 func TestBOSHInactivity(t *testing.T) {
 	s, url := startBOSH(t, "inactivity = '2s'")
 	b, full := boshLogin(t, url, alice, alicePass, "idle")
 	waitLog(t, s, `"msg":"logout".*`+regexp.QuoteMeta(full))
 	if got := b.send(t, "", ""); !strings.Contains(got, "item-not-found") {
 		t.Fatalf("after inactivity: %s", got)
+	}
+
+	b, full = boshLogin(t, url, alice, alicePass, "sm")
+	got := b.send(t, "", "<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	m := regexp.MustCompile(`<enabled[^>]*\bid='([^']+)'`).FindStringSubmatch(got)
+	if m == nil {
+		t.Fatalf("enable: %s", got)
+	}
+	waitLog(t, s, `"msg":"inactive".*`+regexp.QuoteMeta(b.sid))
+	if got := b.send(t, "", ""); !strings.Contains(got, "item-not-found") {
+		t.Fatalf("after inactivity: %s", got)
+	}
+	tcp, err := dialRaw(s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	if _, err := tcp.login(s, "bob", bobPass, "tcp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tcp.send("<message to='" + full + "' type='chat' id='q1'><body>kept for you</body></message>"); err != nil {
+		t.Fatal(err)
+	}
+	r, created := boshOpen(t, url, "")
+	if !strings.Contains(created, "PLAIN") {
+		t.Fatalf("features: %s", created)
+	}
+	cred := base64.StdEncoding.EncodeToString([]byte("\x00alice\x00" + alicePass))
+	if got := r.send(t, "", "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"+cred+"</auth>"); !strings.Contains(got, "<success") {
+		t.Fatalf("authentication: %s", got)
+	}
+	if got := r.send(t, "xmpp:restart='true'", ""); !strings.Contains(got, "urn:xmpp:sm:3") {
+		t.Fatalf("features after the restart: %s", got)
+	}
+	got = r.send(t, "", "<resume xmlns='urn:xmpp:sm:3' previd='"+m[1]+"' h='0'/>")
+	for !strings.Contains(got, "kept for you") {
+		if !strings.Contains(got, "<resumed") && !strings.Contains(got, "<message") && !strings.Contains(got, "<r ") {
+			t.Fatalf("resume: %s", got)
+		}
+		got += r.send(t, "", "")
+	}
+	if !strings.Contains(got, "<message xmlns='jabber:client'") {
+		t.Fatalf("queued message without its namespace: %s", got)
 	}
 }
 
