@@ -269,6 +269,10 @@ func TestBOSH(t *testing.T) {
 		if code != http.StatusBadRequest || !strings.Contains(got, "bad-request") {
 			t.Fatalf("malformed body: %d %s", code, got)
 		}
+		got, _, _ = c.post(context.Background(), boshWrap+" rid='1' to='nowhere.invalid' wait='30' hold='1' xmpp:version='1.0'/>")
+		if !strings.Contains(got, "type='terminate'") || !strings.Contains(got, "condition='host-unknown'") {
+			t.Fatalf("unknown domain: %s", got)
+		}
 		// A pause beyond max_pause ends that session.
 		p, _ := boshOpen(t, url, "")
 		if got := p.send(t, "pause='600'", ""); !strings.Contains(got, "condition='policy-violation'") {
