@@ -532,8 +532,14 @@ func TestPause(t *testing.T) {
 	if pause != 0 {
 		t.Fatal("still paused")
 	}
+	// A request waiting for its turn gets the end too.
+	early := f.async(req(sid, 6, "", ""))
+	f.waitHeld(sid, 1)
 	if got, _ := f.post(req(sid, 5, "pause='31'", "")); !strings.Contains(got, "policy-violation") {
 		t.Fatalf("pause beyond maxpause: %s", got)
+	}
+	if got := recv(t, early); !strings.Contains(got, "policy-violation") {
+		t.Fatalf("early request: %s", got)
 	}
 }
 

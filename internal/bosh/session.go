@@ -257,14 +257,14 @@ func (s *session) handle(b *body) ([]byte, chan []byte) {
 	s.pause = 0
 	for _, p := range batch {
 		if p.b.hasPause && time.Duration(p.b.pause)*time.Second > s.h.cfg.MaxPause {
-			resp := s.terminateLocked("policy-violation")
+			resp := s.refuseLocked(batch, "policy-violation")
 			s.mu.Unlock()
 			return resp, nil
 		}
 		empty := len(bytes.TrimSpace(p.b.payload)) == 0 && !p.b.restart && p.b.typ == "" && !p.b.hasPause
 		if s.polling && empty {
 			if !s.lastEmpty.IsZero() && now.Sub(s.lastEmpty) < s.h.cfg.Polling {
-				resp := s.terminateLocked("policy-violation")
+				resp := s.refuseLocked(batch, "policy-violation")
 				s.mu.Unlock()
 				return resp, nil
 			}
@@ -313,6 +313,19 @@ func (s *session) handle(b *body) ([]byte, chan []byte) {
 		}
 	}
 	return nil, req.ch
+}
+
+// refuseLocked terminates the session for a request of batch, which all
+// get the terminal answer; it returns it for the first.
+func (s *session) refuseLocked(batch []pendingReq, cond string) []byte {
+	resp := s.terminateLocked(cond)
+	for _, p := range batch[1:] {
+		select {
+		case p.req.ch <- resp:
+		default:
+		}
+	}
+	return resp
 }
 
 // retryLocked gives a request sent again the place of the one that is
