@@ -10,9 +10,11 @@ import (
 
 // Namespaces of XEP-0124 and XEP-0206.
 const (
+	// NSHTTPBind qualifies <body/> (XEP-0124).
 	NSHTTPBind = "http://jabber.org/protocol/httpbind"
-	NSXBOSH    = "urn:xmpp:xbosh"
-	nsStream   = "http://etherx.jabber.org/streams"
+	// NSXBOSH qualifies the xmpp: attributes of XEP-0206.
+	NSXBOSH  = "urn:xmpp:xbosh"
+	nsStream = "http://etherx.jabber.org/streams"
 )
 
 // maxBodyAttrs bounds the attributes of one <body/>: XEP-0124 defines

@@ -67,7 +67,11 @@ func DefaultConfig() Config {
 // Sink receives the server's side of a session's stream; the session
 // implements it (c2s.Sink has the same methods).
 type Sink interface {
+	// Send queues stream content for the client: features, stanzas and
+	// nonzas with their namespaces. It never blocks.
 	Send(p []byte)
+	// End says the stream is over; streamError is the <stream:error/>
+	// that ended it, nil for an orderly end.
 	End(streamError []byte)
 }
 
