@@ -261,6 +261,9 @@ func (p *luaParser) parenNumber() (any, error) {
 
 func (p *luaParser) number() (any, error) {
 	start := p.pos
+	if p.pos >= len(p.src) {
+		return nil, p.errf("unexpected end of file")
+	}
 	if p.src[p.pos] == '-' {
 		p.pos++
 	}
@@ -468,7 +471,7 @@ func (p *luaParser) table(depth int) (any, error) {
 			save, saveLine := p.pos, p.line
 			if id := p.ident(); id != "" && id != "true" && id != "false" && id != "nil" {
 				p.space()
-				if p.accept('=') {
+				if p.pos < len(p.src) && p.src[p.pos] == '=' {
 					key, hasKey = id, true
 					break
 				}

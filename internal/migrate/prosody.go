@@ -299,7 +299,9 @@ func readProsodyHost(d *Data, dir, host string, now time.Time) error {
 		if el.Space != nsVCard || el.Local != "vCard" {
 			return fmt.Errorf("%s: the vCard is <%s xmlns='%s'/>", file, el.Local, el.Space)
 		}
-		u.VCard = el.AppendXML(nil, "")
+		if u.VCard, err = checkedXML(el, ""); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
 		return nil
 	})
 	if err != nil {
@@ -323,7 +325,11 @@ func readProsodyHost(d *Data, dir, host string, now time.Time) error {
 			if el.Space == "" {
 				return fmt.Errorf("%s: %v: private XML without a namespace", file, k)
 			}
-			u.Private = append(u.Private, PrivateItem{Key: el.Space, XML: el.AppendXML(nil, "")})
+			b, err := checkedXML(el, "")
+			if err != nil {
+				return fmt.Errorf("%s: %v: %w", file, k, err)
+			}
+			u.Private = append(u.Private, PrivateItem{Key: el.Space, XML: b})
 		}
 		return nil
 	})
@@ -647,7 +653,11 @@ func prosodyOffline(v any, host string, now time.Time) (OfflineMessage, error) {
 		dl.AddText("Offline Storage")
 		el.AddChild(dl)
 	}
-	return OfflineMessage{Stanza: el.AppendXML(nil, xmlstream.NSClient), Stored: stored}, nil
+	b, err := checkedXML(el, xmlstream.NSClient)
+	if err != nil {
+		return OfflineMessage{}, err
+	}
+	return OfflineMessage{Stanza: b, Stored: stored}, nil
 }
 
 // prosodyPEPItem reads one item of a pep_NODE archive store: an <item/>
@@ -681,7 +691,11 @@ func prosodyPEPItem(v any, owner string) (storage.PEPItem, error) {
 	if w, ok := t.Number("when"); ok && w > 0 && w < 1e11 {
 		published = time.Unix(int64(w), 0).UTC()
 	}
-	return storage.PEPItem{ID: id, Publisher: pub, Payload: payload.AppendXML(nil, ""), Published: published}, nil
+	b, err := checkedXML(payload, "")
+	if err != nil {
+		return storage.PEPItem{}, err
+	}
+	return storage.PEPItem{ID: id, Publisher: pub, Payload: b, Published: published}, nil
 }
 
 // prosodyRoom reads a room of mod_muc's config store, in the format of

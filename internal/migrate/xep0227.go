@@ -185,13 +185,19 @@ func (r *pieReader) user(e *elem, domain string) (*User, error) {
 			}
 			pending[from.BareString()] = true
 		case c.is(nsVCard, "vCard"):
-			u.VCard = c.serialize("")
+			if u.VCard, err = c.serialize(""); err != nil {
+				return nil, r.errAt(c, "%v", err)
+			}
 		case c.is(nsPrivate, "query"):
 			for _, p := range c.children() {
 				if p.Name.Space == "" {
 					return nil, r.errAt(p, "private XML without a namespace")
 				}
-				u.Private = append(u.Private, PrivateItem{Key: p.Name.Space, XML: p.serialize("")})
+				b, err := p.serialize("")
+				if err != nil {
+					return nil, r.errAt(p, "%v", err)
+				}
+				u.Private = append(u.Private, PrivateItem{Key: p.Name.Space, XML: b})
 			}
 		case c.is(NSPIE, "offline-messages"):
 			for _, m := range c.children() {
@@ -340,7 +346,11 @@ func (r *pieReader) offline(m *elem, domain string) (OfflineMessage, error) {
 		d.AddText("Offline Storage")
 		el.AddChild(d)
 	}
-	return OfflineMessage{Stanza: el.AppendXML(nil, xmlstream.NSClient), Stored: stored}, nil
+	b, err := checkedXML(el, xmlstream.NSClient)
+	if err != nil {
+		return OfflineMessage{}, r.errAt(m, "%v", err)
+	}
+	return OfflineMessage{Stanza: b, Stored: stored}, nil
 }
 
 // pepNode returns u's node name, creating it with the default
@@ -380,7 +390,11 @@ func (r *pieReader) pepItems(p *elem, u *User) error {
 			if id == "" {
 				id = strconv.Itoa(len(n.Items) + 1)
 			}
-			n.Items = append(n.Items, storage.PEPItem{ID: id, Publisher: u.JID, Payload: kids[0].serialize(""), Published: r.now})
+			b, err := kids[0].serialize("")
+			if err != nil {
+				return r.errAt(kids[0], "%v", err)
+			}
+			n.Items = append(n.Items, storage.PEPItem{ID: id, Publisher: u.JID, Payload: b, Published: r.now})
 		}
 	}
 	return nil

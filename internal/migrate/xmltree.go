@@ -195,4 +195,15 @@ func (e *elem) element() *xmlstream.Element {
 
 // serialize returns e as the server stores it, with def as the default
 // namespace left implicit.
-func (e *elem) serialize(def string) []byte { return e.element().AppendXML(nil, def) }
+func (e *elem) serialize(def string) ([]byte, error) { return checkedXML(e.element(), def) }
+
+// checkedXML serializes el and parses the result with the server's own
+// parser, so that nothing is stored that the server could not read back
+// (names encoding/xml or Prosody let through, characters XML forbids).
+func checkedXML(el *xmlstream.Element, def string) ([]byte, error) {
+	b := el.AppendXML(nil, def)
+	if _, err := xmlstream.ParseStanza(b, def); err != nil {
+		return nil, fmt.Errorf("the server could not read this element back: %v", err)
+	}
+	return b, nil
+}
