@@ -36,6 +36,8 @@ commands:
   check [--remote DOMAIN] report DNS records, certificates and federation with DOMAIN
   backup DIR             copy the data directory (the database online) into DIR
   restore DIR            put a backup in place of the data directory (server stopped)
+  import FILE|DIR        import XEP-0227 files (ejabberd, Prosody) or a Prosody data directory
+  export FILE            write the users and their data as an XEP-0227 file
   bench MODE             load client for measurements (users, idle, logins, messages, muc)
   version                print the version
 
@@ -43,7 +45,7 @@ Run 'ambrosia <command> -h' (or 'ambrosia help <command>') for the usage and fla
 `
 
 // commands are the names run dispatches, for suggestions.
-var commands = []string{"serve", "gateway", "service", "user", "reload", "bridge", "check", "backup", "restore", "bench", "version", "help"}
+var commands = []string{"serve", "gateway", "service", "user", "reload", "bridge", "check", "backup", "restore", "import", "export", "bench", "version", "help"}
 
 // run dispatches a command line; it returns the process exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -69,6 +71,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = backupCmd(ctx, args[1:], stdout, stderr)
 	case "restore":
 		err = restoreCmd(ctx, args[1:], stdout, stderr)
+	case "import":
+		err = importCmd(ctx, args[1:], stdout, stderr)
+	case "export":
+		err = exportCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = benchCmd(ctx, args[1:], stdout, stderr)
 	case "bridge":

@@ -120,6 +120,8 @@ func TestHelp(t *testing.T) {
 		{args: []string{"version", "-h"}, usage: "usage: ambrosia version", has: []string{"--data", "--config"}},
 		{args: []string{"backup", "-h"}, usage: "usage: ambrosia backup DIR", has: []string{"--data", "--config"}, hasNot: []string{"--c2s-addr", "--force"}},
 		{args: []string{"restore", "--help"}, usage: "usage: ambrosia restore DIR", has: []string{"--force", "--data"}, hasNot: []string{"--c2s-addr"}},
+		{args: []string{"import", "-h"}, usage: "usage: ambrosia import FILE|DIR", has: []string{"--data", "--dry-run", "--muc-service"}, hasNot: []string{"--c2s-addr", "--force"}},
+		{args: []string{"export", "--help"}, usage: "usage: ambrosia export FILE", has: []string{"--data", "--force"}, hasNot: []string{"--c2s-addr"}},
 		{args: []string{"help", "user", "add"}, usage: "usage: ambrosia user add JID"},
 		{args: []string{"reload", "-h"}, usage: "usage: ambrosia reload", has: []string{"--data", "--config"}, hasNot: []string{"--c2s-addr"}},
 	}
