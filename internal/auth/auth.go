@@ -212,6 +212,25 @@ type Exchange struct {
 	user    jid.JID
 	decoy   bool
 	success bool
+	// other is the hash of the keys an account has instead of those
+	// of the mechanism asked for (errOtherHash).
+	other string
+}
+
+// errOtherHash reports a SCRAM exchange for an account that has keys of
+// other hashes only: one imported with the keys another server kept.
+var errOtherHash = errors.New("auth: no keys for this hash, but for another")
+
+// otherHashes are the hashes an imported account may have keys for,
+// strongest first.
+func otherHashes(except string) []string {
+	var out []string
+	for _, h := range Hashes() {
+		if h != except {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // Start begins an exchange for mechanism mech on a connection for domain.
@@ -275,6 +294,13 @@ func (x *Exchange) Step(in []byte) (out []byte, done bool, err error) {
 			return nil, true, err
 		}
 		resp, err := x.conv.Step(string(in))
+		if errors.Is(err, errOtherHash) {
+			// An account imported from a server that kept keys of
+			// another hash only (Prosody: SCRAM-SHA-1): the client may
+			// try the mechanism the keys serve, as it would after any
+			// mechanism the server cannot do.
+			return nil, true, fail("invalid-mechanism", "this account has keys for SCRAM-"+x.other+" only")
+		}
 		if err != nil {
 			return nil, true, x.scramFailure(resp)
 		}
@@ -389,6 +415,12 @@ func (x *Exchange) lookup(username string) (scram.StoredCredentials, error) {
 		if !errors.Is(err, storage.ErrNotFound) {
 			return scram.StoredCredentials{}, err
 		}
+		for _, h := range otherHashes(x.hash) {
+			if _, err := x.a.store.Credential(x.ctx, u.String(), h); err == nil {
+				x.other = h
+				return scram.StoredCredentials{}, errOtherHash
+			}
+		}
 	}
 	x.decoy = true
 	m := hmac.New(sha256.New, x.a.secret)
@@ -417,6 +449,13 @@ func (x *Exchange) plain(in []byte) ([]byte, bool, error) {
 		}
 	}
 	c, err := x.a.store.Credential(x.ctx, u.String(), "SHA-256")
+	for _, h := range otherHashes("SHA-256") {
+		// An imported account may have keys of another hash only.
+		if !errors.Is(err, storage.ErrNotFound) {
+			break
+		}
+		c, err = x.a.store.Credential(x.ctx, u.String(), h)
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, true, denied("not-authorized")
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/xdg-go/scram"
 
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage/memory"
 )
 
@@ -191,6 +192,50 @@ func BenchmarkSCRAMSHA1ServerSide(b *testing.B) {
 				break
 			}
 			msg, _ = conv.Step(string(out))
+		}
+	}
+}
+
+// TestImportedSHA1Only: an account imported with the SCRAM-SHA-1 keys
+// another server kept (Prosody keeps no others) logs in with SCRAM-SHA-1
+// and PLAIN; the stronger mechanisms fail with invalid-mechanism, which
+// lets a client move on to SCRAM-SHA-1, and a wrong password still fails.
+func TestImportedSHA1Only(t *testing.T) {
+	st := memory.New()
+	creds, err := DeriveCredentials("pencil", DefaultIterations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sha1 []storage.Credential
+	for _, c := range creds {
+		if c.Hash == "SHA-1" {
+			sha1 = append(sha1, c)
+		}
+	}
+	if err := st.CreateAccount(context.Background(), "user@example.com", sha1); err != nil {
+		t.Fatal(err)
+	}
+	a := New(st, []byte("test secret"))
+	for _, tc := range []struct{ mech, user, pass, want string }{
+		{"SCRAM-SHA-1", "user", "pencil", ""},
+		{"SCRAM-SHA-1", "user", "pen", "not-authorized"},
+		{"SCRAM-SHA-256", "user", "pencil", "invalid-mechanism"},
+		{"SCRAM-SHA-512", "user", "pencil", "invalid-mechanism"},
+		{"SCRAM-SHA-256", "ghost", "pencil", "not-authorized"},
+	} {
+		if got := condition(runSCRAM(t, a, tc.mech, tc.user, tc.pass, "", false, nil)); got != tc.want {
+			t.Errorf("%s %s/%s: got %q, want %q", tc.mech, tc.user, tc.pass, got, tc.want)
+		}
+	}
+	tlsInfo := &TLSInfo{}
+	for _, tc := range []struct{ pass, want string }{{"pencil", ""}, {"pen", "not-authorized"}} {
+		x, err := a.Start(context.Background(), "PLAIN", "example.com", tlsInfo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = x.Step([]byte("\x00user\x00" + tc.pass))
+		if got := condition(err); got != tc.want {
+			t.Errorf("PLAIN %s: got %q, want %q", tc.pass, got, tc.want)
 		}
 	}
 }
