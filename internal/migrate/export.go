@@ -262,6 +262,9 @@ func pepForm(n storage.PEPNode) *xmlstream.Element {
 	field := func(v, val string) {
 		f := x.AddChild(xmlstream.NewElement(nsXData, "field"))
 		f.SetAttr("var", v)
+		if v == "FORM_TYPE" {
+			f.SetAttr("type", "hidden")
+		}
 		f.AddChild(xmlstream.NewElement(nsXData, "value")).AddText(val)
 	}
 	b := func(v bool) string {

@@ -182,8 +182,9 @@ func readProsodyHost(d *Data, dir, host string, now time.Time) error {
 			continue
 		}
 		if !slices.Contains(prosodyStores, store) && !strings.HasPrefix(store, "pep_") {
-			n, _ := os.ReadDir(filepath.Join(dir, e.Name()))
-			d.skip(fmt.Sprintf("Prosody store %q (%d files)", store, len(n)))
+			if n, _ := os.ReadDir(filepath.Join(dir, e.Name())); len(n) > 0 {
+				d.skip(fmt.Sprintf("Prosody store %q (%d files)", store, len(n)))
+			}
 		}
 	}
 	users := map[string]*User{}
@@ -683,6 +684,10 @@ func prosodyPEPItem(v any, owner string) (storage.PEPItem, error) {
 	if id == "" {
 		return storage.PEPItem{}, errors.New("PEP item without an id")
 	}
+	// The archive store stamps what it keeps; Prosody takes the stamp
+	// off when it reads the item back.
+	payload.RemoveAttr("stamp")
+	payload.RemoveAttr("stamp_legacy")
 	pub := owner
 	if w := t.String("with"); w != "" {
 		pub = w

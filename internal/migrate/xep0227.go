@@ -421,6 +421,9 @@ func (r *pieReader) pepConfig(p *elem, u *User) error {
 				if val := f.child(nsXData, "value"); val != nil {
 					v = strings.TrimSpace(val.text())
 				}
+				if v == "" {
+					continue // a field left empty keeps the default
+				}
 				if note := applyPEPOption(&n.Config, f.attr("var"), v); note != "" {
 					r.d.skip(fmt.Sprintf("PEP option %s: %s", f.attr("var"), note))
 				}
