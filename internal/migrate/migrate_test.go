@@ -326,3 +326,23 @@ func TestDryRun(t *testing.T) {
 		t.Errorf("a dry run wrote %v", users)
 	}
 }
+
+// TestEjabberdExportDir reads what ejabberd 23.01's export_piefxis wrote
+// (testdata/ejabberd-2301): a main file that includes one file per host,
+// keys and salts encoded in base64 twice. The host file is read once, and
+// the old passwords match the keys.
+func TestEjabberdExportDir(t *testing.T) {
+	d := readTestdata(t, "ejabberd-2301")
+	if len(d.Users) != 3 {
+		t.Fatalf("%d users", len(d.Users))
+	}
+	st := memory.New()
+	importData(t, st, d, Options{})
+	for _, u := range []string{"alice", "bob", "carol"} {
+		checkLogin(t, st, u+"@localhost", u+"-pw", "SHA-1")
+	}
+	msgs, _ := st.OfflineMessages(context.Background(), "carol@localhost")
+	if len(msgs) != 1 || !bytes.Contains(msgs[0].Stanza, []byte("Hello from the old server")) {
+		t.Errorf("offline %+v", msgs)
+	}
+}

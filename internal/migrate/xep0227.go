@@ -281,6 +281,22 @@ func (r *pieReader) scram(c *elem) (storage.Credential, error) {
 		}
 		*k.dst = b
 	}
+	// ejabberd (23.01 at least) keeps its keys and salt in base64 and
+	// encodes them once more on export: keys of the wrong length that
+	// decode again to the right one tell.
+	size := map[string]int{"SHA-1": 20, "SHA-256": 32, "SHA-512": 64}[hash]
+	if len(cr.StoredKey) != size {
+		sk, err1 := base64.StdEncoding.DecodeString(string(cr.StoredKey))
+		svk, err2 := base64.StdEncoding.DecodeString(string(cr.ServerKey))
+		salt, err3 := base64.StdEncoding.DecodeString(string(cr.Salt))
+		if err1 != nil || err2 != nil || err3 != nil || len(sk) != size || len(svk) != size || len(salt) == 0 {
+			return cr, r.errAt(c, "the keys are not %d-byte %s keys", size, hash)
+		}
+		cr.StoredKey, cr.ServerKey, cr.Salt = sk, svk, salt
+	}
+	if len(cr.ServerKey) != size {
+		return cr, r.errAt(c, "the server key is not a %d-byte %s key", size, hash)
+	}
 	return cr, nil
 }
 
