@@ -143,10 +143,18 @@ func TestMigrateEjabberd(t *testing.T) {
 	}
 }
 
-// exportEjabberd runs a private ejabberd node with the given
-// auth_password_format, fills it and returns the directory that
-// ejabberdctl export_piefxis wrote.
-func exportEjabberd(t *testing.T, format string) string {
+// migEjabberd is a private ejabberd node of the migration tests.
+type migEjabberd struct {
+	port int
+	ca   *fedCA
+	// ctl runs ejabberdctl with args against the node.
+	ctl func(args ...string)
+}
+
+// startMigEjabberd runs a private ejabberd node for domain with the given
+// auth_password_format, with alice, bob and carol registered when
+// register is set.
+func startMigEjabberd(t *testing.T, format string, register bool) *migEjabberd {
 	t.Helper()
 	dir := t.TempDir()
 	ca := newFedCA(t)
@@ -155,7 +163,7 @@ func exportEjabberd(t *testing.T, format string) string {
 	cfgFile := filepath.Join(dir, "ejabberd.yml")
 	fillTemplate(t, "ejabberd.yml", cfgFile, "{{DOMAIN}}", domain, "{{PORT}}", strconv.Itoa(port),
 		"{{CERT}}", certFile, "{{KEY}}", keyFile, "{{PASSWORD_FORMAT}}", format)
-	for _, d := range []string{"spool", "logs", "export"} {
+	for _, d := range []string{"spool", "logs"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -176,14 +184,17 @@ func exportEjabberd(t *testing.T, format string) string {
 		_ = cmd.Run()
 	})
 	const ready = "ambrosia-e2e-ready"
-	var reg []string
-	for _, u := range []string{"alice", "bob", "carol"} {
-		reg = append(reg, fmt.Sprintf(`ok = ejabberd_auth:try_register(<<"%s">>, <<"%s">>, <<"%s-pw">>)`, u, domain, u))
+	eval := `io:format("` + ready + `~n")`
+	if register {
+		var reg []string
+		for _, u := range []string{"alice", "bob", "carol"} {
+			reg = append(reg, fmt.Sprintf(`ok = ejabberd_auth:try_register(<<"%s">>, <<"%s">>, <<"%s-pw">>)`, u, domain, u))
+		}
+		eval = strings.Join(reg, ", ") + ", " + eval
 	}
 	cmd := exec.Command("erl", "-sname", node, "-setcookie", cookie, "-noinput", "-noshell", "+K", "true",
 		"-mnesia", "dir", `"`+filepath.Join(dir, "spool")+`"`,
-		"-s", "ejabberd",
-		"-eval", strings.Join(reg, ", ")+`, io:format("`+ready+`~n")`)
+		"-s", "ejabberd", "-eval", eval)
 	cmd.Env = append(env,
 		"EJABBERD_CONFIG_PATH="+cfgFile,
 		"EJABBERD_LOG_PATH="+filepath.Join(dir, "logs", "ejabberd.log"),
@@ -205,28 +216,66 @@ func exportEjabberd(t *testing.T, format string) string {
 		time.Sleep(100 * time.Millisecond)
 	}
 	waitListening(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), d.done, "ejabberd", d.logs)
-	mustPython(t, "migrate_populate", "--port", strconv.Itoa(port), "--ca", ca.CAFile, "--domain", domain, "--service", "conference."+domain)
 
 	// ejabberdctl runs its control node as the ejabberd user (su), with
 	// the options of its control file: the cookie.
-	ctl := filepath.Join(dir, "ejabberdctl.cfg")
-	if err := os.WriteFile(ctl, []byte(`ERL_OPTIONS="-setcookie `+cookie+`"`+"\n"), 0o600); err != nil {
+	ctlCfg := filepath.Join(dir, "ejabberdctl.cfg")
+	if err := os.WriteFile(ctlCfg, []byte(`ERL_OPTIONS="-setcookie `+cookie+`"`+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	export := filepath.Join(dir, "export")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	ec := exec.CommandContext(ctx, "ejabberdctl", "--node", node, "--ctl-config", ctl, "--config", cfgFile,
-		"--spool", filepath.Join(dir, "spool"), "--logs", filepath.Join(dir, "logs"), "export_piefxis", export)
-	ec.Env = env
-	if b, err := ec.CombinedOutput(); err != nil {
-		t.Fatalf("ejabberdctl export_piefxis: %v\n%s", err, b)
+	ctl := func(args ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		ec := exec.CommandContext(ctx, "ejabberdctl", append([]string{"--node", node, "--ctl-config", ctlCfg, "--config", cfgFile,
+			"--spool", filepath.Join(dir, "spool"), "--logs", filepath.Join(dir, "logs")}, args...)...)
+		ec.Env = env
+		if b, err := ec.CombinedOutput(); err != nil {
+			t.Fatalf("ejabberdctl %s: %v\n%s", strings.Join(args, " "), err, b)
+		}
 	}
+	return &migEjabberd{port: port, ca: ca, ctl: ctl}
+}
+
+// exportEjabberd runs a private ejabberd node with the given
+// auth_password_format, fills it and returns the directory that
+// ejabberdctl export_piefxis wrote.
+func exportEjabberd(t *testing.T, format string) string {
+	t.Helper()
+	e := startMigEjabberd(t, format, true)
+	mustPython(t, "migrate_populate", "--port", strconv.Itoa(e.port), "--ca", e.ca.CAFile, "--domain", domain, "--service", "conference."+domain)
+	export := t.TempDir()
+	e.ctl("export_piefxis", export)
 	files, _ := filepath.Glob(filepath.Join(export, "*.xml"))
 	if len(files) != 2 {
 		t.Fatalf("export_piefxis wrote %v", files)
 	}
 	return export
+}
+
+// TestExportToEjabberd goes the other way: users filled in on Ambrosia
+// are exported (--ejabberd-keys) while it runs, ejabberdctl
+// import_piefxis reads the file into a real ejabberd, and the users log
+// in there with their passwords and find their rosters, vCard, bookmarks
+// and offline message. (ejabberd's import sets roster items as a client
+// would, which cannot set a pending outgoing request: alice's item for
+// carol arrives without it, while carol still gets the request.)
+func TestExportToEjabberd(t *testing.T) {
+	requireTools(t, "slixmpp", "ejabberdctl", "erl", "epmd")
+	s := startServer(t, ServerOptions{})
+	for _, u := range []string{"alice", "bob", "carol"} {
+		addUser(t, s, u+"@"+domain, u+"-pw")
+	}
+	mustPython(t, "migrate_populate", append(s.clientArgs(false), "--domain", domain, "--service", "conference."+domain)...)
+	file := filepath.Join(t.TempDir(), "ambrosia.xml")
+	ambrosia(t, "", "export", "--ejabberd-keys", "--data", s.DataDir, "--domain", domain, file)
+	e := startMigEjabberd(t, "scram", false)
+	e.ctl("import_piefxis", file)
+	out := mustPython(t, "migrate_check", "--port", strconv.Itoa(e.port), "--ca", e.ca.CAFile, "--domain", domain,
+		"--service", "conference."+domain, "--no-room", "--no-pep", "--no-pending-out")
+	if !strings.Contains(out, "MIGRATED") {
+		t.Errorf("migrate_check.py did not finish:\n%s", out)
+	}
 }
 
 // TestImportMalformed: XEP-0227 files with a mistake are refused with the

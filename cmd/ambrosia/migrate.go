@@ -140,6 +140,7 @@ is standard output. The server may run meanwhile.`, stdout, stderr)
 	var cf configFlags
 	cf.register(c.FlagSet, groupStore)
 	force := c.Bool("force", false, "replace FILE if it exists")
+	ejabberd := c.Bool("ejabberd-keys", false, "encode the SCRAM keys in base64 twice, as ejabberdctl import_piefxis of ejabberd 23.01 reads them")
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
@@ -172,10 +173,11 @@ is standard output. The server may run meanwhile.`, stdout, stderr)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
+	wo := migrate.WriteOptions{KeysBase64Twice: *ejabberd}
 	if out == "-" {
-		return migrate.WriteXEP0227(stdout, d)
+		return migrate.WriteXEP0227With(stdout, d, wo)
 	}
-	if err := writeFileAtomic(out, func(w io.Writer) error { return migrate.WriteXEP0227(w, d) }); err != nil {
+	if err := writeFileAtomic(out, func(w io.Writer) error { return migrate.WriteXEP0227With(w, d, wo) }); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
 	fmt.Fprintf(stderr, "exported %d users of %s to %s\n", len(d.Users), strings.Join(cfg.Domains, ", "), out)

@@ -98,9 +98,21 @@ func Export(ctx context.Context, st Store, domains []string) (*Data, error) {
 	return d, nil
 }
 
+// WriteOptions tune what WriteXEP0227 writes.
+type WriteOptions struct {
+	// KeysBase64Twice encodes SCRAM salts and keys in base64 twice, as
+	// ejabberd 23.01 writes and reads them (it keeps them in base64 and
+	// encodes once more): ejabberdctl import_piefxis of a file written
+	// without it gives accounts nobody can log in to.
+	KeysBase64Twice bool
+}
+
 // WriteXEP0227 writes d's users as one XEP-0227 document, grouped by
 // host in the order first met.
-func WriteXEP0227(w io.Writer, d *Data) error {
+func WriteXEP0227(w io.Writer, d *Data) error { return WriteXEP0227With(w, d, WriteOptions{}) }
+
+// WriteXEP0227With is WriteXEP0227 with options.
+func WriteXEP0227With(w io.Writer, d *Data, o WriteOptions) error {
 	bw := bufio.NewWriter(w)
 	bw.WriteString("<?xml version='1.0' encoding='UTF-8'?>\n<server-data xmlns='" + NSPIE + "'>\n")
 	var hosts []string
@@ -122,7 +134,7 @@ func WriteXEP0227(w io.Writer, d *Data) error {
 		// Write the host's start tag, then one user per line.
 		bw.WriteString("  " + string(open[:len(open)-2]) + ">\n")
 		for _, u := range byHost[h] {
-			el, err := userElement(u)
+			el, err := userElement(u, o)
 			if err != nil {
 				return fmt.Errorf("%s: %w", u.JID, err)
 			}
@@ -136,7 +148,14 @@ func WriteXEP0227(w io.Writer, d *Data) error {
 	return bw.Flush()
 }
 
-func userElement(u *User) (*xmlstream.Element, error) {
+func userElement(u *User, o WriteOptions) (*xmlstream.Element, error) {
+	b64 := func(b []byte) string {
+		s := base64.StdEncoding.EncodeToString(b)
+		if o.KeysBase64Twice {
+			s = base64.StdEncoding.EncodeToString([]byte(s))
+		}
+		return s
+	}
 	local, _, _ := cutAt(u.JID)
 	el := xmlstream.NewElement(NSPIE, "user")
 	el.SetAttr("name", local)
@@ -148,9 +167,9 @@ func userElement(u *User) (*xmlstream.Element, error) {
 		sc.SetAttr("mechanism", "SCRAM-"+c.Hash)
 		add := func(name, v string) { sc.AddChild(xmlstream.NewElement(nsPIESCRAM, name)).AddText(v) }
 		add("iter-count", strconv.Itoa(c.Iterations))
-		add("salt", base64.StdEncoding.EncodeToString(c.Salt))
-		add("server-key", base64.StdEncoding.EncodeToString(c.ServerKey))
-		add("stored-key", base64.StdEncoding.EncodeToString(c.StoredKey))
+		add("salt", b64(c.Salt))
+		add("server-key", b64(c.ServerKey))
+		add("stored-key", b64(c.StoredKey))
 		el.AddChild(sc)
 	}
 	var pending []string

@@ -346,3 +346,21 @@ func TestEjabberdExportDir(t *testing.T) {
 		t.Errorf("offline %+v", msgs)
 	}
 }
+
+// TestKeysBase64Twice: keys written for ejabberd (encoded twice) read
+// back as the same keys.
+func TestKeysBase64Twice(t *testing.T) {
+	d := readTestdata(t, "ejabberd.xml")
+	var b bytes.Buffer
+	if err := WriteXEP0227With(&b, d, WriteOptions{KeysBase64Twice: true}); err != nil {
+		t.Fatal(err)
+	}
+	d2 := &Data{}
+	if err := ReadXEP0227(d2, &b, "twice.xml", nil, testNow); err != nil {
+		t.Fatal(err)
+	}
+	c1, c2 := d.Users[1].Credentials[0], d2.Users[1].Credentials[0]
+	if !bytes.Equal(c1.Salt, c2.Salt) || !bytes.Equal(c1.StoredKey, c2.StoredKey) || !bytes.Equal(c1.ServerKey, c2.ServerKey) {
+		t.Errorf("keys changed: %+v, %+v", c1, c2)
+	}
+}
