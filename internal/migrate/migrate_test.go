@@ -3,6 +3,7 @@ package migrate
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
@@ -362,5 +363,37 @@ func TestKeysBase64Twice(t *testing.T) {
 	c1, c2 := d.Users[1].Credentials[0], d2.Users[1].Credentials[0]
 	if !bytes.Equal(c1.Salt, c2.Salt) || !bytes.Equal(c1.StoredKey, c2.StoredKey) || !bytes.Equal(c1.ServerKey, c2.ServerKey) {
 		t.Errorf("keys changed: %+v, %+v", c1, c2)
+	}
+}
+
+// TestOldEjabberdSCRAM: ejabberd before 21.x exported SCRAM keys in the
+// password attribute.
+func TestOldEjabberdSCRAM(t *testing.T) {
+	creds, err := auth.DeriveCredentials("old-pw", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c storage.Credential
+	for _, x := range creds {
+		if x.Hash == "SHA-1" {
+			c = x
+		}
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	pw := "scram:" + b64(c.StoredKey) + "," + b64(c.ServerKey) + "," + b64(c.Salt) + ",4096"
+	in := "<server-data xmlns='urn:xmpp:pie:0'><host jid='example.com'><user name='old' password='" + pw + "'/></host></server-data>"
+	d := &Data{}
+	if err := ReadXEP0227(d, strings.NewReader(in), "old.xml", nil, testNow); err != nil {
+		t.Fatal(err)
+	}
+	st := memory.New()
+	importData(t, st, d, Options{})
+	checkLogin(t, st, "old@example.com", "old-pw", "SHA-1")
+	if _, err := st.Credential(context.Background(), "old@example.com", "SHA-256"); err == nil {
+		t.Error("keys derived from the scram: string as a password")
+	}
+	bad := strings.Replace(in, ",4096", ",x", 1)
+	if err := ReadXEP0227(&Data{}, strings.NewReader(bad), "old.xml", nil, testNow); err == nil || !strings.Contains(err.Error(), "<user>: password in ejabberd's scram: form") {
+		t.Errorf("error %v", err)
 	}
 }

@@ -160,7 +160,7 @@ func prosodyDecode(s string) string {
 
 // prosodyStores are the stores a host directory may hold that the
 // importer reads; the others are reported as skipped.
-var prosodyStores = []string{"accounts", "roster", "vcard", "private", "offline", "pep", "config", "persistent", "vcard_muc"}
+var prosodyStores = []string{"accounts", "roster", "vcard", "private", "offline", "pep", "config"}
 
 func readProsodyHost(d *Data, dir, host string, now time.Time) error {
 	hj, err := jid.Parse(host)

@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -156,6 +157,15 @@ func (r *pieReader) user(e *elem, domain string) (*User, error) {
 		return nil, r.errAt(e, "name %q: %v", name, err)
 	}
 	u := &User{JID: j.String(), Source: fmt.Sprintf("%s:%d", r.file, e.Line), Password: e.attr("password")}
+	if rest, ok := strings.CutPrefix(u.Password, "scram:"); ok {
+		// ejabberd before 21.x wrote its SCRAM-SHA-1 keys into the
+		// password: "scram:" StoredKey,ServerKey,Salt,IterationCount.
+		cr, err := oldEjabberdSCRAM(rest)
+		if err != nil {
+			return nil, r.errAt(e, "password in ejabberd's scram: form: %v", err)
+		}
+		u.Password, u.Credentials = "", []storage.Credential{cr}
+	}
 	pending := map[string]bool{}
 	for _, c := range e.children() {
 		switch {
@@ -245,6 +255,32 @@ func addPending(items []storage.RosterItem, pending map[string]bool) []storage.R
 		items = append(items, storage.RosterItem{Contact: c, Subscription: storage.SubscriptionNone, PendingIn: true})
 	}
 	return items
+}
+
+// oldEjabberdSCRAM reads the keys older ejabberd releases exported in the
+// password attribute, each in base64.
+func oldEjabberdSCRAM(v string) (storage.Credential, error) {
+	f := strings.Split(v, ",")
+	if len(f) != 4 {
+		return storage.Credential{}, fmt.Errorf("%d fields, want 4", len(f))
+	}
+	cr := storage.Credential{Hash: "SHA-1"}
+	for i, dst := range []*[]byte{&cr.StoredKey, &cr.ServerKey, &cr.Salt} {
+		b, err := base64.StdEncoding.DecodeString(f[i])
+		if err != nil || len(b) == 0 {
+			return cr, fmt.Errorf("field %d is not base64", i+1)
+		}
+		*dst = b
+	}
+	n, err := strconv.Atoi(f[3])
+	if err != nil || n <= 0 {
+		return cr, fmt.Errorf("iteration count %q", f[3])
+	}
+	cr.Iterations = n
+	if len(cr.StoredKey) != 20 || len(cr.ServerKey) != 20 {
+		return cr, errors.New("the keys are not SHA-1 keys")
+	}
+	return cr, nil
 }
 
 func (r *pieReader) scram(c *elem) (storage.Credential, error) {
