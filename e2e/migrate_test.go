@@ -69,8 +69,8 @@ func migrateAndCheck(t *testing.T, src string, report []string, checkArgs ...str
 // keys as Debian configures it) through slixmpp clients, then brings its
 // users to Ambrosia twice: through prosody-migrator's XEP-0227 export, and
 // straight from its data directory. Each time the users log in to Ambrosia
-// with their old passwords and find their rosters, vCard, bookmarks and
-// PEP nickname; from the data directory, carol's offline message and the
+// with their old passwords and find their rosters, vCard, bookmarks, PEP
+// nickname and message archive; from the data directory, carol's offline message and the
 // room with its affiliations come as well (prosody-migrator's XEP-0227
 // driver has no offline messages or rooms).
 func TestMigrateProsody(t *testing.T) {
@@ -119,11 +119,11 @@ func TestMigrateProsody(t *testing.T) {
 			t.Fatalf("prosody-migrator wrote %v", files)
 		}
 		migrateAndCheck(t, out, []string{"accounts:        3 new", "roster items:    4 new", "vCards:          1 new",
-			"private XML:     1 new", "PEP items:       1 new"}, "--no-room", "--no-offline")
+			"private XML:     1 new", "PEP items:       1 new", "archived messages: 4 new"}, "--no-room", "--no-offline")
 	})
 	t.Run("datadir", func(t *testing.T) {
 		migrateAndCheck(t, dataDir, []string{"accounts:        3 new", "roster items:    4 new", "offline messages: 1 new",
-			"rooms:           1 new", "affiliations:    2 new", "PEP items:       1 new"})
+			"rooms:           1 new", "affiliations:    2 new", "PEP items:       1 new", "archived messages: 4 new"})
 	})
 }
 
@@ -138,7 +138,7 @@ func TestMigrateEjabberd(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			out := exportEjabberd(t, format)
 			migrateAndCheck(t, out, []string{"accounts:        3 new", "roster items:    4 new", "vCards:          1 new",
-				"private XML:     1 new", "offline messages: 1 new"}, "--no-room", "--no-pep")
+				"private XML:     1 new", "offline messages: 1 new"}, "--no-room", "--no-pep", "--no-archive")
 		})
 	}
 }
@@ -272,7 +272,7 @@ func TestExportToEjabberd(t *testing.T) {
 	e := startMigEjabberd(t, "scram", false)
 	e.ctl("import_piefxis", file)
 	out := mustPython(t, "migrate_check", "--port", strconv.Itoa(e.port), "--ca", e.ca.CAFile, "--domain", domain,
-		"--service", "conference."+domain, "--no-room", "--no-pep", "--no-pending-out")
+		"--service", "conference."+domain, "--no-room", "--no-pep", "--no-pending-out", "--no-archive")
 	if !strings.Contains(out, "MIGRATED") {
 		t.Errorf("migrate_check.py did not finish:\n%s", out)
 	}

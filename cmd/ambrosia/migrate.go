@@ -42,7 +42,8 @@ func (m serviceMap) Set(v string) error {
 // database.
 func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newCommand("import", "FILE|DIR [flags]", `Imports users with their passwords, rosters, vCards, private XML, offline
-messages and PEP nodes, and conference rooms with their affiliations, from:
+messages, PEP nodes and message archives, and conference rooms with their
+affiliations, from:
   - an XEP-0227 file (ejabberdctl export_piefxis, prosody-migrator to the
     xep0227 store), or a directory of such files;
   - a Prosody data directory with internal storage (/var/lib/prosody), or
@@ -133,7 +134,8 @@ stop the servers that use it.`, stdout, stderr)
 func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newCommand("export", "FILE [flags]", `Writes the users of the served domains with their SCRAM keys, rosters,
 vCards, private XML (the namespaces clients use: bookmarks, roster notes
-and the like), offline messages and PEP nodes as an XEP-0227 file, which
+and the like), offline messages, PEP nodes and message archives as an
+XEP-0227 file, which
 ambrosia import, ejabberdctl import_piefxis and prosody-migrator read.
 Conference rooms are not part of XEP-0227 and are not written. FILE "-"
 is standard output. The server may run meanwhile.`, stdout, stderr)

@@ -1,12 +1,14 @@
 """Logs in to the server a migration brought the users of
 migrate_populate.py to, with their old passwords, and checks what they
 find: rosters (subscriptions, names, groups, the pending request), alice's
-vCard, bookmarks and PEP nickname, carol's offline message and, unless
+vCard, bookmarks, PEP nickname and archive, carol's offline message and, unless
 --no-room, the room with its name and bob's membership."""
 
 import asyncio
 
 from slixmpp.xmlstream import ET
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 import xmpp_common as xc
 
@@ -59,6 +61,17 @@ async def main(args):
         xc.check(nick is not None and nick.text == "Alice L.", "alice's PEP nickname: %s" % ET.tostring(ps))
         print("alice's PEP nickname is there", flush=True)
 
+    if not args.no_archive:
+        iq = alice.xmpp.make_iq_set()
+        iq.append(ET.fromstring("<query xmlns='urn:xmpp:mam:2'/>"))
+        got = []
+        alice.xmpp.register_handler(Callback("mam results", MatchXPath("{jabber:client}message/{urn:xmpp:mam:2}result"),
+                                             lambda m: got.append(m.xml)))
+        await iq.send(timeout=15)
+        bodies = [b.text for m in got for b in m.iter("{jabber:client}body")]
+        xc.check("Archived hello" in bodies, "alice's archive: %r" % bodies)
+        print("alice's archive has %r" % bodies, flush=True)
+
     bob = await Client(args, bob_jid, "bob-pw").start()
     r = await roster(bob)
     xc.check(r.get(alice_jid, ("",))[0] == "both", "bob's roster: %r" % r)
@@ -107,6 +120,7 @@ if __name__ == "__main__":
     p.add_argument("--no-room", action="store_true", help="the export held no rooms")
     p.add_argument("--no-offline", action="store_true", help="the export held no offline messages")
     p.add_argument("--no-pep", action="store_true", help="the export held no PEP items")
+    p.add_argument("--no-archive", action="store_true", help="the export held no message archives")
     p.add_argument("--no-pending-out", action="store_true",
                    help="the importing server drops alice's pending request to carol from her roster (ejabberd does)")
     xc.run(main, p.parse_args())

@@ -1,7 +1,8 @@
 """Fills a real Prosody or ejabberd with what a migration must bring: alice
 and bob in each other's roster (subscription both, a name and a group),
 alice's pending request to carol, alice's vCard, bookmarks (private XML)
-and PEP nickname, a message to carol while she is offline, and a
+and PEP nickname, a message from alice to bob (for the archives), a
+message to carol while she is offline, and a
 persistent room owned by alice with bob as a member."""
 
 import asyncio
@@ -76,6 +77,12 @@ async def main(args):
                  "<item id='current'><nick xmlns='http://jabber.org/protocol/nick'>Alice L.</nick></item></publish></pubsub>")
     print("vCard, bookmarks and nickname stored", flush=True)
 
+    # While both are online: a message for the archives (where the
+    # server keeps them).
+    got = asyncio.get_running_loop().create_future()
+    bob.xmpp.add_event_handler("message", lambda m: got.done() or m["body"] != "Archived hello" or got.set_result(m))
+    alice.xmpp.send_message(mto=bob_jid, mbody="Archived hello", mtype="chat")
+    await asyncio.wait_for(got, 15)
     alice.xmpp.send_message(mto=carol_jid, mbody="Hello from the old server", mtype="chat")
 
     room = "lounge@" + args.service

@@ -62,6 +62,12 @@ func (g *IDs) Next() (string, time.Time) {
 // makes their byte order their numeric order.
 const idWidth = 13
 
+// IDAt returns the id that stands for t, as Next would have handed out
+// at t: for archives brought from elsewhere (ambrosia import), whose
+// messages take ids of their own time so that the archive's order stays
+// the order of time.
+func IDAt(t time.Time) string { return formatID(t.UnixMicro()) }
+
 func formatID(v int64) string {
 	s := strconv.FormatInt(v, 32)
 	return strings.Repeat("0", idWidth-len(s)) + s

@@ -2,6 +2,7 @@ package mam
 
 import (
 	"testing"
+	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 )
@@ -24,6 +25,17 @@ func TestIDsSortAndStamp(t *testing.T) {
 		if _, ok := StampOf(bad); ok {
 			t.Errorf("StampOf(%q) accepted", bad)
 		}
+	}
+}
+
+func TestIDAt(t *testing.T) {
+	t0 := time.Date(2024, 5, 1, 10, 0, 0, 123456000, time.UTC)
+	id := IDAt(t0)
+	if got, ok := StampOf(id); !ok || !got.Equal(t0) {
+		t.Fatalf("StampOf(IDAt(%v)) = %v %v", t0, got, ok)
+	}
+	if next := IDAt(t0.Add(time.Microsecond)); next <= id {
+		t.Errorf("%s after %s", next, id)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/ambrosia-xmpp/ambrosia/internal/mam"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 )
@@ -20,7 +21,7 @@ import (
 var ExportPrivateKeys = []string{"storage:bookmarks", "storage:rosternotes", "storage:metacontacts", "storage:imprefs", "exodus:prefs", "gajim:prefs"}
 
 // Export reads the accounts of domains (all domains when empty) from st
-// with their data. Rooms are not part of XEP-0227 and are not read.
+// with their data, message archives included. Rooms are not part of XEP-0227 and are not read.
 func Export(ctx context.Context, st Store, domains []string) (*Data, error) {
 	d := &Data{}
 	var users []string
@@ -92,6 +93,20 @@ func Export(ctx context.Context, st Store, domains []string) (*Data, error) {
 				its[i], its[k] = its[k], its[i]
 			}
 			u.PEP = append(u.PEP, PEPNode{Config: n, Items: its})
+		}
+		q := storage.ArchiveQuery{Max: 1000}
+		for {
+			page, err := st.QueryArchive(ctx, j, q)
+			if err != nil {
+				return nil, err
+			}
+			for _, it := range page.Items {
+				u.Archive = append(u.Archive, ArchivedMessage{Stanza: it.Stanza, Stamp: it.Stamp, With: it.With})
+			}
+			if page.Complete || len(page.Items) == 0 {
+				break
+			}
+			q.AfterID = page.Items[len(page.Items)-1].ID
 		}
 		d.Users = append(d.Users, u)
 	}
@@ -244,6 +259,22 @@ func userElement(u *User, o WriteOptions) (*xmlstream.Element, error) {
 			off.AddChild(v)
 		}
 		el.AddChild(off)
+	}
+	if len(u.Archive) > 0 {
+		arch := xmlstream.NewElement(nsPIEMAM, "archive")
+		for _, m := range u.Archive {
+			v, err := xmlstream.ParseStanza(m.Stanza, xmlstream.NSClient)
+			if err != nil {
+				return nil, fmt.Errorf("archived message: %w", err)
+			}
+			v.Space = xmlstream.NSClient
+			res := arch.AddChild(xmlstream.NewElement(nsMAM, "result"))
+			res.SetAttr("id", mam.IDAt(m.Stamp))
+			fwd := res.AddChild(xmlstream.NewElement(nsForward, "forwarded"))
+			fwd.AddChild(xmlstream.NewElement(nsDelay, "delay")).SetAttr("stamp", m.Stamp.UTC().Format(mam.StampFormat))
+			fwd.AddChild(v)
+		}
+		el.AddChild(arch)
 	}
 	if len(u.PEP) > 0 {
 		owner := xmlstream.NewElement(nsPubSubOwner, "pubsub")

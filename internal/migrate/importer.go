@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
+	"github.com/ambrosia-xmpp/ambrosia/internal/mam"
 	"github.com/ambrosia-xmpp/ambrosia/internal/muc/room"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
 )
@@ -27,6 +28,7 @@ type Store interface {
 	storage.PrivateData
 	storage.PEP
 	storage.MUC
+	storage.Archive
 }
 
 // Options tune an import.
@@ -504,7 +506,65 @@ func (im *importer) user(u *User) error {
 			im.added("offline messages")
 		}
 	}
+	if len(u.Archive) > 0 {
+		if err := im.archive(u, fresh); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// archive adds u's archived messages that the archive does not hold yet.
+// Each takes the id of its own time (bumped by a microsecond past an id
+// taken), so that the archive stays in time order and the same input
+// gives the same ids: those already there are found and not written
+// twice. Archives cannot be taken back message by message: they are
+// written last, in one batch.
+func (im *importer) archive(u *User, fresh bool) error {
+	msgs := slices.Clone(u.Archive)
+	slices.SortStableFunc(msgs, func(a, b ArchivedMessage) int { return a.Stamp.Compare(b.Stamp) })
+	entries := make([]storage.ArchiveEntry, 0, len(msgs))
+	var last time.Time
+	for _, m := range msgs {
+		t := m.Stamp.Truncate(time.Microsecond)
+		if !t.After(last) && !last.IsZero() {
+			t = last.Add(time.Microsecond)
+		}
+		last = t
+		entries = append(entries, storage.ArchiveEntry{User: u.JID, Message: storage.ArchivedMessage{
+			ID: mam.IDAt(t), Stamp: t, With: m.With, Stanza: m.Stanza,
+		}})
+	}
+	have := map[string]bool{}
+	if !fresh {
+		q := storage.ArchiveQuery{Start: entries[0].Message.Stamp, End: last, Max: 1000}
+		for {
+			page, err := im.st.QueryArchive(im.ctx, u.JID, q)
+			if err != nil {
+				return err
+			}
+			for _, it := range page.Items {
+				have[it.ID] = true
+			}
+			if page.Complete || len(page.Items) == 0 {
+				break
+			}
+			q.AfterID = page.Items[len(page.Items)-1].ID
+		}
+	}
+	var add []storage.ArchiveEntry
+	for _, e := range entries {
+		if have[e.Message.ID] {
+			im.same("archived messages")
+			continue
+		}
+		add = append(add, e)
+		im.added("archived messages")
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	return im.write(func() error { return im.st.AppendArchiveBatch(im.ctx, add) }, nil)
 }
 
 func (im *importer) accountExists(user string) (bool, error) {

@@ -182,6 +182,7 @@ func FuzzLuaData(f *testing.F) {
 			_, _ = prosodyRoom(tb, "r", "muc.example", "f")
 			_, _ = prosodyOffline(tb, "example", testNow)
 			_, _ = prosodyPEPItem(tb, "a@b")
+			_, _ = prosodyArchived(tb, "a@b")
 		}
 	})
 }
@@ -196,6 +197,7 @@ func FuzzLuaList(f *testing.F) {
 		}
 		for _, it := range items {
 			_, _ = prosodyOffline(it, "example", testNow)
+			_, _ = prosodyArchived(it, "a@example")
 		}
 	})
 }

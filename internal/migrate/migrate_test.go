@@ -123,7 +123,7 @@ func TestImportProsodyDir(t *testing.T) {
 	var out bytes.Buffer
 	rep.Print(&out, false)
 	t.Log(out.String())
-	for _, want := range []string{"accounts:        2 new", "rooms:           1 new", "affiliations:    3 new", `skipped: Prosody store "cloud_notify" (1 files)`} {
+	for _, want := range []string{"accounts:        2 new", "rooms:           1 new", "affiliations:    3 new", "archived messages: 3 new", `skipped: Prosody store "cloud_notify" (1 files)`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
@@ -159,6 +159,20 @@ func TestImportProsodyDir(t *testing.T) {
 	affs, _ := st.MUCAffiliations(ctx, "lounge@conference.localhost")
 	if len(affs) != 3 || affs[0].Affiliation != "owner" || affs[1].Nick != "bobby" || affs[2].Affiliation != "outcast" {
 		t.Errorf("affiliations %+v", affs)
+	}
+	page, err := st.QueryArchive(ctx, "alice@localhost", storage.ArchiveQuery{Max: 10})
+	if err != nil || len(page.Items) != 3 {
+		t.Fatalf("archive %+v %v", page, err)
+	}
+	for i, want := range []string{"First", "Second, the same second", "Third"} {
+		it := page.Items[i]
+		if !bytes.Contains(it.Stanza, []byte(want)) || bytes.Contains(it.Stanza, []byte("stamp=")) {
+			t.Errorf("archived message %d: %s", i, it.Stanza)
+		}
+	}
+	if page.Items[0].ID >= page.Items[1].ID || page.Items[1].With != "bob@localhost" || page.Items[2].With != "carol@example.org" ||
+		!page.Items[2].Stamp.Equal(time.Date(2024, 5, 1, 9, 1, 0, 250000000, time.UTC)) {
+		t.Errorf("archive %+v", page.Items)
 	}
 	rep = importData(t, st, readTestdata(t, "prosody"), Options{})
 	out.Reset()
@@ -240,6 +254,8 @@ func TestMalformedXEP0227(t *testing.T) {
 		{"bad offline", head + "<user name='a'><offline-messages><presence xmlns='jabber:client'/></offline-messages></user>" + tail, "<presence>: an offline message must be"},
 		{"bad stamp", head + "<user name='a'><offline-messages><message xmlns='jabber:client'><delay xmlns='urn:xmpp:delay' stamp='yesterday'/></message></offline-messages></user>" + tail, "<message>: delay stamp"},
 		{"two payloads", head + "<user name='a'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='n'><item id='1'><a xmlns='x'/><b xmlns='x'/></item></items></pubsub></user>" + tail, "<item>: an item has one payload element, this has 2"},
+		{"archive without forwarded", head + "<user name='a'><archive xmlns='urn:xmpp:pie:0#mam'><result xmlns='urn:xmpp:mam:2' id='1'/></archive></user>" + tail, "<result>: no <forwarded/>"},
+		{"archive bad stamp", head + "<user name='a'><archive xmlns='urn:xmpp:pie:0#mam'><result xmlns='urn:xmpp:mam:2' id='1'><forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='soon'/><message xmlns='jabber:client'/></forwarded></result></archive></user>" + tail, "<delay>: stamp \"soon\""},
 		{"include", "<server-data xmlns='urn:xmpp:pie:0'><include xmlns='http://www.w3.org/2001/XInclude' href='x.xml'/></server-data>", "includes are not allowed"},
 		{"line", head + "\n" + good + "\n\n<user name='b'><query xmlns='jabber:iq:roster'>\n<item jid=''/></query></user>" + tail, "t.xml:5: <item>"},
 	} {

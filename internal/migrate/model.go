@@ -61,6 +61,17 @@ type User struct {
 	Offline []OfflineMessage
 	// PEP are the personal eventing nodes.
 	PEP []PEPNode
+	// Archive is the message archive (XEP-0313), oldest first.
+	Archive []ArchivedMessage
+}
+
+// ArchivedMessage is one message of a user's archive: the serialised
+// message (default namespace jabber:client), when it was archived, and
+// the bare JID of the other party.
+type ArchivedMessage struct {
+	Stanza []byte
+	Stamp  time.Time
+	With   string
 }
 
 // PrivateItem is one private XML document and the namespace it is kept

@@ -160,7 +160,7 @@ func prosodyDecode(s string) string {
 
 // prosodyStores are the stores a host directory may hold that the
 // importer reads; the others are reported as skipped.
-var prosodyStores = []string{"accounts", "roster", "vcard", "private", "offline", "pep", "config"}
+var prosodyStores = []string{"accounts", "roster", "vcard", "private", "offline", "pep", "config", "archive"}
 
 func readProsodyHost(d *Data, dir, host string, now time.Time) error {
 	hj, err := jid.Parse(host)
@@ -179,6 +179,10 @@ func readProsodyHost(d *Data, dir, host string, now time.Time) error {
 				continue
 			}
 			d.skip("Prosody file " + store)
+			continue
+		}
+		// Bookkeeping of Prosody's own that means nothing here.
+		if store == "archive_cleanup" {
 			continue
 		}
 		if !slices.Contains(prosodyStores, store) && !strings.HasPrefix(store, "pep_") {
@@ -349,6 +353,24 @@ func readProsodyHost(d *Data, dir, host string, now time.Time) error {
 				return fmt.Errorf("%s: %w", file, err)
 			}
 			u.Offline = append(u.Offline, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = each("archive", ".list", func(name, file string, v any) error {
+		u := known(name)
+		if u == nil {
+			d.skip("Prosody data of users without an account")
+			return nil
+		}
+		for _, it := range v.([]any) {
+			m, err := prosodyArchived(it, u.JID)
+			if err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			u.Archive = append(u.Archive, m)
 		}
 		return nil
 	})
@@ -659,6 +681,38 @@ func prosodyOffline(v any, host string, now time.Time) (OfflineMessage, error) {
 		return OfflineMessage{}, err
 	}
 	return OfflineMessage{Stanza: b, Stored: stored}, nil
+}
+
+// prosodyArchived reads one message of mod_mam's archive store.
+func prosodyArchived(v any, user string) (ArchivedMessage, error) {
+	el, err := luaStanza(v, xmlstream.NSClient)
+	if err != nil {
+		return ArchivedMessage{}, err
+	}
+	if el.Local != "message" {
+		return ArchivedMessage{}, fmt.Errorf("archived <%s/> is not a message", el.Local)
+	}
+	t := v.(*LuaTable)
+	w, ok := t.Number("when")
+	if !ok || w <= 0 || w >= 1e11 {
+		return ArchivedMessage{}, fmt.Errorf("archived message %q without a time", t.String("key"))
+	}
+	sec, frac := math.Modf(w)
+	stamp := time.Unix(int64(sec), int64(frac*1e9)).UTC().Truncate(time.Microsecond)
+	el.Space = xmlstream.NSClient
+	el.RemoveAttr("stamp")
+	el.RemoveAttr("stamp_legacy")
+	b, err := checkedXML(el, xmlstream.NSClient)
+	if err != nil {
+		return ArchivedMessage{}, err
+	}
+	with := t.String("with")
+	if j, err := jid.Parse(with); err == nil {
+		with = j.BareString()
+	} else {
+		with = otherParty(user, el.Attr("from"), el.Attr("to"))
+	}
+	return ArchivedMessage{Stanza: b, Stamp: stamp, With: with}, nil
 }
 
 // prosodyPEPItem reads one item of a pep_NODE archive store: an <item/>

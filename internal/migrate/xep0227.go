@@ -30,6 +30,8 @@ const (
 	nsPubSubOwner = "http://jabber.org/protocol/pubsub#owner"
 	nsXData       = "jabber:x:data"
 	nsDelay       = "urn:xmpp:delay"
+	nsMAM         = "urn:xmpp:mam:2"
+	nsForward     = "urn:xmpp:forward:0"
 )
 
 // pepMaxItems is the most items a PEP node keeps on Ambrosia.
@@ -226,7 +228,13 @@ func (r *pieReader) user(e *elem, domain string) (*User, error) {
 				return nil, err
 			}
 		case c.is(nsPIEMAM, "archive"):
-			r.d.skip("message archives (urn:xmpp:pie:0#mam)")
+			for _, res := range c.children() {
+				m, err := r.archived(res, u.JID)
+				if err != nil {
+					return nil, err
+				}
+				u.Archive = append(u.Archive, m)
+			}
 		case c.is(nsPrivacy, "query"):
 			r.d.skip("privacy lists (jabber:iq:privacy)")
 		default:
@@ -403,6 +411,53 @@ func (r *pieReader) offline(m *elem, domain string) (OfflineMessage, error) {
 		return OfflineMessage{}, r.errAt(m, "%v", err)
 	}
 	return OfflineMessage{Stanza: b, Stored: stored}, nil
+}
+
+// archived reads one message of an archive: a MAM result with the
+// forwarded message and its delay.
+func (r *pieReader) archived(res *elem, user string) (ArchivedMessage, error) {
+	if !res.is(nsMAM, "result") {
+		return ArchivedMessage{}, r.errAt(res, "an archive holds <result xmlns='%s'/> elements", nsMAM)
+	}
+	fwd := res.child(nsForward, "forwarded")
+	if fwd == nil {
+		return ArchivedMessage{}, r.errAt(res, "no <forwarded/>")
+	}
+	var m *elem
+	for _, c := range fwd.children() {
+		if c.Name.Local == "message" && (c.Name.Space == xmlstream.NSClient || c.Name.Space == "") {
+			m = c
+		}
+	}
+	delay := fwd.child(nsDelay, "delay")
+	if m == nil || delay == nil {
+		return ArchivedMessage{}, r.errAt(fwd, "want a jabber:client <message/> and a <delay/>")
+	}
+	stamp, err := time.Parse(time.RFC3339Nano, delay.attr("stamp"))
+	if err != nil {
+		return ArchivedMessage{}, r.errAt(delay, "stamp %q: %v", delay.attr("stamp"), err)
+	}
+	el := m.element()
+	el.Space = xmlstream.NSClient
+	b, err := checkedXML(el, xmlstream.NSClient)
+	if err != nil {
+		return ArchivedMessage{}, r.errAt(m, "%v", err)
+	}
+	return ArchivedMessage{Stanza: b, Stamp: stamp.UTC(), With: otherParty(user, m.attr("from"), m.attr("to"))}, nil
+}
+
+// otherParty returns the bare JID of whoever of from and to is not
+// user, "" when neither parses.
+func otherParty(user, from, to string) string {
+	for _, s := range []string{from, to} {
+		if j, err := jid.Parse(s); err == nil && j.BareString() != user {
+			return j.BareString()
+		}
+	}
+	if j, err := jid.Parse(to); err == nil {
+		return j.BareString()
+	}
+	return ""
 }
 
 // pepNode returns u's node name, creating it with the default

@@ -5,7 +5,7 @@ input {
 	type = "internal";
 	path = "{{DATA}}";
 	hosts = {
-		["{{DOMAIN}}"] = { "accounts", "roster", "vcard", "private", "pep-pubsub" };
+		["{{DOMAIN}}"] = { "accounts", "roster", "vcard", "private", "pep-pubsub", "archive-archive" };
 	};
 }
 output {

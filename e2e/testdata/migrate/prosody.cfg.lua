@@ -11,7 +11,7 @@ component_ports = { }
 http_ports = { }
 https_ports = { }
 log = { { levels = { min = "info" }, to = "file", filename = "{{DIR}}/prosody.log" } }
-modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "presence", "message", "iq", "posix", "vcard", "private", "offline", "pep" }
+modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "presence", "message", "iq", "posix", "vcard", "private", "offline", "pep", "mam" }
 -- Debian's default: SCRAM-SHA-1 keys, no passwords.
 authentication = "internal_hashed"
 storage = "internal"
