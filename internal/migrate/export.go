@@ -14,11 +14,13 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 )
 
-// ExportPrivateKeys are the private XML namespaces an export looks for:
-// storage keeps documents by namespace without listing them, so the
+// exportPrivateKeys returns the private XML namespaces an export looks
+// for: storage keeps documents by namespace without listing them, so the
 // export asks for those clients use (XEP-0048 bookmarks, XEP-0145 roster
 // notes, XEP-0209 metacontacts, XEP-0049's own example).
-var ExportPrivateKeys = []string{"storage:bookmarks", "storage:rosternotes", "storage:metacontacts", "storage:imprefs", "exodus:prefs", "gajim:prefs"}
+func exportPrivateKeys() []string {
+	return []string{"storage:bookmarks", "storage:rosternotes", "storage:metacontacts", "storage:imprefs", "exodus:prefs", "gajim:prefs"}
+}
 
 // Export reads the accounts of domains (all domains when empty) from st
 // with their data, message archives included. Rooms are not part of XEP-0227 and are not read.
@@ -62,7 +64,7 @@ func Export(ctx context.Context, st Store, domains []string) (*Data, error) {
 		if u.VCard, err = get(nsVCard); err != nil {
 			return nil, err
 		}
-		for _, k := range ExportPrivateKeys {
+		for _, k := range exportPrivateKeys() {
 			b, err := get(k)
 			if err != nil {
 				return nil, err
