@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/postgres/pgtest"
 )
 
 // fillTemplate writes the test template name of testdata/migrate to dst
@@ -28,11 +30,12 @@ func fillTemplate(t *testing.T, name, dst string, fields ...string) {
 	}
 }
 
-// importInto runs ambrosia import of src into a data directory and returns
-// the report.
-func importInto(t *testing.T, data, src string) string {
+// importInto runs ambrosia import of src with the storage flags and
+// returns the report.
+func importInto(t *testing.T, storeFlags []string, src string) string {
 	t.Helper()
-	out := ambrosia(t, "", "import", "--data", data, "--domain", domain, src)
+	args := append([]string{"import", "--domain", domain}, storeFlags...)
+	out := ambrosia(t, "", append(args, src)...)
 	t.Logf("ambrosia import %s:\n%s", src, out)
 	return out
 }
@@ -55,9 +58,16 @@ func checkReport(t *testing.T, report string, want ...string) {
 func migrateAndCheck(t *testing.T, src string, report []string, checkArgs ...string) {
 	t.Helper()
 	data := t.TempDir()
-	checkReport(t, importInto(t, data, src), report...)
-	checkReport(t, importInto(t, data, src), "nothing changed: everything was already there")
-	s := startServer(t, ServerOptions{DataDir: data})
+	migrateAndCheckOn(t, []string{"--data", data}, ServerOptions{DataDir: data}, src, report, checkArgs...)
+}
+
+// migrateAndCheckOn is migrateAndCheck on the storage that storeFlags
+// select for the import and opts for the server.
+func migrateAndCheckOn(t *testing.T, storeFlags []string, opts ServerOptions, src string, report []string, checkArgs ...string) {
+	t.Helper()
+	checkReport(t, importInto(t, storeFlags, src), report...)
+	checkReport(t, importInto(t, storeFlags, src), "nothing changed: everything was already there")
+	s := startServer(t, opts)
 	args := append(s.clientArgs(false), "--domain", domain, "--service", "conference."+domain)
 	out := mustPython(t, "migrate_check", append(args, checkArgs...)...)
 	if !strings.Contains(out, "MIGRATED") {
@@ -72,7 +82,8 @@ func migrateAndCheck(t *testing.T, src string, report []string, checkArgs ...str
 // with their old passwords and find their rosters, vCard, bookmarks, PEP
 // nickname and message archive; from the data directory, carol's offline message and the
 // room with its affiliations come as well (prosody-migrator's XEP-0227
-// driver has no offline messages or rooms).
+// driver has no offline messages or rooms). The import from the data
+// directory runs once more into PostgreSQL.
 func TestMigrateProsody(t *testing.T) {
 	requireTools(t, "slixmpp", "prosody", "prosodyctl", "prosody-migrator", "unshare", "mount")
 	dir := t.TempDir()
@@ -121,9 +132,19 @@ func TestMigrateProsody(t *testing.T) {
 		migrateAndCheck(t, out, []string{"accounts:        3 new", "roster items:    4 new", "vCards:          1 new",
 			"private XML:     1 new", "PEP items:       1 new", "archived messages: 4 new"}, "--no-room", "--no-offline")
 	})
+	fromDataDir := []string{"accounts:        3 new", "roster items:    4 new", "offline messages: 1 new",
+		"rooms:           1 new", "affiliations:    2 new", "PEP items:       1 new", "archived messages: 4 new"}
 	t.Run("datadir", func(t *testing.T) {
-		migrateAndCheck(t, dataDir, []string{"accounts:        3 new", "roster items:    4 new", "offline messages: 1 new",
-			"rooms:           1 new", "affiliations:    2 new", "PEP items:       1 new", "archived messages: 4 new"})
+		migrateAndCheck(t, dataDir, fromDataDir)
+	})
+	t.Run("datadir-postgres", func(t *testing.T) {
+		dsn := pgtest.New(t).Database(t, pgtest.DatabaseOptions{})
+		conf := filepath.Join(t.TempDir(), "ambrosia.toml")
+		doc := "[storage]\nbackend = \"postgres\"\npostgres_dsn = " + strconv.Quote(dsn) + "\n"
+		if err := os.WriteFile(conf, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		migrateAndCheckOn(t, []string{"--config", conf}, ServerOptions{ExtraArgs: []string{"--config", conf}}, dataDir, fromDataDir)
 	})
 }
 
