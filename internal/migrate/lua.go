@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"strconv"
@@ -171,7 +172,7 @@ func isIdentByte(c byte) bool {
 
 // word consumes the keyword w if it stands alone at the position.
 func (p *luaParser) word(w string) bool {
-	if !strings.HasPrefix(string(p.src[p.pos:min(len(p.src), p.pos+len(w))]), w) {
+	if !bytes.HasPrefix(p.src[p.pos:], []byte(w)) {
 		return false
 	}
 	end := p.pos + len(w)
@@ -328,13 +329,12 @@ func (p *luaParser) longOpen() (int, bool) {
 }
 
 func (p *luaParser) longBody(level int) (any, error) {
-	closer := "]" + strings.Repeat("=", level) + "]"
-	rest := string(p.src[p.pos:])
-	end := strings.Index(rest, closer)
+	closer := []byte("]" + strings.Repeat("=", level) + "]")
+	end := bytes.Index(p.src[p.pos:], closer)
 	if end < 0 {
 		return nil, p.errf("unfinished long string")
 	}
-	s := rest[:end]
+	s := string(p.src[p.pos : p.pos+end])
 	p.line += strings.Count(s, "\n")
 	p.pos += end + len(closer)
 	// Lua drops a newline that directly follows the opening bracket.

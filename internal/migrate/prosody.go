@@ -835,7 +835,16 @@ func prosodyRoom(t *LuaTable, name, host, file string) (*Room, error) {
 		}
 		affs[s] = a
 	}
-	adata := t.Table("_affiliation_data")
+	nicks := map[string]string{}
+	if adata := t.Table("_affiliation_data"); adata != nil {
+		for i, k := range adata.Keys {
+			if s, ok := k.(string); ok {
+				if ad, ok := adata.Values[i].(*LuaTable); ok {
+					nicks[s] = ad.String("reserved_nickname")
+				}
+			}
+		}
+	}
 	keys := make([]string, 0, len(affs))
 	for k := range affs {
 		keys = append(keys, k)
@@ -846,9 +855,7 @@ func prosodyRoom(t *LuaTable, name, host, file string) (*Room, error) {
 		if err := storage.CheckMUCAffiliation(a); err != nil || a.Affiliation == storage.AffiliationNone {
 			return nil, fmt.Errorf("affiliation %q of %s", a.Affiliation, k)
 		}
-		if ad := adata.Table(k); ad != nil {
-			a.Nick = ad.String("reserved_nickname")
-		}
+		a.Nick = nicks[k]
 		r.Affiliations = append(r.Affiliations, a)
 	}
 	return r, nil
