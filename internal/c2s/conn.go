@@ -77,6 +77,12 @@ type conn struct {
 	inactive  bool   // the client said so (XEP-0352)
 	held      []held // what waits for the client to become active
 	heldBytes int
+
+	// WebSocket only (websocket.go): the framing, the client's address
+	// as a trusted proxy gave it, and bytes read with the upgrade request.
+	ws   *wsState
+	peer string
+	pre  []byte
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -200,7 +206,12 @@ func (c *conn) closeStream(condition, text, extra string) {
 	if condition != "" {
 		// A condition with a value ("see-other-host=host:port") carries it.
 		cond, value, _ := strings.Cut(condition, "=")
-		tail = stanza.AppendStreamError(tail, cond, value, text, extra)
+		if c.ws != nil && cond == "see-other-host" {
+			// RFC 7395 §3.6.1: the redirection goes into <close/>.
+			c.ws.w.seeOther = c.ws.redirect(value)
+		} else {
+			tail = stanza.AppendStreamError(tail, cond, value, text, extra)
+		}
 	}
 	tail = append(tail, "</stream:stream>"...)
 	_, _ = c.nc.Write(tail)
@@ -224,7 +235,15 @@ func (c *conn) serve(ctx context.Context, direct bool) {
 	c.setDeadline(c.srv.cfg.NegotiationTimeout)
 	if direct {
 		if err := c.startTLS(ctx); err != nil {
-			c.srv.log.Debug("direct tls handshake", "remote", c.raw.RemoteAddr().String(), "err", err)
+			c.srv.log.Debug("direct tls handshake", "remote", c.remote(), "err", err)
+			c.finish()
+			return
+		}
+	}
+	if c.pre != nil {
+		c.feed(c.pre)
+		c.pre = nil
+		if !c.process(ctx) {
 			c.finish()
 			return
 		}
@@ -319,7 +338,7 @@ func (c *conn) readNow() (n int, drained bool, err error) {
 		drained = n < len(*b)
 	}
 	if n > 0 {
-		c.parser.Feed((*b)[:n])
+		c.feed((*b)[:n])
 	}
 	c.srv.readPool.Put(b)
 	return n, drained, err
@@ -411,7 +430,7 @@ func (c *conn) readOnce() error {
 	b := c.srv.readPool.Get().(*[]byte)
 	n, err := c.nc.Read(*b)
 	if n > 0 {
-		c.parser.Feed((*b)[:n])
+		c.feed((*b)[:n])
 		if c.state == stateSession {
 			c.pinged = false
 			c.touchIdle()
@@ -474,7 +493,7 @@ func (c *conn) readError(err error) bool {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET):
 		c.raw.Close()
 	default:
-		c.srv.log.Debug("read", "remote", c.raw.RemoteAddr().String(), "err", err)
+		c.srv.log.Debug("read", "remote", c.remote(), "err", err)
 		c.raw.Close()
 	}
 	return false

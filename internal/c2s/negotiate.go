@@ -22,6 +22,9 @@ func (c *conn) process(ctx context.Context) bool {
 	for {
 		ev, err := c.parser.Next()
 		if errors.Is(err, xmlstream.ErrNeedMore) {
+			if c.ws != nil && c.ws.r.err != nil {
+				return c.wsFailed()
+			}
 			return true
 		}
 		if err != nil {
@@ -80,14 +83,17 @@ func (c *conn) streamStart(h *xmlstream.Element) bool {
 	f.WriteString("<stream:features>")
 	switch c.state {
 	case stateStart, stateTLS, stateAuth:
-		if c.tls == nil && c.srv.deps.TLS != nil && c.virt == nil {
+		if c.tls == nil && c.srv.deps.TLS != nil && c.virt == nil && c.ws == nil {
 			f.WriteString("<starttls xmlns='" + stanza.NSTLS + "'>")
 			if !c.srv.cfg.AllowPlain {
 				f.WriteString("<required/>")
 			}
 			f.WriteString("</starttls>")
 		}
-		if c.tls != nil || c.srv.cfg.AllowPlain || c.srv.deps.TLS == nil || c.virt != nil {
+		// A WebSocket is encrypted, or was let in as coming through a
+		// proxy that terminated TLS; a virtual connection's carrier
+		// (BOSH) was checked the same way.
+		if c.tls != nil || c.ws != nil || c.virt != nil || c.srv.cfg.AllowPlain || c.srv.deps.TLS == nil {
 			c.state = stateAuth
 			ti := c.tlsInfo()
 			if c.registrationOpen() {
@@ -156,7 +162,7 @@ func (c *conn) element(ctx context.Context, el *xmlstream.Element) bool {
 		c.fail("not-authorized", "")
 		return false
 	case stateAuth:
-		if el.Space == stanza.NSTLS && el.Local == "starttls" && c.tls == nil && c.srv.deps.TLS != nil && c.virt == nil {
+		if el.Space == stanza.NSTLS && el.Local == "starttls" && c.tls == nil && c.srv.deps.TLS != nil && c.virt == nil && c.ws == nil {
 			return c.handleStartTLS(ctx)
 		}
 		if el.Space == stanza.NSSASL {
@@ -202,7 +208,7 @@ func (c *conn) handleStartTLS(ctx context.Context) bool {
 	// TLS must not start before <proceed/> is on the wire.
 	c.out.waitIdle(c.srv.cfg.WriteTimeout)
 	if err := c.startTLS(ctx); err != nil {
-		c.srv.log.Debug("starttls handshake", "remote", c.raw.RemoteAddr().String(), "err", err)
+		c.srv.log.Debug("starttls handshake", "remote", c.remote(), "err", err)
 		c.raw.Close()
 		return false
 	}
@@ -284,7 +290,7 @@ func (c *conn) saslStep(ctx context.Context, text string) bool {
 	if c.write([]byte(s)) != nil {
 		return false
 	}
-	c.srv.log.Info("login", "user", c.user.String(), "remote", c.raw.RemoteAddr().String(), "mechanism", c.mech)
+	c.srv.log.Info("login", "user", c.user.String(), "remote", c.remote(), "mechanism", c.mech)
 	c.srv.deps.metrics().ClientAuth(c.mech, true)
 	c.parser.Reset()
 	c.state = stateBind
@@ -312,9 +318,9 @@ func (c *conn) authFailure(err error, sasl2 bool) bool {
 	}
 	if f != nil && f.Checked {
 		// The line operators and fail2ban look for (README).
-		c.srv.log.Info("login failed", "remote", c.raw.RemoteAddr().String(), "mechanism", c.mech, "condition", cond)
+		c.srv.log.Info("login failed", "remote", c.remote(), "mechanism", c.mech, "condition", cond)
 	} else {
-		c.srv.log.Debug("authentication failed", "remote", c.raw.RemoteAddr().String(), "err", err)
+		c.srv.log.Debug("authentication failed", "remote", c.remote(), "err", err)
 	}
 	if f == nil || !f.Checked {
 		// Nothing was learned about credentials: answer at once and let the

@@ -83,6 +83,6 @@ func (c *conn) handleRegister(ctx context.Context, iq *xmlstream.Element) bool {
 		return fail(stanza.InternalServerError, "")
 	}
 	c.registered = true
-	c.srv.log.Info("account registered", "user", bare.String(), "remote", c.raw.RemoteAddr().String())
+	c.srv.log.Info("account registered", "user", bare.String(), "remote", c.remote())
 	return answer(stanza.Result(iq))
 }

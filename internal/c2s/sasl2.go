@@ -146,7 +146,7 @@ func (c *conn) sasl2Step(ctx context.Context, in []byte) bool {
 // results of all that.
 func (c *conn) sasl2Success(ctx context.Context, req *xmlstream.Element, agent string, user jid.JID, additional []byte, used string, rotate bool) bool {
 	c.user = user
-	c.srv.log.Info("login", "user", user.String(), "remote", c.raw.RemoteAddr().String(), "mechanism", c.mech, "sasl2", true)
+	c.srv.log.Info("login", "user", user.String(), "remote", c.remote(), "mechanism", c.mech, "sasl2", true)
 	c.srv.deps.metrics().ClientAuth(c.mech, true)
 	inner := c.fastIssue(ctx, req, agent, used, rotate)
 	if r := req.Child(nsSM, "resume"); r != nil {

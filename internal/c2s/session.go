@@ -79,8 +79,18 @@ type unacked struct {
 }
 
 func newSession(c *conn, full jid.JID) *session {
-	return &session{srv: c.srv, ns: c.streamNS(), full: full, sm: c.sm, cur: c, addr: c.raw.RemoteAddr()}
+	var addr net.Addr = c.raw.RemoteAddr()
+	if c.peer != "" {
+		addr = peerAddr(c.peer)
+	}
+	return &session{srv: c.srv, ns: c.streamNS(), full: full, sm: c.sm, cur: c, addr: addr}
 }
+
+// peerAddr is a client address a trusted proxy named.
+type peerAddr string
+
+func (a peerAddr) Network() string { return "tcp" }
+func (a peerAddr) String() string  { return string(a) }
 
 // JID implements router.Session.
 func (s *session) JID() jid.JID { return s.full }

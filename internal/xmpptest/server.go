@@ -4,7 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
+	log2 "log"
 	"net"
+	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +28,9 @@ type Server struct {
 	Domain string
 	// Addr is the STARTTLS listener, TLSAddr the direct TLS one.
 	Addr, TLSAddr string
+	// WSURL is the WebSocket endpoint (wss) on an HTTP listener of its
+	// own, WSPlainURL the same without TLS (from loopback).
+	WSURL, WSPlainURL string
 	// Roots trusts the server's self-signed certificate.
 	Roots  *x509.CertPool
 	Store  *memory.Store
@@ -33,6 +40,7 @@ type Server struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	https  []*http.Server
 }
 
 // StartServer starts a server for domain "localhost", its client edge
@@ -92,10 +100,11 @@ func StartServerWith(t testing.TB, o Options) *Server {
 	if adjust != nil {
 		adjust(&cfg)
 	}
+	tlsConf := certs.Config(map[string]tls.Certificate{domain: cert}, []string{domain}, "xmpp-client")
 	s.Edge, err = c2s.New(cfg, c2s.Deps{
 		Router:   s.Router,
 		Auth:     auth.New(s.Store, nil),
-		TLS:      certs.Config(map[string]tls.Certificate{domain: cert}, []string{domain}, "xmpp-client"),
+		TLS:      tlsConf,
 		Accounts: s.Store,
 		Log:      log,
 		Tokens:   s.Store,
@@ -111,6 +120,29 @@ func StartServerWith(t testing.TB, o Options) *Server {
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.Edge.Serve(ctx, l1, false) }()
 	go func() { defer s.wg.Done(); s.Edge.Serve(ctx, l2, true) }()
+	ws := s.Edge.WebSocketHandler(ctx, c2s.WebSocketOptions{
+		Peer: func(r *http.Request) (string, bool) {
+			host, _, _ := net.SplitHostPort(r.RemoteAddr)
+			return r.RemoteAddr, r.TLS != nil || net.ParseIP(host).IsLoopback()
+		},
+		OriginAllowed: func(r *http.Request, origin string) bool { return origin == "https://allowed.example" },
+	})
+	for _, secure := range []bool{true, false} {
+		l := listen(t)
+		mux := http.NewServeMux()
+		mux.Handle("/xmpp-websocket", ws)
+		hs := &http.Server{Handler: mux, ErrorLog: log2.New(io.Discard, "", 0)}
+		s.https = append(s.https, hs)
+		u := "localhost:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port) + "/xmpp-websocket"
+		if secure {
+			s.WSURL = "wss://" + u
+			l = s.Edge.TLSListener(l, tlsConf)
+		} else {
+			s.WSPlainURL = "ws://" + u
+		}
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); _ = hs.Serve(l) }()
+	}
 	t.Cleanup(s.Stop)
 	return s
 }
@@ -127,6 +159,9 @@ func listen(t testing.TB) net.Listener {
 // Stop closes every session with system-shutdown and waits for the edge.
 func (s *Server) Stop() {
 	s.cancel()
+	for _, hs := range s.https {
+		hs.Close()
+	}
 	s.Edge.Shutdown()
 	s.wg.Wait()
 }

@@ -40,6 +40,7 @@ type Client struct {
 	// enabled or resumed (XEP-0198), as the client acknowledges them.
 	Handled uint32
 	smOn    bool
+	wsTLS   *tls.ConnectionState // under a WebSocket, its TLS
 }
 
 // Dial connects to addr; the connection is closed when the test ends.
@@ -188,6 +189,9 @@ func (c *Client) UseTLS(roots *x509.CertPool, alpn ...string) *tls.ConnectionSta
 
 // TLSState returns the TLS connection state, nil before TLS.
 func (c *Client) TLSState() *tls.ConnectionState {
+	if c.wsTLS != nil {
+		return c.wsTLS
+	}
 	if c.tls == nil {
 		return nil
 	}
