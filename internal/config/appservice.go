@@ -123,9 +123,9 @@ func (c *Config) validateAPI() error {
 	return nil
 }
 
-// APIEnabled reports whether the API's listener opens: when someone may
-// call it (the admin token, an administrator's account, a service) or
-// BOSH is on.
+// APIEnabled reports whether the API is served (on api.addr, on the
+// [http] listener with http.api, or both): when someone may call it (the
+// admin token, an administrator's account, a service).
 func (c *Config) APIEnabled() bool {
-	return c.API.Addr != "" && (c.API.AdminToken != "" || len(c.API.Admins) > 0 || len(c.AppServices) > 0 || c.BOSH.Enabled)
+	return (c.API.Addr != "" || c.HTTP.API && c.HTTP.Addr != "") && (c.API.AdminToken != "" || len(c.API.Admins) > 0 || len(c.AppServices) > 0)
 }

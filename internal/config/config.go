@@ -50,6 +50,7 @@ type Config struct {
 	MUC       MUC       `toml:"muc"`
 	API       API       `toml:"api"`
 	BOSH      BOSH      `toml:"bosh"`
+	HTTP      HTTP      `toml:"http"`
 	// AppServices are the application services (docs/appservices.md).
 	AppServices []AppService `toml:"appservice"`
 }
@@ -405,6 +406,9 @@ func Default() Config {
 		// ejabberd's HTTP port; opened only when something uses it.
 		API:  API{Addr: "127.0.0.1:5280"},
 		BOSH: defaultBOSH(),
+		// Off until an address is set; WebSocket on once it is, and
+		// reverse proxies on the same host believed.
+		HTTP: HTTP{TLS: true, WebSocket: true, TrustedProxies: []string{"127.0.0.1/8", "::1/128"}},
 		// Prosody keeps shared files a week; 100 MiB is ejabberd's limit.
 		Upload: Upload{
 			Enabled:     true,
@@ -453,7 +457,7 @@ func Decode(b []byte, c *Config) error {
 		for _, e := range sm.Errors {
 			keys = append(keys, strings.Join(e.Key(), "."))
 		}
-		return fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
+		return fmt.Errorf("unknown key %s%s", strings.Join(keys, ", "), movedHint(keys))
 	}
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
@@ -711,7 +715,10 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("component.external.privileges.%w (component %s)", err, e.Domain)
 		}
 	}
-	if err := c.Upload.validate(c.Domains, seen); err != nil {
+	if err := c.HTTP.validate(c); err != nil {
+		return err
+	}
+	if err := c.Upload.validate(c.Domains, seen, c.HTTP.Upload && c.HTTP.Addr != ""); err != nil {
 		return err
 	}
 	if err := c.BOSH.validate(); err != nil {
@@ -824,7 +831,7 @@ type Upload struct {
 
 // validate checks the [upload] section; seen holds the domains taken by
 // the served domains and the external components.
-func (u *Upload) validate(domains []string, seen map[string]bool) error {
+func (u *Upload) validate(domains []string, seen map[string]bool, onHTTP bool) error {
 	if !u.Enabled {
 		return nil
 	}
@@ -848,7 +855,7 @@ func (u *Upload) validate(domains []string, seen map[string]bool) error {
 			return fmt.Errorf("%s: %q is not host:port", key, a)
 		}
 	}
-	if u.Addr == "" && u.PlainAddr == "" {
+	if u.Addr == "" && u.PlainAddr == "" && !onHTTP {
 		return errors.New("upload.addr: empty with upload.plain_addr empty too; set one or disable upload with upload.enabled = false")
 	}
 	if u.PublicURL != "" {
@@ -856,7 +863,7 @@ func (u *Upload) validate(domains []string, seen map[string]bool) error {
 		if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" || p.RawQuery != "" || p.Fragment != "" {
 			return fmt.Errorf("upload.public_url: %q is not an http(s) URL such as https://upload.example.org", u.PublicURL)
 		}
-	} else if u.Addr == "" {
+	} else if u.Addr == "" && !onHTTP {
 		return errors.New("upload.public_url: required when upload.addr is empty (the URL clients reach the plain listener through)")
 	}
 	if u.MaxFileSize < 1 {
