@@ -216,6 +216,9 @@ type ServerOptions struct {
 	// UploadPort is the loopback port of the HTTP upload service; 0 picks
 	// a free one, so that no test server listens beyond loopback.
 	UploadPort int
+	// Env adds environment variables (AMBROSIA_HTTP_ADDR=...) to the
+	// server's.
+	Env []string
 }
 
 // Server is one running ambrosia process owned by a test.
@@ -287,6 +290,7 @@ func startServer(t testing.TB, opts ServerOptions) *Server {
 	// oneShotEnv: a race-built server would sleep a second after its
 	// last log line before exiting, which every test's stop waited for.
 	s.cmd.Env = append(oneShotEnv(), "AMBROSIA_UPLOAD_ADDR="+net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.UploadPort)))
+	s.cmd.Env = append(s.cmd.Env, opts.Env...)
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log
 	if err := s.cmd.Start(); err != nil {

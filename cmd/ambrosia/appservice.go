@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/admin"
@@ -37,6 +38,20 @@ type apps struct {
 	// bosh is served at boshPath on the API's listener when [bosh] is
 	// enabled, until a listener of its own exists.
 	bosh http.Handler
+	api  atomic.Pointer[http.Handler] // the API once run built it
+}
+
+// apiHandler serves the API on another listener ([http] with http.api):
+// until run has built it, Service Unavailable.
+func (a *apps) apiHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := a.api.Load()
+		if h == nil {
+			http.Error(w, "the API is starting", http.StatusServiceUnavailable)
+			return
+		}
+		(*h).ServeHTTP(w, r)
+	})
 }
 
 // appStore is what the application services keep in the database.
@@ -127,19 +142,30 @@ func (a *apps) run(ctx context.Context, sms []*sm.SM, conference *muc.Service, c
 	h.Handle("/", api)
 	h.Handle(webadmin.Prefix, webadmin.Handler())
 	h.Handle("GET /admin", http.RedirectHandler(webadmin.Prefix, http.StatusMovedPermanently))
+	var handler http.Handler = h
+	a.api.Store(&handler)
+	if a.cfg.API.Addr == "" {
+		// Served on the [http] listener only.
+		select {
+		case <-ctx.Done():
+			return <-errc
+		case err := <-errc:
+			return err
+		}
+	}
 	l, err := net.Listen("tcp", a.cfg.API.Addr)
 	if err != nil {
 		return fmt.Errorf("api: listen %s (api.addr moves it): %w", a.cfg.API.Addr, err)
 	}
 	a.log.Info("listening", "component", "api", "addr", l.Addr().String(), "services", len(a.cfg.AppServices), "admin", a.cfg.API.AdminToken != "", "bosh", a.bosh != nil)
-	var handler http.Handler = h
+	served := handler
 	if a.bosh != nil {
 		mux := http.NewServeMux()
 		mux.Handle(boshPath, a.bosh)
 		mux.Handle("/", h)
-		handler = mux
+		served = mux
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{Handler: served, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err

@@ -20,6 +20,7 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/link"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+	"github.com/ambrosia-xmpp/ambrosia/internal/web"
 )
 
 // linkFlags are the service protocol's flags, shared by `gateway` and
@@ -119,7 +120,7 @@ service sm|muc). Domains, certificates and accounts come from the services.`, st
 		return errors.New("gateway: services have no way to authenticate: set a shared secret with --service-secret or AMBROSIA_SERVICE_SECRET, a secret per domain with --service-domain-secret, or a CA for service certificates with --service-ca")
 	}
 	ls := []listenerSetting{{"service listener", "service-addr", lf.addr}, {"c2s.addr", "c2s-addr", cfg.C2S.Addr}, {"c2s.tls_addr", "c2s-tls-addr", cfg.C2S.TLSAddr},
-		{"metrics_addr", "metrics-addr", cfg.MetricsAddr}, {"debug_addr", "debug-addr", cfg.DebugAddr}}
+		{"metrics_addr", "metrics-addr", cfg.MetricsAddr}, {"debug_addr", "debug-addr", cfg.DebugAddr}, {"http.addr", "", cfg.HTTP.Addr}}
 	if len(cfg.Component.External) > 0 {
 		ls = append(ls, listenerSetting{"component.addr", "component-addr", cfg.Component.Addr})
 	}
@@ -152,6 +153,15 @@ service sm|muc). Domains, certificates and accounts come from the services.`, st
 			return err
 		}
 		comps = append(comps, cs)
+	}
+	// The [http] listener: WebSocket sessions are the edge's like TCP
+	// ones; ready once a session manager is linked.
+	webSrv, err := newWeb(ctx, cfg, gw.TLSConfig(), webParts{edge: edge, checks: map[string]web.Check{"services": servicesCheck(r)}}, log)
+	if err != nil {
+		return err
+	}
+	if webSrv != nil {
+		comps = append(comps, webRunner{webSrv, edge})
 	}
 	log.Info("gateway starting", "version", version(), "services", lf.addr)
 	return runAll(ctx, comps, func(c runner) func(context.Context) error { return c.Run })

@@ -25,6 +25,7 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage/postgres"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage/sqlite"
 	"github.com/ambrosia-xmpp/ambrosia/internal/upload"
+	"github.com/ambrosia-xmpp/ambrosia/internal/web"
 )
 
 const serveAbout = `Runs the whole server in one process until SIGTERM or SIGINT: client
@@ -150,6 +151,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
+	// The [http] listener: WebSocket, discovery, health, and the API and
+	// upload where asked. BOSH mounts here too, as webParts.bosh.
+	parts := webParts{edge: edge, checks: map[string]web.Check{"storage": storageCheck(store)}}
+	if uploads != nil {
+		parts.upload = uploads.Handler()
+	}
+	if applications != nil && cfg.APIEnabled() {
+		parts.api = applications.apiHandler()
+	}
+	webSrv, err := newWeb(sessCtx, cfg, tlsConf, parts, log)
+	if err != nil {
+		return err
+	}
+
 	conference, err := newMUC(cfg, r, store, mon, log, applications.mucDeps)
 	if err != nil {
 		return err
@@ -177,7 +192,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rl := &reloader{flags: &cf, cfg: cfg, certs: certStore, level: level, log: log, components: components, federation: federation}
 
 	var wg sync.WaitGroup
-	errc := make(chan error, len(comps)+7)
+	errc := make(chan error, len(comps)+8)
 	for _, c := range comps {
 		wg.Add(1)
 		go func() {
@@ -265,6 +280,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}()
 	runACME(ctx, &wg, cfg, acmeCerts, acmeHTTP, log)
 	rl.watchHangup(ctx, &wg, hup)
+	if webSrv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := webSrv.Run(sessCtx, edge.TLSListener); err != nil {
+				errc <- err
+				cancel()
+			}
+		}()
+	}
 	// ambrosia user del reaches the sessions through it, ambrosia reload
 	// the reloader.
 	startAdmin(ctx, &wg, cfg, sms, rl, log)
@@ -383,6 +408,15 @@ func newUpload(cfg config.Config, r *router.Router, tlsConf *tls.Config, log *sl
 	uc.Component = cfg.Upload.Component
 	uc.Dir = filepath.Join(cfg.DataDir, "upload")
 	uc.Addr, uc.PlainAddr, uc.PublicURL = cfg.Upload.Addr, cfg.Upload.PlainAddr, cfg.Upload.PublicURL
+	if cfg.HTTP.Upload && cfg.HTTP.Addr != "" && uc.PublicURL == "" {
+		// The files are (also) served by the [http] listener: the URLs
+		// point there.
+		if cfg.HTTP.PublicURL != "" {
+			uc.PublicURL = cfg.HTTP.PublicURL
+		} else {
+			uc.URLAddr = cfg.HTTP.Addr
+		}
+	}
 	uc.MaxFileSize = int64(cfg.Upload.MaxFileSize)
 	uc.Quota = int64(cfg.Upload.Quota)
 	uc.ExpireAfter = time.Duration(cfg.Upload.ExpireAfter)

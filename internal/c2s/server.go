@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
@@ -107,6 +108,8 @@ type Server struct {
 	smu      sync.Mutex
 	sessions map[string]*session // resumable sessions by resumption id
 
+	listening atomic.Bool // Run's listeners are open and not shut down
+
 	pollOnce   sync.Once
 	poller     *poller // nil when sessions keep their goroutine
 	pollCtx    context.Context
@@ -162,6 +165,7 @@ func (s *Server) Run(ctx context.Context) error {
 		err = listenOn(s.cfg.TLSAddr, true)
 	}
 	if err == nil {
+		s.listening.Store(true)
 		<-ctx.Done()
 	}
 	s.Shutdown()
@@ -177,6 +181,7 @@ func (s *Server) Shutdown() {
 	// (its goroutine may not have run) finds it done, and one starting
 	// it now finishes first, so that s.poller is read after it is set.
 	s.pollOnce.Do(func() {})
+	s.listening.Store(false)
 	s.conns.Shutdown(func(c *conn) { c.Close("system-shutdown") })
 	s.endDetached()
 	s.pollCancel()
@@ -217,6 +222,14 @@ func (s *Server) startPoller() {
 			p.run(s.pollCtx, s)
 		}()
 	})
+}
+
+// Ready reports whether Run's listeners are open, for readiness checks.
+func (s *Server) Ready(context.Context) error {
+	if !s.listening.Load() {
+		return errors.New("client listeners not open")
+	}
+	return nil
 }
 
 // ConnCount reports the number of open client connections.

@@ -36,6 +36,10 @@ type Config struct {
 	// proxy forwards to the listener. Empty: https://<service domain> and
 	// the port of Addr.
 	PublicURL string
+	// URLAddr is another HTTPS listener that serves the files (the
+	// server's [http] listener, with Handler mounted): when set, the
+	// default URLs take its port rather than Addr's.
+	URLAddr string
 	// MaxFileSize is the largest file accepted, in bytes.
 	MaxFileSize int64
 	// Quota bounds the bytes one user may keep stored (files not expired
@@ -131,7 +135,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		return nil, errors.New("upload: quota and expiry must not be negative")
 	case cfg.Addr != "" && d.TLS == nil:
 		return nil, errors.New("upload: a TLS configuration is required for the HTTPS listener")
-	case cfg.PublicURL == "" && cfg.Addr == "":
+	case cfg.PublicURL == "" && cfg.Addr == "" && cfg.URLAddr == "":
 		return nil, errors.New("upload: a public URL is required without the HTTPS listener")
 	}
 	s := &Service{cfg: cfg, deps: d, log: d.Log.With("component", "upload"), parents: make(map[string]string)}
@@ -151,9 +155,13 @@ func New(cfg Config, d Deps) (*Service, error) {
 		u.RawPath = ""
 		s.base = u
 	} else {
-		_, port, err := net.SplitHostPort(cfg.Addr)
+		a := cfg.URLAddr
+		if a == "" {
+			a = cfg.Addr
+		}
+		_, port, err := net.SplitHostPort(a)
 		if err != nil {
-			return nil, fmt.Errorf("upload: %q is not host:port", cfg.Addr)
+			return nil, fmt.Errorf("upload: %q is not host:port", a)
 		}
 		s.port = port
 	}

@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
+)
+
+// webServer is a server with the [http] listener on a loopback port.
+type webServer struct {
+	*Server
+	HTTPPort int
+	Roots    *x509.CertPool
+}
+
+// WSURL is the WebSocket endpoint.
+func (w *webServer) WSURL() string {
+	return "wss://localhost:" + strconv.Itoa(w.HTTPPort) + "/xmpp-websocket"
+}
+
+// BaseURL is the listener's HTTPS base.
+func (w *webServer) BaseURL() string { return "https://localhost:" + strconv.Itoa(w.HTTPPort) }
+
+// startWebServer starts a server whose [http] listener serves HTTPS with
+// the generated certificate; env adds settings.
+func startWebServer(t *testing.T, env ...string) *webServer {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test skipped in -short mode")
+	}
+	port := freePort(t)
+	s := startServer(t, ServerOptions{Env: append([]string{"AMBROSIA_HTTP_ADDR=127.0.0.1:" + strconv.Itoa(port)}, env...)})
+	waitListening(t, "127.0.0.1:"+strconv.Itoa(port), s.done, "ambrosia http", func() string { return "" })
+	pem, err := os.ReadFile(s.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	return &webServer{Server: s, HTTPPort: port, Roots: roots}
+}
+
+func (w *webServer) httpGet(t *testing.T, path string, hdr http.Header) (int, string, http.Header) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: w.Roots}}}
+	req, err := http.NewRequest("GET", w.BaseURL()+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+// wsClient logs in over the WebSocket endpoint with SCRAM-SHA-256-PLUS
+// (tls-exporter) and binds res unless it is "".
+func (w *webServer) wsClient(t *testing.T, user, pass, res string) (*xmpptest.Client, *xmpptest.WSConn) {
+	t.Helper()
+	ws, st, err := xmpptest.DialWebSocket(w.WSURL(), w.Roots, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := xmpptest.NewWebSocketClient(t, ws, st, domain)
+	c.Open()
+	if cond := c.AuthSCRAM("SCRAM-SHA-256-PLUS", user, pass, "tls-exporter"); cond != "" {
+		t.Fatalf("websocket login: %s", cond)
+	}
+	if res != "" {
+		c.Bind(res)
+	}
+	return c, ws
+}
+
+// TestWebSocket drives the WebSocket endpoint of a real server by hand:
+// health and discovery, a login with channel binding, messages with a TCP
+// user, a resumption after the socket is cut, an oversized frame and a
+// page of a foreign origin.
+func TestWebSocket(t *testing.T) {
+	w := startWebServer(t)
+	addUser(t, w.Server, alice, alicePass)
+	addUser(t, w.Server, bob, bobPass)
+
+	if code, body, _ := w.httpGet(t, "/healthz", nil); code != 200 || body != "ok\n" {
+		t.Fatalf("healthz: %d %q", code, body)
+	}
+	if code, body, _ := w.httpGet(t, "/readyz?verbose", nil); code != 200 || !strings.Contains(body, "c2s: ok") || !strings.Contains(body, "storage: ok") {
+		t.Fatalf("readyz: %d %q", code, body)
+	}
+	if code, body, h := w.httpGet(t, "/.well-known/host-meta", nil); code != 200 || !strings.Contains(body, "href='"+w.WSURL()+"'") || h.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("host-meta: %d %q", code, body)
+	}
+	if code, body, _ := w.httpGet(t, "/.well-known/host-meta.json", nil); code != 200 || !strings.Contains(body, `"href":"`+w.WSURL()+`"`) {
+		t.Fatalf("host-meta.json: %d %q", code, body)
+	}
+
+	// Bob on TCP.
+	b := xmpptest.Dial(t, w.Addr, domain)
+	b.Open()
+	b.StartTLS(w.Roots)
+	if cond := b.AuthSCRAM("SCRAM-SHA-256", "bob", bobPass, ""); cond != "" {
+		t.Fatal(cond)
+	}
+	b.Bind("tcp")
+
+	a, ws := w.wsClient(t, "alice", alicePass, "web")
+	id := a.EnableSM(true).Attr("id")
+	a.Send("<message xmlns='jabber:client' to='" + bob + "/tcp' type='chat' id='w1'><body>hello from the browser</body></message>")
+	m := b.Expect("w1", func(e *xmlstream.Element) bool { return e.Attr("id") == "w1" })
+	if m.Attr("from") != alice+"/web" {
+		t.Fatalf("bob got %s", m)
+	}
+	b.Send("<message to='" + alice + "/web' type='chat' id='t1'><body>hello from tcp</body></message>")
+	a.Expect("t1", func(e *xmlstream.Element) bool { return e.Attr("id") == "t1" })
+	handled := a.Handled
+
+	// The network goes: no <close/>, no close frame.
+	ws.Conn.Close()
+	b.Send("<message to='" + alice + "/web' type='chat' id='t2'><body>while you were away</body></message>")
+	a2, _ := w.wsClient(t, "alice", alicePass, "")
+	if r := a2.Resume(id, handled); r.Local != "resumed" {
+		t.Fatalf("resume: %s", r)
+	}
+	a2.Expect("t2 after resumption", func(e *xmlstream.Element) bool { return e.Attr("id") == "t2" })
+
+	// A frame larger than c2s.max_stanza_size (256 KiB).
+	ws3, st, err := xmpptest.DialWebSocket(w.WSURL(), w.Roots, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c3 := xmpptest.NewWebSocketClient(t, ws3, st, domain)
+	c3.Open()
+	if err := ws3.WriteFrame(0x1, true, true, []byte("<message>"+strings.Repeat("x", 300<<10)+"</message>")); err != nil && !isReset(err) {
+		t.Fatal(err)
+	}
+	if cond := c3.StreamError(); cond != "policy-violation" {
+		t.Fatalf("oversized frame: stream error %q", cond)
+	}
+
+	// A page of an origin not in http.cors_origins.
+	if _, _, err := xmpptest.DialWebSocket(w.WSURL(), w.Roots, http.Header{"Origin": {"https://evil.example"}}); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("foreign origin: %v", err)
+	}
+	// And without the subprotocol.
+	if _, _, err := xmpptest.DialWebSocket(w.WSURL(), w.Roots, http.Header{"Sec-WebSocket-Protocol": {"chat"}}); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Fatalf("no xmpp subprotocol: %v", err)
+	}
+	if !strings.Contains(w.Log(), `"user":"alice@localhost","remote":"127.0.0.1:`) {
+		t.Fatalf("no login line with the client's address in the log")
+	}
+}
+
+func isReset(err error) bool {
+	return strings.Contains(err.Error(), "reset") || strings.Contains(err.Error(), "broken pipe")
+}
