@@ -51,7 +51,7 @@ install_packages() {
 		wanted+=(gcc libc6-dev)
 	fi
 	for p in "${wanted[@]}"; do
-		if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' && ! provided "$p"; then
 			missing+=("$p")
 		fi
 	done
@@ -113,6 +113,20 @@ present() {
 	esac
 }
 
+# provided PACKAGE: whether everything the requirements take from the
+# package is there already, installed otherwise (npm and node from
+# NodeSource's nodejs rather than Debian's npm, which would conflict).
+provided() {
+	local pkg kind name n=0
+	while IFS=$'\t' read -r pkg kind name; do
+		case "$pkg" in '#'* | '') continue ;; esac
+		[ "$pkg" = "$1" ] || continue
+		n=$((n + 1))
+		present "$kind" "$name" || return 1
+	done <"$REQUIREMENTS"
+	[ "$n" -gt 0 ]
+}
+
 # verify_requirements stops the run, naming the packages, when anything the
 # end-to-end tests use is missing after the installation.
 verify_requirements() {
@@ -137,6 +151,11 @@ verify_requirements() {
 if [ "$short" -eq 0 ]; then
 	install_packages
 	verify_requirements
+	# The browser tests' npm modules (Converse.js, playwright-core), as
+	# pinned by e2e/testdata/browser/package-lock.json; no install scripts,
+	# so nothing downloads a browser (the tests use Debian's chromium).
+	step "npm ci in e2e/testdata/browser"
+	npm ci --prefix e2e/testdata/browser --ignore-scripts --no-audit --no-fund
 fi
 
 # Tools are built into the repository's own cache so that nothing outside it
