@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -115,5 +114,4 @@ func TestBrowserConverse(t *testing.T) {
 			t.Logf("screenshot: %s", shot)
 		})
 	}
-	_ = strconv.Itoa
 }

@@ -53,6 +53,10 @@ type Options struct {
 	// Meter, if not nil, counts logins, seats and messages as the run
 	// goes, for a progress display.
 	Meter *Meter
+	// WebSocket, when set, is the path of the XMPP WebSocket endpoint
+	// (RFC 7395) at Addr, which is then an HTTP listener without TLS:
+	// sessions are opened there instead of on a TCP client listener.
+	WebSocket string
 }
 
 func (o *Options) defaults() {
@@ -112,7 +116,14 @@ func login(ctx context.Context, o *Options, user string) (*Conn, time.Duration, 
 	c := &Conn{raw: raw, nc: raw, p: xmlstream.NewParser(xmlstream.DefaultLimits()), buf: make([]byte, readBufSize)}
 	_ = raw.SetDeadline(time.Now().Add(o.Timeout))
 	start := time.Now()
-	if o.DirectTLS {
+	if o.WebSocket != "" {
+		ws, err := upgradeWebSocket(raw, o.Addr, o.WebSocket)
+		if err != nil {
+			raw.Close()
+			return nil, 0, fmt.Errorf("%s: %w", user, err)
+		}
+		c.nc = ws
+	} else if o.DirectTLS {
 		t := tls.Client(raw, o.TLSConfig)
 		if err := t.Handshake(); err != nil {
 			raw.Close()
