@@ -133,8 +133,6 @@ func (s *Server) serveWebSocket(ctx context.Context, o WebSocketOptions, w http.
 		rec.Conn = c.out // writes no longer wait for the client
 		c.rec, c.tls = rec, tc
 		ws.w.Conn = tc
-	} else if raw != nc {
-		ws.w.Conn = nc
 	}
 	ws.redirect = wsRedirect(r, tc != nil || secure)
 	c.ws = ws
@@ -299,7 +297,9 @@ func (c *conn) wsFailed() bool {
 		return false
 	}
 	c.srv.log.Debug("websocket", "remote", c.remote(), "err", e.text)
-	c.ws.w.closeCode = e.code
+	c.wmu.Lock()
+	c.ws.w.closeCode = e.code // read by whoever writes the stream end, under wmu
+	c.wmu.Unlock()
 	c.fail(e.condition, e.text)
 	return false
 }

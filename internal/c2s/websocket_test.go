@@ -214,3 +214,39 @@ func testWebSocketResume(t *testing.T, mode func(*c2s.Config)) {
 		t.Fatalf("after tcp resume got %v", got)
 	}
 }
+
+// SASL2 with Bind 2 and a FAST token over WebSocket, the token then used
+// on a second WebSocket; and CSI holds presence for an inactive web
+// client as for a TCP one.
+func TestWebSocketSASL2FASTAndCSI(t *testing.T) {
+	s := startSASL2(t, nil)
+	open := func() *xmpptest.Client {
+		ws, st, err := xmpptest.DialWebSocket(s.WSURL, s.Roots, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := xmpptest.NewWebSocketClient(t, ws, st, "localhost")
+		c.Open()
+		return c
+	}
+	c := open()
+	r := c.AuthSASL2(xmpptest.SASL2{Mech: "SCRAM-SHA-256-PLUS", CBType: "tls-exporter", User: "alice", Password: alicePW, Agent: phoneID,
+		Inline: "<bind xmlns='urn:xmpp:bind:0'><tag>web</tag></bind>" + requestToken})
+	tok := r.Final.Child(xmpptest.NSFAST, "token")
+	if r.Condition() != "" || tok == nil {
+		t.Fatalf("sasl2 over websocket: %s", r.Final)
+	}
+	c.Close()
+	c2 := open()
+	if el := c2.AuthFAST("HT-SHA-256-NONE", "alice", tok.Attr("token"), phoneID, 1, "", "<bind xmlns='urn:xmpp:bind:0'><tag>web</tag></bind>", nil); el.Local != "success" {
+		t.Fatalf("fast over websocket: %s", el)
+	}
+	c2.Send("<inactive xmlns='urn:xmpp:csi:0'/>")
+	b := s.Login(t, "bob", "builder", "b")
+	b.Send("<presence to='" + c2.JID + "'/>")
+	b.Send("<message to='" + c2.JID + "' type='chat' id='csi1'><body>now</body></message>")
+	m := c2.Expect("message while inactive", func(e *xmlstream.Element) bool { return e.Local == "message" || e.Local == "presence" })
+	if m.Local != "message" {
+		t.Fatalf("inactive web client got %s first", m)
+	}
+}
