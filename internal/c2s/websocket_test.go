@@ -243,10 +243,16 @@ func TestWebSocketSASL2FASTAndCSI(t *testing.T) {
 	}
 	c2.Send("<inactive xmlns='urn:xmpp:csi:0'/>")
 	b := s.Login(t, "bob", "builder", "b")
-	b.Send("<presence to='" + c2.JID + "'/>")
+	// Held while inactive, a newer presence of the same sender replaces an
+	// older one; the message, which cannot wait, sends what was held first.
+	b.Send("<presence to='" + c2.JID + "'><status>one</status></presence>")
+	b.Send("<presence to='" + c2.JID + "'><status>two</status></presence>")
 	b.Send("<message to='" + c2.JID + "' type='chat' id='csi1'><body>now</body></message>")
-	m := c2.Expect("message while inactive", func(e *xmlstream.Element) bool { return e.Local == "message" || e.Local == "presence" })
-	if m.Local != "message" {
-		t.Fatalf("inactive web client got %s first", m)
+	p := c2.Expect("held presence", func(e *xmlstream.Element) bool { return e.Local == "message" || e.Local == "presence" })
+	if p.Local != "presence" || p.Child(xmlstream.NSClient, "status").Text() != "two" {
+		t.Fatalf("inactive web client got %s first, want the second presence only", p)
+	}
+	if m := c2.Element(); m.Attr("id") != "csi1" {
+		t.Fatalf("then %s", m)
 	}
 }
