@@ -34,10 +34,15 @@ func (w *webServer) BaseURL() string { return "https://localhost:" + strconv.Ito
 // the generated certificate; env adds settings.
 func startWebServer(t *testing.T, env ...string) *webServer {
 	t.Helper()
+	return startWebServerOn(t, freePort(t), env...)
+}
+
+// startWebServerOn is startWebServer with the listener on port.
+func startWebServerOn(t *testing.T, port int, env ...string) *webServer {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
-	port := freePort(t)
 	s := startServer(t, ServerOptions{Env: append([]string{"AMBROSIA_HTTP_ADDR=127.0.0.1:" + strconv.Itoa(port)}, env...)})
 	waitListening(t, "127.0.0.1:"+strconv.Itoa(port), s.done, "ambrosia http", func() string { return "" })
 	pem, err := os.ReadFile(s.CAFile)
@@ -167,4 +172,28 @@ func TestWebSocket(t *testing.T) {
 
 func isReset(err error) bool {
 	return strings.Contains(err.Error(), "reset") || strings.Contains(err.Error(), "broken pipe")
+}
+
+// TestHTTPListenerMounts: with http.upload and http.api, the one web
+// listener serves the upload store (its URLs pointing there, upload.addr
+// off) and the API (api.addr off), besides WebSocket.
+func TestHTTPListenerMounts(t *testing.T) {
+	requireTools(t, "slixmpp", "aiohttp")
+	const token = "0123456789abcdef-admin"
+	port := freePort(t)
+	base := "https://localhost:" + strconv.Itoa(port)
+	w := startWebServerOn(t, port, "AMBROSIA_HTTP_UPLOAD=true", "AMBROSIA_HTTP_API=true", "AMBROSIA_HTTP_PUBLIC_URL="+base,
+		"AMBROSIA_UPLOAD_ADDR=", "AMBROSIA_API_ADDR=", "AMBROSIA_API_ADMIN_TOKEN="+token)
+	addUser(t, w.Server, alice, alicePass)
+	if code, body, _ := w.httpGet(t, "/api/v1/openapi.json", nil); code != 200 || !strings.Contains(body, "openapi") {
+		t.Fatalf("openapi.json on the web listener: %d %.200s", code, body)
+	}
+	if code, body, _ := w.httpGet(t, "/api/v1/s2s", http.Header{"Authorization": {"Bearer " + token}}); code != 200 {
+		t.Fatalf("admin call on the web listener: %d %.200s", code, body)
+	}
+	out := mustPython(t, "upload_file", append(w.clientArgs(false),
+		"--jid", alice, "--password", alicePass, "--service", "upload."+domain, "--size", "20000", "--max", "104857600")...)
+	if !strings.Contains(out, "fetched back 20000 identical bytes") || !strings.Contains(out, base+"/upload/") {
+		t.Fatalf("upload through the web listener:\n%s", out)
+	}
 }
