@@ -78,11 +78,9 @@ type conn struct {
 	held      []held // what waits for the client to become active
 	heldBytes int
 
-	// WebSocket only (websocket.go): the framing, the client's address
-	// as a trusted proxy gave it, and bytes read with the upgrade request.
-	ws   *wsState
-	peer string
-	pre  []byte
+	// ws is the WebSocket framing and what else only WebSocket
+	// connections need (websocket.go); nil on TCP, which pays a pointer.
+	ws *wsState
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -240,9 +238,10 @@ func (c *conn) serve(ctx context.Context, direct bool) {
 			return
 		}
 	}
-	if c.pre != nil {
-		c.feed(c.pre)
-		c.pre = nil
+	if c.ws != nil && c.ws.pre != nil {
+		pre := c.ws.pre
+		c.ws.pre = nil
+		c.feed(pre)
 		if !c.process(ctx) {
 			c.finish()
 			return

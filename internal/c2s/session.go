@@ -80,8 +80,8 @@ type unacked struct {
 
 func newSession(c *conn, full jid.JID) *session {
 	var addr net.Addr = c.raw.RemoteAddr()
-	if c.peer != "" {
-		addr = peerAddr(c.peer)
+	if c.ws != nil && c.ws.peer != "" {
+		addr = peerAddr(c.ws.peer)
 	}
 	return &session{srv: c.srv, ns: c.streamNS(), full: full, sm: c.sm, cur: c, addr: addr}
 }

@@ -41,9 +41,13 @@ type WebSocketOptions struct {
 
 // wsState is a WebSocket connection's own state.
 type wsState struct {
-	r        wsReader
-	w        *wsConn
-	redirect func(hostport string) string // see-other-host value → see-other-uri
+	r    wsReader
+	w    wsConn // the connection's writer (conn.nc)
+	peer string // the client's address as a trusted proxy gave it
+	pre  []byte // bytes read with the upgrade request, until fed
+	// scheme and rest make the see-other-uri of a redirection:
+	// scheme://HOST + rest (this endpoint's port and path).
+	scheme, rest string
 }
 
 // wsGUID is RFC 6455's key suffix.
@@ -126,18 +130,25 @@ func (s *Server) serveWebSocket(ctx context.Context, o WebSocketOptions, w http.
 		}
 	}
 	c := newConn(s, raw)
-	c.peer = addr
-	ws := &wsState{r: wsReader{max: s.cfg.Limits.MaxStanzaBytes}}
-	ws.w = &wsConn{Conn: c.out, pool: &s.writePool}
+	ws := &wsState{r: wsReader{max: s.cfg.Limits.MaxStanzaBytes}, pre: pre}
+	if addr != r.RemoteAddr {
+		ws.peer = addr // from a trusted proxy; else the socket's, known anyway
+	}
+	ws.w = wsConn{Conn: c.out, pool: &s.writePool}
 	if tc != nil {
 		rec.Conn = c.out // writes no longer wait for the client
 		c.rec, c.tls = rec, tc
 		ws.w.Conn = tc
 	}
-	ws.redirect = wsRedirect(r, tc != nil || secure)
+	ws.scheme, ws.rest = "ws", r.URL.Path
+	if tc != nil || secure {
+		ws.scheme = "wss"
+	}
+	if _, port, err := net.SplitHostPort(r.Host); err == nil {
+		ws.rest = ":" + port + ws.rest
+	}
 	c.ws = ws
-	c.nc = ws.w
-	c.pre = pre
+	c.nc = &ws.w
 	if !s.conns.Add(c) {
 		nc.Close()
 		return
@@ -158,29 +169,18 @@ func takeBuffered(rw *bufio.ReadWriter) []byte {
 	return b[:n]
 }
 
-// wsRedirect builds the see-other-uri of RFC 7395 §3.6.1 from a
+// redirect builds the see-other-uri of RFC 7395 §3.6.1 from a
 // see-other-host value: the other host, with this endpoint's scheme, port
 // and path, since the gateways of a deployment serve the same endpoint.
-func wsRedirect(r *http.Request, secure bool) func(string) string {
-	scheme := "ws"
-	if secure {
-		scheme = "wss"
+func (ws *wsState) redirect(hostport string) string {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
 	}
-	_, port, _ := net.SplitHostPort(r.Host)
-	path := r.URL.Path
-	return func(hostport string) string {
-		host := hostport
-		if h, _, err := net.SplitHostPort(hostport); err == nil {
-			host = h
-		}
-		if strings.Contains(host, ":") {
-			host = "[" + host + "]"
-		}
-		if port != "" {
-			host += ":" + port
-		}
-		return scheme + "://" + host + path
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
 	}
+	return ws.scheme + "://" + host + ws.rest
 }
 
 // headerHas reports whether a comma-separated header holds token.
@@ -307,8 +307,8 @@ func (c *conn) wsFailed() bool {
 // remote is the client's address for the logs: behind a trusted proxy,
 // the one the proxy names.
 func (c *conn) remote() string {
-	if c.peer != "" {
-		return c.peer
+	if c.ws != nil && c.ws.peer != "" {
+		return c.ws.peer
 	}
 	return c.raw.RemoteAddr().String()
 }

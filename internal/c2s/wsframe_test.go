@@ -202,3 +202,16 @@ func TestWSFrames(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestWSRedirect(t *testing.T) {
+	ws := &wsState{scheme: "wss", rest: ":5281/xmpp-websocket"}
+	for in, want := range map[string]string{
+		"gw2.example.org:5222": "wss://gw2.example.org:5281/xmpp-websocket",
+		"gw2.example.org":      "wss://gw2.example.org:5281/xmpp-websocket",
+		"[2001:db8::1]:5222":   "wss://[2001:db8::1]:5281/xmpp-websocket",
+	} {
+		if got := ws.redirect(in); got != want {
+			t.Errorf("%s: got %s, want %s", in, got, want)
+		}
+	}
+}
