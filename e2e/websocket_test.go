@@ -3,9 +3,12 @@ package e2e
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -195,5 +198,63 @@ func TestHTTPListenerMounts(t *testing.T) {
 		"--jid", alice, "--password", alicePass, "--service", "upload."+domain, "--size", "20000", "--max", "104857600")...)
 	if !strings.Contains(out, "fetched back 20000 identical bytes") || !strings.Contains(out, base+"/upload/") {
 		t.Fatalf("upload through the web listener:\n%s", out)
+	}
+}
+
+// TestSplitWebSocket: a gateway's web listener (plain, behind a proxy) is
+// not ready until a session manager links, and a user the service sends
+// elsewhere gets RFC 7395's see-other-uri in <close/>.
+func TestSplitWebSocket(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped in -short mode")
+	}
+	dir := t.TempDir()
+	ambrosia(t, "pw\n", "user", "add", "alice@"+domain, "--data", dir, "--create")
+	port := freePort(t)
+	conf := filepath.Join(t.TempDir(), "gateway.toml")
+	doc := fmt.Sprintf("[http]\naddr = '127.0.0.1:%d'\ntls = false\n", port)
+	if err := os.WriteFile(conf, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, "gateway", "--config", conf)
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	waitListening(t, "127.0.0.1:"+strconv.Itoa(port), g.done, "gateway http", func() string { return "" })
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "services: no session manager linked") {
+		t.Fatalf("readyz before the service: %d %q", code, body)
+	}
+	startSM(t, "service sm", dir, []*splitGateway{g}, "--see-other-host", "xmpp.other.example:5222")
+	g.waitLog(t, `"msg":"bound"`, 1)
+	if code, body := get("/readyz"); code != http.StatusOK {
+		t.Fatalf("readyz with the service: %d %q", code, body)
+	}
+	ws, _, err := xmpptest.DialWebSocket("ws://127.0.0.1:"+strconv.Itoa(port)+"/xmpp-websocket", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	_, _ = ws.Write([]byte("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='" + domain + "' version='1.0'/>"))
+	first := base64.StdEncoding.EncodeToString([]byte("n,,n=nobody,r=0123456789abcdef"))
+	_, _ = ws.Write([]byte("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>" + first + "</auth>"))
+	_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		op, p, err := ws.ReadFrame()
+		if err != nil {
+			t.Fatalf("no <close/> with see-other-uri: %v", err)
+		}
+		if op == 1 && strings.HasPrefix(string(p), "<close") {
+			if want := "see-other-uri='ws://xmpp.other.example:" + strconv.Itoa(port) + "/xmpp-websocket'"; !strings.Contains(string(p), want) {
+				t.Fatalf("got %s, want %s", p, want)
+			}
+			return
+		}
 	}
 }

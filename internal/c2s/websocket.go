@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -140,10 +141,7 @@ func (s *Server) serveWebSocket(ctx context.Context, o WebSocketOptions, w http.
 		c.rec, c.tls = rec, tc
 		ws.w.Conn = tc
 	}
-	ws.scheme, ws.rest = "ws", r.URL.Path
-	if tc != nil || secure {
-		ws.scheme = "wss"
-	}
+	ws.scheme, ws.rest = redirectScheme(r), r.URL.Path
 	if _, port, err := net.SplitHostPort(r.Host); err == nil {
 		ws.rest = ":" + port + ws.rest
 	}
@@ -167,6 +165,24 @@ func takeBuffered(rw *bufio.ReadWriter) []byte {
 	b := make([]byte, rw.Reader.Buffered())
 	n, _ := rw.Reader.Read(b)
 	return b[:n]
+}
+
+// redirectScheme is the scheme the client reached this endpoint with, as
+// well as it can be told: wss over TLS or when a proxy says https, ws when
+// a proxy says http or a plain request comes from loopback directly, and
+// wss from a proxy that says nothing (proxies are trusted only as TLS
+// terminators).
+func redirectScheme(r *http.Request) string {
+	switch proto := r.Header.Get("X-Forwarded-Proto"); {
+	case r.TLS != nil || strings.EqualFold(proto, "https"):
+		return "wss"
+	case strings.EqualFold(proto, "http"):
+		return "ws"
+	}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil && ap.Addr().IsLoopback() {
+		return "ws"
+	}
+	return "wss"
 }
 
 // redirect builds the see-other-uri of RFC 7395 §3.6.1 from a

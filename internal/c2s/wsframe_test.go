@@ -2,7 +2,9 @@ package c2s
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -212,6 +214,33 @@ func TestWSRedirect(t *testing.T) {
 	} {
 		if got := ws.redirect(in); got != want {
 			t.Errorf("%s: got %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestWSRedirectScheme(t *testing.T) {
+	for _, tc := range []struct {
+		remote, proto string
+		tls           bool
+		want          string
+	}{
+		{"203.0.113.1:5", "", true, "wss"},
+		{"10.0.0.1:5", "https", false, "wss"},
+		{"10.0.0.1:5", "http", false, "ws"},
+		{"10.0.0.1:5", "", false, "wss"},
+		{"127.0.0.1:5", "", false, "ws"},
+		{"[::1]:5", "", false, "ws"},
+	} {
+		r := httptest.NewRequest("GET", "/xmpp-websocket", nil)
+		r.RemoteAddr = tc.remote
+		if tc.proto != "" {
+			r.Header.Set("X-Forwarded-Proto", tc.proto)
+		}
+		if tc.tls {
+			r.TLS = &tls.ConnectionState{}
+		}
+		if got := redirectScheme(r); got != tc.want {
+			t.Errorf("%+v: got %s", tc, got)
 		}
 	}
 }
