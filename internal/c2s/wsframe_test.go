@@ -244,3 +244,39 @@ func TestWSRedirectScheme(t *testing.T) {
 		}
 	}
 }
+
+type discard struct{}
+
+func (discard) wsMessage([]byte)       {}
+func (discard) wsControl(byte, []byte) {}
+
+// BenchmarkWSReader decodes chat messages arriving several to a read.
+func BenchmarkWSReader(b *testing.B) {
+	msg := []byte("<message xmlns='jabber:client' to='bob@localhost/b' type='chat' id='abc123'><body>Hello there, how are you?</body></message>")
+	var in []byte
+	for range 8 {
+		in = append(in, maskedFrame(wsText, true, msg)...)
+	}
+	buf := make([]byte, len(in))
+	r := &wsReader{max: 1 << 20}
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(buf, in) // feed unmasks in place
+		if err := r.feed(buf, discard{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkWSFrames frames a delivered chat message.
+func BenchmarkWSFrames(b *testing.B) {
+	msg := []byte("<message to='bob@localhost/b' type='chat' id='abc123' from='alice@localhost/a'><body>Hello there, how are you?</body></message>")
+	w := &wsConn{}
+	out := make([]byte, 0, 512)
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		out = w.frames(out[:0], msg)
+	}
+}

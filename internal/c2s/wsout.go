@@ -94,14 +94,14 @@ func (w *wsConn) frames(dst, p []byte) []byte {
 			end = elementEnd(p, end)
 		}
 		// The fix-ups go right after the name in the start tag.
-		var extra []byte
+		extra := ""
 		start := p[i:tagEnd]
 		if bytes.HasPrefix(name, []byte("stream:")) {
 			if !bytes.Contains(start, []byte("xmlns:stream=")) {
-				extra = append(extra, " xmlns:stream='http://etherx.jabber.org/streams'"...)
+				extra = " xmlns:stream='http://etherx.jabber.org/streams'"
 			}
 		} else if !hasDefaultNS(start) {
-			extra = append(extra, " xmlns='jabber:client'"...)
+			extra = " xmlns='jabber:client'"
 		}
 		at := i + 1 + len(name)
 		dst = appendFrameHeader(dst, wsText, end-i+len(extra))
