@@ -1,5 +1,6 @@
 // Package c2s is the client edge of the gateway: it accepts client
-// connections (TCP with STARTTLS, and direct TLS per XEP-0368), negotiates
+// connections (TCP with STARTTLS, direct TLS per XEP-0368, and XMPP over
+// WebSocket per RFC 7395 from the web listener's upgrades), negotiates
 // the stream (TLS, SASL, resource binding), stamps the true 'from' on every
 // stanza a client sends, and hands bound sessions and their stanzas to the
 // session manager of their domain through the router. It holds no
@@ -21,4 +22,10 @@
 // for ResumeTimeout, or ended otherwise, is unbound and the messages its
 // client did not acknowledge are routed again to the user's bare JID, to
 // another resource or to offline storage.
+//
+// A WebSocket connection is a conn like the others (websocket.go): after
+// the HTTP upgrade its socket is served, and once idle polled, as a TCP
+// one is. Only the edges differ: bytes read go through the frame decoder
+// (wsframe.go) before the parser, and what the session writes is framed
+// one element per message (wsout.go), so the session code is one.
 package c2s

@@ -157,7 +157,10 @@ func (s *Server) serveWebSocket(ctx context.Context, o WebSocketOptions, w http.
 
 // takeBuffered returns what the HTTP server read past the upgrade request,
 // which belongs to the WebSocket; clients wait for the upgrade before
-// sending, so it is normally nothing.
+// sending, so it is normally nothing. (Under TLS, plaintext that
+// crypto/tls decrypted beyond what the HTTP server read would wait until
+// the client sends more: only a client that sends over 4 KiB of frames
+// with its upgrade request, before the answer, could see that.)
 func takeBuffered(rw *bufio.ReadWriter) []byte {
 	if rw == nil || rw.Reader.Buffered() == 0 {
 		return nil
