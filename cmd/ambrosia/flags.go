@@ -24,6 +24,7 @@ type configFlags struct {
 	data        string
 	c2sAddr     string
 	c2sTLSAddr  string
+	httpAddr    string
 	allowPlain  optBool
 	allowReg    optBool
 	logFormat   string
@@ -118,6 +119,7 @@ func (f *configFlags) register(fs *flag.FlagSet, groups flagGroup) {
 	if groups&groupClients != 0 {
 		fs.StringVar(&f.c2sAddr, "c2s-addr", "", "client listener with STARTTLS, `HOST:PORT` (default :5222; '' disables)")
 		fs.StringVar(&f.c2sTLSAddr, "c2s-tls-addr", "", "client listener with direct TLS, `HOST:PORT` (default :5223; '' disables)")
+		fs.StringVar(&f.httpAddr, "http-addr", "", "web listener: XMPP over WebSocket, discovery, health checks, `HOST:PORT` such as :5281 (default off)")
 		fs.Var(&f.allowPlain, "allow-plain", "allow unencrypted client connections")
 		fs.StringVar(&f.idle, "idle-timeout", "", "silence before a session is pinged, a `DURATION` such as 5m (0 disables)")
 		fs.StringVar(&f.resume, "resume-timeout", "", "how long a dropped session waits for a stream-management resumption, a `DURATION` such as 5m (0 disables)")
@@ -175,6 +177,7 @@ func (f *configFlags) load() (config.Config, error) {
 	set(&c.DataDir, "data", f.data)
 	set(&c.C2S.Addr, "c2s-addr", f.c2sAddr)
 	set(&c.C2S.TLSAddr, "c2s-tls-addr", f.c2sTLSAddr)
+	set(&c.HTTP.Addr, "http-addr", f.httpAddr)
 	set(&c.Log.Format, "log-format", f.logFormat)
 	set(&c.Log.Level, "log-level", f.logLevel)
 	set(&c.DebugAddr, "debug-addr", f.debugAddr)

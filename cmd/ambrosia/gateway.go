@@ -120,7 +120,7 @@ service sm|muc). Domains, certificates and accounts come from the services.`, st
 		return errors.New("gateway: services have no way to authenticate: set a shared secret with --service-secret or AMBROSIA_SERVICE_SECRET, a secret per domain with --service-domain-secret, or a CA for service certificates with --service-ca")
 	}
 	ls := []listenerSetting{{"service listener", "service-addr", lf.addr}, {"c2s.addr", "c2s-addr", cfg.C2S.Addr}, {"c2s.tls_addr", "c2s-tls-addr", cfg.C2S.TLSAddr},
-		{"metrics_addr", "metrics-addr", cfg.MetricsAddr}, {"debug_addr", "debug-addr", cfg.DebugAddr}, {"http.addr", "", cfg.HTTP.Addr}}
+		{"metrics_addr", "metrics-addr", cfg.MetricsAddr}, {"debug_addr", "debug-addr", cfg.DebugAddr}, {"http.addr", "http-addr", cfg.HTTP.Addr}}
 	if len(cfg.Component.External) > 0 {
 		ls = append(ls, listenerSetting{"component.addr", "component-addr", cfg.Component.Addr})
 	}

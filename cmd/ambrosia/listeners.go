@@ -36,7 +36,7 @@ func serveListeners(cfg config.Config) []listenerSetting {
 	if cfg.TLS.ACME && cfg.TLS.ACMEChallenge == acmecert.ChallengeHTTP {
 		ls = append(ls, listenerSetting{"tls.acme_http_addr", "", cfg.TLS.ACMEHTTPAddr})
 	}
-	ls = append(ls, listenerSetting{"http.addr", "", cfg.HTTP.Addr})
+	ls = append(ls, listenerSetting{"http.addr", "http-addr", cfg.HTTP.Addr})
 	return append(ls, listenerSetting{"metrics_addr", "metrics-addr", cfg.MetricsAddr}, listenerSetting{"debug_addr", "debug-addr", cfg.DebugAddr})
 }
 
