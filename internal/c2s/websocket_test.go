@@ -256,3 +256,44 @@ func TestWebSocketSASL2FASTAndCSI(t *testing.T) {
 		t.Fatalf("then %s", m)
 	}
 }
+
+// An idle WebSocket session is pinged like a TCP one and closed with
+// connection-timeout when it does not answer; a server shutdown ends
+// WebSocket sessions with system-shutdown, <close/> and a close frame.
+func TestWebSocketIdlePingAndShutdown(t *testing.T) { modesWS(t, testWebSocketIdlePingAndShutdown) }
+
+func testWebSocketIdlePingAndShutdown(t *testing.T, mode func(*c2s.Config)) {
+	s := xmpptest.StartServer(t, func(c *c2s.Config) {
+		if mode != nil {
+			mode(c)
+		}
+		c.IdleTimeout = 1500 * time.Millisecond
+		c.PingTimeout = 500 * time.Millisecond
+	})
+	s.AddUser(t, "alice@localhost", "wonderland")
+	c, _ := wsLogin(t, s, s.WSURL, "alice", "wonderland", "SCRAM-SHA-256-PLUS", "web")
+	ping := c.Expect("idle ping", func(e *xmlstream.Element) bool {
+		return e.Local == "iq" && e.Child("urn:xmpp:ping", "ping") != nil
+	})
+	c.Send("<iq xmlns='jabber:client' type='result' id='" + ping.Attr("id") + "' to='localhost'/>")
+	c.Expect("second idle ping", func(e *xmlstream.Element) bool {
+		return e.Local == "iq" && e.Child("urn:xmpp:ping", "ping") != nil
+	})
+	if cond := c.StreamError(); cond != "connection-timeout" {
+		t.Fatalf("got %q, want connection-timeout", cond)
+	}
+
+	d, ws := wsLogin(t, s, s.WSURL, "alice", "wonderland", "SCRAM-SHA-256-PLUS", "other")
+	go s.Stop()
+	if cond := d.StreamError(); cond != "system-shutdown" {
+		t.Fatalf("got %q, want system-shutdown", cond)
+	}
+	for ws.Closed == 0 {
+		if _, err := d.Next(5 * time.Second); err != nil {
+			break
+		}
+	}
+	if ws.Closed != 1000 {
+		t.Fatalf("close frame %d, want 1000", ws.Closed)
+	}
+}
