@@ -242,6 +242,7 @@ func TestWebSocketSASL2FASTAndCSI(t *testing.T) {
 		t.Fatalf("fast over websocket: %s", el)
 	}
 	c2.Send("<inactive xmlns='urn:xmpp:csi:0'/>")
+	ping(c2, "after-inactive") // the server has read <inactive/> once this is answered
 	b := s.Login(t, "bob", "builder", "b")
 	// Held while inactive, a newer presence of the same sender replaces an
 	// older one; the message, which cannot wait, sends what was held first.
