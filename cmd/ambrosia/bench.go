@@ -65,7 +65,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	insecure := fs.Bool("insecure", false, "do not check the server's certificate")
 	owned := fs.Bool(strings.TrimPrefix(ownServerFlag, "--"), false, "load a server that is not on this machine: say that it is yours")
 	jsonPath := fs.String("json", "", "write the results as JSON to `FILE` (- for stdout: the report then goes to stderr)")
-	wsPath := fs.String("websocket", "", "open the sessions over XMPP WebSocket at this `PATH` (e.g. /xmpp-websocket) of --addr, a plain [http] listener (http.tls = false)")
+	wsPath := fs.String("websocket", "", "open the sessions over XMPP WebSocket at this `PATH` (e.g. /xmpp-websocket) of --addr, the web listener (http.addr): ws, or wss with --tls")
 	conc := fs.Int("concurrency", 100, "logins in flight")
 	timeout := fs.Duration("timeout", 30*time.Second, "bound on one connection's negotiation and on closing")
 	pid := fs.Int("server-pid", 0, "server process to sample (/proc/PID, same machine only); 0 disables")
@@ -160,8 +160,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	security, sec := "plain TCP (no TLS)", "plain"
 	if *wsPath != "" {
-		if *useTLS || *directTLS {
-			return fs.wrongArgs("--websocket speaks plain ws to a loopback [http] listener (http.tls = false); it does not take --tls")
+		if *directTLS {
+			return fs.wrongArgs("--websocket takes --tls for wss, not --direct-tls")
 		}
 		o.WebSocket = *wsPath
 		security, sec = "plain WebSocket (RFC 7395) at "+*wsPath, "websocket"
@@ -175,6 +175,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		security, sec = "STARTTLS, full handshake per connection, certificate "+verified, "starttls"
 		if *directTLS {
 			security, sec = "direct TLS, full handshake per connection, certificate "+verified, "direct-tls"
+		}
+		if *wsPath != "" {
+			security, sec = "WebSocket over TLS (wss) at "+*wsPath+", full handshake per connection, certificate "+verified, "wss"
 		}
 	}
 	started := time.Now()

@@ -54,8 +54,9 @@ type Options struct {
 	// goes, for a progress display.
 	Meter *Meter
 	// WebSocket, when set, is the path of the XMPP WebSocket endpoint
-	// (RFC 7395) at Addr, which is then an HTTP listener without TLS:
-	// sessions are opened there instead of on a TCP client listener.
+	// (RFC 7395) at Addr, which is then the web listener: sessions are
+	// opened there instead of on a TCP client listener, over TLS (wss)
+	// when TLS is set.
 	WebSocket string
 }
 
@@ -117,7 +118,19 @@ func login(ctx context.Context, o *Options, user string) (*Conn, time.Duration, 
 	_ = raw.SetDeadline(time.Now().Add(o.Timeout))
 	start := time.Now()
 	if o.WebSocket != "" {
-		ws, err := upgradeWebSocket(raw, o.Addr, o.WebSocket)
+		var under net.Conn = raw
+		if o.TLS {
+			// wss: TLS first, then the upgrade; no STARTTLS in the stream.
+			tc := o.TLSConfig.Clone()
+			tc.NextProtos = []string{"http/1.1"}
+			t := tls.Client(raw, tc)
+			if err := t.Handshake(); err != nil {
+				raw.Close()
+				return nil, 0, fmt.Errorf("%s: tls handshake: %w", user, err)
+			}
+			under = t
+		}
+		ws, err := upgradeWebSocket(under, o.Addr, o.WebSocket)
 		if err != nil {
 			raw.Close()
 			return nil, 0, fmt.Errorf("%s: %w", user, err)
@@ -146,7 +159,7 @@ func (c *Conn) negotiate(o *Options, user string) error {
 	if err != nil {
 		return err
 	}
-	if o.TLS && !o.DirectTLS {
+	if o.TLS && !o.DirectTLS && o.WebSocket == "" {
 		if f.Child(nsTLS, "starttls") == nil {
 			return errors.New("server offers no STARTTLS")
 		}
