@@ -51,7 +51,7 @@ func startBOSHWith(t *testing.T, top, settings string) (*Server, string) {
 	}
 	port := freePort(t)
 	conf := filepath.Join(t.TempDir(), "ambrosia.toml")
-	doc := fmt.Sprintf("%s\n[api]\naddr = '127.0.0.1:%d'\n[bosh]\nenabled = true\n%s\n", top, port, settings)
+	doc := fmt.Sprintf("%s\n[http]\naddr = '127.0.0.1:%d'\ntls = false\n[bosh]\n%s\n", top, port, settings)
 	if err := os.WriteFile(conf, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -35,10 +35,7 @@ type apps struct {
 	accounts appservice.Accounts
 	mon      *metrics.Metrics
 	log      *slog.Logger
-	// bosh is served at boshPath on the API's listener when [bosh] is
-	// enabled, until a listener of its own exists.
-	bosh http.Handler
-	api  atomic.Pointer[http.Handler] // the API once run built it
+	api      atomic.Pointer[http.Handler] // the API once run built it
 }
 
 // apiHandler serves the API on another listener ([http] with http.api):
@@ -157,15 +154,8 @@ func (a *apps) run(ctx context.Context, sms []*sm.SM, conference *muc.Service, c
 	if err != nil {
 		return fmt.Errorf("api: listen %s (api.addr moves it): %w", a.cfg.API.Addr, err)
 	}
-	a.log.Info("listening", "component", "api", "addr", l.Addr().String(), "services", len(a.cfg.AppServices), "admin", a.cfg.API.AdminToken != "", "bosh", a.bosh != nil)
-	served := handler
-	if a.bosh != nil {
-		mux := http.NewServeMux()
-		mux.Handle(boshPath, a.bosh)
-		mux.Handle("/", h)
-		served = mux
-	}
-	srv := &http.Server{Handler: served, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	a.log.Info("listening", "component", "api", "addr", l.Addr().String(), "services", len(a.cfg.AppServices), "admin", a.cfg.API.AdminToken != "")
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err

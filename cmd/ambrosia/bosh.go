@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/bosh"
@@ -11,13 +12,10 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/config"
 )
 
-// boshPath is where BOSH is served, as on Prosody and ejabberd.
-const boshPath = "/http-bind"
-
 // newBOSH serves BOSH sessions (XEP-0206) through the client edge: each
 // session's stream is a virtual connection of edge, negotiated, bound and
 // routed as TCP ones are.
-func newBOSH(cfg config.Config, edge *c2s.Server, log *slog.Logger) (*bosh.Handler, error) {
+func newBOSH(cfg config.Config, edge *c2s.Server, peer func(*http.Request) (string, bool), log *slog.Logger) (*bosh.Handler, error) {
 	bc := bosh.Config{
 		MaxWait:      time.Duration(cfg.BOSH.MaxWait),
 		MaxHold:      cfg.BOSH.MaxHold,
@@ -25,6 +23,7 @@ func newBOSH(cfg config.Config, edge *c2s.Server, log *slog.Logger) (*bosh.Handl
 		MaxPause:     time.Duration(cfg.BOSH.MaxPause),
 		MaxBodyBytes: cfg.BOSH.MaxBodySize,
 		AllowPlain:   cfg.C2S.AllowPlain,
+		Peer:         peer,
 	}
 	return bosh.New(bc, bosh.OpenFunc(func(ctx context.Context, sink bosh.Sink, remote net.Addr, secure bool) (bosh.Stream, error) {
 		v, err := edge.OpenVirtual(ctx, sink, c2s.VirtualInfo{Remote: remote, Secure: secure})

@@ -137,11 +137,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if cfg.BOSH.Enabled && applications != nil {
-		if applications.bosh, err = newBOSH(cfg, edge, log); err != nil {
-			return err
-		}
-	}
 
 	var uploads *upload.Service
 	if cfg.Upload.Enabled {
@@ -152,7 +147,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	// The [http] listener: WebSocket, discovery, health, and the API and
-	// upload where asked. BOSH mounts here too, as webParts.bosh.
+	// upload where asked, and BOSH.
 	parts := webParts{edge: edge, checks: map[string]web.Check{"storage": storageCheck(store)}}
 	if uploads != nil {
 		parts.upload = uploads.Handler()

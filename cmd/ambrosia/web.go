@@ -21,9 +21,6 @@ type webParts struct {
 	edge   *c2s.Server
 	upload http.Handler // the upload store (http.upload)
 	api    http.Handler // the HTTP API (http.api)
-	// bosh is the BOSH endpoint (XEP-0206), mounted at /http-bind and
-	// announced in host-meta when set.
-	bosh   http.Handler
 	checks map[string]web.Check
 }
 
@@ -53,8 +50,14 @@ func newWeb(sessCtx context.Context, cfg config.Config, tlsConf *tls.Config, p w
 	if h.WebSocket && p.edge != nil {
 		ws.MountWebSocket(p.edge.WebSocketHandler(sessCtx, c2s.WebSocketOptions{Peer: ws.Peer, OriginAllowed: ws.OriginAllowed}))
 	}
-	if p.bosh != nil {
-		ws.MountBOSH(p.bosh)
+	if cfg.BOSH.Enabled && p.edge != nil {
+		// BOSH sessions believe the listener's proxies as WebSocket
+		// ones do.
+		b, err := newBOSH(cfg, p.edge, ws.Peer, log)
+		if err != nil {
+			return nil, err
+		}
+		ws.MountBOSH(b)
 	}
 	if h.Upload && p.upload != nil {
 		ws.Handle("/upload/", p.upload)

@@ -481,6 +481,7 @@ func (b *Backend) Server(context.Context) (httpapi.ServerInfo, error) {
 	}
 	return info, nil
 }
+
 // Reload implements httpapi.Backend.
 func (b *Backend) Reload(ctx context.Context) error {
 	if b.d.Reload == nil {

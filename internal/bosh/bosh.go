@@ -43,10 +43,11 @@ type Config struct {
 	// MaxBodyBytes bounds one request's body; a bigger one is refused
 	// with 413.
 	MaxBodyBytes int
-	// Secure tells whether a request came over an encrypted or trusted
-	// carrier (TLS, loopback, a proxy that terminated TLS); nil means
-	// TLS or loopback.
-	Secure func(*http.Request) bool
+	// Peer returns a request's client address and whether it came over
+	// an encrypted or trusted carrier (TLS, loopback, a proxy that
+	// terminated TLS); nil means the socket's address, and TLS or
+	// loopback.
+	Peer func(*http.Request) (addr string, secure bool)
 	// AllowPlain opens sessions from carriers that are not secure
 	// (c2s.allow_plain): SASL PLAIN is then still not offered.
 	AllowPlain bool
@@ -136,23 +137,23 @@ func New(cfg Config, open Opener, log *slog.Logger) (*Handler, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = d.MaxBodyBytes
 	}
-	if cfg.Secure == nil {
-		cfg.Secure = secureDefault
+	if cfg.Peer == nil {
+		cfg.Peer = peerDefault
 	}
 	return &Handler{cfg: cfg, open: open, log: log.With("component", "bosh"), reportAfter: 2 * time.Second, sessions: map[string]*session{}}, nil
 }
 
 // secureDefault trusts TLS and loopback.
-func secureDefault(r *http.Request) bool {
+func peerDefault(r *http.Request) (string, bool) {
 	if r.TLS != nil {
-		return true
+		return r.RemoteAddr, true
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return false
+		return r.RemoteAddr, false
 	}
 	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return r.RemoteAddr, ip != nil && ip.IsLoopback()
 }
 
 // Len reports the number of sessions.

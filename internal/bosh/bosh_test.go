@@ -265,7 +265,7 @@ func TestCreate(t *testing.T) {
 }
 
 func TestInsecureCarrierRefused(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.Secure = func(*http.Request) bool { return false } })
+	f := newFixture(t, func(c *Config) { c.Peer = func(r *http.Request) (string, bool) { return r.RemoteAddr, false } })
 	got, _ := f.post(wrap + "rid='1' to='localhost' wait='30' hold='1'/>")
 	if !strings.Contains(got, "policy-violation") || f.h.Len() != 0 {
 		t.Fatalf("a plain carrier opened a session: %s", got)
@@ -602,4 +602,24 @@ func TestTerminate(t *testing.T) {
 			t.Fatalf("final: %s", got)
 		}
 	})
+}
+
+// TestPeerAddress: the stream is opened with the address Peer names (a
+// client behind a trusted proxy), with port 0 when it has none.
+func TestPeerAddress(t *testing.T) {
+	got := make(chan string, 1)
+	cfg := DefaultConfig()
+	cfg.Peer = func(*http.Request) (string, bool) { return "203.0.113.7", true }
+	h, err := New(cfg, OpenFunc(func(_ context.Context, _ Sink, remote net.Addr, secure bool) (Stream, error) {
+		got <- fmt.Sprint(remote, " ", secure)
+		return nil, errors.New("no stream here")
+	}), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("POST", "/http-bind", strings.NewReader(wrap+"rid='1' to='localhost' wait='30' hold='1'/>")))
+	if g := <-got; g != "203.0.113.7:0 true" {
+		t.Errorf("opened with %q", g)
+	}
 }

@@ -85,7 +85,7 @@ type sentResp struct {
 
 // create opens a session (XEP-0124 §7.1, XEP-0206 §4).
 func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
-	secure := h.cfg.Secure(r)
+	addr, secure := h.cfg.Peer(r)
 	if !secure && !h.cfg.AllowPlain {
 		reply(w, http.StatusOK, "", terminateBody("policy-violation", nil))
 		return
@@ -113,9 +113,13 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 	s.polling = s.hold == 0 || s.wait == 0
 	s.acks = b.hasAck
 	s.header = streamHeader(b.to, b.lang)
+	// The client's address, a proxy's X-Forwarded-For believed where
+	// Peer believes it; with no port there, the port is 0.
 	var remote net.Addr
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
 		remote = net.TCPAddrFromAddrPort(ap)
+	} else if a, err := netip.ParseAddr(addr); err == nil {
+		remote = net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, 0))
 	}
 	st, err := h.open.Open(context.WithoutCancel(r.Context()), s, remote, secure)
 	if err != nil {

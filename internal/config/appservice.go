@@ -115,7 +115,7 @@ func (c *Config) validateAPI() error {
 			tokens[t] = "appservice " + a.Name
 		}
 	}
-	if c.APIEnabled() {
+	if c.APIEnabled() && c.API.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.API.Addr); err != nil {
 			return fmt.Errorf("api.addr: %q is not host:port", c.API.Addr)
 		}

@@ -6,10 +6,9 @@ import (
 )
 
 // BOSH configures XMPP over BOSH (XEP-0124, XEP-0206) for browser
-// clients: served at /http-bind on the [api] listener, which it opens.
+// clients: served at /http-bind on the [http] listener when it is on.
 type BOSH struct {
-	// Enabled serves BOSH. Off by default: the [api] listener is plain
-	// HTTP on loopback, for a reverse proxy that adds TLS in front.
+	// Enabled serves BOSH on the [http] listener, as WebSocket is.
 	Enabled bool `toml:"enabled"`
 	// MaxWait caps the time a request is held waiting for something to
 	// send (the client's wait).
@@ -27,7 +26,7 @@ type BOSH struct {
 
 // defaultBOSH is ejabberd's and Prosody's behaviour, near enough.
 func defaultBOSH() BOSH {
-	return BOSH{MaxWait: Duration(60 * time.Second), MaxHold: 1, Inactivity: Duration(60 * time.Second),
+	return BOSH{Enabled: true, MaxWait: Duration(60 * time.Second), MaxHold: 1, Inactivity: Duration(60 * time.Second),
 		MaxPause: Duration(120 * time.Second), MaxBodySize: 1 << 20}
 }
 

@@ -42,10 +42,16 @@ try {
   step('logged in as ' + await page.evaluate(() => window.ambrosiaTest.session.get('jid')));
   // The peer's presence shows in the roster: Converse's contact is
   // online, and the roster lists it.
-  await page.waitForFunction(async (jid) => {
-    const c = await window.ambrosiaTest.api.contacts.get(jid);
-    return c && c.getStatus?.() === 'online' || c?.presence?.get?.('show') === 'online';
-  }, peer, { timeout: 30000, polling: 250 });
+  // Polled from here: page.evaluate waits for the async lookup, which a
+  // predicate of waitForFunction would return as a (truthy) promise.
+  for (const until = Date.now() + 30000; ; await new Promise((r) => setTimeout(r, 250))) {
+    const online = await page.evaluate(async (jid) => {
+      const c = await window.ambrosiaTest.api.contacts.get(jid);
+      return Boolean(c && (c.getStatus?.() === 'online' || c.presence?.get?.('show') === 'online'));
+    }, peer);
+    if (online) break;
+    if (Date.now() > until) throw new Error('the peer ' + peer + ' is not online in the roster after 30 s');
+  }
   step('peer online in the roster: ' + await page.evaluate(async (jid) => {
     const c = await window.ambrosiaTest.api.contacts.get(jid);
     return JSON.stringify({ status: c.getStatus?.(), presence: c.presence?.toJSON?.(), sub: c.get('subscription') });
