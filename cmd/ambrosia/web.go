@@ -13,6 +13,7 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
 	"github.com/ambrosia-xmpp/ambrosia/internal/web"
+	"github.com/ambrosia-xmpp/ambrosia/internal/webadmin"
 )
 
 // webParts are what the [http] listener serves besides its own
@@ -63,7 +64,10 @@ func newWeb(sessCtx context.Context, cfg config.Config, tlsConf *tls.Config, p w
 		ws.Handle("/upload/", p.upload)
 	}
 	if h.API && p.api != nil {
+		// The API's handler serves the web admin page too.
 		ws.Handle("/api/", p.api)
+		ws.Handle(webadmin.Prefix, p.api)
+		ws.Handle("GET /admin", http.RedirectHandler(webadmin.Prefix, http.StatusMovedPermanently))
 	}
 	if p.edge != nil {
 		ws.AddCheck("c2s", p.edge.Ready)

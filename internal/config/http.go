@@ -80,8 +80,8 @@ func (h *HTTP) validate(c *Config) error {
 			return fmt.Errorf("http.public_url: %q is not an http(s) URL such as https://xmpp.example.org", h.PublicURL)
 		}
 	}
-	if h.API && c.API.AdminToken == "" && len(c.AppServices) == 0 {
-		return errors.New("http.api: the API has nothing to serve: set api.admin_token or declare an [[appservice]]")
+	if h.API && c.API.AdminToken == "" && len(c.API.Admins) == 0 && len(c.AppServices) == 0 {
+		return errors.New("http.api: the API has nothing to serve: set api.admin_token or api.admins, or declare an [[appservice]]")
 	}
 	if h.Upload {
 		if !c.Upload.Enabled {

@@ -142,7 +142,11 @@ async function refresh() {
 }
 
 async function refreshUsers() {
-  const [users, sessions] = await Promise.all([call("GET", "/users"), call("GET", "/sessions")]);
+  const [sessions, ...perDomain] = await Promise.all([
+    call("GET", "/sessions"),
+    ...server.domains.map((d) => call("GET", "/users?domain=" + encodeURIComponent(d))),
+  ]);
+  const users = { users: perDomain.flatMap((u) => u.users) };
   const count = {};
   for (const s of sessions.sessions) {
     const bare = s.jid.split("/")[0];
@@ -189,7 +193,7 @@ async function refreshComponents() {
 async function refreshS2S() {
   const sl = $("s2s-list");
   sl.replaceChildren();
-  for (const s of (await call("GET", "/s2s")).streams) sl.append(row([s.local, s.remote, s.direction, s.auth]));
+  for (const s of (await call("GET", "/s2s")).s2s) sl.append(row([s.local, s.remote, s.direction, s.auth]));
 }
 
 async function act(what) {
