@@ -13,13 +13,15 @@ func TestBOSHConfig(t *testing.T) {
 		check     func(t *testing.T, c Config)
 	}{
 		{name: "defaults", check: func(t *testing.T, c Config) {
-			if c.BOSH != defaultBOSH() || c.BOSH.Enabled || c.APIEnabled() {
+			// On, and served once the [http] listener is; it opens no
+			// listener of its own.
+			if c.BOSH != defaultBOSH() || !c.BOSH.Enabled || c.APIEnabled() {
 				t.Fatalf("got %+v", c.BOSH)
 			}
 		}},
-		{name: "enabled opens the api listener", doc: "[bosh]\nenabled = true\nmax_wait = '30s'\nmax_hold = 2\ninactivity = '2m'\nmax_pause = '0s'\nmax_body_size = 4096", check: func(t *testing.T, c Config) {
+		{name: "settings", doc: "[bosh]\nenabled = true\nmax_wait = '30s'\nmax_hold = 2\ninactivity = '2m'\nmax_pause = '0s'\nmax_body_size = 4096", check: func(t *testing.T, c Config) {
 			b := c.BOSH
-			if !b.Enabled || b.MaxWait != Duration(30*time.Second) || b.MaxHold != 2 || b.Inactivity != Duration(2*time.Minute) || b.MaxBodySize != 4096 || !c.APIEnabled() {
+			if !b.Enabled || b.MaxWait != Duration(30*time.Second) || b.MaxHold != 2 || b.Inactivity != Duration(2*time.Minute) || b.MaxBodySize != 4096 || c.APIEnabled() {
 				t.Fatalf("got %+v", b)
 			}
 		}},
@@ -29,7 +31,11 @@ func TestBOSHConfig(t *testing.T) {
 		{name: "short inactivity", doc: "[bosh]\ninactivity = '10ms'", wantErr: "bosh.inactivity"},
 		{name: "negative pause", doc: "[bosh]\nmax_pause = '-1s'", wantErr: "bosh.max_pause"},
 		{name: "tiny body", doc: "[bosh]\nmax_body_size = 10", wantErr: "bosh.max_body_size"},
-		{name: "enabled needs an address", doc: "[bosh]\nenabled = true\n[api]\naddr = '5280'", wantErr: "api.addr"},
+		{name: "off", doc: "[bosh]\nenabled = false", check: func(t *testing.T, c Config) {
+			if c.BOSH.Enabled {
+				t.Fatal("still on")
+			}
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
