@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// resultLine is the summary split_exactly.py prints.
+var resultLine = regexp.MustCompile(`(?m)^RESULT .*$`)
+
+// TestSplitExactlyOnce kills one process of a split server (two gateways,
+// one session manager service on SQLite) with SIGKILL while alice, on
+// gateway A, sends 300 numbered messages to bob, on gateway B; both use
+// Stream Management. The killed service is restarted after 2 s; a client
+// whose gateway died reconnects through the other one, and alice sends
+// again, with the same origin-id, what the server had not acknowledged.
+// Every message must reach bob exactly once and in order (live or
+// offline), and be in his archive exactly once and in order.
+// AMBROSIA_EXACTLY_RUNS repeats every case that many times (default 1).
+func TestSplitExactlyOnce(t *testing.T) {
+	requireTools(t, "slixmpp")
+	runs := 1
+	if v := os.Getenv("AMBROSIA_EXACTLY_RUNS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("AMBROSIA_EXACTLY_RUNS=%q: want a positive number", v)
+		}
+		runs = n
+	}
+	for _, kill := range []string{"service", "receiver-gateway", "sender-gateway"} {
+		t.Run(kill, func(t *testing.T) {
+			bad := 0
+			for i := 1; i <= runs; i++ {
+				// A subtest per run stops its processes before the next.
+				t.Run(strconv.Itoa(i), func(t *testing.T) {
+					res, ok := exactlyOnce(t, kill)
+					t.Logf("%s run %d/%d: %s", kill, i, runs, res)
+					if !ok {
+						bad++
+					}
+				})
+			}
+			if bad > 0 {
+				t.Errorf("%d of %d runs lost, doubled or reordered a message", bad, runs)
+			}
+		})
+	}
+}
+
+// exactlyOnce runs one case on a fresh server and returns the script's
+// RESULT line and whether it was clean.
+func exactlyOnce(t *testing.T, kill string) (string, bool) {
+	dir := t.TempDir()
+	for _, u := range []string{"alice", "bob"} {
+		ambrosia(t, "pw\n", "user", "add", u+"@"+domain, "--data", dir, "--create")
+	}
+	a, b := startGateway(t, "gateway A"), startGateway(t, "gateway B")
+	gws := []*splitGateway{a, b}
+	svc := startSM(t, "service sm", dir, gws)
+	a.waitLog(t, `"msg":"bound"`, 1)
+	b.waitLog(t, `"msg":"bound"`, 1)
+
+	args := flowArgs(dir, a, b, "alice@"+domain, "bob@"+domain, "--count", "300", "--kill-after", "100", "--timeout", "85")
+	switch kill {
+	case "receiver-gateway":
+		args = append(args, "--bob-reconnect-port", strconv.Itoa(a.port))
+	case "sender-gateway":
+		args = append(args, "--alice-reconnect-port", strconv.Itoa(b.port))
+	}
+	flow := startPython(t, "split_exactly", args...)
+	flow.waitLine(t, "KILL", 60*time.Second)
+	switch kill {
+	case "service":
+		svc.kill()
+		time.Sleep(2 * time.Second)
+		startSM(t, "service sm (restarted)", dir, gws)
+	case "receiver-gateway":
+		b.kill()
+	case "sender-gateway":
+		a.kill()
+	}
+	<-flow.done
+	out := flow.out.String()
+	res := resultLine.FindString(out)
+	if res == "" {
+		t.Errorf("split_exactly.py: %v\n%s", flow.err, out)
+		return "no result", false
+	}
+	clean := flow.err == nil && strings.Contains(res, " dup=[] lost=[] reordered=[] ") && strings.HasSuffix(res, "archive_dup=[] archive_lost=[] archive_reordered=[]")
+	if !clean {
+		t.Logf("split_exactly.py:\n%s", out)
+	}
+	return res, clean
+}
