@@ -84,6 +84,7 @@ type SM struct {
 	pushes    pushPending  // XEP-0357 notifications awaiting an answer
 	caps      capsState    // XEP-0115 capabilities, for PEP notifications
 	ents      entities     // XEP-0356 privileged entities
+	resent    resent       // origin-ids of recent messages, to drop a client's resend
 
 	mu    sync.RWMutex
 	users map[string]*user // users with at least one session, by bare JID
@@ -285,6 +286,10 @@ func (m *SM) HandleFromSession(ctx context.Context, sess router.Session, s route
 		}
 		if forgedWrapper(s.El) {
 			replyError(sess, s, stanza.BadRequest, "Only the server sends carbon copies and archive results.")
+			return
+		}
+		if s.El.Attr("type") != "error" && m.resent.seen(s) {
+			m.log.Debug("message sent again dropped", "from", s.From.String(), "to", s.To.String())
 			return
 		}
 		var ok bool

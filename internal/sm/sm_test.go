@@ -642,3 +642,45 @@ func TestEndSessions(t *testing.T) {
 		t.Fatalf("ended %d sessions of nobody", n)
 	}
 }
+
+// TestResendDropped: a message sent again with the same origin-id (a
+// client whose resumption failed sends what was not acknowledged) is
+// dropped; another origin-id, or another addressee, is a new message.
+func TestResendDropped(t *testing.T) {
+	_, a, b := twoUsers(t)
+	tests := []struct {
+		id, to, origin string
+		want           bool
+	}{
+		{"o1", "bob@localhost", "x1", true},
+		{"o2", "bob@localhost", "x1", false}, // the resend
+		{"o3", "bob@localhost", "x2", true},
+		{"o4", "bob@localhost", "", true},
+		{"o5", "bob@localhost", "", true}, // no origin-id: never a resend
+		{"o6", "alice@localhost", "x1", true},
+	}
+	for _, tt := range tests {
+		oid := ""
+		if tt.origin != "" {
+			oid = "<origin-id xmlns='urn:xmpp:sid:0' id='" + tt.origin + "'/>"
+		}
+		a.Send("<message to='" + tt.to + "' type='chat' id='" + tt.id + "'><body>b</body>" + oid + "</message>")
+	}
+	// Whatever was delivered arrives before the answers to these pings.
+	a.Send("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+	a.Expect("ping", isIQ("p1"))
+	b.Send("<iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>")
+	got := map[string]bool{}
+	for {
+		e := b.Expect("message or ping", func(e *xmlstream.Element) bool { return e.Local == "message" || e.Attr("id") == "p2" })
+		if e.Local != "message" {
+			break
+		}
+		got[e.Attr("id")] = true
+	}
+	for _, tt := range tests {
+		if tt.to == "bob@localhost" && got[tt.id] != tt.want {
+			t.Errorf("message %s (origin-id %q): delivered %v, want %v", tt.id, tt.origin, got[tt.id], tt.want)
+		}
+	}
+}
