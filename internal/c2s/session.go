@@ -57,7 +57,8 @@ type session struct {
 	inbound   uint32 // stanzas received from the client
 	acked     uint32 // h of the last acknowledgement from the client
 	unacked   []unacked
-	requested bool // an <r/> is out and unanswered
+	acks      []func() // done functions of acknowledged stanzas, run outside mu (see runAcks)
+	requested bool     // an <r/> is out and unanswered
 	ackTimer  *time.Timer
 	ackArmed  bool
 	gen       uint64      // counts detachments, so that a stale expiry does nothing
@@ -75,7 +76,8 @@ type session struct {
 // sequence number is its position after session.acked.
 type unacked struct {
 	data    []byte
-	message bool // re-routed when the session ends without delivering it
+	message bool   // re-routed when the session ends without delivering it
+	done    func() // see DeliverAcked; nil for Deliver
 }
 
 func newSession(c *conn, full jid.JID) *session {
@@ -108,23 +110,41 @@ func (s *session) RemoteAddr() string {
 // to the current transport at once, without waiting for the client (see
 // outConn). Once Stream Management is enabled it is also kept until the
 // client acknowledges it, detached or not.
-func (s *session) Deliver(el *xmlstream.Element) { s.deliver(el, bulkWrite{}) }
+func (s *session) Deliver(el *xmlstream.Element) { s.deliver(el, bulkWrite{}, nil) }
 
 // DeliverBulk implements router.BulkSession: like Deliver, but the socket
 // write is left to the server's flushers (see flusher), after b's release.
 func (s *session) DeliverBulk(el *xmlstream.Element, b *router.Batch) {
-	s.deliver(el, bulkWrite{on: true, batch: b})
+	s.deliver(el, bulkWrite{on: true, batch: b}, nil)
 }
 
-func (s *session) deliver(el *xmlstream.Element, bulk bulkWrite) {
+// DeliverAcked is DeliverBulk without a batch, reporting when the stanza
+// is off the edge's hands: done runs once the client acknowledged it
+// (XEP-0198), or the session ended and it was re-routed (messages) or
+// dropped, or at once when Stream Management is off (there is nothing
+// to wait for). It returns false, without running done, when the session
+// has ended already and the stanza was not taken. A gateway acknowledges
+// a delivery to its service only then, so that the service sends again
+// what a dead gateway never got to its client.
+func (s *session) DeliverAcked(el *xmlstream.Element, done func()) bool {
+	taken, held := s.deliver(el, bulkWrite{on: true}, done)
+	if taken && !held {
+		done()
+	}
+	return taken
+}
+
+// deliver queues el for the client; it reports whether the session took
+// it, and whether done is kept until the client acknowledges it.
+func (s *session) deliver(el *xmlstream.Element, bulk bulkWrite, done func()) (taken, held bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
-		return
+		return false, false
 	}
 	if s.swallow != "" && el.Local == stanza.IQ && el.Attr("id") == s.swallow {
 		s.swallow = ""
-		return
+		return true, false
 	}
 	if !s.enabled {
 		if s.cur != nil {
@@ -132,10 +152,11 @@ func (s *session) deliver(el *xmlstream.Element, bulk bulkWrite) {
 		} else if s.attaching {
 			s.early = append(s.early, el.AppendXML(nil, s.ns))
 		}
-		return
+		return true, false
 	}
 	b := el.AppendXML(nil, s.ns)
-	s.unacked = append(s.unacked, unacked{data: b, message: el.Local == stanza.Message && el.Attr("type") != "error"})
+	s.unacked = append(s.unacked, unacked{data: b, message: el.Local == stanza.Message && el.Attr("type") != "error", done: done})
+	held = done != nil
 	if len(s.unacked) > s.srv.cfg.SMMaxQueue && !s.closing {
 		// The client acknowledges nothing: the queue would grow without end.
 		s.closing = true
@@ -146,7 +167,7 @@ func (s *session) deliver(el *xmlstream.Element, bulk bulkWrite) {
 		}
 	}
 	if s.cur == nil {
-		return
+		return true, held
 	}
 	written := s.cur.deliverBytes(el, b, bulk)
 	if written && !s.requested && len(s.unacked) >= smRequestThreshold {
@@ -159,6 +180,19 @@ func (s *session) deliver(el *xmlstream.Element, bulk bulkWrite) {
 		} else {
 			s.ackTimer.Reset(smRequestDelay)
 		}
+	}
+	return true, held
+}
+
+// runAcks runs the done functions of the stanzas acknowledged so far;
+// s.mu must not be held: they may take locks of their own.
+func (s *session) runAcks() {
+	s.mu.Lock()
+	acks := s.acks
+	s.acks = nil
+	s.mu.Unlock()
+	for _, f := range acks {
+		f()
 	}
 }
 
@@ -285,6 +319,12 @@ func (s *session) end() {
 	s.unacked = nil
 	s.mu.Unlock()
 	s.reroute(ctx, q)
+	s.runAcks()
+	for _, u := range q {
+		if u.done != nil {
+			u.done()
+		}
+	}
 	if s.id != "" {
 		s.srv.forgetResumable(s.id, s)
 	}
@@ -360,6 +400,7 @@ func (c *conn) handleSM(el *xmlstream.Element) bool {
 		}
 		s.requested = false
 		s.mu.Unlock()
+		s.runAcks()
 		return true
 	case "resume":
 		return c.write([]byte(smFailed("unexpected-request", ""))) == nil
@@ -390,6 +431,11 @@ func (s *session) ackLocked(h uint32) string {
 	if int64(n) > int64(len(s.unacked)) {
 		sent := s.acked + uint32(len(s.unacked))
 		return "<handled-count-too-high xmlns='" + nsSM + "' h='" + strconv.FormatUint(uint64(h), 10) + "' send-count='" + strconv.FormatUint(uint64(sent), 10) + "'/>"
+	}
+	for _, u := range s.unacked[:n] {
+		if u.done != nil {
+			s.acks = append(s.acks, u.done)
+		}
 	}
 	clear(s.unacked[:n])
 	s.unacked = s.unacked[n:]
@@ -452,6 +498,7 @@ func (c *conn) resume(previd, hs string, answer func(resumed string) []byte) (fa
 		s.closing = true
 		old := s.cur
 		s.mu.Unlock()
+		s.runAcks()
 		if old != nil {
 			old.Close("undefined-condition")
 		} else {
@@ -472,6 +519,7 @@ func (c *conn) resume(previd, hs string, answer func(resumed string) []byte) (fa
 	}
 	err = c.write(out)
 	s.mu.Unlock()
+	s.runAcks()
 	if old != nil {
 		// The old connection is still there, half dead: it loses the
 		// session to the new one.

@@ -76,10 +76,10 @@ type Gateway struct {
 	dedup dedup
 
 	mu       sync.Mutex
-	links    map[string]*glink   // live links by instance id
-	received map[string]runCount // events received from each instance id, for resumption
-	remotes  map[string]*remote  // stand-ins by domain
-	sessions map[string]*gsess   // by session id
+	links    map[string]*glink    // live links by instance id
+	received map[string]*runCount // events handled from each instance id, for resumption
+	remotes  map[string]*remote   // stand-ins by domain
+	sessions map[string]*gsess    // by session id
 	certs    map[string]*tls.Certificate
 	wg       sync.WaitGroup
 }
@@ -109,7 +109,7 @@ func NewGateway(cfg GatewayConfig, d GatewayDeps) (*Gateway, error) {
 	cfg.TLS = tc
 	g := &Gateway{
 		cfg: cfg, r: d.Router, log: d.Log.With("component", "gateway"), id: stanza.NewID(),
-		links: map[string]*glink{}, received: map[string]runCount{}, remotes: map[string]*remote{},
+		links: map[string]*glink{}, received: map[string]*runCount{}, remotes: map[string]*remote{},
 		sessions: map[string]*gsess{}, certs: map[string]*tls.Certificate{},
 	}
 	g.dedup.init(1 << 16)
@@ -155,7 +155,17 @@ func (l linkCreds) Credential(_ context.Context, user, hash string) (storage.Cre
 // instance: what a reconnection of the same run resumes from.
 type runCount struct {
 	run string
-	h   uint64
+	h   atomic.Uint64
+}
+
+// raise makes h at least n.
+func (rc *runCount) raise(n uint64) {
+	for {
+		old := rc.h.Load()
+		if n <= old || rc.h.CompareAndSwap(old, n) {
+			return
+		}
+	}
 }
 
 // linkDomain is the pseudo-domain of service usernames in SASL.
@@ -274,7 +284,60 @@ type glink struct {
 	bound   map[string]string // kind by domain
 	pending map[string]chan *xmlstream.Element
 	asm     assembler
-	h       uint64
+
+	// Events are acknowledged to the service (<a/>) once received, and
+	// said done (<done/>), in order, once handled: a delivery to a client
+	// with Stream Management once the client acknowledged it (see
+	// ackedSession). The service keeps a delivery until then, to hand it
+	// on if this gateway dies. amu guards these.
+	amu  sync.Mutex
+	recv uint64         // events received
+	h    uint64         // events done with, all up to h
+	busy map[uint64]int // events above h not done with yet: the holds on each
+	rc   *runCount      // events received, for the instance's next link
+}
+
+// ackedSession is a client session that tells when a delivery is off the
+// gateway's hands (c2s sessions; see their DeliverAcked).
+type ackedSession interface {
+	DeliverAcked(el *xmlstream.Element, done func()) bool
+}
+
+// received numbers a new event and holds it until release.
+func (gl *glink) received() uint64 {
+	gl.amu.Lock()
+	defer gl.amu.Unlock()
+	gl.recv++
+	gl.busy[gl.recv] = 1
+	return gl.recv
+}
+
+// hold keeps event n from being acknowledged until one more release.
+func (gl *glink) hold(n uint64) {
+	gl.amu.Lock()
+	gl.busy[n]++
+	gl.amu.Unlock()
+}
+
+// release drops one hold of event n, and says done what is.
+func (gl *glink) release(n uint64) {
+	gl.amu.Lock()
+	if gl.busy[n]--; gl.busy[n] <= 0 {
+		delete(gl.busy, n)
+	}
+	moved := false
+	for gl.h < gl.recv {
+		if _, ok := gl.busy[gl.h+1]; ok {
+			break
+		}
+		gl.h++
+		moved = true
+	}
+	h := gl.h
+	gl.amu.Unlock()
+	if moved {
+		gl.c.setDone(h)
+	}
 }
 
 func (gl *glink) binds(domain string) bool {
@@ -382,16 +445,17 @@ func (g *Gateway) handshake(ctx context.Context, raw net.Conn) (*glink, *reader,
 	if el.Space != NS || el.Local != "hello" || iid == "" || len(iid) > 256 {
 		return nil, nil, fail("policy-violation", "hello with an instance id expected")
 	}
-	gl := &glink{g: g, iid: iid, run: run, allowed: allowed, bound: map[string]string{}, pending: map[string]chan *xmlstream.Element{}}
+	gl := &glink{g: g, iid: iid, run: run, allowed: allowed, bound: map[string]string{}, pending: map[string]chan *xmlstream.Element{},
+		busy: map[uint64]int{}}
 	g.mu.Lock()
 	old := g.links[iid]
 	rc := g.received[iid]
-	if rc.run != run {
+	if rc == nil || rc.run != run {
 		// Another run of the instance: it kept nothing of the last one.
-		rc = runCount{run: run}
+		rc = &runCount{run: run}
 		g.received[iid] = rc
 	}
-	h := rc.h
+	h := rc.h.Load()
 	g.mu.Unlock()
 	if old != nil {
 		// The same instance again: its old link is dead even if we did not
@@ -402,7 +466,7 @@ func (g *Gateway) handshake(ctx context.Context, raw net.Conn) (*glink, *reader,
 	if _, err := nc.Write([]byte("<hello xmlns='" + NS + "' gateway='" + g.id + "' h='" + strconv.FormatUint(h, 10) + "'/>")); err != nil {
 		return nil, nil, err
 	}
-	gl.h = h
+	gl.h, gl.recv, gl.rc = h, h, rc
 	gl.c = newConn(nc)
 	_ = gl.out.attach(gl.c, 0)
 	g.mu.Lock()
@@ -587,25 +651,29 @@ func (gl *glink) handle(ctx context.Context, el *xmlstream.Element) error {
 		}
 		el = whole
 	}
-	if err := gl.event(ctx, el); err != nil {
+	n := gl.received()
+	if err := gl.event(ctx, el, n); err != nil {
 		return err
 	}
-	gl.h++
-	g.mu.Lock()
-	g.received[gl.iid] = runCount{run: gl.run, h: gl.h}
-	g.mu.Unlock()
-	gl.c.setAck(gl.h)
+	gl.rc.raise(n)
+	gl.c.setAck(n)
+	gl.release(n)
 	return nil
 }
 
 // event processes one counted event from the service.
-func (gl *glink) event(ctx context.Context, el *xmlstream.Element) error {
+func (gl *glink) event(ctx context.Context, el *xmlstream.Element, n uint64) error {
 	g := gl.g
 	switch el.Local {
 	case "deliver", "close":
 		gs := g.session(el.Attr("sid"))
 		if gs == nil {
-			return nil // the session ended meanwhile
+			// The session ended meanwhile: a message goes back to the
+			// user's bare JID, another resource or offline storage.
+			if p := payload(el); p != nil && el.Local == "deliver" {
+				gl.redeliver(ctx, p)
+			}
+			return nil
 		}
 		if !gl.binds(gs.r.domain) {
 			gl.log.Warn("delivery to a session of a domain not bound", "domain", gs.r.domain)
@@ -624,7 +692,13 @@ func (gl *glink) event(ctx context.Context, el *xmlstream.Element) error {
 		}
 		// One link carries the deliveries to every session of the
 		// gateway: their socket writes are left to the edge's writers.
-		if b, ok := gs.s.(router.BulkSession); ok {
+		if a, ok := gs.s.(ackedSession); ok {
+			gl.hold(n)
+			if !a.DeliverAcked(p, func() { gl.release(n) }) {
+				gl.release(n)
+				gl.redeliver(ctx, p)
+			}
+		} else if b, ok := gs.s.(router.BulkSession); ok {
 			b.DeliverBulk(p, nil)
 		} else {
 			gs.s.Deliver(p)
@@ -652,6 +726,30 @@ func (gl *glink) event(ctx context.Context, el *xmlstream.Element) error {
 		return &StreamError{Condition: "unsupported-stanza-type", Text: el.Local}
 	}
 	return nil
+}
+
+// redeliver hands a message for a session that has ended back to the
+// session manager of its addressee's bare JID, as the client edge does
+// with what an ended session's client did not acknowledge.
+func (gl *glink) redeliver(ctx context.Context, p *xmlstream.Element) {
+	if p.Local != stanza.Message || p.Attr("type") == "error" {
+		return
+	}
+	to, err := jid.Parse(p.Attr("to"))
+	if err != nil {
+		return
+	}
+	from, err := jid.Parse(p.Attr("from"))
+	if err != nil {
+		return
+	}
+	rm := gl.g.remote(to.Domain())
+	if rm == nil || rm.kind != "sm" {
+		return
+	}
+	bare := to.Bare()
+	p.SetAttr("to", bare.String())
+	rm.Redeliver(ctx, router.Stanza{El: p, From: from, To: bare})
 }
 
 // bind answers a bind request.

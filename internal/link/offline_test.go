@@ -2,6 +2,7 @@ package link
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
@@ -46,7 +47,7 @@ func TestEventProcessedAgainStoresOfflineOnce(t *testing.T) {
 		}
 		s.procMu.Lock()
 		defer s.procMu.Unlock()
-		s.process(ctx, s.links[0], mustParse(t, []byte(frameXML)))
+		s.process(ctx, s.links[0], mustParse(t, []byte(frameXML)), new(atomic.Int32))
 	}
 	msg := "<message xmlns='jabber:client' from='alice@other.example/r' to='" + bob + "' type='chat' id='m1'><body>hi</body></message>"
 	steps := []struct {

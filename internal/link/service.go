@@ -62,6 +62,10 @@ type ServiceConfig struct {
 	// GatewayLoss is how long a gateway may stay unreachable before what
 	// was queued for its clients is given up.
 	GatewayLoss time.Duration
+	// StartWait bounds how long, after the start, the events of a gateway
+	// wait for every other reachable gateway to announce its sessions
+	// (default 10 s).
+	StartWait time.Duration
 	// SeeOtherHost, when set, is where a gateway sends the clients of
 	// users this service does not know (the RFC 6120 see-other-host
 	// stream error, host or host:port), instead of failing their
@@ -104,6 +108,14 @@ type Service struct {
 	seen   dedup // origins processed, for events a gateway sends again
 	fatal  chan error
 	run    string // this run of the instance, told to gateways in hello
+
+	// A restarted instance handles no stanza before every gateway it can
+	// reach has announced its sessions: a message for a user on another
+	// gateway would otherwise go to offline storage while the user is
+	// online, and arrive after the messages sent after it.
+	startMu sync.Mutex
+	settled map[*slink]bool // links whose sessions are announced, or unreachable
+	ready   chan struct{}   // closed once every link is settled, or after StartWait
 }
 
 // proc is the event being processed.
@@ -111,6 +123,10 @@ type proc struct {
 	o string
 	n int // routes so far
 	l *slink
+	// writes is how many writes made for the event are not durable yet
+	// (storage.Pending: batched archive writes); shared with the events
+	// handled locally on its behalf (see local).
+	writes *atomic.Int32
 
 	mu sync.Mutex
 	k  map[*proxy]int // deliveries to each session so far
@@ -152,11 +168,15 @@ func NewService(cfg ServiceConfig, d ServiceDeps) (*Service, error) {
 	if cfg.GatewayLoss <= 0 {
 		cfg.GatewayLoss = time.Minute
 	}
+	if cfg.StartWait <= 0 {
+		cfg.StartWait = 10 * time.Second
+	}
 	if cfg.TLS == nil {
 		cfg.TLS = &tls.Config{}
 	}
 	d.Metrics = orNone(d.Metrics)
-	s := &Service{cfg: cfg, deps: d, log: d.Log.With("component", "service", "instance", cfg.Instance), bound: map[string]Binding{}, fatal: make(chan error, 1), run: stanza.NewID()}
+	s := &Service{cfg: cfg, deps: d, log: d.Log.With("component", "service", "instance", cfg.Instance), bound: map[string]Binding{}, fatal: make(chan error, 1), run: stanza.NewID(),
+		settled: map[*slink]bool{}, ready: make(chan struct{})}
 	s.seen.init(1 << 16)
 	for _, b := range cfg.Bindings {
 		if b.Kind == "sm" {
@@ -167,7 +187,9 @@ func NewService(cfg ServiceConfig, d ServiceDeps) (*Service, error) {
 		s.bound[b.Domain] = b
 	}
 	for _, a := range cfg.Gateways {
-		s.links = append(s.links, &slink{s: s, addr: a, proxies: map[string]*proxy{}, view: map[string][]string{}})
+		l := &slink{s: s, addr: a, proxies: map[string]*proxy{}, view: map[string][]string{}}
+		l.out.untilDone = true
+		s.links = append(s.links, l)
 	}
 	return s, nil
 }
@@ -245,7 +267,7 @@ func (s *Service) local(ctx context.Context, p *proc, o string, st router.Stanza
 	if o != "" && s.seen.seen(o+"@to") {
 		return true
 	}
-	sub := &proc{o: o, l: p.l}
+	sub := &proc{o: o, l: p.l, writes: p.writes}
 	s.cur.Store(sub)
 	defer s.cur.Store(p)
 	b.Component.HandleStanza(procContext(ctx, sub), st)
@@ -260,6 +282,17 @@ func procContext(ctx context.Context, p *proc) context.Context {
 	ctx = context.WithValue(ctx, procKey{}, p)
 	if p.o != "" {
 		ctx = storage.WithEventID(ctx, p.o)
+	}
+	if p.writes != nil {
+		s := p.l.s
+		ctx = storage.WithPending(ctx, func() func() {
+			p.writes.Add(1)
+			return func() {
+				if p.writes.Add(-1) == 0 {
+					s.checkAcks()
+				}
+			}
+		})
 	}
 	return ctx
 }
@@ -286,6 +319,8 @@ func (s *Service) owns(domain, bare string) bool {
 func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	start := time.AfterFunc(s.cfg.StartWait, func() { s.settle(nil) })
+	defer start.Stop()
 	var wg sync.WaitGroup
 	for _, l := range s.links {
 		wg.Add(1)
@@ -302,6 +337,44 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	return err
+}
+
+// settle marks l settled (nil: all of them), and opens the gate once
+// every link is.
+func (s *Service) settle(l *slink) {
+	s.startMu.Lock()
+	defer s.startMu.Unlock()
+	select {
+	case <-s.ready:
+		return
+	default:
+	}
+	if l != nil {
+		s.settled[l] = true
+	}
+	if l == nil || len(s.settled) == len(s.links) {
+		close(s.ready)
+	}
+}
+
+// startGate waits, for an event of l, until the instance may handle it:
+// l's own announcements pass, what follows waits for the other gateways'.
+func (s *Service) startGate(ctx context.Context, l *slink) {
+	select {
+	case <-s.ready:
+		return
+	default:
+	}
+	s.startMu.Lock()
+	mine := s.settled[l]
+	s.startMu.Unlock()
+	if !mine {
+		return
+	}
+	select {
+	case <-s.ready:
+	case <-ctx.Done():
+	}
 }
 
 // slink is the service's link to one gateway. Its outbox outlives
@@ -325,8 +398,9 @@ type slink struct {
 
 // pend is a received event whose acknowledgement waits for what it caused.
 type pend struct {
-	h    uint64
-	deps []dep
+	h      uint64
+	deps   []dep
+	writes *atomic.Int32 // see proc
 }
 
 // dep is an outbox position that must be acknowledged first.
@@ -346,6 +420,7 @@ func (l *slink) run(ctx context.Context) {
 	log := l.s.log.With("gateway", l.addr)
 	lastUp := time.Now()
 	delay := l.s.cfg.RetryDelay
+	warned := false
 	for ctx.Err() == nil {
 		linked, err := l.connect(ctx, log)
 		if errors.Is(err, ErrRefused) {
@@ -358,16 +433,24 @@ func (l *slink) run(ctx context.Context) {
 		if linked {
 			lastUp = time.Now()
 			delay = l.s.cfg.RetryDelay
+			warned = false
+		} else {
+			l.s.settle(l) // unreachable: nothing to wait for
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		log.Info("gateway link down", "err", err)
-		if time.Since(lastUp) > l.s.cfg.GatewayLoss {
-			// The gateway is gone, and so are its clients.
-			l.out.reset()
-			l.s.checkAcks()
-			lastUp = time.Now()
+		// What the link carried was handed on when it dropped (see
+		// connect); the gateway is tried again for as long as the service
+		// runs, quietly after the first failure and after one warning.
+		switch down := time.Since(lastUp); {
+		case linked:
+			log.Info("gateway link down, retrying", "err", err)
+		case down > l.s.cfg.GatewayLoss && !warned:
+			log.Warn("gateway unreachable, still retrying", "for", down.Round(time.Second).String(), "every", (2 * time.Second).String(), "err", err)
+			warned = true
+		default:
+			log.Debug("gateway unreachable", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -397,13 +480,9 @@ func (l *slink) connect(ctx context.Context, log *slog.Logger) (bool, error) {
 		return false, err
 	}
 	_ = nc.SetDeadline(time.Time{})
-	if gwid != l.gwid {
-		if l.gwid != "" {
-			// A restarted gateway: its clients and their queues are gone.
-			l.out.reset()
-		}
-		l.gwid = gwid
-	}
+	// A restarted gateway (another id) lost its clients; what it had not
+	// acknowledged was handed on when its link dropped, as for any drop.
+	l.gwid = gwid
 	c := newConn(nc)
 	if err := l.out.attach(c, h); err != nil {
 		c.close(streamError("undefined-condition", err.Error()))
@@ -431,7 +510,7 @@ func (l *slink) connect(ctx context.Context, log *slog.Logger) (bool, error) {
 	proxies := l.proxies
 	l.proxies = map[string]*proxy{}
 	l.mu.Unlock()
-	l.out.detach()
+	items := l.out.detach()
 	c.kill()
 	// The gateway announces its sessions again on the next link.
 	s.procMu.Lock()
@@ -441,9 +520,67 @@ func (l *slink) connect(ctx context.Context, log *slog.Logger) (bool, error) {
 			b.Component.(router.SessionManager).Unbind(ctx, px)
 		}
 	}
+	if ctx.Err() == nil {
+		// A gateway acknowledges a delivery once its client did: what is
+		// unacknowledged now may never reach the client if the gateway is
+		// dead, and its sessions are gone from here anyway. Messages go to
+		// the users' other resources or offline storage, in order, before
+		// anything that comes for them after; routes go to another gateway.
+		l.out.reset()
+		moved, routed := s.handOver(ctx, l, items)
+		log.Warn("gateway link lost: its sessions ended here", "sessions", len(proxies), "messages_rerouted", moved, "routes_moved", routed, "err", err)
+	}
 	s.procMu.Unlock()
 	s.checkAcks()
 	return true, err
+}
+
+// handOver hands on what a lost link to l had not acknowledged: messages
+// delivered to its sessions back to their session managers for the
+// addressees' bare JIDs, routes to another gateway (or to l again, once
+// it is back). s.procMu is held.
+func (s *Service) handOver(ctx context.Context, l *slink, items []item) (moved, routed int) {
+	var other *slink
+	for _, x := range s.links {
+		if x != l && x.connected() {
+			other = x
+			break
+		}
+	}
+	for _, it := range items {
+		el, err := xmlstream.ParseStanza(it.data, NS)
+		if err != nil {
+			continue
+		}
+		switch el.Local {
+		case "route":
+			to := other
+			if to == nil {
+				to = l
+			}
+			to.out.sendAcked(it.data, it.user, it.acked)
+			routed++
+		case "deliver":
+			p := payload(el)
+			if p == nil || p.Local != stanza.Message || p.Attr("type") == "error" {
+				continue
+			}
+			from, err1 := jid.Parse(p.Attr("from"))
+			to, err2 := jid.Parse(p.Attr("to"))
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			r, ok := s.sessionManager(to.Domain()).(router.Redeliverer)
+			if !ok {
+				continue
+			}
+			bare := to.Bare()
+			p.SetAttr("to", bare.String())
+			r.Redeliver(ctx, router.Stanza{El: p, From: from, To: bare})
+			moved++
+		}
+	}
+	return moved, routed
 }
 
 // handshake runs the client side of stream, STARTTLS, SASL and hello.
@@ -641,6 +778,16 @@ func (l *slink) handle(ctx context.Context, el *xmlstream.Element) error {
 		return nil
 	}
 	switch el.Local {
+	case "done":
+		h, err := parseUint(el.Attr("h"))
+		if err != nil {
+			return err
+		}
+		if err := l.out.done(h); err != nil {
+			return err
+		}
+		s.checkAcks()
+		return nil
 	case "result":
 		if e := el.Attr("error"); e != "" {
 			return fmt.Errorf("%w: bind %s: %s", ErrRefused, el.Attr("id"), e)
@@ -663,6 +810,10 @@ func (l *slink) handle(ctx context.Context, el *xmlstream.Element) error {
 		s.procMu.Lock()
 		l.view[el.Attr("domain")] = ids
 		s.procMu.Unlock()
+		if len(ids) > 0 {
+			// The gateway announced its sessions before (sbind).
+			s.settle(l)
+		}
 		return nil
 	case "chunk":
 		whole, err := l.asm.add(el)
@@ -671,14 +822,16 @@ func (l *slink) handle(ctx context.Context, el *xmlstream.Element) error {
 		}
 		el = whole
 	}
+	s.startGate(ctx, l)
 	s.procMu.Lock()
 	before := s.positions()
-	s.process(ctx, l, el)
+	writes := new(atomic.Int32)
+	s.process(ctx, l, el, writes)
 	deps := s.changed(before)
 	s.procMu.Unlock()
 	l.mu.Lock()
 	l.h++
-	l.pending = append(l.pending, pend{h: l.h, deps: deps})
+	l.pending = append(l.pending, pend{h: l.h, deps: deps, writes: writes})
 	l.mu.Unlock()
 	s.checkAcks()
 	return nil
@@ -712,7 +865,7 @@ func (s *Service) checkAcks() {
 		l.mu.Lock()
 		var h uint64
 		for len(l.pending) > 0 {
-			ok := true
+			ok := l.pending[0].writes == nil || l.pending[0].writes.Load() == 0
 			for _, d := range l.pending[0].deps {
 				if d.l.out.epoch() == d.epoch {
 					if _, acked := d.l.out.state(); acked < d.seq {
@@ -735,12 +888,12 @@ func (s *Service) checkAcks() {
 }
 
 // process runs one event; s.procMu is held.
-func (s *Service) process(ctx context.Context, l *slink, el *xmlstream.Element) {
+func (s *Service) process(ctx context.Context, l *slink, el *xmlstream.Element, writes *atomic.Int32) {
 	o := el.Attr("o")
 	if o != "" && s.seen.seen(o+"@"+el.Local) {
 		return
 	}
-	p := &proc{o: o, l: l}
+	p := &proc{o: o, l: l, writes: writes}
 	s.cur.Store(p)
 	defer s.cur.Store(nil)
 	ctx = procContext(ctx, p)

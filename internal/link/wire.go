@@ -172,6 +172,8 @@ type conn struct {
 	q       []*outFrame
 	ack     uint64 // h to send
 	ackSent uint64
+	fin     uint64 // h of <done/> to send (see setDone)
+	finSent uint64
 	closed  bool
 	final   []byte // written last, before the connection closes
 	// base is the number of events the peer had received before this
@@ -181,6 +183,9 @@ type conn struct {
 	base    uint64
 	trimmed uint64
 	wired   []uint64
+	// got is how many events the peer said it received (<a h=''/>);
+	// wired keeps the received ones until the peer says they are done.
+	got uint64
 }
 
 // outFrame is one frame waiting in a conn's queue.
@@ -235,6 +240,18 @@ func (c *conn) setAck(h uint64) {
 	c.signal()
 }
 
+// setDone makes the writer send <done h='h'/> soon: the first h events
+// received are done with (a gateway: delivered and acknowledged by the
+// clients, see glink.release).
+func (c *conn) setDone(h uint64) {
+	c.mu.Lock()
+	if h > c.fin {
+		c.fin = h
+	}
+	c.mu.Unlock()
+	c.signal()
+}
+
 // forceAck sends the current h even if it was sent before (an answer to <r/>).
 func (c *conn) forceAck() {
 	c.mu.Lock()
@@ -253,6 +270,24 @@ func (c *conn) acked(h uint64) ([]uint64, error) {
 	defer c.mu.Unlock()
 	if h > c.base+c.trimmed+uint64(len(c.wired)) {
 		return nil, fmt.Errorf("link: acknowledged %d of %d events", h, c.base+c.trimmed+uint64(len(c.wired)))
+	}
+	from := max(c.got, c.base+c.trimmed)
+	if h <= from {
+		return nil, nil
+	}
+	c.got = h
+	lo, hi := from-c.base-c.trimmed, h-c.base-c.trimmed
+	return append([]uint64(nil), c.wired[lo:hi]...), nil
+}
+
+// finished returns the sequence numbers of the counted events the peer is
+// done with when it says it is done with h in all, those not returned
+// before; it forgets them.
+func (c *conn) finished(h uint64) ([]uint64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if h > c.base+c.trimmed+uint64(len(c.wired)) {
+		return nil, fmt.Errorf("link: done with %d of %d events", h, c.base+c.trimmed+uint64(len(c.wired)))
 	}
 	if h <= c.base+c.trimmed {
 		return nil, nil
@@ -346,6 +381,10 @@ func (c *conn) writeLoop() {
 				q = append(q, []byte("<a xmlns='"+nsSM+"' h='"+strconv.FormatUint(c.ack, 10)+"'/>"))
 				c.ackSent = c.ack
 			}
+			if c.fin > c.finSent {
+				q = append(q, []byte("<done xmlns='"+NS+"' h='"+strconv.FormatUint(c.fin, 10)+"'/>"))
+				c.finSent = c.fin
+			}
 			// The goodbye waits for the chunks still to write.
 			more := len(c.q) > 0
 			closed := c.closed
@@ -398,13 +437,20 @@ type item struct {
 // peer acknowledges them. It outlives connections on the service side,
 // where a reconnection resumes it.
 type outbox struct {
-	mu      sync.Mutex
-	c       *conn  // nil while disconnected
-	prev    *conn  // the last connection, to read a resumption's h
-	ep      uint64 // counts resets
-	seq     uint64
-	unacked []item // in sequence order
-	chunker chunker
+	mu     sync.Mutex
+	c      *conn  // nil while disconnected
+	prev   *conn  // the last connection, to read a resumption's h
+	ep     uint64 // counts resets
+	forgot bool   // reset since the last attach: the peer's count is the new base
+	// untilDone keeps received events until the peer says it is done with
+	// them (<done/>): a service's outbox to a gateway, which receives a
+	// delivery at once but is done with it once its client acknowledged
+	// it. wait holds the sequence numbers not received yet, in order.
+	untilDone bool
+	wait      []uint64
+	seq       uint64
+	unacked   []item // in sequence order
+	chunker   chunker
 }
 
 // send numbers data, keeps it and writes it if connected. It returns the
@@ -421,6 +467,9 @@ func (o *outbox) sendAcked(data []byte, user string, acked func()) uint64 {
 	o.seq++
 	it := item{seq: o.seq, data: data, user: user, acked: acked}
 	o.unacked = append(o.unacked, it)
+	if o.untilDone {
+		o.wait = append(o.wait, o.seq)
+	}
 	if o.c != nil {
 		o.writeLocked(it)
 	}
@@ -452,8 +501,58 @@ func (o *outbox) ack(h uint64) error {
 	if err != nil {
 		return err
 	}
+	if !o.untilDone {
+		if _, err := o.c.finished(h); err != nil {
+			return err
+		}
+		o.dropLocked(seqs)
+		return nil
+	}
+	o.receivedLocked(seqs)
+	return nil
+}
+
+// done drops the events the peer says it is done with, h in all.
+func (o *outbox) done(h uint64) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.c == nil {
+		return nil
+	}
+	seqs, err := o.c.finished(h)
+	if err != nil {
+		return err
+	}
+	o.receivedLocked(seqs)
 	o.dropLocked(seqs)
 	return nil
+}
+
+// receivedLocked takes seqs off the events not received yet, and runs
+// their acked functions.
+func (o *outbox) receivedLocked(seqs []uint64) {
+	if len(seqs) == 0 || len(o.wait) == 0 {
+		return
+	}
+	gone := make(map[uint64]bool, len(seqs))
+	for _, s := range seqs {
+		gone[s] = true
+	}
+	kept := o.wait[:0]
+	for _, s := range o.wait {
+		if !gone[s] {
+			kept = append(kept, s)
+		}
+	}
+	o.wait = kept
+	var done []func()
+	for i := range o.unacked {
+		if it := &o.unacked[i]; gone[it.seq] && it.acked != nil {
+			done = append(done, it.acked)
+			it.acked = nil
+		}
+	}
+	runLater(done)
 }
 
 // dropLocked removes the events numbered seqs from unacked.
@@ -476,10 +575,15 @@ func (o *outbox) dropLocked(seqs []uint64) {
 	}
 	clear(o.unacked[len(kept):])
 	o.unacked = kept
-	if len(done) > 0 {
-		// Not under o.mu: they may be slow (a database write).
+	runLater(done)
+}
+
+// runLater runs fs in order on another goroutine: not under o.mu, as
+// they may be slow (a database write).
+func runLater(fs []func()) {
+	if len(fs) > 0 {
 		go func() {
-			for _, f := range done {
+			for _, f := range fs {
 				f()
 			}
 		}()
@@ -494,20 +598,35 @@ func (o *outbox) attach(c *conn, h uint64) error {
 	var base uint64
 	if o.prev != nil {
 		base = o.prev.base
-		seqs, err := o.prev.acked(h)
+		seqs, err := o.prev.finished(h)
 		if err != nil {
 			return fmt.Errorf("link: peer claims %d events: %w", h, err)
 		}
+		o.receivedLocked(seqs)
 		o.dropLocked(seqs)
 	}
 	if h < base {
 		h = base // the peer forgot nothing it acknowledged
 	}
-	if o.prev == nil && h > 0 {
+	if o.prev == nil && o.forgot {
+		// The events the peer counted were handed on at the reset: what
+		// was queued since follows the peer's count. Positions taken on
+		// them before are void.
+		o.wait = o.wait[:0]
+		for i := range o.unacked {
+			o.unacked[i].seq = h + uint64(i) + 1
+			if o.untilDone {
+				o.wait = append(o.wait, o.unacked[i].seq)
+			}
+		}
+		o.seq = h + uint64(len(o.unacked))
+		o.forgot = false
+		o.ep++
+	} else if o.prev == nil && h > 0 {
 		return fmt.Errorf("link: peer claims %d of 0 events", h)
 	}
 	c.mu.Lock()
-	c.base = h
+	c.base, c.got = h, h
 	c.mu.Unlock()
 	o.c, o.prev = c, c
 	for _, it := range o.unacked {
@@ -524,12 +643,15 @@ func (o *outbox) detach() []item {
 	return append([]item(nil), o.unacked...)
 }
 
-// reset forgets everything: the peer that would have received it is gone.
+// reset forgets everything: the peer that would have received it is
+// gone, or what it did not acknowledge was handed on. The next attach
+// continues from whatever count the peer gives.
 func (o *outbox) reset() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.seq, o.unacked, o.prev = 0, nil, nil
+	o.seq, o.unacked, o.prev, o.wait = 0, nil, nil, nil
 	o.ep++
+	o.forgot = true
 }
 
 // epoch counts resets, so that a position taken before one is known to be
@@ -545,6 +667,12 @@ func (o *outbox) epoch() uint64 {
 func (o *outbox) state() (sent, acked uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.untilDone {
+		if len(o.wait) == 0 {
+			return o.seq, o.seq
+		}
+		return o.seq, o.wait[0] - 1
+	}
 	if len(o.unacked) == 0 {
 		return o.seq, o.seq
 	}

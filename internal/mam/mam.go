@@ -96,6 +96,7 @@ type Writer struct {
 	mu      sync.Mutex
 	cond    sync.Cond // signalled when a batch is written
 	queue   []storage.ArchiveEntry
+	dones   []func() // of queued entries (AddDone), run once written
 	running bool
 }
 
@@ -108,12 +109,21 @@ func NewWriter(store storage.Archive, written func(n int), log *slog.Logger) *Wr
 }
 
 // Add queues an entry; the caller does not wait for the database.
-func (w *Writer) Add(e storage.ArchiveEntry) {
+func (w *Writer) Add(e storage.ArchiveEntry) { w.AddDone(e, nil) }
+
+// AddDone is Add, with done (if not nil) run once the entry's batch is
+// written, or failed and was logged: what waits for it (a service's
+// acknowledgement of the event that caused the entry) waits no longer
+// than the write.
+func (w *Writer) AddDone(e storage.ArchiveEntry, done func()) {
 	w.mu.Lock()
 	for len(w.queue) >= maxBacklog {
 		w.cond.Wait()
 	}
 	w.queue = append(w.queue, e)
+	if done != nil {
+		w.dones = append(w.dones, done)
+	}
 	if !w.running {
 		w.running = true
 		go w.run()
@@ -132,8 +142,8 @@ func (w *Writer) run() {
 			time.Sleep(gather)
 			w.mu.Lock()
 		}
-		batch := w.queue
-		w.queue = nil
+		batch, dones := w.queue, w.dones
+		w.queue, w.dones = nil, nil
 		if len(batch) == 0 {
 			w.running = false
 			w.cond.Broadcast()
@@ -147,6 +157,9 @@ func (w *Writer) run() {
 			w.log.Error("archive append", "entries", len(batch), "err", err)
 		} else if w.written != nil {
 			w.written(len(batch))
+		}
+		for _, f := range dones {
+			f()
 		}
 		w.mu.Lock()
 		w.cond.Broadcast()

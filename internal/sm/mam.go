@@ -66,13 +66,15 @@ func (m *SM) wantsArchived(ctx context.Context, owner, other jid.JID) bool {
 
 // appendArchive queues el for owner's archive under id; the archiver
 // writes it with others in one transaction.
-func (m *SM) appendArchive(owner, other jid.JID, id string, stamp time.Time, el *xmlstream.Element) {
-	m.archiver.Add(storage.ArchiveEntry{User: owner.String(), Message: storage.ArchivedMessage{
+// A split server's service acknowledges the event that caused it only
+// once it is written (storage.Pending).
+func (m *SM) appendArchive(ctx context.Context, owner, other jid.JID, id string, stamp time.Time, el *xmlstream.Element) {
+	m.archiver.AddDone(storage.ArchiveEntry{User: owner.String(), Message: storage.ArchivedMessage{
 		ID:     id,
 		Stamp:  stamp,
 		With:   other.BareString(),
 		Stanza: el.AppendXML(nil, xmlstream.NSClient),
-	}})
+	}}, storage.Pending(ctx))
 }
 
 // archiveOutgoing keeps a copy of a message a user sends in their own
@@ -86,7 +88,7 @@ func (m *SM) archiveOutgoing(ctx context.Context, s router.Stanza) {
 	el.SetAttr("from", s.From.String())
 	el.SetAttr("to", s.To.String())
 	id, stamp := m.ids.Next()
-	m.appendArchive(s.From.Bare(), s.To, id, stamp, el)
+	m.appendArchive(ctx, s.From.Bare(), s.To, id, stamp, el)
 }
 
 func isOwnStanzaID(c *xmlstream.Element, by string) bool {
@@ -127,7 +129,7 @@ func (m *SM) stampIncoming(ctx context.Context, s router.Stanza) router.Stanza {
 		sid.SetAttr("by", by)
 		sid.SetAttr("id", id)
 		stamped.AddChild(sid)
-		m.appendArchive(owner, s.From, id, stamp, stamped)
+		m.appendArchive(ctx, owner, s.From, id, stamp, stamped)
 		el = stamped
 	}
 	s.El = el

@@ -145,6 +145,26 @@ func EventID(ctx context.Context) string {
 	return id
 }
 
+// pendingKey is the context key of WithPending.
+type pendingKey struct{}
+
+// WithPending returns ctx for processing an event that must not count as
+// done before the writes it makes behind the caller's back (a batched
+// archive write) are durable: hold is called once per such write and
+// returns the function to call once it is.
+func WithPending(ctx context.Context, hold func() (done func())) context.Context {
+	return context.WithValue(ctx, pendingKey{}, hold)
+}
+
+// Pending registers a write made for the event ctx processes and returns
+// the function to call once it is durable (nil if nobody waits for it).
+func Pending(ctx context.Context) func() {
+	if hold, _ := ctx.Value(pendingKey{}).(func() func()); hold != nil {
+		return hold()
+	}
+	return nil
+}
+
 // ErrQuota is returned when a user's storage is full.
 var ErrQuota = errors.New("storage: quota exceeded")
 
