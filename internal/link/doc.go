@@ -14,10 +14,14 @@
 // what a service has not acknowledged and, when the link drops, hands it to
 // the instance that owns each user then; a service acknowledges an event
 // only once everything the event caused has been acknowledged by the
-// gateways it went to. Every event carries an origin id that survives those
-// hops, and the gateway drops a delivery it has already made for the same
-// origin, so that a stanza in flight when a service dies is neither lost
-// nor delivered twice.
+// gateways it went to (and once its archive entries are written). Every
+// event carries an origin id that survives those hops, and the gateway
+// drops a delivery it has already made for the same origin, so that a
+// stanza in flight when a service dies is neither lost nor delivered
+// twice. A gateway is done with a delivery only once its client
+// acknowledged it (XEP-0198); the service keeps it until then and, if the
+// link drops, hands it back to the session manager for the user's bare
+// JID, so that a stanza in flight when a gateway dies is not lost either.
 //
 // Lock order: remote.mu, then outbox.mu, then conn.mu.
 package link
