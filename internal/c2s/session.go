@@ -19,9 +19,13 @@ const nsSM = "urn:xmpp:sm:3"
 // When the server asks the client to acknowledge what it received: once
 // that many stanzas wait for an acknowledgement, or once the oldest has
 // waited that long. One timer per session, armed when the queue stops
-// being empty, keeps the second rule cheap.
+// being empty, keeps the second rule cheap. With a threshold of one an
+// <r/> follows a write whenever none is unanswered (as ejabberd does): a
+// busy session has one in flight per round trip, and what its client
+// received is known within a round trip, so that little is delivered
+// again from offline storage when the gateway dies.
 const (
-	smRequestThreshold = 5
+	smRequestThreshold = 1
 	smRequestDelay     = 30 * time.Second
 )
 
