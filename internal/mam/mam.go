@@ -78,6 +78,16 @@ func formatID(v int64) string {
 // holding more in memory would only hide it.
 const maxBacklog = 20000
 
+// A batch the store refuses is tried again, after a pause that doubles
+// from retryFirst to retryMax, for retryFor at most: a database that
+// restarts loses nothing; one that refuses a batch for good does not stop
+// the archive forever.
+const (
+	retryFirst = 100 * time.Millisecond
+	retryMax   = 2 * time.Second
+	retryFor   = 2 * time.Minute
+)
+
 // A batch smaller than minBatch waits gather for more.
 const (
 	minBatch = 64
@@ -92,6 +102,7 @@ type Writer struct {
 	store   storage.Archive
 	written func(n int)
 	log     *slog.Logger
+	pause   func(time.Duration) // time.Sleep; tests make it instant
 
 	mu      sync.Mutex
 	cond    sync.Cond // signalled when a batch is written
@@ -103,7 +114,7 @@ type Writer struct {
 // NewWriter returns a writer to store; written, if not nil, is told how
 // many entries each batch wrote.
 func NewWriter(store storage.Archive, written func(n int), log *slog.Logger) *Writer {
-	w := &Writer{store: store, written: written, log: log}
+	w := &Writer{store: store, written: written, log: log, pause: time.Sleep}
 	w.cond.L = &w.mu
 	return w
 }
@@ -151,19 +162,42 @@ func (w *Writer) run() {
 			return
 		}
 		w.mu.Unlock()
-		// Not tied to a request's context: the stanzas were accepted and
-		// their archive entries must be written even if a client left.
-		if err := w.store.AppendArchiveBatch(context.Background(), batch); err != nil {
-			w.log.Error("archive append", "entries", len(batch), "err", err)
-		} else if w.written != nil {
-			w.written(len(batch))
-		}
+		w.write(batch)
 		for _, f := range dones {
 			f()
 		}
 		w.mu.Lock()
 		w.cond.Broadcast()
 		w.mu.Unlock()
+	}
+}
+
+// write appends batch, trying again while the store fails (see retryFor).
+func (w *Writer) write(batch []storage.ArchiveEntry) {
+	delay, waited := retryFirst, time.Duration(0)
+	for try := 1; ; try++ {
+		// Not tied to a request's context: the stanzas were accepted and
+		// their archive entries must be written even if a client left.
+		err := w.store.AppendArchiveBatch(context.Background(), batch)
+		if err == nil {
+			if try > 1 {
+				w.log.Info("archive append works again", "entries", len(batch), "tries", try)
+			}
+			if w.written != nil {
+				w.written(len(batch))
+			}
+			return
+		}
+		if waited >= retryFor {
+			w.log.Error("archive append failed, entries dropped", "entries", len(batch), "tries", try, "err", err)
+			return
+		}
+		if try == 1 {
+			w.log.Warn("archive append failed, retrying", "entries", len(batch), "err", err)
+		}
+		w.pause(delay)
+		waited += delay
+		delay = min(2*delay, retryMax)
 	}
 }
 

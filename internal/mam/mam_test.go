@@ -1,9 +1,16 @@
 package mam
 
 import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/memory"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 )
 
@@ -74,5 +81,61 @@ func TestParseQuery(t *testing.T) {
 		if tt.ok && (aq.With != tt.with || aq.Max != tt.max || aq.Last != tt.last) {
 			t.Errorf("%s: %+v", tt.name, aq)
 		}
+	}
+}
+
+// flaky fails its first fails batches, as a database that restarts.
+type flaky struct {
+	storage.Archive
+	mu    sync.Mutex
+	fails int
+	tries int
+}
+
+func (f *flaky) AppendArchiveBatch(ctx context.Context, entries []storage.ArchiveEntry) error {
+	f.mu.Lock()
+	f.tries++
+	fail := f.tries <= f.fails
+	f.mu.Unlock()
+	if fail {
+		return errors.New("connection refused")
+	}
+	return f.Archive.AppendArchiveBatch(ctx, entries)
+}
+
+// TestWriterRetries: a batch the store refuses is written once the store
+// works again, and done runs only then; a store that never works again
+// is given up after retryFor.
+func TestWriterRetries(t *testing.T) {
+	tests := []struct {
+		name  string
+		fails int
+		want  int // entries archived
+	}{
+		{"works", 0, 1},
+		{"restarts", 3, 1},
+		{"gone for good", 1 << 30, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &flaky{Archive: memory.New(), fails: tt.fails}
+			w := NewWriter(st, nil, slog.New(slog.DiscardHandler))
+			w.pause = func(time.Duration) {}
+			var done atomic.Int32
+			w.AddDone(storage.ArchiveEntry{User: "bob@localhost", Message: storage.ArchivedMessage{
+				ID: "0000000000001", Stamp: time.Unix(1, 0), With: "alice@localhost", Stanza: []byte("<message/>")}},
+				func() { done.Add(1) })
+			w.Flush()
+			if done.Load() != 1 {
+				t.Fatalf("done ran %d times, want 1", done.Load())
+			}
+			page, err := st.QueryArchive(context.Background(), "bob@localhost", storage.ArchiveQuery{Max: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Items) != tt.want {
+				t.Fatalf("%d entries archived after %d tries, want %d", len(page.Items), st.tries, tt.want)
+			}
+		})
 	}
 }
