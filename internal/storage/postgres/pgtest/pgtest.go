@@ -53,6 +53,9 @@ type Cluster struct {
 	waitErr   error         // set before done is closed
 	log       string        // the server's log file
 	dbSeq     atomic.Int64
+	// bin, data and cred start the server again (Restart).
+	bin, data string
+	cred      *syscall.Credential
 }
 
 // findBinDir returns the directory of the newest installed server's
@@ -150,8 +153,10 @@ func Start(ctx context.Context) (*Cluster, error) {
 	}
 	// The port is free now; another process could take it before the
 	// server binds, which shows as a start failure, and Start is retried.
+	c.bin, c.data, c.cred = bin, data, cred
 	var lastErr error
 	for range 3 {
+		c.port = 0
 		if err := c.startServer(ctx, bin, data, cred); err != nil {
 			lastErr = err
 			continue
@@ -169,13 +174,16 @@ func setupCmd(cmd *exec.Cmd, cred *syscall.Credential) {
 	cmd.SysProcAttr = sysProcAttr(cred)
 }
 
+// startServer starts the server on c.port, or on a free port if 0.
 func (c *Cluster) startServer(ctx context.Context, bin, data string, cred *syscall.Credential) error {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("pgtest: free port: %w", err)
+	if c.port == 0 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("pgtest: free port: %w", err)
+		}
+		c.port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
 	}
-	c.port = l.Addr().(*net.TCPAddr).Port
-	l.Close()
 
 	logf, err := os.OpenFile(c.log, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -255,6 +263,36 @@ func (c *Cluster) kill() {
 	}
 }
 
+// Crash ends the server at once, as a crash would: SIGKILL for the
+// postmaster, whose backends then exit on their own; no checkpoint, so
+// the next start recovers from the write-ahead log.
+func (c *Cluster) Crash() {
+	if c.cmd == nil {
+		return
+	}
+	_ = c.cmd.Process.Kill()
+	<-c.done
+}
+
+// Restart starts the server again after Crash, on the same port, with the
+// same databases. It waits for the crashed server's backends to be gone.
+func (c *Cluster) Restart(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	var err error
+	for ctx.Err() == nil {
+		if err = c.startServer(ctx, c.bin, c.data, c.cred); err == nil {
+			return nil
+		}
+		// The old shared memory or port is still held: try again.
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return err
+}
+
 // Stop shuts the server down (PostgreSQL's fast shutdown: sessions are
 // disconnected) and removes the cluster's directory.
 func (c *Cluster) Stop() error {
@@ -300,6 +338,10 @@ type DatabaseOptions struct {
 	// ICU locale (e.g. "en"): text then sorts linguistically, as on many
 	// production servers, rather than by bytes.
 	ICULocale string
+	// Durable turns synchronous_commit on for the database (the cluster
+	// has it off for speed): a commit is then in the write-ahead log when
+	// it returns, and survives Crash.
+	Durable bool
 }
 
 // CreateDatabase creates a new, empty database and returns its name and
@@ -317,6 +359,12 @@ func (c *Cluster) CreateDatabase(ctx context.Context, opts DatabaseOptions) (nam
 	}
 	if _, err := conn.Exec(ctx, q); err != nil {
 		return "", "", fmt.Errorf("pgtest: %s: %w", q, err)
+	}
+	if opts.Durable {
+		q = "ALTER DATABASE " + name + " SET synchronous_commit TO on"
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return "", "", fmt.Errorf("pgtest: %s: %w", q, err)
+		}
 	}
 	return name, c.dsn(name), nil
 }

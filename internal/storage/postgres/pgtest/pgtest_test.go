@@ -123,3 +123,42 @@ func TestUnavailable(t *testing.T) {
 		})
 	}
 }
+
+// TestCrashRestart: a crashed server starts again on the same port with
+// its databases and what was committed in them.
+func TestCrashRestart(t *testing.T) {
+	c := New(t)
+	ctx := t.Context()
+	_, dsn, err := c.CreateDatabase(ctx, DatabaseOptions{Durable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE TABLE t (x int); INSERT INTO t VALUES (42)"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	port := c.Port()
+	c.Crash()
+	if _, err := pgx.Connect(ctx, dsn); err == nil {
+		t.Fatal("connected to a crashed server")
+	}
+	if err := c.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c.Port() != port {
+		t.Fatalf("restarted on port %d, was %d", c.Port(), port)
+	}
+	conn, err = pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var x int
+	if err := conn.QueryRow(ctx, "SELECT x FROM t").Scan(&x); err != nil || x != 42 {
+		t.Fatalf("after the restart: %d, %v", x, err)
+	}
+}
