@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/postgres/pgtest"
 )
 
 // resultLine is the summary split_exactly.py prints.
@@ -18,8 +21,10 @@ var resultLine = regexp.MustCompile(`(?m)^RESULT .*$`)
 // Stream Management. The killed service is restarted after 2 s; a client
 // whose gateway died reconnects through the other one, and alice sends
 // again, with the same origin-id, what the server had not acknowledged.
-// Every message must reach bob exactly once and in order (live or
-// offline), and be in his archive exactly once and in order.
+// A fourth case runs the service on PostgreSQL and kills the database
+// server instead, restarting it after 2 s. Every message must reach bob
+// exactly once and in order (live or offline), and be in his archive
+// exactly once and in order.
 // AMBROSIA_EXACTLY_RUNS repeats every case that many times (default 1).
 func TestSplitExactlyOnce(t *testing.T) {
 	requireTools(t, "slixmpp")
@@ -31,7 +36,7 @@ func TestSplitExactlyOnce(t *testing.T) {
 		}
 		runs = n
 	}
-	for _, kill := range []string{"service", "receiver-gateway", "sender-gateway"} {
+	for _, kill := range []string{"service", "receiver-gateway", "sender-gateway", "database"} {
 		t.Run(kill, func(t *testing.T) {
 			bad := 0
 			for i := 1; i <= runs; i++ {
@@ -55,12 +60,28 @@ func TestSplitExactlyOnce(t *testing.T) {
 // RESULT line and whether it was clean.
 func exactlyOnce(t *testing.T, kill string) (string, bool) {
 	dir := t.TempDir()
+	store := []string{"--data", dir}
+	var pg *pgtest.Cluster
+	if kill == "database" {
+		// The sm service on PostgreSQL, whose server is killed.
+		pg = pgtest.New(t)
+		_, dsn, err := pg.CreateDatabase(t.Context(), pgtest.DatabaseOptions{Durable: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := filepath.Join(dir, "ambrosia.toml")
+		doc := "[storage]\nbackend = \"postgres\"\npostgres_dsn = " + strconv.Quote(dsn) + "\n"
+		if err := os.WriteFile(conf, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		store = []string{"--config", conf}
+	}
 	for _, u := range []string{"alice", "bob"} {
-		ambrosia(t, "pw\n", "user", "add", u+"@"+domain, "--data", dir, "--create")
+		ambrosia(t, "pw\n", append([]string{"user", "add", u + "@" + domain, "--create"}, store...)...)
 	}
 	a, b := startGateway(t, "gateway A"), startGateway(t, "gateway B")
 	gws := []*splitGateway{a, b}
-	svc := startSM(t, "service sm", dir, gws)
+	svc := startSM(t, "service sm", dir, gws, store...)
 	a.waitLog(t, `"msg":"bound"`, 1)
 	b.waitLog(t, `"msg":"bound"`, 1)
 
@@ -77,11 +98,17 @@ func exactlyOnce(t *testing.T, kill string) (string, bool) {
 	case "service":
 		svc.kill()
 		time.Sleep(2 * time.Second)
-		startSM(t, "service sm (restarted)", dir, gws)
+		startSM(t, "service sm (restarted)", dir, gws, store...)
 	case "receiver-gateway":
 		b.kill()
 	case "sender-gateway":
 		a.kill()
+	case "database":
+		pg.Crash()
+		time.Sleep(2 * time.Second)
+		if err := pg.Restart(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	<-flow.done
 	out := flow.out.String()
