@@ -448,6 +448,7 @@ type outbox struct {
 	// it. wait holds the sequence numbers not received yet, in order.
 	untilDone bool
 	wait      []uint64
+	callbacks int // events in unacked whose acked has not run yet
 	seq       uint64
 	unacked   []item // in sequence order
 	chunker   chunker
@@ -467,6 +468,9 @@ func (o *outbox) sendAcked(data []byte, user string, acked func()) uint64 {
 	o.seq++
 	it := item{seq: o.seq, data: data, user: user, acked: acked}
 	o.unacked = append(o.unacked, it)
+	if acked != nil {
+		o.callbacks++
+	}
 	if o.untilDone {
 		o.wait = append(o.wait, o.seq)
 	}
@@ -534,25 +538,54 @@ func (o *outbox) receivedLocked(seqs []uint64) {
 	if len(seqs) == 0 || len(o.wait) == 0 {
 		return
 	}
+	if isPrefix(seqs, o.wait, func(s uint64) uint64 { return s }) {
+		// The usual case: events are received in the order they were sent.
+		o.wait = o.wait[len(seqs):]
+		if len(o.wait) == 0 {
+			o.wait = nil
+		}
+	} else {
+		gone := make(map[uint64]bool, len(seqs))
+		for _, s := range seqs {
+			gone[s] = true
+		}
+		kept := o.wait[:0]
+		for _, s := range o.wait {
+			if !gone[s] {
+				kept = append(kept, s)
+			}
+		}
+		o.wait = kept
+	}
+	if o.callbacks == 0 {
+		return
+	}
 	gone := make(map[uint64]bool, len(seqs))
 	for _, s := range seqs {
 		gone[s] = true
 	}
-	kept := o.wait[:0]
-	for _, s := range o.wait {
-		if !gone[s] {
-			kept = append(kept, s)
-		}
-	}
-	o.wait = kept
 	var done []func()
 	for i := range o.unacked {
 		if it := &o.unacked[i]; gone[it.seq] && it.acked != nil {
 			done = append(done, it.acked)
 			it.acked = nil
+			o.callbacks--
 		}
 	}
 	runLater(done)
+}
+
+// isPrefix reports whether seqs are the first len(seqs) of list, in order.
+func isPrefix[T any](seqs []uint64, list []T, seq func(T) uint64) bool {
+	if len(seqs) > len(list) {
+		return false
+	}
+	for i, s := range seqs {
+		if seq(list[i]) != s {
+			return false
+		}
+	}
+	return true
 }
 
 // dropLocked removes the events numbered seqs from unacked.
@@ -560,21 +593,34 @@ func (o *outbox) dropLocked(seqs []uint64) {
 	if len(seqs) == 0 {
 		return
 	}
-	gone := make(map[uint64]bool, len(seqs))
-	for _, s := range seqs {
-		gone[s] = true
-	}
-	kept := o.unacked[:0]
 	var done []func()
-	for _, it := range o.unacked {
-		if !gone[it.seq] {
-			kept = append(kept, it)
-		} else if it.acked != nil {
-			done = append(done, it.acked)
+	if isPrefix(seqs, o.unacked, func(it item) uint64 { return it.seq }) {
+		// The usual case: the peer received, or is done with, the events
+		// in the order they were sent.
+		for _, it := range o.unacked[:len(seqs)] {
+			if it.acked != nil {
+				done = append(done, it.acked)
+			}
 		}
+		clear(o.unacked[:len(seqs)])
+		o.unacked = o.unacked[len(seqs):]
+	} else {
+		gone := make(map[uint64]bool, len(seqs))
+		for _, s := range seqs {
+			gone[s] = true
+		}
+		kept := o.unacked[:0]
+		for _, it := range o.unacked {
+			if !gone[it.seq] {
+				kept = append(kept, it)
+			} else if it.acked != nil {
+				done = append(done, it.acked)
+			}
+		}
+		clear(o.unacked[len(kept):])
+		o.unacked = kept
 	}
-	clear(o.unacked[len(kept):])
-	o.unacked = kept
+	o.callbacks -= len(done)
 	runLater(done)
 }
 
@@ -649,7 +695,7 @@ func (o *outbox) detach() []item {
 func (o *outbox) reset() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.seq, o.unacked, o.prev, o.wait = 0, nil, nil, nil
+	o.seq, o.unacked, o.prev, o.wait, o.callbacks = 0, nil, nil, nil, 0
 	o.ep++
 	o.forgot = true
 }
