@@ -189,6 +189,19 @@ type recSM struct {
 	flags    map[string]router.SessionFlags
 	handled  []string // bodies of the messages handled
 	grants   []string // the grants of the stanzas handled that had one
+	// redelivered are the bodies of the messages handed back for a bare
+	// JID (router.Redeliverer).
+	redelivered []string
+}
+
+func (m *recSM) Redeliver(_ context.Context, s router.Stanza) {
+	body := ""
+	if b := s.El.Child(xmlstream.NSClient, "body"); b != nil {
+		body = b.Text()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.redelivered = append(m.redelivered, body)
 }
 
 func newRecSM() *recSM {
