@@ -403,9 +403,14 @@ func (c *conn) handleStanza(ctx context.Context, el *xmlstream.Element) bool {
 		c.fail("unsupported-stanza-type", "")
 		return false
 	}
-	if !c.sess.received(c) {
+	ok, n, counted := c.sess.received(c)
+	if !ok {
 		// Another connection resumed the session: this one is closing.
 		return true
+	}
+	if counted {
+		defer c.sess.release(n)
+		ctx = c.sess.accept(ctx, n)
 	}
 	c.srv.deps.metrics().ClientStanza(el.Local)
 	if el.Local == stanza.IQ && el.Attr("type") == "set" && el.Child(stanza.NSSession, "session") != nil && el.Attr("to") == "" {

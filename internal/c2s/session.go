@@ -59,6 +59,13 @@ type session struct {
 	resumable bool
 	id        string // resumption id, "" if not resumable
 	inbound   uint32 // stanzas received from the client
+	// accepted counts the stanzas received that are safe, all up to it:
+	// what <a/> tells the client. A stanza stays above it while the
+	// session manager holds it where it could lose it (router.Accept: in
+	// flight to a service), so that a gateway that dies has not told the
+	// client it has it. holds counts the holds of those.
+	accepted  uint32
+	holds     map[uint32]int
 	acked     uint32 // h of the last acknowledgement from the client
 	unacked   []unacked
 	acks      []func() // done functions of acknowledged stanzas, run outside mu (see runAcks)
@@ -246,16 +253,47 @@ func (s *session) CloseText(condition, text string) {
 // received counts a stanza the client of c sent; it reports false when c
 // is no longer the session's transport (another connection resumed the
 // session) and the stanza must be ignored.
-func (s *session) received(c *conn) bool {
+func (s *session) received(c *conn) (ok bool, n uint32, counted bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cur != c {
-		return false
+		return false, 0, false
 	}
-	if s.enabled {
-		s.inbound++
+	if !s.enabled {
+		return true, 0, false
 	}
-	return true
+	s.inbound++
+	if s.holds == nil {
+		s.holds = map[uint32]int{}
+	}
+	s.holds[s.inbound] = 1 // released once handed over (see accept)
+	return true, s.inbound, true
+}
+
+// accept returns ctx for handing the stanza numbered n to the session
+// manager, which may hold it (router.Accept).
+func (s *session) accept(ctx context.Context, n uint32) context.Context {
+	return router.WithAccept(ctx, func() func() {
+		s.mu.Lock()
+		s.holds[n]++
+		s.mu.Unlock()
+		return func() { s.release(n) }
+	})
+}
+
+// release drops a hold of the stanza numbered n.
+func (s *session) release(n uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.holds[n]--; s.holds[n] <= 0 {
+		delete(s.holds, n)
+	}
+	for s.accepted != s.inbound {
+		if _, held := s.holds[s.accepted+1]; held {
+			break
+		}
+		s.accepted++
+	}
 }
 
 // transportGone is called once c, the session's transport or a former
@@ -380,7 +418,7 @@ func (c *conn) handleSM(el *xmlstream.Element) bool {
 		return c.write([]byte(s.enableLocked(el))) == nil
 	case "r":
 		s.mu.Lock()
-		h, ok := s.inbound, s.enabled
+		h, ok := s.accepted, s.enabled
 		s.mu.Unlock()
 		if !ok {
 			return true

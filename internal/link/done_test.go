@@ -4,8 +4,10 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 )
@@ -96,3 +98,26 @@ func TestLostGatewayHandsOnWhatClientsDidNotAcknowledge(t *testing.T) {
 }
 
 var _ router.Redeliverer = (*recSM)(nil)
+
+// TestClientStanzaAcceptedOnceAnInstanceHasIt: the gateway tells the
+// client's edge that a stanza is safe (router.Accept) only once a service
+// instance acknowledged it, also when it had to wait for one.
+func TestClientStanzaAcceptedOnceAnInstanceHasIt(t *testing.T) {
+	gw := startGateway(t, nil)
+	ts := startService(t, "sm-1", []*testGateway{gw}, nil)
+	gw.members(t, 1)
+	m := gw.sm(t)
+	alice := bindClient(t, m, "alice@"+testDomain+"/a")
+	var accepted atomic.Int32
+	ctx := router.WithAccept(context.Background(), func() func() { return func() { accepted.Add(1) } })
+	ts.stop()
+	gw.members(t, 0)
+	bob, _ := jid.Parse("bob@" + testDomain)
+	el := message(alice.full.String(), bob.String(), "m1")
+	m.HandleFromSession(ctx, alice, router.Stanza{El: el, From: alice.full, To: bob})
+	if accepted.Load() != 0 {
+		t.Fatal("accepted while no instance has it")
+	}
+	startService(t, "sm-2", []*testGateway{gw}, nil)
+	eventually(t, "the stanza accepted", func() bool { return accepted.Load() == 1 })
+}

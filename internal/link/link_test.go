@@ -315,6 +315,9 @@ type testService struct {
 	cancel context.CancelFunc
 	done   chan error
 	log    *logBuf
+	// stopped makes stop wait for Run once: the test and its cleanup
+	// may both stop the service.
+	stopped sync.Once
 }
 
 func startService(t *testing.T, instance string, gws []*testGateway, mod func(*ServiceConfig)) *testService {
@@ -358,10 +361,12 @@ func startServiceWith(t *testing.T, instance string, gws []*testGateway, mod fun
 
 func (ts *testService) stop() {
 	ts.cancel()
-	select {
-	case <-ts.done:
-	case <-time.After(10 * time.Second):
-	}
+	ts.stopped.Do(func() {
+		select {
+		case <-ts.done:
+		case <-time.After(10 * time.Second):
+		}
+	})
 }
 
 // sent returns how many events the service sent on its first link.

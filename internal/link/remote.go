@@ -89,16 +89,17 @@ func (rm *remote) owner(key string) *glink {
 }
 
 // dispatchLocked sends an event to the owner of key, or parks it.
-func (rm *remote) dispatchLocked(data []byte, key string) {
+// acked, if not nil, runs once an instance acknowledged the event.
+func (rm *remote) dispatchLocked(data []byte, key string, acked func()) {
 	if gl := rm.ownerLocked(key); gl != nil {
-		gl.out.send(data, key)
+		gl.out.sendAcked(data, key, acked)
 		return
 	}
 	if len(rm.parked) >= rm.g.cfg.ParkLimit {
 		rm.g.log.Warn("no instance serves the domain: event dropped", "domain", rm.domain)
 		return
 	}
-	rm.parked = append(rm.parked, item{data: data, user: key})
+	rm.parked = append(rm.parked, item{data: data, user: key, acked: acked})
 }
 
 // announceLocked tells the session's owner about it, with the client's
@@ -155,7 +156,7 @@ func (rm *remote) join(gl *glink) {
 	parked := rm.parked
 	rm.parked = nil
 	for _, it := range parked {
-		rm.dispatchLocked(it.data, it.user)
+		rm.dispatchLocked(it.data, it.user, it.acked)
 	}
 }
 
@@ -182,7 +183,7 @@ func (rm *remote) leave(gl *glink, items []item) {
 	rm.membersLocked(rm.ids)
 	for _, it := range items {
 		if domainOf(it.user) == rm.domain {
-			rm.dispatchLocked(it.data, it.user)
+			rm.dispatchLocked(it.data, it.user, it.acked)
 		}
 	}
 }
@@ -239,7 +240,7 @@ func (rm *remote) HandleStanza(ctx context.Context, s router.Stanza) {
 	}
 	data := frame("to", s.El, "o", o, "grant", grantText(s.Grant))
 	rm.mu.Lock()
-	rm.dispatchLocked(data, rm.key(s))
+	rm.dispatchLocked(data, rm.key(s), nil)
 	rm.mu.Unlock()
 }
 
@@ -257,7 +258,7 @@ func grantText(g *privilege.Grant) string {
 func (rm *remote) Redeliver(ctx context.Context, s router.Stanza) {
 	data := frame("to", s.El, "o", rm.g.newOrigin(), "redeliver", "1")
 	rm.mu.Lock()
-	rm.dispatchLocked(data, rm.key(s))
+	rm.dispatchLocked(data, rm.key(s), nil)
 	rm.mu.Unlock()
 }
 
@@ -312,11 +313,14 @@ func (rm *remote) HandleFromSession(ctx context.Context, sess router.Session, s 
 		gs.noteRequest(s.El)
 	}
 	data := frame("from", s.El, "sid", gs.id, "o", rm.g.newOrigin())
+	// The client's edge acknowledges the stanza once the instance did:
+	// a gateway that dies before has not told the client it has it.
+	acked := router.Accept(ctx)
 	if gs.owner == nil {
-		rm.dispatchLocked(data, gs.bare)
+		rm.dispatchLocked(data, gs.bare, acked)
 		return
 	}
-	gs.owner.out.send(data, gs.bare)
+	gs.owner.out.sendAcked(data, gs.bare, acked)
 }
 
 // noteRequest records the requests of the client that change what the
