@@ -59,8 +59,9 @@ type ServiceConfig struct {
 	Bindings []Binding
 	// RetryDelay is the pause before reconnecting.
 	RetryDelay time.Duration
-	// GatewayLoss is how long a gateway may stay unreachable before what
-	// was queued for its clients is given up.
+	// GatewayLoss is how long a gateway may stay unreachable before a
+	// warning says so (once); the service keeps trying it. What was
+	// queued for its clients is handed on as soon as its link drops.
 	GatewayLoss time.Duration
 	// StartWait bounds how long, after the start, the events of a gateway
 	// wait for every other reachable gateway to announce its sessions
@@ -378,7 +379,8 @@ func (s *Service) startGate(ctx context.Context, l *slink) {
 }
 
 // slink is the service's link to one gateway. Its outbox outlives
-// connections: a reconnection to the same gateway resumes it.
+// connections, but what it held when a connection dropped is handed on
+// (see handOver): the next connection starts from the gateway's count.
 type slink struct {
 	s    *Service
 	addr string
