@@ -77,7 +77,7 @@ type Gateway struct {
 
 	mu       sync.Mutex
 	links    map[string]*glink    // live links by instance id
-	received map[string]*runCount // events handled from each instance id, for resumption
+	received map[string]*runCount // events received from each instance id, for resumption
 	remotes  map[string]*remote   // stand-ins by domain
 	sessions map[string]*gsess    // by session id
 	certs    map[string]*tls.Certificate
