@@ -46,6 +46,9 @@ type Store struct {
 	// appservice holds the application services' event queues by
 	// service name, see appservice.go.
 	appservice map[string]*asQueue
+
+	// invites holds the invitations by token, see invite.go.
+	invites map[string]storage.Invite
 }
 
 type account struct {

@@ -32,3 +32,7 @@ func TestAppServiceQueue(t *testing.T) {
 		return s, func(*testing.T) storage.AppServiceQueue { return s }
 	})
 }
+
+func TestInvites(t *testing.T) {
+	storagetest.RunInvites(t, func(*testing.T) storage.Invites { return memory.New() })
+}

@@ -211,6 +211,15 @@ var migrations = []string{
 		data    BYTEA NOT NULL,
 		PRIMARY KEY (service, seq)
 	);`,
+
+	// 11: invitations (XEP-0401, XEP-0379), as SQLite's migration 12.
+	`CREATE TABLE invites (
+		token   TEXT COLLATE "C" PRIMARY KEY,
+		domain  TEXT COLLATE "C" NOT NULL,
+		inviter TEXT COLLATE "C" NOT NULL,
+		expires BIGINT NOT NULL
+	);
+	CREATE INDEX invites_expires ON invites (expires);`,
 }
 
 // migrate brings the database up to len(steps). Each step runs in its own

@@ -458,3 +458,10 @@ func TestSchema(t *testing.T) {
 		t.Fatalf("migrated database: %d %d %v", cur, known, err)
 	}
 }
+
+func TestInvites(t *testing.T) {
+	storagetest.RunInvites(t, func(t *testing.T) storage.Invites {
+		s, _ := openTemp(t)
+		return s
+	})
+}

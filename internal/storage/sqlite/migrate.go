@@ -220,6 +220,17 @@ var migrations = []string{
 		data    BLOB NOT NULL,
 		PRIMARY KEY (service, seq)
 	);`,
+
+	// 12: invitations (XEP-0401, XEP-0379), by token until used or
+	// expired; expires in Unix microseconds. inviter is '' for an
+	// invitation to register only.
+	`CREATE TABLE invites (
+		token   TEXT PRIMARY KEY,
+		domain  TEXT NOT NULL,
+		inviter TEXT NOT NULL,
+		expires INTEGER NOT NULL
+	);
+	CREATE INDEX invites_expires ON invites (expires);`,
 }
 
 // migrate brings the database up to len(steps). Each step runs in its own

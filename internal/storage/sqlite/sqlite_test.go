@@ -476,3 +476,10 @@ func TestAppServiceQueue(t *testing.T) {
 		return s, reopen
 	})
 }
+
+func TestInvites(t *testing.T) {
+	storagetest.RunInvites(t, func(t *testing.T) storage.Invites {
+		s, _ := openTemp(t)
+		return s
+	})
+}
