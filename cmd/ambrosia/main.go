@@ -31,6 +31,7 @@ commands:
   user passwd JID        change a password (same)
   user del JID           delete an account and its data
   user list [DOMAIN]     list accounts
+  invite [DOMAIN]        print an invitation URI to register (--contact USER: and be USER's contact)
   bridge run|check NAME  run or check a bridge to another chat network (bridge list: which)
   reload                 make the running server read its configuration and certificates again
   check [--remote DOMAIN] report DNS records, certificates and federation with DOMAIN
@@ -45,7 +46,7 @@ Run 'ambrosia <command> -h' (or 'ambrosia help <command>') for the usage and fla
 `
 
 // commands are the names run dispatches, for suggestions.
-var commands = []string{"serve", "gateway", "service", "user", "reload", "bridge", "check", "backup", "restore", "import", "export", "bench", "version", "help"}
+var commands = []string{"serve", "gateway", "service", "user", "invite", "reload", "bridge", "check", "backup", "restore", "import", "export", "bench", "version", "help"}
 
 // run dispatches a command line; it returns the process exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = serviceCmd(ctx, args[1:], stdout, stderr)
 	case "user":
 		err = userCmd(ctx, args[1:], stdin, stdout, stderr)
+	case "invite":
+		err = inviteCmd(ctx, args[1:], stdout, stderr)
 	case "reload":
 		err = reloadCmd(ctx, args[1:], stdout, stderr)
 	case "check":

@@ -225,3 +225,32 @@ func TestListenerInUse(t *testing.T) {
 		t.Fatalf("gateway with its service listener in use: exit %d, stderr %q", code, errOut)
 	}
 }
+
+func TestInviteCommand(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errOut := runCmd(t, "", "invite", "localhost", "--data", dir); code != 1 || !strings.Contains(errOut, "no database") {
+		t.Fatalf("invite without a database: code %d, stderr %q", code, errOut)
+	}
+	runCmd(t, "", "user", "add", "alice@localhost", "--password", "pw", "--data", dir, "--create")
+	steps := []struct {
+		args []string
+		code int
+		out  string // a prefix of the URI
+		err  string
+	}{
+		{[]string{"invite", "localhost", "--data", dir}, 0, "xmpp:localhost?register;preauth=", "valid until"},
+		{[]string{"invite", "--contact", "alice@localhost", "--expires", "2h", "--data", dir}, 0, "xmpp:alice@localhost?roster;preauth=", ""},
+		{[]string{"invite", "localhost", "--contact", "alice@localhost", "--data", dir}, 0, "xmpp:alice@localhost?roster;preauth=", ""},
+		{[]string{"invite", "--contact", "bob@localhost", "--data", dir}, 1, "", "no user bob@localhost"},
+		{[]string{"invite", "example.org", "--data", dir}, 1, "", "not a served domain"},
+		{[]string{"invite", "example.org", "--contact", "alice@localhost", "--data", dir}, 1, "", "contact's domain"},
+		{[]string{"invite", "localhost", "--expires", "soon", "--data", dir}, 1, "", "invalid expiry"},
+		{[]string{"invite", "--data", dir}, 2, "", "want one domain"},
+	}
+	for _, s := range steps {
+		code, out, errOut := runCmd(t, "", s.args...)
+		if code != s.code || !strings.HasPrefix(out, s.out) || !strings.Contains(errOut, s.err) {
+			t.Fatalf("%v: code %d out %q err %q", s.args, code, out, errOut)
+		}
+	}
+}

@@ -321,6 +321,7 @@ type storeBackend interface {
 	storage.PEP
 	storage.MUC
 	storage.AppServiceQueue
+	storage.Invites
 	Close() error
 }
 

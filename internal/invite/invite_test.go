@@ -1,0 +1,72 @@
+package invite
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/memory"
+)
+
+func TestParseTTL(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		err  bool
+	}{
+		{"7d", 7 * 24 * time.Hour, false},
+		{"2w", 14 * 24 * time.Hour, false},
+		{"36h", 36 * time.Hour, false},
+		{"90m", 90 * time.Minute, false},
+		{"0d", 0, true},
+		{"-1h", 0, true},
+		{"d", 0, true},
+		{"x", 0, true},
+		{"99999999d", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseTTL(tt.in)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("ParseTTL(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestURI(t *testing.T) {
+	tests := []struct {
+		inv  storage.Invite
+		want string
+	}{
+		{storage.Invite{Token: "abc", Domain: "example.com"}, "xmpp:example.com?register;preauth=abc"},
+		{storage.Invite{Token: "a-b_c", Domain: "example.com", Inviter: "alice@example.com"}, "xmpp:alice@example.com?roster;preauth=a-b_c;ibr=y"},
+	}
+	for _, tt := range tests {
+		if got := URI(tt.inv); got != tt.want {
+			t.Errorf("URI(%+v) = %q, want %q", tt.inv, got, tt.want)
+		}
+	}
+}
+
+func TestCreate(t *testing.T) {
+	s := memory.New()
+	now := time.Now()
+	a, err := Create(t.Context(), s, "example.com", "alice@example.com", time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Create(t.Context(), s, "example.com", "", time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Token == b.Token || len(a.Token) != 24 || strings.ContainsAny(a.Token, "+/=") {
+		t.Fatalf("tokens %q, %q: want two different URL-safe 24-character tokens", a.Token, b.Token)
+	}
+	got, err := s.UseInvite(t.Context(), a.Token, now)
+	if err != nil || got.Inviter != "alice@example.com" || !got.Expires.Equal(now.Add(time.Hour)) {
+		t.Fatalf("stored %+v, %v", got, err)
+	}
+	if _, err := Create(t.Context(), s, "example.com", "", 0, now); err == nil {
+		t.Fatal("Create with a zero expiry succeeded")
+	}
+}
