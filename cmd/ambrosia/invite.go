@@ -11,6 +11,7 @@ import (
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/invite"
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
 )
 
 const inviteAbout = `Creates an invitation and prints its xmpp: URI, for the invitee's client (XEP-0401,
@@ -94,4 +95,18 @@ func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintln(stdout, invite.URI(inv))
 	fmt.Fprintf(stderr, "valid until %s, once\n", inv.Expires.Format(time.RFC3339))
 	return nil
+}
+
+// befriender makes an invitee and its inviter mutual contacts through
+// the session manager of their domain, which keeps the rosters of users
+// online and pushes the change to them.
+func befriender(sms []*sm.SM) func(ctx context.Context, user, inviter jid.JID) error {
+	return func(ctx context.Context, user, inviter jid.JID) error {
+		for _, m := range sms {
+			if m.Domain() == inviter.Domain() {
+				return m.Befriend(ctx, user, inviter)
+			}
+		}
+		return fmt.Errorf("no session manager for %s", inviter.Domain())
+	}
 }

@@ -133,7 +133,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		comps = append(comps, m)
 	}
 	c2sCfg := c2sConfig(cfg)
-	edge, err := c2s.New(c2sCfg, c2s.Deps{Router: r, Auth: auth.New(store, nil), TLS: tlsConf, Accounts: accounts, Tokens: store, Log: log, Metrics: mon})
+	c2sDeps := c2s.Deps{Router: r, Auth: auth.New(store, nil), TLS: tlsConf, Accounts: accounts, Tokens: store, Log: log, Metrics: mon}
+	if cfg.Invites.Enabled {
+		c2sDeps.Invites = store
+		c2sDeps.Befriend = befriender(sms)
+	}
+	edge, err := c2s.New(c2sCfg, c2sDeps)
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,7 @@ type conn struct {
 	failures   uint8
 	redirect   string // see-other-host value learned during authentication
 	registered bool   // created an account (XEP-0077): one per connection
+	invite     string // token of an invitation checked by <preauth/> (XEP-0445), used at registration
 	domain     string
 	user       jid.JID // bare JID once authenticated
 	full       jid.JID // full JID once bound

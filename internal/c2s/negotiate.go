@@ -98,6 +98,9 @@ func (c *conn) streamStart(h *xmlstream.Element) bool {
 			ti := c.tlsInfo()
 			if c.registrationOpen() {
 				f.WriteString("<register xmlns='http://jabber.org/features/iq-register'/>")
+				if c.srv.deps.Invites != nil {
+					f.WriteString("<register xmlns='" + nsInvite + "'/><register xmlns='" + nsIBRToken + "'/>")
+				}
 			}
 			f.WriteString("<mechanisms xmlns='" + stanza.NSSASL + "'>")
 			for _, m := range c.srv.deps.Auth.Mechanisms(ti) {
@@ -173,6 +176,9 @@ func (c *conn) element(ctx context.Context, el *xmlstream.Element) bool {
 		}
 		if el.Space == xmlstream.NSClient && el.Local == stanza.IQ && el.Child(nsRegister, "query") != nil {
 			return c.handleRegister(ctx, el)
+		}
+		if el.Space == xmlstream.NSClient && el.Local == stanza.IQ && el.Child(nsPARS, "preauth") != nil {
+			return c.handlePreauth(ctx, el)
 		}
 		c.fail("not-authorized", "")
 		return false

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
@@ -15,17 +16,59 @@ import (
 // nsRegister is In-Band Registration (XEP-0077).
 const nsRegister = "jabber:iq:register"
 
+// Invitations: the <preauth/> element of XEP-0379 and XEP-0401, and the
+// stream features by which XEP-0445 (and Prosody's mod_invites_register)
+// tell that registration takes an invitation.
+const (
+	nsPARS     = "urn:xmpp:pars:0"
+	nsInvite   = "urn:xmpp:invite"
+	nsIBRToken = "urn:xmpp:ibr-token:0"
+)
+
+// errInvite is the text of the refusal of an unusable invitation.
+const errInvite = "The invitation is invalid, expired or already used."
+
 // AccountCreator creates accounts for in-band registration.
 type AccountCreator interface {
 	CreateAccount(ctx context.Context, user string, creds []storage.Credential) error
 }
 
 // registrationOpen reports whether this connection may register an
-// account now: registration is switched on, the connection is encrypted
-// (or plain connections are allowed), and it has not registered one yet.
+// account now: registration is switched on, or invitations are accepted,
+// the connection is encrypted (or plain connections are allowed), and it
+// has not registered one yet.
 func (c *conn) registrationOpen() bool {
-	return c.srv.cfg.AllowRegistration && c.srv.deps.Accounts != nil && !c.registered &&
+	return (c.srv.cfg.AllowRegistration || c.srv.deps.Invites != nil) && c.srv.deps.Accounts != nil && !c.registered &&
 		(c.tlsInfo() != nil || c.srv.cfg.AllowPlain)
+}
+
+// handlePreauth checks the invitation a client presents before it
+// registers (XEP-0445 §3, <iq type='set'><preauth token='…'/></iq>) and
+// remembers it for the registration; it is used only then.
+func (c *conn) handlePreauth(ctx context.Context, iq *xmlstream.Element) bool {
+	answer := func(r *xmlstream.Element) bool {
+		r.RemoveAttr("from")
+		r.RemoveAttr("to")
+		return c.write(r.AppendXML(nil, c.streamNS())) == nil
+	}
+	if !c.registrationOpen() || c.srv.deps.Invites == nil {
+		return answer(stanza.ErrorReply(iq, stanza.ServiceUnavailable, ""))
+	}
+	if iq.Attr("type") != "set" {
+		return answer(stanza.ErrorReply(iq, stanza.BadRequest, ""))
+	}
+	tok := iq.Child(nsPARS, "preauth").Attr("token")
+	inv, err := c.srv.deps.Invites.Invite(ctx, tok, time.Now())
+	if err != nil || inv.Domain != c.domain {
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			c.srv.log.Error("invitation", "err", err)
+			return answer(stanza.ErrorReply(iq, stanza.InternalServerError, ""))
+		}
+		c.srv.log.Info("invitation refused", "remote", c.remote())
+		return answer(stanza.ErrorReply(iq, stanza.ItemNotFound, errInvite))
+	}
+	c.invite = tok
+	return answer(stanza.Result(iq))
 }
 
 // handleRegister answers a XEP-0077 request made before authentication.
@@ -67,6 +110,17 @@ func (c *conn) handleRegister(ctx context.Context, iq *xmlstream.Element) bool {
 	if user == "" || pass == "" {
 		return fail(stanza.NotAcceptable, "A user name and a password are required.")
 	}
+	// The invitation: checked before (handlePreauth), or given with the
+	// registration itself.
+	tok := c.invite
+	for _, el := range []*xmlstream.Element{q, iq} {
+		if p := el.Child(nsPARS, "preauth"); p != nil && c.srv.deps.Invites != nil {
+			tok = p.Attr("token")
+		}
+	}
+	if tok == "" && !c.srv.cfg.AllowRegistration {
+		return fail(stanza.NotAllowed, "Registration on this server is by invitation only.")
+	}
 	bare, err := jid.New(user, c.domain, "")
 	if err != nil {
 		return fail(stanza.JIDMalformed, "That user name is not allowed.")
@@ -75,14 +129,60 @@ func (c *conn) handleRegister(ctx context.Context, iq *xmlstream.Element) bool {
 	if err != nil {
 		return fail(stanza.NotAcceptable, "That password is not allowed.")
 	}
+	var inv storage.Invite
+	if tok != "" {
+		// Used before the account exists, so that of two registrations
+		// with one invitation only one goes on; given back if the
+		// account cannot be created.
+		inv, err = c.srv.deps.Invites.UseInvite(ctx, tok, time.Now())
+		if err == nil && inv.Domain != c.domain {
+			c.restoreInvite(ctx, inv)
+			err = storage.ErrNotFound
+		}
+		if errors.Is(err, storage.ErrNotFound) {
+			c.invite = ""
+			c.srv.log.Info("invitation refused", "user", bare.String(), "remote", c.remote())
+			return fail(stanza.NotAllowed, errInvite)
+		}
+		if err != nil {
+			c.srv.log.Error("invitation", "err", err)
+			return fail(stanza.InternalServerError, "")
+		}
+	}
 	switch err := c.srv.deps.Accounts.CreateAccount(ctx, bare.String(), creds); {
 	case errors.Is(err, storage.ErrExists):
+		c.restoreInvite(ctx, inv)
 		return fail(stanza.Conflict, "That user name is taken.")
 	case err != nil:
+		c.restoreInvite(ctx, inv)
 		c.srv.log.Error("registration", "user", bare.String(), "err", err)
 		return fail(stanza.InternalServerError, "")
 	}
 	c.registered = true
-	c.srv.log.Info("account registered", "user", bare.String(), "remote", c.remote())
+	c.invite = ""
+	if tok == "" {
+		c.srv.log.Info("account registered", "user", bare.String(), "remote", c.remote())
+		return answer(stanza.Result(iq))
+	}
+	c.srv.log.Info("account registered by invitation", "user", bare.String(), "inviter", inv.Inviter, "remote", c.remote())
+	if inv.Inviter != "" && c.srv.deps.Befriend != nil {
+		if inviter, err := jid.Parse(inv.Inviter); err == nil {
+			if err := c.srv.deps.Befriend(ctx, bare, inviter); err != nil {
+				c.srv.log.Error("invitation: subscription", "user", bare.String(), "inviter", inv.Inviter, "err", err)
+			}
+		}
+	}
 	return answer(stanza.Result(iq))
+}
+
+// restoreInvite stores again an invitation used for a registration that
+// failed, so that the invitee can try another name; inv.Token "" is no
+// invitation.
+func (c *conn) restoreInvite(ctx context.Context, inv storage.Invite) {
+	if inv.Token == "" {
+		return
+	}
+	if err := c.srv.deps.Invites.CreateInvite(ctx, inv); err != nil {
+		c.srv.log.Error("invitation: restore", "err", err)
+	}
 }

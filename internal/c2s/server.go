@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/listen"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
@@ -84,6 +85,14 @@ type Deps struct {
 	// Accounts creates accounts for in-band registration; nil disables it.
 	Accounts AccountCreator
 	Log      *slog.Logger
+
+	// Invites holds the invitations (XEP-0401, XEP-0445) that let a
+	// connection register although registration is closed; nil accepts
+	// none.
+	Invites storage.Invites
+	// Befriend makes an invitee and the user who invited it contacts
+	// subscribed both ways (XEP-0379); nil leaves rosters alone.
+	Befriend func(ctx context.Context, user, inviter jid.JID) error
 
 	// Tokens keeps FAST tokens (XEP-0484); nil offers no FAST.
 	Tokens storage.FastTokens

@@ -51,8 +51,23 @@ type Config struct {
 	API       API       `toml:"api"`
 	BOSH      BOSH      `toml:"bosh"`
 	HTTP      HTTP      `toml:"http"`
+	Invites   Invites   `toml:"invites"`
 	// AppServices are the application services (docs/appservices.md).
 	AppServices []AppService `toml:"appservice"`
+}
+
+// Invites configures invitations (XEP-0401, XEP-0379, XEP-0445): the
+// safe alternative to open registration. An invitation exists only if
+// the operator (ambrosia invite) or, when Users allows it, a user made
+// one, so accepting them is on by default.
+type Invites struct {
+	// Enabled lets a client with a valid invitation register in-band
+	// although allow_registration is off.
+	Enabled bool `toml:"enabled"`
+	// Users lets local users create invitations with the ad-hoc command
+	// urn:xmpp:invite#invite: to register an account and become their
+	// contact.
+	Users bool `toml:"users"`
 }
 
 // Component configures the listener for external components (XEP-0114).
@@ -374,6 +389,7 @@ func Default() Config {
 		Log:     Log{Format: "text", Level: "info"},
 		TLS:     TLS{ACMEDirectory: "https://acme-v02.api.letsencrypt.org/directory", ACMEChallenge: "tls-alpn-01", ACMEHTTPAddr: ":80"},
 		Archive: Archive{Enabled: true},
+		Invites: Invites{Enabled: true},
 		Storage: Storage{Backend: "sqlite"},
 		C2S: C2S{
 			Addr:               ":5222",

@@ -57,6 +57,9 @@ type Options struct {
 	// SMDeps adjusts the session manager's dependencies (an observer, a
 	// hook) before it is made.
 	SMDeps func(*sm.Deps)
+	// Invites accepts invitations at registration (XEP-0445), kept in
+	// Store, and makes invitees contacts of their inviters.
+	Invites bool
 }
 
 // StartServerWith starts a server for domain "localhost" with components
@@ -101,14 +104,19 @@ func StartServerWith(t testing.TB, o Options) *Server {
 		adjust(&cfg)
 	}
 	tlsConf := certs.Config(map[string]tls.Certificate{domain: cert}, []string{domain}, "xmpp-client")
-	s.Edge, err = c2s.New(cfg, c2s.Deps{
+	edgeDeps := c2s.Deps{
 		Router:   s.Router,
 		Auth:     auth.New(s.Store, nil),
 		TLS:      tlsConf,
 		Accounts: s.Store,
 		Log:      log,
 		Tokens:   s.Store,
-	})
+	}
+	if o.Invites {
+		edgeDeps.Invites = s.Store
+		edgeDeps.Befriend = m.Befriend
+	}
+	s.Edge, err = c2s.New(cfg, edgeDeps)
 	if err != nil {
 		t.Fatal(err)
 	}

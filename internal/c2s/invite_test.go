@@ -1,0 +1,112 @@
+package c2s_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/invite"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
+)
+
+func registerQuery(user, pass, extra string) string {
+	return "<query xmlns='jabber:iq:register'><username>" + user + "</username><password>" + pass + "</password>" + extra + "</query>"
+}
+
+// TestRegistrationByInvitation: registration is closed, an invitation
+// opens it once (XEP-0445) and makes the invitee the inviter's contact
+// both ways (XEP-0379).
+func TestRegistrationByInvitation(t *testing.T) {
+	s := xmpptest.StartServerWith(t, xmpptest.Options{Invites: true})
+	s.AddUser(t, "alice@localhost", "pw")
+	s.AddUser(t, "taken@localhost", "pw")
+	alice := s.Login(t, "alice", "pw", "a")
+	alice.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>")
+	alice.Expect("roster", isID("r"))
+	inv, err := invite.Create(t.Context(), s.Store, "localhost", "alice@localhost", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	c := xmpptest.Dial(t, s.Addr, "localhost")
+	c.Open()
+	c.StartTLS(s.Roots)
+	for _, ns := range []string{"http://jabber.org/features/iq-register", "urn:xmpp:invite"} {
+		if c.Features.Child(ns, "register") == nil {
+			t.Fatalf("no %s feature: %s", ns, c.Features)
+		}
+	}
+	steps := []struct{ send, cond, text string }{
+		{"<iq type='set' id='x'>" + registerQuery("newbie", "s3cret", "") + "</iq>", "not-allowed", "by invitation only"},
+		{"<iq type='set' id='x'><preauth xmlns='urn:xmpp:pars:0' token='wrong'/></iq>", "item-not-found", "invalid, expired or already used"},
+		{"<iq type='get' id='x'><preauth xmlns='urn:xmpp:pars:0' token='" + inv.Token + "'/></iq>", "bad-request", ""},
+		{"<iq type='set' id='x'><preauth xmlns='urn:xmpp:pars:0' token='" + inv.Token + "'/></iq>", "", ""},
+		// A name taken: the invitation stays for another try.
+		{"<iq type='set' id='x'>" + registerQuery("taken", "s3cret", "") + "</iq>", "conflict", ""},
+		{"<iq type='set' id='x'>" + registerQuery("newbie", "s3cret", "") + "</iq>", "", ""},
+	}
+	for _, st := range steps {
+		c.Send(st.send)
+		r := c.Expect("answer", isID("x"))
+		if st.cond == "" && r.Attr("type") != "result" || st.cond != "" && (!strings.Contains(r.String(), st.cond) || !strings.Contains(r.String(), st.text)) {
+			t.Fatalf("%s: got %s, want %q %q", st.send, r, st.cond, st.text)
+		}
+	}
+	push := alice.Expect("roster push", func(e *xmlstream.Element) bool {
+		q := e.Child("jabber:iq:roster", "query")
+		return q != nil && q.Child("jabber:iq:roster", "item") != nil
+	})
+	if it := push.Child("jabber:iq:roster", "query").Child("jabber:iq:roster", "item"); it.Attr("jid") != "newbie@localhost" || it.Attr("subscription") != "both" {
+		t.Fatalf("push to the inviter: %s", push)
+	}
+	it, err := s.Store.RosterItem(t.Context(), "newbie@localhost", "alice@localhost")
+	if err != nil || it.Subscription != storage.SubscriptionBoth || it.Ask || it.PendingIn {
+		t.Fatalf("invitee's roster item: %+v, %v", it, err)
+	}
+	if cond := c.AuthSCRAM("SCRAM-SHA-256", "newbie", "s3cret", ""); cond != "" {
+		t.Fatalf("login with the new account: %s", cond)
+	}
+
+	// Used: refused, also given with the registration itself.
+	d := xmpptest.Dial(t, s.Addr, "localhost")
+	d.Open()
+	d.StartTLS(s.Roots)
+	d.Send("<iq type='set' id='x'>" + registerQuery("other", "s3cret", "<preauth xmlns='urn:xmpp:pars:0' token='"+inv.Token+"'/>") + "</iq>")
+	if r := d.Expect("answer", isID("x")); !strings.Contains(r.String(), "not-allowed") || !strings.Contains(r.String(), "already used") {
+		t.Fatalf("used invitation: %s", r)
+	}
+	// An invitation without inviter, given in the query.
+	reg, err := invite.Create(t.Context(), s.Store, "localhost", "", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Send("<iq type='set' id='y'>" + registerQuery("other", "s3cret", "<preauth xmlns='urn:xmpp:pars:0' token='"+reg.Token+"'/>") + "</iq>")
+	if r := d.Expect("answer", isID("y")); r.Attr("type") != "result" {
+		t.Fatalf("register-only invitation: %s", r)
+	}
+	if items, _, _ := s.Store.RosterItems(t.Context(), "other@localhost"); len(items) != 0 {
+		t.Fatalf("roster of an invitee without inviter: %+v", items)
+	}
+}
+
+// TestInvitationsOff: without invitations, closed registration stays
+// closed and says nothing of them.
+func TestInvitationsOff(t *testing.T) {
+	s := xmpptest.StartServer(t, nil)
+	inv, err := invite.Create(t.Context(), s.Store, "localhost", "", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := xmpptest.Dial(t, s.Addr, "localhost")
+	c.Open()
+	c.StartTLS(s.Roots)
+	if c.Features.Child("urn:xmpp:invite", "register") != nil {
+		t.Fatal("invitations offered")
+	}
+	c.Send("<iq type='set' id='x'><preauth xmlns='urn:xmpp:pars:0' token='" + inv.Token + "'/></iq>")
+	if r := c.Expect("answer", isID("x")); !strings.Contains(r.String(), "service-unavailable") {
+		t.Fatalf("preauth: %s", r)
+	}
+}
