@@ -25,6 +25,7 @@ type smStore interface {
 	storage.PrivateData
 	storage.Archive
 	storage.PEP
+	storage.Invites
 }
 
 // newSessionManagers builds the session manager of every configured
@@ -36,10 +37,13 @@ func newSessionManagers(cfg config.Config, r *router.Router, store smStore, m sm
 		if cfg.Archive.Enabled {
 			deps.Archive = store
 		}
+		if cfg.Invites.Enabled && cfg.Invites.Users {
+			deps.Invites = store
+		}
 		if adjust != nil {
 			adjust(&deps)
 		}
-		m, err := sm.New(sm.Config{Domain: d, Version: version(), ArchiveRetention: time.Duration(cfg.Archive.Retention), ContactAddresses: cfg.Contact.Addresses()}, deps)
+		m, err := sm.New(sm.Config{Domain: d, Version: version(), ArchiveRetention: time.Duration(cfg.Archive.Retention), ContactAddresses: cfg.Contact.Addresses(), UserInvites: cfg.Invites.Enabled && cfg.Invites.Users}, deps)
 		if err != nil {
 			return nil, err
 		}

@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ambrosia-xmpp/ambrosia/internal/dataform"
 	"github.com/ambrosia-xmpp/ambrosia/internal/invite"
+	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
@@ -108,5 +110,54 @@ func TestInvitationsOff(t *testing.T) {
 	c.Send("<iq type='set' id='x'><preauth xmlns='urn:xmpp:pars:0' token='" + inv.Token + "'/></iq>")
 	if r := c.Expect("answer", isID("x")); !strings.Contains(r.String(), "service-unavailable") {
 		t.Fatalf("preauth: %s", r)
+	}
+}
+
+// TestInvitationCommand: a user creates an invitation with the ad-hoc
+// command of XEP-0401 when the server allows it, and a newcomer
+// registers with its URI's token.
+func TestInvitationCommand(t *testing.T) {
+	for _, allowed := range []bool{false, true} {
+		s := xmpptest.StartServerWith(t, xmpptest.Options{Invites: true, SM: func(c *sm.Config) { c.UserInvites = allowed }})
+		s.AddUser(t, "alice@localhost", "pw")
+		alice := s.Login(t, "alice", "pw", "a")
+		alice.Send("<iq type='get' id='i' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>")
+		items := alice.Expect("commands", isID("i"))
+		listed := strings.Contains(items.String(), "urn:xmpp:invite#invite")
+		alice.Send("<iq type='set' id='c' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='urn:xmpp:invite#invite' action='execute'/></iq>")
+		r := alice.Expect("command", isID("c"))
+		if !allowed {
+			if listed || r.Attr("type") != "error" {
+				t.Fatalf("not allowed, yet listed %v (%s) or executed: %s", listed, items, r)
+			}
+			continue
+		}
+		if !listed {
+			t.Fatalf("command not listed: %s", items)
+		}
+		cmd := r.Child("http://jabber.org/protocol/commands", "command")
+		if cmd == nil || cmd.Attr("status") != "completed" {
+			t.Fatalf("execute: %s", r)
+		}
+		form, err := dataform.Parse(cmd.Child(dataform.NS, "x"))
+		if err != nil || form.Field("uri") == nil || form.Field("expire") == nil {
+			t.Fatalf("result form %v: %s", err, r)
+		}
+		uri := form.Field("uri").Value()
+		tok, ok := strings.CutPrefix(uri, "xmpp:alice@localhost?roster;preauth=")
+		tok, ok2 := strings.CutSuffix(tok, ";ibr=y")
+		if !ok || !ok2 {
+			t.Fatalf("uri %q", uri)
+		}
+		c := xmpptest.Dial(t, s.Addr, "localhost")
+		c.Open()
+		c.StartTLS(s.Roots)
+		c.Send("<iq type='set' id='x'>" + registerQuery("romeo", "s3cret", "<preauth xmlns='urn:xmpp:pars:0' token='"+tok+"'/>") + "</iq>")
+		if r := c.Expect("answer", isID("x")); r.Attr("type") != "result" {
+			t.Fatalf("register: %s", r)
+		}
+		if it, err := s.Store.RosterItem(t.Context(), "alice@localhost", "romeo@localhost"); err != nil || it.Subscription != storage.SubscriptionBoth {
+			t.Fatalf("inviter's roster item: %+v, %v", it, err)
+		}
 	}
 }

@@ -57,7 +57,11 @@ func (m *SM) serverStanza(ctx context.Context, s router.Stanza) {
 	if m.capsAnswer(ctx, s) {
 		return
 	}
-	if r := m.serverIQ(s.El); r != nil {
+	r := m.inviteCommand(ctx, s)
+	if r == nil {
+		r = m.serverIQ(s.El)
+	}
+	if r != nil {
 		m.deps.Router.Route(ctx, router.Stanza{El: r, From: s.To, To: s.From})
 		return
 	}
@@ -105,6 +109,9 @@ func (m *SM) serverIQ(iq *xmlstream.Element) *xmlstream.Element {
 		id.SetAttr("name", "Ambrosia")
 		for _, f := range Features() {
 			rq.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "feature")).SetAttr("var", f)
+		}
+		if m.userInvites() {
+			rq.AddChild(xmlstream.NewElement(stanza.NSDiscoInfo, "feature")).SetAttr("var", nsCommands)
 		}
 		if form := m.contactForm(); form != nil {
 			rq.AddChild(form)

@@ -38,6 +38,9 @@ type Config struct {
 	// ArchiveRetention is how long archived messages are kept (XEP-0313);
 	// 0 keeps them forever.
 	ArchiveRetention time.Duration
+	// UserInvites lets local users create invitations with the ad-hoc
+	// command urn:xmpp:invite#invite (XEP-0401); it needs Deps.Invites.
+	UserInvites bool
 }
 
 // Deps are the session manager's dependencies.
@@ -59,7 +62,10 @@ type Deps struct {
 	// PEP keeps users' personal eventing nodes (XEP-0163); nil disables
 	// PEP.
 	PEP storage.PEP
-	Log *slog.Logger
+	// Invites stores the invitations users create (XEP-0401); nil
+	// offers no invitation command.
+	Invites storage.Invites
+	Log     *slog.Logger
 	// Metrics receives events for monitoring; nil records nothing.
 	Metrics Metrics
 	// Observer hears of logins, logouts and roster changes; nil: nobody.

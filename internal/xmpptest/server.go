@@ -58,7 +58,8 @@ type Options struct {
 	// hook) before it is made.
 	SMDeps func(*sm.Deps)
 	// Invites accepts invitations at registration (XEP-0445), kept in
-	// Store, and makes invitees contacts of their inviters.
+	// Store, and makes invitees contacts of their inviters; with
+	// sm.Config.UserInvites, users create them too.
 	Invites bool
 }
 
@@ -87,6 +88,9 @@ func StartServerWith(t testing.TB, o Options) *Server {
 		o.SM(&smCfg)
 	}
 	deps := sm.Deps{Router: s.Router, Accounts: s.Store, Roster: s.Store, Offline: s.Store, Blocklist: s.Store, Private: s.Store, Archive: s.Store, Log: log}
+	if o.Invites {
+		deps.Invites = s.Store
+	}
 	if o.SMDeps != nil {
 		o.SMDeps(&deps)
 	}
