@@ -88,11 +88,11 @@ func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("invite: no user %s", inviter)
 		}
 	}
-	inv, err := invite.Create(ctx, store, domain, inviter.String(), ttl, time.Now())
+	inv, tok, err := invite.Create(ctx, store, domain, inviter.String(), ttl, time.Now())
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, invite.URI(inv))
+	fmt.Fprintln(stdout, invite.URI(inv, tok))
 	fmt.Fprintf(stderr, "valid until %s, once\n", inv.Expires.Format(time.RFC3339))
 	return nil
 }

@@ -27,7 +27,7 @@ func TestRegistrationByInvitation(t *testing.T) {
 	alice := s.Login(t, "alice", "pw", "a")
 	alice.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>")
 	alice.Expect("roster", isID("r"))
-	inv, err := invite.Create(t.Context(), s.Store, "localhost", "alice@localhost", time.Hour, time.Now())
+	_, tok, err := invite.Create(t.Context(), s.Store, "localhost", "alice@localhost", time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,8 +43,8 @@ func TestRegistrationByInvitation(t *testing.T) {
 	steps := []struct{ send, cond, text string }{
 		{"<iq type='set' id='x'>" + registerQuery("newbie", "s3cret", "") + "</iq>", "not-allowed", "by invitation only"},
 		{"<iq type='set' id='x'><preauth xmlns='urn:xmpp:pars:0' token='wrong'/></iq>", "item-not-found", "invalid, expired or already used"},
-		{"<iq type='get' id='x'><preauth xmlns='urn:xmpp:pars:0' token='" + inv.Token + "'/></iq>", "bad-request", ""},
-		{"<iq type='set' id='x'><preauth xmlns='urn:xmpp:pars:0' token='" + inv.Token + "'/></iq>", "", ""},
+		{"<iq type='get' id='x'><preauth xmlns='urn:xmpp:pars:0' token='" + tok + "'/></iq>", "bad-request", ""},
+		{"<iq type='set' id='x'><preauth xmlns='urn:xmpp:pars:0' token='" + tok + "'/></iq>", "", ""},
 		// A name taken: the invitation stays for another try.
 		{"<iq type='set' id='x'>" + registerQuery("taken", "s3cret", "") + "</iq>", "conflict", ""},
 		{"<iq type='set' id='x'>" + registerQuery("newbie", "s3cret", "") + "</iq>", "", ""},
@@ -75,16 +75,16 @@ func TestRegistrationByInvitation(t *testing.T) {
 	d := xmpptest.Dial(t, s.Addr, "localhost")
 	d.Open()
 	d.StartTLS(s.Roots)
-	d.Send("<iq type='set' id='x'>" + registerQuery("other", "s3cret", "<preauth xmlns='urn:xmpp:pars:0' token='"+inv.Token+"'/>") + "</iq>")
+	d.Send("<iq type='set' id='x'>" + registerQuery("other", "s3cret", "<preauth xmlns='urn:xmpp:pars:0' token='"+tok+"'/>") + "</iq>")
 	if r := d.Expect("answer", isID("x")); !strings.Contains(r.String(), "not-allowed") || !strings.Contains(r.String(), "already used") {
 		t.Fatalf("used invitation: %s", r)
 	}
 	// An invitation without inviter, given in the query.
-	reg, err := invite.Create(t.Context(), s.Store, "localhost", "", time.Hour, time.Now())
+	_, reg, err := invite.Create(t.Context(), s.Store, "localhost", "", time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.Send("<iq type='set' id='y'>" + registerQuery("other", "s3cret", "<preauth xmlns='urn:xmpp:pars:0' token='"+reg.Token+"'/>") + "</iq>")
+	d.Send("<iq type='set' id='y'>" + registerQuery("other", "s3cret", "<preauth xmlns='urn:xmpp:pars:0' token='"+reg+"'/>") + "</iq>")
 	if r := d.Expect("answer", isID("y")); r.Attr("type") != "result" {
 		t.Fatalf("register-only invitation: %s", r)
 	}
@@ -97,7 +97,7 @@ func TestRegistrationByInvitation(t *testing.T) {
 // closed and says nothing of them.
 func TestInvitationsOff(t *testing.T) {
 	s := xmpptest.StartServer(t, nil)
-	inv, err := invite.Create(t.Context(), s.Store, "localhost", "", time.Hour, time.Now())
+	_, tok, err := invite.Create(t.Context(), s.Store, "localhost", "", time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestInvitationsOff(t *testing.T) {
 	if c.Features.Child("urn:xmpp:invite", "register") != nil {
 		t.Fatal("invitations offered")
 	}
-	c.Send("<iq type='set' id='x'><preauth xmlns='urn:xmpp:pars:0' token='" + inv.Token + "'/></iq>")
+	c.Send("<iq type='set' id='x'><preauth xmlns='urn:xmpp:pars:0' token='" + tok + "'/></iq>")
 	if r := c.Expect("answer", isID("x")); !strings.Contains(r.String(), "service-unavailable") {
 		t.Fatalf("preauth: %s", r)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
+	"github.com/ambrosia-xmpp/ambrosia/internal/invite"
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
@@ -58,7 +59,7 @@ func (c *conn) handlePreauth(ctx context.Context, iq *xmlstream.Element) bool {
 		return answer(stanza.ErrorReply(iq, stanza.BadRequest, ""))
 	}
 	tok := iq.Child(nsPARS, "preauth").Attr("token")
-	inv, err := c.srv.deps.Invites.Invite(ctx, tok, time.Now())
+	inv, err := c.srv.deps.Invites.Invite(ctx, invite.Key(tok), time.Now())
 	if err != nil || inv.Domain != c.domain {
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			c.srv.log.Error("invitation", "err", err)
@@ -134,7 +135,7 @@ func (c *conn) handleRegister(ctx context.Context, iq *xmlstream.Element) bool {
 		// Used before the account exists, so that of two registrations
 		// with one invitation only one goes on; given back if the
 		// account cannot be created.
-		inv, err = c.srv.deps.Invites.UseInvite(ctx, tok, time.Now())
+		inv, err = c.srv.deps.Invites.UseInvite(ctx, invite.Key(tok), time.Now())
 		if err == nil && inv.Domain != c.domain {
 			c.restoreInvite(ctx, inv)
 			err = storage.ErrNotFound

@@ -8,6 +8,7 @@ package invite
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -31,26 +32,36 @@ func NewToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// Key is what the store keeps of a token: its SHA-256, so that a copy of
+// the database (a backup) gives no invitation away.
+func Key(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
 // Create stores a new invitation to register on domain that expires ttl
 // after now; with inviter (a bare JID), the invitee also becomes the
-// inviter's contact.
-func Create(ctx context.Context, s storage.Invites, domain, inviter string, ttl time.Duration, now time.Time) (storage.Invite, error) {
+// inviter's contact. It returns the invitation as stored (keyed by
+// Key(token)) and the token to hand out, which only the URI carries.
+func Create(ctx context.Context, s storage.Invites, domain, inviter string, ttl time.Duration, now time.Time) (storage.Invite, string, error) {
 	if ttl <= 0 {
-		return storage.Invite{}, fmt.Errorf("invite: expiry %v is not in the future", ttl)
+		return storage.Invite{}, "", fmt.Errorf("invite: expiry %v is not in the future", ttl)
 	}
 	for {
-		inv := storage.Invite{Token: NewToken(), Domain: domain, Inviter: inviter, Expires: now.Add(ttl).UTC()}
+		tok := NewToken()
+		inv := storage.Invite{Token: Key(tok), Domain: domain, Inviter: inviter, Expires: now.Add(ttl).UTC()}
 		err := s.CreateInvite(ctx, inv)
 		if errors.Is(err, storage.ErrExists) {
 			continue // 144 random bits: not seen in practice
 		}
-		return inv, err
+		return inv, tok, err
 	}
 }
 
-// URI is the xmpp: URI that hands inv to the invitee's client.
-func URI(inv storage.Invite) string {
-	tok := url.QueryEscape(inv.Token)
+// URI is the xmpp: URI that hands the invitation inv, with its token,
+// to the invitee's client.
+func URI(inv storage.Invite, token string) string {
+	tok := url.QueryEscape(token)
 	if inv.Inviter == "" {
 		return "xmpp:" + inv.Domain + "?register;preauth=" + tok
 	}

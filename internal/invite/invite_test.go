@@ -42,7 +42,7 @@ func TestURI(t *testing.T) {
 		{storage.Invite{Token: "a-b_c", Domain: "example.com", Inviter: "alice@example.com"}, "xmpp:alice@example.com?roster;preauth=a-b_c;ibr=y"},
 	}
 	for _, tt := range tests {
-		if got := URI(tt.inv); got != tt.want {
+		if got := URI(tt.inv, tt.inv.Token); got != tt.want {
 			t.Errorf("URI(%+v) = %q, want %q", tt.inv, got, tt.want)
 		}
 	}
@@ -51,22 +51,28 @@ func TestURI(t *testing.T) {
 func TestCreate(t *testing.T) {
 	s := memory.New()
 	now := time.Now()
-	a, err := Create(t.Context(), s, "example.com", "alice@example.com", time.Hour, now)
+	a, atok, err := Create(t.Context(), s, "example.com", "alice@example.com", time.Hour, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Create(t.Context(), s, "example.com", "", time.Hour, now)
+	_, btok, err := Create(t.Context(), s, "example.com", "", time.Hour, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Token == b.Token || len(a.Token) != 24 || strings.ContainsAny(a.Token, "+/=") {
-		t.Fatalf("tokens %q, %q: want two different URL-safe 24-character tokens", a.Token, b.Token)
+	if atok == btok || len(atok) != 24 || strings.ContainsAny(atok, "+/=") {
+		t.Fatalf("tokens %q, %q: want two different URL-safe 24-character tokens", atok, btok)
 	}
-	got, err := s.UseInvite(t.Context(), a.Token, now)
+	if a.Token != Key(atok) || a.Token == atok {
+		t.Fatalf("stored under %q, want the key of %q", a.Token, atok)
+	}
+	if _, err := s.UseInvite(t.Context(), atok, now); err == nil {
+		t.Fatal("the store knows the token itself")
+	}
+	got, err := s.UseInvite(t.Context(), Key(atok), now)
 	if err != nil || got.Inviter != "alice@example.com" || !got.Expires.Equal(now.Add(time.Hour)) {
 		t.Fatalf("stored %+v, %v", got, err)
 	}
-	if _, err := Create(t.Context(), s, "example.com", "", 0, now); err == nil {
+	if _, _, err := Create(t.Context(), s, "example.com", "", 0, now); err == nil {
 		t.Fatal("Create with a zero expiry succeeded")
 	}
 }

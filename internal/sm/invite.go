@@ -111,7 +111,7 @@ func (m *SM) inviteCommand(ctx context.Context, s router.Stanza) *xmlstream.Elem
 		return stanza.ErrorReply(iq, stanza.BadRequest, "")
 	}
 	inviter := s.From.Bare()
-	inv, err := invite.Create(ctx, m.deps.Invites, m.cfg.Domain, inviter.String(), invite.DefaultTTL, time.Now())
+	inv, tok, err := invite.Create(ctx, m.deps.Invites, m.cfg.Domain, inviter.String(), invite.DefaultTTL, time.Now())
 	if err != nil {
 		m.log.Error("invitation", "user", inviter.String(), "err", err)
 		return stanza.ErrorReply(iq, stanza.InternalServerError, "")
@@ -119,7 +119,7 @@ func (m *SM) inviteCommand(ctx context.Context, s router.Stanza) *xmlstream.Elem
 	m.log.Info("invitation created", "user", inviter.String(), "expires", inv.Expires)
 	r, c := answer("completed")
 	form := dataform.Form{Type: dataform.TypeResult}
-	form.Add(dataform.Field{Var: "uri", Label: "Invitation URI", Values: []string{invite.URI(inv)}})
+	form.Add(dataform.Field{Var: "uri", Label: "Invitation URI", Values: []string{invite.URI(inv, tok)}})
 	form.Add(dataform.Field{Var: "expire", Label: "Valid until", Values: []string{inv.Expires.Format(time.RFC3339)}})
 	c.AddChild(form.Element())
 	return r

@@ -10,8 +10,9 @@ import (
 // and, with an inviter, become the inviter's contact with a mutual
 // subscription.
 type Invite struct {
-	// Token is the secret the invitee presents. It is random, and unique
-	// in the store.
+	// Token identifies the invitation, unique in the store: a key
+	// derived from the secret the invitee presents (internal/invite
+	// stores its SHA-256), so that the database does not hold the secret.
 	Token string
 	// Domain is the domain the invitee may register on.
 	Domain string
