@@ -45,3 +45,15 @@ func TestInvitation(t *testing.T) {
 		t.Fatal("an account was made with a used invitation")
 	}
 }
+
+// TestInvitationCommand: with [invites] users = true, alice (slixmpp)
+// finds the server's ad-hoc command urn:xmpp:invite#invite (XEP-0401),
+// runs it and gets a contact invitation, with which aioxmpp registers.
+func TestInvitationCommand(t *testing.T) {
+	requireTools(t, "slixmpp", "aioxmpp")
+	s := startServer(t, ServerOptions{Env: []string{"AMBROSIA_INVITES_USERS=true"}})
+	addUser(t, s, "alice@localhost", "alice-Secret")
+	mustPython(t, "im_invite", append(s.clientArgs(false), "--from-command",
+		"--jid", "romeo@localhost", "--password", "romeo-Secret",
+		"--inviter", "alice@localhost", "--inviter-password", "alice-Secret")...)
+}

@@ -4,7 +4,9 @@ XEP-0077 registration) while open registration is off, with aioxmpp
 (slixmpp 1.8 cannot send before authentication); then checks with slixmpp
 that the invitee and the inviter are contacts subscribed both ways
 (XEP-0379) and see each other's presence. With --expect-refused, checks
-that the token is refused instead."""
+that the token is refused instead. With --from-command, the inviter
+first gets the URI from the server's ad-hoc command urn:xmpp:invite#invite
+(XEP-0401, XEP-0050) with slixmpp."""
 
 import asyncio
 import re
@@ -82,7 +84,28 @@ async def register(args, token):
         stream.close()
 
 
+NODE_INVITE = "urn:xmpp:invite#invite"
+
+
+async def uri_from_command(args):
+    c = await xc.Client(args, args.inviter, args.inviter_password).start(presence=False)
+    c.xmpp.register_plugin("xep_0050")
+    domain = c.xmpp.boundjid.domain
+    items = await c.xmpp["xep_0050"].get_commands(domain, timeout=10)
+    nodes = [i[1] for i in items["disco_items"]["items"]]
+    xc.check(NODE_INVITE in nodes, "command not listed: %s" % nodes)
+    r = await c.xmpp["xep_0050"].send_command(domain, NODE_INVITE, timeout=10)
+    xc.check(r["command"]["status"] == "completed", "command status %r" % r["command"]["status"])
+    values = r["command"]["form"].get_values()
+    print("command answered uri=%s expire=%s" % (values.get("uri"), values.get("expire")), flush=True)
+    await c.close()
+    return values.get("uri") or ""
+
+
 async def main(args):
+    if args.from_command:
+        args.uri = await uri_from_command(args)
+        xc.check(args.uri.startswith("xmpp:%s?roster;preauth=" % args.inviter), "uri %r" % args.uri)
     m = re.search(r"[?;]preauth=([^;&]+)", args.uri)
     xc.check(m is not None, "no preauth in %r" % args.uri)
     if not await register(args, m.group(1)):
@@ -110,7 +133,8 @@ async def main(args):
 
 if __name__ == "__main__":
     p = xc.base_parser(__doc__)
-    p.add_argument("--uri", required=True, help="the xmpp: URI that ambrosia invite printed")
+    p.add_argument("--uri", default="", help="the xmpp: URI that ambrosia invite printed")
+    p.add_argument("--from-command", action="store_true", help="get the URI from the ad-hoc command instead")
     p.add_argument("--jid", required=True)
     p.add_argument("--password", required=True)
     p.add_argument("--inviter", default="")

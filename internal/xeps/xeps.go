@@ -181,7 +181,7 @@ func Specs() []Spec {
 		{ID: "XEP-0379", Name: "Pre-Authenticated Roster Subscription", Status: "partial", Note: "for invitations that create an account: the invitee and the inviter end up subscribed both ways at registration; a <preauth/> in a subscription request between existing accounts is not honoured",
 			Tests: []string{"internal/c2s.TestRegistrationByInvitation", "e2e.TestInvitation"}},
 		{ID: "XEP-0401", Name: "Ad-hoc Account Invitation Generation", Status: "partial", Note: "invitations from `ambrosia invite` and, with [invites] users = true, from the command urn:xmpp:invite#invite (contact invitations with ibr=y); no landing page, no urn:xmpp:invite#create-account",
-			Tests: []string{"internal/c2s.TestInvitationCommand", "cmd/ambrosia.TestInviteCommand", "e2e.TestInvitation"}},
+			Tests: []string{"internal/c2s.TestInvitationCommand", "cmd/ambrosia.TestInviteCommand", "e2e.TestInvitation", "e2e.TestInvitationCommand"}},
 		{ID: "XEP-0410", Name: "MUC Self-Ping (Schrödinger's Chat)", Status: "complete", Note: "answered by the room",
 			Room:  []string{"http://jabber.org/protocol/muc#self-ping-optimization"},
 			Tests: []string{"internal/muc/room.TestSelfPingAndForwardedIQ", "e2e.TestSplitMUC"}},
