@@ -24,6 +24,10 @@ import (
 // otherwise: a week, as Prosody's mod_invites.
 const DefaultTTL = 7 * 24 * time.Hour
 
+// MaxTTL is the longest expiry ParseTTL accepts: ten years, far beyond
+// any use and far from the overflow of a time.Duration.
+const MaxTTL = 3650 * 24 * time.Hour
+
 // NewToken returns a random token: 144 bits in URL-safe base64, which
 // needs no escaping in a URI.
 func NewToken() string {
@@ -81,7 +85,7 @@ func ParseTTL(s string) (time.Duration, error) {
 	var d time.Duration
 	if unit != 0 {
 		n, err := strconv.ParseUint(s[:len(s)-1], 10, 16)
-		if err != nil {
+		if err != nil || time.Duration(n) > MaxTTL/unit {
 			return 0, fmt.Errorf("invalid expiry %q", s)
 		}
 		d = time.Duration(n) * unit
@@ -93,6 +97,9 @@ func ParseTTL(s string) (time.Duration, error) {
 	}
 	if d <= 0 {
 		return 0, fmt.Errorf("invalid expiry %q: not in the future", s)
+	}
+	if d > MaxTTL {
+		return 0, fmt.Errorf("invalid expiry %q: more than %d days", s, MaxTTL/(24*time.Hour))
 	}
 	return d, nil
 }

@@ -24,6 +24,10 @@ func TestParseTTL(t *testing.T) {
 		{"d", 0, true},
 		{"x", 0, true},
 		{"99999999d", 0, true},
+		{"3650d", MaxTTL, false},
+		{"3651d", 0, true},
+		{"65535w", 0, true},
+		{"100000h", 0, true},
 	}
 	for _, tt := range tests {
 		got, err := ParseTTL(tt.in)
@@ -75,4 +79,24 @@ func TestCreate(t *testing.T) {
 	if _, _, err := Create(t.Context(), s, "example.com", "", 0, now); err == nil {
 		t.Fatal("Create with a zero expiry succeeded")
 	}
+}
+
+// FuzzParseTTL: any input gives a positive duration or an error, and a
+// duration in days or weeks is a whole number of them.
+func FuzzParseTTL(f *testing.F) {
+	for _, s := range []string{"7d", "2w", "36h", "1h30m", "0d", "-5d", "65535d", "1e3d", "d", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseTTL(s)
+		if err != nil {
+			return
+		}
+		if d <= 0 || d > MaxTTL {
+			t.Fatalf("ParseTTL(%q) = %v without error", s, d)
+		}
+		if strings.HasSuffix(s, "d") && d%(24*time.Hour) != 0 {
+			t.Fatalf("ParseTTL(%q) = %v: not whole days", s, d)
+		}
+	})
 }

@@ -25,7 +25,8 @@ type Invite struct {
 }
 
 // Invites stores invitations until they are used or expire. Each one is
-// used once.
+// used once. Accounts.DeleteAccount removes the invitations of the
+// deleted user as inviter.
 type Invites interface {
 	// CreateInvite stores inv. It returns ErrExists if its token is
 	// taken and ErrInvalid if the token or the domain is empty.

@@ -157,6 +157,11 @@ func (s *Store) DeleteAccount(ctx context.Context, user string) error {
 	delete(s.prefs, user)
 	delete(s.fast, user)
 	delete(s.pep, user)
+	for t, inv := range s.invites {
+		if inv.Inviter == user { // whose contact would the invitee become?
+			delete(s.invites, t)
+		}
+	}
 	return nil
 }
 

@@ -273,6 +273,7 @@ func (s *Store) DeleteAccount(ctx context.Context, user string) error {
 			`DELETE FROM archive_prefs_jids WHERE username = $1`,
 			`DELETE FROM archive_prefs WHERE username = $1`,
 			`DELETE FROM pep_nodes WHERE owner = $1`, // and, cascading, their items
+			`DELETE FROM invites WHERE inviter = $1`, // whose contact would the invitee become?
 		} {
 			if _, err := tx.Exec(ctx, q, user); err != nil {
 				return err

@@ -303,6 +303,7 @@ func (s *Store) DeleteAccount(ctx context.Context, user string) error {
 			`DELETE FROM archive WHERE username = ?`,
 			`DELETE FROM archive_prefs_jids WHERE username = ?`,
 			`DELETE FROM archive_prefs WHERE username = ?`,
+			`DELETE FROM invites WHERE inviter = ?`, // whose contact would the invitee become?
 		} {
 			if _, err := tx.ExecContext(ctx, q, user); err != nil {
 				return err

@@ -78,6 +78,27 @@ func RunInvites(t *testing.T, newStore func(t *testing.T) storage.Invites) {
 				t.Fatalf("UseInvite unknown: %v, want ErrNotFound", err)
 			}
 		}},
+		{"RemovedWithInviter", func(t *testing.T, s storage.Invites) {
+			a, ok := s.(storage.Accounts)
+			if !ok {
+				t.Skip("no accounts in this store")
+			}
+			if err := a.CreateAccount(t.Context(), inv.Inviter, nil); err != nil {
+				t.Fatal(err)
+			}
+			mustCreateInvite(t, s, inv)
+			other := storage.Invite{Token: "tok3", Domain: "example.com", Expires: now.Add(time.Hour)}
+			mustCreateInvite(t, s, other)
+			if err := a.DeleteAccount(t.Context(), inv.Inviter); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Invite(t.Context(), inv.Token, now); !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("invitation of a deleted inviter: %v, want ErrNotFound", err)
+			}
+			if _, err := s.Invite(t.Context(), other.Token, now); err != nil {
+				t.Fatalf("invitation without inviter: %v", err)
+			}
+		}},
 		{"ConcurrentUse", func(t *testing.T, s storage.Invites) {
 			mustCreateInvite(t, s, inv)
 			var wg sync.WaitGroup
