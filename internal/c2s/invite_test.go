@@ -40,6 +40,10 @@ func TestRegistrationByInvitation(t *testing.T) {
 			t.Fatalf("no %s feature: %s", ns, c.Features)
 		}
 	}
+	c.Send("<iq type='get' id='g'><query xmlns='jabber:iq:register'/></iq>")
+	if r := c.Expect("form", isID("g")); !strings.Contains(r.String(), "by invitation only") {
+		t.Fatalf("form without an invitation: %s", r)
+	}
 	steps := []struct{ send, cond, text string }{
 		{"<iq type='set' id='x'>" + registerQuery("newbie", "s3cret", "") + "</iq>", "not-allowed", "by invitation only"},
 		{"<iq type='set' id='x'><preauth xmlns='urn:xmpp:pars:0' token='wrong'/></iq>", "item-not-found", "invalid, expired or already used"},

@@ -90,7 +90,11 @@ func (c *conn) handleRegister(ctx context.Context, iq *xmlstream.Element) bool {
 	case "get":
 		r := stanza.Result(iq)
 		rq := r.AddChild(xmlstream.NewElement(nsRegister, "query"))
-		rq.AddChild(xmlstream.NewElement(nsRegister, "instructions")).AddText("Choose a user name and a password.")
+		text := "Choose a user name and a password."
+		if !c.srv.cfg.AllowRegistration && c.invite == "" {
+			text = "Registration on this server is by invitation only. " + text
+		}
+		rq.AddChild(xmlstream.NewElement(nsRegister, "instructions")).AddText(text)
 		rq.AddChild(xmlstream.NewElement(nsRegister, "username"))
 		rq.AddChild(xmlstream.NewElement(nsRegister, "password"))
 		return answer(r)
