@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"hash"
 	"strings"
+	"sync/atomic"
 
 	"github.com/xdg-go/scram"
 
@@ -122,6 +123,19 @@ func CheckPassword(c storage.Credential, password string) bool {
 type Authenticator struct {
 	store  CredentialStore
 	secret []byte // keys the fake credentials of unknown users
+
+	// lookups and iterations count the credential lookups and the PBKDF2
+	// iterations PLAIN computed: the same for an unknown account as for a
+	// known one, which tests check instead of timing answers.
+	lookups    atomic.Int64
+	iterations atomic.Int64
+}
+
+// Work reports the credential lookups and PBKDF2 iterations spent on
+// PLAIN so far. An attempt for an unknown account costs what one for a
+// known account does, so that the answer's timing reveals nothing.
+func (a *Authenticator) Work() (lookups, iterations int64) {
+	return a.lookups.Load(), a.iterations.Load()
 }
 
 // New returns an Authenticator. secret makes the decoy credentials of
@@ -210,6 +224,7 @@ type Exchange struct {
 	conv    scramConversation
 	ssdp    string // XEP-0474 value for the server-first-message, "" for none
 	user    jid.JID
+	tried   string // the account named by the client, known or not
 	decoy   bool
 	success bool
 	// other is the hash of the keys an account has instead of those
@@ -281,6 +296,24 @@ func (a *Authenticator) Pseudonym(parts ...string) string {
 
 // User is the authenticated bare JID, valid once Step reported done.
 func (x *Exchange) User() jid.JID { return x.user }
+
+// Attempted is the account the client tried to log into, as a bare JID
+// when it is a valid one and as sent otherwise; "" before the client named
+// one. It is for logs and for counting failures per account.
+func (x *Exchange) Attempted() string { return x.tried }
+
+// attempt remembers the account the client named.
+func (x *Exchange) attempt(username string) {
+	if u, err := jid.New(username, x.domain, ""); err == nil {
+		x.tried = u.String()
+		return
+	}
+	// Unparsable: kept short, since it is logged.
+	if len(username) > 64 {
+		username = username[:64]
+	}
+	x.tried = username + "@" + x.domain
+}
 
 // Step consumes one client message (the decoded initial response or
 // response) and returns the server's next data. done with a nil error means
@@ -401,6 +434,7 @@ func (x *Exchange) startSCRAM(first []byte) error {
 // decoy keys derived from the server secret, so the exchange runs to the
 // end and fails exactly as a wrong password does.
 func (x *Exchange) lookup(username string) (scram.StoredCredentials, error) {
+	x.attempt(username)
 	u, err := jid.New(username, x.domain, "")
 	if err == nil {
 		x.user = u
@@ -438,8 +472,39 @@ func (x *Exchange) plain(in []byte) ([]byte, bool, error) {
 	if len(parts) != 3 || len(parts[1]) == 0 {
 		return nil, true, fail("malformed-request", "")
 	}
+	x.attempt(string(parts[1]))
+	// Every checked answer below costs the same lookups and one key
+	// derivation, whether the account exists or not: an unknown account
+	// is checked against decoy keys, as SCRAM's are. An imported account
+	// may have keys of another hash only (Prosody's and ejabberd's
+	// SCRAM-SHA-1), so every hash is looked up, SHA-256's first, for
+	// every account: the count does not tell a native account from an
+	// imported or an unknown one.
 	u, err := jid.New(string(parts[1]), x.domain, "")
-	if err != nil {
+	valid := err == nil
+	var c storage.Credential
+	found := false
+	for _, h := range append([]string{"SHA-256"}, otherHashes("SHA-256")...) {
+		x.a.lookups.Add(1) // an invalid name counts the lookups it would have cost
+		if !valid {
+			continue
+		}
+		cand, lerr := x.a.store.Credential(x.ctx, u.String(), h)
+		switch {
+		case lerr == nil:
+			if !found {
+				c, found = cand, true
+			}
+		case !errors.Is(lerr, storage.ErrNotFound):
+			return nil, true, fail("temporary-auth-failure", "")
+		}
+	}
+	if !found {
+		c = x.a.decoy(string(parts[1]))
+	}
+	x.a.iterations.Add(int64(c.Iterations))
+	ok := CheckPassword(c, string(parts[2]))
+	if !found || !ok {
 		return nil, true, denied("not-authorized")
 	}
 	if len(parts[0]) > 0 {
@@ -448,24 +513,17 @@ func (x *Exchange) plain(in []byte) ([]byte, bool, error) {
 			return nil, true, denied("invalid-authzid")
 		}
 	}
-	c, err := x.a.store.Credential(x.ctx, u.String(), "SHA-256")
-	for _, h := range otherHashes("SHA-256") {
-		// An imported account may have keys of another hash only.
-		if !errors.Is(err, storage.ErrNotFound) {
-			break
-		}
-		c, err = x.a.store.Credential(x.ctx, u.String(), h)
-	}
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, true, denied("not-authorized")
-	}
-	if err != nil {
-		return nil, true, fail("temporary-auth-failure", "")
-	}
-	if !CheckPassword(c, string(parts[2])) {
-		return nil, true, denied("not-authorized")
-	}
 	x.user = u
 	x.success = true
 	return nil, true, nil
+}
+
+// decoy is the credential an unknown account is checked against: keyed by
+// the server secret, so no password matches it in practice, and with the
+// iterations of a new account's.
+func (a *Authenticator) decoy(username string) storage.Credential {
+	m := hmac.New(sha256.New, a.secret)
+	m.Write([]byte("plain\x00" + username))
+	sum := m.Sum(nil)
+	return storage.Credential{Hash: "SHA-256", Salt: sum[:16], Iterations: DefaultIterations, StoredKey: sum, ServerKey: sum}
 }

@@ -144,6 +144,40 @@ func TestPlain(t *testing.T) {
 	}
 }
 
+// TestPlainSameWorkForUnknownAccounts checks, by counting instead of
+// timing, that a wrong password costs the same whether the account exists:
+// a lookup per hash (an imported account may have keys of one hash only)
+// and as many PBKDF2 iterations.
+func TestPlainSameWorkForUnknownAccounts(t *testing.T) {
+	a := newAuth(t)
+	cost := func(msg string) (lookups, iterations int64, attempted string) {
+		t.Helper()
+		l0, i0 := a.Work()
+		x, err := a.Start(context.Background(), "PLAIN", "example.com", &TLSInfo{State: &tls.ConnectionState{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := x.Step([]byte(msg)); condition(err) != "not-authorized" {
+			t.Fatalf("%q: %v", msg, err)
+		}
+		l1, i1 := a.Work()
+		return l1 - l0, i1 - i0, x.Attempted()
+	}
+	kl, ki, ka := cost("\x00user\x00wrong")
+	for _, msg := range []string{"\x00ghost\x00wrong", "\x00in valid\x00wrong", "\x00user@other\x00wrong"} {
+		ul, ui, _ := cost(msg)
+		if ul != kl || ui != ki {
+			t.Errorf("%q cost %d lookups and %d iterations; a known account %d and %d", msg, ul, ui, kl, ki)
+		}
+	}
+	if kl != int64(len(Hashes())) || ki != DefaultIterations {
+		t.Errorf("known account: %d lookups, %d iterations", kl, ki)
+	}
+	if ka != "user@example.com" {
+		t.Errorf("Attempted = %q", ka)
+	}
+}
+
 func TestMechanismsNeedTLSForPlain(t *testing.T) {
 	a := newAuth(t)
 	if m := strings.Join(a.Mechanisms(nil), " "); strings.Contains(m, "PLAIN") || strings.Contains(m, "PLUS") {
