@@ -1,0 +1,183 @@
+package limit
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Reasons a connection is refused; each is also the text of the stream
+// error the peer sees and the label of the metric that counts it.
+const (
+	TooManyUnauthenticated        = "too many unauthenticated connections"
+	TooManyUnauthenticatedPerAddr = "too many unauthenticated connections from your address"
+	TooManyPerAddr                = "too many connections from your address"
+	ConnectingTooOften            = "too many new connections from your address"
+)
+
+// ConnConfig bounds the connections of one edge; a zero field sets no
+// bound.
+type ConnConfig struct {
+	// MaxUnauthenticated bounds the connections, all addresses together,
+	// that have not authenticated yet: a flood of silent connections then
+	// fills this, not the process's descriptors.
+	MaxUnauthenticated int
+	// MaxUnauthenticatedPerAddr is the same for one address.
+	MaxUnauthenticatedPerAddr int
+	// MaxPerAddr bounds the open connections of one address.
+	MaxPerAddr int
+	// NewPerSecond and NewBurst shape how often one address may connect:
+	// NewBurst at once, then NewPerSecond.
+	NewPerSecond float64
+	NewBurst     int
+	// Exempt networks are counted but never refused.
+	Exempt Nets
+}
+
+// Conns admits or refuses new connections of one edge and counts them
+// until they close. It is safe for concurrent use.
+type Conns struct {
+	cfg ConnConfig
+	now func() time.Time
+
+	mu     sync.Mutex
+	unauth int
+	addrs  map[netip.Prefix]*addrConns
+	swept  time.Time
+}
+
+type addrConns struct {
+	open, unauth int
+	tokens       float64
+	last         time.Time
+}
+
+// NewConns returns the bookkeeping for cfg.
+func NewConns(cfg ConnConfig) *Conns {
+	if cfg.NewPerSecond > 0 && cfg.NewBurst < 1 {
+		cfg.NewBurst = 1
+	}
+	return &Conns{cfg: cfg, now: time.Now, addrs: make(map[netip.Prefix]*addrConns)}
+}
+
+// Ticket is one admitted connection. It starts unauthenticated.
+type Ticket struct {
+	c      *Conns
+	key    netip.Prefix
+	exempt bool
+	unauth bool // guarded by c.mu
+	done   bool // guarded by c.mu
+}
+
+// Admit decides on a connection from addr. It returns the connection's
+// ticket, or "" and one of the reasons above. A connection without an IP
+// address (a Unix socket) is admitted as exempt.
+func (c *Conns) Admit(addr netip.Addr) (*Ticket, string) {
+	if c == nil {
+		return nil, ""
+	}
+	exempt := !addr.IsValid() || c.cfg.Exempt.Contains(addr)
+	k := key(addr)
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sweepLocked(now)
+	a := c.addrs[k]
+	if a == nil {
+		a = &addrConns{tokens: float64(c.cfg.NewBurst), last: now}
+		c.addrs[k] = a
+	}
+	if c.cfg.NewPerSecond > 0 {
+		a.tokens = min(float64(c.cfg.NewBurst), a.tokens+now.Sub(a.last).Seconds()*c.cfg.NewPerSecond)
+		a.last = now
+	}
+	if !exempt {
+		switch {
+		case c.cfg.MaxPerAddr > 0 && a.open >= c.cfg.MaxPerAddr:
+			return nil, TooManyPerAddr
+		case c.cfg.MaxUnauthenticatedPerAddr > 0 && a.unauth >= c.cfg.MaxUnauthenticatedPerAddr:
+			return nil, TooManyUnauthenticatedPerAddr
+		case c.cfg.MaxUnauthenticated > 0 && c.unauth >= c.cfg.MaxUnauthenticated:
+			return nil, TooManyUnauthenticated
+		case c.cfg.NewPerSecond > 0 && a.tokens < 1:
+			return nil, ConnectingTooOften
+		}
+	}
+	if c.cfg.NewPerSecond > 0 {
+		a.tokens = max(a.tokens-1, 0)
+	}
+	a.open++
+	a.unauth++
+	c.unauth++
+	return &Ticket{c: c, key: k, exempt: exempt, unauth: true}, ""
+}
+
+// sweepLocked forgets, at most once a second, the addresses with nothing
+// open whose rate allowance has refilled: what is left of them would
+// change no decision.
+func (c *Conns) sweepLocked(now time.Time) {
+	if now.Sub(c.swept) < time.Second {
+		return
+	}
+	c.swept = now
+	for k, a := range c.addrs {
+		if a.open > 0 {
+			continue
+		}
+		if c.cfg.NewPerSecond > 0 && a.tokens+now.Sub(a.last).Seconds()*c.cfg.NewPerSecond < float64(c.cfg.NewBurst) {
+			continue
+		}
+		delete(c.addrs, k)
+	}
+}
+
+// Unauthenticated reports the connections not authenticated yet.
+func (c *Conns) Unauthenticated() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.unauth
+}
+
+// Tracked reports how many addresses are remembered, for tests of the
+// bookkeeping's own memory.
+func (c *Conns) Tracked() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.addrs)
+}
+
+// Exempt reports whether the connection comes from an exempt network.
+func (t *Ticket) Exempt() bool { return t != nil && t.exempt }
+
+// Authenticated moves the connection out of the unauthenticated count.
+func (t *Ticket) Authenticated() {
+	if t == nil {
+		return
+	}
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	if t.unauth && !t.done {
+		t.unauth = false
+		t.c.unauth--
+		t.c.addrs[t.key].unauth--
+	}
+}
+
+// Release ends the connection's count; calling it again does nothing.
+func (t *Ticket) Release() {
+	if t == nil {
+		return
+	}
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	if t.done {
+		return
+	}
+	t.done = true
+	a := t.c.addrs[t.key]
+	a.open--
+	if t.unauth {
+		t.c.unauth--
+		a.unauth--
+	}
+}

@@ -1,0 +1,179 @@
+package limit
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Reasons a login is refused without checking the credentials.
+const (
+	LoginsFromAddr   = "too many failed logins from your address, try again later"
+	LoginsForAccount = "too many failed logins for this account, try again later"
+)
+
+// FailureConfig bounds failed logins across connections.
+type FailureConfig struct {
+	// PerAddr and PerAccount are the failures within Window after which
+	// further attempts from the address, or for the account, are refused
+	// until the window ends; 0 refuses none.
+	PerAddr    int
+	PerAccount int
+	// Window is how long a failure counts.
+	Window time.Duration
+	// Delay is the pause before the second attempt after failures; it
+	// doubles with each further failure, up to MaxDelay. 0 adds none.
+	Delay    time.Duration
+	MaxDelay time.Duration
+	// Exempt networks are never delayed nor refused, and their failures
+	// count against no account.
+	Exempt Nets
+}
+
+// DefaultFailureConfig is what an operator of ejabberd's mod_fail2ban or
+// Prosody's mod_limit_auth would expect: a few mistakes are free, a
+// guesser is slowed down at once and stopped after ten tries.
+func DefaultFailureConfig() FailureConfig {
+	return FailureConfig{PerAddr: 10, PerAccount: 30, Window: 10 * time.Minute, Delay: 500 * time.Millisecond, MaxDelay: 10 * time.Second}
+}
+
+// maxTracked bounds the addresses and accounts remembered: past it, the
+// oldest entries are forgotten first, so a guesser rotating through
+// accounts costs bounded memory.
+const maxTracked = 100_000
+
+// Failures counts failed logins per address and per account, across
+// connections. It is safe for concurrent use.
+type Failures struct {
+	cfg FailureConfig
+	now func() time.Time
+
+	mu       sync.Mutex
+	addrs    map[netip.Prefix]*failures
+	accounts map[string]*failures
+}
+
+type failures struct {
+	n     int
+	first time.Time
+}
+
+// NewFailures returns the bookkeeping for cfg.
+func NewFailures(cfg FailureConfig) *Failures {
+	return &Failures{cfg: cfg, now: time.Now, addrs: make(map[netip.Prefix]*failures), accounts: make(map[string]*failures)}
+}
+
+// Check tells how long an attempt from addr for account (a bare JID, ""
+// when not known yet) must wait before its credentials are checked, or
+// that it is refused: refused is then one of the reasons above.
+func (f *Failures) Check(addr netip.Addr, account string) (delay time.Duration, refused string) {
+	if f == nil || f.cfg.Exempt.Contains(addr) {
+		return 0, ""
+	}
+	now := f.now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	na := f.countLocked(f.addrs[key(addr)], now)
+	nu := 0
+	if account != "" {
+		nu = f.countLocked(f.accounts[account], now)
+	}
+	switch {
+	case f.cfg.PerAddr > 0 && na >= f.cfg.PerAddr:
+		return 0, LoginsFromAddr
+	case f.cfg.PerAccount > 0 && nu >= f.cfg.PerAccount:
+		return 0, LoginsForAccount
+	}
+	return f.delay(max(na, nu)), ""
+}
+
+// delay is the pause after n failures.
+func (f *Failures) delay(n int) time.Duration {
+	if n < 2 || f.cfg.Delay <= 0 {
+		return 0
+	}
+	d := f.cfg.Delay
+	for i := 2; i < n && d < f.cfg.MaxDelay; i++ {
+		d *= 2
+	}
+	if f.cfg.MaxDelay > 0 {
+		d = min(d, f.cfg.MaxDelay)
+	}
+	return d
+}
+
+func (f *Failures) countLocked(e *failures, now time.Time) int {
+	if e == nil || now.Sub(e.first) >= f.cfg.Window {
+		return 0
+	}
+	return e.n
+}
+
+// Failed records a failed login from addr for account ("" when the
+// attempt named none).
+func (f *Failures) Failed(addr netip.Addr, account string) {
+	if f == nil || f.cfg.Exempt.Contains(addr) {
+		return
+	}
+	now := f.now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	bump(f.addrs, key(addr), now, f.cfg.Window)
+	if account != "" {
+		bump(f.accounts, account, now, f.cfg.Window)
+	}
+}
+
+// Succeeded forgets the failures of account: its owner got in.
+func (f *Failures) Succeeded(account string) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.accounts, account)
+}
+
+// Tracked reports how many addresses and accounts are remembered.
+func (f *Failures) Tracked() (addrs, accounts int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.addrs), len(f.accounts)
+}
+
+func bump[K comparable](m map[K]*failures, k K, now time.Time, window time.Duration) {
+	e := m[k]
+	if e == nil || now.Sub(e.first) >= window {
+		if e == nil && len(m) >= maxTracked {
+			prune(m, now, window)
+		}
+		e = &failures{first: now}
+		m[k] = e
+	}
+	e.n++
+}
+
+// prune drops the expired entries, or when none has expired the older
+// half, so that a full map costs one pass per maxTracked/2 insertions.
+func prune[K comparable](m map[K]*failures, now time.Time, window time.Duration) {
+	for k, e := range m {
+		if now.Sub(e.first) >= window {
+			delete(m, k)
+		}
+	}
+	if len(m) < maxTracked {
+		return
+	}
+	cut := now.Add(-window / 2)
+	for k, e := range m {
+		if e.first.Before(cut) {
+			delete(m, k)
+		}
+	}
+	for k := range m {
+		if len(m) < maxTracked/2 {
+			break
+		}
+		delete(m, k)
+	}
+}
