@@ -137,7 +137,9 @@ service sm|muc). Domains, certificates and accounts come from the services.`, st
 	if err != nil {
 		return err
 	}
-	edge, err := c2s.New(c2sConfig(cfg), c2s.Deps{Router: r, Auth: auth.New(redirectingCreds{gw}, nil), TLS: gw.TLSConfig(), Tokens: gw.FastTokens(), Log: log, Metrics: mon})
+	conns, failures := clientLimits(cfg, raiseFileLimit(log), log)
+	edge, err := c2s.New(c2sConfig(cfg), c2s.Deps{Router: r, Auth: auth.New(redirectingCreds{gw}, nil), TLS: gw.TLSConfig(), Tokens: gw.FastTokens(), Log: log, Metrics: mon,
+		Conns: conns, Failures: failures})
 	if err != nil {
 		return err
 	}

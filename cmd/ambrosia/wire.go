@@ -91,6 +91,15 @@ func c2sConfig(cfg config.Config) c2s.Config {
 	c.IdleTimeout = time.Duration(cfg.C2S.IdleTimeout)
 	c.ResumeTimeout = time.Duration(cfg.C2S.ResumeTimeout)
 	c.MaxAuthFailures = cfg.C2S.MaxAuthFailures
+	c.AuthTimeout = time.Duration(cfg.Limits.AuthTimeout)
+	c.TLSHandshakeTimeout = time.Duration(cfg.Limits.TLSHandshakeTimeout)
+	c.PreAuthMaxStanzaBytes = cfg.Limits.PreAuthMaxStanzaSize
+	if cfg.Limits.MaxQueuedBytes > 0 {
+		c.MaxQueuedBytes = cfg.Limits.MaxQueuedBytes
+	}
+	if cfg.Limits.MaxUnackedStanzas > 0 {
+		c.SMMaxQueue = cfg.Limits.MaxUnackedStanzas
+	}
 	return c
 }
 

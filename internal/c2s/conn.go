@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/limit"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
@@ -56,7 +58,12 @@ type conn struct {
 	sasl       *auth.Exchange
 	s2         *sasl2Exchange // a SASL2 authentication in progress
 	mech       string         // the mechanism of the last authentication, for metrics
+	tried      string         // the account of the last authentication attempt
 	deadline   time.Time
+
+	addr    netip.Addr    // the peer's, for the limits
+	ticket  *limit.Ticket // its place in the connection limits
+	refused string        // why the limits refused it, "" if admitted
 
 	// Reading is done by the serving goroutine until the session is bound
 	// and then, on Linux, by one short-lived goroutine per readiness report
@@ -69,6 +76,13 @@ type conn struct {
 	finished bool
 	lastRead atomic.Int64 // unix nanoseconds; idle checks of polled sessions
 	pingedAt atomic.Int64 // when an idle ping went out, 0 if none is pending
+
+	// A connection still negotiating waits for its next bytes in the
+	// poller too, parked, so that a silent connection holds no goroutine:
+	// readiness (or its deadline, parkUntil) resumes it on a new one.
+	parking    atomic.Int32 // notParked, parked or resuming
+	parkUntil  atomic.Int64 // unix nanoseconds: the negotiation deadline
+	pendingTLS bool         // parked before the direct TLS handshake
 
 	virt      *virtualConn // what stands for the socket of a virtual connection (virtual.go)
 	out       *outConn     // the socket's write side, under TLS too
@@ -93,7 +107,31 @@ func newConn(s *Server, nc net.Conn) *conn {
 	}
 	c.out = &outConn{Conn: nc, rc: c.rc, timeout: s.cfg.WriteTimeout, max: s.cfg.MaxQueuedBytes, onErr: c.abort, flush: &s.flusher}
 	c.nc = c.out
+	c.addr = limit.AddrOf(nc.RemoteAddr())
+	if s.deps.Conns != nil {
+		c.ticket, c.refused = s.deps.Conns.Admit(c.addr)
+	}
 	return c
+}
+
+// refuse ends a connection the limits refused: on the STARTTLS port with
+// a stream error naming the limit, on the direct TLS port (where nothing
+// can be said before a handshake the server will not spend) by closing.
+// The write cannot wait: the socket's buffer is empty.
+func (c *conn) refuse(direct bool) {
+	c.srv.deps.metrics().LimitHit("c2s", c.refused)
+	c.srv.refusals.log(c.srv.log, c.addr, c.refused)
+	if !direct {
+		cond := "policy-violation"
+		if c.refused == limit.TooManyUnauthenticated {
+			cond = "resource-constraint"
+		}
+		_ = c.raw.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		_, _ = c.raw.Write(stanza.AppendStreamError([]byte(c.header("")), cond, "", c.refused, ""))
+		_, _ = c.raw.Write([]byte("</stream:stream>"))
+	}
+	c.raw.Close()
+	c.srv.conns.Remove(c)
 }
 
 // deliver writes a stanza of a session without Stream Management: it is
@@ -165,7 +203,11 @@ func (c *conn) abort() {
 		}
 		// The peer is gone already (a reset): read the error ourselves, in
 		// case the poller's report of it came and went.
-		go c.ready()
+		if c.parking.CompareAndSwap(parked, resuming) {
+			go c.unpark()
+		} else {
+			go c.ready()
+		}
 		return
 	}
 	c.raw.Close()
@@ -220,19 +262,74 @@ func (c *conn) closeStream(condition, text, extra string) {
 	c.abort()
 }
 
+// Parking states of a connection.
+const (
+	notParked int32 = iota
+	parked          // waiting in the poller for bytes or its deadline
+	resuming        // the poller is handing it back to a goroutine
+)
+
 // serve runs the connection: negotiation and, where the poller is not
 // available, the whole session. Once the session is bound and nothing is
 // buffered it hands the connection to the poller and returns, so that an
-// idle session holds no goroutine.
+// idle session holds no goroutine; a negotiating connection waiting for
+// bytes is parked there too.
 func (c *conn) serve(ctx context.Context, direct bool) {
 	ctx = context.WithValue(ctx, redirectKey{}, c)
 	c.ctx = ctx
 	c.srv.deps.metrics().ClientConnected()
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	c.parser = xmlstream.NewParser(c.srv.cfg.Limits)
-	c.setDeadline(c.srv.cfg.NegotiationTimeout)
-	if direct {
+	c.parser = xmlstream.NewParser(c.srv.preAuthLimits())
+	c.setDeadline(c.srv.authTimeout())
+	c.run(direct, false)
+}
+
+// unpark takes a parked connection back from the poller and serves it on
+// this goroutine.
+func (c *conn) unpark() {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.srv.poller.remove(c)
+	c.pollID = 0
+	c.parking.Store(notParked)
+	if c.finished {
+		return
+	}
+	c.run(c.pendingTLS, true)
+}
+
+// mayPark reports whether the connection can wait for its next bytes in
+// the poller: nothing is buffered that needs no more bytes to be read.
+func (c *conn) mayPark() bool {
+	return c.state != stateSession && c.srv.poller != nil && c.rc != nil && (c.rec == nil || c.rec.Buffered() == 0)
+}
+
+// park hands a negotiating connection to the poller until it is readable
+// or its deadline passes; it reports false if the poller refused it.
+// Readiness already there when it is added is reported at once.
+func (c *conn) park(handshake bool) bool {
+	c.pendingTLS = handshake
+	c.parkUntil.Store(c.deadline.UnixNano())
+	c.parking.Store(parked)
+	if err := c.srv.poller.add(c); err != nil {
+		c.parking.Store(notParked)
+		return false
+	}
+	return true
+}
+
+// run serves the connection from where it stands, with c.rmu held; a
+// direct TLS connection not yet shaken hands starts with the handshake.
+// resumed says the poller just reported it readable: no parking before a
+// first read.
+func (c *conn) run(handshake, resumed bool) {
+	ctx := c.ctx
+	if handshake {
+		if !resumed && c.mayPark() && c.park(true) {
+			return
+		}
+		resumed = false
 		if err := c.startTLS(ctx); err != nil {
 			c.srv.log.Debug("direct tls handshake", "remote", c.remote(), "err", err)
 			c.finish()
@@ -249,6 +346,10 @@ func (c *conn) serve(ctx context.Context, direct bool) {
 		}
 	}
 	for {
+		if !resumed && c.mayPark() && c.park(false) {
+			return
+		}
+		resumed = false
 		if err := c.readOnce(); err != nil {
 			if c.readError(err) {
 				continue
@@ -293,8 +394,9 @@ func (c *conn) ready() {
 	// Cleared before reading: data arriving from now on queues another
 	// drain, so none is missed.
 	c.queued.Store(false)
-	if c.finished || c.pollID == 0 {
-		// Finished, or still served by its own goroutine.
+	if c.finished || c.pollID == 0 || c.parking.Load() != notParked {
+		// Finished, still served by its own goroutine, or a parked
+		// negotiation, which unpark serves.
 		return
 	}
 	for {
@@ -378,7 +480,21 @@ func (wouldBlock) Temporary() bool { return true }
 // checkIdle runs from the poller's sweep: it pings a polled session silent
 // for IdleTimeout and closes it when the ping stays unanswered.
 func (c *conn) checkIdle(now time.Time) {
+	switch c.parking.Load() {
+	case parked:
+		// A negotiation past its deadline: resumed, its read fails and
+		// closes the stream with connection-timeout.
+		if now.UnixNano() > c.parkUntil.Load() && c.parking.CompareAndSwap(parked, resuming) {
+			go c.unpark()
+		}
+		return
+	case resuming:
+		return
+	}
 	cfg := &c.srv.cfg
+	if cfg.IdleTimeout <= 0 {
+		return
+	}
 	if p := c.pingedAt.Load(); p != 0 {
 		if now.UnixNano()-p > int64(cfg.PingTimeout) {
 			go c.closeStream("connection-timeout", "", "")
@@ -410,6 +526,7 @@ func (c *conn) finish() {
 		return
 	}
 	c.finished = true
+	c.ticket.Release()
 	c.srv.deps.metrics().ClientDisconnected()
 	if c.pollID != 0 {
 		c.srv.poller.remove(c)

@@ -67,6 +67,10 @@ func (c *conn) fastAuthenticate(ctx context.Context, req *xmlstream.Element, mec
 		// A token is bound to a user-agent id: without one nothing matches.
 		return c.authFailure(denied(""), true)
 	}
+	c.tried = user.String()
+	if !c.loginGate(c.tried, true, true) {
+		return false
+	}
 	ts, err := tokens.FastTokens(ctx, user.String(), agent)
 	if err != nil {
 		c.srv.log.Warn("fast tokens", "user", user.String(), "err", err)

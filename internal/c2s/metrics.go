@@ -17,6 +17,9 @@ type Metrics interface {
 	// ClientStanza reports a stanza from a bound client; kind is its
 	// element name.
 	ClientStanza(kind string)
+	// LimitHit reports a limit crossed on edge ("c2s"); limit is the text
+	// the peer was sent.
+	LimitHit(edge, limit string)
 }
 
 // noMetrics is the Metrics of a server given none.
@@ -28,6 +31,7 @@ func (noMetrics) SessionBound()           {}
 func (noMetrics) SessionEnded()           {}
 func (noMetrics) ClientAuth(string, bool) {}
 func (noMetrics) ClientStanza(string)     {}
+func (noMetrics) LimitHit(string, string) {}
 
 // metrics returns the configured Metrics, or one that records nothing.
 func (d *Deps) metrics() Metrics {

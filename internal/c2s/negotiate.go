@@ -30,7 +30,9 @@ func (c *conn) process(ctx context.Context) bool {
 		if err != nil {
 			var xe *xmlstream.Error
 			if errors.As(err, &xe) {
-				c.fail(xe.Condition, "")
+				// The text names the limit or rule broken ("stanza too
+				// large"), so that a client's developer learns why.
+				c.fail(xe.Condition, xe.Msg)
 			} else {
 				c.fail("not-well-formed", "")
 			}
@@ -228,7 +230,7 @@ func (c *conn) startTLS(ctx context.Context) error {
 	c.rec = &recordConn{Conn: c.out, pool: &c.srv.readPool}
 	c.rec.read = c.raw.Read
 	t := tls.Server(c.rec, c.srv.deps.TLS)
-	hctx, cancel := context.WithDeadline(ctx, c.deadline)
+	hctx, cancel := context.WithDeadline(ctx, c.tlsDeadline())
 	defer cancel()
 	if err := t.HandshakeContext(hctx); err != nil {
 		return err
@@ -243,6 +245,9 @@ func (c *conn) handleSASL(ctx context.Context, el *xmlstream.Element) bool {
 	switch el.Local {
 	case "auth":
 		c.mech = el.Attr("mechanism")
+		if !c.loginGate("", false, false) {
+			return false
+		}
 		x, err := c.srv.deps.Auth.Start(ctx, c.mech, c.domain, c.tlsInfo())
 		if err != nil {
 			return c.saslFailure(err)
@@ -277,7 +282,15 @@ func (c *conn) saslStep(ctx context.Context, text string) bool {
 			return c.saslFailure(&auth.Failure{Condition: "incorrect-encoding"})
 		}
 	}
-	out, done, err := c.sasl.Step(in)
+	x := c.sasl
+	out, done, err := x.Step(in)
+	if done {
+		c.tried = x.Attempted()
+		if !c.loginGate(c.tried, false, true) {
+			c.sasl = nil
+			return false
+		}
+	}
 	if err != nil {
 		c.sasl = nil
 		return c.saslFailure(err)
@@ -300,6 +313,7 @@ func (c *conn) saslStep(ctx context.Context, text string) bool {
 	c.srv.deps.metrics().ClientAuth(c.mech, true)
 	c.parser.Reset()
 	c.state = stateBind
+	c.authenticated()
 	return true
 }
 
@@ -324,20 +338,27 @@ func (c *conn) authFailure(err error, sasl2 bool) bool {
 	}
 	if f != nil && f.Checked {
 		// The line operators and fail2ban look for (README).
-		c.srv.log.Info("login failed", "remote", c.remote(), "mechanism", c.mech, "condition", cond)
+		c.srv.log.Info("login failed", "remote", c.remote(), "user", c.tried, "mechanism", c.mech, "condition", cond)
+		c.loginFailed()
 	} else {
 		c.srv.log.Debug("authentication failed", "remote", c.remote(), "err", err)
+	}
+	text := ""
+	if f != nil && sasl2 {
+		text = f.Text
 	}
 	if f == nil || !f.Checked {
 		// Nothing was learned about credentials: answer at once and let the
 		// client try another mechanism.
-		return c.write([]byte(failureXML(cond, f, sasl2))) == nil
+		return c.write([]byte(failureXML(cond, text, sasl2))) == nil
 	}
 	c.failures++
-	if c.failures > 1 {
+	if c.failures > 1 && c.srv.deps.Failures == nil {
+		// Without the failures counted across connections, at least this
+		// connection's are slowed down.
 		time.Sleep(time.Duration(c.failures-1) * time.Second)
 	}
-	if c.write([]byte(failureXML(cond, f, sasl2))) != nil {
+	if c.write([]byte(failureXML(cond, text, sasl2))) != nil {
 		return false
 	}
 	if int(c.failures) >= c.srv.cfg.MaxAuthFailures {

@@ -124,6 +124,14 @@ func (p *poller) run(ctx context.Context, s *Server) {
 			p.mu.RLock()
 			c := p.conns[id]
 			p.mu.RUnlock()
+			if c != nil && c.parking.Load() != notParked {
+				// A parked negotiation: back to a goroutine of its own,
+				// which may block on a TLS handshake or the store.
+				if c.parking.CompareAndSwap(parked, resuming) {
+					go c.unpark()
+				}
+				continue
+			}
 			if c != nil && events[i].Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
 				// Remembered even when no drain is queued for it: a drain
 				// running now must then read to the end, not trust a short
@@ -146,11 +154,9 @@ func (p *poller) run(ctx context.Context, s *Server) {
 }
 
 // sweep pings sessions silent for IdleTimeout and closes those whose ping
-// went unanswered for PingTimeout.
+// went unanswered for PingTimeout, and resumes parked negotiations past
+// their deadline.
 func (p *poller) sweep(now time.Time, s *Server) {
-	if s.cfg.IdleTimeout <= 0 {
-		return
-	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	for _, c := range p.conns {

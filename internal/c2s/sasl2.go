@@ -95,6 +95,9 @@ func (c *conn) sasl2Authenticate(ctx context.Context, el *xmlstream.Element) boo
 	if mech == "" {
 		return c.authFailure(&auth.Failure{Condition: "invalid-mechanism", Text: "no mechanism"}, true)
 	}
+	if !c.loginGate("", true, false) {
+		return false
+	}
 	agent := ""
 	if ua := el.Child(nsSASL2, "user-agent"); ua != nil {
 		agent = ua.Attr("id")
@@ -128,6 +131,13 @@ func (c *conn) sasl2Authenticate(ctx context.Context, el *xmlstream.Element) boo
 func (c *conn) sasl2Step(ctx context.Context, in []byte) bool {
 	s2 := c.s2
 	out, done, err := s2.x.Step(in)
+	if done {
+		c.tried = s2.x.Attempted()
+		if !c.loginGate(c.tried, true, true) {
+			c.s2 = nil
+			return false
+		}
+	}
 	if err != nil {
 		c.s2 = nil
 		return c.authFailure(err, true)
@@ -146,6 +156,7 @@ func (c *conn) sasl2Step(ctx context.Context, in []byte) bool {
 // results of all that.
 func (c *conn) sasl2Success(ctx context.Context, req *xmlstream.Element, agent string, user jid.JID, additional []byte, used string, rotate bool) bool {
 	c.user = user
+	c.authenticated()
 	c.srv.log.Info("login", "user", user.String(), "remote", c.remote(), "mechanism", c.mech, "sasl2", true)
 	c.srv.deps.metrics().ClientAuth(c.mech, true)
 	inner := c.fastIssue(ctx, req, agent, used, rotate)
@@ -183,15 +194,17 @@ func successXML(additional []byte, authz, inner string) []byte {
 	return append(b, "</success>"...)
 }
 
-// failureXML is the <failure/> of either SASL profile; only SASL2's
-// carries the failure's text.
-func failureXML(cond string, f *auth.Failure, sasl2 bool) string {
-	if !sasl2 {
-		return "<failure xmlns='" + stanza.NSSASL + "'><" + cond + "/></failure>"
+// failureXML is the <failure/> of either SASL profile, with text when it
+// is not "" (RFC 6120 §6.4.5, XEP-0388).
+func failureXML(cond, text string, sasl2 bool) string {
+	var s string
+	if sasl2 {
+		s = "<failure xmlns='" + nsSASL2 + "'><" + cond + " xmlns='" + stanza.NSSASL + "'/>"
+	} else {
+		s = "<failure xmlns='" + stanza.NSSASL + "'><" + cond + "/>"
 	}
-	s := "<failure xmlns='" + nsSASL2 + "'><" + cond + " xmlns='" + stanza.NSSASL + "'/>"
-	if f != nil && f.Text != "" {
-		s += "<text>" + string(xmlstream.AppendEscapedText(nil, f.Text)) + "</text>"
+	if text != "" {
+		s += "<text xml:lang='en'>" + string(xmlstream.AppendEscapedText(nil, text)) + "</text>"
 	}
 	return s + "</failure>"
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/limit"
 	"github.com/ambrosia-xmpp/ambrosia/internal/listen"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
@@ -34,8 +35,19 @@ type Config struct {
 	AllowRegistration bool
 	// Limits bound what one connection may send.
 	Limits xmlstream.Limits
+	// PreAuthMaxStanzaBytes is the largest element accepted before the
+	// client authenticates (SASL exchanges and registration forms are
+	// small); 0 uses Limits.MaxStanzaBytes.
+	PreAuthMaxStanzaBytes int
 	// NegotiationTimeout bounds the time from connect to a bound resource.
 	NegotiationTimeout time.Duration
+	// AuthTimeout bounds the time from connect to a successful
+	// authentication, so that silent connections without an account are
+	// closed early; 0 uses NegotiationTimeout.
+	AuthTimeout time.Duration
+	// TLSHandshakeTimeout bounds a TLS handshake (direct TLS or
+	// STARTTLS); 0 leaves it to AuthTimeout.
+	TLSHandshakeTimeout time.Duration
 	// IdleTimeout is how long a session may stay silent before the server
 	// pings it; a ping left unanswered for PingTimeout closes it.
 	IdleTimeout time.Duration
@@ -66,13 +78,19 @@ func DefaultConfig() Config {
 		TLSAddr:            ":5223",
 		Limits:             xmlstream.DefaultLimits(),
 		NegotiationTimeout: 30 * time.Second,
-		IdleTimeout:        5 * time.Minute,
-		PingTimeout:        30 * time.Second,
-		WriteTimeout:       30 * time.Second,
-		MaxAuthFailures:    3,
-		MaxQueuedBytes:     4 << 20,
-		ResumeTimeout:      5 * time.Minute,
-		SMMaxQueue:         1000,
+		// ejabberd and Prosody give 30 s to 5 min; a silent connection
+		// without an account deserves less, and a real client on a slow
+		// mobile network still makes it in 10 s.
+		AuthTimeout:           10 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		PreAuthMaxStanzaBytes: 16 << 10,
+		IdleTimeout:           5 * time.Minute,
+		PingTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		MaxAuthFailures:       3,
+		MaxQueuedBytes:        4 << 20,
+		ResumeTimeout:         5 * time.Minute,
+		SMMaxQueue:            1000,
 	}
 }
 
@@ -98,6 +116,12 @@ type Deps struct {
 	Tokens storage.FastTokens
 	// Metrics receives events for monitoring; nil records nothing.
 	Metrics Metrics
+	// Conns admits connections (caps per address and on unauthenticated
+	// ones); nil admits all.
+	Conns *limit.Conns
+	// Failures counts failed logins across connections; nil leaves only
+	// the per-connection MaxAuthFailures.
+	Failures *limit.Failures
 }
 
 // Server accepts and serves client connections.
@@ -118,6 +142,7 @@ type Server struct {
 	sessions map[string]*session // resumable sessions by resumption id
 
 	listening atomic.Bool // Run's listeners are open and not shut down
+	refusals  refusalLog
 
 	pollOnce   sync.Once
 	poller     *poller // nil when sessions keep their goroutine
@@ -210,7 +235,13 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, direct bool) {
 	s.startPoller()
 	s.conns.ServeDetached(ctx, l, s.log,
 		func(nc net.Conn) *conn { return newConn(s, nc) },
-		func(c *conn) { c.serve(ctx, direct) })
+		func(c *conn) {
+			if c.refused != "" {
+				c.refuse(direct)
+				return
+			}
+			c.serve(ctx, direct)
+		})
 }
 
 // startPoller starts the poller once, before the first connection.

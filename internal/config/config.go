@@ -20,6 +20,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/limit"
 	"github.com/ambrosia-xmpp/ambrosia/internal/privilege"
 )
 
@@ -44,6 +45,7 @@ type Config struct {
 	Contact   Contact   `toml:"contact"`
 	TLS       TLS       `toml:"tls"`
 	C2S       C2S       `toml:"c2s"`
+	Limits    Limits    `toml:"limits"`
 	Component Component `toml:"component"`
 	S2S       S2S       `toml:"s2s"`
 	Upload    Upload    `toml:"upload"`
@@ -299,6 +301,91 @@ type C2S struct {
 	MaxAuthFailures int `toml:"max_auth_failures"`
 }
 
+// Limits bounds what the network may make the server do, as Prosody's
+// mod_limits and mod_limit_auth and ejabberd's shapers, max_fsm_queue and
+// mod_fail2ban do. A limit of 0 is no limit; exempt networks are never
+// limited.
+type Limits struct {
+	// Exempt lists networks (CIDR prefixes or addresses) no limit applies
+	// to: monitoring, a trusted proxy, the operator's own network.
+	Exempt []string `toml:"exempt"`
+	// MaxUnauthenticated bounds the client connections not authenticated
+	// yet, all addresses together; 0 picks a quarter of the process's
+	// file limit, so that a flood of silent connections leaves
+	// descriptors for the listeners and the authenticated users.
+	MaxUnauthenticated int `toml:"max_unauthenticated"`
+	// MaxUnauthenticatedPerIP is that bound for one address (an IPv6
+	// address counts by its /64).
+	MaxUnauthenticatedPerIP int `toml:"max_unauthenticated_per_ip"`
+	// MaxConnectionsPerIP bounds one address's open client connections.
+	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+	// NewConnectionsPerIP is how many new client connections one address
+	// may open a second, after a burst of NewConnectionsBurst.
+	NewConnectionsPerIP float64 `toml:"new_connections_per_ip"`
+	NewConnectionsBurst int     `toml:"new_connections_burst"`
+	// AuthTimeout bounds the time from connect to authentication.
+	AuthTimeout Duration `toml:"auth_timeout"`
+	// TLSHandshakeTimeout bounds a TLS handshake.
+	TLSHandshakeTimeout Duration `toml:"tls_handshake_timeout"`
+	// PreAuthMaxStanzaSize is the largest element accepted before
+	// authentication, in bytes.
+	PreAuthMaxStanzaSize int `toml:"preauth_max_stanza_size"`
+	// LoginFailuresPerIP and LoginFailuresPerAccount are the failed logins
+	// within LoginFailureWindow after which further attempts from the
+	// address, or for the account, are refused until the window ends.
+	// Attempts after the second failure wait ever longer first.
+	LoginFailuresPerIP      int      `toml:"login_failures_per_ip"`
+	LoginFailuresPerAccount int      `toml:"login_failures_per_account"`
+	LoginFailureWindow      Duration `toml:"login_failure_window"`
+	// MaxSessionsPerAccount bounds the resources bound at once by one
+	// account; one more is refused.
+	MaxSessionsPerAccount int `toml:"max_sessions_per_account"`
+	// C2SRate, S2SRate and ComponentRate shape what one connection may
+	// send, in bytes a second, after a burst of the matching *Burst.
+	C2SRate        int `toml:"c2s_rate"`
+	C2SBurst       int `toml:"c2s_burst"`
+	S2SRate        int `toml:"s2s_rate"`
+	S2SBurst       int `toml:"s2s_burst"`
+	ComponentRate  int `toml:"component_rate"`
+	ComponentBurst int `toml:"component_burst"`
+	// MaxQueuedBytes ends a client session whose unsent output grows past
+	// it (a client that stopped reading).
+	MaxQueuedBytes int `toml:"max_queued_bytes"`
+	// MaxUnackedStanzas ends a client session holding more stanzas its
+	// client has not acknowledged (XEP-0198).
+	MaxUnackedStanzas int `toml:"max_unacked_stanzas"`
+}
+
+// validate checks the limits.
+func (l *Limits) validate() error {
+	if _, err := limit.ParseNets(l.Exempt); err != nil {
+		return fmt.Errorf("limits.exempt: %w", err)
+	}
+	for key, v := range map[string]int{
+		"limits.max_unauthenticated": l.MaxUnauthenticated, "limits.max_unauthenticated_per_ip": l.MaxUnauthenticatedPerIP,
+		"limits.max_connections_per_ip": l.MaxConnectionsPerIP, "limits.new_connections_burst": l.NewConnectionsBurst,
+		"limits.login_failures_per_ip": l.LoginFailuresPerIP, "limits.login_failures_per_account": l.LoginFailuresPerAccount,
+		"limits.max_sessions_per_account": l.MaxSessionsPerAccount,
+		"limits.c2s_rate":                 l.C2SRate, "limits.c2s_burst": l.C2SBurst, "limits.s2s_rate": l.S2SRate, "limits.s2s_burst": l.S2SBurst,
+		"limits.component_rate": l.ComponentRate, "limits.component_burst": l.ComponentBurst,
+		"limits.max_queued_bytes": l.MaxQueuedBytes, "limits.max_unacked_stanzas": l.MaxUnackedStanzas,
+	} {
+		if v < 0 {
+			return fmt.Errorf("%s: must not be negative", key)
+		}
+	}
+	if l.NewConnectionsPerIP < 0 {
+		return errors.New("limits.new_connections_per_ip: must not be negative")
+	}
+	if l.AuthTimeout <= 0 || l.TLSHandshakeTimeout <= 0 || l.LoginFailureWindow <= 0 {
+		return errors.New("limits.auth_timeout, tls_handshake_timeout and login_failure_window: must be positive")
+	}
+	if l.PreAuthMaxStanzaSize != 0 && l.PreAuthMaxStanzaSize < 4<<10 {
+		return fmt.Errorf("limits.preauth_max_stanza_size: %d is below 4 KiB, too small for a SASL exchange", l.PreAuthMaxStanzaSize)
+	}
+	return nil
+}
+
 // S2S configures federation with other servers (RFC 6120 server-to-server
 // streams, XEP-0220 dialback, XEP-0178 SASL EXTERNAL, XEP-0368).
 type S2S struct {
@@ -399,6 +486,32 @@ func Default() Config {
 			IdleTimeout:        Duration(5 * time.Minute),
 			ResumeTimeout:      Duration(5 * time.Minute),
 			MaxAuthFailures:    3,
+		},
+		// Generous for people, tight for floods: the per-address caps
+		// leave room for a household or an office behind one NAT, the
+		// read rates for a client's history sync (ejabberd's default c2s
+		// shaper is 3 kB/s, Prosody's mod_limits example 10 kB/s).
+		// Loopback is exempt: what connects from there is the operator's
+		// own (a bot, a bridge, a proxy, the bench tool).
+		Limits: Limits{
+			Exempt:                  []string{"127.0.0.0/8", "::1"},
+			MaxUnauthenticatedPerIP: 32,
+			MaxConnectionsPerIP:     100,
+			NewConnectionsPerIP:     10,
+			NewConnectionsBurst:     30,
+			AuthTimeout:             Duration(10 * time.Second),
+			TLSHandshakeTimeout:     Duration(10 * time.Second),
+			PreAuthMaxStanzaSize:    16 << 10,
+			LoginFailuresPerIP:      10,
+			LoginFailuresPerAccount: 30,
+			LoginFailureWindow:      Duration(10 * time.Minute),
+			MaxSessionsPerAccount:   10,
+			C2SRate:                 64 << 10,
+			C2SBurst:                512 << 10,
+			S2SRate:                 256 << 10,
+			S2SBurst:                1 << 20,
+			MaxQueuedBytes:          4 << 20,
+			MaxUnackedStanzas:       1000,
 		},
 		// Loopback: the component protocol is not encrypted.
 		Component: Component{Addr: "127.0.0.1:5347"},
@@ -705,6 +818,9 @@ func (c *Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("storage.backend: %q is not sqlite or postgres", c.Storage.Backend)
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
 	}
 	if c.C2S.MaxAuthFailures < 1 {
 		return errors.New("c2s.max_auth_failures: must be at least 1")

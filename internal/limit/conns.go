@@ -13,11 +13,16 @@ const (
 	TooManyUnauthenticatedPerAddr = "too many unauthenticated connections from your address"
 	TooManyPerAddr                = "too many connections from your address"
 	ConnectingTooOften            = "too many new connections from your address"
+	ServerFull                    = "server full"
 )
 
 // ConnConfig bounds the connections of one edge; a zero field sets no
 // bound.
 type ConnConfig struct {
+	// Max bounds the edge's connections, authenticated or not, so that
+	// the process keeps descriptors for its listeners, its store and its
+	// monitoring.
+	Max int
 	// MaxUnauthenticated bounds the connections, all addresses together,
 	// that have not authenticated yet: a flood of silent connections then
 	// fills this, not the process's descriptors.
@@ -41,6 +46,7 @@ type Conns struct {
 	now func() time.Time
 
 	mu     sync.Mutex
+	open   int
 	unauth int
 	addrs  map[netip.Prefix]*addrConns
 	swept  time.Time
@@ -91,6 +97,10 @@ func (c *Conns) Admit(addr netip.Addr) (*Ticket, string) {
 		a.tokens = min(float64(c.cfg.NewBurst), a.tokens+now.Sub(a.last).Seconds()*c.cfg.NewPerSecond)
 		a.last = now
 	}
+	if c.cfg.Max > 0 && c.open >= c.cfg.Max {
+		// Exempt or not: descriptors are what this bound protects.
+		return nil, ServerFull
+	}
 	if !exempt {
 		switch {
 		case c.cfg.MaxPerAddr > 0 && a.open >= c.cfg.MaxPerAddr:
@@ -108,6 +118,7 @@ func (c *Conns) Admit(addr netip.Addr) (*Ticket, string) {
 	}
 	a.open++
 	a.unauth++
+	c.open++
 	c.unauth++
 	return &Ticket{c: c, key: k, exempt: exempt, unauth: true}, ""
 }
@@ -176,6 +187,7 @@ func (t *Ticket) Release() {
 	t.done = true
 	a := t.c.addrs[t.key]
 	a.open--
+	t.c.open--
 	if t.unauth {
 		t.c.unauth--
 		a.unauth--

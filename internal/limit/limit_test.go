@@ -90,6 +90,19 @@ func TestConns(t *testing.T) {
 	}
 }
 
+func TestConnsMax(t *testing.T) {
+	c := NewConns(ConnConfig{Max: 2, Exempt: Nets{netip.MustParsePrefix("10.0.0.0/8")}})
+	a, _ := c.Admit(netip.MustParseAddr("10.0.0.1"))
+	c.Admit(netip.MustParseAddr("192.0.2.1"))
+	if _, r := c.Admit(netip.MustParseAddr("10.0.0.2")); r != ServerFull {
+		t.Fatalf("third: %q", r)
+	}
+	a.Release()
+	if tk, _ := c.Admit(netip.MustParseAddr("10.0.0.2")); tk == nil {
+		t.Fatal("refused after a release")
+	}
+}
+
 func TestConnsRate(t *testing.T) {
 	clk := &clock{t: time.Unix(1000, 0)}
 	c := NewConns(ConnConfig{NewPerSecond: 2, NewBurst: 3})

@@ -50,6 +50,7 @@ type Metrics struct {
 	clientConns   prometheus.Gauge
 	sessions      prometheus.Gauge
 	clientAuths   *prometheus.CounterVec
+	limits        *prometheus.CounterVec
 	clientStanzas [numKinds]prometheus.Counter
 	routedOut     [numKinds]prometheus.Counter
 	routedIn      [numKinds]prometheus.Counter
@@ -92,6 +93,7 @@ func New() *Metrics {
 	m.clientConns = gauge("c2s", "connections", "Open client connections, bound or not.")
 	m.sessions = gauge("c2s", "sessions", "Bound client sessions, including those waiting for a stream management resumption.")
 	m.clientAuths = counterVec("c2s", "authentications_total", "Client authentication attempts by SASL mechanism and outcome (success or failure).", "mechanism", "outcome")
+	m.limits = counterVec("", "limit_hits_total", "Connections, logins and streams refused or ended by a limit, by edge (c2s, s2s, component) and limit (the text the peer was sent).", "edge", "limit")
 	stanzas := counterVec("c2s", "stanzas_received_total", "Stanzas received from bound clients, by kind.", "kind")
 	routed := counterVec("sm", "stanzas_routed_total", "Stanzas handled by the session managers, by kind and direction: out, sent by the domain's users; in, addressed to the domain or its users. A message between two local users counts once each way.", "kind", "direction")
 	for i, k := range kindNames {
@@ -168,6 +170,14 @@ func (m *Metrics) SessionEnded() {
 	if m != nil {
 		m.sessions.Dec()
 	}
+}
+
+// LimitHit counts a limit crossed (c2s.Metrics and the other edges').
+func (m *Metrics) LimitHit(edge, limit string) {
+	if m == nil {
+		return
+	}
+	m.limits.WithLabelValues(edge, limit).Inc()
 }
 
 // ClientAuth counts a client authentication's outcome (c2s.Metrics).

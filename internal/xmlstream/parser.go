@@ -117,6 +117,26 @@ func (p *Parser) Feed(b []byte) {
 	p.buf = append(p.buf, b...)
 }
 
+// SetLimits replaces the limits from the next call to Next on, and keeps
+// them across Reset: a client stream allows bigger stanzas once the client
+// has authenticated.
+func (p *Parser) SetLimits(l Limits) {
+	d := p.lim
+	if l.MaxStanzaBytes <= 0 {
+		l.MaxStanzaBytes = d.MaxStanzaBytes
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = d.MaxDepth
+	}
+	if l.MaxAttrs <= 0 {
+		l.MaxAttrs = d.MaxAttrs
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = d.MaxHeaderBytes
+	}
+	p.lim = l
+}
+
 // Buffered returns the number of bytes fed but not yet consumed into an
 // event. Whitespace between top-level elements counts as consumed once Next
 // has seen it.

@@ -61,6 +61,8 @@ type Options struct {
 	// Store, and makes invitees contacts of their inviters; with
 	// sm.Config.UserInvites, users create them too.
 	Invites bool
+	// C2SDeps adjusts the client edge's dependencies (limits, metrics).
+	C2SDeps func(*c2s.Deps)
 }
 
 // StartServerWith starts a server for domain "localhost" with components
@@ -119,6 +121,9 @@ func StartServerWith(t testing.TB, o Options) *Server {
 	if o.Invites {
 		edgeDeps.Invites = s.Store
 		edgeDeps.Befriend = m.Befriend
+	}
+	if o.C2SDeps != nil {
+		o.C2SDeps(&edgeDeps)
 	}
 	s.Edge, err = c2s.New(cfg, edgeDeps)
 	if err != nil {

@@ -131,18 +131,27 @@ func (c *Client) Expect(what string, match func(*xmlstream.Element) bool) *xmlst
 // if the stream ended or the connection closed without one.
 func (c *Client) StreamError() string {
 	c.t.Helper()
+	cond, _ := c.StreamErrorText()
+	return cond
+}
+
+// StreamErrorText is StreamError that also returns the error's text.
+func (c *Client) StreamErrorText() (cond, text string) {
+	c.t.Helper()
 	for {
 		ev, err := c.Next(5 * time.Second)
 		if err != nil || ev.Kind == xmlstream.EventStreamEnd {
-			return ""
+			return "", ""
 		}
 		if ev.Kind == xmlstream.EventElement && ev.Elem.Local == "error" && ev.Elem.Space == xmlstream.NSStream {
 			for _, ch := range ev.Elem.Children() {
-				if ch.Local != "text" {
-					return ch.Local
+				if ch.Local == "text" {
+					text = ch.Text()
+				} else if cond == "" {
+					cond = ch.Local
 				}
 			}
-			return ""
+			return cond, text
 		}
 	}
 }

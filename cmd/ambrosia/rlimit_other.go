@@ -1,0 +1,8 @@
+//go:build !linux && !darwin
+
+package main
+
+import "log/slog"
+
+// raiseFileLimit knows no file limit on this system.
+func raiseFileLimit(*slog.Logger) uint64 { return 0 }
