@@ -110,6 +110,12 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.addr = limit.AddrOf(nc.RemoteAddr())
 	if s.deps.Conns != nil {
 		c.ticket, c.refused = s.deps.Conns.Admit(c.addr)
+		c.ticket.OnEvict(func() {
+			// A newcomer from a lighter address took its place.
+			s.deps.metrics().LimitHit("c2s", limit.TooManyUnauthenticated)
+			s.refusals.log(s.log, c.addr, "evicted: "+limit.TooManyUnauthenticated)
+			c.CloseText("policy-violation", limit.TooManyUnauthenticated)
+		})
 	}
 	return c
 }

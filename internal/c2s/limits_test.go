@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -335,4 +336,38 @@ func TestSilentConnectionsHoldNoGoroutine(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestLimitEvictsFlooder fills the unauthenticated places from one
+// address; a client from another still gets in, in the place of the
+// flood's oldest connection, which ends with a stream error.
+func TestLimitEvictsFlooder(t *testing.T) {
+	conns := limit.NewConns(limit.ConnConfig{MaxUnauthenticated: 3})
+	s, m, _ := startLimited(t, nil, conns, nil)
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	var flood []net.Conn
+	for range 3 {
+		nc, err := d.Dial("tcp", s.Addr)
+		if err != nil {
+			t.Skipf("no second loopback address: %v", err)
+		}
+		defer nc.Close()
+		flood = append(flood, nc)
+	}
+	xmpptest.CheckFor(t, 5*time.Second, func() error {
+		if n := conns.Unauthenticated(); n != 3 {
+			return fmt.Errorf("unauthenticated %d, want 3", n)
+		}
+		return nil
+	})
+	c := s.Login(t, "alice", "wonderland", "r")
+	defer c.Close()
+	_ = flood[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, _ := io.ReadAll(flood[0])
+	if !strings.Contains(string(b), limit.TooManyUnauthenticated) {
+		t.Fatalf("oldest flood connection got %q", b)
+	}
+	if n := m.count(limit.TooManyUnauthenticated); n != 1 {
+		t.Fatalf("metric counted %d", n)
+	}
 }

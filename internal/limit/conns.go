@@ -56,6 +56,7 @@ type addrConns struct {
 	open, unauth int
 	tokens       float64
 	last         time.Time
+	waiting      []*Ticket // the unauthenticated ones, oldest first
 }
 
 // NewConns returns the bookkeeping for cfg.
@@ -71,11 +72,16 @@ type Ticket struct {
 	c      *Conns
 	key    netip.Prefix
 	exempt bool
-	unauth bool // guarded by c.mu
-	done   bool // guarded by c.mu
+	// guarded by c.mu
+	unauth  bool
+	done    bool
+	evicted bool
+	evict   func()
 }
 
-// Admit decides on a connection from addr. It returns the connection's
+// Admit decides on a connection from addr. When the unauthenticated
+// connections are at their cap, a newcomer may take the place of the
+// oldest one of the address holding the most, which is evicted. It returns the connection's
 // ticket, or "" and one of the reasons above. A connection without an IP
 // address (a Unix socket) is admitted as exempt.
 func (c *Conns) Admit(addr netip.Addr) (*Ticket, string) {
@@ -107,7 +113,7 @@ func (c *Conns) Admit(addr netip.Addr) (*Ticket, string) {
 			return nil, TooManyPerAddr
 		case c.cfg.MaxUnauthenticatedPerAddr > 0 && a.unauth >= c.cfg.MaxUnauthenticatedPerAddr:
 			return nil, TooManyUnauthenticatedPerAddr
-		case c.cfg.MaxUnauthenticated > 0 && c.unauth >= c.cfg.MaxUnauthenticated:
+		case c.cfg.MaxUnauthenticated > 0 && c.unauth >= c.cfg.MaxUnauthenticated && !c.evictLocked(a):
 			return nil, TooManyUnauthenticated
 		case c.cfg.NewPerSecond > 0 && a.tokens < 1:
 			return nil, ConnectingTooOften
@@ -120,7 +126,70 @@ func (c *Conns) Admit(addr netip.Addr) (*Ticket, string) {
 	a.unauth++
 	c.open++
 	c.unauth++
-	return &Ticket{c: c, key: k, exempt: exempt, unauth: true}, ""
+	t := &Ticket{c: c, key: k, exempt: exempt, unauth: true}
+	a.waiting = append(a.waiting, t)
+	return t, ""
+}
+
+// evictLocked makes room for a newcomer from a when the unauthenticated
+// connections are at their cap: the oldest unauthenticated connection of
+// the address holding the most is ended, if that address holds at least
+// two more than a. A flood from many addresses then costs each newcomer
+// nothing but a wait for its turn, and the flooders lose their oldest
+// connections first, not the people who connect during the flood. It
+// reports whether room was made.
+func (c *Conns) evictLocked(a *addrConns) bool {
+	var top *addrConns
+	for _, o := range c.addrs {
+		if len(o.waiting) > 0 && (top == nil || o.unauth > top.unauth) && !o.waiting[0].exempt {
+			top = o
+		}
+	}
+	if top == nil || top.unauth < a.unauth+2 {
+		return false
+	}
+	v := top.waiting[0]
+	v.leaveLocked(top)
+	v.evicted = true
+	if v.evict != nil {
+		v.evict()
+	}
+	return true
+}
+
+// leaveLocked takes t out of the unauthenticated counts.
+func (t *Ticket) leaveLocked(a *addrConns) {
+	if !t.unauth {
+		return
+	}
+	t.unauth = false
+	t.c.unauth--
+	a.unauth--
+	for i, w := range a.waiting {
+		if w == t {
+			a.waiting = append(a.waiting[:i], a.waiting[i+1:]...)
+			break
+		}
+	}
+	if len(a.waiting) == 0 {
+		a.waiting = nil
+	}
+}
+
+// OnEvict sets what ends the connection when a newcomer needs its place
+// (see Conns.Admit); it must not block. Called when the connection was
+// evicted already, it calls evict at once.
+func (t *Ticket) OnEvict(evict func()) {
+	if t == nil {
+		return
+	}
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	if t.evicted && !t.done {
+		evict()
+		return
+	}
+	t.evict = evict
 }
 
 // sweepLocked forgets, at most once a second, the addresses with nothing
@@ -167,11 +236,10 @@ func (t *Ticket) Authenticated() {
 	}
 	t.c.mu.Lock()
 	defer t.c.mu.Unlock()
-	if t.unauth && !t.done {
-		t.unauth = false
-		t.c.unauth--
-		t.c.addrs[t.key].unauth--
+	if !t.done {
+		t.leaveLocked(t.c.addrs[t.key])
 	}
+	t.evict = nil
 }
 
 // Release ends the connection's count; calling it again does nothing.
@@ -185,11 +253,9 @@ func (t *Ticket) Release() {
 		return
 	}
 	t.done = true
+	t.evict = nil
 	a := t.c.addrs[t.key]
 	a.open--
 	t.c.open--
-	if t.unauth {
-		t.c.unauth--
-		a.unauth--
-	}
+	t.leaveLocked(a)
 }

@@ -90,6 +90,43 @@ func TestConns(t *testing.T) {
 	}
 }
 
+func TestConnsEvictFlooder(t *testing.T) {
+	c := NewConns(ConnConfig{MaxUnauthenticated: 4})
+	flooder := netip.MustParseAddr("192.0.2.66")
+	var evicted []int
+	var tickets []*Ticket
+	for i := range 4 {
+		tk, r := c.Admit(flooder)
+		if tk == nil {
+			t.Fatalf("flood %d refused: %q", i, r)
+		}
+		tk.OnEvict(func() { evicted = append(evicted, i) })
+		tickets = append(tickets, tk)
+	}
+	// A newcomer takes the oldest flood connection's place, then another.
+	for range 2 {
+		if tk, r := c.Admit(netip.MustParseAddr("198.51.100.1")); tk == nil {
+			t.Fatalf("newcomer refused: %q", r)
+		}
+	}
+	if len(evicted) != 2 || evicted[0] != 0 || evicted[1] != 1 {
+		t.Fatalf("evicted %v, want [0 1]", evicted)
+	}
+	// Now the flooder holds 2 and the newcomer 2: no more evictions.
+	if _, r := c.Admit(netip.MustParseAddr("198.51.100.1")); r != TooManyUnauthenticated {
+		t.Fatalf("balanced: %q", r)
+	}
+	if n := c.Unauthenticated(); n != 4 {
+		t.Fatalf("unauthenticated %d", n)
+	}
+	for _, tk := range tickets {
+		tk.Release()
+	}
+	if n := c.Unauthenticated(); n != 2 {
+		t.Fatalf("after release: unauthenticated %d", n)
+	}
+}
+
 func TestConnsMax(t *testing.T) {
 	c := NewConns(ConnConfig{Max: 2, Exempt: Nets{netip.MustParsePrefix("10.0.0.0/8")}})
 	a, _ := c.Admit(netip.MustParseAddr("10.0.0.1"))
