@@ -178,3 +178,61 @@ auth_timeout = "20s"`, ServerOptions{})
 	t.Logf("after the flood: %s", after)
 	login("after")
 }
+
+// TestHardenPasswordGuessing guesses alice's password with one wrong
+// guess per new connection, as the guesser of issue 14 did: the attempts
+// after the second failure wait, and past login_failures_per_ip the
+// address is refused, even with the right password, with a log line
+// naming the address and the account. From an exempt address nothing is
+// refused.
+func TestHardenPasswordGuessing(t *testing.T) {
+	requireTools(t)
+	for _, tc := range []struct {
+		name, exempt string
+		refused      bool
+	}{
+		{"limited", "[]", true},
+		{"exempt", `["127.0.0.0/8"]`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, metricsAddr := startLimitedServer(t, "exempt = "+tc.exempt+"\nlogin_failures_per_ip = 3\nlogin_failure_window = \"1h\"", ServerOptions{})
+			addUser(t, s, alice, alicePass)
+			for i := range 3 {
+				c, res, err := dialTLSAuth(s, "alice", fmt.Sprintf("guess-%d", i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Close()
+				if !reNotAuth.MatchString(res) {
+					t.Fatalf("guess %d: %s", i, res)
+				}
+			}
+			c, res, err := dialTLSAuth(s, "alice", alicePass)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if !tc.refused {
+				if !strings.HasPrefix(res, "<success") {
+					t.Fatalf("right password from an exempt address: %s", res)
+				}
+				return
+			}
+			if !reNotAuth.MatchString(res) || !strings.Contains(res, "too many failed logins from your address") {
+				t.Fatalf("right password after the guesses: %s", res)
+			}
+			if _, err := c.expect(streamError("policy-violation")); err != nil {
+				t.Fatalf("no policy-violation: %v", err)
+			}
+			if v := limitHits(t, metricsAddr, "too many failed logins from your address, try again later"); v != 1 {
+				t.Fatalf("limit hits %v", v)
+			}
+			log := s.Log()
+			for _, want := range []string{`"msg":"login refused"`, `"remote":"127.0.0.1:`, `"user":"alice@localhost"`} {
+				if !strings.Contains(log, want) {
+					t.Errorf("log lacks %s", want)
+				}
+			}
+		})
+	}
+}
