@@ -15,6 +15,7 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/acmecert"
 	"github.com/ambrosia-xmpp/ambrosia/internal/certs"
 	"github.com/ambrosia-xmpp/ambrosia/internal/config"
+	"github.com/ambrosia-xmpp/ambrosia/internal/limit"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/s2s"
 )
@@ -66,7 +67,10 @@ func federationConfig(cfg config.Config, domains []string) (s2s.Config, error) {
 	if err != nil {
 		return s2s.Config{}, err
 	}
+	exempt, _ := limit.ParseNets(cfg.Limits.Exempt) // validated with the config
 	return s2s.Config{
+		ReadRate:       limit.Rate{Bytes: cfg.Limits.S2SRate, Burst: cfg.Limits.S2SBurst},
+		ReadRateExempt: exempt,
 		Addr:           cfg.S2S.Addr,
 		TLSAddr:        cfg.S2S.TLSAddr,
 		Domains:        domains,

@@ -7,6 +7,7 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/c2s"
 	"github.com/ambrosia-xmpp/ambrosia/internal/component"
 	"github.com/ambrosia-xmpp/ambrosia/internal/config"
+	"github.com/ambrosia-xmpp/ambrosia/internal/limit"
 	"github.com/ambrosia-xmpp/ambrosia/internal/muc"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
@@ -94,6 +95,8 @@ func c2sConfig(cfg config.Config) c2s.Config {
 	c.AuthTimeout = time.Duration(cfg.Limits.AuthTimeout)
 	c.TLSHandshakeTimeout = time.Duration(cfg.Limits.TLSHandshakeTimeout)
 	c.PreAuthMaxStanzaBytes = cfg.Limits.PreAuthMaxStanzaSize
+	c.ReadRate = limit.Rate{Bytes: cfg.Limits.C2SRate, Burst: cfg.Limits.C2SBurst}
+	c.MaxSessionsPerAccount = cfg.Limits.MaxSessionsPerAccount
 	if cfg.Limits.MaxQueuedBytes > 0 {
 		c.MaxQueuedBytes = cfg.Limits.MaxQueuedBytes
 	}
@@ -108,6 +111,7 @@ func c2sConfig(cfg config.Config) c2s.Config {
 func componentConfig(cfg config.Config) (component.Config, error) {
 	cc := component.DefaultConfig()
 	cc.Addr = cfg.Component.Addr
+	cc.ReadRate = limit.Rate{Bytes: cfg.Limits.ComponentRate, Burst: cfg.Limits.ComponentBurst}
 	for _, e := range cfg.Component.External {
 		g, err := e.Privileges.Grant()
 		if err != nil {

@@ -26,7 +26,15 @@ func (c *conn) bind2(ctx context.Context, b *xmlstream.Element, agent string, an
 		inner.WriteString(s.enableLocked(e))
 		s.mu.Unlock()
 	}
+	if !c.claimSession(s) {
+		if s.id != "" {
+			c.srv.forgetResumable(s.id, s)
+		}
+		c.fail("policy-violation", TooManySessions)
+		return false
+	}
 	if err := c.sm.Bind(ctx, s); err != nil {
+		c.srv.releaseSession(s)
 		if s.id != "" {
 			c.srv.forgetResumable(s.id, s)
 		}

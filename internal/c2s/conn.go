@@ -64,6 +64,8 @@ type conn struct {
 	addr    netip.Addr    // the peer's, for the limits
 	ticket  *limit.Ticket // its place in the connection limits
 	refused string        // why the limits refused it, "" if admitted
+	shape   limit.Bucket  // the read rate; used by the reader only
+	shaped  bool          // the read rate held it back once: logged
 
 	// Reading is done by the serving goroutine until the session is bound
 	// and then, on Linux, by one short-lived goroutine per readiness report
@@ -107,9 +109,20 @@ func newConn(s *Server, nc net.Conn) *conn {
 	}
 	c.out = &outConn{Conn: nc, rc: c.rc, timeout: s.cfg.WriteTimeout, max: s.cfg.MaxQueuedBytes, onErr: c.abort, flush: &s.flusher}
 	c.nc = c.out
+	c.out.onFull = func() {
+		// The client stopped reading: nothing more can reach it, not even
+		// a stream error.
+		s.deps.metrics().LimitHit("c2s", "output queue full")
+		s.log.Info("connection ended by a limit", "remote", nc.RemoteAddr().String(), "reason", "output queue full", "max_bytes", s.cfg.MaxQueuedBytes)
+	}
 	c.addr = limit.AddrOf(nc.RemoteAddr())
-	if s.deps.Conns != nil {
+	if s.deps.Conns == nil {
+		c.shape = limit.NewBucket(s.cfg.ReadRate, time.Now())
+	} else {
 		c.ticket, c.refused = s.deps.Conns.Admit(c.addr)
+		if !c.ticket.Exempt() {
+			c.shape = limit.NewBucket(s.cfg.ReadRate, time.Now())
+		}
 		c.ticket.OnEvict(func() {
 			// A newcomer from a lighter address took its place.
 			s.deps.metrics().LimitHit("c2s", limit.TooManyUnauthenticated)
@@ -414,6 +427,16 @@ func (c *conn) ready() {
 				c.finish()
 				return
 			}
+			if d := c.throttle(n); d > 0 {
+				// Over its read rate: the next drain comes when the rate
+				// allows, not with the next bytes. queued stays set so
+				// that the poller queues none meanwhile; what arrives is
+				// read then, since the drain reads until the socket is
+				// empty.
+				c.queued.Store(true)
+				time.AfterFunc(d, c.ready)
+				return
+			}
 			if !drained || c.peerGone.Load() {
 				continue
 			}
@@ -561,6 +584,15 @@ func (c *conn) readOnce() error {
 	}
 	c.srv.readPool.Put(b)
 	if n > 0 {
+		if d := c.throttle(n); d > 0 {
+			// The bytes read are processed; the next read waits.
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-c.ctx.Done():
+			}
+		}
 		return nil
 	}
 	if err == nil {

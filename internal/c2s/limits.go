@@ -77,6 +77,72 @@ func (c *conn) loginGate(account string, sasl2, wait bool) bool {
 	return true
 }
 
+// throttle takes n bytes read from the connection's read rate and returns
+// how long the next read must wait; the first wait is logged and counted.
+func (c *conn) throttle(n int) time.Duration {
+	d := c.shape.Take(n, time.Now())
+	if d > 0 && !c.shaped {
+		c.shaped = true
+		c.srv.deps.metrics().LimitHit("c2s", "read rate")
+		c.srv.log.Info("read rate limited", "remote", c.raw.RemoteAddr().String(), "user", c.user.String(), "rate", c.srv.cfg.ReadRate.Bytes)
+	}
+	return d
+}
+
+// TooManySessions is the text of the error refusing a session past
+// MaxSessionsPerAccount.
+const TooManySessions = "too many sessions for this account"
+
+// accountSessions counts the bound sessions of each account, for
+// MaxSessionsPerAccount.
+type accountSessions struct {
+	mu sync.Mutex
+	m  map[string]map[*session]struct{}
+}
+
+// claimSession counts s against its account's sessions; it reports false,
+// counting nothing, when the account has its maximum already. A session
+// with the resource of one it replaces does not count that one.
+func (c *conn) claimSession(s *session) bool {
+	a := &c.srv.accounts
+	bare := s.full.Bare().String()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if max := c.srv.cfg.MaxSessionsPerAccount; max > 0 && !c.ticket.Exempt() {
+		others := 0
+		for o := range a.m[bare] {
+			if o.full.String() != s.full.String() {
+				others++
+			}
+		}
+		if others >= max {
+			c.srv.deps.metrics().LimitHit("c2s", TooManySessions)
+			c.srv.log.Info("session refused", "remote", c.raw.RemoteAddr().String(), "user", bare, "reason", TooManySessions, "max", max)
+			return false
+		}
+	}
+	if a.m == nil {
+		a.m = make(map[string]map[*session]struct{})
+	}
+	if a.m[bare] == nil {
+		a.m[bare] = make(map[*session]struct{})
+	}
+	a.m[bare][s] = struct{}{}
+	return true
+}
+
+// releaseSession forgets s, ended or never bound.
+func (srv *Server) releaseSession(s *session) {
+	a := &srv.accounts
+	bare := s.full.Bare().String()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.m[bare], s)
+	if len(a.m[bare]) == 0 {
+		delete(a.m, bare)
+	}
+}
+
 // loginFailed counts a failed check of credentials across connections.
 func (c *conn) loginFailed() {
 	c.srv.deps.Failures.Failed(c.addr, c.tried)

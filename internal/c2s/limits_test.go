@@ -371,3 +371,76 @@ func TestLimitEvictsFlooder(t *testing.T) {
 		t.Fatalf("metric counted %d", n)
 	}
 }
+
+func TestLimitSessionsPerAccount(t *testing.T) {
+	conns := limit.NewConns(limit.ConnConfig{})
+	s, m, logs := startLimited(t, func(c *c2s.Config) { c.MaxSessionsPerAccount = 2 }, conns, nil)
+	a := s.Login(t, "alice", "wonderland", "one")
+	defer a.Close()
+	b := s.Login(t, "alice", "wonderland", "two")
+	defer b.Close()
+	c := s.Authenticate(t, "alice", "wonderland")
+	c.Send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>three</resource></bind></iq>")
+	el := c.Element()
+	e := el.Child("jabber:client", "error")
+	if el.Attr("type") != "error" || e == nil || e.Child("urn:ietf:params:xml:ns:xmpp-stanzas", "resource-constraint") == nil ||
+		e.Child("urn:ietf:params:xml:ns:xmpp-stanzas", "text").Text() != c2s.TooManySessions {
+		t.Fatalf("third session: %s", el)
+	}
+	if n := m.count(c2s.TooManySessions); n != 1 {
+		t.Fatalf("metric counted %d", n)
+	}
+	if !strings.Contains(logs.String(), "session refused") {
+		t.Fatalf("no log line:\n%s", logs)
+	}
+	// Taking over a resource of its own is not one more session.
+	if got := c.Bind("two"); got != "alice@localhost/two" {
+		t.Fatalf("rebind: %q", got)
+	}
+	// Once one ends, there is room again.
+	a.Close()
+	xmpptest.CheckFor(t, 5*time.Second, func() error {
+		d := s.Authenticate(t, "alice", "wonderland")
+		defer d.Close()
+		d.Send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>four</resource></bind></iq>")
+		if el := d.Element(); el.Attr("type") != "result" {
+			return fmt.Errorf("after a logout: %s", el)
+		}
+		return nil
+	})
+}
+
+// TestLimitReadRate sends far more than the burst: the connection is held
+// back (counted, logged) but nothing is lost, in both reading modes.
+func TestLimitReadRate(t *testing.T) {
+	for _, poller := range []bool{true, false} {
+		t.Run(fmt.Sprintf("poller=%v", poller), func(t *testing.T) {
+			s, m, logs := startLimited(t, func(c *c2s.Config) {
+				c.ReadRate = limit.Rate{Bytes: 64 << 10, Burst: 16 << 10}
+				c.DisablePoller = !poller
+			}, nil, nil)
+			s.AddUser(t, "bob@localhost", "builder")
+			a := s.Login(t, "alice", "wonderland", "r")
+			b := s.Login(t, "bob", "builder", "r")
+			body := strings.Repeat("x", 4<<10)
+			const n = 30
+			go func() {
+				for i := range n {
+					a.Send(fmt.Sprintf("<message to='bob@localhost/r' id='m%d'><body>%s</body></message>", i, body))
+				}
+			}()
+			for i := range n {
+				el := b.Expect("message", xmpptest.IsStanza)
+				if el.Attr("id") != fmt.Sprintf("m%d", i) {
+					t.Fatalf("message %d: %s", i, el.Attr("id"))
+				}
+			}
+			if m.count("read rate") != 1 {
+				t.Fatalf("read rate hits %d, want 1 (once per connection)", m.count("read rate"))
+			}
+			if !strings.Contains(logs.String(), "read rate limited") {
+				t.Fatalf("no log line:\n%s", logs)
+			}
+		})
+	}
+}

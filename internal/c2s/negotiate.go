@@ -384,7 +384,14 @@ func (c *conn) handleBind(ctx context.Context, iq, b *xmlstream.Element) bool {
 	}
 	c.full = full
 	c.sess = newSession(c, full)
+	if !c.claimSession(c.sess) {
+		c.sess = nil
+		e := stanza.ErrorReply(iq, stanza.ResourceConstraint, TooManySessions)
+		e.RemoveAttr("from")
+		return c.write(e.AppendXML(nil, xmlstream.NSClient)) == nil
+	}
 	if err := c.sm.Bind(ctx, c.sess); err != nil {
+		c.srv.releaseSession(c.sess)
 		c.sess = nil
 		e := stanza.ErrorReply(iq, stanza.NotAllowed, err.Error())
 		e.RemoveAttr("from")

@@ -27,6 +27,7 @@ type outConn struct {
 	timeout  time.Duration   // bound on one blocking write of the backlog
 	max      int             // backlog size that ends the connection
 	onErr    func()          // called once when writing fails
+	onFull   func()          // called when the backlog passes max, before onErr
 	flush    *flusher        // the server's, for bulk writes
 
 	mu       sync.Mutex
@@ -77,6 +78,9 @@ func (o *outConn) Write(p []byte) (int, error) {
 		}
 	}
 	if len(o.backlog)+len(p)-n > o.max {
+		if o.onFull != nil {
+			o.onFull()
+		}
 		o.failLocked(errBacklogFull)
 		return 0, errBacklogFull
 	}

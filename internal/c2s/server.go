@@ -55,6 +55,12 @@ type Config struct {
 	PingTimeout time.Duration
 	// WriteTimeout bounds one write to a client that does not read.
 	WriteTimeout time.Duration
+	// ReadRate shapes what one client connection may send; the zero Rate
+	// shapes nothing. Connections from exempt networks are not shaped.
+	ReadRate limit.Rate
+	// MaxSessionsPerAccount bounds the resources one account may bind at
+	// once on this server; 0 is no bound.
+	MaxSessionsPerAccount int
 	// MaxAuthFailures closes the stream after that many failed attempts.
 	MaxAuthFailures int
 	// MaxQueuedBytes closes a session whose unsent output grows past it.
@@ -143,6 +149,7 @@ type Server struct {
 
 	listening atomic.Bool // Run's listeners are open and not shut down
 	refusals  refusalLog
+	accounts  accountSessions
 
 	pollOnce   sync.Once
 	poller     *poller // nil when sessions keep their goroutine

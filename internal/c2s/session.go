@@ -171,6 +171,8 @@ func (s *session) deliver(el *xmlstream.Element, bulk bulkWrite, done func()) (t
 	if len(s.unacked) > s.srv.cfg.SMMaxQueue && !s.closing {
 		// The client acknowledges nothing: the queue would grow without end.
 		s.closing = true
+		s.srv.deps.metrics().LimitHit("c2s", "too many unacknowledged stanzas")
+		s.srv.log.Info("session ended by a limit", "jid", s.full.String(), "remote", s.RemoteAddr(), "reason", "too many unacknowledged stanzas", "max", s.srv.cfg.SMMaxQueue)
 		if c := s.cur; c != nil {
 			go c.closeStream("policy-violation", "too many unacknowledged stanzas", "")
 		} else {
@@ -344,6 +346,7 @@ func (s *session) end() {
 	}
 	s.ending = true
 	s.done = make(chan struct{})
+	s.srv.releaseSession(s)
 	s.srv.deps.metrics().SessionEnded()
 	s.srv.log.Info("logout", "jid", s.full.String(), "remote", s.addr.String())
 	if s.expiry != nil {

@@ -5,11 +5,14 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/ambrosia-xmpp/ambrosia/internal/limit"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
@@ -21,9 +24,30 @@ const (
 )
 
 type fixture struct {
-	xs   *xmpptest.Server
-	srv  *Server
-	addr string
+	xs      *xmpptest.Server
+	srv     *Server
+	addr    string
+	metrics *countMetrics
+}
+
+// countMetrics counts the limits crossed.
+type countMetrics struct {
+	mu   sync.Mutex
+	hits map[string]int
+}
+
+func (m *countMetrics) ComponentUp()   {}
+func (m *countMetrics) ComponentDown() {}
+func (m *countMetrics) LimitHit(edge, limit string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.hits[edge+": "+limit]++
+}
+
+func (m *countMetrics) count(key string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.hits[key]
 }
 
 // start runs the in-process server for localhost and a component listener
@@ -36,7 +60,8 @@ func start(t *testing.T, adjust func(*Config)) *fixture {
 	if adjust != nil {
 		adjust(&cfg)
 	}
-	srv, err := New(cfg, Deps{Router: xs.Router, Log: xmpptest.Discard()})
+	m := &countMetrics{hits: map[string]int{}}
+	srv, err := New(cfg, Deps{Router: xs.Router, Log: xmpptest.Discard(), Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +75,7 @@ func start(t *testing.T, adjust func(*Config)) *fixture {
 		cancel()
 		srv.Shutdown()
 	})
-	return &fixture{xs: xs, srv: srv, addr: l.Addr().String()}
+	return &fixture{xs: xs, srv: srv, addr: l.Addr().String(), metrics: m}
 }
 
 // open connects and opens a component stream for domain, returning the
@@ -247,6 +272,31 @@ func TestStanzasBothWays(t *testing.T) {
 	}
 	// And it may connect again.
 	f.connect(t).Close()
+}
+
+// TestReadRate sends more than the burst: the component is held back,
+// which is counted once, and nothing is lost.
+func TestReadRate(t *testing.T) {
+	f := start(t, func(c *Config) { c.ReadRate = limit.Rate{Bytes: 64 << 10, Burst: 16 << 10} })
+	f.xs.AddUser(t, "alice@localhost", "pw")
+	alice := f.xs.Login(t, "alice", "pw", "res")
+	comp := f.connect(t)
+	body := strings.Repeat("x", 4<<10)
+	const n = 25
+	go func() {
+		for i := range n {
+			comp.Send(fmt.Sprintf("<message from='bot@echo.localhost' to='alice@localhost/res' id='m%d'><body>%s</body></message>", i, body))
+		}
+	}()
+	for i := range n {
+		m := alice.Expect("message", func(e *xmlstream.Element) bool { return e.Local == "message" })
+		if m.Attr("id") != fmt.Sprintf("m%d", i) {
+			t.Fatalf("message %d: %s", i, m.Attr("id"))
+		}
+	}
+	if got := f.metrics.count("component: read rate"); got != 1 {
+		t.Fatalf("read rate hits %d, want 1", got)
+	}
 }
 
 func TestShutdown(t *testing.T) {

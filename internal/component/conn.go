@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/limit"
 	"github.com/ambrosia-xmpp/ambrosia/internal/privilege"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
@@ -166,11 +167,21 @@ func (c *conn) serve(ctx context.Context) {
 	go c.writeLoop()
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.HandshakeTimeout))
 	buf := make([]byte, readBufSize)
+	shape := limit.NewBucket(c.srv.cfg.ReadRate, time.Now())
+	shaped := false
 	for {
 		n, err := c.nc.Read(buf)
 		if n > 0 && !c.isClosing() {
 			c.parser.Feed(buf[:n])
 			c.process(ctx)
+			if d := shape.Take(n, time.Now()); d > 0 {
+				if !shaped {
+					shaped = true
+					c.srv.deps.Metrics.LimitHit("component", "read rate")
+					c.srv.log.Info("read rate limited", "remote", remote, "domain", c.domain, "rate", c.srv.cfg.ReadRate.Bytes)
+				}
+				time.Sleep(d)
+			}
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) && !c.isClosing() {

@@ -6,10 +6,13 @@ type Metrics interface {
 	// with its domain bound.
 	ComponentUp()
 	ComponentDown()
+	// LimitHit reports a limit crossed on edge ("component").
+	LimitHit(edge, limit string)
 }
 
 // noMetrics is the Metrics of a server given none.
 type noMetrics struct{}
 
-func (noMetrics) ComponentUp()   {}
-func (noMetrics) ComponentDown() {}
+func (noMetrics) ComponentUp()            {}
+func (noMetrics) ComponentDown()          {}
+func (noMetrics) LimitHit(string, string) {}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/limit"
 	"github.com/ambrosia-xmpp/ambrosia/internal/listen"
 	"github.com/ambrosia-xmpp/ambrosia/internal/privilege"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
@@ -50,6 +51,9 @@ type Config struct {
 	// CloseGrace is how long a closed stream waits for the component's own
 	// stream end before the socket is closed.
 	CloseGrace time.Duration
+	// ReadRate shapes what one component may send; the zero Rate shapes
+	// nothing (the default: components are the operator's own).
+	ReadRate limit.Rate
 }
 
 // DefaultConfig returns the defaults: the port Prosody and ejabberd use for

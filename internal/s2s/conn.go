@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ambrosia-xmpp/ambrosia/internal/limit"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 )
@@ -29,6 +30,10 @@ type xconn struct {
 	// sm says stream management acknowledgements are on (outgoing
 	// streams; set during negotiation).
 	sm bool
+	// shape is the read rate; onShaped is called the first time it
+	// holds the stream back.
+	shape    limit.Bucket
+	onShaped func()
 
 	wmu sync.Mutex
 }
@@ -47,6 +52,14 @@ func (c *xconn) next() (xmlstream.Event, error) {
 		n, rerr := c.nc.Read(c.buf)
 		if n > 0 {
 			c.p.Feed(c.buf[:n])
+			if d := c.shape.Take(n, time.Now()); d > 0 {
+				// At most a buffer's worth over the rate: a short wait.
+				if c.onShaped != nil {
+					c.onShaped()
+					c.onShaped = nil
+				}
+				time.Sleep(d)
+			}
 			continue
 		}
 		if rerr != nil {
@@ -157,4 +170,16 @@ func streamErrorCondition(el *xmlstream.Element) string {
 		}
 	}
 	return "undefined-condition"
+}
+
+// shape puts the read rate on c unless its peer is exempt.
+func (s *Service) shape(c *xconn) {
+	if s.cfg.ReadRate.Bytes <= 0 || s.cfg.ReadRateExempt.Contains(limit.AddrOf(c.nc.RemoteAddr())) {
+		return
+	}
+	c.shape = limit.NewBucket(s.cfg.ReadRate, time.Now())
+	c.onShaped = func() {
+		s.metrics.LimitHit("s2s", "read rate")
+		s.log.Info("read rate limited", "remote", c.nc.RemoteAddr().String(), "rate", s.cfg.ReadRate.Bytes)
+	}
 }

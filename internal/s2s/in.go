@@ -39,7 +39,9 @@ type inStream struct {
 }
 
 func newInStream(s *Service, nc net.Conn) *inStream {
-	return &inStream{svc: s, c: newXConn(nc, s.cfg.Limits), authed: make(map[pair]string)}
+	in := &inStream{svc: s, c: newXConn(nc, s.cfg.Limits), authed: make(map[pair]string)}
+	s.shape(in.c)
+	return in
 }
 
 // close ends the stream from another goroutine.

@@ -9,6 +9,8 @@ type Metrics interface {
 	// S2SAuth reports an authentication's outcome; method is
 	// MethodDialback or MethodSASLExternal.
 	S2SAuth(method string, incoming, ok bool)
+	// LimitHit reports a limit crossed on edge ("s2s").
+	LimitHit(edge, limit string)
 }
 
 // noMetrics is the Metrics of a service given none.
@@ -17,3 +19,4 @@ type noMetrics struct{}
 func (noMetrics) S2SStreamUp(bool)           {}
 func (noMetrics) S2SStreamDown(bool)         {}
 func (noMetrics) S2SAuth(string, bool, bool) {}
+func (noMetrics) LimitHit(string, string)    {}

@@ -400,6 +400,7 @@ var errAuth = errors.New("authentication refused")
 // negotiate runs the initiating side of a server stream on nc.
 func (s *Service) negotiate(nc net.Conn, directTLS bool, local, remote string, verifyOnly bool) (*xconn, string, error) {
 	c := newXConn(nc, s.cfg.Limits)
+	s.shape(c)
 	peerValid := false
 	startTLS := func() error {
 		t := tls.Client(c.nc, &tls.Config{

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/certs"
+	"github.com/ambrosia-xmpp/ambrosia/internal/limit"
 	"github.com/ambrosia-xmpp/ambrosia/internal/listen"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
@@ -56,6 +57,10 @@ type Config struct {
 	Limits xmlstream.Limits
 	// MaxQueued bounds the stanzas waiting for one outgoing stream.
 	MaxQueued int
+	// ReadRate shapes what one stream may send us; the zero Rate shapes
+	// nothing. Peers in ReadRateExempt are not shaped.
+	ReadRate       limit.Rate
+	ReadRateExempt limit.Nets
 }
 
 // Defaults for the zero values of Config.

@@ -12,10 +12,13 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/limit"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
@@ -116,7 +119,9 @@ type endpointOpts struct {
 	res     Resolver
 	// more are local domains served besides domain, with their
 	// certificates; their stanzas go to the inbox too.
-	more map[string]tls.Certificate
+	more    map[string]tls.Certificate
+	rate    limit.Rate
+	metrics Metrics
 }
 
 func startEndpoint(t testing.TB, domain string, o endpointOpts) *endpoint {
@@ -150,8 +155,8 @@ func startEndpoint(t testing.TB, domain string, o endpointOpts) *endpoint {
 	svc, err := New(Config{
 		Domains: domains, Certs: certs,
 		Roots: o.roots, Secret: e.secret, Hosts: o.hosts, Resolver: o.res,
-		ConnectTimeout: o.timeout, IdleTimeout: o.idle,
-	}, Deps{Router: r, Log: log})
+		ConnectTimeout: o.timeout, IdleTimeout: o.idle, ReadRate: o.rate,
+	}, Deps{Router: r, Log: log, Metrics: o.metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,6 +302,45 @@ func TestFederationBothWays(t *testing.T) {
 				t.Fatalf("Check = %q, %v; want %q", method, err, want)
 			}
 		})
+	}
+}
+
+// limitCounter counts the limits crossed.
+type limitCounter struct {
+	noMetrics
+	mu   sync.Mutex
+	hits map[string]int
+}
+
+func (m *limitCounter) LimitHit(edge, limit string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.hits[edge+": "+limit]++
+}
+
+// TestReadRate: a peer sending more than the burst is held back, which is
+// counted once, and nothing is lost.
+func TestReadRate(t *testing.T) {
+	ca := newTestCA(t)
+	m := &limitCounter{hits: map[string]int{}}
+	hostsA, hostsB := map[string]string{}, map[string]string{}
+	a := startEndpoint(t, "a.test", endpointOpts{roots: ca.pool, cert: ca.issue(t, "a.test"), hosts: hostsA})
+	b := startEndpoint(t, "b.test", endpointOpts{roots: ca.pool, cert: ca.issue(t, "b.test"), hosts: hostsB,
+		rate: limit.Rate{Bytes: 64 << 10, Burst: 16 << 10}, metrics: m})
+	hostsA["b.test"] = b.addr
+	hostsB["a.test"] = a.addr
+	body := strings.Repeat("x", 4<<10)
+	const n = 25
+	for range n {
+		a.router.Route(context.Background(), message(t, "alice@a.test/x", "bob@b.test", body))
+	}
+	for range n {
+		b.inbox.next(t)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if got := m.hits["s2s: read rate"]; got != 1 {
+		t.Fatalf("read rate hits %d, want 1", got)
 	}
 }
 
