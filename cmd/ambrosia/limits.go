@@ -13,9 +13,9 @@ import (
 // monitoring endpoints.
 const fileReserve = 10 // percent
 
-// clientLimits builds the connection and login limits of the client edge
-// for a process that may open files descriptors.
-func clientLimits(cfg config.Config, files uint64, log *slog.Logger) (*limit.Conns, *limit.Failures) {
+// clientLimits builds the connection, login and registration limits of
+// the client edge for a process that may open files descriptors.
+func clientLimits(cfg config.Config, files uint64, log *slog.Logger) (*limit.Conns, *limit.Failures, *limit.Events) {
 	l := cfg.Limits
 	exempt, _ := limit.ParseNets(l.Exempt) // validated with the config
 	cc := limit.ConnConfig{
@@ -42,5 +42,6 @@ func clientLimits(cfg config.Config, files uint64, log *slog.Logger) (*limit.Con
 	fc.PerAddr, fc.PerAccount = l.LoginFailuresPerIP, l.LoginFailuresPerAccount
 	fc.Window = time.Duration(l.LoginFailureWindow)
 	fc.Exempt = exempt
-	return limit.NewConns(cc), limit.NewFailures(fc)
+	regs := limit.NewEvents(l.RegistrationsPerIP, time.Duration(l.RegistrationWindow), exempt)
+	return limit.NewConns(cc), limit.NewFailures(fc), regs
 }

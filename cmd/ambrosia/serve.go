@@ -133,9 +133,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		comps = append(comps, m)
 	}
 	c2sCfg := c2sConfig(cfg)
-	conns, failures := clientLimits(cfg, raiseFileLimit(log), log)
+	conns, failures, registrations := clientLimits(cfg, raiseFileLimit(log), log)
 	c2sDeps := c2s.Deps{Router: r, Auth: auth.New(store, nil), TLS: tlsConf, Accounts: accounts, Tokens: store, Log: log, Metrics: mon,
-		Conns: conns, Failures: failures}
+		Conns: conns, Failures: failures, Registrations: registrations}
 	if cfg.Invites.Enabled {
 		c2sDeps.Invites = store
 		c2sDeps.Befriend = befriender(sms)

@@ -2,6 +2,7 @@ package c2s_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
 	"github.com/ambrosia-xmpp/ambrosia/internal/c2s"
 	"github.com/ambrosia-xmpp/ambrosia/internal/limit"
+	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
 )
 
@@ -440,6 +442,134 @@ func TestLimitReadRate(t *testing.T) {
 			}
 			if !strings.Contains(logs.String(), "read rate limited") {
 				t.Fatalf("no log line:\n%s", logs)
+			}
+		})
+	}
+}
+
+// TestLimitRegistrationFlood registers accounts from one address, one per
+// connection as a flooder must: past the limit the attempts are refused
+// before any work, with a metric and a log line; an exempt address is not
+// limited.
+func TestLimitRegistrationFlood(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		exempt limit.Nets
+	}{
+		{"limited", nil},
+		{"exempt", limit.Nets{netip.MustParsePrefix("127.0.0.0/8")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &limitMetrics{}
+			logs := &logBuffer{}
+			s := xmpptest.StartServerWith(t, xmpptest.Options{C2S: func(c *c2s.Config) { c.AllowRegistration = true }, C2SDeps: func(d *c2s.Deps) {
+				d.Registrations = limit.NewEvents(3, time.Hour, tc.exempt)
+				d.Metrics = m
+				d.Log = slog.New(slog.NewTextHandler(logs, nil))
+			}})
+			for i := range 5 {
+				c := xmpptest.Dial(t, s.Addr, "localhost")
+				c.Open()
+				c.StartTLS(s.Roots)
+				c.Send(fmt.Sprintf("<iq type='set' id='r'><query xmlns='jabber:iq:register'><username>spam%d</username><password>pw</password></query></iq>", i))
+				r := c.Expect("answer", isID("r"))
+				refused := i >= 3 && tc.exempt == nil
+				if got := strings.Contains(r.String(), "resource-constraint") && strings.Contains(r.String(), c2s.TooManyRegistrations); got != refused {
+					t.Fatalf("registration %d: %s", i, r)
+				}
+				if !refused && r.Attr("type") != "result" {
+					t.Fatalf("registration %d: %s", i, r)
+				}
+			}
+			if tc.exempt != nil {
+				return
+			}
+			if n := m.count(c2s.TooManyRegistrations); n != 2 {
+				t.Fatalf("metric counted %d", n)
+			}
+			if _, err := s.Store.Credential(context.Background(), "spam3@localhost", "SHA-256"); err == nil {
+				t.Fatal("a refused registration created its account")
+			}
+			if !strings.Contains(logs.String(), "registration refused") || !strings.Contains(logs.String(), "remote=127.0.0.1") {
+				t.Fatalf("no log line:\n%s", logs)
+			}
+		})
+	}
+}
+
+// TestRestartChangingDomain: after authentication (and after STARTTLS),
+// a restarted stream naming another domain served here is refused; the
+// authenticated user does not become a user of that domain.
+func TestRestartChangingDomain(t *testing.T) {
+	s := xmpptest.StartServer(t, nil)
+	s.AddUser(t, "alice@localhost", "wonderland")
+	other, err := sm.New(sm.Config{Domain: "other.test", Version: "test"}, sm.Deps{Router: s.Router, Accounts: s.Store, Roster: s.Store, Offline: s.Store, Blocklist: s.Store, Private: s.Store, Archive: s.Store, Log: xmpptest.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Router.Register("other.test", other); err != nil {
+		t.Fatal(err)
+	}
+	for _, when := range []string{"after starttls", "after authentication"} {
+		t.Run(when, func(t *testing.T) {
+			c := xmpptest.Dial(t, s.Addr, "localhost")
+			c.Open()
+			c.Send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+			if el := c.Element(); el.Local != "proceed" {
+				t.Fatalf("starttls: %s", el)
+			}
+			c.UseTLS(s.Roots)
+			if when == "after authentication" {
+				c.Open()
+				c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + base64.StdEncoding.EncodeToString([]byte("\x00alice\x00wonderland")) + "</auth>")
+				if el := c.Element(); el.Local != "success" {
+					t.Fatalf("auth: %s", el)
+				}
+			}
+			c.Restart("other.test")
+			if cond, text := c.StreamErrorText(); cond != "host-unknown" || !strings.Contains(text, "localhost") {
+				t.Fatalf("restart to another domain: %q %q", cond, text)
+			}
+		})
+	}
+}
+
+// TestSASLDowngrade: a client cannot get the server to take a weaker
+// exchange than it offers: PLAIN without TLS, or SCRAM with the channel
+// binding flag contradicting the mechanism, are refused without checking
+// a password. (SASL2's downgrade protection, XEP-0474, is
+// TestSASL2SSDP.)
+func TestSASLDowngrade(t *testing.T) {
+	s, _, _ := startLimited(t, func(c *c2s.Config) { c.AllowPlain = true }, nil, nil)
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	for _, tc := range []struct {
+		name, mech, initial, want string
+		tls                       bool
+	}{
+		{"PLAIN without TLS", "PLAIN", "\x00alice\x00wonderland", "invalid-mechanism", false},
+		{"PLUS without TLS", "SCRAM-SHA-256-PLUS", "p=tls-exporter,,n=alice,r=abcdefgh", "invalid-mechanism", false},
+		{"unknown mechanism", "DIGEST-MD5", "", "invalid-mechanism", true},
+		{"PLUS without binding", "SCRAM-SHA-256-PLUS", "n,,n=alice,r=abcdefgh", "not-authorized", true},
+		{"binding without PLUS", "SCRAM-SHA-256", "p=tls-exporter,,n=alice,r=abcdefgh", "not-authorized", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := xmpptest.Dial(t, s.Addr, "localhost")
+			c.Open()
+			if tc.tls {
+				c.StartTLS(s.Roots)
+			}
+			for _, m := range c.Mechanisms() {
+				if !tc.tls && (m == "PLAIN" || strings.HasSuffix(m, "-PLUS")) {
+					t.Fatalf("%s offered without TLS", m)
+				}
+			}
+			lookups, _ := s.auth.Work()
+			c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='" + tc.mech + "'>" + b64(tc.initial) + "</auth>")
+			if cond, _ := readFailure(t, c); cond != tc.want {
+				t.Fatalf("got %q, want %q", cond, tc.want)
+			}
+			if after, _ := s.auth.Work(); after != lookups {
+				t.Fatal("a password was checked")
 			}
 		})
 	}

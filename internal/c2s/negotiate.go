@@ -75,6 +75,15 @@ func (c *conn) streamStart(h *xmlstream.Element) bool {
 			c.fail("host-unknown", "")
 			return false
 		}
+	} else if to != "" {
+		// A restart (after STARTTLS or authentication) stays with the
+		// domain the stream began with: the credentials were checked for
+		// that one, and TLS presented its certificate.
+		if d, err := jid.Parse(to); err != nil || d.Domain() != c.domain || d.Local() != "" || !d.IsBare() {
+			c.writeHeader("")
+			c.fail("host-unknown", "a restarted stream must be to "+c.domain)
+			return false
+		}
 	}
 	c.writeHeader(h.Attr("from"))
 	if h.Attr("version") != "1.0" {

@@ -29,6 +29,10 @@ const (
 // errInvite is the text of the refusal of an unusable invitation.
 const errInvite = "The invitation is invalid, expired or already used."
 
+// TooManyRegistrations is the text of the error refusing a registration
+// past the per-address limit.
+const TooManyRegistrations = "too many registrations from your address, try again later"
+
 // AccountCreator creates accounts for in-band registration.
 type AccountCreator interface {
 	CreateAccount(ctx context.Context, user string, creds []storage.Credential) error
@@ -126,6 +130,15 @@ func (c *conn) handleRegister(ctx context.Context, iq *xmlstream.Element) bool {
 	if tok == "" && !c.srv.cfg.AllowRegistration {
 		return fail(stanza.NotAllowed, "Registration on this server is by invitation only.")
 	}
+
+	// Every attempt from here costs a key derivation and a write, taken
+	// or not: each counts against the address.
+	if !c.srv.deps.Registrations.Allow(c.addr) {
+		c.srv.deps.metrics().LimitHit("c2s", TooManyRegistrations)
+		c.srv.log.Info("registration refused", "remote", c.remote(), "user", user, "reason", TooManyRegistrations)
+		return fail(stanza.ResourceConstraint, TooManyRegistrations)
+	}
+	c.srv.deps.Registrations.Add(c.addr)
 	bare, err := jid.New(user, c.domain, "")
 	if err != nil {
 		return fail(stanza.JIDMalformed, "That user name is not allowed.")

@@ -128,6 +128,9 @@ type Deps struct {
 	// Failures counts failed logins across connections; nil leaves only
 	// the per-connection MaxAuthFailures.
 	Failures *limit.Failures
+	// Registrations counts in-band registrations per address; nil
+	// allows any number (one per connection still).
+	Registrations *limit.Events
 }
 
 // Server accepts and serves client connections.

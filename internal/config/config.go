@@ -340,6 +340,11 @@ type Limits struct {
 	// MaxSessionsPerAccount bounds the resources bound at once by one
 	// account; one more is refused.
 	MaxSessionsPerAccount int `toml:"max_sessions_per_account"`
+	// RegistrationsPerIP bounds the in-band registration attempts (taken
+	// names included) of one address within RegistrationWindow, when
+	// c2s.allow_registration is on.
+	RegistrationsPerIP int      `toml:"registrations_per_ip"`
+	RegistrationWindow Duration `toml:"registration_window"`
 	// C2SRate, S2SRate and ComponentRate shape what one connection may
 	// send, in bytes a second, after a burst of the matching *Burst.
 	C2SRate        int `toml:"c2s_rate"`
@@ -365,8 +370,8 @@ func (l *Limits) validate() error {
 		"limits.max_unauthenticated": l.MaxUnauthenticated, "limits.max_unauthenticated_per_ip": l.MaxUnauthenticatedPerIP,
 		"limits.max_connections_per_ip": l.MaxConnectionsPerIP, "limits.new_connections_burst": l.NewConnectionsBurst,
 		"limits.login_failures_per_ip": l.LoginFailuresPerIP, "limits.login_failures_per_account": l.LoginFailuresPerAccount,
-		"limits.max_sessions_per_account": l.MaxSessionsPerAccount,
-		"limits.c2s_rate":                 l.C2SRate, "limits.c2s_burst": l.C2SBurst, "limits.s2s_rate": l.S2SRate, "limits.s2s_burst": l.S2SBurst,
+		"limits.max_sessions_per_account": l.MaxSessionsPerAccount, "limits.registrations_per_ip": l.RegistrationsPerIP,
+		"limits.c2s_rate": l.C2SRate, "limits.c2s_burst": l.C2SBurst, "limits.s2s_rate": l.S2SRate, "limits.s2s_burst": l.S2SBurst,
 		"limits.component_rate": l.ComponentRate, "limits.component_burst": l.ComponentBurst,
 		"limits.max_queued_bytes": l.MaxQueuedBytes, "limits.max_unacked_stanzas": l.MaxUnackedStanzas,
 	} {
@@ -377,8 +382,8 @@ func (l *Limits) validate() error {
 	if l.NewConnectionsPerIP < 0 {
 		return errors.New("limits.new_connections_per_ip: must not be negative")
 	}
-	if l.AuthTimeout <= 0 || l.TLSHandshakeTimeout <= 0 || l.LoginFailureWindow <= 0 {
-		return errors.New("limits.auth_timeout, tls_handshake_timeout and login_failure_window: must be positive")
+	if l.AuthTimeout <= 0 || l.TLSHandshakeTimeout <= 0 || l.LoginFailureWindow <= 0 || l.RegistrationWindow <= 0 {
+		return errors.New("limits.auth_timeout, tls_handshake_timeout, login_failure_window and registration_window: must be positive")
 	}
 	if l.PreAuthMaxStanzaSize != 0 && l.PreAuthMaxStanzaSize < 4<<10 {
 		return fmt.Errorf("limits.preauth_max_stanza_size: %d is below 4 KiB, too small for a SASL exchange", l.PreAuthMaxStanzaSize)
@@ -506,6 +511,8 @@ func Default() Config {
 			LoginFailuresPerAccount: 30,
 			LoginFailureWindow:      Duration(10 * time.Minute),
 			MaxSessionsPerAccount:   10,
+			RegistrationsPerIP:      3,
+			RegistrationWindow:      Duration(time.Hour),
 			C2SRate:                 64 << 10,
 			C2SBurst:                512 << 10,
 			S2SRate:                 256 << 10,

@@ -177,3 +177,44 @@ func prune[K comparable](m map[K]*failures, now time.Time, window time.Duration)
 		delete(m, k)
 	}
 }
+
+// Events counts events per address within a window, such as account
+// registrations, to refuse an address past a number of them.
+type Events struct {
+	n      int
+	window time.Duration
+	exempt Nets
+	now    func() time.Time
+
+	mu sync.Mutex
+	m  map[netip.Prefix]*failures
+}
+
+// NewEvents allows n events per address within window; n = 0 allows any
+// number.
+func NewEvents(n int, window time.Duration, exempt Nets) *Events {
+	return &Events{n: n, window: window, exempt: exempt, now: time.Now, m: make(map[netip.Prefix]*failures)}
+}
+
+// Allow reports whether addr may have one more event now.
+func (e *Events) Allow(addr netip.Addr) bool {
+	if e == nil || e.n <= 0 || e.exempt.Contains(addr) {
+		return true
+	}
+	now := e.now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	x := e.m[key(addr)]
+	return x == nil || now.Sub(x.first) >= e.window || x.n < e.n
+}
+
+// Add records an event of addr.
+func (e *Events) Add(addr netip.Addr) {
+	if e == nil || e.n <= 0 || e.exempt.Contains(addr) {
+		return
+	}
+	now := e.now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	bump(e.m, key(addr), now, e.window)
+}

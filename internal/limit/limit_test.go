@@ -252,3 +252,37 @@ func TestBucket(t *testing.T) {
 		t.Fatalf("zero rate delayed %v", d)
 	}
 }
+
+func TestEvents(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	e := NewEvents(2, time.Hour, Nets{netip.MustParsePrefix("10.0.0.0/8")})
+	e.now = clk.now
+	a := netip.MustParseAddr("192.0.2.1")
+	for range 2 {
+		if !e.Allow(a) {
+			t.Fatal("refused early")
+		}
+		e.Add(a)
+	}
+	if e.Allow(a) {
+		t.Fatal("third allowed")
+	}
+	if !e.Allow(netip.MustParseAddr("192.0.2.2")) {
+		t.Fatal("other address refused")
+	}
+	ex := netip.MustParseAddr("10.0.0.1")
+	for range 5 {
+		e.Add(ex)
+	}
+	if !e.Allow(ex) {
+		t.Fatal("exempt address refused")
+	}
+	clk.t = clk.t.Add(time.Hour)
+	if !e.Allow(a) {
+		t.Fatal("refused after the window")
+	}
+	var none *Events
+	if !none.Allow(a) {
+		t.Fatal("nil refused")
+	}
+}

@@ -156,6 +156,14 @@ func (c *Client) StreamErrorText() (cond, text string) {
 	}
 }
 
+// Restart sends a stream header to domain, expecting a new stream, and
+// reads nothing: for tests of what the server answers.
+func (c *Client) Restart(domain string) {
+	c.t.Helper()
+	c.p.Reset()
+	c.Send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" + domain + "' version='1.0'>")
+}
+
 // Open sends a stream header and reads the answer and the features.
 func (c *Client) Open() {
 	c.t.Helper()
