@@ -309,6 +309,16 @@ func (c *conn) serve(ctx context.Context, direct bool) {
 func (c *conn) unpark() {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	if c.pendingTLS && !c.finished && time.Now().Before(c.deadline) && !c.helloReady() {
+		// Part of a ClientHello: back to waiting, still registered, so
+		// that only new bytes report again (adding the socket anew would
+		// report the bytes already there, at once and forever).
+		c.parking.Store(parked)
+		if !c.helloReady() || !c.parking.CompareAndSwap(parked, resuming) {
+			// The rest of it arriving meanwhile reported as parked.
+			return
+		}
+	}
 	c.srv.poller.remove(c)
 	c.pollID = 0
 	c.parking.Store(notParked)
@@ -345,7 +355,10 @@ func (c *conn) park(handshake bool) bool {
 func (c *conn) run(handshake, resumed bool) {
 	ctx := c.ctx
 	if handshake {
-		if !resumed && c.mayPark() && c.park(true) {
+		// Parked until the client's first TLS record is all there: a
+		// half-open handshake then waits without a goroutine, which the
+		// blocking handshake would hold until its timeout.
+		if c.mayPark() && (!resumed || !c.helloReady()) && time.Now().Before(c.deadline) && c.park(true) {
 			return
 		}
 		resumed = false

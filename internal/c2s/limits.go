@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
@@ -34,6 +35,33 @@ func (c *conn) tlsDeadline() time.Time {
 		}
 	}
 	return c.deadline
+}
+
+// helloReady reports whether the socket holds a whole first TLS record
+// (the ClientHello), or an end or error the handshake should see; it
+// peeks, consuming nothing.
+func (c *conn) helloReady() bool {
+	ready := true
+	_ = c.rc.Control(func(fd uintptr) {
+		var h [5]byte
+		n, _, err := syscall.Recvfrom(int(fd), h[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case err == syscall.EAGAIN || (err == nil && n > 0 && n < len(h)):
+			ready = false
+		case err != nil || n == 0:
+			return // an end or an error: let the handshake report it
+		default:
+			need := len(h) + (int(h[3])<<8 | int(h[4]))
+			b := c.srv.readPool.Get().(*[]byte)
+			defer c.srv.readPool.Put(b)
+			if need > len(*b) {
+				return // not a record crypto/tls accepts: let it say so
+			}
+			n, _, err := syscall.Recvfrom(int(fd), (*b)[:need], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			ready = err != nil || n >= need
+		}
+	})
+	return ready
 }
 
 // authenticated moves the connection out of the unauthenticated limits:

@@ -280,7 +280,9 @@ func TestSilentConnectionsHoldNoGoroutine(t *testing.T) {
 	s.AddUser(t, "alice@localhost", "wonderland")
 	// The server's own goroutines (the poller and its workers) start
 	// with the first connection.
-	xmpptest.Dial(t, s.Addr, "localhost").Open()
+	warm := xmpptest.Dial(t, s.Addr, "localhost")
+	warm.Open()
+	warm.Close()
 	xmpptest.CheckFor(t, 5*time.Second, func() error {
 		if n := s.Edge.ConnCount(); n != 0 {
 			return fmt.Errorf("%d connections", n)
@@ -573,4 +575,62 @@ func TestSASLDowngrade(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHalfOpenTLSHandshakes: direct TLS connections that send part of a
+// ClientHello and stop wait without a goroutine each, and the handshake
+// timeout closes them.
+func TestHalfOpenTLSHandshakes(t *testing.T) {
+	s := xmpptest.StartServer(t, func(c *c2s.Config) { c.AuthTimeout, c.TLSHandshakeTimeout = 5*time.Second, 2*time.Second })
+	s.AddUser(t, "alice@localhost", "wonderland")
+	warm := xmpptest.Dial(t, s.Addr, "localhost")
+	warm.Open()
+	warm.Close()
+	xmpptest.CheckFor(t, 5*time.Second, func() error {
+		if n := s.Edge.ConnCount(); n != 0 {
+			return fmt.Errorf("%d connections", n)
+		}
+		return nil
+	})
+	before := runtime.NumGoroutine()
+	const n = 200
+	for i := range n {
+		nc, err := net.Dial("tcp", s.TLSAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		// A handshake record header announcing 512 bytes, and 10 of them;
+		// a few send only part of the header.
+		half := []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0, 0, 0, 0}
+		if i%10 == 0 {
+			half = half[:3]
+		}
+		if _, err := nc.Write(half); err != nil {
+			t.Fatal(err)
+		}
+	}
+	xmpptest.CheckFor(t, 5*time.Second, func() error {
+		if got := s.Edge.ConnCount(); got != n {
+			return fmt.Errorf("%d connections, want %d", got, n)
+		}
+		return nil
+	})
+	// A normal client over direct TLS meanwhile.
+	c := xmpptest.Dial(t, s.TLSAddr, "localhost")
+	c.UseTLS(s.Roots, "xmpp-client")
+	c.Open()
+	if cond := c.AuthPlain("alice", "wonderland"); cond != "" {
+		t.Fatal(cond)
+	}
+	c.Close()
+	if g := runtime.NumGoroutine(); g > before+n/4 {
+		t.Fatalf("%d goroutines for %d half-open handshakes (%d before)", g, n, before)
+	}
+	xmpptest.CheckFor(t, 10*time.Second, func() error {
+		if got := s.Edge.ConnCount(); got != 0 {
+			return fmt.Errorf("%d connections left", got)
+		}
+		return nil
+	})
 }
