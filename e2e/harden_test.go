@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -235,4 +236,270 @@ func TestHardenPasswordGuessing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// streamErrorText matches a stream error with condition and text.
+func streamErrorText(condition, text string) *regexp.Regexp {
+	return regexp.MustCompile(`(?s)<(?:stream:)?error[\s>].*?<` + regexp.QuoteMeta(condition) + `[\s/>].*?<text[^>]*>` + regexp.QuoteMeta(text) + `</text>`)
+}
+
+// attackLimits are the limits of the attack tests: loopback limited, the
+// caps high enough that the attacks reach the parser and the timeouts,
+// and these short.
+const attackLimits = `exempt = []
+max_unauthenticated = 5000
+max_unauthenticated_per_ip = 3000
+max_connections_per_ip = 5000
+new_connections_per_ip = 0
+auth_timeout = "3s"
+tls_handshake_timeout = "3s"
+login_failures_per_ip = 1000
+max_sessions_per_account = 100`
+
+const clientHeader = `<?xml version='1.0'?><stream:stream to='localhost' version='1.0' xml:lang='en' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`
+
+// TestHardenAttacks reproduces the attacks that hit XMPP servers (issue
+// 14, item 5) against one server: after each, a normal client logs in,
+// and at the end the server's goroutines, descriptors and heap are back
+// near where they started.
+func TestHardenAttacks(t *testing.T) {
+	requireTools(t)
+	s, metricsAddr := startLimitedServer(t, attackLimits, ServerOptions{})
+	addUser(t, s, alice, alicePass)
+	n := 0
+	login := func(t *testing.T) *rawClient {
+		t.Helper()
+		c, err := dialRaw(s.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if _, err := c.login(s, "alice", alicePass, fmt.Sprintf("r%d", n)); err != nil {
+			t.Fatalf("a normal client cannot log in: %v", err)
+		}
+		return c
+	}
+	login(t).Close()
+	var base serverFigures
+	checkFor(t, 10*time.Second, func() error {
+		base = figures(t, metricsAddr)
+		if v, _ := sample(scrape(t, metricsAddr), "ambrosia_c2s_connections"); v != 0 {
+			return fmt.Errorf("%v connections", v)
+		}
+		return nil
+	})
+	t.Logf("baseline: %s", base)
+	// expect sends input on a fresh stream (after login if authed) and
+	// expects re, then the end of the connection.
+	expect := func(t *testing.T, authed bool, prolog, input string, re *regexp.Regexp) {
+		t.Helper()
+		var c *rawClient
+		if authed {
+			c = login(t)
+		} else {
+			var err error
+			if c, err = dialRaw(s.Addr); err != nil {
+				t.Fatal(err)
+			}
+			if prolog != "" {
+				go func() { _ = c.send(prolog) }()
+			} else if _, err := c.openStream(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		defer c.Close()
+		go func() { _ = c.send(input) }()
+		if _, err := c.expect(re); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.expectClosed(); err != nil {
+			t.Fatal(err)
+		}
+		login(t).Close()
+	}
+	const laughs = `<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">]>`
+	ten := strings.Repeat("A", 10<<20)
+	t.Run("billion laughs", func(t *testing.T) {
+		expect(t, false, "<?xml version='1.0'?>"+laughs, clientHeader+"<message><body>&lol2;</body></message>", streamError("restricted-xml"))
+		expect(t, false, "", laughs+"<message><body>&lol2;</body></message>", streamError("restricted-xml"))
+		expect(t, true, "", "<message to='bob@localhost'><body>&lol2;</body></message>", streamErrorText("restricted-xml", "entity references are not allowed"))
+	})
+	t.Run("external entity", func(t *testing.T) {
+		expect(t, false, `<?xml version='1.0'?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>`, clientHeader+"<message><body>&xxe;</body></message>", streamError("restricted-xml"))
+	})
+	t.Run("10 MB stanza", func(t *testing.T) {
+		big := "<message to='bob@localhost'><body>" + ten + "</body></message>"
+		expect(t, false, "", big, streamErrorText("policy-violation", "stanza too large"))
+		expect(t, true, "", big, streamErrorText("policy-violation", "stanza too large"))
+	})
+	t.Run("10 MB attribute", func(t *testing.T) {
+		expect(t, true, "", "<message to='bob@localhost' a='"+ten+"'/>", streamErrorText("policy-violation", "stanza too large"))
+		expect(t, false, "<?xml version='1.0'?><stream:stream a='"+ten+"'>", "", streamErrorText("policy-violation", "stream header too long"))
+	})
+	t.Run("deep nesting", func(t *testing.T) {
+		deep := "<message>" + strings.Repeat("<a>", 100000)
+		expect(t, false, "", deep, streamErrorText("policy-violation", "element nesting too deep"))
+		expect(t, true, "", deep, streamErrorText("policy-violation", "element nesting too deep"))
+	})
+	t.Run("stream restart flood", func(t *testing.T) {
+		// A new header inside the stream opens an element that never
+		// ends, each inside the one before; with its XML declaration it
+		// is a processing instruction.
+		bare := strings.TrimPrefix(clientHeader, "<?xml version='1.0'?>")
+		expect(t, false, "", strings.Repeat(bare, 1000), streamErrorText("policy-violation", "element nesting too deep"))
+		expect(t, false, "", strings.Repeat(clientHeader, 1000), streamError("restricted-xml"))
+	})
+	t.Run("slowloris before authentication", func(t *testing.T) {
+		// 20 clients each sending a stream header a byte at a time, 4 a
+		// second: the 3 s authentication timeout closes them, however
+		// slowly they keep sending.
+		var wg sync.WaitGroup
+		errs := make(chan error, 20)
+		for range 20 {
+			c, err := dialRaw(s.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range len(clientHeader) {
+					if c.send(clientHeader[i:i+1]) != nil {
+						return // closed by the server
+					}
+					time.Sleep(250 * time.Millisecond)
+				}
+				errs <- fmt.Errorf("the whole header went out a byte at a time: not closed")
+			}()
+			go func() {
+				if _, err := c.expect(streamError("connection-timeout")); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		login(t).Close()
+		wg.Wait()
+		select {
+		case err := <-errs:
+			t.Fatal(err)
+		default:
+		}
+	})
+	t.Run("slowloris after authentication", func(t *testing.T) {
+		// 20 sessions each sending a ping a byte at a time: they are
+		// served, slowly, each waiting in the poller between bytes.
+		ping := "<iq type='get' id='slow'><ping xmlns='urn:xmpp:ping'/></iq>"
+		var cs []*rawClient
+		for range 20 {
+			cs = append(cs, login(t))
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, len(cs))
+		for _, c := range cs {
+			defer c.Close()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range len(ping) {
+					if err := c.send(ping[i : i+1]); err != nil {
+						errs <- err
+						return
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				if _, err := c.expect(regexp.MustCompile(`<iq[^>]*id=.slow.`)); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		time.Sleep(time.Second)
+		during := figures(t, metricsAddr)
+		t.Logf("20 slow sessions: %s", during)
+		if during.goroutines > base.goroutines+20 {
+			t.Errorf("%v goroutines with 20 slow sessions, %v before", during.goroutines, base.goroutines)
+		}
+		login(t).Close()
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	})
+	t.Run("1000 half-open TLS handshakes", func(t *testing.T) {
+		half := []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03}
+		conns := dialFrom(t, "127.0.0.2", s.TLSAddr, 1000)
+		for _, nc := range conns {
+			defer nc.Close()
+			if _, err := nc.Write(half); err != nil {
+				t.Fatal(err)
+			}
+		}
+		checkFor(t, 10*time.Second, func() error {
+			if v, _ := sample(scrape(t, metricsAddr), "ambrosia_c2s_connections"); v != 1000 {
+				return fmt.Errorf("%v connections, want 1000", v)
+			}
+			return nil
+		})
+		during := figures(t, metricsAddr)
+		t.Logf("1000 half-open handshakes: %s", during)
+		if during.goroutines > base.goroutines+50 {
+			t.Errorf("%v goroutines with 1000 half-open handshakes, %v before", during.goroutines, base.goroutines)
+		}
+		login(t).Close()
+		checkFor(t, 10*time.Second, func() error {
+			if v, _ := sample(scrape(t, metricsAddr), "ambrosia_c2s_connections"); v != 0 {
+				return fmt.Errorf("%v connections left after the handshake timeout", v)
+			}
+			return nil
+		})
+	})
+
+	var after serverFigures
+	checkFor(t, 30*time.Second, func() error {
+		after = figures(t, metricsAddr)
+		switch {
+		case after.goroutines > base.goroutines+5:
+			return fmt.Errorf("goroutines %v, baseline %v", after.goroutines, base.goroutines)
+		case after.fds > base.fds+5:
+			return fmt.Errorf("open files %v, baseline %v", after.fds, base.fds)
+		case after.heap > base.heap+16e6:
+			return fmt.Errorf("heap in use %.1f MB, baseline %.1f MB", after.heap/1e6, base.heap/1e6)
+		}
+		return nil
+	})
+	t.Logf("after the attacks: %s", after)
+}
+
+// TestHardenConnectFlood opens connections from one address as fast as
+// it can, with the default limits but for loopback's exemption: past the
+// burst they are refused (new_connections_per_ip), counted, and a client
+// from another address logs in meanwhile.
+func TestHardenConnectFlood(t *testing.T) {
+	requireTools(t)
+	s, metricsAddr := startLimitedServer(t, "exempt = []", ServerOptions{})
+	addUser(t, s, alice, alicePass)
+	flood := dialFrom(t, "127.0.0.2", s.Addr, 300)
+	defer func() {
+		for _, nc := range flood {
+			nc.Close()
+		}
+	}()
+	checkFor(t, 10*time.Second, func() error {
+		if v := limitHits(t, metricsAddr, "too many new connections from your address"); v == 0 {
+			return fmt.Errorf("no connection refused for its rate")
+		}
+		return nil
+	})
+	c, err := dialRaw(s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.login(s, "alice", alicePass, "r"); err != nil {
+		t.Fatalf("login during the flood: %v", err)
+	}
+	refusedRate := limitHits(t, metricsAddr, "too many new connections from your address")
+	refusedCap := limitHits(t, metricsAddr, "too many unauthenticated connections from your address")
+	t.Logf("of 300 connections: %v refused for their rate, %v for the per-address cap", refusedRate, refusedCap)
 }
