@@ -85,6 +85,7 @@ type conn struct {
 	parking    atomic.Int32 // notParked, parked or resuming
 	parkUntil  atomic.Int64 // unix nanoseconds: the negotiation deadline
 	pendingTLS bool         // parked before the direct TLS handshake
+	hsDeadline time.Time    // when the direct TLS handshake must be done
 
 	virt      *virtualConn // what stands for the socket of a virtual connection (virtual.go)
 	out       *outConn     // the socket's write side, under TLS too
@@ -301,6 +302,11 @@ func (c *conn) serve(ctx context.Context, direct bool) {
 	defer c.rmu.Unlock()
 	c.parser = xmlstream.NewParser(c.srv.preAuthLimits())
 	c.setDeadline(c.srv.authTimeout())
+	if direct {
+		// From the connection on: waiting for the ClientHello is part of
+		// the handshake.
+		c.hsDeadline = c.tlsDeadline()
+	}
 	c.run(direct, false)
 }
 
@@ -309,7 +315,7 @@ func (c *conn) serve(ctx context.Context, direct bool) {
 func (c *conn) unpark() {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	if c.pendingTLS && !c.finished && time.Now().Before(c.deadline) && !c.helloReady() {
+	if c.pendingTLS && !c.finished && time.Now().Before(c.hsDeadline) && !c.helloReady() {
 		// Part of a ClientHello: back to waiting, still registered, so
 		// that only new bytes report again (adding the socket anew would
 		// report the bytes already there, at once and forever).
@@ -339,7 +345,11 @@ func (c *conn) mayPark() bool {
 // Readiness already there when it is added is reported at once.
 func (c *conn) park(handshake bool) bool {
 	c.pendingTLS = handshake
-	c.parkUntil.Store(c.deadline.UnixNano())
+	until := c.deadline
+	if handshake {
+		until = c.hsDeadline
+	}
+	c.parkUntil.Store(until.UnixNano())
 	c.parking.Store(parked)
 	if err := c.srv.poller.add(c); err != nil {
 		c.parking.Store(notParked)
@@ -358,7 +368,7 @@ func (c *conn) run(handshake, resumed bool) {
 		// Parked until the client's first TLS record is all there: a
 		// half-open handshake then waits without a goroutine, which the
 		// blocking handshake would hold until its timeout.
-		if c.mayPark() && (!resumed || !c.helloReady()) && time.Now().Before(c.deadline) && c.park(true) {
+		if c.mayPark() && (!resumed || !c.helloReady()) && time.Now().Before(c.hsDeadline) && c.park(true) {
 			return
 		}
 		resumed = false

@@ -27,8 +27,12 @@ func (s *Server) authTimeout() time.Duration {
 	return s.cfg.NegotiationTimeout
 }
 
-// tlsDeadline is when a TLS handshake starting now must be done.
+// tlsDeadline is when a TLS handshake starting now must be done; a direct
+// TLS one started at the connection.
 func (c *conn) tlsDeadline() time.Time {
+	if !c.hsDeadline.IsZero() {
+		return c.hsDeadline
+	}
 	if t := c.srv.cfg.TLSHandshakeTimeout; t > 0 {
 		if d := time.Now().Add(t); d.Before(c.deadline) {
 			return d

@@ -581,7 +581,7 @@ func TestSASLDowngrade(t *testing.T) {
 // ClientHello and stop wait without a goroutine each, and the handshake
 // timeout closes them.
 func TestHalfOpenTLSHandshakes(t *testing.T) {
-	s := xmpptest.StartServer(t, func(c *c2s.Config) { c.AuthTimeout, c.TLSHandshakeTimeout = 5*time.Second, 2*time.Second })
+	s := xmpptest.StartServer(t, func(c *c2s.Config) { c.AuthTimeout, c.TLSHandshakeTimeout = time.Minute, 2*time.Second })
 	s.AddUser(t, "alice@localhost", "wonderland")
 	warm := xmpptest.Dial(t, s.Addr, "localhost")
 	warm.Open()
