@@ -190,6 +190,12 @@ func TestStreamErrors(t *testing.T) {
 			})
 		})
 	}
+	// A limit crossed is named in the stream error.
+	c := f.connectOther(t)
+	c.Send("<message from='other.localhost' to='x@localhost'>" + strings.Repeat("<a>", 100) + "</message>")
+	if cond, text := c.StreamErrorText(); cond != "policy-violation" || text != "element nesting too deep" {
+		t.Fatalf("deep nesting: %q %q", cond, text)
+	}
 	// The first connection is untouched by all of this.
 	if _, ok := f.xs.Router.Lookup(echoDomain); !ok {
 		t.Fatal("echo.localhost no longer registered")

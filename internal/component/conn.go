@@ -211,7 +211,7 @@ func (c *conn) process(ctx context.Context) {
 		if err != nil {
 			var xe *xmlstream.Error
 			if errors.As(err, &xe) {
-				c.close(xe.Condition, "")
+				c.close(xe.Condition, xe.Msg)
 			} else {
 				c.close(xmlstream.CondNotWellFormed, "")
 			}

@@ -105,7 +105,7 @@ func (in *inStream) serve(ctx context.Context, directTLS bool) {
 			var xe *xmlstream.Error
 			switch {
 			case errors.As(err, &xe):
-				in.fail(xe.Condition, "")
+				in.fail(xe.Condition, xe.Msg)
 			case errors.Is(err, os.ErrDeadlineExceeded):
 				if !in.isAuthed() {
 					in.svc.log.Info("incoming stream negotiation timed out", "remote", remote, "from", in.from)
