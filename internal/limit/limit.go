@@ -28,7 +28,7 @@ func ParseNets(ss []string) (Nets, error) {
 		s = strings.TrimSpace(s)
 		if !strings.Contains(s, "/") {
 			a, err := netip.ParseAddr(s)
-			if err != nil {
+			if err != nil || a.Zone() != "" {
 				return nil, fmt.Errorf("%q is neither an address nor a CIDR prefix", s)
 			}
 			a = a.Unmap()

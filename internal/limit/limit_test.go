@@ -21,6 +21,7 @@ func TestParseNets(t *testing.T) {
 		{in: []string{"2001:db8::/32"}, in1: "2001:db8:1::1", want: true},
 		{in: []string{"::ffff:10.0.0.0/104"}, in1: "10.9.9.9", want: true},
 		{in: []string{"nonsense"}, wantErr: true},
+		{in: []string{"fe80::1%eth0"}, wantErr: true},
 		{in: []string{"10.0.0.0/99"}, wantErr: true},
 	} {
 		n, err := ParseNets(tc.in)
