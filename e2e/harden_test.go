@@ -350,12 +350,13 @@ func TestHardenAttacks(t *testing.T) {
 		expect(t, false, "", strings.Repeat(clientHeader, 1000), streamError("restricted-xml"))
 	})
 	t.Run("slowloris before authentication", func(t *testing.T) {
-		// 20 clients each sending a stream header a byte at a time, 4 a
-		// second: the 3 s authentication timeout closes them, however
-		// slowly they keep sending.
+		// 200 clients each sending a stream header a byte at a time, 4 a
+		// second: they wait in the poller between bytes, and the 3 s
+		// authentication timeout closes them, however slowly they keep
+		// sending.
 		var wg sync.WaitGroup
-		errs := make(chan error, 20)
-		for range 20 {
+		errs := make(chan error, 400)
+		for range 200 {
 			c, err := dialRaw(s.Addr)
 			if err != nil {
 				t.Fatal(err)
@@ -377,6 +378,12 @@ func TestHardenAttacks(t *testing.T) {
 					errs <- err
 				}
 			}()
+		}
+		time.Sleep(time.Second)
+		during := figures(t, metricsAddr)
+		t.Logf("200 slowloris connections: %s", during)
+		if during.goroutines > base.goroutines+50 {
+			t.Errorf("%v goroutines with 200 slowloris connections, %v before", during.goroutines, base.goroutines)
 		}
 		login(t).Close()
 		wg.Wait()
