@@ -84,8 +84,8 @@ type conn struct {
 	// readiness (or its deadline, parkUntil) resumes it on a new one.
 	parking    atomic.Int32 // notParked, parked or resuming
 	parkUntil  atomic.Int64 // unix nanoseconds: the negotiation deadline
-	pendingTLS bool         // parked before the direct TLS handshake
-	hsDeadline time.Time    // when the direct TLS handshake must be done
+	pendingTLS bool         // a TLS handshake is due (direct TLS, or after <proceed/>)
+	hsDeadline time.Time    // when the TLS handshake must be done
 
 	virt      *virtualConn // what stands for the socket of a virtual connection (virtual.go)
 	out       *outConn     // the socket's write side, under TLS too
@@ -306,8 +306,9 @@ func (c *conn) serve(ctx context.Context, direct bool) {
 		// From the connection on: waiting for the ClientHello is part of
 		// the handshake.
 		c.hsDeadline = c.tlsDeadline()
+		c.pendingTLS = true
 	}
-	c.run(direct, false)
+	c.run(false)
 }
 
 // unpark takes a parked connection back from the poller and serves it on
@@ -331,7 +332,7 @@ func (c *conn) unpark() {
 	if c.finished {
 		return
 	}
-	c.run(c.pendingTLS, true)
+	c.run(true)
 }
 
 // mayPark reports whether the connection can wait for its next bytes in
@@ -343,10 +344,9 @@ func (c *conn) mayPark() bool {
 // park hands a negotiating connection to the poller until it is readable
 // or its deadline passes; it reports false if the poller refused it.
 // Readiness already there when it is added is reported at once.
-func (c *conn) park(handshake bool) bool {
-	c.pendingTLS = handshake
+func (c *conn) park() bool {
 	until := c.deadline
-	if handshake {
+	if c.pendingTLS {
 		until = c.hsDeadline
 	}
 	c.parkUntil.Store(until.UnixNano())
@@ -359,26 +359,13 @@ func (c *conn) park(handshake bool) bool {
 }
 
 // run serves the connection from where it stands, with c.rmu held; a
-// direct TLS connection not yet shaken hands starts with the handshake.
-// resumed says the poller just reported it readable: no parking before a
-// first read.
-func (c *conn) run(handshake, resumed bool) {
+// connection with a TLS handshake due (direct TLS, or STARTTLS after
+// <proceed/>) starts with it. resumed says the poller just reported it
+// readable: no parking before a first read.
+func (c *conn) run(resumed bool) {
 	ctx := c.ctx
-	if handshake {
-		// Parked until the client's first TLS record is all there: a
-		// half-open handshake then waits without a goroutine, which the
-		// blocking handshake would hold until its timeout.
-		if c.mayPark() && (!resumed || !c.helloReady()) && time.Now().Before(c.hsDeadline) && c.park(true) {
-			return
-		}
-		resumed = false
-		if err := c.startTLS(ctx); err != nil {
-			c.srv.log.Debug("direct tls handshake", "remote", c.remote(), "err", err)
-			c.finish()
-			return
-		}
-	}
 	if c.ws != nil && c.ws.pre != nil {
+		// Bytes that came with the WebSocket upgrade.
 		pre := c.ws.pre
 		c.ws.pre = nil
 		c.feed(pre)
@@ -388,7 +375,23 @@ func (c *conn) run(handshake, resumed bool) {
 		}
 	}
 	for {
-		if !resumed && c.mayPark() && c.park(false) {
+		if c.pendingTLS {
+			// Parked until the client's first TLS record is all there: a
+			// half-open handshake then waits without a goroutine, which
+			// the blocking handshake would hold until its timeout.
+			if c.mayPark() && (!resumed || !c.helloReady()) && time.Now().Before(c.hsDeadline) && c.park() {
+				return
+			}
+			resumed = false
+			c.pendingTLS = false
+			if err := c.startTLS(ctx); err != nil {
+				c.srv.log.Debug("tls handshake", "remote", c.remote(), "err", err)
+				c.finish()
+				return
+			}
+			continue
+		}
+		if !resumed && c.mayPark() && c.park() {
 			return
 		}
 		resumed = false

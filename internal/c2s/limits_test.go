@@ -577,9 +577,9 @@ func TestSASLDowngrade(t *testing.T) {
 	}
 }
 
-// TestHalfOpenTLSHandshakes: direct TLS connections that send part of a
-// ClientHello and stop wait without a goroutine each, and the handshake
-// timeout closes them.
+// TestHalfOpenTLSHandshakes: TLS connections (direct, or after STARTTLS)
+// that send part of a ClientHello and stop wait without a goroutine each,
+// and the handshake timeout closes them.
 func TestHalfOpenTLSHandshakes(t *testing.T) {
 	s := xmpptest.StartServer(t, func(c *c2s.Config) { c.AuthTimeout, c.TLSHandshakeTimeout = time.Minute, 2*time.Second })
 	s.AddUser(t, "alice@localhost", "wonderland")
@@ -610,9 +610,21 @@ func TestHalfOpenTLSHandshakes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// And as many after STARTTLS's <proceed/>.
+	for range n {
+		c := xmpptest.Dial(t, s.Addr, "localhost")
+		c.Open()
+		c.Send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+		if el := c.Element(); el.Local != "proceed" {
+			t.Fatalf("starttls: %s", el)
+		}
+		if _, err := c.Conn().Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	xmpptest.CheckFor(t, 5*time.Second, func() error {
-		if got := s.Edge.ConnCount(); got != n {
-			return fmt.Errorf("%d connections, want %d", got, n)
+		if got := s.Edge.ConnCount(); got != 2*n {
+			return fmt.Errorf("%d connections, want %d", got, 2*n)
 		}
 		return nil
 	})
@@ -625,7 +637,7 @@ func TestHalfOpenTLSHandshakes(t *testing.T) {
 	}
 	c.Close()
 	if g := runtime.NumGoroutine(); g > before+n/4 {
-		t.Fatalf("%d goroutines for %d half-open handshakes (%d before)", g, n, before)
+		t.Fatalf("%d goroutines for %d half-open handshakes (%d before)", g, 2*n, before)
 	}
 	xmpptest.CheckFor(t, 10*time.Second, func() error {
 		if got := s.Edge.ConnCount(); got != 0 {

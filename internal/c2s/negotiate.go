@@ -224,11 +224,10 @@ func (c *conn) handleStartTLS(ctx context.Context) bool {
 	}
 	// TLS must not start before <proceed/> is on the wire.
 	c.out.waitIdle(c.srv.cfg.WriteTimeout)
-	if err := c.startTLS(ctx); err != nil {
-		c.srv.log.Debug("starttls handshake", "remote", c.remote(), "err", err)
-		c.raw.Close()
-		return false
-	}
+	// The handshake is the reader's next step (conn.run), which waits for
+	// the ClientHello in the poller.
+	c.hsDeadline = c.tlsDeadline()
+	c.pendingTLS = true
 	c.parser.Reset()
 	c.state = stateStart
 	return true
