@@ -68,7 +68,10 @@ func (c *conn) fastAuthenticate(ctx context.Context, req *xmlstream.Element, mec
 		return c.authFailure(denied(""), true)
 	}
 	c.tried = user.String()
-	if !c.loginGate(c.tried, true, true) {
+	// Only the address's failures hold a token back: a token cannot be
+	// guessed, and a device holding one must get in even while guesses
+	// from elsewhere have the account refusing passwords.
+	if !c.loginGate("", true, true) {
 		return false
 	}
 	ts, err := tokens.FastTokens(ctx, user.String(), agent)

@@ -72,7 +72,7 @@ func (c *conn) helloReady() bool {
 // the full stanza size, the rest of the negotiation time.
 func (c *conn) authenticated() {
 	c.ticket.Authenticated()
-	c.srv.deps.Failures.Succeeded(c.user.String())
+	c.srv.deps.Failures.Succeeded(c.addr, c.user.String())
 	c.parser.SetLimits(c.srv.cfg.Limits)
 	c.setDeadline(c.srv.cfg.NegotiationTimeout)
 }

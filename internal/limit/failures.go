@@ -51,7 +51,21 @@ type Failures struct {
 	mu       sync.Mutex
 	addrs    map[netip.Prefix]*failures
 	accounts map[string]*failures
+	// known remembers, for each account, the networks it logged in from
+	// lately: the account's failures do not hold its owner back there, so
+	// that guessing from elsewhere cannot lock the owner out.
+	known map[string]*knownNets
 }
+
+// knownNets are the last networks an account logged in from.
+type knownNets struct {
+	nets [4]netip.Prefix
+	n    int
+	last time.Time
+}
+
+// trustFor is how long a network an account logged in from stays known.
+const trustFor = 30 * 24 * time.Hour
 
 type failures struct {
 	n     int
@@ -60,7 +74,7 @@ type failures struct {
 
 // NewFailures returns the bookkeeping for cfg.
 func NewFailures(cfg FailureConfig) *Failures {
-	return &Failures{cfg: cfg, now: time.Now, addrs: make(map[netip.Prefix]*failures), accounts: make(map[string]*failures)}
+	return &Failures{cfg: cfg, now: time.Now, addrs: make(map[netip.Prefix]*failures), accounts: make(map[string]*failures), known: make(map[string]*knownNets)}
 }
 
 // Check tells how long an attempt from addr for account (a bare JID, ""
@@ -75,7 +89,7 @@ func (f *Failures) Check(addr netip.Addr, account string) (delay time.Duration, 
 	defer f.mu.Unlock()
 	na := f.countLocked(f.addrs[key(addr)], now)
 	nu := 0
-	if account != "" {
+	if account != "" && !f.knownLocked(account, key(addr), now) {
 		nu = f.countLocked(f.accounts[account], now)
 	}
 	switch {
@@ -124,14 +138,57 @@ func (f *Failures) Failed(addr netip.Addr, account string) {
 	}
 }
 
-// Succeeded forgets the failures of account: its owner got in.
-func (f *Failures) Succeeded(account string) {
+// Succeeded forgets the failures of account, whose owner got in from
+// addr, and remembers addr's network as one the account uses.
+func (f *Failures) Succeeded(addr netip.Addr, account string) {
 	if f == nil {
 		return
 	}
+	now := f.now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.accounts, account)
+	if !addr.IsValid() {
+		return
+	}
+	k := key(addr)
+	kn := f.known[account]
+	if kn == nil {
+		if len(f.known) >= maxTracked {
+			for a, o := range f.known {
+				if now.Sub(o.last) >= trustFor || len(f.known) >= maxTracked {
+					delete(f.known, a)
+				}
+			}
+		}
+		kn = &knownNets{}
+		f.known[account] = kn
+	}
+	kn.last = now
+	for _, p := range kn.nets[:kn.n] {
+		if p == k {
+			return
+		}
+	}
+	if kn.n < len(kn.nets) {
+		kn.n++
+	}
+	copy(kn.nets[1:kn.n], kn.nets[:kn.n-1])
+	kn.nets[0] = k
+}
+
+// knownLocked reports whether account logged in from network k lately.
+func (f *Failures) knownLocked(account string, k netip.Prefix, now time.Time) bool {
+	kn := f.known[account]
+	if kn == nil || now.Sub(kn.last) >= trustFor {
+		return false
+	}
+	for _, p := range kn.nets[:kn.n] {
+		if p == k {
+			return true
+		}
+	}
+	return false
 }
 
 // Tracked reports how many addresses and accounts are remembered.

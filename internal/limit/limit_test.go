@@ -211,9 +211,27 @@ func TestFailures(t *testing.T) {
 		t.Fatalf("after the window: %v %q", d, r)
 	}
 	f.Failed(b, "romeo@example.com")
-	f.Succeeded("romeo@example.com")
+	f.Succeeded(b, "romeo@example.com")
 	if _, n := f.Tracked(); n != 1 {
 		t.Fatalf("accounts tracked %d", n)
+	}
+}
+
+// TestFailuresOwnerNotLockedOut: guesses from elsewhere lock an account,
+// but not for the networks its owner logged in from.
+func TestFailuresOwnerNotLockedOut(t *testing.T) {
+	f := NewFailures(FailureConfig{PerAddr: 100, PerAccount: 3, Window: time.Hour, Delay: time.Second, MaxDelay: time.Second})
+	home := netip.MustParseAddr("2001:db8:1:2::7")
+	f.Succeeded(home, "juliet@example.com")
+	for i := range 5 {
+		f.Failed(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), "juliet@example.com")
+	}
+	if _, r := f.Check(netip.MustParseAddr("203.0.113.1"), "juliet@example.com"); r != LoginsForAccount {
+		t.Fatalf("from elsewhere: %q", r)
+	}
+	// The same /64 as before: neither refused nor delayed.
+	if d, r := f.Check(netip.MustParseAddr("2001:db8:1:2::99"), "juliet@example.com"); d != 0 || r != "" {
+		t.Fatalf("from home: %v %q", d, r)
 	}
 }
 
