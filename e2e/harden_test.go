@@ -510,3 +510,41 @@ func TestHardenConnectFlood(t *testing.T) {
 	refusedCap := limitHits(t, metricsAddr, "too many unauthenticated connections from your address")
 	t.Logf("of 300 connections: %v refused for their rate, %v for the per-address cap", refusedRate, refusedCap)
 }
+
+// TestHardenRegistrationFlood registers accounts in-band from one
+// address, one per connection: past registrations_per_ip the attempts
+// are refused with resource-constraint, counted, and create nothing.
+func TestHardenRegistrationFlood(t *testing.T) {
+	requireTools(t)
+	s, metricsAddr := startLimitedServer(t, "exempt = []\nregistrations_per_ip = 3", ServerOptions{ExtraArgs: []string{"--allow-registration"}})
+	for i := range 6 {
+		c, err := dialRaw(s.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.openStream(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.startTLS(s.CAFile); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.send(fmt.Sprintf("<iq type='set' id='r'><query xmlns='jabber:iq:register'><username>spam%d</username><password>pw-%d</password></query></iq>", i, i)); err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.expect(regexp.MustCompile(`(?s)<iq[^>]*id='r'[^>]*(/>|>.*?</iq>)`))
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused := strings.Contains(res, "resource-constraint") && strings.Contains(res, "too many registrations from your address")
+		if refused != (i >= 3) {
+			t.Fatalf("registration %d: %s", i, res)
+		}
+	}
+	if v := limitHits(t, metricsAddr, "too many registrations from your address, try again later"); v != 3 {
+		t.Fatalf("limit hits %v, want 3", v)
+	}
+	if out := ambrosia(t, "", "user", "list", "--data", s.DataDir); strings.Contains(out, "spam3") || !strings.Contains(out, "spam2") {
+		t.Fatalf("accounts:\n%s", out)
+	}
+}
