@@ -37,7 +37,7 @@ func federatedDomains(cfg config.Config) []string {
 
 // newFederation builds the s2s service for cfg, reporting to m (nil for
 // none), or nil when federation is off or no domain can federate.
-func newFederation(cfg config.Config, r *router.Router, m s2s.Metrics, log *slog.Logger, store *certs.Store) (*s2s.Service, error) {
+func newFederation(cfg config.Config, r *router.Router, m s2s.Metrics, conns *limit.Conns, log *slog.Logger, store *certs.Store) (*s2s.Service, error) {
 	domains := federatedDomains(cfg)
 	if !cfg.S2S.Enabled || len(domains) == 0 {
 		if cfg.S2S.Enabled {
@@ -50,7 +50,7 @@ func newFederation(cfg config.Config, r *router.Router, m s2s.Metrics, log *slog
 		return nil, err
 	}
 	sc.Store = store
-	return s2s.New(sc, s2s.Deps{Router: r, Log: log, Metrics: m})
+	return s2s.New(sc, s2s.Deps{Router: r, Log: log, Metrics: m, Conns: conns})
 }
 
 // federationConfig turns the [s2s] section into the service's config.

@@ -8,10 +8,28 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/limit"
 )
 
-// fileReserve is the share of the file limit kept from client
-// connections: for the listeners, the store, federation and the
-// monitoring endpoints.
+// fileReserve is the share of the file limit kept from client and
+// server connections: for the listeners, the store and the monitoring
+// endpoints.
 const fileReserve = 10 // percent
+
+// s2sShare: incoming server streams may hold one in s2sShare of the file
+// limit, kept from the clients' share.
+const s2sShare = 10
+
+// serverLimits builds the limits of incoming server streams: a share of
+// the descriptors, a twentieth for streams not authenticated yet, and the
+// per-address cap on those of the clients. No rate: a peer that restarts
+// opens a stream per domain pair at once.
+func serverLimits(cfg config.Config, files uint64) *limit.Conns {
+	exempt, _ := limit.ParseNets(cfg.Limits.Exempt)
+	sc := limit.ConnConfig{MaxUnauthenticatedPerAddr: cfg.Limits.MaxUnauthenticatedPerIP, Exempt: exempt}
+	if files > 0 && files < 1<<40 {
+		sc.Max = int(max(files/s2sShare, 16))
+		sc.MaxUnauthenticated = int(max(files/20, 16))
+	}
+	return limit.NewConns(sc)
+}
 
 // clientLimits builds the connection, login and registration limits of
 // the client edge for a process that may open files descriptors.
@@ -27,7 +45,7 @@ func clientLimits(cfg config.Config, files uint64, log *slog.Logger) (*limit.Con
 		Exempt:                    exempt,
 	}
 	if files > 0 && files < 1<<40 {
-		reserve := max(files*fileReserve/100, 64)
+		reserve := max(files*fileReserve/100, 64) + files/s2sShare
 		if files > reserve {
 			cc.Max = int(files - reserve)
 		}

@@ -133,7 +133,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		comps = append(comps, m)
 	}
 	c2sCfg := c2sConfig(cfg)
-	conns, failures, registrations := clientLimits(cfg, raiseFileLimit(log), log)
+	files := raiseFileLimit(log)
+	conns, failures, registrations := clientLimits(cfg, files, log)
 	c2sDeps := c2s.Deps{Router: r, Auth: auth.New(store, nil), TLS: tlsConf, Accounts: accounts, Tokens: store, Log: log, Metrics: mon,
 		Conns: conns, Failures: failures, Registrations: registrations}
 	if cfg.Invites.Enabled {
@@ -184,7 +185,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	federation, err := newFederation(cfg, r, mon, log, certStore)
+	federation, err := newFederation(cfg, r, mon, serverLimits(cfg, files), log, certStore)
 	if err != nil {
 		return err
 	}

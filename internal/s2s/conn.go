@@ -3,6 +3,7 @@ package s2s
 import (
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -182,4 +183,27 @@ func (s *Service) shape(c *xconn) {
 		s.metrics.LimitHit("s2s", "read rate")
 		s.log.Info("read rate limited", "remote", c.nc.RemoteAddr().String(), "rate", s.cfg.ReadRate.Bytes)
 	}
+}
+
+// refusalLog logs refused streams without letting a flood of them flood
+// the log: the first of a second is logged, with how many went unlogged
+// before it.
+type refusalLog struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (r *refusalLog) log(log *slog.Logger, remote, reason string) {
+	r.mu.Lock()
+	now := time.Now()
+	if now.Sub(r.last) < time.Second {
+		r.suppressed++
+		r.mu.Unlock()
+		return
+	}
+	n := r.suppressed
+	r.last, r.suppressed = now, 0
+	r.mu.Unlock()
+	log.Info("connection refused", "remote", remote, "reason", reason, "unlogged_refusals", n)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/limit"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
@@ -31,6 +32,9 @@ type inStream struct {
 	smOn     bool   // stream management acknowledgements enabled
 	handled  uint32 // stanzas taken since stream management was enabled, for <a h/>
 
+	ticket  *limit.Ticket // its place in the connection limits
+	refused string        // why the limits refused it, "" if admitted
+
 	mu      sync.Mutex
 	authed  map[pair]string // (local, remote) pairs the peer may use, with how it proved it
 	closing bool
@@ -41,7 +45,19 @@ type inStream struct {
 func newInStream(s *Service, nc net.Conn) *inStream {
 	in := &inStream{svc: s, c: newXConn(nc, s.cfg.Limits), authed: make(map[pair]string)}
 	s.shape(in.c)
+	if s.conns != nil {
+		in.ticket, in.refused = s.conns.Admit(limit.AddrOf(nc.RemoteAddr()))
+		in.ticket.OnEvict(func() { go in.close("policy-violation") })
+	}
 	return in
+}
+
+// refuse closes a stream the limits refused, before reading anything: the
+// peer tries again later, as after any failed connection.
+func (in *inStream) refuse() {
+	in.svc.metrics.LimitHit("s2s", in.refused)
+	in.svc.refusals.log(in.svc.log, in.c.nc.RemoteAddr().String(), in.refused)
+	in.c.nc.Close()
 }
 
 // close ends the stream from another goroutine.
@@ -83,6 +99,7 @@ func (in *inStream) serve(ctx context.Context, directTLS bool) {
 	remote := in.c.nc.RemoteAddr().String()
 	in.svc.metrics.S2SStreamUp(true)
 	defer func() {
+		in.ticket.Release()
 		in.svc.metrics.S2SStreamDown(true)
 		in.wg.Wait()
 		in.c.nc.Close()
@@ -130,6 +147,7 @@ func (in *inStream) serve(ctx context.Context, directTLS bool) {
 			}
 		}
 		if in.isAuthed() {
+			in.ticket.Authenticated()
 			_ = in.c.nc.SetReadDeadline(time.Now().Add(2 * in.svc.cfg.IdleTimeout))
 		}
 	}

@@ -76,6 +76,9 @@ type Deps struct {
 	Log    *slog.Logger
 	// Metrics receives events for monitoring; nil records nothing.
 	Metrics Metrics
+	// Conns admits incoming streams (caps per address and on those not
+	// authenticated yet); nil admits all.
+	Conns *limit.Conns
 }
 
 // Service is the federation edge: incoming listeners and outgoing streams.
@@ -84,6 +87,8 @@ type Service struct {
 	router    *router.Router
 	log       *slog.Logger
 	metrics   Metrics
+	conns     *limit.Conns
+	refusals  refusalLog
 	serverTLS *tls.Config
 	// ctx outlives any one sender: outgoing streams and dialback checks
 	// run in it, and Shutdown cancels it.
@@ -163,6 +168,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	svc := &Service{
 		metrics:   d.Metrics,
+		conns:     d.Conns,
 		ctx:       ctx,
 		cancel:    cancel,
 		cfg:       cfg,
@@ -210,7 +216,13 @@ func (s *Service) Run(ctx context.Context) error {
 func (s *Service) Serve(ctx context.Context, l net.Listener, directTLS bool) {
 	s.ins.Serve(ctx, l, s.log,
 		func(nc net.Conn) *inStream { return newInStream(s, nc) },
-		func(in *inStream) { in.serve(s.ctx, directTLS) })
+		func(in *inStream) {
+			if in.refused != "" {
+				in.refuse()
+				return
+			}
+			in.serve(s.ctx, directTLS)
+		})
 }
 
 // Shutdown closes the listeners and every stream with system-shutdown,

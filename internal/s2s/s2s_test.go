@@ -122,6 +122,7 @@ type endpointOpts struct {
 	more    map[string]tls.Certificate
 	rate    limit.Rate
 	metrics Metrics
+	conns   *limit.Conns
 }
 
 func startEndpoint(t testing.TB, domain string, o endpointOpts) *endpoint {
@@ -156,7 +157,7 @@ func startEndpoint(t testing.TB, domain string, o endpointOpts) *endpoint {
 		Domains: domains, Certs: certs,
 		Roots: o.roots, Secret: e.secret, Hosts: o.hosts, Resolver: o.res,
 		ConnectTimeout: o.timeout, IdleTimeout: o.idle, ReadRate: o.rate,
-	}, Deps{Router: r, Log: log, Metrics: o.metrics})
+	}, Deps{Router: r, Log: log, Metrics: o.metrics, Conns: o.conns})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,6 +342,54 @@ func TestReadRate(t *testing.T) {
 	defer m.mu.Unlock()
 	if got := m.hits["s2s: read rate"]; got != 1 {
 		t.Fatalf("read rate hits %d, want 1", got)
+	}
+}
+
+// TestIncomingStreamLimits: silent connections to the server port take
+// the places of streams not authenticated yet; one more is refused and
+// counted; once they are gone a peer gets in.
+func TestIncomingStreamLimits(t *testing.T) {
+	ca := newTestCA(t)
+	m := &limitCounter{hits: map[string]int{}}
+	conns := limit.NewConns(limit.ConnConfig{MaxUnauthenticatedPerAddr: 2})
+	hostsA, hostsB := map[string]string{}, map[string]string{}
+	a := startEndpoint(t, "a.test", endpointOpts{roots: ca.pool, cert: ca.issue(t, "a.test"), hosts: hostsA})
+	b := startEndpoint(t, "b.test", endpointOpts{roots: ca.pool, cert: ca.issue(t, "b.test"), hosts: hostsB, metrics: m, conns: conns})
+	hostsA["b.test"] = b.addr
+	hostsB["a.test"] = a.addr
+	var silent []net.Conn
+	for range 2 {
+		nc, err := net.Dial("tcp", b.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		silent = append(silent, nc)
+	}
+	checkFor(t, func() bool { return conns.Unauthenticated() == 2 })
+	nc, err := net.Dial("tcp", b.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := nc.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatalf("third connection not closed: %d %v", n, err)
+	}
+	m.mu.Lock()
+	hits := m.hits["s2s: "+limit.TooManyUnauthenticatedPerAddr]
+	m.mu.Unlock()
+	if hits != 1 {
+		t.Fatalf("limit hits %d", hits)
+	}
+	for _, c := range silent {
+		c.Close()
+	}
+	checkFor(t, func() bool { return conns.Unauthenticated() == 0 })
+	a.router.Route(context.Background(), message(t, "alice@a.test/x", "bob@b.test", "hello"))
+	b.inbox.next(t)
+	if n := conns.Unauthenticated(); n != 0 {
+		t.Fatalf("an authenticated stream still counts as unauthenticated: %d", n)
 	}
 }
 
