@@ -39,7 +39,12 @@ func ParseNets(ss []string) (Nets, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%q is not a CIDR prefix", s)
 		}
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
+		if p.Addr().Is4In6() {
+			// An IPv4-mapped prefix stands for IPv4 addresses: one that
+			// does not fit in the mapped range is a typo.
+			if p.Bits() < 96 {
+				return nil, fmt.Errorf("%q mixes an IPv4-mapped address with a prefix wider than /96", s)
+			}
 			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		n = append(n, p.Masked())
