@@ -244,6 +244,29 @@ func laxLocalPart(q string) bool {
 	return true
 }
 
+// surrogateRef reports whether s holds a character reference to a
+// surrogate code point (U+D800 to U+DFFF), which XML forbids.
+func surrogateRef(s string) bool {
+	for {
+		i := strings.Index(s, "&#")
+		if i < 0 {
+			return false
+		}
+		s = s[i+2:]
+		end := strings.IndexByte(s, ';')
+		if end < 0 {
+			return false
+		}
+		num, base := s[:end], 10
+		if strings.HasPrefix(num, "x") {
+			num, base = num[1:], 16
+		}
+		if n, err := strconv.ParseUint(num, base, 32); err == nil && n >= 0xD800 && n <= 0xDFFF {
+			return true
+		}
+	}
+}
+
 // nameStart and nameChar are NameStartChar and NameChar without the
 // colon (NCName characters), ASCII included.
 func nameStart(r rune) bool {
@@ -283,6 +306,11 @@ func checkDifferential(t *testing.T, frag string) {
 		if q, ok := strings.CutPrefix(msg, "xmlstream: not-well-formed: invalid qualified name "); ok && laxLocalPart(q) {
 			return
 		}
+		if strings.HasSuffix(msg, "character reference to a character not allowed in XML") && surrogateRef(frag) {
+			// encoding/xml turns a reference to a surrogate into U+FFFD
+			// (string(rune(0xD800))) before checking the character.
+			return
+		}
 		if strings.HasSuffix(msg, "character data at stream level") && strings.Contains(frag, "<![CDATA[") {
 			// A CDATA section between stanzas, even an empty one: XMPP
 			// allows only whitespace there (RFC 6120 §11.7); the reference
@@ -313,7 +341,7 @@ func TestDifferential(t *testing.T) {
 // TestDifferentialLeniencies: what encoding/xml accepts by leniency is
 // not held against us, and nothing more.
 func TestDifferentialLeniencies(t *testing.T) {
-	for _, s := range []string{"<![CDATA[]]>", "<![CDATA[ ]]><a/>", "<presence><A xmlns='\r'/></presence>", "<a xmlns:p='u\tv' p:b='1'/>", `<presence xml:0=''>…</presence>`, `<a xmlns:p='u' p:-x=''/>`, `<a xmlns:p='u'><p:0/></a>`, `<a xmlns:p='u' p:·=''/>`} {
+	for _, s := range []string{"<é>&#xd800;</é>", "<a b='&#57343;'/>", "<![CDATA[]]>", "<![CDATA[ ]]><a/>", "<presence><A xmlns='\r'/></presence>", "<a xmlns:p='u\tv' p:b='1'/>", `<presence xml:0=''>…</presence>`, `<a xmlns:p='u' p:-x=''/>`, `<a xmlns:p='u'><p:0/></a>`, `<a xmlns:p='u' p:·=''/>`} {
 		checkDifferential(t, s)
 	}
 	for _, tc := range []struct {
@@ -336,4 +364,18 @@ func FuzzDifferential(f *testing.F) {
 	f.Fuzz(func(t *testing.T, frag string) {
 		checkDifferential(t, frag)
 	})
+}
+
+func TestSurrogateRef(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		want bool
+	}{
+		{"&#xd800;", true}, {"&#xDFFF;", true}, {"&#55296;", true}, {"a &amp; &#x0D800; b", true},
+		{"&#xd7ff;", false}, {"&#xe000;", false}, {"&#0;", false}, {"&#xd800", false}, {"&amp;", false},
+	} {
+		if got := surrogateRef(tc.s); got != tc.want {
+			t.Errorf("surrogateRef(%q) = %v", tc.s, got)
+		}
+	}
 }
