@@ -53,6 +53,21 @@ func TestDecodeAndValidate(t *testing.T) {
 		}},
 		{name: "bad metrics addr", doc: "metrics_addr = '9100'", wantErr: "metrics_addr"},
 		{name: "tiny stanza limit", doc: "[c2s]\nmax_stanza_size = 100", wantErr: "c2s.max_stanza_size"},
+		{name: "limits", doc: "[limits]\nexempt = ['10.0.0.0/8', '2001:db8::1']\nc2s_rate = 1000\nlogin_failure_window = '1h'", check: func(t *testing.T, c Config) {
+			l := c.Limits
+			if len(l.Exempt) != 2 || l.C2SRate != 1000 || l.LoginFailureWindow != Duration(time.Hour) || l.MaxUnauthenticatedPerIP != 32 {
+				t.Fatalf("got %+v", l)
+			}
+		}},
+		{name: "loopback exempt by default", doc: "", check: func(t *testing.T, c Config) {
+			if strings.Join(c.Limits.Exempt, ",") != "127.0.0.0/8,::1" {
+				t.Fatalf("exempt %q", c.Limits.Exempt)
+			}
+		}},
+		{name: "bad exempt", doc: "[limits]\nexempt = ['10.0.0.0/40']", wantErr: "limits.exempt"},
+		{name: "negative limit", doc: "[limits]\nmax_connections_per_ip = -1", wantErr: "limits.max_connections_per_ip"},
+		{name: "zero window", doc: "[limits]\nlogin_failure_window = '0s'", wantErr: "login_failure_window"},
+		{name: "tiny preauth stanza limit", doc: "[limits]\npreauth_max_stanza_size = 100", wantErr: "limits.preauth_max_stanza_size"},
 		{name: "cert without key", doc: "[tls]\ncert_file = 'a.pem'", wantErr: "tls"},
 		{name: "components", doc: "[component]\naddr = '127.0.0.1:5555'\n[[component.external]]\ndomain = 'IRC.localhost'\nsecret = 's'\n[[component.external]]\ndomain = 'echo.localhost'\nsecret = 't'", check: func(t *testing.T, c Config) {
 			ex := c.Component.External
