@@ -29,6 +29,10 @@ const (
 // errInvite is the text of the refusal of an unusable invitation.
 const errInvite = "The invitation is invalid, expired or already used."
 
+// registrationTime is how long a connection that asked for the
+// registration form may stay unauthenticated.
+const registrationTime = 5 * time.Minute
+
 // TooManyRegistrations is the text of the error refusing a registration
 // past the per-address limit.
 const TooManyRegistrations = "too many registrations from your address, try again later"
@@ -92,6 +96,11 @@ func (c *conn) handleRegister(ctx context.Context, iq *xmlstream.Element) bool {
 	q := iq.Child(nsRegister, "query")
 	switch iq.Attr("type") {
 	case "get":
+		// A person fills the form in: more time than a client needs to
+		// log in, as Prosody gives unauthenticated connections.
+		if time.Until(c.deadline) < registrationTime {
+			c.setDeadline(registrationTime)
+		}
 		r := stanza.Result(iq)
 		rq := r.AddChild(xmlstream.NewElement(nsRegister, "query"))
 		text := "Choose a user name and a password."

@@ -3,6 +3,7 @@ package c2s_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/c2s"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
@@ -99,5 +100,21 @@ func TestPasswordChangeAndRemoval(t *testing.T) {
 	d.StartTLS(s.Roots)
 	if cond := d.AuthPlain("alice", "new"); cond != "not-authorized" {
 		t.Fatalf("login after removal: %q", cond)
+	}
+}
+
+// TestRegistrationFormOutlivesAuthTimeout: a person filling the form in
+// takes longer than the authentication timeout of silent connections.
+func TestRegistrationFormOutlivesAuthTimeout(t *testing.T) {
+	s := xmpptest.StartServer(t, func(c *c2s.Config) { c.AllowRegistration = true; c.AuthTimeout = time.Second })
+	c := xmpptest.Dial(t, s.Addr, "localhost")
+	c.Open()
+	c.StartTLS(s.Roots)
+	c.Send("<iq type='get' id='g'><query xmlns='jabber:iq:register'/></iq>")
+	c.Expect("form", isID("g"))
+	time.Sleep(1500 * time.Millisecond) // past AuthTimeout
+	c.Send("<iq type='set' id='ok'><query xmlns='jabber:iq:register'><username>slow</username><password>s3cret</password></query></iq>")
+	if r := c.Expect("result", isID("ok")); r.Attr("type") != "result" {
+		t.Fatalf("register: %s", r)
 	}
 }
