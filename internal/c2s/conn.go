@@ -670,6 +670,13 @@ func (c *conn) readError(err error) bool {
 			c.sendPing()
 			return true
 		}
+		if c.state < stateBind {
+			// Not authenticated in time: a limit like the others.
+			c.srv.deps.metrics().LimitHit("c2s", AuthTimedOut)
+			c.srv.refusals.log(c.srv.log, c.addr, AuthTimedOut)
+			c.fail("connection-timeout", AuthTimedOut)
+			return false
+		}
 		c.fail("connection-timeout", "")
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET):
 		c.raw.Close()

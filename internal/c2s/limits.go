@@ -121,6 +121,10 @@ func (c *conn) throttle(n int) time.Duration {
 	return d
 }
 
+// AuthTimedOut is the text of the stream error closing a connection not
+// authenticated within AuthTimeout.
+const AuthTimedOut = "not authenticated in time"
+
 // TooManySessions is the text of the error refusing a session past
 // MaxSessionsPerAccount.
 const TooManySessions = "too many sessions for this account"

@@ -231,7 +231,7 @@ func TestLoginFailuresExempt(t *testing.T) {
 }
 
 func TestStreamErrorsNameTheLimit(t *testing.T) {
-	s, _, _ := startLimited(t, func(c *c2s.Config) {
+	s, m, logs := startLimited(t, func(c *c2s.Config) {
 		c.AllowPlain = true
 		c.PreAuthMaxStanzaBytes = 1024
 	}, nil, nil)
@@ -257,7 +257,13 @@ func TestStreamErrorsNameTheLimit(t *testing.T) {
 			if cond, text := c.StreamErrorText(); cond != tc.cond || text != tc.text {
 				t.Fatalf("got %q %q, want %q %q", cond, text, tc.cond, tc.text)
 			}
+			if tc.cond == "policy-violation" && m.count(tc.text) != 1 {
+				t.Fatalf("limit %q counted %d times", tc.text, m.count(tc.text))
+			}
 		})
+	}
+	if !strings.Contains(logs.String(), "stream closed by a limit") {
+		t.Fatalf("no log line:\n%s", logs)
 	}
 	// After authentication, the full size applies.
 	c := xmpptest.Dial(t, s.Addr, "localhost")
@@ -331,7 +337,7 @@ func TestSilentConnectionsHoldNoGoroutine(t *testing.T) {
 			break
 		}
 	}
-	if !strings.Contains(string(got), "connection-timeout") {
+	if !strings.Contains(string(got), "connection-timeout") || !strings.Contains(string(got), c2s.AuthTimedOut) {
 		t.Fatalf("half-open stream got %q", got)
 	}
 	xmpptest.CheckFor(t, 10*time.Second, func() error {

@@ -32,6 +32,10 @@ func (c *conn) process(ctx context.Context) bool {
 			if errors.As(err, &xe) {
 				// The text names the limit or rule broken ("stanza too
 				// large"), so that a client's developer learns why.
+				if xe.Condition == xmlstream.CondPolicyViolation {
+					c.srv.deps.metrics().LimitHit("c2s", xe.Msg)
+					c.srv.log.Info("stream closed by a limit", "remote", c.raw.RemoteAddr().String(), "user", c.user.String(), "reason", xe.Msg)
+				}
 				c.fail(xe.Condition, xe.Msg)
 			} else {
 				c.fail("not-well-formed", "")

@@ -196,6 +196,9 @@ func TestStreamErrors(t *testing.T) {
 	if cond, text := c.StreamErrorText(); cond != "policy-violation" || text != "element nesting too deep" {
 		t.Fatalf("deep nesting: %q %q", cond, text)
 	}
+	if n := f.metrics.count("component: element nesting too deep"); n != 1 {
+		t.Fatalf("limit counted %d times", n)
+	}
 	// The first connection is untouched by all of this.
 	if _, ok := f.xs.Router.Lookup(echoDomain); !ok {
 		t.Fatal("echo.localhost no longer registered")

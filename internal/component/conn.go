@@ -211,6 +211,10 @@ func (c *conn) process(ctx context.Context) {
 		if err != nil {
 			var xe *xmlstream.Error
 			if errors.As(err, &xe) {
+				if xe.Condition == xmlstream.CondPolicyViolation {
+					c.srv.deps.Metrics.LimitHit("component", xe.Msg)
+					c.srv.log.Info("stream closed by a limit", "remote", c.nc.RemoteAddr().String(), "domain", c.domain, "reason", xe.Msg)
+				}
 				c.close(xe.Condition, xe.Msg)
 			} else {
 				c.close(xmlstream.CondNotWellFormed, "")

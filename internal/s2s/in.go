@@ -122,6 +122,10 @@ func (in *inStream) serve(ctx context.Context, directTLS bool) {
 			var xe *xmlstream.Error
 			switch {
 			case errors.As(err, &xe):
+				if xe.Condition == xmlstream.CondPolicyViolation {
+					in.svc.metrics.LimitHit("s2s", xe.Msg)
+					in.svc.log.Info("stream closed by a limit", "remote", remote, "from", in.from, "reason", xe.Msg)
+				}
 				in.fail(xe.Condition, xe.Msg)
 			case errors.Is(err, os.ErrDeadlineExceeded):
 				if !in.isAuthed() {
