@@ -13,6 +13,16 @@
 // write. Writes are batched: a stanza delivered while a flush is under way
 // joins the same write.
 //
+// Neither an idle session nor a connection still negotiating holds a
+// goroutine on Linux: both wait in the poller (poller_linux.go), a TLS
+// handshake until the whole ClientHello is there, and get a goroutine
+// only while they have bytes to handle. Together with the limits
+// (limits.go, package limit: unauthenticated connections capped globally
+// and per address, failed logins counted across connections, read rates,
+// sessions per account) a flood of connections costs descriptors, not
+// goroutines, and cannot take the descriptors the listeners and the
+// authenticated users need.
+//
 // A bound resource is a session (session.go), kept apart from the
 // connection that carries it, because with Stream Management (XEP-0198)
 // it may outlive that connection: when a resumable session's connection
