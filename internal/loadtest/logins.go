@@ -15,6 +15,8 @@ type LoginsConfig struct {
 	Users  int
 	// Count logins run, Concurrency at a time.
 	Count, Concurrency int
+	// ServerPID, if not 0, is sampled for CPU time before and after.
+	ServerPID int
 }
 
 // LoginsResult is the outcome of a login-rate run.
@@ -24,6 +26,18 @@ type LoginsResult struct {
 	Wall       time.Duration // whole run, including the disconnects
 	Latency    Histogram     // first byte to bind result
 	Closes     Closes
+	// ServerUser and ServerSys are the server's CPU time over the run
+	// (with ServerPID).
+	ServerUser, ServerSys time.Duration
+}
+
+// ServerCPUPerLogin is the server's CPU time (user and kernel) per
+// completed login, 0 without a sample.
+func (r *LoginsResult) ServerCPUPerLogin() time.Duration {
+	if r.OK == 0 {
+		return 0
+	}
+	return (r.ServerUser + r.ServerSys) / time.Duration(r.OK)
 }
 
 // PerSecond is the completed login-and-disconnect cycles per second.
@@ -40,6 +54,10 @@ func Logins(ctx context.Context, c LoginsConfig) *LoginsResult {
 		mu       sync.Mutex
 		ok, fail atomic.Int64
 	)
+	var usr0, sys0 time.Duration
+	if c.ServerPID != 0 {
+		usr0, sys0, _ = CPUTimes(c.ServerPID)
+	}
 	start := time.Now()
 	c.Meter.SetPhase("logging in and out")
 	forEach(ctx, c.Count, c.Concurrency, func(i int) {
@@ -57,6 +75,11 @@ func Logins(ctx context.Context, c LoginsConfig) *LoginsResult {
 		r.Closes.Add(cn.Close(c.Timeout))
 	})
 	r.Wall = time.Since(start)
+	if c.ServerPID != 0 {
+		if usr1, sys1, err := CPUTimes(c.ServerPID); err == nil {
+			r.ServerUser, r.ServerSys = usr1-usr0, sys1-sys0
+		}
+	}
 	r.OK, r.Failed = int(ok.Load()), int(fail.Load())
 	return r
 }
