@@ -167,7 +167,7 @@ func (s *Store) AckAppServiceTxn(ctx context.Context, service, txn string) error
 // AppServiceDepth implements storage.AppServiceQueue.
 func (s *Store) AppServiceDepth(ctx context.Context, service string) (int, error) {
 	var depth int
-	err := s.db.QueryRowContext(ctx, `SELECT depth FROM appservice_queues WHERE service = ?`, service).Scan(&depth)
+	err := s.queryRow(ctx, `SELECT depth FROM appservice_queues WHERE service = ?`, service).Scan(&depth)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}

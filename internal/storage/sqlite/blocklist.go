@@ -8,7 +8,7 @@ import (
 
 // BlockedJIDs implements storage.Blocklist.
 func (s *Store) BlockedJIDs(ctx context.Context, user string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT jid FROM blocklist WHERE username = ? ORDER BY jid`, user)
+	rows, err := s.query(ctx, `SELECT jid FROM blocklist WHERE username = ? ORDER BY jid`, user)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: blocklist %s: %w", user, err)
 	}

@@ -47,7 +47,7 @@ func (s *Store) AddFastToken(ctx context.Context, t storage.FastToken) error {
 
 // FastTokens implements storage.FastTokens.
 func (s *Store) FastTokens(ctx context.Context, user, agent string) ([]storage.FastToken, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT mechanism, token_hash, expiry, count FROM fast_tokens
+	rows, err := s.query(ctx, `SELECT mechanism, token_hash, expiry, count FROM fast_tokens
 		WHERE username = ? AND agent = ? ORDER BY seq DESC`, user, agent)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: fast tokens %s: %w", user, err)

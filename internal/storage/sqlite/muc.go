@@ -13,7 +13,7 @@ var _ storage.MUC = (*Store)(nil)
 
 // MUCRooms implements storage.MUC.
 func (s *Store) MUCRooms(ctx context.Context, service string) ([]storage.MUCRoom, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT room, config FROM muc_rooms WHERE service = ? ORDER BY room`, service)
+	rows, err := s.query(ctx, `SELECT room, config FROM muc_rooms WHERE service = ? ORDER BY room`, service)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: muc rooms %s: %w", service, err)
 	}
@@ -35,7 +35,7 @@ func (s *Store) MUCRooms(ctx context.Context, service string) ([]storage.MUCRoom
 // MUCRoom implements storage.MUC.
 func (s *Store) MUCRoom(ctx context.Context, room string) (storage.MUCRoom, error) {
 	r := storage.MUCRoom{Room: room}
-	err := s.db.QueryRowContext(ctx, `SELECT config FROM muc_rooms WHERE room = ?`, room).Scan(&r.Config)
+	err := s.queryRow(ctx, `SELECT config FROM muc_rooms WHERE room = ?`, room).Scan(&r.Config)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = storage.ErrNotFound
 	}
@@ -109,7 +109,7 @@ func (s *Store) DeleteMUCRoom(ctx context.Context, room string) error {
 
 // MUCAffiliations implements storage.MUC.
 func (s *Store) MUCAffiliations(ctx context.Context, room string) ([]storage.MUCAffiliation, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT jid, affiliation, nick, reason FROM muc_affiliations WHERE room = ? ORDER BY jid`, room)
+	rows, err := s.query(ctx, `SELECT jid, affiliation, nick, reason FROM muc_affiliations WHERE room = ? ORDER BY jid`, room)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: muc affiliations %s: %w", room, err)
 	}

@@ -39,7 +39,7 @@ func (s *Store) PushOffline(ctx context.Context, user string, stanza []byte, sto
 
 // OfflineMessages implements storage.Offline.
 func (s *Store) OfflineMessages(ctx context.Context, user string) ([]storage.OfflineMessage, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, stored_at, stanza FROM offline_messages WHERE username = ? ORDER BY id`, user)
+	rows, err := s.query(ctx, `SELECT id, stored_at, stanza FROM offline_messages WHERE username = ? ORDER BY id`, user)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: offline messages %s: %w", user, err)
 	}

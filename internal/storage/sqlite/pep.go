@@ -25,7 +25,7 @@ func pepNodeExists(ctx context.Context, q queryRower, owner, node string) error 
 
 // PEPNodes implements storage.PEP.
 func (s *Store) PEPNodes(ctx context.Context, owner string) ([]storage.PEPNode, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT node, access_model, max_items, persist_items, send_last, notify_retract
+	rows, err := s.query(ctx, `SELECT node, access_model, max_items, persist_items, send_last, notify_retract
 		FROM pep_nodes WHERE owner = ? ORDER BY node`, owner)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: pep nodes %s: %w", owner, err)
@@ -48,7 +48,7 @@ func (s *Store) PEPNodes(ctx context.Context, owner string) ([]storage.PEPNode, 
 // PEPNode implements storage.PEP.
 func (s *Store) PEPNode(ctx context.Context, owner, node string) (storage.PEPNode, error) {
 	n := storage.PEPNode{Node: node}
-	err := s.db.QueryRowContext(ctx, `SELECT access_model, max_items, persist_items, send_last, notify_retract
+	err := s.queryRow(ctx, `SELECT access_model, max_items, persist_items, send_last, notify_retract
 		FROM pep_nodes WHERE owner = ? AND node = ?`, owner, node).
 		Scan(&n.AccessModel, &n.MaxItems, &n.PersistItems, &n.SendLast, &n.NotifyRetract)
 	if errors.Is(err, sql.ErrNoRows) {

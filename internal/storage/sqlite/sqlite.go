@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	sqlitedrv "modernc.org/sqlite" // also registers the "sqlite" driver
 	sqlite3 "modernc.org/sqlite/lib"
@@ -41,14 +42,21 @@ type Store struct {
 	// arch is the connection archive batches are written on, kept with a
 	// larger page cache (archiveCacheKiB); guarded by wmu.
 	arch *sql.Conn
+	// stmts are the statements of the store's fixed queries, prepared.
+	stmts stmtCache
 }
 
-// maxConns bounds the pooled connections and maxIdle those kept open: each
-// keeps its own page cache, which lives outside the Go heap, and SQLite
-// serves concurrent readers well from a few connections.
+// maxConns bounds the pooled connections: each keeps its own page cache,
+// which lives outside the Go heap, and SQLite serves concurrent readers
+// well from a few connections. All of them may stay open while in use:
+// with fewer idle ones kept, a burst of logins closed and reopened
+// connections (and re-prepared their statements) all the time. One idle
+// for maxIdleTime is closed, so a quiet server still gives back their
+// caches.
 const (
-	maxConns = 8
-	maxIdle  = 2
+	maxConns    = 8
+	maxIdle     = maxConns
+	maxIdleTime = time.Minute
 )
 
 // archiveCacheKiB is the page cache of the archive writer's connection.
@@ -112,6 +120,7 @@ func open(ctx context.Context, path string, steps []string) (*Store, error) {
 	}
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxIdle)
+	db.SetConnMaxIdleTime(maxIdleTime)
 	return &Store{db: db}, nil
 }
 
@@ -128,6 +137,7 @@ func dsn(abs string) string {
 
 // Close closes the database. Calls in progress may fail afterwards.
 func (s *Store) Close() error {
+	s.stmts.close()
 	s.wmu.Lock()
 	if s.arch != nil {
 		s.arch.Close()
@@ -264,7 +274,7 @@ func (s *Store) SetCredentials(ctx context.Context, user string, creds []storage
 // Credential implements storage.Accounts.
 func (s *Store) Credential(ctx context.Context, user, hash string) (storage.Credential, error) {
 	c := storage.Credential{Hash: hash}
-	err := s.db.QueryRowContext(ctx,
+	err := s.queryRow(ctx,
 		`SELECT salt, iterations, stored_key, server_key FROM credentials WHERE username = ? AND hash = ?`,
 		user, hash).Scan(&c.Salt, &c.Iterations, &c.StoredKey, &c.ServerKey)
 	if errors.Is(err, sql.ErrNoRows) {
