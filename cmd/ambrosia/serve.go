@@ -86,6 +86,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	certStore := certs.NewStore(certMap, cfg.Domains)
 	tlsConf := certStore.Config("xmpp-client")
+	keyExchanges(tlsConf, cfg.TLS)
 	// With tls.acme, the certificates obtained before are in place before
 	// the listeners open.
 	acmeCerts, err := newACME(cfg, certStore, log)
@@ -374,7 +375,21 @@ func loadTLS(cfg config.Config) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return certs.Config(m, cfg.Domains, "xmpp-client"), nil
+	tc := certs.Config(m, cfg.Domains, "xmpp-client")
+	keyExchanges(tc, cfg.TLS)
+	return tc, nil
+}
+
+// keyExchanges sets the key exchanges the client listeners accept: the
+// classical ones, or with tls.post_quantum also the hybrid with ML-KEM,
+// which Go would otherwise pick first whenever a client proposes it. A
+// client that proposes both (as Go's does) sends a share of each, so
+// leaving out the hybrid costs no extra round trip.
+func keyExchanges(tc *tls.Config, c config.TLS) {
+	if c.PostQuantum {
+		return
+	}
+	tc.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384}
 }
 
 // loadCerts loads the operator's certificates or the generated ones, by
