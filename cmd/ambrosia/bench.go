@@ -216,6 +216,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		prog.Stop()
 		fmt.Fprintf(out, "logins: %d ok, %d failed, %d in flight, %.2fs wall\n", r.OK, r.Failed, *conc, r.Wall.Seconds())
 		fmt.Fprintf(out, "rate: %.0f logins/s (connect+auth+bind+disconnect)\n", r.PerSecond())
+		if o.TLS {
+			fmt.Fprintf(out, "TLS sessions resumed: %d of %d\n", r.Resumed, r.OK)
+		}
 		printLatency(out, "login latency (first byte to bind result)", &r.Latency)
 		if *pid != 0 && r.OK > 0 {
 			fmt.Fprintf(out, "server CPU: %.3f ms per login (user %.3f, kernel %.3f; %.2fs in all)\n",

@@ -180,7 +180,11 @@ func ChannelBindings(cs *TLSInfo) []string {
 		return nil
 	}
 	var out []string
-	if _, err := scram.NewTLSExporterBinding(cs.State); err == nil {
+	// TLS 1.3 always has an exporter: derive one only to learn whether
+	// an older connection does (this runs at every stream's features).
+	if cs.State.Version >= tls.VersionTLS13 {
+		out = append(out, CBExporter)
+	} else if _, err := scram.NewTLSExporterBinding(cs.State); err == nil {
 		out = append(out, CBExporter)
 	}
 	if _, err := serverEndPoint(cs.Leaf); err == nil {

@@ -83,6 +83,8 @@ type Conn struct {
 	// closed is set once the server ended its stream, so Close does not
 	// wait for it again.
 	closed bool
+	// Resumed is set when the TLS handshake resumed an earlier session.
+	Resumed bool
 }
 
 // StreamHeader returns the opening stream header for domain.
@@ -142,7 +144,7 @@ func login(ctx context.Context, o *Options, user string) (*Conn, time.Duration, 
 			raw.Close()
 			return nil, 0, fmt.Errorf("%s: tls handshake: %w", user, err)
 		}
-		c.nc = t
+		c.nc, c.Resumed = t, t.ConnectionState().DidResume
 	}
 	if err := c.negotiate(o, user); err != nil {
 		raw.Close()
@@ -177,7 +179,7 @@ func (c *Conn) negotiate(o *Options, user string) error {
 		if err := t.Handshake(); err != nil {
 			return fmt.Errorf("tls handshake: %w", err)
 		}
-		c.nc = t
+		c.nc, c.Resumed = t, t.ConnectionState().DidResume
 		c.p.Reset()
 		if f, err = c.open(header); err != nil {
 			return err

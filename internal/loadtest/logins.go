@@ -22,10 +22,12 @@ type LoginsConfig struct {
 // LoginsResult is the outcome of a login-rate run.
 type LoginsResult struct {
 	OK, Failed int
-	FirstErr   error
-	Wall       time.Duration // whole run, including the disconnects
-	Latency    Histogram     // first byte to bind result
-	Closes     Closes
+	// Resumed counts the logins whose TLS handshake resumed a session.
+	Resumed  int
+	FirstErr error
+	Wall     time.Duration // whole run, including the disconnects
+	Latency  Histogram     // first byte to bind result
+	Closes   Closes
 	// ServerUser and ServerSys are the server's CPU time over the run
 	// (with ServerPID).
 	ServerUser, ServerSys time.Duration
@@ -53,6 +55,7 @@ func Logins(ctx context.Context, c LoginsConfig) *LoginsResult {
 	var (
 		mu       sync.Mutex
 		ok, fail atomic.Int64
+		resumed  atomic.Int64
 	)
 	var usr0, sys0 time.Duration
 	if c.ServerPID != 0 {
@@ -71,6 +74,9 @@ func Logins(ctx context.Context, c LoginsConfig) *LoginsResult {
 			return
 		}
 		r.Latency.Record(took)
+		if cn.Resumed {
+			resumed.Add(1)
+		}
 		ok.Add(1)
 		r.Closes.Add(cn.Close(c.Timeout))
 	})
@@ -80,6 +86,6 @@ func Logins(ctx context.Context, c LoginsConfig) *LoginsResult {
 			r.ServerUser, r.ServerSys = usr1-usr0, sys1-sys0
 		}
 	}
-	r.OK, r.Failed = int(ok.Load()), int(fail.Load())
+	r.OK, r.Failed, r.Resumed = int(ok.Load()), int(fail.Load()), int(resumed.Load())
 	return r
 }

@@ -44,6 +44,10 @@ type Store struct {
 	arch *sql.Conn
 	// stmts are the statements of the store's fixed queries, prepared.
 	stmts stmtCache
+	// pending are the private documents waiting to be written by the
+	// next holder of wmu (SetPrivateXML), guarded by pmu.
+	pmu     sync.Mutex
+	pending []*privateWrite
 }
 
 // maxConns bounds the pooled connections: each keeps its own page cache,
