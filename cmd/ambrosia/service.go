@@ -8,7 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime/debug"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -63,9 +63,7 @@ func serviceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	log := newLogger(cfg.Log, stderr)
 	cf.warnEnv(log)
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(defaultGCPercent)
-	}
+	defer runtime.KeepAlive(tuneGC())
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if tc.RootCAs, err = loadPool(lf.ca); err != nil {
 		return fmt.Errorf("--gateway-ca: %w", err)
