@@ -318,7 +318,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 const defaultGCPercent = 40
 
 // gcFloor is the size of the ballast tuneGC keeps.
-const gcFloor = 16 << 20
+const gcFloor = 8 << 20
 
 // tuneGC sets the collector's GOGC to defaultGCPercent unless the
 // environment sets one: idle sessions are most of an XMPP server's

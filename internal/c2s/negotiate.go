@@ -58,6 +58,11 @@ func (c *conn) process(ctx context.Context) bool {
 	}
 }
 
+// featuresSize is room for our stream header and the longest features
+// (before authentication, with SASL2 and FAST), so that building them
+// does not grow the buffer again and again at every stream.
+const featuresSize = 1536
+
 // streamStart answers a stream header with ours and the features of the
 // current state.
 func (c *conn) streamStart(h *xmlstream.Element) bool {
@@ -98,6 +103,7 @@ func (c *conn) streamStart(h *xmlstream.Element) bool {
 	// (and one TLS record) fewer per stream, three per login with
 	// STARTTLS.
 	var f strings.Builder
+	f.Grow(featuresSize)
 	f.WriteString(c.header(h.Attr("from")))
 	c.opened = true
 	f.WriteString("<stream:features>")
@@ -124,7 +130,9 @@ func (c *conn) streamStart(h *xmlstream.Element) bool {
 			}
 			f.WriteString("<mechanisms xmlns='" + stanza.NSSASL + "'>")
 			for _, m := range c.srv.deps.Auth.Mechanisms(ti) {
-				f.WriteString("<mechanism>" + m + "</mechanism>")
+				f.WriteString("<mechanism>")
+				f.WriteString(m)
+				f.WriteString("</mechanism>")
 			}
 			f.WriteString("</mechanisms>")
 			if cbs := auth.ChannelBindings(ti); len(cbs) > 0 {

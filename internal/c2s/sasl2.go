@@ -36,7 +36,9 @@ type sasl2Exchange struct {
 func (c *conn) sasl2Features(f *strings.Builder, ti *auth.TLSInfo) {
 	f.WriteString("<authentication xmlns='" + nsSASL2 + "'>")
 	for _, m := range c.srv.deps.Auth.Mechanisms(ti) {
-		f.WriteString("<mechanism>" + m + "</mechanism>")
+		f.WriteString("<mechanism>")
+		f.WriteString(m)
+		f.WriteString("</mechanism>")
 	}
 	f.WriteString("<inline><bind xmlns='" + nsBind2 + "'><inline>")
 	f.WriteString("<feature var='" + nsCarbons + "'/><feature var='" + nsCSI + "'/><feature var='" + nsSM + "'/>")
@@ -47,7 +49,9 @@ func (c *conn) sasl2Features(f *strings.Builder, ti *auth.TLSInfo) {
 	if c.srv.deps.Tokens != nil {
 		f.WriteString("<fast xmlns='" + nsFAST + "'>")
 		for _, m := range auth.HTMechanisms(ti) {
-			f.WriteString("<mechanism>" + m + "</mechanism>")
+			f.WriteString("<mechanism>")
+			f.WriteString(m)
+			f.WriteString("</mechanism>")
 		}
 		f.WriteString("</fast>")
 	}
