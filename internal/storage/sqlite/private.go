@@ -39,7 +39,9 @@ func (s *Store) SetPrivateXML(ctx context.Context, user, key string, data []byte
 	s.pending = nil
 	s.pmu.Unlock()
 	if len(batch) > 0 {
-		s.writePrivate(batch)
+		// The batch is written whatever becomes of this caller's context:
+		// it holds the others' writes too.
+		_ = s.deep.run(context.Background(), func() { s.writePrivate(batch) })
 	}
 	s.wmu.Unlock()
 	if err := <-w.done; err != nil {

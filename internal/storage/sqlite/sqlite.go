@@ -48,6 +48,8 @@ type Store struct {
 	// next holder of wmu (SetPrivateXML), guarded by pmu.
 	pmu     sync.Mutex
 	pending []*privateWrite
+	// deep runs the login path's queries on goroutines with grown stacks.
+	deep deepPool
 }
 
 // maxConns bounds the pooled connections: each keeps its own page cache,
@@ -141,6 +143,7 @@ func dsn(abs string) string {
 
 // Close closes the database. Calls in progress may fail afterwards.
 func (s *Store) Close() error {
+	s.deep.close()
 	s.stmts.close()
 	s.wmu.Lock()
 	if s.arch != nil {
@@ -278,9 +281,14 @@ func (s *Store) SetCredentials(ctx context.Context, user string, creds []storage
 // Credential implements storage.Accounts.
 func (s *Store) Credential(ctx context.Context, user, hash string) (storage.Credential, error) {
 	c := storage.Credential{Hash: hash}
-	err := s.queryRow(ctx,
-		`SELECT salt, iterations, stored_key, server_key FROM credentials WHERE username = ? AND hash = ?`,
-		user, hash).Scan(&c.Salt, &c.Iterations, &c.StoredKey, &c.ServerKey)
+	var err error
+	if rerr := s.deep.run(ctx, func() {
+		err = s.queryRow(ctx,
+			`SELECT salt, iterations, stored_key, server_key FROM credentials WHERE username = ? AND hash = ?`,
+			user, hash).Scan(&c.Salt, &c.Iterations, &c.StoredKey, &c.ServerKey)
+	}); rerr != nil {
+		err = rerr
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		err = storage.ErrNotFound
 	}
