@@ -15,10 +15,11 @@ const deepWorkers = maxConns
 // each time, in its one credential query: a third of that query's CPU.
 // The workers' stacks grow once.
 type deepPool struct {
-	once sync.Once
-	jobs chan func()
-	quit chan struct{}
-	wg   sync.WaitGroup
+	once   sync.Once
+	closed sync.Once
+	jobs   chan func()
+	quit   chan struct{}
+	wg     sync.WaitGroup
 }
 
 // run runs fn on a worker and returns when it has, or runs it on the
@@ -57,9 +58,10 @@ func (p *deepPool) start() {
 	}
 }
 
-// close stops the workers; later calls to run run on the caller.
+// close stops the workers; later calls to run run on the caller. A
+// second close does nothing.
 func (p *deepPool) close() {
 	p.once.Do(p.start)
-	close(p.quit)
+	p.closed.Do(func() { close(p.quit) })
 	p.wg.Wait()
 }

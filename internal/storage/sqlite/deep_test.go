@@ -21,6 +21,7 @@ func TestDeepPool(t *testing.T) {
 		t.Fatalf("run with a cancelled context: %v, ran %v", err, ran)
 	}
 	p.close()
+	p.close() // as a store closed twice does
 	ran = false
 	if err := p.run(t.Context(), func() { ran = true }); err != nil || !ran {
 		t.Fatalf("run after close: %v, ran %v", err, ran)
