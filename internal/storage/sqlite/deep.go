@@ -6,8 +6,9 @@ import (
 )
 
 // deepWorkers is how many long-lived goroutines run SQLite calls for the
-// login path, as many as the pool has connections.
-const deepWorkers = maxConns
+// login path: as many as the pool keeps idle connections, so that a burst
+// of logins reuses them rather than opening more and closing them again.
+const deepWorkers = maxIdle
 
 // deepPool runs functions on a few long-lived goroutines. SQLite (here
 // translated from C) needs a deep stack; a connection's goroutine is
