@@ -330,8 +330,8 @@ const gcFloor = 8 << 20
 // returned for the caller to keep alive as long as it serves: a byte
 // slice holds no pointers, so it is never scanned, and its pages, never
 // written, are not resident. A collection then comes at most every
-// gcFloor*GOGC/100 (6.4 MB) of allocation; with a large live heap the
-// ballast moves the goal by the same 6.4 MB, a few percent.
+// gcFloor*GOGC/100 (3.2 MB) of allocation; with a large live heap the
+// ballast moves the goal by the same 3.2 MB, a few percent.
 func tuneGC() []byte {
 	if os.Getenv("GOGC") != "" {
 		return nil
