@@ -14,7 +14,7 @@ func TestKeyExchanges(t *testing.T) {
 		postQuantum bool
 		want        []tls.CurveID // nil: Go's defaults
 	}{
-		{"classical by default", false, []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384}},
+		{"classical without post_quantum", false, []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384}},
 		{"post_quantum keeps Go's defaults", true, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -248,10 +248,11 @@ type TLS struct {
 	// ACMEHTTPAddr is the plain HTTP listener of http-01 challenges.
 	ACMEHTTPAddr string `toml:"acme_http_addr"`
 	// PostQuantum offers the hybrid key exchange X25519MLKEM768 to the
-	// clients that propose it. Off by default: it costs the server
-	// about a third more CPU per full handshake than X25519 alone, and
-	// the classical exchanges (X25519, P-256, P-384) are what ejabberd
-	// and Prosody offer.
+	// clients that propose it, as Go does by default: a recorded session
+	// stays safe from a future quantum computer. Turning it off saves
+	// about an eighth of the server's CPU per login with a full TLS
+	// handshake (0.60 → 0.53 ms measured; X25519 alone is what ejabberd
+	// and Prosody offer), for servers that value logins over that.
 	PostQuantum bool `toml:"post_quantum"`
 }
 
@@ -485,7 +486,7 @@ func Default() Config {
 		Domains: []string{"localhost"},
 		DataDir: "./data",
 		Log:     Log{Format: "text", Level: "info"},
-		TLS:     TLS{ACMEDirectory: "https://acme-v02.api.letsencrypt.org/directory", ACMEChallenge: "tls-alpn-01", ACMEHTTPAddr: ":80"},
+		TLS:     TLS{PostQuantum: true, ACMEDirectory: "https://acme-v02.api.letsencrypt.org/directory", ACMEChallenge: "tls-alpn-01", ACMEHTTPAddr: ":80"},
 		Archive: Archive{Enabled: true},
 		Invites: Invites{Enabled: true},
 		Storage: Storage{Backend: "sqlite"},
