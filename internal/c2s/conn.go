@@ -102,6 +102,24 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
+	c := newConnNoAdmission(s, nc)
+	addr := limit.AddrOf(nc.RemoteAddr())
+	t, refused := s.deps.Conns.Admit(addr)
+	c.admit(addr, t, refused)
+	return c
+}
+
+// admitted is newConn for a connection the limits already admitted as
+// addr with t: a WebSocket, admitted before its upgrade as its client's
+// address (which a trusted proxy may name).
+func admitted(s *Server, nc net.Conn, addr netip.Addr, t *limit.Ticket) *conn {
+	c := newConnNoAdmission(s, nc)
+	c.admit(addr, t, "")
+	return c
+}
+
+// newConnNoAdmission is a connection on nc before the limits see it.
+func newConnNoAdmission(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, raw: nc}
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
@@ -116,22 +134,28 @@ func newConn(s *Server, nc net.Conn) *conn {
 		s.deps.metrics().LimitHit("c2s", "output queue full")
 		s.log.Info("connection ended by a limit", "remote", nc.RemoteAddr().String(), "reason", "output queue full", "max_bytes", s.cfg.MaxQueuedBytes)
 	}
-	c.addr = limit.AddrOf(nc.RemoteAddr())
+	return c
+}
+
+// admit records the connection's place in the limits, and shapes its
+// reading unless its address is exempt.
+func (c *conn) admit(addr netip.Addr, t *limit.Ticket, refused string) {
+	s := c.srv
+	c.addr = addr
 	if s.deps.Conns == nil {
 		c.shape = limit.NewBucket(s.cfg.ReadRate, time.Now())
-	} else {
-		c.ticket, c.refused = s.deps.Conns.Admit(c.addr)
-		if !c.ticket.Exempt() {
-			c.shape = limit.NewBucket(s.cfg.ReadRate, time.Now())
-		}
-		c.ticket.OnEvict(func() {
-			// A newcomer from a lighter address took its place.
-			s.deps.metrics().LimitHit("c2s", limit.TooManyUnauthenticated)
-			s.refusals.log(s.log, c.addr, "evicted: "+limit.TooManyUnauthenticated)
-			c.CloseText("policy-violation", limit.TooManyUnauthenticated)
-		})
+		return
 	}
-	return c
+	c.ticket, c.refused = t, refused
+	if !c.ticket.Exempt() {
+		c.shape = limit.NewBucket(s.cfg.ReadRate, time.Now())
+	}
+	c.ticket.OnEvict(func() {
+		// A newcomer from a lighter address took its place.
+		s.deps.metrics().LimitHit("c2s", limit.TooManyUnauthenticated)
+		s.refusals.log(s.log, c.addr, "evicted: "+limit.TooManyUnauthenticated)
+		c.CloseText("policy-violation", limit.TooManyUnauthenticated)
+	})
 }
 
 // refuse ends a connection the limits refused: on the STARTTLS port with

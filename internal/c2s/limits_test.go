@@ -652,3 +652,60 @@ func TestHalfOpenTLSHandshakes(t *testing.T) {
 		return nil
 	})
 }
+
+// TestLimitWebSocketAtTheDoor: a WebSocket is admitted by the connection
+// limits as its client before the upgrade, and refused there with 503.
+func TestLimitWebSocketAtTheDoor(t *testing.T) {
+	conns := limit.NewConns(limit.ConnConfig{MaxUnauthenticatedPerAddr: 1})
+	s, m, logs := startLimited(t, nil, conns, nil)
+	first, _, err := xmpptest.DialWebSocket(s.WSURL, s.Roots, nil)
+	if err != nil {
+		t.Fatalf("first WebSocket: %v", err)
+	}
+	defer first.Close()
+	_, _, err = xmpptest.DialWebSocket(s.WSURL, s.Roots, nil)
+	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), limit.TooManyUnauthenticatedPerAddr) {
+		t.Fatalf("second WebSocket: %v, want 503 naming the limit", err)
+	}
+	if m.count(limit.TooManyUnauthenticatedPerAddr) == 0 || !strings.Contains(logs.String(), "127.0.0.1") {
+		t.Errorf("the refusal is not counted or logged: %s", logs.String())
+	}
+	// The first one's place comes back when it goes.
+	first.Close()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ws, _, err := xmpptest.DialWebSocket(s.WSURL, s.Roots, nil)
+		if err == nil {
+			ws.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the place of a closed WebSocket did not come back: %v", err)
+		}
+	}
+}
+
+// TestLimitVirtualConnections: a BOSH session counts as a connection of
+// the client address its transport gives, and is refused past the limit.
+func TestLimitVirtualConnections(t *testing.T) {
+	conns := limit.NewConns(limit.ConnConfig{MaxUnauthenticatedPerAddr: 1})
+	s, m, _ := startLimited(t, nil, conns, nil)
+	from := func(ip string) c2s.VirtualInfo {
+		return c2s.VirtualInfo{Secure: true, Remote: &net.TCPAddr{IP: net.ParseIP(ip), Port: 0}}
+	}
+	first, err := s.Edge.OpenVirtual(context.Background(), &recSink{}, from("203.0.113.7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close("")
+	if _, err := s.Edge.OpenVirtual(context.Background(), &recSink{}, from("203.0.113.7")); err == nil || !strings.Contains(err.Error(), limit.TooManyUnauthenticatedPerAddr) {
+		t.Fatalf("second session of the address: %v", err)
+	}
+	other, err := s.Edge.OpenVirtual(context.Background(), &recSink{}, from("198.51.100.9"))
+	if err != nil {
+		t.Fatalf("another address: %v", err)
+	}
+	other.Close("")
+	if m.count(limit.TooManyUnauthenticatedPerAddr) != 1 {
+		t.Errorf("refusals counted: %d", m.count(limit.TooManyUnauthenticatedPerAddr))
+	}
+}

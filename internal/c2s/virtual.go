@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -62,6 +63,13 @@ type virtualConn struct {
 func (s *Server) OpenVirtual(ctx context.Context, sink Sink, info VirtualInfo) (*Virtual, error) {
 	vc := &virtualConn{sink: sink, info: info}
 	c := newConn(s, vc)
+	if c.refused != "" {
+		// The limits count a BOSH session as a connection of its
+		// client, whose address the transport gave.
+		s.deps.metrics().LimitHit("c2s", c.refused)
+		s.refusals.log(s.log, c.addr, c.refused)
+		return nil, fmt.Errorf("c2s: refused by the connection limits: %s", c.refused)
+	}
 	vc.c = c
 	c.virt = vc
 	// Writes go straight to the sink: it never blocks, so the backlog of

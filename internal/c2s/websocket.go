@@ -99,6 +99,23 @@ func (s *Server) serveWebSocket(ctx context.Context, o WebSocketOptions, w http.
 		refuse(http.StatusForbidden, "XMPP over plain WebSocket is accepted only from loopback or a trusted proxy (http.trusted_proxies): use wss")
 		return
 	}
+	// The connection limits count the client, not a proxy in front: the
+	// door is the upgrade, where a refusal can still be an HTTP answer.
+	ip := peerIP(addr)
+	ticket, refused := s.deps.Conns.Admit(ip)
+	if refused != "" {
+		s.deps.metrics().LimitHit("c2s", refused)
+		s.refusals.log(s.log, ip, refused)
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, "refused by the connection limits: "+refused, http.StatusServiceUnavailable)
+		return
+	}
+	upgraded := false
+	defer func() {
+		if !upgraded {
+			ticket.Release()
+		}
+	}()
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		refuse(http.StatusInternalServerError, "this HTTP connection cannot be upgraded")
@@ -130,7 +147,8 @@ func (s *Server) serveWebSocket(ctx context.Context, o WebSocketOptions, w http.
 			raw, tc, rec = rc.Conn, t, rc
 		}
 	}
-	c := newConn(s, raw)
+	upgraded = true
+	c := admitted(s, raw, ip, ticket)
 	ws := &wsState{r: wsReader{max: s.cfg.Limits.MaxStanzaBytes}, pre: pre}
 	if addr != r.RemoteAddr {
 		ws.peer = addr // from a trusted proxy; else the socket's, known anyway
@@ -358,4 +376,14 @@ func (l *tlsListener) Accept() (net.Conn, error) {
 	rec := &recordConn{Conn: nc, pool: &l.s.readPool}
 	rec.read = nc.Read
 	return tls.Server(rec, l.cfg), nil
+}
+
+// peerIP is the address of a client as Peer gives it ("host:port" or a
+// bare address), invalid when it is neither.
+func peerIP(addr string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		return ap.Addr().Unmap()
+	}
+	a, _ := netip.ParseAddr(addr)
+	return a.Unmap()
 }
