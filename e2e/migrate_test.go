@@ -224,7 +224,9 @@ func startMigEjabberd(t *testing.T, format string, register bool) *migEjabberd {
 		"ERL_CRASH_DUMP_BYTES=0",
 		"HOME="+dir)
 	d := runDaemon(t, "ejabberd", cmd, 10*time.Second, filepath.Join(dir, "logs", "ejabberd.log"), nil)
-	deadline := time.Now().Add(30 * time.Second)
+	// The Erlang VM starts slowly on a busy machine: the wait is long,
+	// and the test goes on as soon as ejabberd says it is ready.
+	deadline := time.Now().Add(90 * time.Second)
 	for !strings.Contains(d.out.String(), ready) {
 		select {
 		case <-d.done:
@@ -232,7 +234,7 @@ func startMigEjabberd(t *testing.T, format string, register bool) *migEjabberd {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("ejabberd not ready after 30 s\n%s", d.logs())
+			t.Fatalf("ejabberd not ready after 90 s\n%s", d.logs())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

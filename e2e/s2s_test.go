@@ -510,7 +510,9 @@ func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool, 
 		}
 	})
 	out, done, logs := d.out, d.done, d.logs
-	deadline := time.Now().Add(30 * time.Second)
+	// The Erlang VM starts slowly on a busy machine: the wait is long,
+	// and the test goes on as soon as ejabberd says it is ready.
+	deadline := time.Now().Add(90 * time.Second)
 	for !strings.Contains(out.String(), ready) {
 		select {
 		case <-done:
@@ -518,7 +520,7 @@ func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool, 
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("ejabberd not ready after 30 s\n%s", logs())
+			t.Fatalf("ejabberd not ready after 90 s\n%s", logs())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
