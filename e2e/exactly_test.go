@@ -125,7 +125,7 @@ func exactlyOnce(t *testing.T, kill string) (string, bool) {
 	}
 	// One gap is known and open: a message bob received just before his
 	// gateway died, whose acknowledgement had not reached the service, is
-	// given again from offline storage (docs/service-protocol.md). It is
+	// given again from offline storage (docs/service-protocol.md, Known limits). It is
 	// seen in about one run in twenty; the suite reports it without
 	// failing, AMBROSIA_EXACTLY_STRICT=1 (the sweeps) counts it. Nothing
 	// lost, reordered or archived twice is ever excused.
