@@ -204,6 +204,14 @@ func startMigEjabberd(t *testing.T, format string, register bool) *migEjabberd {
 		cmd.Env = env
 		_ = cmd.Run()
 	})
+	// Started and waited for here: the node would start it itself, and
+	// fail to register if it were not listening yet (econnrefused).
+	epmd := exec.Command("epmd", "-daemon")
+	epmd.Env = env
+	if out, err := epmd.CombinedOutput(); err != nil {
+		t.Fatalf("epmd -daemon: %v\n%s", err, out)
+	}
+	waitListening(t, "127.0.0.1:"+epmdPort, nil, "epmd", nil)
 	const ready = "ambrosia-e2e-ready"
 	eval := `io:format("` + ready + `~n")`
 	if register {
