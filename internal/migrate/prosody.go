@@ -270,13 +270,19 @@ func readProsodyHost(d *Data, dir, host string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	known := func(name string) *User { return users[name] }
-	err = each("roster", ".dat", func(name, file string, v any) error {
-		u := known(name)
-		if u == nil {
-			d.skip("Prosody data of users without an account")
-			return nil
-		}
+	// eachUser is each for the stores of accounts read above; another
+	// user's data is skipped and reported.
+	eachUser := func(store, suffix string, f func(u *User, file string, v any) error) error {
+		return each(store, suffix, func(name, file string, v any) error {
+			u := users[name]
+			if u == nil {
+				d.skip("Prosody data of users without an account")
+				return nil
+			}
+			return f(u, file, v)
+		})
+	}
+	err = eachUser("roster", ".dat", func(u *User, file string, v any) error {
 		t, ok := v.(*LuaTable)
 		if !ok {
 			return fmt.Errorf("%s: a roster is a table", file)
@@ -291,12 +297,7 @@ func readProsodyHost(d *Data, dir, host string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	err = each("vcard", ".dat", func(name, file string, v any) error {
-		u := known(name)
-		if u == nil {
-			d.skip("Prosody data of users without an account")
-			return nil
-		}
+	err = eachUser("vcard", ".dat", func(u *User, file string, v any) error {
 		el, err := luaStanza(v, "")
 		if err != nil {
 			return fmt.Errorf("%s: %w", file, err)
@@ -312,12 +313,7 @@ func readProsodyHost(d *Data, dir, host string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	err = each("private", ".dat", func(name, file string, v any) error {
-		u := known(name)
-		if u == nil {
-			d.skip("Prosody data of users without an account")
-			return nil
-		}
+	err = eachUser("private", ".dat", func(u *User, file string, v any) error {
 		t, ok := v.(*LuaTable)
 		if !ok {
 			return fmt.Errorf("%s: private storage is a table", file)
@@ -341,12 +337,7 @@ func readProsodyHost(d *Data, dir, host string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	err = each("offline", ".list", func(name, file string, v any) error {
-		u := known(name)
-		if u == nil {
-			d.skip("Prosody data of users without an account")
-			return nil
-		}
+	err = eachUser("offline", ".list", func(u *User, file string, v any) error {
 		for _, it := range v.([]any) {
 			m, err := prosodyOffline(it, host, now)
 			if err != nil {
@@ -359,12 +350,7 @@ func readProsodyHost(d *Data, dir, host string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	err = each("archive", ".list", func(name, file string, v any) error {
-		u := known(name)
-		if u == nil {
-			d.skip("Prosody data of users without an account")
-			return nil
-		}
+	err = eachUser("archive", ".list", func(u *User, file string, v any) error {
 		for _, it := range v.([]any) {
 			m, err := prosodyArchived(it, u.JID)
 			if err != nil {
@@ -377,12 +363,7 @@ func readProsodyHost(d *Data, dir, host string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	err = each("pep", ".dat", func(name, file string, v any) error {
-		u := known(name)
-		if u == nil {
-			d.skip("Prosody data of users without an account")
-			return nil
-		}
+	err = eachUser("pep", ".dat", func(u *User, file string, v any) error {
 		t, ok := v.(*LuaTable)
 		if !ok {
 			return fmt.Errorf("%s: PEP nodes are a table", file)
@@ -416,12 +397,7 @@ func readProsodyHost(d *Data, dir, host string, now time.Time) error {
 		if !ok || !e.IsDir() {
 			continue
 		}
-		err = each(store, ".list", func(name, file string, v any) error {
-			u := known(name)
-			if u == nil {
-				d.skip("Prosody data of users without an account")
-				return nil
-			}
+		err = eachUser(store, ".list", func(u *User, file string, v any) error {
 			n := pepNode(u, node)
 			for _, it := range v.([]any) {
 				item, err := prosodyPEPItem(it, u.JID)
