@@ -197,21 +197,8 @@ func startMigEjabberd(t *testing.T, format string, register bool) *migEjabberd {
 	_, _ = rand.Read(rnd[:])
 	cookie := hex.EncodeToString(rnd[:])
 	node := fmt.Sprintf("ambrosiamig%d@localhost", port)
-	epmdPort := strconv.Itoa(freePort(t))
+	epmdPort := startEpmd(t)
 	env := append(os.Environ(), "ERL_EPMD_PORT="+epmdPort)
-	t.Cleanup(func() {
-		cmd := exec.Command("epmd", "-kill")
-		cmd.Env = env
-		_ = cmd.Run()
-	})
-	// Started and waited for here: the node would start it itself, and
-	// fail to register if it were not listening yet (econnrefused).
-	epmd := exec.Command("epmd", "-daemon")
-	epmd.Env = env
-	if out, err := epmd.CombinedOutput(); err != nil {
-		t.Fatalf("epmd -daemon: %v\n%s", err, out)
-	}
-	waitListening(t, "127.0.0.1:"+epmdPort, nil, "epmd", nil)
 	const ready = "ambrosia-e2e-ready"
 	eval := `io:format("` + ready + `~n")`
 	if register {
@@ -343,4 +330,37 @@ func TestImportMalformed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startEpmd runs an epmd of the test's own in the foreground, on loopback
+// and a free port, and returns the port once it listens. It is a child of
+// the test, stopped when the test ends (registered before the node, so
+// that it stops after it), and its output is shown if it fails: an epmd
+// started with -daemon, or by the node itself, leaves no trace when it
+// cannot listen. A port taken by another process in the meantime is
+// retried with another.
+func startEpmd(t *testing.T) string {
+	t.Helper()
+	var last string
+	for try := 0; try < 3; try++ {
+		port := strconv.Itoa(freePort(t))
+		d := runDaemon(t, "epmd", exec.Command("epmd", "-address", "127.0.0.1", "-port", port), 5*time.Second, "", nil)
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second)
+			if err == nil {
+				c.Close()
+				return port
+			}
+			last = err.Error()
+			select {
+			case <-d.done:
+				last = "epmd exited: " + d.out.String()
+				deadline = time.Time{}
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	t.Fatalf("epmd did not listen on loopback (three ports tried): %s", last)
+	return ""
 }
