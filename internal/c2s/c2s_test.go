@@ -435,7 +435,9 @@ func TestCaughtUpClientOutlivesWriteTimeout(t *testing.T) {
 	modes(t, func(t *testing.T, mode func(*c2s.Config)) {
 		s := xmpptest.StartServer(t, func(c *c2s.Config) {
 			mode(c)
-			c.WriteTimeout = time.Second
+			// Long enough that a reader starved of CPU on a loaded
+			// machine still reads a chunk in time.
+			c.WriteTimeout = 2 * time.Second
 			c.MaxQueuedBytes = 64 << 20
 		})
 		s.AddUser(t, "alice@localhost", "wonderland")
@@ -444,15 +446,32 @@ func TestCaughtUpClientOutlivesWriteTimeout(t *testing.T) {
 		b := s.Login(t, "bob", "builder", "b")
 		body := strings.Repeat("x", 8000)
 		const n = 1500 // 12 MB: more than the socket buffers hold
+		// Bob starts reading a moment after alice starts sending, so
+		// that his backlog fills, and then reads while she sends: a
+		// client that did not read while the test sent 12 MB would
+		// rightly be cut off by the write timeout on a slow machine.
+		read := make(chan error, 1)
+		go func() {
+			time.Sleep(500 * time.Millisecond)
+			for got := 0; got < n; {
+				ev, err := b.Next(30 * time.Second)
+				if err != nil {
+					read <- fmt.Errorf("after %d messages: %w", got, err)
+					return
+				}
+				if ev.Kind == xmlstream.EventElement && ev.Elem.Local == "message" {
+					got++
+				}
+			}
+			read <- nil
+		}()
 		for i := 0; i < n; i++ {
 			a.Send(fmt.Sprintf("<message to='bob@localhost/b' id='m%d'><body>%s</body></message>", i, body))
 		}
-		a.Send("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
-		a.Expect("ping result", func(e *xmlstream.Element) bool { return e.Attr("id") == "p1" })
-		for i := 0; i < n; i++ {
-			b.Expect("message", func(e *xmlstream.Element) bool { return e.Local == "message" })
+		if err := <-read; err != nil {
+			t.Fatalf("bob reading: %v", err)
 		}
-		time.Sleep(1500 * time.Millisecond) // past the write timeout
+		time.Sleep(2500 * time.Millisecond) // past the write timeout
 		a.Send("<message to='bob@localhost/b' id='late'><body>still there?</body></message>")
 		b.Expect("the late message", func(e *xmlstream.Element) bool { return e.Attr("id") == "late" })
 	})

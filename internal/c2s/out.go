@@ -228,11 +228,7 @@ func (o *outConn) drain() {
 		b := o.backlog
 		o.backlog = nil
 		o.mu.Unlock()
-		_ = o.Conn.SetWriteDeadline(time.Now().Add(o.timeout))
-		_, err := o.Conn.Write(b)
-		// The deadline bounds this write only: left in place it would
-		// fail the first write attempted after it passed, long after.
-		_ = o.Conn.SetWriteDeadline(time.Time{})
+		err := o.writeChunks(b)
 		if err != nil {
 			o.mu.Lock()
 			o.draining = false
@@ -240,6 +236,30 @@ func (o *outConn) drain() {
 			return
 		}
 	}
+}
+
+// writeChunk is how much of a backlog one write deadline covers. The
+// timeout bounds a client that stops reading, not one that reads slowly:
+// one deadline for a whole backlog of megabytes cut off a client that was
+// reading steadily, only not all of it within the timeout. A client must
+// read writeChunk bytes per timeout (2 KiB/s at the default 30 s).
+const writeChunk = 64 << 10
+
+// writeChunks writes b with a fresh deadline for each writeChunk of it.
+func (o *outConn) writeChunks(b []byte) error {
+	for len(b) > 0 {
+		n := min(len(b), writeChunk)
+		_ = o.Conn.SetWriteDeadline(time.Now().Add(o.timeout))
+		_, err := o.Conn.Write(b[:n])
+		// The deadline bounds this write only: left in place it would
+		// fail the first write attempted after it passed, long after.
+		_ = o.Conn.SetWriteDeadline(time.Time{})
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 // waitIdle waits up to d for the backlog to be written.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 )
 
@@ -97,6 +98,7 @@ func (c *counter) packageDone(e event) {
 		// crashed, or failed in TestMain: count it once, with its output.
 		c.failed++
 		out := append(c.build[e.FailedBuild], c.logs[key]...)
+		out = append(out, c.unfinished(e.Package)...)
 		c.failures = append(c.failures, failure{e.Package, "(package)", out})
 		fmt.Fprintf(c.out, "FAIL %s (package)\n", e.Package)
 	case e.Action == "fail":
@@ -105,6 +107,36 @@ func (c *counter) packageDone(e event) {
 		fmt.Fprintf(c.out, "ok   %s (%.2fs)\n", e.Package, e.Elapsed)
 	}
 	delete(c.logs, key)
+}
+
+// maxUnfinishedLines bounds what is shown of each test that never finished:
+// a timeout's panic names the running tests in its first lines, and then
+// dumps every goroutine, which can be thousands of lines.
+const maxUnfinishedLines = 200
+
+// unfinished returns the output of pkg's tests that started and never
+// ended, such as those running when the test binary timed out or crashed,
+// and forgets it. Without it, a timeout showed only the package's name.
+func (c *counter) unfinished(pkg string) []string {
+	var keys []string
+	for k := range c.logs {
+		if p, test, _ := strings.Cut(k, "\x00"); p == pkg && test != "" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var out []string
+	for _, k := range keys {
+		_, test, _ := strings.Cut(k, "\x00")
+		lines := c.logs[k]
+		out = append(out, "--- unfinished: "+test+"\n")
+		if len(lines) > maxUnfinishedLines {
+			lines = append(lines[:maxUnfinishedLines:maxUnfinishedLines], fmt.Sprintf("... %d more lines\n", len(c.logs[k])-maxUnfinishedLines))
+		}
+		out = append(out, lines...)
+		delete(c.logs, k)
+	}
+	return out
 }
 
 func (c *counter) report() {
