@@ -74,30 +74,51 @@ func formatID(v int64) string {
 }
 
 // maxBacklog is how many archive entries may wait for the writer before
-// senders wait for it: beyond that the database is the bottleneck and
-// holding more in memory would only hide it.
+// senders wait for it (Writer.Wait): beyond that the database is the
+// bottleneck and holding more in memory would only hide it. At the
+// rates the writer keeps up with, this is a fraction of a second of
+// messages.
 const maxBacklog = 20000
 
+// maxBatch bounds the entries written in one transaction: a bigger one
+// writes each touched page once for more entries, but holds the
+// database's write lock longer, and other writes (offline messages,
+// rosters) wait behind it.
+const maxBatch = 8192
+
 // A batch the store refuses is tried again, after a pause that doubles
-// from retryFirst to retryMax, for retryFor at most: a database that
-// restarts loses nothing; one that refuses a batch for good does not stop
-// the archive forever.
+// from retryFirst to retryMax, for as long as it takes: the entries
+// belong to messages already delivered and acknowledged, so a database
+// that restarts, or stays away for a while, loses none of them; the
+// backlog then fills and senders wait (Wait). While it fails, an error
+// is logged every retryReport.
 const (
-	retryFirst = 100 * time.Millisecond
-	retryMax   = 2 * time.Second
-	retryFor   = 2 * time.Minute
+	retryFirst  = 100 * time.Millisecond
+	retryMax    = 2 * time.Second
+	retryReport = time.Minute
 )
 
-// A batch smaller than minBatch waits gather for more.
+// Until minBatch entries are queued, the writer waits up to gather for
+// more: nobody waits for the write but the acknowledgements
+// (AddDone), and a commit per handful of rows is what batching is meant
+// to avoid. Queries flush (Flush), so they see their messages at once.
 const (
-	minBatch = 64
-	gather   = 5 * time.Millisecond
+	minBatch = 1024
+	gather   = 10 * time.Millisecond
 )
 
 // Writer writes archive entries in batches from one goroutine that runs
 // only while there is something to write. Archiving each message in its
 // own transaction would cost a commit per message, far more than routing
 // it; batching makes it one commit per burst.
+//
+// Entries are written in the order they were added, each exactly once: a
+// failed batch is retried until it is written, and the batches after it
+// wait. The queue is bounded by back-pressure rather than by dropping:
+// Add never blocks, so that the message an entry belongs to is delivered
+// without waiting for the archive, and Wait, called once the message is
+// delivered, holds the sender (its connection is not read meanwhile)
+// while the backlog is full.
 type Writer struct {
 	store   storage.Archive
 	written func(n int)
@@ -105,9 +126,13 @@ type Writer struct {
 	pause   func(time.Duration) // time.Sleep; tests make it instant
 
 	mu      sync.Mutex
-	cond    sync.Cond // signalled when a batch is written
+	room    sync.Cond // signalled when entries leave the queue
+	done    sync.Cond // signalled when a batch is written
 	queue   []storage.ArchiveEntry
-	dones   []func() // of queued entries (AddDone), run once written
+	dones   []func() // beside queue, one each (nil for Add): run once written
+	added   uint64   // entries ever added
+	wrote   uint64   // entries ever written
+	flushes int      // Flush calls waiting: write without gathering
 	running bool
 }
 
@@ -115,26 +140,23 @@ type Writer struct {
 // many entries each batch wrote.
 func NewWriter(store storage.Archive, written func(n int), log *slog.Logger) *Writer {
 	w := &Writer{store: store, written: written, log: log, pause: time.Sleep}
-	w.cond.L = &w.mu
+	w.room.L = &w.mu
+	w.done.L = &w.mu
 	return w
 }
 
 // Add queues an entry; the caller does not wait for the database.
 func (w *Writer) Add(e storage.ArchiveEntry) { w.AddDone(e, nil) }
 
-// AddDone is Add, with done (if not nil) run once the entry's batch is
-// written, or failed and was logged: what waits for it (a service's
-// acknowledgement of the event that caused the entry) waits no longer
-// than the write.
+// AddDone is Add, with done (if not nil) run once the entry is written:
+// what waits for it (the acknowledgement of the stanza that caused the
+// entry, to its sender or to a gateway) waits for the durable write, not
+// for the delivery. It never blocks, however long the backlog: see Wait.
 func (w *Writer) AddDone(e storage.ArchiveEntry, done func()) {
 	w.mu.Lock()
-	for len(w.queue) >= maxBacklog {
-		w.cond.Wait()
-	}
 	w.queue = append(w.queue, e)
-	if done != nil {
-		w.dones = append(w.dones, done)
-	}
+	w.dones = append(w.dones, done)
+	w.added++
 	if !w.running {
 		w.running = true
 		go w.run()
@@ -142,72 +164,94 @@ func (w *Writer) AddDone(e storage.ArchiveEntry, done func()) {
 	w.mu.Unlock()
 }
 
+// Wait blocks while the backlog is full. Whoever adds entries calls it
+// once the stanza that caused them is delivered, from the goroutine that
+// reads the sender: a sender that outruns the database is slowed down
+// there, behind its own delivered message, and nothing is dropped.
+func (w *Writer) Wait() {
+	w.mu.Lock()
+	for len(w.queue) >= maxBacklog {
+		w.room.Wait()
+	}
+	w.mu.Unlock()
+}
+
 func (w *Writer) run() {
+	w.mu.Lock()
 	for {
-		w.mu.Lock()
-		if len(w.queue) < minBatch {
-			// Let a burst gather: a commit per handful of rows is what
-			// batching is meant to avoid. Queries flush, so nobody waits
-			// for this pause to see their messages.
+		if len(w.queue) < minBatch && w.flushes == 0 {
 			w.mu.Unlock()
 			time.Sleep(gather)
 			w.mu.Lock()
 		}
-		batch, dones := w.queue, w.dones
-		w.queue, w.dones = nil, nil
-		if len(batch) == 0 {
+		if len(w.queue) == 0 {
 			w.running = false
-			w.cond.Broadcast()
+			w.done.Broadcast()
 			w.mu.Unlock()
 			return
 		}
+		n := min(len(w.queue), maxBatch)
+		batch, dones := w.queue[:n:n], w.dones[:n:n]
+		w.queue, w.dones = w.queue[n:], w.dones[n:]
+		if len(w.queue) == 0 {
+			w.queue, w.dones = nil, nil // let the backing arrays go
+		}
+		w.room.Broadcast()
 		w.mu.Unlock()
 		w.write(batch)
 		for _, f := range dones {
-			f()
+			if f != nil {
+				f()
+			}
 		}
 		w.mu.Lock()
-		w.cond.Broadcast()
-		w.mu.Unlock()
+		w.wrote += uint64(n)
+		w.done.Broadcast()
 	}
 }
 
-// write appends batch, trying again while the store fails (see retryFor).
+// write appends batch, trying again while the store fails.
 func (w *Writer) write(batch []storage.ArchiveEntry) {
-	delay, waited := retryFirst, time.Duration(0)
+	delay := retryFirst
+	var failing time.Time
+	var reported time.Time
 	for try := 1; ; try++ {
 		// Not tied to a request's context: the stanzas were accepted and
 		// their archive entries must be written even if a client left.
 		err := w.store.AppendArchiveBatch(context.Background(), batch)
 		if err == nil {
 			if try > 1 {
-				w.log.Info("archive append works again", "entries", len(batch), "tries", try)
+				w.log.Info("archive append works again", "entries", len(batch), "tries", try, "after", time.Since(failing).Round(time.Millisecond))
 			}
 			if w.written != nil {
 				w.written(len(batch))
 			}
 			return
 		}
-		if waited >= retryFor {
-			w.log.Error("archive append failed, entries dropped", "entries", len(batch), "tries", try, "err", err)
-			return
-		}
-		if try == 1 {
+		switch {
+		case try == 1:
+			failing, reported = time.Now(), time.Now()
 			w.log.Warn("archive append failed, retrying", "entries", len(batch), "err", err)
+		case time.Since(reported) >= retryReport:
+			reported = time.Now()
+			w.log.Error("archive append still failing, retrying; senders wait once the backlog is full", "entries", len(batch), "tries", try, "for", time.Since(failing).Round(time.Second), "err", err)
 		}
 		w.pause(delay)
-		waited += delay
 		delay = min(2*delay, retryMax)
 	}
 }
 
 // Flush waits until everything queued so far is written, so that a query
-// sees the messages just exchanged.
+// sees the messages just exchanged. It does not wait for entries added
+// after it was called, so a busy archive does not hold it forever.
 func (w *Writer) Flush() {
 	w.mu.Lock()
-	for w.running {
-		w.cond.Wait()
+	target := w.added
+	w.flushes++
+	for w.wrote < target {
+		w.done.Wait()
 	}
+	w.flushes--
 	w.mu.Unlock()
 }
 

@@ -336,6 +336,9 @@ func (s *Service) HandleStanza(ctx context.Context, st router.Stanza) {
 		s.handle(ctx, e, st)
 		e.mu.Unlock()
 		s.flush(ctx, e)
+		// The occupants have their copies: only now does the archive's
+		// back-pressure hold the sender, if its backlog is full.
+		s.writer.Wait()
 		return
 	}
 }

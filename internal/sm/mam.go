@@ -65,16 +65,44 @@ func (m *SM) wantsArchived(ctx context.Context, owner, other jid.JID) bool {
 }
 
 // appendArchive queues el for owner's archive under id; the archiver
-// writes it with others in one transaction.
-// A split server's service acknowledges the event that caused it only
-// once it is written (storage.Pending).
+// writes it with others in one transaction, behind the delivery: the
+// caller delivers the message without waiting for the write, then calls
+// archived.
+//
+// What acknowledges the message waits for the write instead: the
+// sender's Stream Management counter (router.Accept) in this process,
+// or, in a split server, the service's acknowledgement of the event
+// (storage.Pending). A message acknowledged to its sender is then in the
+// archive, even if the process dies the moment after; one whose
+// acknowledgement did not go out is sent again by the client (or the
+// gateway) and recognised (resent, the link's origins).
 func (m *SM) appendArchive(ctx context.Context, owner, other jid.JID, id string, stamp time.Time, el *xmlstream.Element) {
 	m.archiver.AddDone(storage.ArchiveEntry{User: owner.String(), Message: storage.ArchivedMessage{
 		ID:     id,
 		Stamp:  stamp,
 		With:   other.BareString(),
 		Stanza: el.AppendXML(nil, xmlstream.NSClient),
-	}}, storage.Pending(ctx))
+	}}, both(storage.Pending(ctx), router.Accept(ctx)))
+}
+
+// both returns a function that runs a and b, either of which may be nil.
+func both(a, b func()) func() {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	return func() { a(); b() }
+}
+
+// archived applies the archive's back-pressure once a message is
+// delivered: the goroutine that reads its sender waits while the
+// archive's backlog is full.
+func (m *SM) archived() {
+	if m.archiver != nil {
+		m.archiver.Wait()
+	}
 }
 
 // archiveOutgoing keeps a copy of a message a user sends in their own

@@ -361,6 +361,7 @@ func (m *SM) privilegedMessage(ctx context.Context, s router.Stanza, p *xmlstrea
 		m.deps.Metrics.StanzaOut(stanza.Message)
 		m.sentCarbons(nil, st)
 		m.archiveOutgoing(ctx, st)
+		defer m.archived()
 	}
 	m.deps.Router.Route(ctx, st)
 }

@@ -304,6 +304,7 @@ func (m *SM) HandleFromSession(ctx context.Context, sess router.Session, s route
 		}
 		m.sentCarbons(sess, s)
 		m.archiveOutgoing(ctx, s)
+		defer m.archived()
 	}
 	if s.To.IsZero() {
 		return
@@ -329,6 +330,7 @@ func (m *SM) HandleStanza(ctx context.Context, s router.Stanza) {
 			return
 		}
 		m.inboundMessage(ctx, m.stampIncoming(ctx, s))
+		m.archived()
 	case stanza.Presence:
 		if s.El.Attr("type") == "subscribe" {
 			var ok bool
