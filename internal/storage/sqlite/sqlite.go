@@ -41,6 +41,8 @@ type Store struct {
 	// arch is the connection archive batches are written on, kept with a
 	// larger page cache (archiveCacheKiB); guarded by wmu.
 	arch *sql.Conn
+	// archInsert is archiveInsert(archiveRows), prepared on arch.
+	archInsert *sql.Stmt
 	// stmts are the statements of the store's fixed queries, prepared.
 	stmts stmtCache
 	// pending are the private documents waiting to be written by the
@@ -143,8 +145,9 @@ func (s *Store) Close() error {
 	s.stmts.close()
 	s.wmu.Lock()
 	if s.arch != nil {
+		s.archInsert.Close()
 		s.arch.Close()
-		s.arch = nil
+		s.arch, s.archInsert = nil, nil
 	}
 	s.wmu.Unlock()
 	if err := s.db.Close(); err != nil {
@@ -175,8 +178,9 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return runTx(ctx, s.db.BeginTx, fn)
 }
 
-// inArchiveTx is inTx on the archive writer's connection.
-func (s *Store) inArchiveTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+// inArchiveTx is inTx on the archive writer's connection; fn gets the
+// INSERT of archiveRows rows, prepared once on that connection.
+func (s *Store) inArchiveTx(ctx context.Context, fn func(tx *sql.Tx, full *sql.Stmt) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.arch == nil {
@@ -188,12 +192,18 @@ func (s *Store) inArchiveTx(ctx context.Context, fn func(tx *sql.Tx) error) erro
 			c.Close()
 			return err
 		}
-		s.arch = c
+		st, err := c.PrepareContext(ctx, archiveInsert(archiveRows))
+		if err != nil {
+			c.Close()
+			return err
+		}
+		s.arch, s.archInsert = c, st
 	}
-	err := runTx(ctx, s.arch.BeginTx, fn)
+	err := runTx(ctx, s.arch.BeginTx, func(tx *sql.Tx) error { return fn(tx, s.archInsert) })
 	if err != nil && errors.Is(err, sql.ErrConnDone) {
+		s.archInsert.Close()
 		s.arch.Close()
-		s.arch = nil // opened anew next time
+		s.arch, s.archInsert = nil, nil // opened anew next time
 	}
 	return err
 }

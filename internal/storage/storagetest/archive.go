@@ -260,6 +260,64 @@ func testArchiveBatch(t *testing.T, s storage.Store) {
 	}
 }
 
+// testArchiveBigBatch: a batch larger than a backend's statements (which
+// may carry a bounded number of rows each), with ids already archived in
+// its middle and an empty stanza, archives every new entry once.
+func testArchiveBigBatch(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	base := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	entry := func(i int) storage.ArchiveEntry {
+		var st []byte
+		if i != 7 {
+			st = fmt.Appendf(nil, "<message id='%d'/>", i)
+		}
+		return storage.ArchiveEntry{User: fmt.Sprintf("u%d@example.com", i%3), Message: storage.ArchivedMessage{
+			ID: fmt.Sprintf("%05d", i), Stamp: base.Add(time.Duration(i) * time.Second), With: "carol@example.com", Stanza: st,
+		}}
+	}
+	var first []storage.ArchiveEntry
+	for i := 100; i < 130; i++ {
+		first = append(first, entry(i))
+	}
+	if err := s.AppendArchiveBatch(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	var entries []storage.ArchiveEntry
+	for i := range 777 {
+		entries = append(entries, entry(i))
+	}
+	if err := s.AppendArchiveBatch(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for u := range 3 {
+		user := fmt.Sprintf("u%d@example.com", u)
+		after := ""
+		for {
+			p, err := s.QueryArchive(ctx, user, storage.ArchiveQuery{Max: 100, AfterID: after})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range p.Items {
+				var i int
+				fmt.Sscanf(it.ID, "%d", &i)
+				want := entry(i)
+				if i%3 != u || it.ID <= after || string(it.Stanza) != string(want.Message.Stanza) || !it.Stamp.Equal(want.Message.Stamp) {
+					t.Fatalf("%s: item %+v after %q", user, it, after)
+				}
+				after = it.ID
+				total++
+			}
+			if p.Complete {
+				break
+			}
+		}
+	}
+	if total != 777 {
+		t.Fatalf("%d entries archived, want 777", total)
+	}
+}
+
 // tombstone is what a retraction leaves of message i of fillArchive.
 func tombstone(i int) []byte {
 	return fmt.Appendf(nil, "<message id='m%d'><retracted xmlns='urn:xmpp:message-retract:1'/></message>", i)

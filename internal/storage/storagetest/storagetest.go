@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"ArchiveRetention", testArchiveRetention},
 		{"ArchivePrefs", testArchivePrefs},
 		{"ArchiveBatch", testArchiveBatch},
+		{"ArchiveBigBatch", testArchiveBigBatch},
 		{"ArchiveReplace", testArchiveReplace},
 		{"ArchiveReplaceNotFound", testArchiveReplaceNotFound},
 		{"ArchiveReplaceIsCopy", testArchiveReplaceIsCopy},
