@@ -1,10 +1,13 @@
 package sm_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
 )
@@ -311,5 +314,57 @@ func TestMAMBadQueries(t *testing.T) {
 		if !strings.Contains(f, "var='"+v+"'") && !strings.Contains(f, `var="`+v+`"`) {
 			t.Fatalf("form lacks %s: %s", v, f)
 		}
+	}
+}
+
+// gatedArchive holds every archive write until open is closed, as a
+// database that stalls.
+type gatedArchive struct {
+	storage.Archive
+	open chan struct{}
+}
+
+func (g gatedArchive) AppendArchiveBatch(ctx context.Context, entries []storage.ArchiveEntry) error {
+	<-g.open
+	return g.Archive.AppendArchiveBatch(ctx, entries)
+}
+
+// TestMAMDeliveryAheadOfArchive: while the archive cannot write, a
+// message is still delivered with its stanza-id, but the sender's Stream
+// Management counter does not count it (nor what the sender sent after
+// it); once the write is done, it does, and the archive holds the message
+// under the id delivered.
+func TestMAMDeliveryAheadOfArchive(t *testing.T) {
+	open := make(chan struct{})
+	s := xmpptest.StartServerWith(t, xmpptest.Options{SMDeps: func(d *sm.Deps) {
+		d.Archive = gatedArchive{Archive: d.Archive, open: open}
+	}})
+	s.AddUser(t, "alice@localhost", "wonderland")
+	s.AddUser(t, "bob@localhost", "builder")
+	a := s.Login(t, "alice", "wonderland", "a")
+	a.EnableSM(false)
+	b := s.Login(t, "bob", "builder", "b")
+
+	a.Send("<message to='bob@localhost/b' type='chat' id='m1'><body>hello</body></message>")
+	m := b.Expect("message", func(e *xmlstream.Element) bool { return e.Attr("id") == "m1" })
+	sid := stanzaIDs(m)["bob@localhost"]
+	if sid == "" {
+		t.Fatalf("delivered without a stanza-id: %s", m)
+	}
+	a.Send("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+	a.Expect("ping result", isIQ("p1"))
+	if h := a.RequestAck(); h != 0 {
+		t.Fatalf("h=%d before the archive write, want 0", h)
+	}
+
+	close(open)
+	// The query waits for the writes queued before it, and the
+	// acknowledgement is released before the query can answer.
+	p := queryMAM(t, b, "q1", nil, "")
+	if len(p.ids) != 1 || p.ids[0] != sid || p.bodies[0] != "hello" {
+		t.Fatalf("archive %v %q, want [%s] [hello]", p.ids, p.bodies, sid)
+	}
+	if h := a.RequestAck(); h != 2 {
+		t.Fatalf("h=%d after the archive write, want 2", h)
 	}
 }
