@@ -104,9 +104,9 @@ func (f *flaky) AppendArchiveBatch(ctx context.Context, entries []storage.Archiv
 	return f.Archive.AppendArchiveBatch(ctx, entries)
 }
 
-// TestWriterRetries: a batch the store refuses is written once the store
+// TestArchiveWriterRetries: a batch the store refuses is written once the store
 // works again, however long that takes, and done runs only then.
-func TestWriterRetries(t *testing.T) {
+func TestArchiveWriterRetries(t *testing.T) {
 	tests := []struct {
 		name  string
 		fails int
@@ -181,11 +181,11 @@ func entry(i int) storage.ArchiveEntry {
 		ID: formatID(int64(i)), Stamp: time.UnixMicro(int64(i)), With: "alice@localhost", Stanza: []byte("<message/>")}}
 }
 
-// TestWriterOrderNoLoss: entries added from several goroutines, through
+// TestArchiveWriterOrderNoLoss: entries added from several goroutines, through
 // a store that fails one call in three, are all written exactly once,
 // each goroutine's in the order it added them; every done runs once,
 // after its entry is written.
-func TestWriterOrderNoLoss(t *testing.T) {
+func TestArchiveWriterOrderNoLoss(t *testing.T) {
 	const senders, each = 4, 3 * maxBatch / 2
 	st := &recorder{failEvery: 3, ids: map[string]bool{}}
 	w := NewWriter(st, nil, slog.New(slog.DiscardHandler))
@@ -228,10 +228,10 @@ func TestWriterOrderNoLoss(t *testing.T) {
 	}
 }
 
-// TestWriterBackpressure: Add never blocks, however slow the store;
+// TestArchiveWriterBackpressure: Add never blocks, however slow the store;
 // Wait holds its caller while the backlog is full and lets it go once the
 // store writes again; nothing added meanwhile is lost.
-func TestWriterBackpressure(t *testing.T) {
+func TestArchiveWriterBackpressure(t *testing.T) {
 	st := &recorder{gate: make(chan struct{}), ids: map[string]bool{}}
 	w := NewWriter(st, nil, slog.New(slog.DiscardHandler))
 	w.pause = func(time.Duration) {}
@@ -267,9 +267,9 @@ func TestWriterBackpressure(t *testing.T) {
 	}
 }
 
-// TestWriterFlushUnderLoad: Flush returns once what was queued before it
+// TestArchiveWriterFlushUnderLoad: Flush returns once what was queued before it
 // is written, even while others keep adding.
-func TestWriterFlushUnderLoad(t *testing.T) {
+func TestArchiveWriterFlushUnderLoad(t *testing.T) {
 	st := &recorder{ids: map[string]bool{}}
 	w := NewWriter(st, nil, slog.New(slog.DiscardHandler))
 	stop := make(chan struct{})
