@@ -14,17 +14,29 @@ import (
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/loadtest"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/postgres"
 )
 
 const benchUsage = `usage: ambrosia bench <mode> [flags]
 
 modes:
   users      create load accounts PREFIX0…PREFIX(N-1) directly in Ambrosia's database
+             (SQLite in --data, or PostgreSQL with --postgres-dsn)
   idle       open N sessions, keep them idle, report server RSS per connection
   logins     log in and out N times, report logins/s and latency
   messages   chat between pairs of sessions at a rate, report latency and server CPU
   muc        seat occupants in multi-user chat rooms, send at a rate, report join
              times, deliveries per second, loss, latency, server CPU and memory
+  failover   over a fleet: chat and log in while one server process (a session
+             manager instance) is killed, report when its users are served again
+
+With --gateways HOST:PORT,HOST:PORT,… idle, logins and messages drive a
+fleet: the sessions spread over the gateways of a split server (session i
+at gateway i mod N), held by several load processes that this command
+starts (--workers, each under the file limit), and their figures merge
+into one report; messages then go between random sessions on different
+gateways, and --server-pids adds up the memory and CPU of every server
+process (docs/fleet.md).
 
 The load client speaks plain XMPP (SCRAM-SHA-1, STARTTLS or direct TLS) to
 any server: Ambrosia, Prosody, ejabberd… Its accounts PREFIX0, PREFIX1, …
@@ -40,6 +52,7 @@ var benchAbout = map[string]string{
 	"idle":     "Opens --count sessions, keeps them idle and reports the server's RSS per connection.",
 	"logins":   "Logs in and out --count times and reports logins/s and latency.",
 	"messages": "Chats between pairs of sessions at a rate and reports latency and server CPU.",
+	"failover": "Over a fleet of gateways (--gateways), chats between random sessions on different gateways\nand logs in alongside, before, while and after one server process (--kill-pid, a session\nmanager instance) is killed with SIGKILL; reports how long its users went unserved.",
 	"muc":      "Seats occupants in multi-user chat rooms, sends at a rate and reports join times,\ndeliveries per second, loss, latency, server CPU and memory.",
 }
 
@@ -47,7 +60,10 @@ var benchAbout = map[string]string{
 // figures it prints are how Ambrosia's performance claims are measured;
 // elsewhere, an operator measures a server of theirs, Ambrosia or not.
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	mode, err := subcommand("bench", args, []string{"users", "idle", "logins", "messages", "muc"}, benchUsage, stdout, stderr)
+	if len(args) > 0 && args[0] == fleetWorkerMode {
+		return benchFleetWorker(ctx, os.Stdin, stdout)
+	}
+	mode, err := subcommand("bench", args, []string{"users", "idle", "logins", "messages", "muc", "failover"}, benchUsage, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -71,6 +87,19 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	timeout := fs.Duration("timeout", 30*time.Second, "bound on one connection's negotiation and on closing")
 	pid := fs.Int("server-pid", 0, "server process to sample (/proc/PID, same machine only); 0 disables")
 	cpuProfile := fs.String("cpuprofile", "", "write the load client's own CPU profile to this file")
+	var gateways, sources, serverPIDs *string
+	var workers, sessions *int
+	if mode != "muc" {
+		gateways = fs.String("gateways", "", "drive a fleet: client listeners of several gateways of one split server, `HOST:PORT,...`; session i logs in at gateway i mod N (instead of --addr)")
+		sources = fs.String("sources", "", "with --gateways: local `ADDRESSES` to connect from in turn, such as 127.0.0.1,127.0.0.2 (each adds ~28,000 ports per gateway on loopback)")
+		workers = fs.Int("workers", 0, "with --gateways: load processes to start (default: one per 15,000 sessions)")
+		serverPIDs = fs.String("server-pids", "", "with --gateways: server processes to measure, `PID,...`, each with its children (PostgreSQL's backends): memory (PSS) per session, CPU")
+	}
+	var (
+		killPID                *int
+		killAfter, slow, drain *time.Duration
+		loginRate              *float64
+	)
 	var (
 		count, pairs, maxSteps, users, first *int
 		hold, settle, duration               *time.Duration
@@ -103,6 +132,18 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		remoteAddr = fs.String("remote-addr", "", "client listener of a second server: the odd account of each pair logs in there, so that messages cross federation")
 		remoteDomain = fs.String("remote-domain", "", "XMPP domain of the accounts on --remote-addr")
 		remoteCA = fs.String("remote-ca", "", "PEM certificate to trust for TLS on --remote-addr")
+		sessions = fs.Int("sessions", 0, "with --gateways: sessions held (default 2*pairs); messages go between random ones on different gateways")
+		drain = fs.Duration("drain", 10*time.Second, "how long a step waits for its last messages")
+	case "failover":
+		sessions = fs.Int("sessions", 2000, "sessions held over the gateways (accounts PREFIX0…PREFIX(N-1))")
+		rate = fs.Float64("rate", 200, "messages/s between random sessions on different gateways, in every step")
+		duration = fs.Duration("duration", 10*time.Second, "length of each of the three steps: before, while and after the kill")
+		killPID = fs.Int("kill-pid", 0, "the server process to kill with SIGKILL in the second step (a session manager instance)")
+		killAfter = fs.Duration("kill-after", 3*time.Second, "when, into the second step, to kill --kill-pid")
+		slow = fs.Duration("slow", 250*time.Millisecond, "a message sent from this long before the kill on and later than this counts as disrupted")
+		loginRate = fs.Float64("login-rate", 20, "logins/s tried alongside the messages, as random sessions, each with a resource of its own")
+		drain = fs.Duration("drain", 30*time.Second, "how long each step waits for its last messages")
+		maxP99 = fs.Duration("max-p99", time.Second, "p99 latency a passing step stays within")
 	case "muc":
 		rooms = fs.Int("rooms", 1, "rooms")
 		occupants = fs.Int("occupants", 100, "occupants of each room (accounts PREFIX0…PREFIX(rooms*occupants-1); occupant j of room r is PREFIX(r*occupants+j))")
@@ -126,6 +167,45 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *useTLS && *directTLS {
 		return fs.wrongArgs(errBothTLS.Error())
+	}
+	if mode == "failover" && *gateways == "" {
+		return fs.wrongArgs("failover needs --gateways")
+	}
+	if gateways != nil && *gateways != "" {
+		r := &fleetRun{mode: mode, gateways: parseFleetList(*gateways), sources: parseFleetList(*sources), workers: *workers,
+			prefix: *prefix, domain: *domain, password: *password, tls: *useTLS || *directTLS, directTLS: *directTLS,
+			caFile: *caFile, insecure: *insecure, timeout: *timeout, concurrency: *conc}
+		if r.serverPIDs, err = parsePIDs(*serverPIDs); err != nil {
+			return fs.wrongArgs(err.Error())
+		}
+		switch mode {
+		case "idle":
+			r.sessions, r.first, r.settle, r.hold = *count, *first, *settle, *hold
+		case "logins":
+			r.sessions, r.logins = *users, *count
+			if r.sessions <= 0 {
+				r.sessions = *count
+			}
+		case "messages":
+			r.sessions, r.rate, r.duration, r.drain, r.findMax, r.maxSteps, r.maxP99 = *sessions, *rate, *duration, *drain, *findMax, *maxSteps, *maxP99
+			if r.sessions <= 0 {
+				r.sessions = 2 * *pairs
+			}
+			r.rateStep = *rateStep
+			if r.rateStep <= 0 {
+				r.rateStep = r.rate
+			}
+		case "failover":
+			r.sessions, r.rate, r.duration, r.drain, r.maxP99 = *sessions, *rate, *duration, *drain, *maxP99
+			r.killPID, r.killAfter, r.slow, r.loginRate = *killPID, *killAfter, *slow, *loginRate
+			if r.killPID <= 0 {
+				return fs.wrongArgs("failover needs --kill-pid")
+			}
+			if r.killAfter >= r.duration {
+				return fs.wrongArgs("--kill-after must fall within --duration")
+			}
+		}
+		return benchFleetCmd(ctx, fs, r, *jsonPath, *owned, stdout, stderr)
 	}
 	target, err := benchTarget(ctx, *addr, *domain, *directTLS)
 	if err != nil {
@@ -273,6 +353,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 func benchUsers(ctx context.Context, fs *command, args []string, stdout io.Writer, domain, prefix, password *string) error {
 	data := fs.String("data", "./data", "data directory `DIR` of the server")
+	dsn := fs.String("postgres-dsn", "", "create the accounts in this PostgreSQL database (`DSN`, as storage.postgres_dsn) instead of DIR's SQLite one")
+	conc := fs.Int("concurrency", 8, "accounts created at a time in PostgreSQL")
 	count := fs.Int("count", 10000, "accounts to create")
 	if pos, err := fs.parse(args); err != nil {
 		return err
@@ -280,7 +362,18 @@ func benchUsers(ctx context.Context, fs *command, args []string, stdout io.Write
 		return fs.wrongArgs(fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
 	start := time.Now()
-	created, existed, err := loadtest.CreateUsers(ctx, filepath.Join(*data, "ambrosia.db"), *domain, *prefix, *count, *password)
+	var created, existed int
+	var err error
+	if *dsn != "" {
+		var store *postgres.Store
+		if store, err = postgres.Open(ctx, *dsn); err != nil {
+			return err
+		}
+		defer store.Close()
+		created, existed, err = loadtest.CreateUsersIn(ctx, store, *domain, *prefix, *count, *password, *conc)
+	} else {
+		created, existed, err = loadtest.CreateUsers(ctx, filepath.Join(*data, "ambrosia.db"), *domain, *prefix, *count, *password)
+	}
 	fmt.Fprintf(stdout, "users: %d created, %d already existed (%s0…%s%d@%s) in %.2fs\n",
 		created, existed, *prefix, *prefix, *count-1, *domain, time.Since(start).Seconds())
 	return err

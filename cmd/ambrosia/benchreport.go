@@ -36,6 +36,12 @@ type benchReport struct {
 	// --find-max.
 	MaxPassingRate float64     `json:"max_passing_rate,omitempty"`
 	Closes         benchCloses `json:"closes"`
+	// Fleet describes a run of several load processes over several
+	// gateways; Processes are the server processes' memory by kind, with
+	// --server-pids; Failover what a failover run saw of the kill.
+	Fleet     *benchFleetInfo `json:"fleet,omitempty"`
+	Processes []benchProc     `json:"processes,omitempty"`
+	Failover  *benchFailover  `json:"failover,omitempty"`
 	// Error is why the run stopped early, if it did.
 	Error string `json:"error,omitempty"`
 }
@@ -97,6 +103,50 @@ type benchStep struct {
 	ServerCPUms        int64        `json:"server_cpu_ms,omitempty"`
 	ClientCPUms        int64        `json:"client_cpu_ms"`
 	Passed             bool         `json:"passed"`
+	// Duplicates are messages that arrived more than once (fleet runs),
+	// LoginsOK and LoginsFailed the logins tried alongside (failover).
+	Duplicates   uint64 `json:"duplicates"`
+	LoginsOK     int    `json:"logins_ok,omitempty"`
+	LoginsFailed int    `json:"logins_failed,omitempty"`
+}
+
+type benchFleetInfo struct {
+	Gateways []string `json:"gateways"`
+	Sources  []string `json:"sources,omitempty"`
+	Workers  int      `json:"load_processes"`
+	Sessions int      `json:"sessions"`
+}
+
+// benchProc is the memory of the server processes of one kind, their
+// proportional set size (PSS) summed.
+type benchProc struct {
+	Name          string  `json:"name"`
+	Procs         int     `json:"procs"`
+	BeforeKiB     int64   `json:"before_kib"`
+	AfterKiB      int64   `json:"after_kib"`
+	PerSessionKiB float64 `json:"per_session_kib"`
+}
+
+// benchFailover is what a failover run saw: the process killed, the
+// messages and logins disrupted, and when each was served again, in
+// seconds after the kill.
+type benchFailover struct {
+	PID       int     `json:"pid"`
+	SlowMs    float64 `json:"slow_ms"`
+	Disrupted int     `json:"messages_disrupted"`
+	Lost      int     `json:"messages_lost"`
+	// MaxLatencyMs is the slowest message sent from slow before the kill on.
+	MaxLatencyMs         float64 `json:"max_latency_ms"`
+	MessagesServedAfterS float64 `json:"messages_served_after_s"`
+	LoginsFailed         int     `json:"logins_failed"`
+	FirstLoginErr        string  `json:"first_login_error,omitempty"`
+	LoginsServedAfterS   float64 `json:"logins_served_after_s"`
+	// ServedAgainS is the later of the two; -1 if logins never came back.
+	ServedAgainS float64 `json:"served_again_s"`
+	// ServedAfter: in the step after the kill, every message arrived once
+	// and every login succeeded.
+	ServedAfter bool   `json:"served_after"`
+	Error       string `json:"error,omitempty"`
 }
 
 type benchCloses struct {
@@ -143,8 +193,20 @@ func (r *benchReport) table(w io.Writer) {
 		fmt.Fprintf(tw, "%d\t%d\t%.1f\t\n", m.BeforeKiB, m.AfterKiB, m.PerItemKiB)
 		tw.Flush()
 	}
+	if len(r.Processes) > 0 {
+		fmt.Fprintln(tw, "server processes\tcount\tPSS before KiB\tafter KiB\tper session KiB\t")
+		for _, p := range r.Processes {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t\n", p.Name, p.Procs, p.BeforeKiB, p.AfterKiB, p.PerSessionKiB)
+		}
+		tw.Flush()
+	}
+	if fo := r.Failover; fo != nil {
+		fmt.Fprintln(tw, "killed pid\tmessages disrupted\tlost\tlogins failed\tmessages back s\tlogins back s\tserved again s\tserved after\t")
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%.3f\t%.3f\t%.3f\t%v\t\n", fo.PID, fo.Disrupted, fo.Lost, fo.LoginsFailed, fo.MessagesServedAfterS, fo.LoginsServedAfterS, fo.ServedAgainS, fo.ServedAfter)
+		tw.Flush()
+	}
 	if len(r.Steps) > 0 {
-		fmt.Fprintln(tw, "step\ttarget/s\tsent\tsent/s\tdelivered\tdelivered/s\tloss %\terrors\tp50 ms\tp99 ms\tmax ms\tserver CPU ms\tresult\t")
+		fmt.Fprintln(tw, "step\ttarget/s\tsent\tsent/s\tdelivered\tdelivered/s\tloss %\tdup\terrors\tp50 ms\tp99 ms\tmax ms\tserver CPU ms\tresult\t")
 		for i, s := range r.Steps {
 			result := "pass"
 			if !s.Passed {
@@ -154,8 +216,8 @@ func (r *benchReport) table(w io.Writer) {
 			if s.ServerCPUms > 0 {
 				cpu = strconv.FormatInt(s.ServerCPUms, 10)
 			}
-			fmt.Fprintf(tw, "%d\t%.0f\t%d\t%.0f\t%d\t%.0f\t%.3f\t%d\t%s\t%s\t%s\t%s\t%s\t\n", i+1, s.Target, s.Sent, s.SentPerSecond,
-				s.Delivered, s.DeliveredPerSecond, 100*s.Loss, s.Errors, ms(s.Latency.P50ms), ms(s.Latency.P99ms), ms(s.Latency.MaxMs), cpu, result)
+			fmt.Fprintf(tw, "%d\t%.0f\t%d\t%.0f\t%d\t%.0f\t%.3f\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n", i+1, s.Target, s.Sent, s.SentPerSecond,
+				s.Delivered, s.DeliveredPerSecond, 100*s.Loss, s.Duplicates, s.Errors, ms(s.Latency.P50ms), ms(s.Latency.P99ms), ms(s.Latency.MaxMs), cpu, result)
 		}
 	}
 	tw.Flush()

@@ -28,3 +28,13 @@ func raiseFileLimit(log *slog.Logger) uint64 {
 	log.Info("file limit", "open_files", r.Cur, "hard", r.Max)
 	return r.Cur
 }
+
+// fileLimit is the hard limit on open files, which a process of this
+// program raises its soft limit to; 0 if unknown.
+func fileLimit() uint64 {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		return 0
+	}
+	return r.Max
+}

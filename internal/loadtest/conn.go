@@ -58,6 +58,10 @@ type Options struct {
 	// opened there instead of on a TCP client listener, over TLS (wss)
 	// when TLS is set.
 	WebSocket string
+	// LocalAddr, if not nil, is the address connections are made from:
+	// on loopback, another 127.0.0.x gives each gateway port another
+	// range of ephemeral ports.
+	LocalAddr net.Addr
 }
 
 func (o *Options) defaults() {
@@ -111,7 +115,7 @@ func Login(ctx context.Context, o *Options, user string) (*Conn, time.Duration, 
 }
 
 func login(ctx context.Context, o *Options, user string) (*Conn, time.Duration, error) {
-	d := net.Dialer{Timeout: o.Timeout}
+	d := net.Dialer{Timeout: o.Timeout, LocalAddr: o.LocalAddr}
 	raw, err := d.DialContext(ctx, "tcp", o.Addr)
 	if err != nil {
 		return nil, 0, err

@@ -90,3 +90,17 @@ func (m *Meter) bounce() {
 		m.errors.Add(1)
 	}
 }
+
+// Set makes the meter's counts those of r (not its phase or clock): a
+// fleet run shows the sums of what its load processes report.
+func (m *Meter) Set(r MeterReading) {
+	if m == nil {
+		return
+	}
+	m.loggedIn.Store(r.LoggedIn)
+	m.failed.Store(r.Failed)
+	m.seated.Store(r.Seated)
+	m.sent.Store(r.Sent)
+	m.delivered.Store(r.Delivered)
+	m.errors.Store(r.Errors)
+}

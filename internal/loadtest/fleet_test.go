@@ -1,0 +1,91 @@
+package loadtest
+
+import (
+	"math/rand/v2"
+	"os"
+	"testing"
+	"time"
+)
+
+func TestHistogramDataMerge(t *testing.T) {
+	var a, b, all Histogram
+	for i := range 1000 {
+		d := time.Duration(i*37%5000) * time.Microsecond
+		all.Record(d)
+		if i%3 == 0 {
+			a.Record(d)
+		} else {
+			b.Record(d)
+		}
+	}
+	var m Histogram
+	m.Add(a.Data())
+	m.Merge(&b)
+	for _, q := range []float64{0.5, 0.9, 0.99, 1} {
+		if got, want := m.Percentile(q), all.Percentile(q); got != want {
+			t.Errorf("p%v: merged %v, want %v", q*100, got, want)
+		}
+	}
+	if m.Count() != all.Count() || m.Max() != all.Max() {
+		t.Errorf("merged n=%d max=%v, want n=%d max=%v", m.Count(), m.Max(), all.Count(), all.Max())
+	}
+}
+
+func TestParseFleetID(t *testing.T) {
+	tests := []struct {
+		id                string
+		step, sender, seq int
+		ts                int64
+		ok                bool
+	}{
+		{"f2.1234.7.1700000000000000000", 2, 1234, 7, 1700000000000000000, true},
+		{"f0.0.1.5", 0, 0, 1, 5, true},
+		{"s2-123", 0, 0, 0, 0, false},
+		{"f2.1.2", 0, 0, 0, 0, false},
+		{"f99.1.2.3", 0, 0, 0, 0, false},
+		{"f1.-1.2.3", 0, 0, 0, 0, false},
+		{"f1.x.2.3", 0, 0, 0, 0, false},
+	}
+	for _, tt := range tests {
+		step, sender, seq, ts, ok := parseFleetID(tt.id)
+		if ok != tt.ok || (ok && (step != tt.step || sender != tt.sender || seq != tt.seq || ts != tt.ts)) {
+			t.Errorf("parseFleetID(%q) = %d %d %d %d %v", tt.id, step, sender, seq, ts, ok)
+		}
+	}
+}
+
+// TestPeerOf: an addressee is always a session of the fleet on another
+// gateway, and every other gateway gets some.
+func TestPeerOf(t *testing.T) {
+	for _, tt := range []struct{ gateways, total int }{{2, 10}, {3, 2000}, {10, 20011}, {3, 4}} {
+		gws := make([]string, tt.gateways)
+		w, err := NewFleetWorker(FleetConfig{Gateways: gws, Total: tt.total, Count: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		for i := range min(tt.total, 200) {
+			hit := map[int]bool{}
+			for range 200 {
+				j := w.peerOf(rng, i)
+				if j < 0 || j >= tt.total || j%tt.gateways == i%tt.gateways {
+					t.Fatalf("%d gateways, %d sessions: peer of %d is %d", tt.gateways, tt.total, i, j)
+				}
+				hit[j%tt.gateways] = true
+			}
+			if len(hit) != tt.gateways-1 {
+				t.Fatalf("%d gateways: session %d reached gateways %v", tt.gateways, i, hit)
+			}
+		}
+	}
+}
+
+func TestSampleProcs(t *testing.T) {
+	s, err := SampleProcs([]int{os.Getpid()})
+	if err != nil {
+		t.Skipf("no /proc here: %v", err)
+	}
+	if len(s) != 1 || s[0].Procs < 1 || s[0].PSSKiB <= 0 || s[0].Name == "" {
+		t.Fatalf("SampleProcs(self) = %+v", s)
+	}
+}
