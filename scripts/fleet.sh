@@ -6,6 +6,9 @@
 #
 #   scripts/fleet.sh start     start everything, print the bench flags
 #   scripts/fleet.sh env       print GATEWAYS_ADDRS, SERVER_PIDS, SM_PIDS again
+#   scripts/fleet.sh measure N run the four measurements with N sessions:
+#                              idle, logins, messages, failover (it kills sm-0
+#                              last); reports and JSON in FLEET_DIR/results
 #   scripts/fleet.sh stop      stop everything (the directory stays)
 #   scripts/fleet.sh clean     stop and remove the directory
 #
@@ -19,6 +22,7 @@
 #               listeners at BASE_PORT+100…, PostgreSQL at BASE_PORT+99
 #   NICE        niceness of every process      (default 10)
 #   AMBROSIA    the binary (default: built from this checkout into FLEET_DIR)
+#   RATE        messages/s of the messages measurement (default 1000)
 set -eu
 
 FLEET_DIR=${FLEET_DIR:-/tmp/ambrosia-fleet}
@@ -151,6 +155,22 @@ EOF
 	print_env | tee "$FLEET_DIR/env"
 }
 
+measure() {
+	n=$1
+	AMBROSIA=${AMBROSIA:-$FLEET_DIR/ambrosia}
+	eval "$(print_env)"
+	out=$FLEET_DIR/results
+	mkdir -p "$out"
+	b="nice -n $NICE $AMBROSIA bench"
+	common="--gateways $GATEWAYS_ADDRS --direct-tls"
+	# Every figure goes through the same binary and flags; the servers'
+	# memory and CPU are summed over their processes and children.
+	$b idle $common --count "$n" --server-pids "$SERVER_PIDS" --settle 10s --json "$out/idle-$n.json" 2>"$out/idle-$n.progress" | tee "$out/idle-$n.txt"
+	$b logins $common --count "$n" --users "$n" --server-pids "$SERVER_PIDS" --json "$out/logins-$n.json" 2>"$out/logins-$n.progress" | tee "$out/logins-$n.txt"
+	$b messages $common --sessions "$n" --rate "${RATE:-1000}" --duration 20s --max-p99 1s --server-pids "$SERVER_PIDS" --json "$out/messages-$n.json" 2>"$out/messages-$n.progress" | tee "$out/messages-$n.txt"
+	$b failover $common --sessions "$n" --rate 200 --duration 10s --kill-after 3s --kill-pid "${SM_PIDS%%,*}" --json "$out/failover-$n.json" 2>"$out/failover-$n.progress" | tee "$out/failover-$n.txt"
+}
+
 stop() {
 	for f in "$FLEET_DIR"/sm*.pid "$FLEET_DIR"/gw*.pid; do
 		[ -f "$f" ] || continue
@@ -169,10 +189,11 @@ env)
 	AMBROSIA=${AMBROSIA:-$FLEET_DIR/ambrosia}
 	print_env
 	;;
+measure) measure "${2:?sessions}" ;;
 stop) stop ;;
 clean)
 	stop
 	rm -rf "$FLEET_DIR"
 	;;
-*) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

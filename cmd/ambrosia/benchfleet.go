@@ -95,6 +95,7 @@ type fleetMsg struct {
 	Progress  *loadtest.MeterReading `json:"progress,omitempty"`
 	Logins    *loadtest.LoginStats   `json:"logins,omitempty"`
 	Sent      uint64                 `json:"sent,omitempty"`
+	WindowNs  int64                  `json:"window_ns,omitempty"` // how long the sending took
 	Delivered uint64                 `json:"delivered,omitempty"`
 	Errors    uint64                 `json:"errors,omitempty"`
 	Report    *loadtest.StepReport   `json:"report,omitempty"`
@@ -174,8 +175,8 @@ func benchFleetWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) er
 				emit(fleetMsg{Ev: "error", Error: "step without settings"})
 				continue
 			}
-			n, err := w.Step(ctx, *cmd.Step)
-			m := fleetMsg{Ev: "sent", Sent: n}
+			n, window, err := w.Step(ctx, *cmd.Step)
+			m := fleetMsg{Ev: "sent", Sent: n, WindowNs: int64(window)}
 			if err != nil {
 				m.Error = err.Error()
 			}
@@ -595,7 +596,6 @@ func (f *fleet) step(ctx context.Context, idx int, rate float64, record bool, lo
 	n := float64(len(f.procs))
 	sc := loadtest.StepCommand{Step: idx, Rate: rate / n, Duration: f.run.duration, Record: record, LoginRate: loginRate / n}
 	cpu0 := serverCPU(f.run.serverPIDs)
-	start := time.Now()
 	for _, p := range f.procs {
 		if err := p.send(fleetCmd{Cmd: "step", Step: &sc}); err != nil {
 			return benchStep{}, nil, 0, err
@@ -605,10 +605,13 @@ func (f *fleet) step(ctx context.Context, idx int, rate float64, record bool, lo
 		during()
 	}
 	ms, err := f.all(ctx, fleetCmd{}, "sent")
-	window := time.Since(start)
-	var sent uint64
+	var (
+		sent   uint64
+		window time.Duration
+	)
 	for _, m := range ms {
 		sent += m.Sent
+		window = max(window, time.Duration(m.WindowNs))
 		if m.Error != "" && err == nil {
 			err = errors.New(m.Error)
 		}

@@ -215,13 +215,15 @@ type StepCommand struct {
 
 // Step sends c.Rate messages a second for c.Duration, each from one of
 // this process's sessions picked at random to a session of the fleet on
-// another gateway, also picked at random. It returns how many it sent.
-func (w *FleetWorker) Step(ctx context.Context, c StepCommand) (uint64, error) {
+// another gateway, also picked at random. It returns how many it sent
+// and how long the sending took (the logins tried alongside may take
+// longer: it returns once they are over).
+func (w *FleetWorker) Step(ctx context.Context, c StepCommand) (sent uint64, window time.Duration, err error) {
 	if c.Step < 0 || c.Step >= maxSteps {
-		return 0, fmt.Errorf("fleet: step %d out of range", c.Step)
+		return 0, 0, fmt.Errorf("fleet: step %d out of range", c.Step)
 	}
 	if !w.c.Read {
-		return 0, errors.New("fleet: sessions without readers cannot take messages")
+		return 0, 0, errors.New("fleet: sessions without readers cannot take messages")
 	}
 	st := &fleetStep{record: c.Record, seen: map[uint64]struct{}{}}
 	w.steps[c.Step].Store(st)
@@ -235,18 +237,18 @@ func (w *FleetWorker) Step(ctx context.Context, c StepCommand) (uint64, error) {
 			w.probeLogins(ctx, st, c.LoginRate, end)
 		}()
 	}
+	// The logins tried alongside end with the step, but not its window.
 	defer probes.Wait()
+	start := time.Now()
 	if len(w.live) == 0 || c.Rate <= 0 {
 		sleep(ctx, time.Until(end))
-		return 0, nil
+		return 0, time.Since(start), nil
 	}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(w.c.First)))
 	seqs := make([]int, len(w.conns))
 	tag := "f" + strconv.Itoa(c.Step) + "."
 	suffix := []byte("'><body>" + msgBody + "</body></message>")
 	buf := make([]byte, 0, 256)
-	start := time.Now()
-	var sent uint64
 	for ctx.Err() == nil {
 		now := time.Now()
 		if !now.Before(end) {
@@ -275,7 +277,7 @@ func (w *FleetWorker) Step(ctx context.Context, c StepCommand) (uint64, error) {
 			buf = strconv.AppendInt(buf, at, 10)
 			buf = append(buf, suffix...)
 			if err := w.conns[k].Write(buf); err != nil {
-				return sent, fmt.Errorf("fleet: send from %s: %w", UserName(w.c.Prefix, from), err)
+				return sent, time.Since(start), fmt.Errorf("fleet: send from %s: %w", UserName(w.c.Prefix, from), err)
 			}
 			if st.record {
 				st.sent = append(st.sent, Sent{Sender: from, Seq: seqs[k], At: at})
@@ -284,7 +286,7 @@ func (w *FleetWorker) Step(ctx context.Context, c StepCommand) (uint64, error) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	return sent, nil
+	return sent, time.Since(start), nil
 }
 
 // peerOf picks a session of the fleet at random among those on another
