@@ -234,6 +234,11 @@ type Exchange struct {
 	// other is the hash of the keys an account has instead of those
 	// of the mechanism asked for (errOtherHash).
 	other string
+	// unavailable is set when the store could not answer the lookup (a
+	// session manager instance that died, a timeout): the client is told
+	// to try again (temporary-auth-failure), not that its password is
+	// wrong.
+	unavailable bool
 }
 
 // errOtherHash reports a SCRAM exchange for an account that has keys of
@@ -339,6 +344,9 @@ func (x *Exchange) Step(in []byte) (out []byte, done bool, err error) {
 			return nil, true, fail("invalid-mechanism", "this account has keys for SCRAM-"+x.other+" only")
 		}
 		if err != nil {
+			if x.unavailable {
+				return nil, true, fail("temporary-auth-failure", "")
+			}
 			return nil, true, x.scramFailure(resp)
 		}
 		return []byte(resp), false, nil
@@ -451,6 +459,7 @@ func (x *Exchange) lookup(username string) (scram.StoredCredentials, error) {
 			}, nil
 		}
 		if !errors.Is(err, storage.ErrNotFound) {
+			x.unavailable = true
 			return scram.StoredCredentials{}, err
 		}
 		for _, h := range otherHashes(x.hash) {

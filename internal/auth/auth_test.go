@@ -273,3 +273,31 @@ func TestImportedSHA1Only(t *testing.T) {
 		}
 	}
 }
+
+// unavailableStore is a credential store that cannot answer, as a
+// gateway whose session manager instance died or timed out.
+type unavailableStore struct{}
+
+func (unavailableStore) Credential(context.Context, string, string) (storage.Credential, error) {
+	return storage.Credential{}, errors.New("gateway: service link lost")
+}
+
+// TestStoreUnavailable: when the credentials cannot be looked up, the
+// client is told to try again (temporary-auth-failure), with SCRAM as
+// with PLAIN, not that its password is wrong: a client that hears
+// not-authorized stops reconnecting or asks its user for a password.
+func TestStoreUnavailable(t *testing.T) {
+	a := New(unavailableStore{}, []byte("test secret"))
+	for _, mech := range []string{"SCRAM-SHA-1", "SCRAM-SHA-256"} {
+		if got := condition(runSCRAM(t, a, mech, "user", "pencil", "", false, nil)); got != "temporary-auth-failure" {
+			t.Errorf("%s: got %q, want temporary-auth-failure", mech, got)
+		}
+	}
+	x, err := a.Start(context.Background(), "PLAIN", "example.com", &TLSInfo{State: &tls.ConnectionState{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := x.Step([]byte("\x00user\x00pencil")); condition(err) != "temporary-auth-failure" {
+		t.Errorf("PLAIN: got %q, want temporary-auth-failure", condition(err))
+	}
+}
