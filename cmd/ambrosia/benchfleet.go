@@ -584,6 +584,20 @@ func (f *fleet) idle(ctx context.Context, out io.Writer, rep *benchReport, prog 
 			fmt.Fprintf(out, "  %-22s %4d processes  before %9d KiB  idle %9d KiB  %.2f KiB per session\n", p.Name, p.Procs, p.BeforeKiB, p.AfterKiB, p.PerSessionKiB)
 		}
 	}
+	// The load processes' own memory: on one machine, they share it with
+	// the servers.
+	var pids []int
+	for _, p := range f.procs {
+		pids = append(pids, p.cmd.Process.Pid)
+	}
+	if s, err := loadtest.SampleProcs(pids); err == nil && len(s) > 0 {
+		var kib int64
+		for _, g := range s {
+			kib += g.PSSKiB
+		}
+		rep.ClientKiB = kib
+		fmt.Fprintf(out, "load processes: %d KiB (PSS), %.1f KiB per session\n", kib, float64(kib)/float64(max(l.OK, 1)))
+	}
 	prog.Stop()
 	sleep(ctx, f.run.hold)
 	return nil

@@ -42,6 +42,9 @@ type benchReport struct {
 	Fleet     *benchFleetInfo `json:"fleet,omitempty"`
 	Processes []benchProc     `json:"processes,omitempty"`
 	Failover  *benchFailover  `json:"failover,omitempty"`
+	// ClientKiB is the load processes' own memory (PSS) with the sessions
+	// open (fleet idle runs).
+	ClientKiB int64 `json:"client_kib,omitempty"`
 	// Error is why the run stopped early, if it did.
 	Error string `json:"error,omitempty"`
 }

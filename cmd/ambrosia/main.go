@@ -39,7 +39,7 @@ commands:
   restore DIR            put a backup in place of the data directory (server stopped)
   import FILE|DIR        import XEP-0227 files (ejabberd, Prosody) or a Prosody data directory
   export FILE            write the users and their data as an XEP-0227 file
-  bench MODE             load client for measurements (users, idle, logins, messages, muc)
+  bench MODE             load client for measurements (users, idle, logins, messages, muc, failover)
   version                print the version
 
 Run 'ambrosia <command> -h' (or 'ambrosia help <command>') for the usage and flags of a command.
