@@ -88,11 +88,12 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pid := fs.Int("server-pid", 0, "server process to sample (/proc/PID, same machine only); 0 disables")
 	cpuProfile := fs.String("cpuprofile", "", "write the load client's own CPU profile to this file")
 	var gateways, sources, serverPIDs *string
-	var workers, sessions *int
+	var workers, sessions, retries *int
 	if mode != "muc" {
 		gateways = fs.String("gateways", "", "drive a fleet: client listeners of several gateways of one split server, `HOST:PORT,...`; session i logs in at gateway i mod N (instead of --addr)")
 		sources = fs.String("sources", "", "with --gateways: local `ADDRESSES` to connect from in turn, such as 127.0.0.1,127.0.0.2 (each adds ~28,000 ports per gateway on loopback)")
 		workers = fs.Int("workers", 0, "with --gateways: load processes to start (default: one per 15,000 sessions)")
+		retries = fs.Int("retries", 2, "with --gateways: times a session whose login failed tries again, a second later, as a client would (logins runs do not)")
 		serverPIDs = fs.String("server-pids", "", "with --gateways: server processes to measure, `PID,...`, each with its children (PostgreSQL's backends): memory (PSS) per session, CPU")
 	}
 	var (
@@ -174,7 +175,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if gateways != nil && *gateways != "" {
 		r := &fleetRun{mode: mode, gateways: parseFleetList(*gateways), sources: parseFleetList(*sources), workers: *workers,
 			prefix: *prefix, domain: *domain, password: *password, tls: *useTLS || *directTLS, directTLS: *directTLS,
-			caFile: *caFile, insecure: *insecure, timeout: *timeout, concurrency: *conc}
+			caFile: *caFile, insecure: *insecure, timeout: *timeout, concurrency: *conc, retries: *retries}
 		if r.serverPIDs, err = parsePIDs(*serverPIDs); err != nil {
 			return fs.wrongArgs(err.Error())
 		}

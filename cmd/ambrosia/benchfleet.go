@@ -45,6 +45,7 @@ type fleetRun struct {
 	insecure                 bool
 	timeout                  time.Duration
 	concurrency              int
+	retries                  int
 
 	// sessions are the sessions held (idle, messages, failover) or the
 	// accounts cycled through (logins); first is the first account.
@@ -80,6 +81,7 @@ type fleetWorkerConfig struct {
 	Total       int           `json:"total"`
 	Concurrency int           `json:"concurrency"`
 	Logins      int           `json:"logins,omitempty"`
+	Retries     int           `json:"retries,omitempty"`
 }
 
 // fleetCmd is a command to a load process.
@@ -132,7 +134,7 @@ func benchFleetWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) er
 		o.TLSConfig = tc
 	}
 	w, err := loadtest.NewFleetWorker(loadtest.FleetConfig{Options: o, Gateways: c.Gateways, Sources: c.Sources, Prefix: c.Prefix,
-		First: c.First, Count: c.Count, Total: c.Total, Concurrency: c.Concurrency, Read: c.Mode == "messages" || c.Mode == "failover"})
+		First: c.First, Count: c.Count, Total: c.Total, Concurrency: c.Concurrency, Retries: c.Retries, Read: c.Mode == "messages" || c.Mode == "failover"})
 	if err != nil {
 		return err
 	}
@@ -263,7 +265,7 @@ func (f *fleet) start(ctx context.Context, stderr io.Writer) error {
 		lo, hi := r.sessions*i/r.workers, r.sessions*(i+1)/r.workers
 		c := fleetWorkerConfig{Mode: r.mode, Gateways: r.gateways, Sources: r.sources, Prefix: r.prefix, Domain: r.domain,
 			Password: r.password, TLS: r.tls, DirectTLS: r.directTLS, CAFile: r.caFile, Insecure: r.insecure, Timeout: r.timeout,
-			First: r.first + lo, Count: hi - lo, Total: r.first + r.sessions, Concurrency: conc}
+			First: r.first + lo, Count: hi - lo, Total: r.first + r.sessions, Concurrency: conc, Retries: r.retries}
 		if r.mode == "logins" {
 			c.Logins = r.logins*(i+1)/r.workers - r.logins*i/r.workers
 		}
@@ -387,6 +389,7 @@ func mergeLogins(ms []fleetMsg) (*benchLogins, *loadtest.Histogram) {
 		}
 		l.OK += m.Logins.OK
 		l.Failed += m.Logins.Failed
+		l.Retried += m.Logins.Retried
 		wall = max(wall, time.Duration(m.Logins.WallNs))
 		h.Add(m.Logins.Latency)
 		if l.FirstErr == "" {
@@ -544,7 +547,7 @@ func (f *fleet) ready(ctx context.Context, out io.Writer, rep *benchReport) (*be
 	ms, err := f.all(ctx, fleetCmd{}, "ready")
 	l, h := mergeLogins(ms)
 	rep.Logins = l
-	fmt.Fprintf(out, "connected: %d ok, %d failed, %.2fs (the slowest load process)\n", l.OK, l.Failed, l.Seconds)
+	fmt.Fprintf(out, "connected: %d ok, %d failed, %d attempts tried again, %.2fs (the slowest load process)\n", l.OK, l.Failed, l.Retried, l.Seconds)
 	fmt.Fprintf(out, "login rate: %.0f logins/s for the whole fleet\n", l.PerSecond)
 	printLatency(out, "login latency (first byte to bind result)", h)
 	if l.FirstErr != "" {

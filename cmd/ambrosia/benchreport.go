@@ -69,6 +69,9 @@ type benchLogins struct {
 	PerSecond float64      `json:"per_second"`
 	Latency   benchLatency `json:"latency"` // first byte to bind result
 	FirstErr  string       `json:"first_error,omitempty"`
+	// Retried counts failed login attempts of fleet sessions that were
+	// tried again (--retries).
+	Retried int `json:"retried,omitempty"`
 	// ServerCPUms is the server's CPU time per login (--server-pid).
 	ServerCPUms float64 `json:"server_cpu_ms_per_login,omitempty"`
 }

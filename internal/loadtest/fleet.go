@@ -38,6 +38,10 @@ type FleetConfig struct {
 	// Read starts a reader per session, to receive messages; idle
 	// sessions are not read.
 	Read bool
+	// Retries is how many times a session whose login failed tries
+	// again, a second apart, as a client reconnects: under a fleet's load
+	// a login may time out, and a run of messages needs every session.
+	Retries int
 }
 
 // GatewayOf is the index of the gateway global session i logs in at.
@@ -136,8 +140,10 @@ func (w *FleetWorker) optionsOf(i int) *Options {
 
 // LoginStats are the logins of a fleet process.
 type LoginStats struct {
-	OK       int           `json:"ok"`
-	Failed   int           `json:"failed"`
+	OK     int `json:"ok"`
+	Failed int `json:"failed"`
+	// Retried counts the failed attempts that were tried again.
+	Retried  int           `json:"retried,omitempty"`
 	FirstErr string        `json:"first_error,omitempty"`
 	WallNs   int64         `json:"wall_ns"`
 	Latency  HistogramData `json:"latency"`
@@ -151,17 +157,30 @@ func (w *FleetWorker) Login(ctx context.Context) LoginStats {
 		lat      Histogram
 		mu       sync.Mutex
 		ok, fail atomic.Int64
+		retried  atomic.Int64
 	)
 	w.c.Meter.SetPhase("logging in")
 	start := time.Now()
 	forEach(ctx, w.c.Count, w.c.Concurrency, func(k int) {
 		i := w.c.First + k
-		cn, took, err := Login(ctx, w.optionsOf(i), UserName(w.c.Prefix, i))
-		if err == nil {
-			err = cn.Write(Presence)
-			if err != nil {
-				cn.Close(time.Second)
+		var (
+			cn   *Conn
+			took time.Duration
+			err  error
+		)
+		for try := 0; ; try++ {
+			cn, took, err = Login(ctx, w.optionsOf(i), UserName(w.c.Prefix, i))
+			if err == nil {
+				err = cn.Write(Presence)
+				if err != nil {
+					cn.Close(time.Second)
+				}
 			}
+			if err == nil || try >= w.c.Retries || ctx.Err() != nil {
+				break
+			}
+			retried.Add(1)
+			sleep(ctx, time.Second)
 		}
 		if err != nil {
 			if fail.Add(1) == 1 {
@@ -179,7 +198,7 @@ func (w *FleetWorker) Login(ctx context.Context) LoginStats {
 		ok.Add(1)
 	})
 	st.WallNs = int64(time.Since(start))
-	st.OK, st.Failed = int(ok.Load()), int(fail.Load())
+	st.OK, st.Failed, st.Retried = int(ok.Load()), int(fail.Load()), int(retried.Load())
 	st.Latency = lat.Data()
 	for k, cn := range w.conns {
 		if cn == nil {
