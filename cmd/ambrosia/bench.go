@@ -135,6 +135,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		remoteCA = fs.String("remote-ca", "", "PEM certificate to trust for TLS on --remote-addr")
 		sessions = fs.Int("sessions", 0, "with --gateways: sessions held (default 2*pairs); messages go between random ones on different gateways")
 		drain = fs.Duration("drain", 10*time.Second, "how long a step waits for its last messages")
+		settle = fs.Duration("settle", 3*time.Second, "with --gateways and --server-pids: wait after the last login before measuring the servers' memory")
 	case "failover":
 		sessions = fs.Int("sessions", 2000, "sessions held over the gateways (accounts PREFIX0…PREFIX(N-1))")
 		rate = fs.Float64("rate", 200, "messages/s between random sessions on different gateways, in every step")
@@ -144,6 +145,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		slow = fs.Duration("slow", 250*time.Millisecond, "a message sent from this long before the kill on and later than this counts as disrupted")
 		loginRate = fs.Float64("login-rate", 20, "logins/s tried alongside the messages, as random sessions, each with a resource of its own")
 		drain = fs.Duration("drain", 30*time.Second, "how long each step waits for its last messages")
+		settle = fs.Duration("settle", 3*time.Second, "with --server-pids: wait after the last login before measuring the servers' memory")
 		maxP99 = fs.Duration("max-p99", time.Second, "p99 latency a passing step stays within")
 	case "muc":
 		rooms = fs.Int("rooms", 1, "rooms")
@@ -189,6 +191,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		case "messages":
 			r.sessions, r.rate, r.duration, r.drain, r.findMax, r.maxSteps, r.maxP99 = *sessions, *rate, *duration, *drain, *findMax, *maxSteps, *maxP99
+			r.settle = *settle
 			if r.sessions <= 0 {
 				r.sessions = 2 * *pairs
 			}
@@ -199,6 +202,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		case "failover":
 			r.sessions, r.rate, r.duration, r.drain, r.maxP99 = *sessions, *rate, *duration, *drain, *maxP99
 			r.killPID, r.killAfter, r.slow, r.loginRate = *killPID, *killAfter, *slow, *loginRate
+			r.settle = *settle
 			if r.killPID <= 0 {
 				return fs.wrongArgs("failover needs --kill-pid")
 			}

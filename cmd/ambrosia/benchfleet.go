@@ -468,7 +468,7 @@ func benchFleet(ctx context.Context, r *fleetRun, out, stdout, stderr io.Writer,
 	var before []loadtest.ProcUsage
 	var beforeTotal int64
 	var err error
-	if len(r.serverPIDs) > 0 && r.mode == "idle" {
+	if len(r.serverPIDs) > 0 && r.mode != "logins" {
 		meter.SetPhase("sampling the servers")
 		if before, beforeTotal, err = sampleServers(ctx, r.serverPIDs); err != nil {
 			return err
@@ -483,9 +483,9 @@ func benchFleet(ctx context.Context, r *fleetRun, out, stdout, stderr io.Writer,
 		case "idle":
 			err = f.idle(ctx, out, rep, prog, before, beforeTotal)
 		case "messages":
-			err = f.messages(ctx, out, rep, prog)
+			err = f.messages(ctx, out, rep, prog, before, beforeTotal)
 		case "failover":
-			err = f.failover(ctx, out, rep, prog)
+			err = f.failover(ctx, out, rep, prog, before, beforeTotal)
 		}
 	}
 	if r.mode != "logins" && len(f.procs) > 0 {
@@ -562,6 +562,18 @@ func (f *fleet) idle(ctx context.Context, out io.Writer, rep *benchReport, prog 
 		return err
 	}
 	f.meter.SetPhase("idle")
+	if err := f.memory(ctx, out, rep, l, before, beforeTotal); err != nil {
+		return err
+	}
+	prog.Stop()
+	sleep(ctx, f.run.hold)
+	return nil
+}
+
+// memory measures the servers, with --server-pids, and the load
+// processes once the sessions are open, after --settle: what they cost
+// over the baseline taken before the first login.
+func (f *fleet) memory(ctx context.Context, out io.Writer, rep *benchReport, l *benchLogins, before []loadtest.ProcUsage, beforeTotal int64) error {
 	if len(f.run.serverPIDs) > 0 {
 		sleep(ctx, f.run.settle)
 		f.meter.SetPhase("sampling the servers")
@@ -569,7 +581,6 @@ func (f *fleet) idle(ctx context.Context, out io.Writer, rep *benchReport, prog 
 		if err != nil {
 			return err
 		}
-		prog.Stop()
 		per := float64(afterTotal-beforeTotal) / float64(max(l.OK, 1))
 		rep.Memory = &benchMemory{BeforeKiB: beforeTotal, AfterKiB: afterTotal, PerItemKiB: per}
 		fmt.Fprintf(out, "server memory (PSS, all server processes and their children): before %d KiB, idle %d KiB, %.1f KiB per session\n",
@@ -601,8 +612,6 @@ func (f *fleet) idle(ctx context.Context, out io.Writer, rep *benchReport, prog 
 		rep.ClientKiB = kib
 		fmt.Fprintf(out, "load processes: %d KiB (PSS), %.1f KiB per session\n", kib, float64(kib)/float64(max(l.OK, 1)))
 	}
-	prog.Stop()
-	sleep(ctx, f.run.hold)
 	return nil
 }
 
@@ -695,7 +704,7 @@ func printStep(out io.Writer, i int, s benchStep, maxP99 time.Duration) {
 	fmt.Fprintf(out, "  %s (every message once, no errors, p99 <= %v, >= 95%% of target)\n", pass, maxP99)
 }
 
-func (f *fleet) messages(ctx context.Context, out io.Writer, rep *benchReport, prog *progress) error {
+func (f *fleet) messages(ctx context.Context, out io.Writer, rep *benchReport, prog *progress, before []loadtest.ProcUsage, beforeTotal int64) error {
 	if len(f.run.gateways) < 2 {
 		return errors.New("messages over a fleet go between gateways: give at least two in --gateways")
 	}
@@ -705,6 +714,9 @@ func (f *fleet) messages(ctx context.Context, out io.Writer, rep *benchReport, p
 	}
 	if l.Failed > 0 {
 		return fmt.Errorf("%d sessions failed to log in", l.Failed)
+	}
+	if err := f.memory(ctx, out, rep, l, before, beforeTotal); err != nil {
+		return err
 	}
 	steps := 1
 	if f.run.findMax {
@@ -738,7 +750,7 @@ func (f *fleet) messages(ctx context.Context, out io.Writer, rep *benchReport, p
 // before, while and after one server process (a session manager
 // instance) is killed with SIGKILL, and reports how long its users went
 // unserved.
-func (f *fleet) failover(ctx context.Context, out io.Writer, rep *benchReport, prog *progress) error {
+func (f *fleet) failover(ctx context.Context, out io.Writer, rep *benchReport, prog *progress, before []loadtest.ProcUsage, beforeTotal int64) error {
 	r := f.run
 	if len(r.gateways) < 2 {
 		return errors.New("failover: give at least two gateways in --gateways")
@@ -749,6 +761,9 @@ func (f *fleet) failover(ctx context.Context, out io.Writer, rep *benchReport, p
 	}
 	if l.Failed > 0 {
 		return fmt.Errorf("%d sessions failed to log in", l.Failed)
+	}
+	if err := f.memory(ctx, out, rep, l, before, beforeTotal); err != nil {
+		return err
 	}
 	fo := &benchFailover{PID: r.killPID, SlowMs: ms(r.slow)}
 	rep.Failover = fo
