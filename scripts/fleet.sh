@@ -9,6 +9,7 @@
 #   scripts/fleet.sh measure N run the four measurements with N sessions:
 #                              idle, logins, messages, failover (it kills sm-0
 #                              last); reports and JSON in FLEET_DIR/results
+#   scripts/fleet.sh revive    start again the sm instances that are not running
 #   scripts/fleet.sh stop      stop everything (the directory stays)
 #   scripts/fleet.sh clean     stop and remove the directory
 #
@@ -93,6 +94,31 @@ wait_log() {
 	done
 }
 
+# start_sm J starts session manager instance sm-J, linked to every gateway.
+start_sm() {
+	AMBROSIA_SERVICE_SECRET=$SECRET nice -n "$NICE" "$AMBROSIA" service sm --config "$FLEET_DIR/ambrosia.toml" \
+		--instance "sm-$1" --gateway "$(svc_addrs)" \
+		--log-format json --log-level info >>"$FLEET_DIR/sm$1.log" 2>&1 &
+	echo $! >"$FLEET_DIR/sm$1.pid"
+}
+
+# revive starts again the instances that are not running (after a
+# failover measurement killed one).
+revive() {
+	AMBROSIA=${AMBROSIA:-$FLEET_DIR/ambrosia}
+	j=0
+	while [ $j -lt "$SMS" ]; do
+		if ! kill -0 "$(cat "$FLEET_DIR/sm$j.pid" 2>/dev/null || echo 0)" 2>/dev/null; then
+			start_sm $j
+			echo "started sm-$j again"
+		fi
+		j=$((j + 1))
+	done
+	sleep 2
+	print_env >"$FLEET_DIR/env"
+	cat "$FLEET_DIR/env"
+}
+
 start() {
 	mkdir -p "$FLEET_DIR"
 	if [ -z "${AMBROSIA:-}" ]; then
@@ -138,10 +164,7 @@ EOF
 	done
 	j=0
 	while [ $j -lt "$SMS" ]; do
-		AMBROSIA_SERVICE_SECRET=$SECRET nice -n "$NICE" "$AMBROSIA" service sm --config "$FLEET_DIR/ambrosia.toml" \
-			--instance "sm-$j" --gateway "$(svc_addrs)" \
-			--log-format json --log-level info >"$FLEET_DIR/sm$j.log" 2>&1 &
-		echo $! >"$FLEET_DIR/sm$j.pid"
+		start_sm $j
 		# The first instance writes the domain's certificate the others read.
 		[ $j = 0 ] && wait_log "$FLEET_DIR/sm0.log" '"msg":"bound"' "$GATEWAYS"
 		j=$((j + 1))
@@ -190,10 +213,11 @@ env)
 	print_env
 	;;
 measure) measure "${2:?sessions}" ;;
+revive) revive ;;
 stop) stop ;;
 clean)
 	stop
 	rm -rf "$FLEET_DIR"
 	;;
-*) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
