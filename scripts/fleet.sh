@@ -145,8 +145,11 @@ backend = "postgres"
 postgres_dsn = "$DSN"
 EOF
 	# The accounts: one derivation of the password, shared by all.
-	echo "creating $USERS accounts…"
-	"$AMBROSIA" bench users --postgres-dsn "$DSN" --count "$USERS"
+	have=$(as_pg "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U ambrosia -d ambrosia -qtAc "SELECT count(*) FROM accounts" 2>/dev/null || echo 0)
+	if [ "${have:-0}" -lt "$USERS" ]; then
+		echo "creating $USERS accounts…"
+		"$AMBROSIA" bench users --postgres-dsn "$DSN" --count "$USERS"
+	fi
 
 	i=0
 	while [ $i -lt "$GATEWAYS" ]; do

@@ -690,7 +690,7 @@ func (f *fleet) step(ctx context.Context, idx int, rate float64, record bool, lo
 }
 
 func printStep(out io.Writer, i int, s benchStep, maxP99 time.Duration) {
-	fmt.Fprintf(out, "step %d: target %.0f msg/s, sent %d in %.2fs (%.0f msg/s), delivered %d once, %d duplicates, %d lost, errors %d\n",
+	fmt.Fprintf(out, "step %d: target %.0f msg/s, sent %d in %.2fs (%.0f msg/s), delivered %d once, %d duplicates, %d not arrived within the drain, errors %d\n",
 		i+1, s.Target, s.Sent, s.Seconds, s.SentPerSecond, s.Delivered, s.Duplicates, s.Sent-min(s.Sent, s.Delivered), s.Errors)
 	fmt.Fprintf(out, "  latency (send to receive, sender and addressee on different gateways): n=%d p50 %.2f ms p90 %.2f ms p99 %.2f ms max %.2f ms\n",
 		s.Latency.N, s.Latency.P50ms, s.Latency.P90ms, s.Latency.P99ms, s.Latency.MaxMs)
