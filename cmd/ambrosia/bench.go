@@ -93,7 +93,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		gateways = fs.String("gateways", "", "drive a fleet: client listeners of several gateways of one split server, `HOST:PORT,...`; session i logs in at gateway i mod N (instead of --addr)")
 		sources = fs.String("sources", "", "with --gateways: local `ADDRESSES` to connect from in turn, such as 127.0.0.1,127.0.0.2 (each adds ~28,000 ports per gateway on loopback)")
 		workers = fs.Int("workers", 0, "with --gateways: load processes to start (default: one per 15,000 sessions)")
-		retries = fs.Int("retries", 2, "with --gateways: times a session whose login failed tries again, a second later, as a client would (logins runs do not)")
+		retries = fs.Int("retries", 5, "with --gateways: times a session whose login failed tries again, after 1, 2, 4, 8, 8 s, as a client would (logins runs do not)")
 		serverPIDs = fs.String("server-pids", "", "with --gateways: server processes to measure, `PID,...`, each with its children (PostgreSQL's backends): memory (PSS) per session, CPU")
 	}
 	var (

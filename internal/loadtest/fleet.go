@@ -39,8 +39,8 @@ type FleetConfig struct {
 	// sessions are not read.
 	Read bool
 	// Retries is how many times a session whose login failed tries
-	// again, a second apart, as a client reconnects: under a fleet's load
-	// a login may time out, and a run of messages needs every session.
+	// again, after 1, 2, 4, 8, 8… seconds, as a client reconnects: under a
+	// fleet's load a login may time out.
 	Retries int
 }
 
@@ -59,6 +59,20 @@ type FleetWorker struct {
 	steps   [maxSteps]atomic.Pointer[fleetStep]
 	// unmatched counts messages whose id this fleet did not produce.
 	unmatched atomic.Uint64
+	// absent are the sessions of the fleet that could not log in: no
+	// message goes to them. Set before the first step.
+	absent map[int]bool
+}
+
+// Exclude makes the sessions ids (global indices) addressees no more:
+// those that failed to log in, in this process or another.
+func (w *FleetWorker) Exclude(ids []int) {
+	if w.absent == nil {
+		w.absent = map[int]bool{}
+	}
+	for _, i := range ids {
+		w.absent[i] = true
+	}
 }
 
 // fleetStep is what one step sent and received in this process.
@@ -142,6 +156,8 @@ func (w *FleetWorker) optionsOf(i int) *Options {
 type LoginStats struct {
 	OK     int `json:"ok"`
 	Failed int `json:"failed"`
+	// FailedIDs are the sessions that failed, by global index.
+	FailedIDs []int `json:"failed_ids,omitempty"`
 	// Retried counts the failed attempts that were tried again.
 	Retried  int           `json:"retried,omitempty"`
 	FirstErr string        `json:"first_error,omitempty"`
@@ -180,7 +196,7 @@ func (w *FleetWorker) Login(ctx context.Context) LoginStats {
 				break
 			}
 			retried.Add(1)
-			sleep(ctx, time.Second)
+			sleep(ctx, min(time.Second<<try, 8*time.Second))
 		}
 		if err != nil {
 			if fail.Add(1) == 1 {
@@ -202,6 +218,7 @@ func (w *FleetWorker) Login(ctx context.Context) LoginStats {
 	st.Latency = lat.Data()
 	for k, cn := range w.conns {
 		if cn == nil {
+			st.FailedIDs = append(st.FailedIDs, w.c.First+k)
 			continue
 		}
 		w.live = append(w.live, k)
@@ -310,7 +327,17 @@ func (w *FleetWorker) Step(ctx context.Context, c StepCommand) (sent uint64, win
 
 // peerOf picks a session of the fleet at random among those on another
 // gateway than session i's; with a single gateway, any other session.
+// Sessions that could not log in are drawn again.
 func (w *FleetWorker) peerOf(rng *rand.Rand, i int) int {
+	for range 1000 {
+		if j := w.anyPeerOf(rng, i); !w.absent[j] {
+			return j
+		}
+	}
+	return w.anyPeerOf(rng, i)
+}
+
+func (w *FleetWorker) anyPeerOf(rng *rand.Rand, i int) int {
 	g := len(w.c.Gateways)
 	if g < 2 || w.c.Total <= g {
 		for {
