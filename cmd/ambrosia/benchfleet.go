@@ -479,6 +479,7 @@ func benchFleet(ctx context.Context, r *fleetRun, out, stdout, stderr io.Writer,
 		}
 	}
 	prog := startProgress(stderr, meter, r.mode)
+	meter.SetPhase("logging in")
 	err = f.start(ctx, stderr)
 	if err == nil {
 		switch r.mode {
