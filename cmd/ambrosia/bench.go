@@ -88,12 +88,14 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pid := fs.Int("server-pid", 0, "server process to sample (/proc/PID, same machine only); 0 disables")
 	cpuProfile := fs.String("cpuprofile", "", "write the load client's own CPU profile to this file")
 	var gateways, sources, serverPIDs *string
+	var keepalive *time.Duration
 	var workers, sessions, retries *int
 	if mode != "muc" {
 		gateways = fs.String("gateways", "", "drive a fleet: client listeners of several gateways of one split server, `HOST:PORT,...`; session i logs in at gateway i mod N (instead of --addr)")
 		sources = fs.String("sources", "", "with --gateways: local `ADDRESSES` to connect from in turn, such as 127.0.0.1,127.0.0.2 (each adds ~28,000 ports per gateway on loopback)")
 		workers = fs.Int("workers", 0, "with --gateways: load processes to start (default: one per 15,000 sessions)")
 		retries = fs.Int("retries", 5, "with --gateways: times a session whose login failed tries again, after 1, 2, 4, 8, 8 s, as a client would (logins runs do not)")
+		keepalive = fs.Duration("keepalive", time.Minute, "with --gateways: each session sends a whitespace keepalive this often (0: never), so that a server's idle timeout does not end sessions while a long run logs the others in")
 		serverPIDs = fs.String("server-pids", "", "with --gateways: server processes to measure, `PID,...`, each with its children (PostgreSQL's backends): memory (PSS) per session, CPU")
 	}
 	var (
@@ -177,7 +179,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if gateways != nil && *gateways != "" {
 		r := &fleetRun{mode: mode, gateways: parseFleetList(*gateways), sources: parseFleetList(*sources), workers: *workers,
 			prefix: *prefix, domain: *domain, password: *password, tls: *useTLS || *directTLS, directTLS: *directTLS,
-			caFile: *caFile, insecure: *insecure, timeout: *timeout, concurrency: *conc, retries: *retries}
+			caFile: *caFile, insecure: *insecure, timeout: *timeout, concurrency: *conc, retries: *retries, keepalive: *keepalive}
 		if r.serverPIDs, err = parsePIDs(*serverPIDs); err != nil {
 			return fs.wrongArgs(err.Error())
 		}

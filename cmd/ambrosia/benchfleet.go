@@ -46,6 +46,7 @@ type fleetRun struct {
 	timeout                  time.Duration
 	concurrency              int
 	retries                  int
+	keepalive                time.Duration
 
 	// sessions are the sessions held (idle, messages, failover) or the
 	// accounts cycled through (logins); first is the first account.
@@ -82,6 +83,7 @@ type fleetWorkerConfig struct {
 	Concurrency int           `json:"concurrency"`
 	Logins      int           `json:"logins,omitempty"`
 	Retries     int           `json:"retries,omitempty"`
+	Keepalive   time.Duration `json:"keepalive,omitempty"`
 }
 
 // fleetCmd is a command to a load process.
@@ -135,7 +137,7 @@ func benchFleetWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) er
 		o.TLSConfig = tc
 	}
 	w, err := loadtest.NewFleetWorker(loadtest.FleetConfig{Options: o, Gateways: c.Gateways, Sources: c.Sources, Prefix: c.Prefix,
-		First: c.First, Count: c.Count, Total: c.Total, Concurrency: c.Concurrency, Retries: c.Retries, Read: c.Mode == "messages" || c.Mode == "failover"})
+		First: c.First, Count: c.Count, Total: c.Total, Concurrency: c.Concurrency, Retries: c.Retries, Keepalive: c.Keepalive, Read: c.Mode == "messages" || c.Mode == "failover"})
 	if err != nil {
 		return err
 	}
@@ -269,7 +271,7 @@ func (f *fleet) start(ctx context.Context, stderr io.Writer) error {
 		lo, hi := r.sessions*i/r.workers, r.sessions*(i+1)/r.workers
 		c := fleetWorkerConfig{Mode: r.mode, Gateways: r.gateways, Sources: r.sources, Prefix: r.prefix, Domain: r.domain,
 			Password: r.password, TLS: r.tls, DirectTLS: r.directTLS, CAFile: r.caFile, Insecure: r.insecure, Timeout: r.timeout,
-			First: r.first + lo, Count: hi - lo, Total: r.first + r.sessions, Concurrency: conc, Retries: r.retries}
+			First: r.first + lo, Count: hi - lo, Total: r.first + r.sessions, Concurrency: conc, Retries: r.retries, Keepalive: r.keepalive}
 		if r.mode == "logins" {
 			c.Logins = r.logins*(i+1)/r.workers - r.logins*i/r.workers
 		}

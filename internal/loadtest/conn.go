@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -82,6 +83,9 @@ type Conn struct {
 	nc  net.Conn // the socket or TLS over it
 	p   *xmlstream.Parser
 	buf []byte // nil while idle so an idle connection holds no buffer
+	// wmu serializes writes: a fleet's keepalives and its messages go
+	// out on the same connections from different goroutines.
+	wmu sync.Mutex
 	// JID is the full JID the server bound.
 	JID string
 	// closed is set once the server ended its stream, so Close does not
@@ -319,12 +323,14 @@ func condition(el *xmlstream.Element) string {
 }
 
 func (c *Conn) write(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	_, err := c.nc.Write(b)
 	return err
 }
 
 // Write sends pre-built bytes. It may run concurrently with the reading
-// goroutine but not with another Write.
+// goroutine and with other Writes.
 func (c *Conn) Write(b []byte) error { return c.write(b) }
 
 // errStreamEnd reports that the server closed its stream.

@@ -38,6 +38,12 @@ type FleetConfig struct {
 	// Read starts a reader per session, to receive messages; idle
 	// sessions are not read.
 	Read bool
+	// Keepalive is how often each session sends a whitespace keepalive
+	// (RFC 6120 §4.6.1); 0 means never. A server pings a session silent
+	// for its idle timeout (Ambrosia: 5 minutes) and ends it when the
+	// ping goes unanswered, and logging 200,000 sessions in takes longer
+	// than that.
+	Keepalive time.Duration
 	// Retries is how many times a session whose login failed tries
 	// again, after 1, 2, 4, 8, 8… seconds, as a client reconnects: under a
 	// fleet's load a login may time out.
@@ -62,6 +68,45 @@ type FleetWorker struct {
 	// absent are the sessions of the fleet that could not log in: no
 	// message goes to them. Set before the first step.
 	absent map[int]bool
+	// mu guards conns while the logins fill it in.
+	mu sync.Mutex
+	// stop ends the keepalives; kept waits for them.
+	stop chan struct{}
+	kept sync.WaitGroup
+}
+
+// keepalive sends a space on every session, in turn, once per
+// w.c.Keepalive, until Close.
+func (w *FleetWorker) keepalive() {
+	defer w.kept.Done()
+	space := []byte{' '}
+	for {
+		n := len(w.conns)
+		gap := w.c.Keepalive / time.Duration(max(n, 1))
+		t := time.NewTimer(gap)
+		for k := 0; k < n; k++ {
+			select {
+			case <-w.stop:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			// Written as a session goes idle, a space also keeps
+			// sessions whose login is not over yet from being touched.
+			if cn := w.loggedIn(k); cn != nil {
+				_ = cn.Write(space)
+			}
+			t.Reset(gap)
+		}
+		t.Stop()
+	}
+}
+
+// loggedIn returns session k once its login is over, else nil.
+func (w *FleetWorker) loggedIn(k int) *Conn {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.conns[k]
 }
 
 // Exclude makes the sessions ids (global indices) addressees no more:
@@ -120,7 +165,7 @@ func NewFleetWorker(c FleetConfig) (*FleetWorker, error) {
 	if c.Total < c.First+c.Count {
 		c.Total = c.First + c.Count
 	}
-	w := &FleetWorker{c: c, conns: make([]*Conn, c.Count)}
+	w := &FleetWorker{c: c, conns: make([]*Conn, c.Count), stop: make(chan struct{})}
 	sources := c.Sources
 	if len(sources) == 0 {
 		sources = []string{""}
@@ -176,6 +221,10 @@ func (w *FleetWorker) Login(ctx context.Context) LoginStats {
 		retried  atomic.Int64
 	)
 	w.c.Meter.SetPhase("logging in")
+	if w.c.Keepalive > 0 {
+		w.kept.Add(1)
+		go w.keepalive()
+	}
 	start := time.Now()
 	forEach(ctx, w.c.Count, w.c.Concurrency, func(k int) {
 		i := w.c.First + k
@@ -209,7 +258,9 @@ func (w *FleetWorker) Login(ctx context.Context) LoginStats {
 		if !w.c.Read {
 			cn.Idle()
 		}
+		w.mu.Lock()
 		w.conns[k] = cn
+		w.mu.Unlock()
 		lat.Record(took)
 		ok.Add(1)
 	})
@@ -497,6 +548,8 @@ func (w *FleetWorker) Report(step int) StepReport {
 // Close ends every session and returns how their streams ended.
 func (w *FleetWorker) Close() *Closes {
 	w.c.Meter.SetPhase("closing")
+	close(w.stop)
+	w.kept.Wait()
 	if !w.c.Read {
 		forEach(context.Background(), len(w.conns), max(w.c.Concurrency, 1), func(k int) {
 			if cn := w.conns[k]; cn != nil {
