@@ -30,6 +30,10 @@ modes:
   failover   over a fleet: chat and log in while one server process (a session
              manager instance) is killed, report when its users are served again
 
+  churn      keep N clients arriving, exchanging a message and leaving for a
+             duration; sample the server's goroutines, files, heap and RSS from
+             its Prometheus metrics, report cycles/s and plot the samples (SVG)
+
 With --gateways HOST:PORT,HOST:PORT,… idle, logins and messages drive a
 fleet: the sessions spread over the gateways of a split server (session i
 at gateway i mod N), held by several load processes that this command
@@ -54,6 +58,7 @@ var benchAbout = map[string]string{
 	"messages": "Chats between pairs of sessions at a rate and reports latency and server CPU.",
 	"failover": "Over a fleet of gateways (--gateways), chats between random sessions on different gateways\nand logs in alongside, before, while and after one server process (--kill-pid, a session\nmanager instance) is killed with SIGKILL; reports how long its users went unserved.",
 	"muc":      "Seats occupants in multi-user chat rooms, sends at a rate and reports join times,\ndeliveries per second, loss, latency, server CPU and memory.",
+	"churn":    "Keeps --clients clients cycling for --duration: each cycle connects, authenticates,\nsends one message to its partner (client i^1, online in the same cycle), receives\nthe partner's and closes. Every --sample-every it scrapes --metrics-url (the\nserver's Prometheus endpoint) for goroutines, open files, heap and RSS, and writes\nthe samples as CSV (--samples) and an SVG plot (--plot).",
 }
 
 // benchCmd runs the load client against a server: on this machine, the
@@ -63,7 +68,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 && args[0] == fleetWorkerMode {
 		return benchFleetWorker(ctx, os.Stdin, stdout)
 	}
-	mode, err := subcommand("bench", args, []string{"users", "idle", "logins", "messages", "muc", "failover"}, benchUsage, stdout, stderr)
+	mode, err := subcommand("bench", args, []string{"users", "idle", "logins", "messages", "muc", "failover", "churn"}, benchUsage, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -113,6 +118,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		rooms, occupants, joinConc, senders  *int
 		service, roomPrefix                  *string
 		maxLoss                              *float64
+		clients                              *int
+		sampleEvery                          *time.Duration
+		metricsURL, samplesPath, plotPath    *string
 	)
 	switch mode {
 	case "idle":
@@ -164,6 +172,14 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		maxP99 = fs.Duration("max-p99", 100*time.Millisecond, "a passing step's p99 latency stays below this")
 		maxLoss = fs.Float64("max-loss", 0.001, "a passing step loses at most this fraction of the deliveries")
 		settle = fs.Duration("settle", 3*time.Second, "wait after the logins and after the joins before sampling RSS")
+	case "churn":
+		clients = fs.Int("clients", 10000, "clients cycling at once, an even number (accounts PREFIX0…PREFIX(clients-1); client i chats with client i^1)")
+		duration = fs.Duration("duration", 30*time.Minute, "how long the clients keep cycling")
+		sampleEvery = fs.Duration("sample-every", time.Minute, "interval of the server samples")
+		metricsURL = fs.String("metrics-url", "", "the server's Prometheus `URL` to sample, e.g. http://127.0.0.1:9100/metrics (its metrics_addr or debug_addr); \"\" samples only the cycle counts")
+		samplesPath = fs.String("samples", "", "write the samples as CSV to `FILE`")
+		plotPath = fs.String("plot", "", "draw the samples as an SVG to `FILE`")
+		settle = fs.Duration("settle", 10*time.Second, "wait after the last client left before the last sample")
 	}
 	if pos, err := fs.parse(args[1:]); err != nil {
 		return err
@@ -329,6 +345,11 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			Senders: *senders, Rate: *rate, Duration: *duration, ServerPID: *pid, Settle: *settle,
 			FindMax: *findMax, RateStep: *rateStep, MaxSteps: *maxSteps, MaxP99: *maxP99, MaxLoss: *maxLoss,
 		})
+	case "churn":
+		err = benchChurn(ctx, out, stderr, rep, prog, loadtest.ChurnConfig{
+			Options: o, Prefix: *prefix, Clients: *clients, Concurrency: *conc,
+			Duration: *duration, Every: *sampleEvery,
+		}, *metricsURL, *settle, *samplesPath, *plotPath)
 	default:
 		var remote *loadtest.Options
 		if *remoteAddr != "" {

@@ -34,8 +34,10 @@ type benchReport struct {
 	Steps  []benchStep  `json:"steps,omitempty"` // messages, muc
 	// MaxPassingRate is the highest rate whose step passed, with
 	// --find-max.
-	MaxPassingRate float64     `json:"max_passing_rate,omitempty"`
-	Closes         benchCloses `json:"closes"`
+	MaxPassingRate float64 `json:"max_passing_rate,omitempty"`
+	// Churn is a churn run's cycles and server samples.
+	Churn  *benchChurnReport `json:"churn,omitempty"`
+	Closes benchCloses       `json:"closes"`
 	// Fleet describes a run of several load processes over several
 	// gateways; Processes are the server processes' memory by kind, with
 	// --server-pids; Failover what a failover run saw of the kill.
@@ -227,6 +229,9 @@ func (r *benchReport) table(w io.Writer) {
 		}
 	}
 	tw.Flush()
+	if r.Churn != nil {
+		churnTable(w, r.Churn)
+	}
 	if r.Error != "" {
 		fmt.Fprintf(w, "stopped early: %s\n", r.Error)
 	}
