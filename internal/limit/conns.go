@@ -3,6 +3,7 @@ package limit
 import (
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,9 +41,11 @@ type ConnConfig struct {
 }
 
 // Conns admits or refuses new connections of one edge and counts them
-// until they close. It is safe for concurrent use.
+// until they close. It is safe for concurrent use, SetConfig included.
 type Conns struct {
-	cfg ConnConfig
+	// cfg is swapped whole by SetConfig, so that a decision reads one
+	// configuration, never half of an old and half of a new one.
+	cfg atomic.Pointer[ConnConfig]
 	now func() time.Time
 
 	mu     sync.Mutex
@@ -61,11 +64,25 @@ type addrConns struct {
 
 // NewConns returns the bookkeeping for cfg.
 func NewConns(cfg ConnConfig) *Conns {
+	c := &Conns{now: time.Now, addrs: make(map[netip.Prefix]*addrConns)}
+	c.SetConfig(cfg)
+	return c
+}
+
+// SetConfig replaces the bounds while connections are open, as a reload
+// of the configuration does. The connections open stay open and keep
+// counting: a cap lowered below what an address holds refuses its next
+// connections until it is under the cap again. Whether a connection is
+// exempt was decided when it was admitted.
+func (c *Conns) SetConfig(cfg ConnConfig) {
 	if cfg.NewPerSecond > 0 && cfg.NewBurst < 1 {
 		cfg.NewBurst = 1
 	}
-	return &Conns{cfg: cfg, now: time.Now, addrs: make(map[netip.Prefix]*addrConns)}
+	c.cfg.Store(&cfg)
 }
+
+// Config returns the bounds in force.
+func (c *Conns) Config() ConnConfig { return *c.cfg.Load() }
 
 // Ticket is one admitted connection. It starts unauthenticated.
 type Ticket struct {
@@ -88,38 +105,41 @@ func (c *Conns) Admit(addr netip.Addr) (*Ticket, string) {
 	if c == nil {
 		return nil, ""
 	}
-	exempt := !addr.IsValid() || c.cfg.Exempt.Contains(addr)
+	cfg := c.cfg.Load()
+	exempt := !addr.IsValid() || cfg.Exempt.Contains(addr)
 	k := key(addr)
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.sweepLocked(now)
+	c.sweepLocked(cfg, now)
 	a := c.addrs[k]
 	if a == nil {
-		a = &addrConns{tokens: float64(c.cfg.NewBurst), last: now}
+		a = &addrConns{tokens: float64(cfg.NewBurst), last: now}
 		c.addrs[k] = a
 	}
-	if c.cfg.NewPerSecond > 0 {
-		a.tokens = min(float64(c.cfg.NewBurst), a.tokens+now.Sub(a.last).Seconds()*c.cfg.NewPerSecond)
-		a.last = now
+	if cfg.NewPerSecond > 0 {
+		a.tokens = min(float64(cfg.NewBurst), a.tokens+now.Sub(a.last).Seconds()*cfg.NewPerSecond)
 	}
-	if c.cfg.Max > 0 && c.open >= c.cfg.Max {
+	// The clock of the allowance runs while no rate is set too, so that
+	// a rate set by a reload does not credit the time before it.
+	a.last = now
+	if cfg.Max > 0 && c.open >= cfg.Max {
 		// Exempt or not: descriptors are what this bound protects.
 		return nil, ServerFull
 	}
 	if !exempt {
 		switch {
-		case c.cfg.MaxPerAddr > 0 && a.open >= c.cfg.MaxPerAddr:
+		case cfg.MaxPerAddr > 0 && a.open >= cfg.MaxPerAddr:
 			return nil, TooManyPerAddr
-		case c.cfg.MaxUnauthenticatedPerAddr > 0 && a.unauth >= c.cfg.MaxUnauthenticatedPerAddr:
+		case cfg.MaxUnauthenticatedPerAddr > 0 && a.unauth >= cfg.MaxUnauthenticatedPerAddr:
 			return nil, TooManyUnauthenticatedPerAddr
-		case c.cfg.MaxUnauthenticated > 0 && c.unauth >= c.cfg.MaxUnauthenticated && !c.evictLocked(a):
+		case cfg.MaxUnauthenticated > 0 && c.unauth >= cfg.MaxUnauthenticated && !c.evictLocked(a):
 			return nil, TooManyUnauthenticated
-		case c.cfg.NewPerSecond > 0 && a.tokens < 1:
+		case cfg.NewPerSecond > 0 && a.tokens < 1:
 			return nil, ConnectingTooOften
 		}
 	}
-	if c.cfg.NewPerSecond > 0 {
+	if cfg.NewPerSecond > 0 {
 		a.tokens = max(a.tokens-1, 0)
 	}
 	a.open++
@@ -195,7 +215,7 @@ func (t *Ticket) OnEvict(evict func()) {
 // sweepLocked forgets, at most once a second, the addresses with nothing
 // open whose rate allowance has refilled: what is left of them would
 // change no decision.
-func (c *Conns) sweepLocked(now time.Time) {
+func (c *Conns) sweepLocked(cfg *ConnConfig, now time.Time) {
 	if now.Sub(c.swept) < time.Second {
 		return
 	}
@@ -204,7 +224,7 @@ func (c *Conns) sweepLocked(now time.Time) {
 		if a.open > 0 {
 			continue
 		}
-		if c.cfg.NewPerSecond > 0 && a.tokens+now.Sub(a.last).Seconds()*c.cfg.NewPerSecond < float64(c.cfg.NewBurst) {
+		if cfg.NewPerSecond > 0 && a.tokens+now.Sub(a.last).Seconds()*cfg.NewPerSecond < float64(cfg.NewBurst) {
 			continue
 		}
 		delete(c.addrs, k)

@@ -3,6 +3,7 @@ package limit
 import (
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -43,9 +44,9 @@ func DefaultFailureConfig() FailureConfig {
 const maxTracked = 100_000
 
 // Failures counts failed logins per address and per account, across
-// connections. It is safe for concurrent use.
+// connections. It is safe for concurrent use, SetConfig included.
 type Failures struct {
-	cfg FailureConfig
+	cfg atomic.Pointer[FailureConfig] // swapped whole by SetConfig
 	now func() time.Time
 
 	mu       sync.Mutex
@@ -74,50 +75,65 @@ type failures struct {
 
 // NewFailures returns the bookkeeping for cfg.
 func NewFailures(cfg FailureConfig) *Failures {
-	return &Failures{cfg: cfg, now: time.Now, addrs: make(map[netip.Prefix]*failures), accounts: make(map[string]*failures), known: make(map[string]*knownNets)}
+	f := &Failures{now: time.Now, addrs: make(map[netip.Prefix]*failures), accounts: make(map[string]*failures), known: make(map[string]*knownNets)}
+	f.SetConfig(cfg)
+	return f
 }
+
+// SetConfig replaces the bounds, as a reload of the configuration does.
+// The failures counted so far stay counted, measured against the new
+// bounds and window: an address over a lowered bound is refused at its
+// next attempt.
+func (f *Failures) SetConfig(cfg FailureConfig) { f.cfg.Store(&cfg) }
+
+// Config returns the bounds in force.
+func (f *Failures) Config() FailureConfig { return *f.cfg.Load() }
 
 // Check tells how long an attempt from addr for account (a bare JID, ""
 // when not known yet) must wait before its credentials are checked, or
 // that it is refused: refused is then one of the reasons above.
 func (f *Failures) Check(addr netip.Addr, account string) (delay time.Duration, refused string) {
-	if f == nil || f.cfg.Exempt.Contains(addr) {
+	if f == nil {
+		return 0, ""
+	}
+	cfg := f.cfg.Load()
+	if cfg.Exempt.Contains(addr) {
 		return 0, ""
 	}
 	now := f.now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	na := f.countLocked(f.addrs[key(addr)], now)
+	na := countLocked(cfg, f.addrs[key(addr)], now)
 	nu := 0
 	if account != "" && !f.knownLocked(account, key(addr), now) {
-		nu = f.countLocked(f.accounts[account], now)
+		nu = countLocked(cfg, f.accounts[account], now)
 	}
 	switch {
-	case f.cfg.PerAddr > 0 && na >= f.cfg.PerAddr:
+	case cfg.PerAddr > 0 && na >= cfg.PerAddr:
 		return 0, LoginsFromAddr
-	case f.cfg.PerAccount > 0 && nu >= f.cfg.PerAccount:
+	case cfg.PerAccount > 0 && nu >= cfg.PerAccount:
 		return 0, LoginsForAccount
 	}
-	return f.delay(max(na, nu)), ""
+	return cfg.delay(max(na, nu)), ""
 }
 
 // delay is the pause after n failures.
-func (f *Failures) delay(n int) time.Duration {
-	if n < 2 || f.cfg.Delay <= 0 {
+func (cfg *FailureConfig) delay(n int) time.Duration {
+	if n < 2 || cfg.Delay <= 0 {
 		return 0
 	}
-	d := f.cfg.Delay
-	for i := 2; i < n && d < f.cfg.MaxDelay; i++ {
+	d := cfg.Delay
+	for i := 2; i < n && d < cfg.MaxDelay; i++ {
 		d *= 2
 	}
-	if f.cfg.MaxDelay > 0 {
-		d = min(d, f.cfg.MaxDelay)
+	if cfg.MaxDelay > 0 {
+		d = min(d, cfg.MaxDelay)
 	}
 	return d
 }
 
-func (f *Failures) countLocked(e *failures, now time.Time) int {
-	if e == nil || now.Sub(e.first) >= f.cfg.Window {
+func countLocked(cfg *FailureConfig, e *failures, now time.Time) int {
+	if e == nil || now.Sub(e.first) >= cfg.Window {
 		return 0
 	}
 	return e.n
@@ -126,15 +142,19 @@ func (f *Failures) countLocked(e *failures, now time.Time) int {
 // Failed records a failed login from addr for account ("" when the
 // attempt named none).
 func (f *Failures) Failed(addr netip.Addr, account string) {
-	if f == nil || f.cfg.Exempt.Contains(addr) {
+	if f == nil {
+		return
+	}
+	cfg := f.cfg.Load()
+	if cfg.Exempt.Contains(addr) {
 		return
 	}
 	now := f.now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	bump(f.addrs, key(addr), now, f.cfg.Window)
+	bump(f.addrs, key(addr), now, cfg.Window)
 	if account != "" {
-		bump(f.accounts, account, now, f.cfg.Window)
+		bump(f.accounts, account, now, cfg.Window)
 	}
 }
 
@@ -238,40 +258,60 @@ func prune[K comparable](m map[K]*failures, now time.Time, window time.Duration)
 // Events counts events per address within a window, such as account
 // registrations, to refuse an address past a number of them.
 type Events struct {
-	n      int
-	window time.Duration
-	exempt Nets
-	now    func() time.Time
+	cfg atomic.Pointer[eventsConfig] // swapped whole by Set
+	now func() time.Time
 
 	mu sync.Mutex
 	m  map[netip.Prefix]*failures
 }
 
+type eventsConfig struct {
+	n      int
+	window time.Duration
+	exempt Nets
+}
+
 // NewEvents allows n events per address within window; n = 0 allows any
 // number.
 func NewEvents(n int, window time.Duration, exempt Nets) *Events {
-	return &Events{n: n, window: window, exempt: exempt, now: time.Now, m: make(map[netip.Prefix]*failures)}
+	e := &Events{now: time.Now, m: make(map[netip.Prefix]*failures)}
+	e.Set(n, window, exempt)
+	return e
+}
+
+// Set replaces the bound, the window and the exempt networks, as a reload
+// of the configuration does; the events counted so far stay counted.
+func (e *Events) Set(n int, window time.Duration, exempt Nets) {
+	e.cfg.Store(&eventsConfig{n: n, window: window, exempt: exempt})
 }
 
 // Allow reports whether addr may have one more event now.
 func (e *Events) Allow(addr netip.Addr) bool {
-	if e == nil || e.n <= 0 || e.exempt.Contains(addr) {
+	if e == nil {
+		return true
+	}
+	cfg := e.cfg.Load()
+	if cfg.n <= 0 || cfg.exempt.Contains(addr) {
 		return true
 	}
 	now := e.now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	x := e.m[key(addr)]
-	return x == nil || now.Sub(x.first) >= e.window || x.n < e.n
+	return x == nil || now.Sub(x.first) >= cfg.window || x.n < cfg.n
 }
 
 // Add records an event of addr.
 func (e *Events) Add(addr netip.Addr) {
-	if e == nil || e.n <= 0 || e.exempt.Contains(addr) {
+	if e == nil {
+		return
+	}
+	cfg := e.cfg.Load()
+	if cfg.n <= 0 || cfg.exempt.Contains(addr) {
 		return
 	}
 	now := e.now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	bump(e.m, key(addr), now, e.window)
+	bump(e.m, key(addr), now, cfg.window)
 }
