@@ -548,3 +548,95 @@ func TestHardenRegistrationFlood(t *testing.T) {
 		t.Fatalf("accounts:\n%s", out)
 	}
 }
+
+// TestHardenInviteGuessing: a client guessing invitation tokens
+// (XEP-0445 <preauth/>) from one address is held back as a password
+// guesser is. Past invite_failures_per_ip invalid tokens the next token,
+// even a valid one on a new connection, is refused with policy-violation
+// and the stream ends; the refusal is logged and counted. An exempt
+// address is never refused.
+func TestHardenInviteGuessing(t *testing.T) {
+	requireTools(t)
+	const refusal = "too many invalid invitations from your address, try again later"
+	for _, tc := range []struct {
+		name, exempt string
+		refused      bool
+	}{
+		{"limited", "[]", true},
+		{"exempt", `["127.0.0.0/8"]`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, metricsAddr := startLimitedServer(t, "exempt = "+tc.exempt+"\ninvite_failures_per_ip = 3\ninvite_failure_window = \"1h\"", ServerOptions{})
+			preauth := func(c *rawClient, id, token string) string {
+				t.Helper()
+				if err := c.send("<iq type='set' id='" + id + "'><preauth xmlns='urn:xmpp:pars:0' token='" + token + "'/></iq>"); err != nil {
+					t.Fatal(err)
+				}
+				res, err := c.expect(regexp.MustCompile(`(?s)<iq[^>]*id='` + id + `'[^>]*(/>|>.*?</iq>)`))
+				if err != nil {
+					t.Fatalf("preauth %s: %v", id, err)
+				}
+				return res
+			}
+			open := func() *rawClient {
+				t.Helper()
+				c, err := dialRaw(s.Addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.openStream(); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.startTLS(s.CAFile); err != nil {
+					t.Fatal(err)
+				}
+				return c
+			}
+			c := open()
+			defer c.Close()
+			for i := range 3 {
+				if res := preauth(c, fmt.Sprintf("g%d", i), fmt.Sprintf("made-up-%d", i)); !strings.Contains(res, "item-not-found") {
+					t.Fatalf("guess %d: %s", i, res)
+				}
+			}
+			// A valid invitation, on a new connection from the same
+			// address.
+			out := ambrosia(t, "", "invite", "localhost", "--expires", "1h", "--data", s.DataDir)
+			_, token, ok := strings.Cut(strings.SplitN(out, "\n", 2)[0], "preauth=")
+			token, _, _ = strings.Cut(token, ";")
+			if !ok || token == "" {
+				t.Fatalf("ambrosia invite printed %q", out)
+			}
+			c2 := open()
+			defer c2.Close()
+			res := preauth(c2, "valid", token)
+			if !tc.refused {
+				if !strings.Contains(res, "type='result'") && !strings.Contains(res, `type="result"`) {
+					t.Fatalf("valid invitation from an exempt address: %s", res)
+				}
+				if v := limitHits(t, metricsAddr, refusal); v != 0 {
+					t.Fatalf("limit hits %v from an exempt address", v)
+				}
+				return
+			}
+			if !strings.Contains(res, "policy-violation") || !strings.Contains(res, refusal) {
+				t.Fatalf("invitation after the guesses: %s", res)
+			}
+			if _, err := c2.expect(streamErrorText("policy-violation", refusal)); err != nil {
+				t.Fatalf("no stream error: %v", err)
+			}
+			if err := c2.expectClosed(); err != nil {
+				t.Fatalf("stream not closed: %v", err)
+			}
+			if v := limitHits(t, metricsAddr, refusal); v != 1 {
+				t.Fatalf("limit hits %v, want 1", v)
+			}
+			log := s.Log()
+			for _, want := range []string{`"level":"INFO","msg":"invitation refused"`, `"reason":"` + refusal + `"`, `"remote":"127.0.0.1:`} {
+				if !strings.Contains(log, want) {
+					t.Errorf("log lacks %s", want)
+				}
+			}
+		})
+	}
+}

@@ -137,9 +137,9 @@ service sm|muc). Domains, certificates and accounts come from the services.`, st
 	if err != nil {
 		return err
 	}
-	conns, failures, registrations := clientLimits(cfg, raiseFileLimit(log), log)
+	lim := newLimits(cfg, raiseFileLimit(log), log)
 	edge, err := c2s.New(c2sConfig(cfg), c2s.Deps{Router: r, Auth: auth.New(redirectingCreds{gw}, nil), TLS: gw.TLSConfig(), Tokens: gw.FastTokens(), Log: log, Metrics: mon,
-		Conns: conns, Failures: failures, Registrations: registrations})
+		Conns: lim.conns, Failures: lim.failures, Registrations: lim.registrations, InviteFailures: lim.invites})
 	if err != nil {
 		return err
 	}

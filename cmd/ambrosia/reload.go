@@ -44,6 +44,9 @@ type reloader struct {
 	// s2s hosts.
 	components *component.Server
 	federation *s2s.Service
+	// limits, when set, takes the new [limits]: the edges apply them at
+	// their next decision, the open connections stay.
+	limits *limits
 }
 
 // reload reads the configuration and the certificates again and applies
@@ -92,6 +95,17 @@ func (r *reloader) reload(by string) (string, error) {
 		r.federation.SetHosts(cfg.S2S.Hosts)
 		r.cfg.S2S.Hosts = cfg.S2S.Hosts
 		live = append(live, "s2s.hosts")
+	}
+	if r.limits != nil {
+		applied := r.limits.apply(r.cfg, cfg)
+		// What runs now: the new [limits], but the keys that wait for a
+		// restart keep their running values, so that the next reload
+		// still names them.
+		keep := r.cfg.Limits
+		r.cfg.Limits = cfg.Limits
+		r.cfg.Limits.S2SRate, r.cfg.Limits.S2SBurst = keep.S2SRate, keep.S2SBurst
+		r.cfg.Limits.ComponentRate, r.cfg.Limits.ComponentBurst = keep.ComponentRate, keep.ComponentBurst
+		live = append(live, applied...)
 	}
 	r.certs.Set(m, r.cfg.Domains)
 	for _, d := range r.cfg.Domains {

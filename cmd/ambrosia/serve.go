@@ -131,9 +131,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	c2sCfg := c2sConfig(cfg)
 	files := raiseFileLimit(log)
-	conns, failures, registrations := clientLimits(cfg, files, log)
+	lim := newLimits(cfg, files, log)
 	c2sDeps := c2s.Deps{Router: r, Auth: auth.New(store, nil), TLS: tlsConf, Accounts: accounts, Tokens: store, Log: log, Metrics: mon,
-		Conns: conns, Failures: failures, Registrations: registrations}
+		Conns: lim.conns, Failures: lim.failures, Registrations: lim.registrations, InviteFailures: lim.invites}
 	if cfg.Invites.Enabled {
 		c2sDeps.Invites = store
 		c2sDeps.Befriend = befriender(sms)
@@ -142,6 +142,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	lim.edge = edge
 
 	var uploads *upload.Service
 	if cfg.Upload.Enabled {
@@ -182,14 +183,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	federation, err := newFederation(cfg, r, mon, serverLimits(cfg, files), log, certStore)
+	federation, err := newFederation(cfg, r, mon, lim.servers, log, certStore)
 	if err != nil {
 		return err
 	}
 
 	// SIGHUP, ambrosia reload and the HTTP API read the configuration and
 	// certificates again through it.
-	rl := &reloader{flags: &cf, cfg: cfg, certs: certStore, level: level, log: log, components: components, federation: federation}
+	rl := &reloader{flags: &cf, cfg: cfg, certs: certStore, level: level, log: log, components: components, federation: federation, limits: lim}
 
 	var wg sync.WaitGroup
 	errc := make(chan error, len(comps)+8)

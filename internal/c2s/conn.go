@@ -126,13 +126,14 @@ func newConnNoAdmission(s *Server, nc net.Conn) *conn {
 			c.rc = rc
 		}
 	}
-	c.out = &outConn{Conn: nc, rc: c.rc, timeout: s.cfg.WriteTimeout, max: s.cfg.MaxQueuedBytes, onErr: c.abort, flush: &s.flusher}
+	maxQueued := s.limits().MaxQueuedBytes
+	c.out = &outConn{Conn: nc, rc: c.rc, timeout: s.cfg.WriteTimeout, max: maxQueued, onErr: c.abort, flush: &s.flusher}
 	c.nc = c.out
 	c.out.onFull = func() {
 		// The client stopped reading: nothing more can reach it, not even
 		// a stream error.
 		s.deps.metrics().LimitHit("c2s", "output queue full")
-		s.log.Info("connection ended by a limit", "remote", nc.RemoteAddr().String(), "reason", "output queue full", "max_bytes", s.cfg.MaxQueuedBytes)
+		s.log.Info("connection ended by a limit", "remote", nc.RemoteAddr().String(), "reason", "output queue full", "max_bytes", maxQueued)
 	}
 	return c
 }
@@ -143,12 +144,12 @@ func (c *conn) admit(addr netip.Addr, t *limit.Ticket, refused string) {
 	s := c.srv
 	c.addr = addr
 	if s.deps.Conns == nil {
-		c.shape = limit.NewBucket(s.cfg.ReadRate, time.Now())
+		c.shape = limit.NewBucket(s.limits().ReadRate, time.Now())
 		return
 	}
 	c.ticket, c.refused = t, refused
 	if !c.ticket.Exempt() {
-		c.shape = limit.NewBucket(s.cfg.ReadRate, time.Now())
+		c.shape = limit.NewBucket(s.limits().ReadRate, time.Now())
 	}
 	c.ticket.OnEvict(func() {
 		// A newcomer from a lighter address took its place.

@@ -7,13 +7,46 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ambrosia-xmpp/ambrosia/internal/limit"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 )
+
+// LiveLimits are the limits of Config that may change while the server
+// runs (a reload of the configuration): each applies from the change on
+// to what it bounds next, and nothing open is ended by it. A connection
+// keeps the read rate, the output bound and the authentication deadline
+// it started with, a session the bound on unacknowledged stanzas it
+// bound with; the bound on sessions per account is checked at the next
+// bind.
+type LiveLimits struct {
+	ReadRate              limit.Rate
+	MaxSessionsPerAccount int
+	AuthTimeout           time.Duration
+	TLSHandshakeTimeout   time.Duration
+	PreAuthMaxStanzaBytes int
+	MaxQueuedBytes        int
+	SMMaxQueue            int
+}
+
+// SetLimits replaces the live limits; zero fields mean what they mean in
+// Config.
+func (s *Server) SetLimits(l LiveLimits) {
+	if l.SMMaxQueue <= 0 {
+		l.SMMaxQueue = DefaultConfig().SMMaxQueue
+	}
+	s.live.Store(&l)
+}
+
+// Limits returns the live limits in force.
+func (s *Server) Limits() LiveLimits { return *s.live.Load() }
+
+// limits are the live limits, read once per decision.
+func (s *Server) limits() *LiveLimits { return s.live.Load() }
 
 // preAuthLimits are the parser's limits until the client authenticates.
 func (s *Server) preAuthLimits() xmlstream.Limits {
 	l := s.cfg.Limits
-	if n := s.cfg.PreAuthMaxStanzaBytes; n > 0 && n < l.MaxStanzaBytes {
+	if n := s.limits().PreAuthMaxStanzaBytes; n > 0 && n < l.MaxStanzaBytes {
 		l.MaxStanzaBytes = n
 	}
 	return l
@@ -21,7 +54,7 @@ func (s *Server) preAuthLimits() xmlstream.Limits {
 
 // authTimeout bounds the time from connect to authentication.
 func (s *Server) authTimeout() time.Duration {
-	if t := s.cfg.AuthTimeout; t > 0 && t < s.cfg.NegotiationTimeout {
+	if t := s.limits().AuthTimeout; t > 0 && t < s.cfg.NegotiationTimeout {
 		return t
 	}
 	return s.cfg.NegotiationTimeout
@@ -33,7 +66,7 @@ func (c *conn) tlsDeadline() time.Time {
 	if !c.hsDeadline.IsZero() {
 		return c.hsDeadline
 	}
-	if t := c.srv.cfg.TLSHandshakeTimeout; t > 0 {
+	if t := c.srv.limits().TLSHandshakeTimeout; t > 0 {
 		if d := time.Now().Add(t); d.Before(c.deadline) {
 			return d
 		}
@@ -116,7 +149,7 @@ func (c *conn) throttle(n int) time.Duration {
 	if d > 0 && !c.shaped {
 		c.shaped = true
 		c.srv.deps.metrics().LimitHit("c2s", "read rate")
-		c.srv.log.Info("read rate limited", "remote", c.raw.RemoteAddr().String(), "user", c.user.String(), "rate", c.srv.cfg.ReadRate.Bytes)
+		c.srv.log.Info("read rate limited", "remote", c.raw.RemoteAddr().String(), "user", c.user.String(), "rate", c.shape.Rate().Bytes)
 	}
 	return d
 }
@@ -144,7 +177,7 @@ func (c *conn) claimSession(s *session) bool {
 	bare := s.full.Bare().String()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if max := c.srv.cfg.MaxSessionsPerAccount; max > 0 && !c.ticket.Exempt() {
+	if max := c.srv.limits().MaxSessionsPerAccount; max > 0 && !c.ticket.Exempt() {
 		others := 0
 		for o := range a.m[bare] {
 			if o.full.String() != s.full.String() {

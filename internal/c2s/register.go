@@ -37,6 +37,43 @@ const registrationTime = 5 * time.Minute
 // past the per-address limit.
 const TooManyRegistrations = "too many registrations from your address, try again later"
 
+// TooManyInvitations is the text of the error refusing an invitation
+// token past the per-address bound on invalid ones; the stream then ends.
+const TooManyInvitations = "too many invalid invitations from your address, try again later"
+
+// inviteGate runs before an invitation token is looked up: it waits the
+// delay the address's invalid tokens call for, and refuses an address
+// that presented too many, answering iq and ending the stream. It
+// reports whether the lookup may go on. A guesser of tokens is held back
+// as a guesser of passwords is.
+func (c *conn) inviteGate(iq *xmlstream.Element, answer func(*xmlstream.Element) bool) bool {
+	f := c.srv.deps.InviteFailures
+	if f == nil {
+		return true
+	}
+	d, refused := f.Check(c.addr, "")
+	if refused != "" {
+		c.srv.deps.metrics().LimitHit("c2s", TooManyInvitations)
+		c.srv.log.Info("invitation refused", "remote", c.remote(), "reason", TooManyInvitations)
+		answer(stanza.ErrorReply(iq, stanza.PolicyViolation, TooManyInvitations))
+		c.fail("policy-violation", TooManyInvitations)
+		return false
+	}
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// inviteFailed counts an invalid invitation token of the address.
+func (c *conn) inviteFailed() { c.srv.deps.InviteFailures.Failed(c.addr, "") }
+
 // AccountCreator creates accounts for in-band registration.
 type AccountCreator interface {
 	CreateAccount(ctx context.Context, user string, creds []storage.Credential) error
@@ -66,6 +103,9 @@ func (c *conn) handlePreauth(ctx context.Context, iq *xmlstream.Element) bool {
 	if iq.Attr("type") != "set" {
 		return answer(stanza.ErrorReply(iq, stanza.BadRequest, ""))
 	}
+	if !c.inviteGate(iq, answer) {
+		return false
+	}
 	tok := iq.Child(nsPARS, "preauth").Attr("token")
 	inv, err := c.srv.deps.Invites.Invite(ctx, invite.Key(tok), time.Now())
 	if err != nil || inv.Domain != c.domain {
@@ -73,6 +113,7 @@ func (c *conn) handlePreauth(ctx context.Context, iq *xmlstream.Element) bool {
 			c.srv.log.Error("invitation", "err", err)
 			return answer(stanza.ErrorReply(iq, stanza.InternalServerError, ""))
 		}
+		c.inviteFailed()
 		c.srv.log.Info("invitation refused", "remote", c.remote())
 		return answer(stanza.ErrorReply(iq, stanza.ItemNotFound, errInvite))
 	}
@@ -139,6 +180,10 @@ func (c *conn) handleRegister(ctx context.Context, iq *xmlstream.Element) bool {
 	if tok == "" && !c.srv.cfg.AllowRegistration {
 		return fail(stanza.NotAllowed, "Registration on this server is by invitation only.")
 	}
+	// A token not checked by <preauth/> yet is a guess until looked up.
+	if tok != "" && tok != c.invite && !c.inviteGate(iq, answer) {
+		return false
+	}
 
 	// Every attempt from here costs a key derivation and a write, taken
 	// or not: each counts against the address.
@@ -168,6 +213,7 @@ func (c *conn) handleRegister(ctx context.Context, iq *xmlstream.Element) bool {
 		}
 		if errors.Is(err, storage.ErrNotFound) {
 			c.invite = ""
+			c.inviteFailed()
 			c.srv.log.Info("invitation refused", "user", bare.String(), "remote", c.remote())
 			return fail(stanza.NotAllowed, errInvite)
 		}

@@ -128,6 +128,10 @@ type Deps struct {
 	// Failures counts failed logins across connections; nil leaves only
 	// the per-connection MaxAuthFailures.
 	Failures *limit.Failures
+	// InviteFailures counts the invalid invitation tokens (XEP-0401,
+	// XEP-0445) of each address, as Failures counts failed logins; nil
+	// leaves tokens unlimited.
+	InviteFailures *limit.Failures
 	// Registrations counts in-band registrations per address; nil
 	// allows any number (one per connection still).
 	Registrations *limit.Events
@@ -151,6 +155,7 @@ type Server struct {
 	sessions map[string]*session // resumable sessions by resumption id
 
 	listening atomic.Bool // Run's listeners are open and not shut down
+	live      atomic.Pointer[LiveLimits]
 	refusals  refusalLog
 	accounts  accountSessions
 
@@ -180,6 +185,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cfg.SMMaxQueue = DefaultConfig().SMMaxQueue
 	}
 	s := &Server{cfg: cfg, deps: d, log: d.Log.With("component", "c2s"), sessions: make(map[string]*session)}
+	s.SetLimits(LiveLimits{ReadRate: cfg.ReadRate, MaxSessionsPerAccount: cfg.MaxSessionsPerAccount, AuthTimeout: cfg.AuthTimeout,
+		TLSHandshakeTimeout: cfg.TLSHandshakeTimeout, PreAuthMaxStanzaBytes: cfg.PreAuthMaxStanzaBytes,
+		MaxQueuedBytes: cfg.MaxQueuedBytes, SMMaxQueue: cfg.SMMaxQueue})
 	s.pollCtx, s.pollCancel = context.WithCancel(context.Background())
 	s.readPool.New = func() any { b := make([]byte, readBufSize); return &b }
 	s.writePool.New = func() any { b := make([]byte, 0, 2048); return &b }

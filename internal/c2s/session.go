@@ -46,6 +46,9 @@ type session struct {
 	full jid.JID
 	addr net.Addr // of the client that bound the session
 	sm   router.SessionManager
+	// maxUnacked is the bound on unacknowledged stanzas when the session
+	// was bound: a reload that lowers it does not end this session.
+	maxUnacked int
 
 	mu      sync.Mutex
 	cur     *conn         // the transport; nil while detached
@@ -96,7 +99,7 @@ func newSession(c *conn, full jid.JID) *session {
 	if c.ws != nil && c.ws.peer != "" {
 		addr = peerAddr(c.ws.peer)
 	}
-	return &session{srv: c.srv, ns: c.streamNS(), full: full, sm: c.sm, cur: c, addr: addr}
+	return &session{srv: c.srv, ns: c.streamNS(), full: full, sm: c.sm, cur: c, addr: addr, maxUnacked: c.srv.limits().SMMaxQueue}
 }
 
 // peerAddr is a client address a trusted proxy named.
@@ -168,11 +171,11 @@ func (s *session) deliver(el *xmlstream.Element, bulk bulkWrite, done func()) (t
 	b := el.AppendXML(nil, s.ns)
 	s.unacked = append(s.unacked, unacked{data: b, message: el.Local == stanza.Message && el.Attr("type") != "error", done: done})
 	held = done != nil
-	if len(s.unacked) > s.srv.cfg.SMMaxQueue && !s.closing {
+	if len(s.unacked) > s.maxUnacked && !s.closing {
 		// The client acknowledges nothing: the queue would grow without end.
 		s.closing = true
 		s.srv.deps.metrics().LimitHit("c2s", "too many unacknowledged stanzas")
-		s.srv.log.Info("session ended by a limit", "jid", s.full.String(), "remote", s.RemoteAddr(), "reason", "too many unacknowledged stanzas", "max", s.srv.cfg.SMMaxQueue)
+		s.srv.log.Info("session ended by a limit", "jid", s.full.String(), "remote", s.RemoteAddr(), "reason", "too many unacknowledged stanzas", "max", s.maxUnacked)
 		if c := s.cur; c != nil {
 			go c.closeStream("policy-violation", "too many unacknowledged stanzas", "")
 		} else {

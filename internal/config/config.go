@@ -352,6 +352,12 @@ type Limits struct {
 	// c2s.allow_registration is on.
 	RegistrationsPerIP int      `toml:"registrations_per_ip"`
 	RegistrationWindow Duration `toml:"registration_window"`
+	// InviteFailuresPerIP is the invalid invitation tokens (XEP-0401,
+	// XEP-0445) within InviteFailureWindow after which an address's
+	// further tokens are refused and its stream ended until the window
+	// ends; tokens after the second invalid one wait ever longer first.
+	InviteFailuresPerIP int      `toml:"invite_failures_per_ip"`
+	InviteFailureWindow Duration `toml:"invite_failure_window"`
 	// C2SRate, S2SRate and ComponentRate shape what one connection may
 	// send, in bytes a second, after a burst of the matching *Burst.
 	C2SRate        int `toml:"c2s_rate"`
@@ -378,7 +384,8 @@ func (l *Limits) validate() error {
 		"limits.max_connections_per_ip": l.MaxConnectionsPerIP, "limits.new_connections_burst": l.NewConnectionsBurst,
 		"limits.login_failures_per_ip": l.LoginFailuresPerIP, "limits.login_failures_per_account": l.LoginFailuresPerAccount,
 		"limits.max_sessions_per_account": l.MaxSessionsPerAccount, "limits.registrations_per_ip": l.RegistrationsPerIP,
-		"limits.c2s_rate": l.C2SRate, "limits.c2s_burst": l.C2SBurst, "limits.s2s_rate": l.S2SRate, "limits.s2s_burst": l.S2SBurst,
+		"limits.invite_failures_per_ip": l.InviteFailuresPerIP,
+		"limits.c2s_rate":               l.C2SRate, "limits.c2s_burst": l.C2SBurst, "limits.s2s_rate": l.S2SRate, "limits.s2s_burst": l.S2SBurst,
 		"limits.component_rate": l.ComponentRate, "limits.component_burst": l.ComponentBurst,
 		"limits.max_queued_bytes": l.MaxQueuedBytes, "limits.max_unacked_stanzas": l.MaxUnackedStanzas,
 	} {
@@ -389,8 +396,8 @@ func (l *Limits) validate() error {
 	if l.NewConnectionsPerIP < 0 {
 		return errors.New("limits.new_connections_per_ip: must not be negative")
 	}
-	if l.AuthTimeout <= 0 || l.TLSHandshakeTimeout <= 0 || l.LoginFailureWindow <= 0 || l.RegistrationWindow <= 0 {
-		return errors.New("limits.auth_timeout, tls_handshake_timeout, login_failure_window and registration_window: must be positive")
+	if l.AuthTimeout <= 0 || l.TLSHandshakeTimeout <= 0 || l.LoginFailureWindow <= 0 || l.RegistrationWindow <= 0 || l.InviteFailureWindow <= 0 {
+		return errors.New("limits.auth_timeout, tls_handshake_timeout, login_failure_window, registration_window and invite_failure_window: must be positive")
 	}
 	if l.PreAuthMaxStanzaSize != 0 && l.PreAuthMaxStanzaSize < 4<<10 {
 		return fmt.Errorf("limits.preauth_max_stanza_size: %d is below 4 KiB, too small for a SASL exchange", l.PreAuthMaxStanzaSize)
@@ -520,6 +527,8 @@ func Default() Config {
 			MaxSessionsPerAccount:   10,
 			RegistrationsPerIP:      3,
 			RegistrationWindow:      Duration(time.Hour),
+			InviteFailuresPerIP:     10,
+			InviteFailureWindow:     Duration(time.Hour),
 			C2SRate:                 64 << 10,
 			C2SBurst:                512 << 10,
 			S2SRate:                 256 << 10,

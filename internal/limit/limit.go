@@ -90,3 +90,12 @@ func key(a netip.Addr) netip.Prefix {
 	}
 	return netip.PrefixFrom(a, 32)
 }
+
+// Strings returns the networks as CIDR prefixes, for logs.
+func (n Nets) Strings() []string {
+	s := make([]string, len(n))
+	for i, p := range n {
+		s[i] = p.String()
+	}
+	return s
+}

@@ -39,3 +39,6 @@ func (b *Bucket) Take(n int, now time.Time) time.Duration {
 	}
 	return time.Duration(-b.tokens / float64(b.r.Bytes) * float64(time.Second))
 }
+
+// Rate returns the rate the bucket shapes to.
+func (b *Bucket) Rate() Rate { return b.r }
