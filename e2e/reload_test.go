@@ -293,3 +293,77 @@ func waitLogCount(t *testing.T, s *Server, sub string, n int) string {
 	})
 	return last
 }
+
+// TestReloadLimits: a limit tightened in the configuration file applies
+// at SIGHUP without a restart. Four sessions from one address are
+// connected when max_connections_per_ip goes from 100 to 4: a fifth
+// connection from that address is refused with the documented stream
+// error (policy-violation, "too many connections from your address") and
+// counted, while the four stay connected and answer. The change is
+// logged with its old and new values. Loosened again by ambrosia reload,
+// the fifth client logs in.
+func TestReloadLimits(t *testing.T) {
+	requireTools(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const refusal = "too many connections from your address"
+	dataDir := t.TempDir()
+	if _, _, err := loadtest.CreateUsers(ctx, filepath.Join(dataDir, "ambrosia.db"), domain, "r", 5, "secret"); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "ambrosia.toml")
+	limits := func(perIP int) string {
+		return fmt.Sprintf("[limits]\nexempt = []\nmax_connections_per_ip = %d\n", perIP)
+	}
+	writeFile(t, conf, limits(100))
+	metricsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	s := startServer(t, ServerOptions{DataDir: dataDir, ExtraArgs: []string{"--config", conf, "--metrics-addr", metricsAddr}})
+	conns := loginMany(ctx, t, s, 4)
+	t.Cleanup(func() { closeAll(conns) })
+	wantSessions(t, metricsAddr, 4)
+
+	writeFile(t, conf, limits(4))
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	line := waitLogCount(t, s, `"msg":"reload: limit changed"`, 1)
+	if !strings.Contains(line, `"key":"limits.max_connections_per_ip","from":100,"to":4`) {
+		t.Errorf("the change is not logged with its values: %s", line)
+	}
+	if line := waitLogCount(t, s, `"msg":"reloaded"`, 1); !strings.Contains(line, "limits.max_connections_per_ip") {
+		t.Errorf("the reload does not list the limit as applied: %s", line)
+	}
+	c, err := dialRaw(s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.expect(streamErrorText("policy-violation", refusal)); err != nil {
+		t.Fatalf("a fifth connection after the limit was tightened: %v", err)
+	}
+	if err := c.expectClosed(); err != nil {
+		t.Fatalf("the refused connection stays open: %v", err)
+	}
+	if v := limitHits(t, metricsAddr, refusal); v != 1 {
+		t.Errorf("limit hits %v, want 1", v)
+	}
+	pingAll(t, conns, "tightened")
+	wantSessions(t, metricsAddr, 4)
+
+	// Loosened through the admin socket: the fifth client gets in.
+	writeFile(t, conf, limits(5))
+	if out := ambrosia(t, "", "reload", "--config", conf, "--data", dataDir); !strings.Contains(out, "limits.max_connections_per_ip") {
+		t.Errorf("ambrosia reload said %q", out)
+	}
+	fifth, _, err := loadtest.Login(ctx, &loadtest.Options{Addr: s.Addr, Domain: domain, Password: "secret", TLS: true,
+		TLSConfig: &tls.Config{ServerName: domain, InsecureSkipVerify: true}, Keys: loadtest.NewKeyCache(), Resource: "fifth", Timeout: time.Minute}, "r4")
+	if err != nil {
+		t.Fatalf("a fifth client after the limit was loosened: %v", err)
+	}
+	defer fifth.Close(5 * time.Second)
+	wantSessions(t, metricsAddr, 5)
+	pingAll(t, conns, "loosened")
+	if n := strings.Count(s.Log(), `"msg":"logout"`); n != 0 {
+		t.Errorf("%d sessions ended during the reloads", n)
+	}
+}
