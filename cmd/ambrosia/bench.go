@@ -29,7 +29,6 @@ modes:
              times, deliveries per second, loss, latency, server CPU and memory
   failover   over a fleet: chat and log in while one server process (a session
              manager instance) is killed, report when its users are served again
-
   churn      keep N clients arriving, exchanging a message and leaving for a
              duration; sample the server's goroutines, files, heap and RSS from
              its Prometheus metrics, report cycles/s and plot the samples (SVG)

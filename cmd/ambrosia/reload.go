@@ -26,8 +26,9 @@ import (
 
 // liveKeys are the settings a reload always applies to the running
 // server; component.external and s2s.hosts are applied when their
-// listener or federation runs. A change to any other is named in the log
-// as waiting for a restart.
+// listener or federation runs, and [limits] but restartLimits by the
+// limits. A change to any other is named in the log as waiting for a
+// restart.
 var liveKeys = []string{"log.level", "tls.cert_file", "tls.key_file", "tls.cert_dir"}
 
 // reloader applies a configuration read again (on SIGHUP or an
@@ -168,7 +169,7 @@ func (r *reloader) watchHangup(ctx context.Context, wg *sync.WaitGroup, hup chan
 
 const reloadAbout = `Asks the server running on the data directory to read its configuration
 and certificates again, as SIGHUP does: new connections get the new
-certificates, sessions stay. The server reads the file, environment and
+certificates and the new [limits], sessions stay. The server reads the file, environment and
 flags it was started with; what cannot change while it runs is named in
 its answer and its log. A configuration that does not load changes
 nothing.`
