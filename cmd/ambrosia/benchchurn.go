@@ -214,8 +214,8 @@ func writeChurnPlot(path string, c loadtest.ChurnConfig, r *loadtest.ChurnResult
 	if err != nil {
 		return err
 	}
-	title := fmt.Sprintf("ambrosia bench churn: %d clients, %.0f min, %d cycles (%.0f/s), %d failed",
-		c.Clients, r.Wall.Minutes(), r.Cycles, r.PerSecond(), r.Failed)
+	title := fmt.Sprintf("ambrosia bench churn: %d clients for %v, %d cycles (%.0f/s), %d failed",
+		c.Clients, c.Duration, r.Cycles, r.PerSecond(), r.Failed)
 	if err := loadtest.PlotSVG(f, title, "minutes since the start", churnSeries(samples)); err != nil {
 		f.Close()
 		return err

@@ -27,7 +27,7 @@ const (
 	plotLeft    = 80 // room for the y tick labels and the axis label
 	plotRight   = 20
 	plotTop     = 50 // room for the title
-	panelGap    = 40 // room for the x tick labels between panels
+	panelGap    = 56 // room for the x tick labels and label between panels
 	panelInner  = panelHeight - panelGap
 )
 
@@ -43,7 +43,7 @@ func PlotSVG(w io.Writer, title, xLabel string, series []Series) error {
 			xmax = math.Max(xmax, p.X)
 		}
 	}
-	xstep := niceStep(xmax / 6)
+	xstep := niceStep(xmax / 8)
 	xmax = math.Max(xstep, math.Ceil(xmax/xstep)*xstep)
 	inner := float64(plotWidth - plotLeft - plotRight)
 	height := plotTop + len(series)*panelHeight + 20
