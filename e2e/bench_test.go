@@ -44,6 +44,10 @@ type benchReportJSON struct {
 			P50ms float64 `json:"p50_ms"`
 		}
 	}
+	Churn *struct {
+		Cycles, Failed int64
+		Samples        []struct{ Cycles int64 }
+	}
 	Closes struct {
 		StreamEnd int64 `json:"stream_end"`
 	}
@@ -100,6 +104,8 @@ func TestBenchRealServers(t *testing.T) {
 		{"muc", []string{"--rooms", "1", "--occupants", fmt.Sprint(benchAccounts), "--senders", "2", "--rate", "8", "--duration", "1s", "--join-concurrency", "2"}, []*regexp.Regexp{
 			regexp.MustCompile(`(?m)^join: 4 seated, 0 failed`),
 			regexp.MustCompile(`(?m)^step 1: target 8 msg/s, sent ([1-9]\d*) in [\d.]+s \(\d+ msg/s\) by 2 senders, delivered (\d+) of (\d+) \(\d+/s\), loss 0\.0000%, errors 0`)}},
+		{"churn", []string{"--clients", fmt.Sprint(benchAccounts), "--concurrency", "2", "--duration", "3s", "--sample-every", "1s", "--settle", "0s"}, []*regexp.Regexp{
+			regexp.MustCompile(`(?m)^cycles: ([1-9]\d*) completed \([\d.]+/s\), 0 failed, 0 skipped`)}},
 	}
 	for _, sv := range servers {
 		t.Run(sv.name, func(t *testing.T) {
@@ -148,6 +154,10 @@ func TestBenchRealServers(t *testing.T) {
 				case "logins", "idle":
 					if r.Logins == nil || r.Logins.Failed != 0 || r.Logins.OK == 0 {
 						t.Errorf("%s: JSON logins %s", m.mode, b)
+					}
+				case "churn":
+					if r.Churn == nil || r.Churn.Cycles == 0 || r.Churn.Failed != 0 || len(r.Churn.Samples) < 3 {
+						t.Errorf("churn: JSON %s", b)
 					}
 				case "muc":
 					if r.Join == nil || r.Join.Seated != benchAccounts {

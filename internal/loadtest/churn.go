@@ -141,14 +141,19 @@ func (r *churnRun) client(ctx context.Context, i int) {
 	c := r.c
 	user, peer := UserName(c.Prefix, i), i^1
 	to := []byte("<message type='chat' to='" + UserName(c.Prefix, peer) + "@" + c.Domain + "/" + c.Resource + "' id='")
+	end, _ := ctx.Deadline()
 	for cycle := 0; ctx.Err() == nil; cycle++ {
 		id := "churn" + strconv.Itoa(cycle)
-		ok, err := r.cycle(ctx, i, user, to, id)
+		took, ok, err := r.cycle(ctx, i, user, to, id)
 		switch {
-		case ctx.Err() != nil:
-			return // a cycle cut short by the end of the run is no failure
+		case ctx.Err() != nil || (!end.IsZero() && !time.Now().Before(end)):
+			// A cycle cut short by the end of the run is no failure; a
+			// dial that reached the run's deadline reports it a moment
+			// before the context does.
+			return
 		case ok:
 			r.cycles.Add(1)
+			r.res.Cycle.Record(took)
 		case err == nil:
 			r.skip.Add(1)
 		default:
@@ -167,15 +172,16 @@ func (r *churnRun) client(ctx context.Context, i int) {
 	}
 }
 
-// cycle is one arrival, exchange and departure. It reports whether the
-// cycle completed, and the error of this client's side if it failed; a
-// cycle whose partner could not log in is neither.
-func (r *churnRun) cycle(ctx context.Context, i int, user string, to []byte, id string) (bool, error) {
+// cycle is one arrival, exchange and departure. It reports how long a
+// completed cycle took, whether it completed, and the error of this
+// client's side if it failed; a cycle whose partner could not log in is
+// neither.
+func (r *churnRun) cycle(ctx context.Context, i int, user string, to []byte, id string) (time.Duration, bool, error) {
 	c := r.c
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
-		return false, nil
+		return 0, false, nil
 	}
 	start := time.Now()
 	cn, _, err := Login(ctx, &c.Options, user)
@@ -200,45 +206,49 @@ func (r *churnRun) cycle(ctx context.Context, i int, user string, to []byte, id 
 	case r.ready[i] <- err == nil:
 	case <-ctx.Done():
 		closeConn()
-		return false, nil
+		return 0, false, nil
 	}
 	var peerOK bool
 	select {
 	case peerOK = <-r.ready[i^1]:
 	case <-ctx.Done():
 		closeConn()
-		return false, nil
+		return 0, false, nil
 	}
 	if err != nil {
-		return false, err
+		return 0, false, err
 	}
 	if !peerOK {
 		closeConn()
-		return false, nil
+		return 0, false, nil
 	}
 	msg := make([]byte, 0, len(to)+len(id)+len(msgBody)+32)
 	msg = append(append(append(append(msg, to...), id...), "'><body>"+msgBody...), "</body></message>"...)
 	if err := cn.Write(msg); err != nil {
 		closeConn()
-		return false, fmt.Errorf("%s: send: %w", user, err)
+		return 0, false, fmt.Errorf("%s: send: %w", user, err)
 	}
 	c.Meter.send()
-	if err := r.receive(cn, id); err != nil {
+	if err := r.receive(ctx, cn, id); err != nil {
 		closeConn()
-		return false, fmt.Errorf("%s: receive: %w", user, err)
+		return 0, false, fmt.Errorf("%s: receive: %w", user, err)
 	}
 	c.Meter.deliver()
 	closeConn()
-	r.res.Cycle.Record(time.Since(start))
-	return true, nil
+	return time.Since(start), true, nil
 }
 
-// receive waits, at most the timeout, for the partner's message of this
-// cycle, skipping whatever else arrives (presence, our own reflected
-// presence).
-func (r *churnRun) receive(cn *Conn, id string) error {
+// receive waits, at most the timeout or until ctx ends, for the
+// partner's message of this cycle, skipping whatever else arrives
+// (presence, our own reflected presence). A partner whose cycle the end
+// of the run cut short sends nothing: the end of ctx stops the wait.
+func (r *churnRun) receive(ctx context.Context, cn *Conn, id string) error {
 	_ = cn.SetDeadline(time.Now().Add(r.c.Timeout))
-	defer cn.SetDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { _ = cn.SetDeadline(time.Now()) })
+	defer func() {
+		stop()
+		_ = cn.SetDeadline(time.Time{})
+	}()
 	for {
 		el, err := cn.Next()
 		if err != nil {
