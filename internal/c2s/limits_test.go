@@ -19,6 +19,7 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/c2s"
 	"github.com/ambrosia-xmpp/ambrosia/internal/limit"
 	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
 )
 
@@ -707,5 +708,39 @@ func TestLimitVirtualConnections(t *testing.T) {
 	other.Close("")
 	if m.count(limit.TooManyUnauthenticatedPerAddr) != 1 {
 		t.Errorf("refusals counted: %d", m.count(limit.TooManyUnauthenticatedPerAddr))
+	}
+}
+
+// TestLimitSessionsSetLive: a bound on sessions lowered while sessions
+// run (a reload) refuses the next bind, and ends none of the sessions
+// bound before it.
+func TestLimitSessionsSetLive(t *testing.T) {
+	conns := limit.NewConns(limit.ConnConfig{})
+	s, m, _ := startLimited(t, func(c *c2s.Config) { c.MaxSessionsPerAccount = 10 }, conns, nil)
+	a := s.Login(t, "alice", "wonderland", "one")
+	defer a.Close()
+	b := s.Login(t, "alice", "wonderland", "two")
+	defer b.Close()
+	l := s.Edge.Limits()
+	l.MaxSessionsPerAccount = 1
+	s.Edge.SetLimits(l)
+	if got := s.Edge.Limits().MaxSessionsPerAccount; got != 1 {
+		t.Fatalf("Limits().MaxSessionsPerAccount = %d", got)
+	}
+	c := s.Authenticate(t, "alice", "wonderland")
+	defer c.Close()
+	c.Send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>three</resource></bind></iq>")
+	if el := c.Element(); el.Attr("type") != "error" || !strings.Contains(el.String(), c2s.TooManySessions) {
+		t.Fatalf("a bind past the lowered bound: %s", el)
+	}
+	if n := m.count(c2s.TooManySessions); n != 1 {
+		t.Fatalf("metric counted %d", n)
+	}
+	// The two sessions bound before still work.
+	for _, x := range []*xmpptest.Client{a, b} {
+		x.Send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+		if el := x.Expect("ping", func(e *xmlstream.Element) bool { return e.Attr("id") == "p" }); el.Attr("type") != "result" {
+			t.Fatalf("ping: %s", el)
+		}
 	}
 }
