@@ -67,6 +67,8 @@ func TestDecodeAndValidate(t *testing.T) {
 		{name: "bad exempt", doc: "[limits]\nexempt = ['10.0.0.0/40']", wantErr: "limits.exempt"},
 		{name: "negative limit", doc: "[limits]\nmax_connections_per_ip = -1", wantErr: "limits.max_connections_per_ip"},
 		{name: "zero window", doc: "[limits]\nlogin_failure_window = '0s'", wantErr: "login_failure_window"},
+		{name: "zero invite window", doc: "[limits]\ninvite_failure_window = '0s'", wantErr: "invite_failure_window"},
+		{name: "negative invite failures", doc: "[limits]\ninvite_failures_per_ip = -1", wantErr: "limits.invite_failures_per_ip"},
 		{name: "tiny preauth stanza limit", doc: "[limits]\npreauth_max_stanza_size = 100", wantErr: "limits.preauth_max_stanza_size"},
 		{name: "cert without key", doc: "[tls]\ncert_file = 'a.pem'", wantErr: "tls"},
 		{name: "components", doc: "[component]\naddr = '127.0.0.1:5555'\n[[component.external]]\ndomain = 'IRC.localhost'\nsecret = 's'\n[[component.external]]\ndomain = 'echo.localhost'\nsecret = 't'", check: func(t *testing.T, c Config) {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -34,5 +35,22 @@ func TestChanged(t *testing.T) {
 				t.Errorf("got %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+func TestValue(t *testing.T) {
+	c := Default()
+	for key, want := range map[string]any{
+		"limits.max_connections_per_ip": 100,
+		"limits.invite_failure_window":  "1h0m0s",
+		"limits.exempt":                 []string{"127.0.0.0/8", "::1"},
+		"log.level":                     "info",
+		"limits.nonexistent":            nil,
+		"nonexistent.key":               nil,
+		"log.level.deeper":              nil,
+	} {
+		if got := Value(c, key); !reflect.DeepEqual(got, want) {
+			t.Errorf("Value(%q) = %#v, want %#v", key, got, want)
+		}
 	}
 }
