@@ -60,12 +60,18 @@ type GatewayDeps struct {
 	Log    *slog.Logger
 	// Metrics receives events for monitoring; nil records nothing.
 	Metrics Metrics
+	// Membership, when set, is the cluster membership users are hashed
+	// over (see docs/cluster.md): the instances of its view, linked or
+	// not, rather than the instances linked. Nil hashes over the linked
+	// instances.
+	Membership router.Membership
 }
 
 // Gateway accepts service links and stands in for their components in its
 // router.
 type Gateway struct {
-	metrics Metrics
+	metrics    Metrics
+	membership router.Membership
 
 	cfg   GatewayConfig
 	r     *router.Router
@@ -81,6 +87,7 @@ type Gateway struct {
 	remotes  map[string]*remote   // stand-ins by domain
 	sessions map[string]*gsess    // by session id
 	certs    map[string]*tls.Certificate
+	view     router.View // the last cluster membership, with Membership
 	wg       sync.WaitGroup
 }
 
@@ -114,6 +121,7 @@ func NewGateway(cfg GatewayConfig, d GatewayDeps) (*Gateway, error) {
 	}
 	g.dedup.init(1 << 16)
 	g.metrics = orNone(d.Metrics)
+	g.membership = d.Membership
 	store := linkCreds{}
 	add := func(name, secret string) error {
 		cs, err := auth.DeriveCredentials(secret, auth.DefaultIterations)
@@ -182,11 +190,47 @@ func (g *Gateway) Run(ctx context.Context) error {
 	return nil
 }
 
+// ID is the gateway's id for this run, as services see it in hello.
+func (g *Gateway) ID() string { return g.id }
+
+// follow switches to every new view of the membership until ctx is done.
+func (g *Gateway) follow(ctx context.Context) {
+	var rev int64
+	for {
+		v, err := g.membership.Next(ctx, rev)
+		if err != nil {
+			if ctx.Err() == nil {
+				g.log.Error("cluster membership ended: serving on the last one", "revision", rev, "err", err)
+			}
+			return
+		}
+		rev = v.Rev
+		g.mu.Lock()
+		g.view = v
+		rms := make([]*remote, 0, len(g.remotes))
+		for _, rm := range g.remotes {
+			rms = append(rms, rm)
+		}
+		g.mu.Unlock()
+		for _, rm := range rms {
+			rm.setView(v.Rev, v.Instances[router.ServiceKey(rm.kind, rm.domain)])
+		}
+		g.log.Info("membership", "revision", v.Rev, "services", v.Instances)
+	}
+}
+
 // Serve accepts services from l until ctx is done, then closes every link
 // and waits for them.
 func (g *Gateway) Serve(ctx context.Context, l net.Listener) {
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
+	if g.membership != nil {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			g.follow(ctx)
+		}()
+	}
 	listen.Accept(ctx, l, g.log, func(nc net.Conn) bool {
 		g.wg.Add(1)
 		go func() {
@@ -722,10 +766,37 @@ func (gl *glink) event(ctx context.Context, el *xmlstream.Element, n uint64) err
 			}
 		}
 		g.r.Route(withOrigin(ctx, el.Attr("o")), s)
+	case "reroute":
+		gl.reroute(el)
 	default:
 		return &StreamError{Condition: "unsupported-stanza-type", Text: el.Local}
 	}
 	return nil
+}
+
+// reroute takes back a <to/> event an instance was sent under an older
+// membership than it knows, and that a newer one gives to another
+// instance: it goes, as it was, to the owner by this gateway's view.
+func (gl *glink) reroute(el *xmlstream.Element) {
+	p := payload(el)
+	if p == nil {
+		return
+	}
+	to, err1 := jid.Parse(p.Attr("to"))
+	from, err2 := jid.Parse(p.Attr("from"))
+	if err1 != nil || err2 != nil || !gl.binds(to.Domain()) {
+		gl.log.Warn("reroute of a stanza to a domain not bound dropped", "to", p.Attr("to"))
+		return
+	}
+	rm := gl.g.remote(to.Domain())
+	if rm == nil {
+		return
+	}
+	data := frame("to", p, "o", el.Attr("o"), "grant", el.Attr("grant"), "redeliver", el.Attr("redeliver"))
+	rm.mu.Lock()
+	rm.dispatchLocked(data, rm.key(router.Stanza{El: p, From: from, To: to}), nil)
+	rm.mu.Unlock()
+	gl.log.Debug("rerouted", "to", p.Attr("to"), "o", el.Attr("o"))
 }
 
 // redeliver hands a message for a session that has ended back to the

@@ -3,6 +3,8 @@ package link
 import (
 	"context"
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -23,9 +25,14 @@ type remote struct {
 	kind   string
 	rr     router.RoundRobin
 
-	mu     sync.Mutex
-	insts  []*glink
+	mu    sync.Mutex
+	insts []*glink          // linked instances, in the order they bound
+	byID  map[string]*glink // linked instances by id
+	// ids are the instances users are hashed over: the linked ones, or
+	// with a cluster membership, those of the membership at revision rev
+	// (linked or not: the users of one not linked wait for it).
 	ids    []string
+	rev    int64
 	byS    map[router.Session]*gsess
 	parked []item // events waiting for an instance, in order
 }
@@ -53,8 +60,13 @@ var (
 	_ router.Redeliverer    = (*remote)(nil)
 )
 
+// newRemote returns the stand-in of (domain, kind); g.mu is held.
 func newRemote(g *Gateway, domain, kind string) *remote {
-	return &remote{g: g, domain: domain, kind: kind, byS: map[router.Session]*gsess{}}
+	rm := &remote{g: g, domain: domain, kind: kind, byS: map[router.Session]*gsess{}, byID: map[string]*glink{}}
+	if g.membership != nil {
+		rm.rev, rm.ids = g.view.Rev, g.view.Instances[router.ServiceKey(kind, domain)]
+	}
+	return rm
 }
 
 // component is what the router holds: a session manager for the sm kind,
@@ -73,13 +85,16 @@ func (p plainRemote) HandleStanza(ctx context.Context, s router.Stanza) { p.rm.H
 
 // ownerLocked returns the instance owning key; rm.mu is held.
 func (rm *remote) ownerLocked(key string) *glink {
-	if len(rm.insts) == 0 {
-		return nil
-	}
 	if !router.Stateful(rm.kind) {
+		if len(rm.insts) == 0 {
+			return nil
+		}
 		return rm.insts[rm.rr.Next(len(rm.insts))]
 	}
-	return rm.insts[router.Owner(key, rm.ids)]
+	if len(rm.ids) == 0 {
+		return nil
+	}
+	return rm.byID[rm.ids[router.Owner(key, rm.ids)]]
 }
 
 func (rm *remote) owner(key string) *glink {
@@ -123,13 +138,24 @@ func flag(b bool) string {
 // membersLocked tells every instance which instances serve the domain now
 // (none: the view is changing), so that an instance can tell the users it
 // owns. It goes as a barrier: an instance sees it after every event queued
-// for it before, and before every event queued after.
-func (rm *remote) membersLocked(ids []string) {
+// for it before, and before every event queued after. With a cluster
+// membership it carries the revision of the view, and while the view
+// changes (changing) the instances of the view being switched to.
+func (rm *remote) membersLocked(changing bool) {
 	el := xmlstream.NewElement(NS, "members")
 	el.SetAttr("domain", rm.domain)
 	el.SetAttr("kind", rm.kind)
-	for _, id := range ids {
-		el.AddChild(xmlstream.NewElement(NS, "i")).SetAttr("id", id)
+	clustered := rm.g.membership != nil
+	if clustered {
+		el.SetAttr("rev", strconv.FormatInt(rm.rev, 10))
+		if changing {
+			el.SetAttr("changing", "1")
+		}
+	}
+	if clustered || !changing {
+		for _, id := range rm.ids {
+			el.AddChild(xmlstream.NewElement(NS, "i")).SetAttr("id", id)
+		}
 	}
 	b := el.AppendXML(nil, NS)
 	for _, gl := range rm.insts {
@@ -137,22 +163,14 @@ func (rm *remote) membersLocked(ids []string) {
 	}
 }
 
-// join adds an instance and moves to it the sessions it now owns.
-func (rm *remote) join(gl *glink) {
-	rm.mu.Lock()
-	defer rm.mu.Unlock()
-	for _, x := range rm.insts {
-		if x == gl {
-			return
-		}
-	}
-	// While sessions move, no instance takes itself for the owner of any
-	// user: it hands its stanzas to the gateway, which knows.
-	rm.membersLocked(nil)
-	rm.insts = append(rm.insts, gl)
-	rm.ids = append(rm.ids, gl.iid)
+// switchLocked moves the sessions whose owner changed and hands the
+// events waiting for an instance to their owners, between the two
+// members barriers: while sessions move, no instance takes itself for
+// the owner of any user, and hands its stanzas to a gateway, which knows.
+func (rm *remote) switchLocked() {
+	rm.membersLocked(true)
 	rm.rebalanceLocked()
-	rm.membersLocked(rm.ids)
+	rm.membersLocked(false)
 	parked := rm.parked
 	rm.parked = nil
 	for _, it := range parked {
@@ -160,17 +178,39 @@ func (rm *remote) join(gl *glink) {
 	}
 }
 
-// leave removes an instance; items are the events it did not acknowledge,
-// handed to the new owners of their users after the sessions are
-// announced to them.
+// join adds a linked instance and moves to it the sessions it now owns.
+func (rm *remote) join(gl *glink) {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if rm.byID[gl.iid] == gl {
+		return
+	}
+	rm.insts = append(rm.insts, gl)
+	rm.byID[gl.iid] = gl
+	if rm.g.membership == nil {
+		rm.ids = append(rm.ids, gl.iid)
+	}
+	rm.switchLocked()
+}
+
+// leave removes a linked instance; items are the events it did not
+// acknowledge, handed to the new owners of their users after the
+// sessions are announced to them. With a cluster membership the
+// instance's users stay its own, and wait for it, until the membership
+// drops it (its lease expires) or it links again.
 func (rm *remote) leave(gl *glink, items []item) {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	for i, x := range rm.insts {
 		if x == gl {
 			rm.insts = append(rm.insts[:i:i], rm.insts[i+1:]...)
-			rm.ids = append(rm.ids[:i:i], rm.ids[i+1:]...)
 			break
+		}
+	}
+	if rm.byID[gl.iid] == gl {
+		delete(rm.byID, gl.iid)
+		if rm.g.membership == nil {
+			rm.ids = slices.DeleteFunc(slices.Clone(rm.ids), func(id string) bool { return id == gl.iid })
 		}
 	}
 	for _, gs := range rm.byS {
@@ -178,14 +218,23 @@ func (rm *remote) leave(gl *glink, items []item) {
 			gs.owner = nil
 		}
 	}
-	rm.membersLocked(nil)
-	rm.rebalanceLocked()
-	rm.membersLocked(rm.ids)
+	rm.switchLocked()
 	for _, it := range items {
 		if domainOf(it.user) == rm.domain {
 			rm.dispatchLocked(it.data, it.user, it.acked)
 		}
 	}
+}
+
+// setView switches to the instances of a newer cluster membership.
+func (rm *remote) setView(rev int64, ids []string) {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if rev <= rm.rev {
+		return
+	}
+	rm.rev, rm.ids = rev, ids
+	rm.switchLocked()
 }
 
 // rebalanceLocked moves every session whose owner changed.

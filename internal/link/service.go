@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,6 +73,10 @@ type ServiceConfig struct {
 	// stream error, host or host:port), instead of failing their
 	// authentication.
 	SeeOtherHost string
+	// ViewWait bounds how long, under a cluster membership, a stanza for
+	// a user waits for the gateways still on an older view of the
+	// membership to switch to the view it was routed under (default 5 s).
+	ViewWait time.Duration
 }
 
 // ServiceDeps are what a service uses.
@@ -87,6 +92,10 @@ type ServiceDeps struct {
 	Log    *slog.Logger
 	// Metrics receives events for monitoring; nil records nothing.
 	Metrics Metrics
+	// Membership, when set, is the cluster membership: the service links
+	// to the gateways of its views besides cfg.Gateways, and to a new
+	// gateway as soon as a view lists it.
+	Membership router.Membership
 }
 
 // ErrRefused reports a gateway that refused a binding; retrying would not
@@ -98,8 +107,13 @@ type Service struct {
 	cfg   ServiceConfig
 	deps  ServiceDeps
 	log   *slog.Logger
-	links []*slink
 	bound map[string]Binding
+
+	// links are replaced, never changed in place, so that a reader may
+	// range over what linkList returned; changed with procMu and linksMu
+	// held.
+	linksMu sync.Mutex
+	links   []*slink
 
 	// procMu serializes the processing of events from all gateways, so
 	// that a delivery can be tied to the event that caused it (cur) and so
@@ -107,6 +121,14 @@ type Service struct {
 	procMu sync.Mutex
 	cur    atomic.Pointer[proc]
 	seen   dedup // origins processed, for events a gateway sends again
+	// Under a cluster membership, per domain: the newest revision any
+	// gateway announced (members, changing or not) and the instances of
+	// that view; viewCond is signalled when a gateway's view changes or a
+	// link drops. Guarded by procMu.
+	maxRev   map[string]int64
+	idsAt    map[string][]string
+	waited   map[string]int64 // the revision a wait for lagging gateways timed out at
+	viewCond *sync.Cond
 	fatal  chan error
 	run    string // this run of the instance, told to gateways in hello
 
@@ -151,7 +173,7 @@ func NewService(cfg ServiceConfig, d ServiceDeps) (*Service, error) {
 	if d.Router == nil || d.Log == nil || d.Credentials == nil {
 		return nil, errors.New("link: router, credentials and logger are required")
 	}
-	if len(cfg.Gateways) == 0 {
+	if len(cfg.Gateways) == 0 && d.Membership == nil {
 		return nil, errors.New("link: no gateway to link to")
 	}
 	if !cfg.External && cfg.Secret == "" {
@@ -172,6 +194,9 @@ func NewService(cfg ServiceConfig, d ServiceDeps) (*Service, error) {
 	if cfg.StartWait <= 0 {
 		cfg.StartWait = 10 * time.Second
 	}
+	if cfg.ViewWait <= 0 {
+		cfg.ViewWait = 5 * time.Second
+	}
 	if cfg.TLS == nil {
 		cfg.TLS = &tls.Config{}
 	}
@@ -179,6 +204,8 @@ func NewService(cfg ServiceConfig, d ServiceDeps) (*Service, error) {
 	s := &Service{cfg: cfg, deps: d, log: d.Log.With("component", "service", "instance", cfg.Instance), bound: map[string]Binding{}, fatal: make(chan error, 1), run: stanza.NewID(),
 		settled: map[*slink]bool{}, ready: make(chan struct{})}
 	s.seen.init(1 << 16)
+	s.maxRev, s.idsAt, s.waited = map[string]int64{}, map[string][]string{}, map[string]int64{}
+	s.viewCond = sync.NewCond(&s.procMu)
 	for _, b := range cfg.Bindings {
 		if b.Kind == "sm" {
 			if _, ok := b.Component.(router.SessionManager); !ok {
@@ -188,11 +215,22 @@ func NewService(cfg ServiceConfig, d ServiceDeps) (*Service, error) {
 		s.bound[b.Domain] = b
 	}
 	for _, a := range cfg.Gateways {
-		l := &slink{s: s, addr: a, proxies: map[string]*proxy{}, view: map[string][]string{}}
-		l.out.untilDone = true
-		s.links = append(s.links, l)
+		s.links = append(s.links, s.newLink(a, false))
 	}
 	return s, nil
+}
+
+func (s *Service) newLink(addr string, listed bool) *slink {
+	l := &slink{s: s, addr: addr, listed: listed, proxies: map[string]*proxy{}, view: map[string][]string{}, vrev: map[string]int64{}}
+	l.out.untilDone = true
+	return l
+}
+
+// linkList returns the links; the slice is not changed afterwards.
+func (s *Service) linkList() []*slink {
+	s.linksMu.Lock()
+	defer s.linksMu.Unlock()
+	return s.links
 }
 
 // Forwarder is the component that takes, in the service's router, the
@@ -207,7 +245,12 @@ func (f forwarder) HandleStanza(ctx context.Context, st router.Stanza) {
 	p, _ := ctx.Value(procKey{}).(*proc)
 	o := ""
 	var acked func()
-	l := s.links[0]
+	links := s.linkList()
+	if len(links) == 0 {
+		s.log.Warn("no gateway to route a stanza through: dropped", "to", st.To.String())
+		return
+	}
+	l := links[0]
 	if d, ok := ctx.Value(deliveryKey{}).(delivery); ok && p == nil {
 		o, acked = d.origin, d.acked
 	}
@@ -222,7 +265,7 @@ func (f forwarder) HandleStanza(ctx context.Context, st router.Stanza) {
 		}
 	}
 	if !l.connected() {
-		for _, x := range s.links {
+		for _, x := range links {
 			if x.connected() {
 				l = x
 				break
@@ -303,12 +346,20 @@ func procContext(ctx context.Context, p *proc) context.Context {
 // here. A gateway not linked, or whose view is changing, makes it false.
 // s.procMu is held.
 func (s *Service) owns(domain, bare string) bool {
-	for _, l := range s.links {
+	links := s.linkList()
+	if len(links) == 0 {
+		return false
+	}
+	for _, l := range links {
 		if !l.connected() {
 			return false
 		}
 		ids := l.view[domain]
 		if len(ids) == 0 || ids[router.Owner(bare, ids)] != s.cfg.Instance {
+			return false
+		}
+		// Under a cluster membership, every gateway on the same view.
+		if l.vrev[domain] != links[0].vrev[domain] || l.vrev[domain] < s.maxRev[domain] {
 			return false
 		}
 	}
@@ -320,15 +371,28 @@ func (s *Service) owns(domain, bare string) bool {
 func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	start := time.AfterFunc(s.cfg.StartWait, func() { s.settle(nil) })
-	defer start.Stop()
 	var wg sync.WaitGroup
-	for _, l := range s.links {
+	defer wg.Wait()
+	var first router.View
+	if s.deps.Membership != nil {
+		// The gateways of the membership are known before the start gate
+		// counts them.
+		v, err := s.deps.Membership.Next(ctx, 0)
+		if err != nil {
+			return err
+		}
+		first = v
+		s.addListed(ctx, &wg, v)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l.run(ctx)
+			s.discover(ctx, &wg, first.Rev)
 		}()
+	}
+	start := time.AfterFunc(s.cfg.StartWait, func() { s.settle(nil) })
+	defer start.Stop()
+	for _, l := range s.linkList() {
+		s.startLink(ctx, &wg, l)
 	}
 	var err error
 	select {
@@ -336,8 +400,81 @@ func (s *Service) Run(ctx context.Context) error {
 	case err = <-s.fatal:
 		cancel()
 	}
-	wg.Wait()
 	return err
+}
+
+func (s *Service) startLink(ctx context.Context, wg *sync.WaitGroup, l *slink) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		l.run(ctx)
+	}()
+}
+
+// discover links to every gateway a new view of the membership lists.
+func (s *Service) discover(ctx context.Context, wg *sync.WaitGroup, rev int64) {
+	for {
+		v, err := s.deps.Membership.Next(ctx, rev)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("cluster membership ended: linked to the gateways known", "err", err)
+			}
+			return
+		}
+		rev = v.Rev
+		for _, l := range s.addListed(ctx, nil, v) {
+			s.startLink(ctx, wg, l)
+		}
+	}
+}
+
+// addListed adds a link to every gateway of v not linked yet, and marks
+// those v does not list any more: such a link ends when its connection
+// does (a gateway that lost its lease but runs on is still served). It
+// returns the new links; with wg nil they are not started.
+func (s *Service) addListed(ctx context.Context, wg *sync.WaitGroup, v router.View) []*slink {
+	want := map[string]bool{}
+	for _, a := range v.Gateways {
+		want[a] = true
+	}
+	s.procMu.Lock()
+	defer s.procMu.Unlock()
+	s.linksMu.Lock()
+	defer s.linksMu.Unlock()
+	have := map[string]*slink{}
+	for _, l := range s.links {
+		have[l.addr] = l
+		if l.listed {
+			l.unlisted.Store(!want[l.addr])
+		}
+	}
+	var added []*slink
+	links := slices.Clone(s.links)
+	for a := range want {
+		if l := have[a]; l != nil {
+			continue
+		}
+		l := s.newLink(a, true)
+		links = append(links, l)
+		added = append(added, l)
+		s.log.Info("gateway listed in the cluster", "gateway", a, "revision", v.Rev)
+	}
+	s.links = links
+	return added
+}
+
+// drop removes a link that ended after its gateway left the membership.
+func (s *Service) drop(l *slink) {
+	s.procMu.Lock()
+	s.linksMu.Lock()
+	s.links = slices.DeleteFunc(slices.Clone(s.links), func(x *slink) bool { return x == l })
+	s.linksMu.Unlock()
+	s.viewCond.Broadcast()
+	s.procMu.Unlock()
+	s.startMu.Lock()
+	delete(s.settled, l)
+	s.startMu.Unlock()
+	s.settle(l)
 }
 
 // settle marks l settled (nil: all of them), and opens the gate once
@@ -350,10 +487,10 @@ func (s *Service) settle(l *slink) {
 		return
 	default:
 	}
-	if l != nil {
+	if l != nil && slices.Contains(s.linkList(), l) {
 		s.settled[l] = true
 	}
-	if l == nil || len(s.settled) == len(s.links) {
+	if l == nil || len(s.settled) >= len(s.linkList()) {
 		close(s.ready)
 	}
 }
@@ -394,8 +531,16 @@ type slink struct {
 	proxies map[string]*proxy
 	asm     assembler
 	// view holds, per domain, the instances serving it as the gateway
-	// last said (members); only read and written with s.procMu held.
+	// last said (members), nil while it changes; vrev the revision of the
+	// cluster membership of that view, if any. Only read and written with
+	// s.procMu held.
 	view map[string][]string
+	vrev map[string]int64
+	// listed says the link was made for a gateway of the cluster
+	// membership; unlisted that the membership no longer lists it: the
+	// link then ends with its connection.
+	listed   bool
+	unlisted atomic.Bool
 }
 
 // pend is a received event whose acknowledgement waits for what it caused.
@@ -440,6 +585,11 @@ func (l *slink) run(ctx context.Context) {
 			l.s.settle(l) // unreachable: nothing to wait for
 		}
 		if ctx.Err() != nil {
+			return
+		}
+		if l.unlisted.Load() {
+			log.Info("gateway left the cluster: link ended")
+			l.s.drop(l)
 			return
 		}
 		// What the link carried was handed on when it dropped (see
@@ -517,6 +667,8 @@ func (l *slink) connect(ctx context.Context, log *slog.Logger) (bool, error) {
 	// The gateway announces its sessions again on the next link.
 	s.procMu.Lock()
 	l.view = map[string][]string{}
+	l.vrev = map[string]int64{}
+	s.viewCond.Broadcast()
 	for _, px := range proxies {
 		if b, ok := s.bound[px.full.Domain()]; ok {
 			b.Component.(router.SessionManager).Unbind(ctx, px)
@@ -543,7 +695,7 @@ func (l *slink) connect(ctx context.Context, log *slog.Logger) (bool, error) {
 // it is back). s.procMu is held.
 func (s *Service) handOver(ctx context.Context, l *slink, items []item) (moved, routed int) {
 	var other *slink
-	for _, x := range s.links {
+	for _, x := range s.linkList() {
 		if x != l && x.connected() {
 			other = x
 			break
@@ -809,8 +961,27 @@ func (l *slink) handle(ctx context.Context, el *xmlstream.Element) error {
 				ids = append(ids, c.Attr("id"))
 			}
 		}
+		domain := el.Attr("domain")
+		changing := el.Attr("changing") == "1"
 		s.procMu.Lock()
-		l.view[el.Attr("domain")] = ids
+		if r := el.Attr("rev"); r != "" {
+			rev, err := strconv.ParseInt(r, 10, 64)
+			if err != nil {
+				s.procMu.Unlock()
+				return fmt.Errorf("link: bad members revision %q", r)
+			}
+			if rev > s.maxRev[domain] || s.idsAt[domain] == nil {
+				s.maxRev[domain], s.idsAt[domain] = rev, ids
+			}
+			if !changing {
+				l.vrev[domain] = rev
+			}
+		}
+		if changing {
+			ids = nil
+		}
+		l.view[domain] = ids
+		s.viewCond.Broadcast()
 		s.procMu.Unlock()
 		if len(ids) > 0 {
 			// The gateway announced its sessions before (sbind).
@@ -841,8 +1012,9 @@ func (l *slink) handle(ctx context.Context, el *xmlstream.Element) error {
 
 // positions returns every outbox's epoch and last sequence number.
 func (s *Service) positions() []dep {
-	ds := make([]dep, len(s.links))
-	for i, l := range s.links {
+	links := s.linkList()
+	ds := make([]dep, len(links))
+	for i, l := range links {
 		ds[i] = dep{l: l, epoch: l.out.epoch()}
 		ds[i].seq, _ = l.out.state()
 	}
@@ -852,8 +1024,9 @@ func (s *Service) positions() []dep {
 // changed returns the outbox positions written since before.
 func (s *Service) changed(before []dep) []dep {
 	var out []dep
-	for i, d := range s.positions() {
-		if d.epoch != before[i].epoch || d.seq > before[i].seq {
+	for _, d := range s.positions() {
+		i := slices.IndexFunc(before, func(b dep) bool { return b.l == d.l })
+		if i < 0 || d.epoch != before[i].epoch || d.seq > before[i].seq {
 			out = append(out, d)
 		}
 	}
@@ -863,7 +1036,7 @@ func (s *Service) changed(before []dep) []dep {
 // checkAcks acknowledges every received event whose consequences have all
 // been acknowledged.
 func (s *Service) checkAcks() {
-	for _, l := range s.links {
+	for _, l := range s.linkList() {
 		l.mu.Lock()
 		var h uint64
 		for len(l.pending) > 0 {
@@ -892,6 +1065,13 @@ func (s *Service) checkAcks() {
 // process runs one event; s.procMu is held.
 func (s *Service) process(ctx context.Context, l *slink, el *xmlstream.Element, writes *atomic.Int32) {
 	o := el.Attr("o")
+	if el.Local == "to" {
+		if via := s.place(l, el); via != nil {
+			via.out.sendAcked(frame("reroute", payload(el), "o", o, "grant", el.Attr("grant"), "redeliver", el.Attr("redeliver")),
+				"to:"+payload(el).Attr("to"), nil)
+			return
+		}
+	}
 	if o != "" && s.seen.seen(o+"@"+el.Local) {
 		return
 	}
@@ -994,6 +1174,86 @@ func (s *Service) process(ctx context.Context, l *slink, el *xmlstream.Element, 
 			return
 		}
 		b.Component.HandleStanza(ctx, st)
+	}
+}
+
+// place decides, under a cluster membership, where a <to/> event of l
+// for a user (or room) of a stateful domain is handled. A gateway on an
+// older view than another gateway announced may have sent it to the
+// user's former owner: if the newer view gives the user to another
+// instance, place returns the link to hand it back through (reroute),
+// preferably a gateway on the newer view. A gateway on the newest view
+// sent it to the user's owner under that view: it is handled once every
+// other gateway has switched to that view too, and so announced to this
+// instance the sessions of the user it holds (or after ViewWait, once
+// per revision: a gateway cut from etcd must not hold every stanza up).
+// nil: handle it here. s.procMu is held; it is released while waiting.
+func (s *Service) place(l *slink, el *xmlstream.Element) *slink {
+	p := payload(el)
+	if p == nil {
+		return nil
+	}
+	to, err := jid.Parse(p.Attr("to"))
+	if err != nil || to.Local() == "" {
+		return nil
+	}
+	domain := to.Domain()
+	b, ok := s.bound[domain]
+	if !ok || !router.Stateful(b.Kind) {
+		return nil
+	}
+	key := to.BareString()
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	timedOut := false
+	for {
+		r, ok := l.vrev[domain]
+		if !ok {
+			return nil // no cluster membership
+		}
+		m := s.maxRev[domain]
+		if r < m {
+			ids := s.idsAt[domain]
+			if len(ids) == 0 || ids[router.Owner(key, ids)] == s.cfg.Instance {
+				return nil
+			}
+			for _, x := range s.linkList() {
+				if x != l && x.connected() && x.vrev[domain] >= m {
+					return x
+				}
+			}
+			return l
+		}
+		if timedOut || s.waited[domain] >= m {
+			return nil
+		}
+		behind := false
+		for _, x := range s.linkList() {
+			if x.connected() && x.vrev[domain] < m {
+				behind = true
+				break
+			}
+		}
+		if !behind {
+			return nil
+		}
+		if timer == nil {
+			timer = time.AfterFunc(s.cfg.ViewWait, func() {
+				s.procMu.Lock()
+				timedOut = true
+				s.viewCond.Broadcast()
+				s.procMu.Unlock()
+			})
+		}
+		s.viewCond.Wait()
+		if timedOut {
+			s.waited[domain] = m
+			s.log.Warn("a gateway is still on an older cluster membership: going on without it", "domain", domain, "revision", m)
+		}
 	}
 }
 
