@@ -129,8 +129,8 @@ type Service struct {
 	idsAt    map[string][]string
 	waited   map[string]int64 // the revision a wait for lagging gateways timed out at
 	viewCond *sync.Cond
-	fatal  chan error
-	run    string // this run of the instance, told to gateways in hello
+	fatal    chan error
+	run      string // this run of the instance, told to gateways in hello
 
 	// A restarted instance handles no stanza before every gateway it can
 	// reach has announced its sessions: a message for a user on another
