@@ -16,6 +16,7 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
 	"github.com/ambrosia-xmpp/ambrosia/internal/c2s"
 	"github.com/ambrosia-xmpp/ambrosia/internal/certs"
+	"github.com/ambrosia-xmpp/ambrosia/internal/cluster"
 	"github.com/ambrosia-xmpp/ambrosia/internal/component"
 	"github.com/ambrosia-xmpp/ambrosia/internal/link"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
@@ -77,8 +78,10 @@ external component listener and the listener services link to (ambrosia
 service sm|muc). Domains, certificates and accounts come from the services.`, stdout, stderr)
 	var cf configFlags
 	var lf linkFlags
+	var clf clusterFlags
 	cf.register(c.FlagSet, groupLog|groupMonitor|groupClients|groupComponents)
 	lf.register(c.FlagSet, true)
+	clf.register(c.FlagSet, true)
 	if pos, err := c.parse(args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -127,13 +130,29 @@ service sm|muc). Domains, certificates and accounts come from the services.`, st
 	if err := checkListeners(ls); err != nil {
 		return err
 	}
+	var advertise string
+	if clf.etcd != "" {
+		if advertise, err = clf.advertised(lf.addr); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cl, err := clf.open(ctx, log)
+	if err != nil {
+		return err
+	}
 	r := router.New(log.With("component", "router"))
 	mon, err := startMonitoring(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	gw, err := link.NewGateway(link.GatewayConfig{Addr: lf.addr, Secret: lf.secretValue(), DomainSecrets: ds, TLS: listenTLS, ClientCAs: cas},
-		link.GatewayDeps{Router: r, Log: log, Metrics: mon})
+	gd := link.GatewayDeps{Router: r, Log: log, Metrics: mon}
+	if cl != nil {
+		defer cl.Close()
+		gd.Membership = cl
+	}
+	gw, err := link.NewGateway(link.GatewayConfig{Addr: lf.addr, Secret: lf.secretValue(), DomainSecrets: ds, TLS: listenTLS, ClientCAs: cas}, gd)
 	if err != nil {
 		return err
 	}
@@ -145,6 +164,17 @@ service sm|muc). Domains, certificates and accounts come from the services.`, st
 	}
 	type runner interface{ Run(context.Context) error }
 	comps := []runner{gw, edge}
+	if cl != nil {
+		id := clf.id
+		if id == "" {
+			id = advertise
+		}
+		keep, err := cl.Register(ctx, cluster.Entry{ID: id, Gateway: advertise})
+		if err != nil {
+			return err
+		}
+		comps = append(comps, registrar{keep})
+	}
 	if len(cfg.Component.External) > 0 && cfg.Component.Addr != "" {
 		cc, err := componentConfig(cfg)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -14,9 +15,11 @@ import (
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/certs"
+	"github.com/ambrosia-xmpp/ambrosia/internal/cluster"
 	"github.com/ambrosia-xmpp/ambrosia/internal/config"
 	"github.com/ambrosia-xmpp/ambrosia/internal/link"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
 )
 
 // serviceCmd runs one service linked to gateways: `ambrosia service sm`
@@ -42,10 +45,12 @@ func serviceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := newCommand("service "+name, "--gateway HOST:PORT [flags]", about, stdout, stderr)
 	var cf configFlags
 	var lf linkFlags
+	var clf clusterFlags
 	var gateways, instance, user, seeOther string
 	cf.register(fs.FlagSet, groupStore|groupLog|groupMonitor)
 	lf.register(fs.FlagSet, false)
-	fs.StringVar(&gateways, "gateway", "127.0.0.1:5270", "service listeners of the gateways to link to, `HOST:PORT,...`")
+	clf.register(fs.FlagSet, false)
+	fs.StringVar(&gateways, "gateway", "127.0.0.1:5270", "service listeners of the gateways to link to, `HOST:PORT,...` (with --etcd: besides those of the cluster; default none)")
 	fs.StringVar(&instance, "instance", "", "instance `ID`, unique among the instances of the service (default: random)")
 	fs.StringVar(&seeOther, "see-other-host", "", "`HOST[:PORT]` where gateways send the clients of users this service does not know (RFC 6120 see-other-host) instead of failing their login")
 	fs.StringVar(&user, "service-user", link.AllDomains, "`NAME` to authenticate as: \""+link.AllDomains+"\" for the shared secret, or a domain for its own secret")
@@ -75,13 +80,32 @@ func serviceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		tc.Certificates = []tls.Certificate{c}
 	}
+	gatewayList := strings.Split(gateways, ",")
+	if clf.etcd != "" {
+		gatewayList = nil
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "gateway" && gateways != "" {
+				gatewayList = strings.Split(gateways, ",")
+			}
+		})
+		if instance == "" {
+			instance = stanza.NewID()
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cl, err := clf.open(ctx, log)
+	if err != nil {
+		return err
+	}
+	if cl != nil {
+		defer cl.Close()
+	}
 	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	r := router.New(log.With("component", "router"))
 	mon, err := startMonitoring(ctx, cfg, log)
 	if err != nil {
@@ -142,17 +166,43 @@ func serviceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		stop = func() error { conf.Stop(); return nil }
 	}
+	sd := link.ServiceDeps{Router: r, Credentials: store, Tokens: store, Log: log, Metrics: mon}
+	if cl != nil {
+		sd.Membership = cl
+	}
 	svc, err := link.NewService(link.ServiceConfig{
-		Gateways: strings.Split(gateways, ","), Username: user, Secret: lf.secretValue(), External: lf.cert != "" && lf.secretValue() == "",
+		Gateways: gatewayList, Username: user, Secret: lf.secretValue(), External: lf.cert != "" && lf.secretValue() == "",
 		Instance: instance, TLS: tc, Bindings: bindings, SeeOtherHost: seeOther,
-	}, link.ServiceDeps{Router: r, Credentials: store, Tokens: store, Log: log, Metrics: mon})
+	}, sd)
 	if err != nil {
-		return err
+		cancel()
+		return errors.Join(err, stop())
 	}
 	r.SetFallback(svc.Forwarder())
-	log.Info("service starting", "version", version(), "service", name, "domains", cfg.Domains, "gateways", gateways)
+	keepDone := make(chan struct{})
+	if cl != nil {
+		var domains []string
+		for _, b := range bindings {
+			domains = append(domains, b.Domain)
+		}
+		// Registered before linking: a domain of another service stops
+		// the start before any gateway sees this instance.
+		keep, err := cl.Register(ctx, cluster.Entry{ID: instance, Kind: name, Domains: domains})
+		if err != nil {
+			cancel()
+			return errors.Join(err, stop())
+		}
+		go func() {
+			defer close(keepDone)
+			keep()
+		}()
+	} else {
+		close(keepDone)
+	}
+	log.Info("service starting", "version", version(), "service", name, "domains", cfg.Domains, "gateways", gatewayList, "etcd", clf.etcd)
 	err = svc.Run(ctx)
 	cancel()
+	<-keepDone
 	return errors.Join(err, stop())
 }
 

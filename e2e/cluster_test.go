@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/cluster/etcdtest"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/postgres/pgtest"
+)
+
+// clusterTTL is the lease of the processes of the cluster tests: how
+// long after a crash an instance's users move.
+const clusterTTL = "3s"
+
+// clusterArgs are the flags that put a process in the test's cluster.
+func clusterArgs(ec *etcdtest.Cluster) []string {
+	return []string{"--etcd", strings.Join(ec.Endpoints(), ","), "--cluster", "e2e", "--lease-ttl", clusterTTL}
+}
+
+// startClusterSM starts a session manager instance that finds its
+// gateways in etcd.
+func startClusterSM(t *testing.T, ec *etcdtest.Cluster, instance, dir, conf string, extra ...string) *splitProc {
+	t.Helper()
+	args := append([]string{"service", "sm", "--domain", domain, "--data", dir, "--config", conf, "--instance", instance,
+		"--service-secret", splitSecret, "--log-format", "json", "--log-level", "debug"}, clusterArgs(ec)...)
+	return startSplit(t, "service "+instance, append(args, extra...)...)
+}
+
+// TestSplitCluster runs a split server whose membership is in etcd: a
+// 3-member etcd cluster, two gateways and session manager instances on
+// one PostgreSQL, none of them given another's address. Eight users, on
+// both gateways, send each other messages in a ring while a third
+// instance joins, then one instance is killed with SIGKILL (its users
+// move once its lease expires), then one etcd member is killed. Every
+// message arrives exactly once, nothing comes back as an error, and the
+// presence of the users that moved is right afterwards. Then etcd goes
+// away entirely: the server goes on serving on the last membership.
+func TestSplitCluster(t *testing.T) {
+	requireTools(t, "slixmpp", "etcd")
+	ec := etcdtest.Start(t, 3)
+	pg := pgtest.New(t)
+	dsn := pg.Database(t, pgtest.DatabaseOptions{})
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "ambrosia.toml")
+	doc := "[storage]\nbackend = \"postgres\"\npostgres_dsn = " + strconv.Quote(dsn) + "\n"
+	if err := os.WriteFile(conf, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	users := []string{"u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8"}
+	for _, u := range users {
+		ambrosia(t, "pw\n", "user", "add", u+"@"+domain, "--config", conf)
+	}
+	a := startGateway(t, "gateway A", append(clusterArgs(ec), "--name", "gw-a")...)
+	b := startGateway(t, "gateway B", append(clusterArgs(ec), "--name", "gw-b")...)
+	sm1 := startClusterSM(t, ec, "sm-1", dir, conf)
+	startClusterSM(t, ec, "sm-2", dir, conf)
+	for _, g := range []*splitGateway{a, b} {
+		g.waitLog(t, `"msg":"bound"`, 2)
+	}
+
+	flow := startPython(t, "cluster_flow", "--port", strconv.Itoa(a.port), "--to-port", strconv.Itoa(b.port),
+		"--ca", filepath.Join(dir, "tls", domain+".crt"), "--domain", domain, "--users", strings.Join(users, ","), "--password", "pw",
+		"--rounds", "240", "--interval", "0.05", "--mark", "40:JOIN", "--mark", "110:KILL", "--mark", "170:ETCD", "--timeout", "150")
+	flow.waitLine(t, "JOIN", 90*time.Second)
+	startClusterSM(t, ec, "sm-3", dir, conf)
+	flow.waitLine(t, "KILL", 60*time.Second)
+	sm1.kill()
+	flow.waitLine(t, "ETCD", 60*time.Second)
+	ec.Kill(0)
+	out := flow.wait(t)
+	t.Logf("cluster_flow.py:\n%s", out)
+	for _, g := range []*splitGateway{a, b} {
+		// sm-3 joined and sm-1 left the membership the gateway hashes over.
+		if l := g.log.String(); !strings.Contains(l, `sm-3`) || !strings.Contains(l, `"msg":"membership"`) {
+			t.Errorf("%s never switched membership:\n%s", g.name, l)
+		}
+	}
+
+	// etcd gone entirely: serving goes on on the last membership.
+	ec.StopAll()
+	a.waitLog(t, "etcd unreachable: serving on the last membership", 1)
+	out = mustPython(t, "split_flow", flowArgs(dir, a, b, "u1@"+domain, "u2@"+domain, "--count", "20", "--interval", "0")...)
+	if !strings.Contains(out, "received 20 duplicates [] gaps []") {
+		t.Fatalf("without etcd:\n%s", out)
+	}
+}
+
+// TestSplitClusterRefused: the bad inputs of a cluster membership. A
+// process whose etcd is unreachable does not start and names the
+// endpoints; a service for a domain that a service of another kind
+// serves in the cluster is refused.
+func TestSplitClusterRefused(t *testing.T) {
+	requireTools(t, "etcd")
+	dir := t.TempDir()
+	dead := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
+	t.Run("etcd unreachable", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"gateway", "--service-secret", splitSecret, "--c2s-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)), "--c2s-tls-addr", "",
+				"--service-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)), "--etcd", dead, "--log-format", "json"},
+			{"service", "sm", "--data", dir, "--service-secret", splitSecret, "--etcd", dead, "--log-format", "json"},
+		} {
+			p := startSplit(t, args[0], args...)
+			log, err := p.exited(t)
+			if err == nil || !strings.Contains(log, "etcd unreachable at "+dead) {
+				t.Errorf("%s: exit %v, want an error naming %s:\n%s", args[0], err, dead, log)
+			}
+		}
+	})
+	t.Run("domain of another kind", func(t *testing.T) {
+		ec := etcdtest.Start(t, 1)
+		g := startGateway(t, "gateway", append(clusterArgs(ec), "--name", "gw")...)
+		muc := startSplit(t, "service muc", append([]string{"service", "muc", "--domain", domain, "--data", dir,
+			"--service-secret", splitSecret, "--instance", "muc-1", "--log-format", "json"}, clusterArgs(ec)...)...)
+		g.waitLog(t, `"msg":"bound"`, 1)
+		p := startSplit(t, "service sm", append([]string{"service", "sm", "--domain", "conference." + domain, "--data", dir,
+			"--service-secret", splitSecret, "--instance", "sm-1", "--log-format", "json"}, clusterArgs(ec)...)...)
+		log, err := p.exited(t)
+		want := `conference.` + domain + ` is served by "muc" (instances muc-1)`
+		if err == nil || !strings.Contains(log, want) {
+			t.Fatalf("exit %v, want an error with %s:\n%s", err, want, log)
+		}
+		if strings.Count(g.log.String(), `"msg":"bound"`) != 1 {
+			t.Errorf("the refused service bound a domain:\n%s", g.log.String())
+		}
+		_ = muc
+	})
+}
