@@ -51,7 +51,7 @@ func TestSplitCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	users := []string{"u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8"}
-	for _, u := range users {
+	for _, u := range append(users, "alice", "bob") {
 		ambrosia(t, "pw\n", "user", "add", u+"@"+domain, "--config", conf)
 	}
 	a := startGateway(t, "gateway A", append(clusterArgs(ec), "--name", "gw-a")...)
@@ -83,7 +83,7 @@ func TestSplitCluster(t *testing.T) {
 	// etcd gone entirely: serving goes on on the last membership.
 	ec.StopAll()
 	a.waitLog(t, "etcd unreachable: serving on the last membership", 1)
-	out = mustPython(t, "split_flow", flowArgs(dir, a, b, "u1@"+domain, "u2@"+domain, "--count", "20", "--interval", "0")...)
+	out = mustPython(t, "split_flow", flowArgs(dir, a, b, "alice@"+domain, "bob@"+domain, "--count", "20", "--interval", "0")...)
 	if !strings.Contains(out, "received 20 duplicates [] gaps []") {
 		t.Fatalf("without etcd:\n%s", out)
 	}
