@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/cluster/etcdtest"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage/postgres/pgtest"
 )
 
@@ -35,10 +36,14 @@ func startClusterSM(t *testing.T, ec *etcdtest.Cluster, instance, dir, conf stri
 // one PostgreSQL, none of them given another's address. Eight users, on
 // both gateways, send each other messages in a ring while a third
 // instance joins, then one instance is killed with SIGKILL (its users
-// move once its lease expires), then one etcd member is killed. Every
-// message arrives exactly once, nothing comes back as an error, and the
-// presence of the users that moved is right afterwards. Then etcd goes
-// away entirely: the server goes on serving on the last membership.
+// move once its lease expires), then one etcd member is killed. Gateway
+// B speaks to one etcd member only, which is paused while the third
+// instance joins: B learns of the join late, and the stanzas it sends
+// meanwhile to the former owner of a user that moved are handed back
+// (reroute) and reach the user through gateway A and the new owner.
+// Every message arrives exactly once, nothing comes back as an error,
+// and the presence of the users that moved is right afterwards. Then etcd
+// goes away entirely: the server goes on serving on the last membership.
 func TestSplitCluster(t *testing.T) {
 	requireTools(t, "slixmpp", "etcd")
 	ec := etcdtest.Start(t, 3)
@@ -54,8 +59,27 @@ func TestSplitCluster(t *testing.T) {
 	for _, u := range append(users, "alice", "bob") {
 		ambrosia(t, "pw\n", "user", "add", u+"@"+domain, "--config", conf)
 	}
-	a := startGateway(t, "gateway A", append(clusterArgs(ec), "--name", "gw-a")...)
-	b := startGateway(t, "gateway B", append(clusterArgs(ec), "--name", "gw-b")...)
+	// Gateway A and the joining instance speak to members 0 and 1,
+	// gateway B to member 2 only.
+	aArgs, bArgs := clusterArgs(ec), clusterArgs(ec)
+	aArgs[1], bArgs[1] = strings.Join(ec.Endpoints()[:2], ","), ec.Endpoints()[2]
+	a := startGateway(t, "gateway A", append(aArgs, "--name", "gw-a")...)
+	b := startGateway(t, "gateway B", append(bArgs, "--name", "gw-b")...)
+	// The joining instance takes over users of gateway A whose messages
+	// come from users of gateway B (the ring: u1 on A gets u8's, u8 on B).
+	joiner := ""
+	for i := 0; joiner == "" && i < 100; i++ {
+		id := "sm-3-" + strconv.Itoa(i)
+		moved := 0
+		for k := 0; k < len(users); k += 2 {
+			if router.Owner(users[k]+"@"+domain, []string{"sm-1", "sm-2", id}) == 2 {
+				moved++
+			}
+		}
+		if moved >= 2 {
+			joiner = id
+		}
+	}
 	sm1 := startClusterSM(t, ec, "sm-1", dir, conf)
 	startClusterSM(t, ec, "sm-2", dir, conf)
 	for _, g := range []*splitGateway{a, b} {
@@ -66,7 +90,11 @@ func TestSplitCluster(t *testing.T) {
 		"--ca", filepath.Join(dir, "tls", domain+".crt"), "--domain", domain, "--users", strings.Join(users, ","), "--password", "pw",
 		"--rounds", "240", "--interval", "0.05", "--mark", "40:JOIN", "--mark", "110:KILL", "--mark", "170:ETCD", "--timeout", "150")
 	flow.waitLine(t, "JOIN", 90*time.Second)
-	startClusterSM(t, ec, "sm-3", dir, conf)
+	ec.Pause(2)
+	startClusterSM(t, ec, joiner, dir, conf, aArgs...)
+	a.waitLog(t, `"`+joiner+`"]}`, 2) // gateway A switched to the view with the joiner
+	time.Sleep(500 * time.Millisecond)
+	ec.Resume(2)
 	flow.waitLine(t, "KILL", 60*time.Second)
 	sm1.kill()
 	flow.waitLine(t, "ETCD", 60*time.Second)
@@ -75,9 +103,12 @@ func TestSplitCluster(t *testing.T) {
 	t.Logf("cluster_flow.py:\n%s", out)
 	for _, g := range []*splitGateway{a, b} {
 		// sm-3 joined and sm-1 left the membership the gateway hashes over.
-		if l := g.log.String(); !strings.Contains(l, `sm-3`) || !strings.Contains(l, `"msg":"membership"`) {
+		if l := g.log.String(); !strings.Contains(l, joiner) || !strings.Contains(l, `"msg":"membership"`) {
 			t.Errorf("%s never switched membership:\n%s", g.name, l)
 		}
+	}
+	if !strings.Contains(a.log.String(), `"msg":"rerouted"`) {
+		t.Errorf("no stanza of gateway B, late to switch, was handed back through gateway A")
 	}
 
 	// etcd gone entirely: serving goes on on the last membership.

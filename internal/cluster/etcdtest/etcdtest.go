@@ -136,6 +136,7 @@ func (m *Member) stop() {
 		return
 	default:
 	}
+	_ = m.cmd.Process.Signal(syscall.SIGCONT) // if paused
 	_ = m.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-m.done:
@@ -151,6 +152,13 @@ func (c *Cluster) Kill(i int) {
 	_ = m.cmd.Process.Kill()
 	<-m.done
 }
+
+// Pause stops member i with SIGSTOP: it neither answers nor fails, as a
+// member on a machine that hangs; its clients wait on it.
+func (c *Cluster) Pause(i int) { _ = c.members[i].cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume lets a paused member go on.
+func (c *Cluster) Resume(i int) { _ = c.members[i].cmd.Process.Signal(syscall.SIGCONT) }
 
 // StopAll stops every member, as an outage of the whole cluster.
 func (c *Cluster) StopAll() {
