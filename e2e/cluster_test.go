@@ -23,11 +23,11 @@ func clusterArgs(ec *etcdtest.Cluster) []string {
 }
 
 // startClusterSM starts a session manager instance that finds its
-// gateways in etcd.
-func startClusterSM(t *testing.T, ec *etcdtest.Cluster, instance, dir, conf string, extra ...string) *splitProc {
+// gateways in etcd, as the [cluster] section of conf says.
+func startClusterSM(t *testing.T, instance, dir, conf string, extra ...string) *splitProc {
 	t.Helper()
-	args := append([]string{"service", "sm", "--domain", domain, "--data", dir, "--config", conf, "--instance", instance,
-		"--service-secret", splitSecret, "--log-format", "json", "--log-level", "debug"}, clusterArgs(ec)...)
+	args := []string{"service", "sm", "--domain", domain, "--data", dir, "--config", conf, "--instance", instance,
+		"--service-secret", splitSecret, "--log-format", "json", "--log-level", "debug"}
 	return startSplit(t, "service "+instance, append(args, extra...)...)
 }
 
@@ -51,7 +51,8 @@ func TestSplitCluster(t *testing.T) {
 	dsn := pg.Database(t, pgtest.DatabaseOptions{})
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "ambrosia.toml")
-	doc := "[storage]\nbackend = \"postgres\"\npostgres_dsn = " + strconv.Quote(dsn) + "\n"
+	doc := "[storage]\nbackend = \"postgres\"\npostgres_dsn = " + strconv.Quote(dsn) + "\n" +
+		"[cluster]\netcd = [\"" + strings.Join(ec.Endpoints(), "\", \"") + "\"]\nname = \"e2e\"\nlease_ttl = \"" + clusterTTL + "\"\n"
 	if err := os.WriteFile(conf, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func TestSplitCluster(t *testing.T) {
 		ambrosia(t, "pw\n", "user", "add", u+"@"+domain, "--config", conf)
 	}
 	// Gateway A and the joining instance speak to members 0 and 1,
-	// gateway B to member 2 only.
+	// gateway B to member 2 only (the flag wins over the file).
 	aArgs, bArgs := clusterArgs(ec), clusterArgs(ec)
 	aArgs[1], bArgs[1] = strings.Join(ec.Endpoints()[:2], ","), ec.Endpoints()[2]
 	a := startGateway(t, "gateway A", append(aArgs, "--name", "gw-a")...)
@@ -80,8 +81,8 @@ func TestSplitCluster(t *testing.T) {
 			joiner = id
 		}
 	}
-	sm1 := startClusterSM(t, ec, "sm-1", dir, conf)
-	startClusterSM(t, ec, "sm-2", dir, conf)
+	sm1 := startClusterSM(t, "sm-1", dir, conf)
+	startClusterSM(t, "sm-2", dir, conf)
 	for _, g := range []*splitGateway{a, b} {
 		g.waitLog(t, `"msg":"bound"`, 2)
 	}
@@ -91,7 +92,7 @@ func TestSplitCluster(t *testing.T) {
 		"--rounds", "240", "--interval", "0.05", "--mark", "40:JOIN", "--mark", "110:KILL", "--mark", "170:ETCD", "--timeout", "150")
 	flow.waitLine(t, "JOIN", 90*time.Second)
 	ec.Pause(2)
-	startClusterSM(t, ec, joiner, dir, conf, aArgs...)
+	startClusterSM(t, joiner, dir, conf, aArgs...)
 	a.waitLog(t, `"`+joiner+`"]}`, 2) // gateway A switched to the view with the joiner
 	time.Sleep(500 * time.Millisecond)
 	ec.Resume(2)

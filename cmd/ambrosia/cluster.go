@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/cluster"
+	"github.com/ambrosia-xmpp/ambrosia/internal/config"
 )
 
 // clusterFlags configure the optional cluster membership in etcd shared
@@ -23,12 +24,25 @@ type clusterFlags struct {
 }
 
 func (f *clusterFlags) register(fs *flag.FlagSet, gateway bool) {
-	fs.StringVar(&f.etcd, "etcd", "", "etcd client `URLS`, comma-separated: cluster membership from etcd instead of static --gateway lists (docs/cluster.md)")
-	fs.StringVar(&f.name, "cluster", "default", "cluster `NAME`: its keys in etcd are under /ambrosia/NAME/")
-	fs.DurationVar(&f.ttl, "lease-ttl", 10*time.Second, "etcd lease `TTL` of this process's registration: how long after a crash its users move")
+	fs.StringVar(&f.etcd, "etcd", "", "etcd client `URLS`, comma-separated: cluster membership from etcd instead of static --gateway lists (docs/cluster.md; cluster.etcd)")
+	fs.StringVar(&f.name, "cluster", "", "cluster `NAME`: its keys in etcd are under /ambrosia/NAME/ (cluster.name, default \"default\")")
+	fs.DurationVar(&f.ttl, "lease-ttl", 0, "etcd lease `TTL` of this process's registration: how long after a crash its users move (cluster.lease_ttl, default 10s)")
 	if gateway {
 		fs.StringVar(&f.id, "name", "", "this gateway's `ID` in the cluster (default: the --advertise address)")
 		fs.StringVar(&f.advertise, "advertise", "", "`HOST:PORT` of the service listener that services dial, registered in etcd (default: --service-addr)")
+	}
+}
+
+// apply takes from the configuration what no flag set.
+func (f *clusterFlags) apply(c config.Cluster) {
+	if f.etcd == "" {
+		f.etcd = strings.Join(c.Etcd, ",")
+	}
+	if f.name == "" {
+		f.name = c.Name
+	}
+	if f.ttl == 0 {
+		f.ttl = time.Duration(c.LeaseTTL)
 	}
 }
 

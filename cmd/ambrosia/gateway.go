@@ -93,6 +93,7 @@ service sm|muc). Domains, certificates and accounts come from the services.`, st
 	}
 	log := newLogger(cfg.Log, stderr)
 	cf.warnEnv(log)
+	clf.apply(cfg.Cluster)
 	var listenTLS *tls.Config
 	if lf.cert != "" {
 		c, err := tls.LoadX509KeyPair(lf.cert, lf.key)

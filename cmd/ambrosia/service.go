@@ -68,6 +68,7 @@ func serviceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	log := newLogger(cfg.Log, stderr)
 	cf.warnEnv(log)
+	clf.apply(cfg.Cluster)
 	defer runtime.KeepAlive(tuneGC())
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if tc.RootCAs, err = loadPool(lf.ca); err != nil {

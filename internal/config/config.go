@@ -54,6 +54,7 @@ type Config struct {
 	BOSH      BOSH      `toml:"bosh"`
 	HTTP      HTTP      `toml:"http"`
 	Invites   Invites   `toml:"invites"`
+	Cluster   Cluster   `toml:"cluster"`
 	// AppServices are the application services (docs/appservices.md).
 	AppServices []AppService `toml:"appservice"`
 }
@@ -70,6 +71,36 @@ type Invites struct {
 	// urn:xmpp:invite#invite: to register an account and become their
 	// contact.
 	Users bool `toml:"users"`
+}
+
+// Cluster configures the membership of a split server in etcd
+// (docs/cluster.md), read by `gateway` and `service`: without Etcd the
+// gateways are listed to each service and gateways hash users over the
+// instances linked to them.
+type Cluster struct {
+	// Etcd are the client URLs of the etcd members.
+	Etcd []string `toml:"etcd"`
+	// Name names the cluster: its keys are under /ambrosia/Name/.
+	Name string `toml:"name"`
+	// LeaseTTL is the lease of a process's registration: how long after
+	// a crash its users move.
+	LeaseTTL Duration `toml:"lease_ttl"`
+}
+
+func (c *Cluster) validate() error {
+	if c.Name == "" || strings.ContainsAny(c.Name, "/ \t\r\n") {
+		return fmt.Errorf("cluster.name: %q is empty or holds a slash or a space", c.Name)
+	}
+	if time.Duration(c.LeaseTTL) < 2*time.Second {
+		return fmt.Errorf("cluster.lease_ttl: %v is below 2s", time.Duration(c.LeaseTTL))
+	}
+	for _, e := range c.Etcd {
+		u, err := url.Parse(e)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("cluster.etcd: %q is not an http:// or https:// URL", e)
+		}
+	}
+	return nil
 }
 
 // Component configures the listener for external components (XEP-0114).
@@ -496,6 +527,7 @@ func Default() Config {
 		TLS:     TLS{PostQuantum: true, ACMEDirectory: "https://acme-v02.api.letsencrypt.org/directory", ACMEChallenge: "tls-alpn-01", ACMEHTTPAddr: ":80"},
 		Archive: Archive{Enabled: true},
 		Invites: Invites{Enabled: true},
+		Cluster: Cluster{Name: "default", LeaseTTL: Duration(10 * time.Second)},
 		Storage: Storage{Backend: "sqlite"},
 		C2S: C2S{
 			Addr:               ":5222",
@@ -795,6 +827,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level)
 	}
 	if err := c.TLS.validate(); err != nil {
+		return err
+	}
+	if err := c.Cluster.validate(); err != nil {
 		return err
 	}
 	for key, a := range map[string]string{"c2s.addr": c.C2S.Addr, "c2s.tls_addr": c.C2S.TLSAddr, "debug_addr": c.DebugAddr, "metrics_addr": c.MetricsAddr, "component.addr": c.Component.Addr} {

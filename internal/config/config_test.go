@@ -38,6 +38,14 @@ func TestDecodeAndValidate(t *testing.T) {
 			}
 		}},
 		{name: "bad domain", doc: "domains = ['a@b']", wantErr: "domains"},
+		{name: "cluster", doc: "[cluster]\netcd = ['http://10.0.0.1:2379', 'https://etcd.example.org:2379']\nname = 'prod'\nlease_ttl = '5s'", check: func(t *testing.T, c Config) {
+			if len(c.Cluster.Etcd) != 2 || c.Cluster.Name != "prod" || c.Cluster.LeaseTTL != Duration(5*time.Second) {
+				t.Fatalf("got %+v", c.Cluster)
+			}
+		}},
+		{name: "cluster etcd not a URL", doc: "[cluster]\netcd = ['10.0.0.1:2379']", wantErr: "cluster.etcd: \"10.0.0.1:2379\" is not an http:// or https:// URL"},
+		{name: "cluster name with a slash", doc: "[cluster]\nname = 'a/b'", wantErr: "cluster.name"},
+		{name: "cluster lease too short", doc: "[cluster]\nlease_ttl = '1s'", wantErr: "cluster.lease_ttl: 1s is below 2s"},
 		{name: "no domain", doc: "domains = []", wantErr: "domains"},
 		{name: "bad log level", doc: "[log]\nlevel = 'loud'", wantErr: "log.level"},
 		{name: "bad addr", doc: "[c2s]\naddr = 'nowhere'", wantErr: "c2s.addr"},
