@@ -72,6 +72,13 @@ type testGateway struct {
 
 func startGateway(t *testing.T, cas *x509.CertPool) *testGateway {
 	t.Helper()
+	return startGatewayWith(t, cas, nil)
+}
+
+// startGatewayWith starts a gateway that hashes users over the instances
+// of a cluster membership m (nil: over the linked instances).
+func startGatewayWith(t *testing.T, cas *x509.CertPool, m router.Membership) *testGateway {
+	t.Helper()
 	cp, kp, err := certs.SelfSigned("gateway", time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +91,7 @@ func startGateway(t *testing.T, cas *x509.CertPool) *testGateway {
 	log := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r := router.New(log)
 	g, err := NewGateway(GatewayConfig{Secret: testSecret, TLS: &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12}, ClientCAs: cas},
-		GatewayDeps{Router: r, Log: log})
+		GatewayDeps{Router: r, Log: log, Membership: m})
 	if err != nil {
 		t.Fatal(err)
 	}
