@@ -23,6 +23,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -90,10 +91,17 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = 5 * time.Second
 	}
-	cli, err := clientv3.New(clientv3.Config{
+	cc := clientv3.Config{
 		Endpoints: cfg.Endpoints, DialTimeout: cfg.DialTimeout, Logger: zap.NewNop(),
 		DialKeepAliveTime: 2 * time.Second, DialKeepAliveTimeout: 2 * time.Second,
-	})
+	}
+	for _, e := range cfg.Endpoints {
+		if strings.HasPrefix(e, "https://") {
+			// The system's roots verify the members' certificates.
+			cc.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+	}
+	cli, err := clientv3.New(cc)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: etcd at %s: %w", strings.Join(cfg.Endpoints, ", "), err)
 	}

@@ -1181,8 +1181,9 @@ func (s *Service) process(ctx context.Context, l *slink, el *xmlstream.Element, 
 // for a user (or room) of a stateful domain is handled. A gateway on an
 // older view than another gateway announced may have sent it to the
 // user's former owner: if the newer view gives the user to another
-// instance, place returns the link to hand it back through (reroute),
-// preferably a gateway on the newer view. A gateway on the newest view
+// instance, place returns the link to hand it back through (reroute): a
+// gateway on the newer view; with none linked, it is handled here, where
+// the older gateway's sessions of the user still are. A gateway on the newest view
 // sent it to the user's owner under that view: it is handled once every
 // other gateway has switched to that view too, and so announced to this
 // instance the sessions of the user it holds (or after ViewWait, once
@@ -1226,7 +1227,9 @@ func (s *Service) place(l *slink, el *xmlstream.Element) *slink {
 					return x
 				}
 			}
-			return l
+			// No gateway on the newer view is linked: handed back to l,
+			// it would come straight back. The sessions l holds are here.
+			return nil
 		}
 		if timedOut || s.waited[domain] >= m {
 			return nil
