@@ -43,7 +43,8 @@ func startClusterSM(t *testing.T, instance, dir, conf string, extra ...string) *
 // (reroute) and reach the user through gateway A and the new owner.
 // Every message arrives exactly once, nothing comes back as an error,
 // and the presence of the users that moved is right afterwards. Then etcd
-// goes away entirely: the server goes on serving on the last membership.
+// goes away entirely: the server goes on serving on the last membership;
+// and once etcd is back, a new instance joins and serves its users.
 func TestSplitCluster(t *testing.T) {
 	requireTools(t, "slixmpp", "etcd")
 	ec := etcdtest.Start(t, 3)
@@ -57,7 +58,7 @@ func TestSplitCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	users := []string{"u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8"}
-	for _, u := range append(users, "alice", "bob") {
+	for _, u := range append(users, "alice", "bob", "carol", "dave") {
 		ambrosia(t, "pw\n", "user", "add", u+"@"+domain, "--config", conf)
 	}
 	// Gateway A and the joining instance speak to members 0 and 1,
@@ -118,6 +119,18 @@ func TestSplitCluster(t *testing.T) {
 	out = mustPython(t, "split_flow", flowArgs(dir, a, b, "alice@"+domain, "bob@"+domain, "--count", "20", "--interval", "0")...)
 	if !strings.Contains(out, "received 20 duplicates [] gaps []") {
 		t.Fatalf("without etcd:\n%s", out)
+	}
+
+	// etcd back: an instance that starts now joins, and its users are
+	// served.
+	ec.StartAll(t)
+	startClusterSM(t, "sm-4", dir, conf)
+	for _, g := range []*splitGateway{a, b} {
+		g.waitLog(t, `"sm-4"]}`, 2)
+	}
+	out = mustPython(t, "split_flow", flowArgs(dir, b, a, "carol@"+domain, "dave@"+domain, "--count", "20", "--interval", "0")...)
+	if !strings.Contains(out, "received 20 duplicates [] gaps []") {
+		t.Fatalf("after etcd came back:\n%s", out)
 	}
 }
 

@@ -221,7 +221,7 @@ func NewService(cfg ServiceConfig, d ServiceDeps) (*Service, error) {
 }
 
 func (s *Service) newLink(addr string, listed bool) *slink {
-	l := &slink{s: s, addr: addr, listed: listed, proxies: map[string]*proxy{}, view: map[string][]string{}, vrev: map[string]int64{}}
+	l := &slink{s: s, addr: addr, listed: listed, proxies: map[string]*proxy{}, view: map[string][]string{}, vrev: map[string]int64{}, arev: map[string]int64{}}
 	l.out.untilDone = true
 	return l
 }
@@ -536,6 +536,10 @@ type slink struct {
 	// s.procMu held.
 	view map[string][]string
 	vrev map[string]int64
+	// arev is the revision the gateway last announced, switched to or
+	// switching to: a gateway that announces a revision already routes
+	// by it.
+	arev map[string]int64
 	// listed says the link was made for a gateway of the cluster
 	// membership; unlisted that the membership no longer lists it: the
 	// link then ends with its connection.
@@ -668,6 +672,7 @@ func (l *slink) connect(ctx context.Context, log *slog.Logger) (bool, error) {
 	s.procMu.Lock()
 	l.view = map[string][]string{}
 	l.vrev = map[string]int64{}
+	l.arev = map[string]int64{}
 	s.viewCond.Broadcast()
 	for _, px := range proxies {
 		if b, ok := s.bound[px.full.Domain()]; ok {
@@ -973,6 +978,7 @@ func (l *slink) handle(ctx context.Context, el *xmlstream.Element) error {
 			if rev > s.maxRev[domain] || s.idsAt[domain] == nil {
 				s.maxRev[domain], s.idsAt[domain] = rev, ids
 			}
+			l.arev[domain] = rev
 			if !changing {
 				l.vrev[domain] = rev
 			}
@@ -1223,12 +1229,13 @@ func (s *Service) place(l *slink, el *xmlstream.Element) *slink {
 				return nil
 			}
 			for _, x := range s.linkList() {
-				if x != l && x.connected() && x.vrev[domain] >= m {
+				if x != l && x.connected() && x.arev[domain] >= m {
 					return x
 				}
 			}
-			// No gateway on the newer view is linked: handed back to l,
-			// it would come straight back. The sessions l holds are here.
+			// The gateway that announced the newer view is gone; handed
+			// back to l, it would come straight back. The sessions l
+			// holds are here.
 			return nil
 		}
 		if timedOut || s.waited[domain] >= m {

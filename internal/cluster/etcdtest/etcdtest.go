@@ -167,6 +167,20 @@ func (c *Cluster) StopAll() {
 	}
 }
 
+// StartAll starts again every member that is not running, on its data
+// directory, and waits until all of them answer.
+func (c *Cluster) StartAll(t testing.TB) {
+	t.Helper()
+	for _, m := range c.members {
+		select {
+		case <-m.done:
+			m.start(t, Binary())
+		default:
+		}
+	}
+	c.waitHealthy(t, c.members)
+}
+
 // Endpoints are the client URLs of the members.
 func (c *Cluster) Endpoints() []string {
 	var out []string
