@@ -173,3 +173,39 @@ func TestDomainTakeOver(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestView: the keys under the prefix make the view; keys of other
+// clusters and unknown keys are ignored, instance ids are sorted.
+func TestView(t *testing.T) {
+	st := &state{prefix: "/ambrosia/c/", gateways: map[string]string{}, services: map[string]string{}}
+	for _, kv := range []struct{ k, v string }{
+		{"/ambrosia/c/gateways/gw-b", "10.0.0.2:5270"},
+		{"/ambrosia/c/gateways/gw-a", "10.0.0.1:5270"},
+		{"/ambrosia/c/services/sm/sm-2", "a.example b.example"},
+		{"/ambrosia/c/services/sm/sm-1", "a.example"},
+		{"/ambrosia/c/services/muc/muc-1", "conference.a.example"},
+		{"/ambrosia/c/domains/a.example", "sm"},
+		{"/ambrosia/c/services/broken", "x.example"},
+	} {
+		st.apply(kv.k, []byte(kv.v), false)
+	}
+	st.apply("/ambrosia/c/gateways/gw-b", nil, true)
+	v := st.view(7)
+	tests := []struct {
+		key  string
+		want []string
+	}{
+		{router.ServiceKey("sm", "a.example"), []string{"sm-1", "sm-2"}},
+		{router.ServiceKey("sm", "b.example"), []string{"sm-2"}},
+		{router.ServiceKey("muc", "conference.a.example"), []string{"muc-1"}},
+		{router.ServiceKey("sm", "x.example"), nil},
+	}
+	for _, tt := range tests {
+		if got := v.Instances[tt.key]; !slices.Equal(got, tt.want) {
+			t.Errorf("%s: %v, want %v", tt.key, got, tt.want)
+		}
+	}
+	if v.Rev != 7 || len(v.Gateways) != 1 || v.Gateways["gw-a"] != "10.0.0.1:5270" {
+		t.Errorf("view %+v", v)
+	}
+}
