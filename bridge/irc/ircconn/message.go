@@ -28,8 +28,13 @@ var ErrEmpty = errors.New("ircconn: no command in the line")
 // the modern IRC documents ask of clients: runs of spaces separate
 // parameters, a tag without a value or with a bad escape is kept, and
 // what cannot be a tag list or a source is skipped rather than refused.
+// A line ends at its first CR or LF, as servers that split on either end
+// it: what follows a lone CR is not part of the message (nor a second
+// one smuggled in), and a command is never a CR that String would drop.
 func Parse(line string) (*Message, error) {
-	line = strings.TrimRight(line, "\r\n")
+	if i := strings.IndexAny(line, "\r\n"); i >= 0 {
+		line = line[:i]
+	}
 	m := &Message{}
 	line = strings.TrimLeft(line, " ")
 	if strings.HasPrefix(line, "@") {
