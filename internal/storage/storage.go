@@ -181,6 +181,11 @@ type Offline interface {
 	// DeleteOffline removes the messages of user up to and including the
 	// one with ID upTo, once they have been delivered.
 	DeleteOffline(ctx context.Context, user string, upTo int64) error
+	// DeleteOfflineEvent removes the message of user stored for the
+	// event id event (WithEventID), if one is still stored, and reports
+	// whether there was one. A split server withdraws that way a message
+	// it stored for a client that, as it learnt later, had received it.
+	DeleteOfflineEvent(ctx context.Context, user, event string) (bool, error)
 }
 
 // Blocklist keeps the JIDs a user blocks (XEP-0191): full or bare JIDs,

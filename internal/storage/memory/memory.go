@@ -297,6 +297,32 @@ func (s *Store) OfflineMessages(ctx context.Context, user string) ([]storage.Off
 	return out, nil
 }
 
+// DeleteOfflineEvent implements storage.Offline.
+func (s *Store) DeleteOfflineEvent(ctx context.Context, user, event string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("memory: delete offline %s: %w", user, err)
+	}
+	if event == "" {
+		return false, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ms := s.offline[user]
+	for i, m := range ms {
+		if s.offlineEvent[m.ID] != event {
+			continue
+		}
+		delete(s.offlineEvent, m.ID)
+		if len(ms) == 1 {
+			delete(s.offline, user)
+		} else {
+			s.offline[user] = append(ms[:i:i], ms[i+1:]...)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
 // DeleteOffline implements storage.Offline.
 func (s *Store) DeleteOffline(ctx context.Context, user string, upTo int64) error {
 	if err := ctx.Err(); err != nil {

@@ -72,3 +72,15 @@ func (s *Store) DeleteOffline(ctx context.Context, user string, upTo int64) erro
 	}
 	return nil
 }
+
+// DeleteOfflineEvent implements storage.Offline.
+func (s *Store) DeleteOfflineEvent(ctx context.Context, user, event string) (bool, error) {
+	if event == "" {
+		return false, nil
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM offline_messages WHERE username = $1 AND event = $2`, user, event)
+	if err != nil {
+		return false, fmt.Errorf("postgres: delete offline %s: %w", user, err)
+	}
+	return tag.RowsAffected() > 0, nil
+}

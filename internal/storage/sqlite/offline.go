@@ -69,3 +69,23 @@ func (s *Store) DeleteOffline(ctx context.Context, user string, upTo int64) erro
 	}
 	return nil
 }
+
+// DeleteOfflineEvent implements storage.Offline.
+func (s *Store) DeleteOfflineEvent(ctx context.Context, user, event string) (bool, error) {
+	if event == "" {
+		return false, nil
+	}
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM offline_messages WHERE username = ? AND event = ?`, user, event)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("sqlite: delete offline %s: %w", user, err)
+	}
+	return n > 0, nil
+}

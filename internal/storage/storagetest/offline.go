@@ -123,4 +123,39 @@ func testOfflineEvents(t *testing.T, s storage.Store) {
 	if got := fmt.Sprint(stanzas(alice)); got != "[<message id='1'/>]" {
 		t.Fatalf("alice after delivery: %s", got)
 	}
+	// Withdrawn by its event: only that message of that user goes.
+	if err := s.PushOffline(storage.WithEventID(ctx, "gw:9"), alice, []byte("<message id='9'/>"), now, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PushOffline(ctx, alice, []byte("<message id='10'/>"), now, 5); err != nil {
+		t.Fatal(err)
+	}
+	deletes := []struct {
+		user, event string
+		want        bool
+	}{
+		{bob, "gw:9", false},   // another user's event
+		{alice, "gw:8", false}, // never stored
+		{alice, "", false},     // no event names no message
+		{alice, "gw:1", true},
+		{alice, "gw:1", false}, // gone already
+	}
+	for i, d := range deletes {
+		if got, err := s.DeleteOfflineEvent(ctx, d.user, d.event); err != nil || got != d.want {
+			t.Fatalf("delete %d (%s %q): %v %v, want %v", i, d.user, d.event, got, err, d.want)
+		}
+	}
+	if got := fmt.Sprint(stanzas(alice)); got != "[<message id='9'/> <message id='10'/>]" {
+		t.Fatalf("alice after withdrawing gw:1: %s", got)
+	}
+	if got := fmt.Sprint(stanzas(bob)); got != "[<message id='1'/>]" {
+		t.Fatalf("bob after withdrawing alice's: %s", got)
+	}
+	// Withdrawn, an event may be stored again.
+	if err := s.PushOffline(storage.WithEventID(ctx, "gw:1"), alice, []byte("<message id='1'/>"), now, 5); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(stanzas(alice)); got != "[<message id='9'/> <message id='10'/> <message id='1'/>]" {
+		t.Fatalf("alice after storing gw:1 again: %s", got)
+	}
 }
