@@ -141,24 +141,59 @@ func (s *session) DeliverBulk(el *xmlstream.Element, b *router.Batch) {
 // a delivery to its service only then, so that the service sends again
 // what a dead gateway never got to its client.
 func (s *session) DeliverAcked(el *xmlstream.Element, done func()) bool {
-	taken, held := s.deliver(el, bulkWrite{on: true}, done)
+	taken, held, _ := s.deliver(el, bulkWrite{on: true}, done)
 	if taken && !held {
 		done()
 	}
 	return taken
 }
 
+// DeliverCounted is DeliverAcked with the write held until b's release,
+// reporting the stanza's place in the stream: id is the session's
+// resumption id and n the stanza's Stream Management sequence number,
+// the count a client that got it includes in its h (XEP-0198). id is ""
+// when the session is not resumable. A gateway tells its service n
+// before it lets the write go, so that the service knows which messages
+// a client had, by the h of a resumption that failed after the gateway
+// died (router.ResumeWitness).
+func (s *session) DeliverCounted(el *xmlstream.Element, b *router.Batch, done func()) (taken bool, id string, n uint32) {
+	taken, held, n := s.deliver(el, bulkWrite{on: true, batch: b}, done)
+	if taken && !held {
+		done()
+	}
+	if !held {
+		return taken, "", 0
+	}
+	s.mu.Lock()
+	id = s.id
+	s.mu.Unlock()
+	return taken, id, n
+}
+
+// Resumption implements router.Resumable: the session's resumption id,
+// "" if it has none, and how many stanzas it was given for its client
+// since Stream Management was enabled, written or queued.
+func (s *session) Resumption() (id string, sent uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.enabled || s.ended {
+		return "", 0
+	}
+	return s.id, s.acked + uint32(len(s.unacked))
+}
+
 // deliver queues el for the client; it reports whether the session took
-// it, and whether done is kept until the client acknowledges it.
-func (s *session) deliver(el *xmlstream.Element, bulk bulkWrite, done func()) (taken, held bool) {
+// it, whether done is kept until the client acknowledges it, and then the
+// stanza's Stream Management sequence number.
+func (s *session) deliver(el *xmlstream.Element, bulk bulkWrite, done func()) (taken, held bool, n uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
-		return false, false
+		return false, false, 0
 	}
 	if s.swallow != "" && el.Local == stanza.IQ && el.Attr("id") == s.swallow {
 		s.swallow = ""
-		return true, false
+		return true, false, 0
 	}
 	if !s.enabled {
 		if s.cur != nil {
@@ -166,11 +201,12 @@ func (s *session) deliver(el *xmlstream.Element, bulk bulkWrite, done func()) (t
 		} else if s.attaching {
 			s.early = append(s.early, el.AppendXML(nil, s.ns))
 		}
-		return true, false
+		return true, false, 0
 	}
 	b := el.AppendXML(nil, s.ns)
 	s.unacked = append(s.unacked, unacked{data: b, message: el.Local == stanza.Message && el.Attr("type") != "error", done: done})
 	held = done != nil
+	n = s.acked + uint32(len(s.unacked))
 	if len(s.unacked) > s.maxUnacked && !s.closing {
 		// The client acknowledges nothing: the queue would grow without end.
 		s.closing = true
@@ -183,7 +219,7 @@ func (s *session) deliver(el *xmlstream.Element, bulk bulkWrite, done func()) (t
 		}
 	}
 	if s.cur == nil {
-		return true, held
+		return true, held, n
 	}
 	written := s.cur.deliverBytes(el, b, bulk)
 	if written && !s.requested && len(s.unacked) >= smRequestThreshold {
@@ -197,7 +233,7 @@ func (s *session) deliver(el *xmlstream.Element, bulk bulkWrite, done func()) (t
 			s.ackTimer.Reset(smRequestDelay)
 		}
 	}
-	return true, held
+	return true, held, n
 }
 
 // runAcks runs the done functions of the stanzas acknowledged so far;
@@ -531,6 +567,14 @@ func (c *conn) handleSMUnbound(ctx context.Context, el *xmlstream.Element) bool 
 func (c *conn) resume(previd, hs string, answer func(resumed string) []byte) (failed string, resumed bool, err error) {
 	s := c.srv.resumable(previd)
 	h, err := strconv.ParseUint(hs, 10, 32)
+	if s == nil && err == nil && previd != "" {
+		// Not a session of this server: in a split server, maybe one of
+		// a gateway that died. What its client had is told to the session
+		// manager before anything else this client does (router.ResumeWitness).
+		if w, ok := c.sm.(router.ResumeWitness); ok {
+			w.ResumeFailed(context.Background(), c.user.Bare(), previd, uint32(h))
+		}
+	}
 	if s == nil || err != nil || !s.full.Bare().Equal(c.user.Bare()) {
 		return smFailed("item-not-found", ""), false, nil
 	}

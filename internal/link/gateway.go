@@ -347,6 +347,13 @@ type ackedSession interface {
 	DeliverAcked(el *xmlstream.Element, done func()) bool
 }
 
+// countedSession is an ackedSession that also tells where a delivery
+// goes in its client's stream, and holds its write until a batch is
+// released (c2s sessions; see their DeliverCounted).
+type countedSession interface {
+	DeliverCounted(el *xmlstream.Element, b *router.Batch, done func()) (taken bool, rid string, pos uint32)
+}
+
 // received numbers a new event and holds it until release.
 func (gl *glink) received() uint64 {
 	gl.amu.Lock()
@@ -736,7 +743,26 @@ func (gl *glink) event(ctx context.Context, el *xmlstream.Element, n uint64) err
 		}
 		// One link carries the deliveries to every session of the
 		// gateway: their socket writes are left to the edge's writers.
-		if a, ok := gs.s.(ackedSession); ok {
+		if cs, ok := gs.s.(countedSession); ok {
+			gl.hold(n)
+			b := new(router.Batch)
+			taken, rid, pos := cs.DeliverCounted(p, b, func() { gl.release(n) })
+			switch {
+			case !taken:
+				b.Release()
+				gl.release(n)
+				gl.redeliver(ctx, p)
+			case rid != "":
+				// The service learns where the message went in the
+				// client's stream before the client can have it: if this
+				// gateway dies, the h of the client's failed resumption
+				// tells the service which messages it had (see
+				// remote.ResumeFailed).
+				gl.c.enqueueThen(frame("at", nil, "n", strconv.FormatUint(n, 10), "id", rid, "h", strconv.FormatUint(uint64(pos), 10)), b.Release)
+			default:
+				b.Release()
+			}
+		} else if a, ok := gs.s.(ackedSession); ok {
 			gl.hold(n)
 			if !a.DeliverAcked(p, func() { gl.release(n) }) {
 				gl.release(n)

@@ -58,6 +58,7 @@ type gsess struct {
 var (
 	_ router.SessionManager = (*remote)(nil)
 	_ router.Redeliverer    = (*remote)(nil)
+	_ router.ResumeWitness  = (*remote)(nil)
 )
 
 // newRemote returns the stand-in of (domain, kind); g.mu is held.
@@ -118,13 +119,38 @@ func (rm *remote) dispatchLocked(data []byte, key string, acked func()) {
 }
 
 // announceLocked tells the session's owner about it, with the client's
-// presence so that the owner knows it as available.
+// presence so that the owner knows it as available. A resumable session
+// also claims, by its resumption id, the messages given to it so far:
+// announced again after a link dropped, the gateway still has them (its
+// client gets them, or they go back to the bare JID when the session
+// ends), so the owner withdraws the copies it stored when the link
+// dropped.
 func (rm *remote) announceLocked(gs *gsess) {
 	if gs.owner == nil {
 		return
 	}
+	rid, sent := "", ""
+	if r, ok := gs.s.(router.Resumable); ok {
+		if id, n := r.Resumption(); id != "" {
+			rid, sent = id, strconv.FormatUint(uint64(n), 10)
+		}
+	}
 	gs.owner.out.send(frame("sbind", gs.presence, "sid", gs.id, "jid", gs.full.String(), "o", rm.g.newOrigin(),
-		"carbons", flag(gs.carbons), "interested", flag(gs.interested), "blocklist", flag(gs.blockPushes)), gs.bare)
+		"carbons", flag(gs.carbons), "interested", flag(gs.interested), "blocklist", flag(gs.blockPushes),
+		"id", rid, "h", sent), gs.bare)
+}
+
+// ResumeFailed implements router.ResumeWitness: the user's owner learns,
+// before any other event of the client (same user, same order), that the
+// client of session previd, of a gateway that may have died, had h
+// stanzas of it. The owner withdraws the messages it handed on from that
+// session that the client had.
+func (rm *remote) ResumeFailed(ctx context.Context, user jid.JID, previd string, h uint32) {
+	bare := user.BareString()
+	data := frame("lost", nil, "jid", bare, "id", previd, "h", strconv.FormatUint(uint64(h), 10), "o", rm.g.newOrigin())
+	rm.mu.Lock()
+	rm.dispatchLocked(data, bare, nil)
+	rm.mu.Unlock()
 }
 
 // flag is a boolean attribute, left out when false.

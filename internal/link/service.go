@@ -139,6 +139,34 @@ type Service struct {
 	startMu sync.Mutex
 	settled map[*slink]bool // links whose sessions are announced, or unreachable
 	ready   chan struct{}   // closed once every link is settled, or after StartWait
+
+	// handed holds, by resumption id, the messages handed on from the
+	// sessions of lost links with their places in their clients' streams;
+	// claims, the counts that gateways gave for sessions whose messages
+	// were not handed on yet (see claim). Both with s.procMu held.
+	handed recent[*handedSession]
+	claims recent[claimed]
+}
+
+// handedSession is what was handed on from one session of a lost link
+// whose client may resume elsewhere.
+type handedSession struct {
+	bare string
+	msgs []handedMsg
+}
+
+// handedMsg is a message handed on to the bare JID: its place in the
+// client's stream, and the event id it was stored offline with.
+type handedMsg struct {
+	pos   uint32
+	event string
+}
+
+// claimed is a count a gateway gave for a session: its client had, or
+// the gateway holds, the first h stanzas of it.
+type claimed struct {
+	bare string
+	h    uint32
 }
 
 // proc is the event being processed.
@@ -206,6 +234,8 @@ func NewService(cfg ServiceConfig, d ServiceDeps) (*Service, error) {
 	s.seen.init(1 << 16)
 	s.maxRev, s.idsAt, s.waited = map[string]int64{}, map[string][]string{}, map[string]int64{}
 	s.viewCond = sync.NewCond(&s.procMu)
+	s.handed.init(handedWindow)
+	s.claims.init(handedWindow)
 	for _, b := range cfg.Bindings {
 		if b.Kind == "sm" {
 			if _, ok := b.Component.(router.SessionManager); !ok {
@@ -734,8 +764,23 @@ func (s *Service) handOver(ctx context.Context, l *slink, items []item) (moved, 
 				continue
 			}
 			bare := to.Bare()
+			c := ctx
+			if it.rid != "" {
+				// Its client may say, resuming elsewhere, that it had it.
+				if cl, ok := s.claims.get(it.rid); ok && cl.bare == bare.String() && it.pos <= cl.h {
+					continue // it said so already
+				}
+				ev := "handed:" + s.run + ":" + stanza.NewID()
+				hs, ok := s.handed.get(it.rid)
+				if !ok {
+					hs = &handedSession{bare: bare.String()}
+					s.handed.put(it.rid, hs)
+				}
+				hs.msgs = append(hs.msgs, handedMsg{pos: it.pos, event: ev})
+				c = storage.WithEventID(ctx, ev)
+			}
 			p.SetAttr("to", bare.String())
-			r.Redeliver(ctx, router.Stanza{El: p, From: from, To: bare})
+			r.Redeliver(c, router.Stanza{El: p, From: from, To: bare})
 			moved++
 		}
 	}
@@ -937,6 +982,17 @@ func (l *slink) handle(ctx context.Context, el *xmlstream.Element) error {
 		return nil
 	}
 	switch el.Local {
+	case "at":
+		n, err := parseUint(el.Attr("n"))
+		if err != nil {
+			return err
+		}
+		pos, err := strconv.ParseUint(el.Attr("h"), 10, 32)
+		if err != nil {
+			return err
+		}
+		l.out.place(n, el.Attr("id"), uint32(pos))
+		return nil
 	case "done":
 		h, err := parseUint(el.Attr("h"))
 		if err != nil {
@@ -1107,6 +1163,11 @@ func (s *Service) process(ctx context.Context, l *slink, el *xmlstream.Element, 
 		if dup {
 			return
 		}
+		if rid := el.Attr("id"); rid != "" {
+			if h, err := strconv.ParseUint(el.Attr("h"), 10, 32); err == nil {
+				s.claim(ctx, full.Bare(), rid, uint32(h))
+			}
+		}
 		if err := sm.Bind(ctx, px); err != nil {
 			s.log.Warn("bind", "jid", full.String(), "err", err)
 			return
@@ -1120,6 +1181,13 @@ func (s *Service) process(ctx context.Context, l *slink, el *xmlstream.Element, 
 			pl.SetAttr("from", full.String())
 			sm.HandleFromSession(ctx, px, router.Stanza{El: pl, From: full})
 		}
+	case "lost":
+		user, err := jid.Parse(el.Attr("jid"))
+		h, err2 := strconv.ParseUint(el.Attr("h"), 10, 32)
+		if err != nil || err2 != nil || user.Local() == "" || el.Attr("id") == "" {
+			return
+		}
+		s.claim(ctx, user.Bare(), el.Attr("id"), uint32(h))
 	case "sunbind":
 		l.mu.Lock()
 		px := l.proxies[el.Attr("sid")]
@@ -1265,6 +1333,42 @@ func (s *Service) place(l *slink, el *xmlstream.Element) *slink {
 			s.log.Warn("a gateway is still on an older cluster membership: going on without it", "domain", domain, "revision", m)
 		}
 	}
+}
+
+// claim takes note that the client of the session rid, of user bare,
+// had the first h stanzas of it (it said so in a resumption that failed,
+// its gateway being gone), or that its gateway still holds them (the
+// session announced again after a link dropped). The messages handed on
+// from it that h covers are withdrawn from offline storage; those not
+// handed on yet will not be. s.procMu is held.
+func (s *Service) claim(ctx context.Context, bare jid.JID, rid string, h uint32) {
+	hs, ok := s.handed.get(rid)
+	if !ok {
+		s.claims.put(rid, claimed{bare: bare.String(), h: h})
+		return
+	}
+	if hs.bare != bare.String() {
+		return // not that user's session
+	}
+	var evs []string
+	kept := hs.msgs[:0]
+	for _, m := range hs.msgs {
+		if m.pos <= h {
+			evs = append(evs, m.event)
+		} else {
+			kept = append(kept, m)
+		}
+	}
+	hs.msgs = kept
+	if len(evs) == 0 {
+		return
+	}
+	w, ok := s.sessionManager(bare.Domain()).(router.Withdrawer)
+	if !ok {
+		return
+	}
+	n := w.WithdrawOffline(ctx, bare, evs)
+	s.log.Info("messages its client had withdrawn from offline storage", "user", bare.String(), "withdrawn", n, "claimed", len(evs))
 }
 
 func (s *Service) sessionManager(domain string) router.SessionManager {

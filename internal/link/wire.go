@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -195,6 +196,7 @@ type outFrame struct {
 	lane    string   // "" for frames that keep no order (acknowledgements, answers)
 	seq     uint64   // outbox sequence number of a counted event, else 0
 	barrier bool     // written only after everything before it
+	after   func()   // run once the frame is written, or will never be
 }
 
 func newConn(nc net.Conn) *conn {
@@ -217,6 +219,15 @@ func (c *conn) enqueue(b []byte) bool { return c.push(&outFrame{data: b}) }
 // enqueueBarrier queues b to be written after everything queued before
 // it, and before everything queued after it.
 func (c *conn) enqueueBarrier(b []byte) bool { return c.push(&outFrame{data: b, barrier: true}) }
+
+// enqueueThen queues b like enqueue and runs after once b is written to
+// the socket, or at once if the connection is closed, or when it closes
+// before b went out: something waits for the peer to have b first.
+func (c *conn) enqueueThen(b []byte, after func()) {
+	if !c.push(&outFrame{data: b, after: after}) {
+		after()
+	}
+}
 
 func (c *conn) push(f *outFrame) bool {
 	c.mu.Lock()
@@ -330,7 +341,7 @@ func (c *conn) kill() {
 // roundLocked takes from the queue what one round of the writer writes:
 // every small frame free to go and one chunk of every large event in
 // progress. c.mu is held.
-func (c *conn) roundLocked(out [][]byte) [][]byte {
+func (c *conn) roundLocked(out [][]byte, afters []func()) ([][]byte, []func()) {
 	var keep []*outFrame
 	busy := map[string]bool{} // lanes with an unfinished large event
 	held := false             // a barrier waits: nothing after it moves
@@ -346,6 +357,9 @@ func (c *conn) roundLocked(out [][]byte) [][]byte {
 		case f.lane != "" && busy[f.lane]:
 			keep = append(keep, f)
 			continue
+		}
+		if f.after != nil {
+			afters = append(afters, f.after)
 		}
 		if f.chunks == nil {
 			out = append(out, f.data)
@@ -366,17 +380,33 @@ func (c *conn) roundLocked(out [][]byte) [][]byte {
 	}
 	clear(c.q[len(keep):])
 	c.q = append(c.q[:0], keep...)
-	return out
+	return out, afters
 }
 
 func (c *conn) writeLoop() {
 	defer close(c.done)
 	var bufs net.Buffers
 	var q [][]byte
+	var afters []func()
+	// A frame waited for (enqueueThen) that will never be written lets
+	// its waiter go all the same.
+	defer func() {
+		c.mu.Lock()
+		for _, f := range c.q {
+			if f.after != nil {
+				afters = append(afters, f.after)
+			}
+		}
+		c.q = nil
+		c.mu.Unlock()
+		for _, f := range afters {
+			f()
+		}
+	}()
 	for range c.wake {
 		for {
 			c.mu.Lock()
-			q = c.roundLocked(q[:0])
+			q, afters = c.roundLocked(q[:0], afters[:0])
 			if c.ack > c.ackSent {
 				q = append(q, []byte("<a xmlns='"+nsSM+"' h='"+strconv.FormatUint(c.ack, 10)+"'/>"))
 				c.ackSent = c.ack
@@ -408,11 +438,15 @@ func (c *conn) writeLoop() {
 				c.nc.Close()
 				c.mu.Lock()
 				c.closed = true
-				c.q = nil
 				c.mu.Unlock()
 				return
 			}
 			clear(q)
+			for i, f := range afters {
+				f()
+				afters[i] = nil
+			}
+			afters = afters[:0]
 			if closed && !more {
 				return
 			}
@@ -431,6 +465,11 @@ type item struct {
 	user string
 	// acked, if not nil, runs once the peer acknowledged the event.
 	acked func()
+	// rid and pos place a delivery in its client's stream, as the gateway
+	// said (<at/>): the resumption id of the session and the stanza's
+	// Stream Management number there; rid is "" when unknown.
+	rid string
+	pos uint32
 }
 
 // outbox numbers the events sent in one direction and keeps them until the
@@ -679,6 +718,32 @@ func (o *outbox) attach(c *conn, h uint64) error {
 		o.writeLocked(it)
 	}
 	return nil
+}
+
+// place records where the peer put its event number n (its count: the
+// n-th event it received on this run): in the stream of the session
+// with resumption id rid, at position pos. Nothing happens when the
+// event is no longer kept.
+func (o *outbox) place(n uint64, rid string, pos uint32) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.c == nil {
+		return
+	}
+	c := o.c
+	c.mu.Lock()
+	var seq uint64
+	if lo := c.base + c.trimmed; n > lo && n-lo <= uint64(len(c.wired)) {
+		seq = c.wired[n-lo-1]
+	}
+	c.mu.Unlock()
+	if seq == 0 {
+		return
+	}
+	i := sort.Search(len(o.unacked), func(i int) bool { return o.unacked[i].seq >= seq })
+	if i < len(o.unacked) && o.unacked[i].seq == seq {
+		o.unacked[i].rid, o.unacked[i].pos = rid, pos
+	}
 }
 
 // detach forgets the connection and returns the unacknowledged events.

@@ -89,6 +89,36 @@ type Redeliverer interface {
 	Redeliver(ctx context.Context, s Stanza)
 }
 
+// ResumeWitness is implemented by session managers that want to know of
+// a Stream Management resumption (XEP-0198) that failed because the edge
+// did not know the session: previd named it, and h is how many stanzas
+// its client said it had received from it. In a split server the session
+// may be one of a gateway that died, and h tells which of the messages
+// handed on from it the client had already. It is called before the
+// client can do anything else.
+type ResumeWitness interface {
+	ResumeFailed(ctx context.Context, user jid.JID, previd string, h uint32)
+}
+
+// Resumable is implemented by sessions that can be resumed (XEP-0198).
+type Resumable interface {
+	// Resumption returns the session's resumption id ("" if none) and
+	// how many stanzas it was given for its client since Stream
+	// Management was enabled.
+	Resumption() (id string, sent uint32)
+}
+
+// Withdrawer is implemented by session managers that can take back
+// messages they stored offline for a user, named by the event ids they
+// were stored with (storage.WithEventID): a split server hands back to
+// the bare JID what a lost gateway's client had not acknowledged, and
+// withdraws what it learns later that the client had received after all.
+type Withdrawer interface {
+	// WithdrawOffline removes the messages of user stored for events and
+	// returns how many there were.
+	WithdrawOffline(ctx context.Context, user jid.JID, events []string) int
+}
+
 // SessionFlags are what a client asked of the session manager for its
 // session beyond presence, which a new owner must know when a session
 // moves between instances.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/mam"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
@@ -116,3 +117,27 @@ func (m *SM) deliverOffline(ctx context.Context, u *user, sess router.Session) {
 		m.log.Error("offline delete", "user", u.bare.String(), "err", err)
 	}
 }
+
+// WithdrawOffline implements router.Withdrawer. A message not stored (it
+// went to another resource, or was delivered from storage already) is
+// not withdrawn.
+func (m *SM) WithdrawOffline(ctx context.Context, user jid.JID, events []string) int {
+	if m.deps.Offline == nil {
+		return 0
+	}
+	bare := user.Bare().String()
+	n := 0
+	for _, ev := range events {
+		ok, err := m.deps.Offline.DeleteOfflineEvent(ctx, bare, ev)
+		if err != nil {
+			m.log.Error("offline withdraw", "user", bare, "event", ev, "err", err)
+			continue
+		}
+		if ok {
+			n++
+		}
+	}
+	return n
+}
+
+var _ router.Withdrawer = (*SM)(nil)
