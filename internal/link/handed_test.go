@@ -192,6 +192,10 @@ type countedClient struct {
 	n   atomic.Uint32
 }
 
+// Resumption is what the gateway claims for the session when it
+// announces it again.
+func (c *countedClient) Resumption() (string, uint32) { return c.rid, c.n.Load() }
+
 func (c *countedClient) DeliverCounted(el *xmlstream.Element, b *router.Batch, done func()) (bool, string, uint32) {
 	c.ackClient.DeliverAcked(el, done)
 	return true, c.rid, c.n.Add(1)
@@ -262,4 +266,56 @@ func TestLostGatewayPlacesAndFailedResumption(t *testing.T) {
 	bare := bob.full.Bare()
 	w.ResumeFailed(context.Background(), bare, "r-bob", 3)
 	eventually(t, "the third taken off", func() bool { return handed() == "bob@"+testDomain+" 4" })
+}
+
+// TestLinkDropWhileGatewayLives: a link that drops while its gateway
+// lives on makes the service hand on what the gateway's client had not
+// acknowledged; the gateway, which still holds it, claims it back when it
+// announces the session again on the next link.
+func TestLinkDropWhileGatewayLives(t *testing.T) {
+	gw := startGateway(t, nil)
+	ts := startService(t, "sm-1", []*testGateway{gw}, nil)
+	gw.members(t, 1)
+	alice := bindClient(t, gw.sm(t), "alice@"+testDomain+"/a")
+	bob := &countedClient{ackClient: &ackClient{client: newClient(t, "bob@"+testDomain+"/b")}, rid: "r-bob"}
+	if err := gw.sm(t).Bind(context.Background(), bob); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "bob's session at the service", func() bool {
+		ts.sm.mu.Lock()
+		defer ts.sm.mu.Unlock()
+		return len(ts.sm.sessions["bob@"+testDomain]) == 1
+	})
+	sendFrom(gw.sm(t), alice, message("", "bob@"+testDomain, "m1"))
+	eventually(t, "two deliveries to bob", func() bool { return len(bob.bodies()) == 2 })
+	l := ts.s.links[0]
+	eventually(t, "both placed", func() bool {
+		l.out.mu.Lock()
+		defer l.out.mu.Unlock()
+		return len(l.out.unacked) == 2 && l.out.unacked[1].pos == 2
+	})
+	handed := func() (string, bool) {
+		ts.s.procMu.Lock()
+		defer ts.s.procMu.Unlock()
+		hs, ok := ts.s.handed.get("r-bob")
+		if !ok {
+			return "", false
+		}
+		return fmt.Sprint(len(hs.msgs)), true
+	}
+	l.mu.Lock()
+	c := l.c
+	l.mu.Unlock()
+	c.kill()
+	// Handed on, then claimed back once bob's session is announced again.
+	eventually(t, "the record emptied by the claim", func() bool {
+		n, ok := handed()
+		return ok && n == "0"
+	})
+	ts.sm.mu.Lock()
+	got := fmt.Sprint(ts.sm.redelivered)
+	ts.sm.mu.Unlock()
+	if got != "[m1 echo m1]" {
+		t.Fatalf("handed on %s", got)
+	}
 }
