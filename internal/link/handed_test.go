@@ -16,7 +16,7 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
 )
 
-// TestOutboxPlace: a gateway's <at n=”/> names its n-th event received on
+// TestOutboxPlace: a gateway's <at n='N'/> names its n-th event received on
 // the run; the service finds that event among those it keeps, across a
 // resumption (numbers go on from the gateway's h) and after events were
 // done with.
