@@ -22,6 +22,12 @@
 // acknowledged it (XEP-0198); the service keeps it until then and, if the
 // link drops, hands it back to the session manager for the user's bare
 // JID, so that a stanza in flight when a gateway dies is not lost either.
+// What the client had received is not given again: the gateway tells the
+// service each delivery's place in its client's stream before the client
+// can have it, and the h of the client's failed resumption at another
+// gateway (or the gateway itself, announcing the session again after a
+// link drop) tells which of the messages handed on it covers, which the
+// service then withdraws from offline storage.
 //
 // Lock order: remote.mu, then outbox.mu, then conn.mu.
 package link
