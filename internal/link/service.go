@@ -716,8 +716,8 @@ func (l *slink) connect(ctx context.Context, log *slog.Logger) (bool, error) {
 		// the users' other resources or offline storage, in order, before
 		// anything that comes for them after; routes go to another gateway.
 		l.out.reset()
-		moved, routed := s.handOver(ctx, l, items)
-		log.Warn("gateway link lost: its sessions ended here", "sessions", len(proxies), "messages_rerouted", moved, "routes_moved", routed, "err", err)
+		moved, routed, had := s.handOver(ctx, l, items)
+		log.Warn("gateway link lost: its sessions ended here", "sessions", len(proxies), "messages_rerouted", moved, "routes_moved", routed, "messages_clients_had", had, "err", err)
 	}
 	s.procMu.Unlock()
 	s.checkAcks()
@@ -727,8 +727,9 @@ func (l *slink) connect(ctx context.Context, log *slog.Logger) (bool, error) {
 // handOver hands on what a lost link to l had not acknowledged: messages
 // delivered to its sessions back to their session managers for the
 // addressees' bare JIDs, routes to another gateway (or to l again, once
-// it is back). s.procMu is held.
-func (s *Service) handOver(ctx context.Context, l *slink, items []item) (moved, routed int) {
+// it is back). had counts the messages not handed on because their
+// clients said they had them (see claim). s.procMu is held.
+func (s *Service) handOver(ctx context.Context, l *slink, items []item) (moved, routed, had int) {
 	var other *slink
 	for _, x := range s.linkList() {
 		if x != l && x.connected() {
@@ -768,6 +769,7 @@ func (s *Service) handOver(ctx context.Context, l *slink, items []item) (moved, 
 			if it.rid != "" {
 				// Its client may say, resuming elsewhere, that it had it.
 				if cl, ok := s.claims.get(it.rid); ok && cl.bare == bare.String() && it.pos <= cl.h {
+					had++
 					continue // it said so already
 				}
 				ev := "handed:" + s.run + ":" + stanza.NewID()
@@ -784,7 +786,7 @@ func (s *Service) handOver(ctx context.Context, l *slink, items []item) (moved, 
 			moved++
 		}
 	}
-	return moved, routed
+	return moved, routed, had
 }
 
 // handshake runs the client side of stream, STARTTLS, SASL and hello.
