@@ -38,8 +38,16 @@ func (m *SM) storeOffline(ctx context.Context, s router.Stanza) bool {
 		return false
 	}
 	bare := s.To.Bare()
-	if !m.userExists(ctx, bare) {
-		return false
+	if _, err := m.deps.Accounts.Credential(ctx, bare.String(), "SHA-256"); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return false
+		}
+		// The store is unreachable (a database outage): the message is
+		// not stored, and the sender must learn that it failed rather
+		// than that the user does not exist.
+		m.log.Error("offline store: account lookup", "user", bare.String(), "err", err)
+		m.deps.Router.Bounce(ctx, s, stanza.InternalServerError, "")
+		return true
 	}
 	if !storable(s.El) {
 		// Chat states and the like mean nothing later: drop them quietly.
