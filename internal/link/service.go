@@ -1346,12 +1346,14 @@ func (s *Service) place(l *slink, el *xmlstream.Element) *slink {
 func (s *Service) claim(ctx context.Context, bare jid.JID, rid string, h uint32) {
 	hs, ok := s.handed.get(rid)
 	if !ok {
+		s.log.Debug("count noted for a session not handed on", "user", bare.String(), "h", h)
 		s.claims.put(rid, claimed{bare: bare.String(), h: h})
 		return
 	}
 	if hs.bare != bare.String() {
 		return // not that user's session
 	}
+	s.log.Debug("count for a session handed on", "user", bare.String(), "h", h, "handed", len(hs.msgs))
 	var evs []string
 	kept := hs.msgs[:0]
 	for _, m := range hs.msgs {
