@@ -45,6 +45,8 @@ func TestSplitExactlyOnce(t *testing.T) {
 					res, ok := exactlyOnce(t, kill)
 					t.Logf("%s run %d/%d: %s", kill, i, runs, res)
 					if !ok {
+						// Failed, the run shows its processes' logs.
+						t.Errorf("%s run %d/%d lost, doubled or reordered a message", kill, i, runs)
 						bad++
 					}
 				})
@@ -126,7 +128,7 @@ func exactlyOnce(t *testing.T, kill string) (string, bool) {
 	archiveClean := strings.HasSuffix(res, "archive_dup=[] archive_lost=[] archive_reordered=[]")
 	clean := flow.err == nil && strings.Contains(res, " dup=[] lost=[] reordered=[] ") && archiveClean
 	if !clean {
-		t.Logf("split_exactly.py:\n%s", out)
+		t.Logf("split_exactly.py (%v):\n%s", flow.err, out)
 	}
 	return res, clean
 }
