@@ -15,7 +15,9 @@ const resendWindow = 1 << 16
 // what the server had not acknowledged, with the same origin-id (as
 // Conversations and other careful clients do); the server may have
 // handled it already, just before the connection or the gateway died.
-// Recognised, it is neither delivered nor archived a second time.
+// Recognised, it is neither delivered nor archived a second time. The
+// window lives in memory only: a restarted session manager takes a
+// message sent again as new (docs/service-protocol.md, Exactly once).
 type resent struct {
 	mu   sync.Mutex
 	set  map[string]struct{}
