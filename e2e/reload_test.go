@@ -179,7 +179,13 @@ func presented(t *testing.T, addr string, roots *x509.CertPool) string {
 // loginMany logs in n load accounts over STARTTLS.
 func loginMany(ctx context.Context, t *testing.T, s *Server, n int) []*loadtest.Conn {
 	t.Helper()
-	o := &loadtest.Options{Addr: s.Addr, Domain: domain, Password: "secret", TLS: true,
+	return loginManyAt(ctx, t, s.Addr, n)
+}
+
+// loginManyAt is loginMany against the client listener at addr.
+func loginManyAt(ctx context.Context, t *testing.T, addr string, n int) []*loadtest.Conn {
+	t.Helper()
+	o := &loadtest.Options{Addr: addr, Domain: domain, Password: "secret", TLS: true,
 		TLSConfig: &tls.Config{ServerName: domain, InsecureSkipVerify: true}, Keys: loadtest.NewKeyCache(),
 		Resource: "reload", Timeout: time.Minute}
 	conns := make([]*loadtest.Conn, n)
@@ -366,4 +372,59 @@ func TestReloadLimits(t *testing.T) {
 	if n := strings.Count(s.Log(), `"msg":"logout"`); n != 0 {
 		t.Errorf("%d sessions ended during the reloads", n)
 	}
+}
+
+// TestReloadGatewayLimits: a gateway of a split server takes new [limits]
+// and log level on SIGHUP, as serve does, while its sessions (whose
+// service stays linked) stay connected and answer.
+func TestReloadGatewayLimits(t *testing.T) {
+	requireTools(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const refusal = "too many connections from your address"
+	dataDir := t.TempDir()
+	if _, _, err := loadtest.CreateUsers(ctx, filepath.Join(dataDir, "ambrosia.db"), domain, "r", 5, "secret"); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "gateway.toml")
+	limits := func(perIP int, level string) string {
+		return fmt.Sprintf("[log]\nlevel = %q\nformat = \"json\"\n[limits]\nexempt = []\nmax_connections_per_ip = %d\n", level, perIP)
+	}
+	writeFile(t, conf, limits(100, "info"))
+	metricsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	g := &splitGateway{port: freePort(t), svcPort: freePort(t)}
+	g.splitProc = startSplit(t, "gateway", "gateway", "--config", conf,
+		"--c2s-addr", "127.0.0.1:"+strconv.Itoa(g.port), "--c2s-tls-addr", "",
+		"--service-addr", g.svcAddr(), "--service-secret", splitSecret, "--metrics-addr", metricsAddr)
+	waitListening(t, "127.0.0.1:"+strconv.Itoa(g.port), g.done, "gateway", g.log.String)
+	startSM(t, "service sm", dataDir, []*splitGateway{g})
+	g.waitLog(t, `"msg":"bound"`, 1)
+	addr := "127.0.0.1:" + strconv.Itoa(g.port)
+	conns := loginManyAt(ctx, t, addr, 4)
+	t.Cleanup(func() { closeAll(conns) })
+	wantSessions(t, metricsAddr, 4)
+
+	writeFile(t, conf, limits(4, "debug"))
+	if err := g.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	g.waitLog(t, `"msg":"reloaded"`, 1)
+	for _, want := range []string{`"key":"limits.max_connections_per_ip","from":100,"to":4`, `"changed":["log.level","limits.max_connections_per_ip"]`} {
+		if !strings.Contains(g.log.String(), want) {
+			t.Errorf("the gateway's log lacks %s:\n%s", want, g.log.String())
+		}
+	}
+	c, err := dialRaw(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.expect(streamErrorText("policy-violation", refusal)); err != nil {
+		t.Fatalf("a fifth connection after the limit was tightened: %v", err)
+	}
+	if v := limitHits(t, metricsAddr, refusal); v != 1 {
+		t.Errorf("limit hits %v, want 1", v)
+	}
+	pingAll(t, conns, "tightened")
+	wantSessions(t, metricsAddr, 4)
 }

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -76,6 +77,9 @@ func gatewayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	c := newCommand("gateway", "[flags]", `Runs the network edge of a split server: the client listeners, the
 external component listener and the listener services link to (ambrosia
 service sm|muc). Domains, certificates and accounts come from the services.`, stdout, stderr)
+	// Caught from the start, so that a SIGHUP while the gateway starts
+	// waits for the reloader instead of ending the process.
+	hup := notifyHangup()
 	var cf configFlags
 	var lf linkFlags
 	var clf clusterFlags
@@ -91,7 +95,8 @@ service sm|muc). Domains, certificates and accounts come from the services.`, st
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log, stderr)
+	level := new(slog.LevelVar)
+	log := newLevelLogger(cfg.Log, level, stderr)
 	cf.warnEnv(log)
 	clf.apply(cfg.Cluster)
 	var listenTLS *tls.Config
@@ -163,6 +168,7 @@ service sm|muc). Domains, certificates and accounts come from the services.`, st
 	if err != nil {
 		return err
 	}
+	lim.edge = edge
 	type runner interface{ Run(context.Context) error }
 	comps := []runner{gw, edge}
 	if cl != nil {
@@ -176,6 +182,7 @@ service sm|muc). Domains, certificates and accounts come from the services.`, st
 		}
 		comps = append(comps, registrar{keep})
 	}
+	var components *component.Server
 	if len(cfg.Component.External) > 0 && cfg.Component.Addr != "" {
 		cc, err := componentConfig(cfg)
 		if err != nil {
@@ -186,7 +193,12 @@ service sm|muc). Domains, certificates and accounts come from the services.`, st
 			return err
 		}
 		comps = append(comps, cs)
+		components = cs
 	}
+	// SIGHUP applies a new log level, [limits] and external components
+	// (when their listener runs) as serve's reload does; the client
+	// certificates are the services', which they send on linking.
+	comps = append(comps, hangupRunner{&reloader{flags: &cf, cfg: cfg, level: level, log: log, components: components, limits: lim}, hup})
 	// The [http] listener: WebSocket sessions are the edge's like TCP
 	// ones; ready once a session manager is linked.
 	webSrv, err := newWeb(ctx, cfg, gw.TLSConfig(), webParts{edge: edge, checks: map[string]web.Check{"services": servicesCheck(r)}}, log)

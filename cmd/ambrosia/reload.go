@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -67,11 +68,15 @@ func (r *reloader) reload(by string) (string, error) {
 	}
 	// The certificates of the names served now (a new domain waits for
 	// a restart), by the new [tls] settings.
-	running := r.cfg
-	running.TLS.CertFile, running.TLS.KeyFile, running.TLS.CertDir = cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.CertDir
-	m, err := loadCerts(running)
-	if err != nil {
-		return fail(err)
+	// A gateway (certs nil) has none of its own: the services send it
+	// theirs.
+	var m map[string]tls.Certificate
+	if r.certs != nil {
+		running := r.cfg
+		running.TLS.CertFile, running.TLS.KeyFile, running.TLS.CertDir = cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.CertDir
+		if m, err = loadCerts(running); err != nil {
+			return fail(err)
+		}
 	}
 	changed := config.Changed(r.cfg, cfg)
 	live := slices.Clone(liveKeys)
@@ -108,10 +113,12 @@ func (r *reloader) reload(by string) (string, error) {
 		r.cfg.Limits.ComponentRate, r.cfg.Limits.ComponentBurst = keep.ComponentRate, keep.ComponentBurst
 		live = append(live, applied...)
 	}
-	r.certs.Set(m, r.cfg.Domains)
-	for _, d := range r.cfg.Domains {
-		if c, err := r.certs.Certificate(d); err == nil && c.Leaf != nil {
-			r.log.Info("certificate", "domain", d, "sha256", fingerprint(c.Leaf.Raw), "expires", c.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	if r.certs != nil {
+		r.certs.Set(m, r.cfg.Domains)
+		for _, d := range r.cfg.Domains {
+			if c, err := r.certs.Certificate(d); err == nil && c.Leaf != nil {
+				r.log.Info("certificate", "domain", d, "sha256", fingerprint(c.Leaf.Raw), "expires", c.Leaf.NotAfter.UTC().Format(time.RFC3339))
+			}
 		}
 	}
 	var lvl slog.Level
@@ -130,6 +137,9 @@ func (r *reloader) reload(by string) (string, error) {
 	r.cfg.TLS.CertFile, r.cfg.TLS.KeyFile, r.cfg.TLS.CertDir = cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.CertDir
 	r.log.Info("reloaded", "asked_by", by, "certificates", len(m), "changed", applied)
 	summary := "certificates read again (" + strconv.Itoa(len(m)) + " names)"
+	if r.certs == nil {
+		summary = "configuration read again (the certificates are the services')"
+	}
 	if len(applied) > 0 {
 		summary += "; applied " + strings.Join(applied, ", ")
 	}
@@ -165,6 +175,26 @@ func (r *reloader) watchHangup(ctx context.Context, wg *sync.WaitGroup, hup chan
 			}
 		}
 	}()
+}
+
+// hangupRunner reloads on every SIGHUP caught by hup while it runs: a
+// gateway's, among the parts runAll runs.
+type hangupRunner struct {
+	r   *reloader
+	hup chan os.Signal
+}
+
+// Run reloads on each SIGHUP until ctx is done.
+func (h hangupRunner) Run(ctx context.Context) error {
+	defer signal.Stop(h.hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-h.hup:
+			_, _ = h.r.reload("SIGHUP")
+		}
+	}
 }
 
 const reloadAbout = `Asks the server running on the data directory to read its configuration
