@@ -310,13 +310,7 @@ func waitLogCount(t *testing.T, s *Server, sub string, n int) string {
 // the fifth client logs in.
 func TestReloadLimits(t *testing.T) {
 	requireTools(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	const refusal = "too many connections from your address"
-	dataDir := t.TempDir()
-	if _, _, err := loadtest.CreateUsers(ctx, filepath.Join(dataDir, "ambrosia.db"), domain, "r", 5, "secret"); err != nil {
-		t.Fatal(err)
-	}
+	ctx, dataDir := reloadUsers(t)
 	conf := filepath.Join(t.TempDir(), "ambrosia.toml")
 	limits := func(perIP int) string {
 		return fmt.Sprintf("[limits]\nexempt = []\nmax_connections_per_ip = %d\n", perIP)
@@ -344,13 +338,13 @@ func TestReloadLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.expect(streamErrorText("policy-violation", refusal)); err != nil {
+	if _, err := c.expect(streamErrorText("policy-violation", perIPRefusal)); err != nil {
 		t.Fatalf("a fifth connection after the limit was tightened: %v", err)
 	}
 	if err := c.expectClosed(); err != nil {
 		t.Fatalf("the refused connection stays open: %v", err)
 	}
-	if v := limitHits(t, metricsAddr, refusal); v != 1 {
+	if v := limitHits(t, metricsAddr, perIPRefusal); v != 1 {
 		t.Errorf("limit hits %v, want 1", v)
 	}
 	pingAll(t, conns, "tightened")
@@ -374,18 +368,29 @@ func TestReloadLimits(t *testing.T) {
 	}
 }
 
+// perIPRefusal is the text of the stream error refusing a connection past
+// max_connections_per_ip.
+const perIPRefusal = "too many connections from your address"
+
+// reloadUsers returns a context for a reload test, ended with it, and a
+// data directory with the accounts r0…r4 (password "secret").
+func reloadUsers(t *testing.T) (context.Context, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	dataDir := t.TempDir()
+	if _, _, err := loadtest.CreateUsers(ctx, filepath.Join(dataDir, "ambrosia.db"), domain, "r", 5, "secret"); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, dataDir
+}
+
 // TestReloadGatewayLimits: a gateway of a split server takes new [limits]
 // and log level on SIGHUP, as serve does, while its sessions (whose
 // service stays linked) stay connected and answer.
 func TestReloadGatewayLimits(t *testing.T) {
 	requireTools(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	const refusal = "too many connections from your address"
-	dataDir := t.TempDir()
-	if _, _, err := loadtest.CreateUsers(ctx, filepath.Join(dataDir, "ambrosia.db"), domain, "r", 5, "secret"); err != nil {
-		t.Fatal(err)
-	}
+	ctx, dataDir := reloadUsers(t)
 	conf := filepath.Join(t.TempDir(), "gateway.toml")
 	limits := func(perIP int, level string) string {
 		return fmt.Sprintf("[log]\nlevel = %q\nformat = \"json\"\n[limits]\nexempt = []\nmax_connections_per_ip = %d\n", level, perIP)
@@ -419,10 +424,10 @@ func TestReloadGatewayLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.expect(streamErrorText("policy-violation", refusal)); err != nil {
+	if _, err := c.expect(streamErrorText("policy-violation", perIPRefusal)); err != nil {
 		t.Fatalf("a fifth connection after the limit was tightened: %v", err)
 	}
-	if v := limitHits(t, metricsAddr, refusal); v != 1 {
+	if v := limitHits(t, metricsAddr, perIPRefusal); v != 1 {
 		t.Errorf("limit hits %v, want 1", v)
 	}
 	pingAll(t, conns, "tightened")

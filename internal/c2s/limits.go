@@ -130,16 +130,23 @@ func (c *conn) loginGate(account string, sasl2, wait bool) bool {
 		c.fail("policy-violation", refused)
 		return false
 	}
-	if d > 0 && wait {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-c.ctx.Done():
-			return false
-		}
+	return !wait || c.holdFor(d)
+}
+
+// holdFor waits d, the delay failed attempts call for, and reports
+// whether the connection is still there afterwards.
+func (c *conn) holdFor(d time.Duration) bool {
+	if d <= 0 {
+		return true
 	}
-	return true
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
 }
 
 // throttle takes n bytes read from the connection's read rate and returns

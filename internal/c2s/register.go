@@ -59,16 +59,7 @@ func (c *conn) inviteGate(iq *xmlstream.Element, answer func(*xmlstream.Element)
 		c.fail("policy-violation", TooManyInvitations)
 		return false
 	}
-	if d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-c.ctx.Done():
-			return false
-		}
-	}
-	return true
+	return c.holdFor(d)
 }
 
 // inviteFailed counts an invalid invitation token of the address.
