@@ -420,17 +420,25 @@ func (c *Conn) Close(timeout time.Duration) CloseOutcome {
 	return c.drain()
 }
 
+// closeOutcome says how a stream that failed to give its next stanza
+// with err ended.
+func closeOutcome(err error) CloseOutcome {
+	switch {
+	case err == errStreamEnd:
+		return CloseStreamEnd
+	case errors.Is(err, io.EOF):
+		return CloseEOF
+	default:
+		return CloseOther
+	}
+}
+
 // drain reads until the server's stream ends.
 func (c *Conn) drain() CloseOutcome {
 	for range 100000 {
 		_, err := c.Next()
-		switch {
-		case err == errStreamEnd:
-			return CloseStreamEnd
-		case errors.Is(err, io.EOF):
-			return CloseEOF
-		case err != nil:
-			return CloseOther
+		if err != nil {
+			return closeOutcome(err)
 		}
 	}
 	return CloseOther

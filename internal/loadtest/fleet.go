@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -438,13 +437,8 @@ func (w *FleetWorker) probeLogins(ctx context.Context, st *fleetStep, rate float
 func (w *FleetWorker) read(cn *Conn) CloseOutcome {
 	for {
 		el, err := cn.Next()
-		switch {
-		case err == errStreamEnd:
-			return CloseStreamEnd
-		case errors.Is(err, io.EOF):
-			return CloseEOF
-		case err != nil:
-			return CloseOther
+		if err != nil {
+			return closeOutcome(err)
 		}
 		if el.Local != "message" {
 			continue

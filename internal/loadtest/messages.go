@@ -306,13 +306,8 @@ func (st *msgState) runStep(ctx context.Context, c MessagesConfig, step int, con
 func (st *msgState) read(cn *Conn) CloseOutcome {
 	for {
 		el, err := cn.Next()
-		switch {
-		case err == errStreamEnd:
-			return CloseStreamEnd
-		case errors.Is(err, io.EOF):
-			return CloseEOF
-		case err != nil:
-			return CloseOther
+		if err != nil {
+			return closeOutcome(err)
 		}
 		if el.Local != "message" {
 			continue

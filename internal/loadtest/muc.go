@@ -686,13 +686,8 @@ func appendStamp(b []byte, tag string, ts int64) []byte {
 func (st *mucState) read(o *occupant) CloseOutcome {
 	for {
 		el, err := o.cn.Next()
-		switch {
-		case err == errStreamEnd:
-			return CloseStreamEnd
-		case errors.Is(err, io.EOF):
-			return CloseEOF
-		case err != nil:
-			return CloseOther
+		if err != nil {
+			return closeOutcome(err)
 		}
 		switch el.Local {
 		case "message":
