@@ -123,6 +123,7 @@ type daemon struct {
 	done    <-chan struct{} // closed when it has exited
 	out     *syncBuffer     // its stdout and stderr
 	logFile string          // where it logs besides, "" if nowhere
+	pid     int             // the process started, or what it exec'd
 }
 
 // logs returns what the daemon wrote so far, its log file included.
@@ -146,7 +147,7 @@ func runDaemon(t testing.TB, name string, cmd *exec.Cmd, grace time.Duration, lo
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	d := &daemon{done: done, out: out, logFile: logFile}
+	d := &daemon{done: done, out: out, logFile: logFile, pid: cmd.Process.Pid}
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {

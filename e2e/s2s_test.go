@@ -272,6 +272,42 @@ const peerComponentPort = "5347"
 // the external components comps, and returns its configuration file.
 func startProsody(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool, comps ...peerComponent) (cfgFile string) {
 	t.Helper()
+	return startProsodyWith(t, ca, ip, ambrosiaIP, secure, peerOptions{comps: comps}).cfgFile
+}
+
+// peerOptions vary a real peer; the zero value is the peer of the
+// federation tests. TestCompareLogins measures logins on peers that
+// clients may reach without TLS, with many load accounts and no debug log.
+type peerOptions struct {
+	comps []peerComponent
+	// loadAccounts is how many load accounts, benchPrefix0 … with
+	// benchPassword, the peer has, all with one SCRAM salt (as
+	// Ambrosia's `bench users` creates them) so that the load client
+	// derives the salted password once, as each real client does for its
+	// own account. 0: benchAccounts on ejabberd, none on Prosody.
+	loadAccounts int
+	// plain lets clients authenticate without TLS; STARTTLS stays
+	// offered.
+	plain bool
+	// quiet logs at info level: Prosody logs at debug otherwise, which
+	// costs more than a login.
+	quiet bool
+}
+
+// peerProc is a running real peer.
+type peerProc struct {
+	// pid is the server process itself (the exec chain of unshare, sh
+	// and erl ends in it), whose CPU time `bench --server-pid` reads.
+	pid     int
+	cfgFile string
+}
+
+// startProsodyWith is startProsody with options. Load accounts are
+// written as internal_hashed account files before Prosody starts:
+// `prosodyctl register` takes a tenth of a second each.
+func startProsodyWith(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool, o peerOptions) peerProc {
+	t.Helper()
+	comps := o.comps
 	dir := t.TempDir()
 	certFile, keyFile := ca.issue(t, "prosody.test")
 	tmpl, err := os.ReadFile(filepath.Join(moduleRoot, "e2e", "testdata", "s2s", "prosody.cfg.lua"))
@@ -295,16 +331,30 @@ func startProsody(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool, c
 			components += "    modules_enabled = { \"privilege\" }\n"
 		}
 	}
+	// internal_plain, the federation tests' store, would run PBKDF2 at
+	// every SCRAM login; internal_hashed keeps the derived keys, as
+	// Ambrosia and ejabberd do.
+	auth, logLevel := "internal_plain", "debug"
+	if o.loadAccounts > 0 {
+		auth = "internal_hashed"
+	}
+	if o.quiet {
+		logLevel = "info"
+	}
 	cfg := strings.NewReplacer("{{DIR}}", dir, "{{IP}}", ip, "{{SECURE}}", fmt.Sprint(secure),
 		"{{CERT}}", certFile, "{{KEY}}", keyFile, "{{CA}}", ca.CAFile,
 		"{{COMPONENT_PORTS}}", ports, "{{COMPONENTS}}", components,
-		"{{MODULES}}", modules, "{{HOST}}", host).Replace(string(tmpl))
-	cfgFile = filepath.Join(dir, "prosody.cfg.lua")
+		"{{MODULES}}", modules, "{{HOST}}", host,
+		"{{AUTH}}", auth, "{{C2S_ENCRYPTION}}", fmt.Sprint(!o.plain), "{{LOG_LEVEL}}", logLevel).Replace(string(tmpl))
+	cfgFile := filepath.Join(dir, "prosody.cfg.lua")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
 		t.Fatal(err)
+	}
+	if o.loadAccounts > 0 {
+		writeProsodyAccounts(t, filepath.Join(dir, "data"), "prosody.test", benchPrefix, benchPassword, o.loadAccounts)
 	}
 	hosts := peerHosts(t, dir, peerNames("prosody.test", ip, ambrosiaIP))
 	if out, err := exec.Command("prosodyctl", "--config", cfgFile, "register", "bob", "prosody.test", "bob-pw").CombinedOutput(); err != nil {
@@ -317,7 +367,7 @@ func startProsody(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool, c
 	if len(comps) > 0 {
 		waitListening(t, net.JoinHostPort(ip, peerComponentPort), d.done, "prosody", d.logs)
 	}
-	return cfgFile
+	return peerProc{pid: d.pid, cfgFile: cfgFile}
 }
 
 // realPeer is a kind of real server Ambrosia federates with in the tests.
@@ -446,6 +496,18 @@ const ejabberdLibs = "/usr/lib/x86_64-linux-gnu"
 // the VM itself.
 func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool, comps ...peerComponent) {
 	t.Helper()
+	startEjabberdWith(t, ca, ip, ambrosiaIP, secure, peerOptions{comps: comps})
+}
+
+// startEjabberdWith is startEjabberd with options; quiet changes nothing,
+// ejabberd logs at info level always.
+func startEjabberdWith(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool, o peerOptions) peerProc {
+	t.Helper()
+	comps := o.comps
+	loadAccounts := o.loadAccounts
+	if loadAccounts == 0 {
+		loadAccounts = benchAccounts
+	}
 	dir := t.TempDir()
 	certFile, keyFile := ca.issue(t, "ejabberd.test")
 	tmpl, err := os.ReadFile(filepath.Join(moduleRoot, "e2e", "testdata", "s2s", "ejabberd.yml"))
@@ -473,7 +535,8 @@ func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool, 
 		}
 	}
 	cfg := strings.NewReplacer("{{IP}}", ip, "{{CERT}}", certFile, "{{KEY}}", keyFile,
-		"{{CA}}", ca.CAFile, "{{DIALBACK}}", dialback, "{{SERVICES}}", services, "{{PRIVILEGE}}", privilege).Replace(string(tmpl))
+		"{{CA}}", ca.CAFile, "{{DIALBACK}}", dialback, "{{SERVICES}}", services, "{{PRIVILEGE}}", privilege,
+		"{{STARTTLS_REQUIRED}}", fmt.Sprint(!o.plain)).Replace(string(tmpl))
 	cfgFile := filepath.Join(dir, "ejabberd.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -490,8 +553,11 @@ func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool, 
 		"-s", "ejabberd",
 		"-eval", `ok = ejabberd_auth:try_register(<<"bob">>, <<"ejabberd.test">>, <<"bob-pw">>), `+
 			`ok = ejabberd_auth:try_register(<<"bot">>, <<"ejabberd.test">>, <<"bot-pw">>), `+
-			// The load accounts of TestBenchRealServers.
-			`[ok = ejabberd_auth:try_register(list_to_binary("`+benchPrefix+`" ++ integer_to_list(I)), <<"ejabberd.test">>, <<"`+benchPassword+`">>) || I <- lists:seq(0, `+fmt.Sprint(benchAccounts-1)+`)], `+
+			// The load accounts of TestBenchRealServers and
+			// TestCompareLogins, with the SCRAM credentials of the
+			// first: one salt, derived once.
+			`LoadScram = ejabberd_auth:password_to_scram(<<"ejabberd.test">>, <<"`+benchPassword+`">>), `+
+			`[ok = ejabberd_auth:try_register(list_to_binary("`+benchPrefix+`" ++ integer_to_list(I)), <<"ejabberd.test">>, LoadScram) || I <- lists:seq(0, `+fmt.Sprint(loadAccounts-1)+`)], `+
 			`io:format("`+ready+`~n")`)
 	cmd.Env = append(os.Environ(),
 		"EJABBERD_CONFIG_PATH="+cfgFile,
@@ -511,8 +577,10 @@ func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool, 
 	})
 	out, done, logs := d.out, d.done, d.logs
 	// The Erlang VM starts slowly on a busy machine: the wait is long,
-	// and the test goes on as soon as ejabberd says it is ready.
-	deadline := time.Now().Add(90 * time.Second)
+	// and the test goes on as soon as ejabberd says it is ready. Load
+	// accounts take about a millisecond each.
+	wait := 90*time.Second + time.Duration(loadAccounts)*5*time.Millisecond
+	deadline := time.Now().Add(wait)
 	for !strings.Contains(out.String(), ready) {
 		select {
 		case <-done:
@@ -520,7 +588,7 @@ func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool, 
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("ejabberd not ready after 90 s\n%s", logs())
+			t.Fatalf("ejabberd not ready after %v\n%s", wait, logs())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -529,6 +597,7 @@ func startEjabberd(t testing.TB, ca *fedCA, ip, ambrosiaIP string, secure bool, 
 	if len(comps) > 0 {
 		waitListening(t, net.JoinHostPort(ip, peerComponentPort), done, "ejabberd", logs)
 	}
+	return peerProc{pid: d.pid, cfgFile: cfgFile}
 }
 
 // TestS2SEjabberd federates Ambrosia with a real ejabberd, once with

@@ -327,7 +327,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				ms(r.ServerCPUPerLogin()), ms(r.ServerUser/time.Duration(r.OK)), ms(r.ServerSys/time.Duration(r.OK)), (r.ServerUser + r.ServerSys).Seconds())
 		}
 		fmt.Fprintf(out, "closing: %v\n", &r.Closes)
-		rep.Logins = &benchLogins{OK: r.OK, Failed: r.Failed, Seconds: r.Wall.Seconds(), PerSecond: r.PerSecond(), Latency: latencyOf(&r.Latency)}
+		rep.Logins = &benchLogins{OK: r.OK, Failed: r.Failed, Seconds: r.Wall.Seconds(), PerSecond: r.PerSecond(), Latency: latencyOf(&r.Latency), Resumed: r.Resumed}
 		if *pid != 0 {
 			rep.Logins.ServerCPUms = ms(r.ServerCPUPerLogin())
 		}

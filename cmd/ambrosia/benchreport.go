@@ -74,6 +74,10 @@ type benchLogins struct {
 	// Retried counts failed login attempts of fleet sessions that were
 	// tried again (--retries).
 	Retried int `json:"retried,omitempty"`
+	// Resumed counts the logins whose TLS handshake resumed an earlier
+	// session (logins --resume-tls): a server that issues no tickets, or
+	// refuses them, shows 0 here and pays full handshakes.
+	Resumed int `json:"tls_resumed,omitempty"`
 	// ServerCPUms is the server's CPU time per login (--server-pid).
 	ServerCPUms float64 `json:"server_cpu_ms_per_login,omitempty"`
 }

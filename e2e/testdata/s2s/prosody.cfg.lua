@@ -11,12 +11,12 @@ component_ports = { {{COMPONENT_PORTS}} }
 component_interfaces = { "{{IP}}" }
 http_ports = { }
 https_ports = { }
-log = { { levels = { min = "debug" }, to = "file", filename = "{{DIR}}/prosody.log" } }
+log = { { levels = { min = "{{LOG_LEVEL}}" }, to = "file", filename = "{{DIR}}/prosody.log" } }
 modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence", "message", "iq", "posix", "smacks"{{MODULES}} }
 modules_disabled = { "s2s_bidi" }
-authentication = "internal_plain"
+authentication = "{{AUTH}}"
 storage = "internal"
-c2s_require_encryption = true
+c2s_require_encryption = {{C2S_ENCRYPTION}}
 s2s_require_encryption = true
 s2s_secure_auth = {{SECURE}}
 unbound = { hoststxt = "/etc/hosts"; resolvconf = "{{DIR}}/resolv.conf" }
