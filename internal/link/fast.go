@@ -232,6 +232,6 @@ func (l *slink) fast(ctx context.Context, el *xmlstream.Element) {
 	c := l.c
 	l.mu.Unlock()
 	if c != nil {
-		c.enqueue(res.AppendXML(nil, NS))
+		c.enqueueUrgent(res.AppendXML(nil, NS))
 	}
 }

@@ -995,7 +995,7 @@ func (g *Gateway) ask(ctx context.Context, rm *remote, user string, req func(id 
 	gl.mu.Lock()
 	gl.pending[id] = ch
 	gl.mu.Unlock()
-	gl.c.enqueue(req(id))
+	gl.c.enqueueUrgent(req(id))
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	select {

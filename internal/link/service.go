@@ -945,7 +945,52 @@ func (s *Service) sasl(r *reader, nc net.Conn, tc *tls.Conn, mechs map[string]bo
 	}
 }
 
+// eventQueue bounds the events of one link read but not processed yet.
+// The reader takes frames off the connection ahead of processing so that
+// requests (credential lookups, FAST) and acknowledgements are answered
+// while a long run of events (a failover's session announcements) is being
+// processed; past this many it stops reading, and the gateway's writes
+// wait on the connection.
+const eventQueue = 1 << 16
+
+// readLoop reads the link's frames: requests and acknowledgements are
+// handled as they come, events (and members, which keep their place among
+// them) go in order to one processing goroutine.
 func (l *slink) readLoop(ctx context.Context, r *reader) error {
+	events := make(chan *xmlstream.Element, eventQueue)
+	// stop ends the processing when the connection ends; the event being
+	// processed then completes under ctx, as it did when read.
+	stop, cancel := context.WithCancelCause(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop.Done():
+				return
+			case el := <-events:
+				if err := l.process(ctx, stop, el); err != nil {
+					cancel(err)
+					r.nc.Close()
+					return
+				}
+			}
+		}
+	}()
+	err := l.readFrames(stop, r, events)
+	// Events read but not processed go with the connection: not
+	// acknowledged, the gateway sends them again.
+	cancel(err)
+	wg.Wait()
+	if cause := context.Cause(stop); cause != nil && !errors.Is(cause, err) && !errors.Is(cause, context.Canceled) {
+		return cause // the processing failed and closed the connection
+	}
+	return err
+}
+
+// readFrames reads until the connection fails, queueing events.
+func (l *slink) readFrames(ctx context.Context, r *reader, events chan<- *xmlstream.Element) error {
 	for {
 		ev, err := r.next()
 		if err != nil {
@@ -954,23 +999,34 @@ func (l *slink) readLoop(ctx context.Context, r *reader) error {
 		if ev.Kind != xmlstream.EventElement {
 			continue
 		}
-		if err := l.handle(ctx, ev.Elem); err != nil {
+		el, err := l.handle(ctx, ev.Elem)
+		if err != nil {
 			return err
+		}
+		if el == nil {
+			continue
+		}
+		select {
+		case events <- el:
+		case <-ctx.Done():
+			return context.Cause(ctx)
 		}
 	}
 }
 
-func (l *slink) handle(ctx context.Context, el *xmlstream.Element) error {
+// handle takes one frame of the link as it is read: it returns the event
+// (or members frame) to process in order, nil when the frame was handled.
+func (l *slink) handle(ctx context.Context, el *xmlstream.Element) (*xmlstream.Element, error) {
 	s := l.s
 	if el.Space == nsSM {
 		switch el.Local {
 		case "a":
 			h, err := parseUint(el.Attr("h"))
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if err := l.out.ack(h); err != nil {
-				return err
+				return nil, err
 			}
 			s.checkAcks()
 		case "r":
@@ -981,85 +1037,64 @@ func (l *slink) handle(ctx context.Context, el *xmlstream.Element) error {
 				c.forceAck()
 			}
 		}
-		return nil
+		return nil, nil
 	}
 	switch el.Local {
 	case "at":
 		n, err := parseUint(el.Attr("n"))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		pos, err := strconv.ParseUint(el.Attr("h"), 10, 32)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		l.out.place(n, el.Attr("id"), uint32(pos))
-		return nil
+		return nil, nil
 	case "done":
 		h, err := parseUint(el.Attr("h"))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := l.out.done(h); err != nil {
-			return err
+			return nil, err
 		}
 		s.checkAcks()
-		return nil
+		return nil, nil
 	case "result":
 		if e := el.Attr("error"); e != "" {
-			return fmt.Errorf("%w: bind %s: %s", ErrRefused, el.Attr("id"), e)
+			return nil, fmt.Errorf("%w: bind %s: %s", ErrRefused, el.Attr("id"), e)
 		}
 		s.log.Info("bound", "gateway", l.addr, "domain", el.Attr("id"))
-		return nil
+		return nil, nil
 	case "cred":
 		go l.credential(ctx, el)
-		return nil
+		return nil, nil
 	case "fast":
 		go l.fast(ctx, el)
-		return nil
+		return nil, nil
 	case "members":
-		var ids []string
-		for _, c := range el.Children() {
-			if c.Local == "i" && c.Attr("id") != "" {
-				ids = append(ids, c.Attr("id"))
-			}
-		}
-		domain := el.Attr("domain")
-		changing := el.Attr("changing") == "1"
-		s.procMu.Lock()
-		if r := el.Attr("rev"); r != "" {
-			rev, err := strconv.ParseInt(r, 10, 64)
-			if err != nil {
-				s.procMu.Unlock()
-				return fmt.Errorf("link: bad members revision %q", r)
-			}
-			if rev > s.maxRev[domain] || s.idsAt[domain] == nil {
-				s.maxRev[domain], s.idsAt[domain] = rev, ids
-			}
-			l.arev[domain] = rev
-			if !changing {
-				l.vrev[domain] = rev
-			}
-		}
-		if changing {
-			ids = nil
-		}
-		l.view[domain] = ids
-		s.viewCond.Broadcast()
-		s.procMu.Unlock()
-		if len(ids) > 0 {
-			// The gateway announced its sessions before (sbind).
-			s.settle(l)
-		}
-		return nil
+		return el, nil
 	case "chunk":
 		whole, err := l.asm.add(el)
 		if err != nil || whole == nil {
-			return err
+			return nil, err
 		}
 		el = whole
 	}
-	s.startGate(ctx, l)
+	return el, nil
+}
+
+// process handles, in order, one event of the link or a members frame.
+func (l *slink) process(ctx, stop context.Context, el *xmlstream.Element) error {
+	s := l.s
+	if el.Local == "members" {
+		return l.members(el)
+	}
+	s.startGate(stop, l)
+	if stop.Err() != nil {
+		return nil // the connection ended while the event waited
+	}
 	s.procMu.Lock()
 	before := s.positions()
 	writes := new(atomic.Int32)
@@ -1071,6 +1106,45 @@ func (l *slink) handle(ctx context.Context, el *xmlstream.Element) error {
 	l.pending = append(l.pending, pend{h: l.h, deps: deps, writes: writes})
 	l.mu.Unlock()
 	s.checkAcks()
+	return nil
+}
+
+// members takes note of the instances serving a domain as the gateway says.
+func (l *slink) members(el *xmlstream.Element) error {
+	s := l.s
+	var ids []string
+	for _, c := range el.Children() {
+		if c.Local == "i" && c.Attr("id") != "" {
+			ids = append(ids, c.Attr("id"))
+		}
+	}
+	domain := el.Attr("domain")
+	changing := el.Attr("changing") == "1"
+	s.procMu.Lock()
+	if r := el.Attr("rev"); r != "" {
+		rev, err := strconv.ParseInt(r, 10, 64)
+		if err != nil {
+			s.procMu.Unlock()
+			return fmt.Errorf("link: bad members revision %q", r)
+		}
+		if rev > s.maxRev[domain] || s.idsAt[domain] == nil {
+			s.maxRev[domain], s.idsAt[domain] = rev, ids
+		}
+		l.arev[domain] = rev
+		if !changing {
+			l.vrev[domain] = rev
+		}
+	}
+	if changing {
+		ids = nil
+	}
+	l.view[domain] = ids
+	s.viewCond.Broadcast()
+	s.procMu.Unlock()
+	if len(ids) > 0 {
+		// The gateway announced its sessions before (sbind).
+		s.settle(l)
+	}
 	return nil
 }
 
@@ -1411,7 +1485,7 @@ func (l *slink) credential(ctx context.Context, el *xmlstream.Element) {
 	c := l.c
 	l.mu.Unlock()
 	if c != nil {
-		c.enqueue(b)
+		c.enqueueUrgent(b)
 	}
 }
 

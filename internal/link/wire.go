@@ -169,8 +169,11 @@ type conn struct {
 	wake chan struct{}
 	done chan struct{} // closed when the writer has stopped
 
-	mu      sync.Mutex
-	q       []*outFrame
+	mu sync.Mutex
+	q  []*outFrame
+	// urgent frames (requests and their answers, which keep no order)
+	// go out at the start of the next round, ahead of the queue.
+	urgent  [][]byte
 	ack     uint64 // h to send
 	ackSent uint64
 	fin     uint64 // h of <done/> to send (see setDone)
@@ -215,6 +218,21 @@ func (c *conn) signal() {
 // enqueue queues b, a frame outside any lane; it reports false once the
 // connection is closed.
 func (c *conn) enqueue(b []byte) bool { return c.push(&outFrame{data: b}) }
+
+// enqueueUrgent queues b, a frame outside any lane, ahead of everything
+// queued: a credential lookup or its answer does not wait for a long run
+// of events (a failover's session announcements) to be written.
+func (c *conn) enqueueUrgent(b []byte) bool {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	c.urgent = append(c.urgent, b)
+	c.mu.Unlock()
+	c.signal()
+	return true
+}
 
 // enqueueBarrier queues b to be written after everything queued before
 // it, and before everything queued after it.
@@ -338,16 +356,32 @@ func (c *conn) kill() {
 	c.signal()
 }
 
+// roundBytes bounds what one round of the writer takes from the queue,
+// so that urgent frames queued meanwhile wait for one write of that size
+// at most, not for a whole backlog.
+const roundBytes = 256 << 10
+
 // roundLocked takes from the queue what one round of the writer writes:
-// every small frame free to go and one chunk of every large event in
-// progress. c.mu is held.
+// the urgent frames, then every small frame free to go and one chunk of
+// every large event in progress, up to about roundBytes. c.mu is held.
 func (c *conn) roundLocked(out [][]byte, afters []func()) ([][]byte, []func()) {
+	size := 0
+	for _, b := range c.urgent {
+		out = append(out, b)
+		size += len(b)
+	}
+	clear(c.urgent)
+	c.urgent = c.urgent[:0]
 	var keep []*outFrame
 	busy := map[string]bool{} // lanes with an unfinished large event
-	held := false             // a barrier waits: nothing after it moves
+	held := false             // a barrier waits, or the round is full: nothing after it moves
 	for _, f := range c.q {
 		switch {
 		case held:
+			keep = append(keep, f)
+			continue
+		case size >= roundBytes:
+			held = true
 			keep = append(keep, f)
 			continue
 		case f.barrier && len(keep) > 0:
@@ -363,8 +397,10 @@ func (c *conn) roundLocked(out [][]byte, afters []func()) ([][]byte, []func()) {
 		}
 		if f.chunks == nil {
 			out = append(out, f.data)
+			size += len(f.data)
 		} else {
 			out = append(out, f.chunks[0])
+			size += len(f.chunks[0])
 			f.chunks = f.chunks[1:]
 			if len(f.chunks) > 0 {
 				keep = append(keep, f)
@@ -416,7 +452,7 @@ func (c *conn) writeLoop() {
 				c.finSent = c.fin
 			}
 			// The goodbye waits for the chunks still to write.
-			more := len(c.q) > 0
+			more := len(c.q) > 0 || len(c.urgent) > 0
 			closed := c.closed
 			var final []byte
 			if !more {
