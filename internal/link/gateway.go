@@ -50,6 +50,10 @@ type GatewayConfig struct {
 	// ParkLimit bounds the events kept for a domain while no instance
 	// serves it.
 	ParkLimit int
+	// MoveWindow bounds the sessions announced to a new owner and not
+	// acknowledged yet when users change instance (a failover): default
+	// 256.
+	MoveWindow int
 	// HandshakeTimeout bounds connect to bound.
 	HandshakeTimeout time.Duration
 }
@@ -104,6 +108,9 @@ func NewGateway(cfg GatewayConfig, d GatewayDeps) (*Gateway, error) {
 	}
 	if cfg.ParkLimit <= 0 {
 		cfg.ParkLimit = 100000
+	}
+	if cfg.MoveWindow <= 0 {
+		cfg.MoveWindow = 256
 	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = 15 * time.Second

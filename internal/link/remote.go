@@ -1,12 +1,14 @@
 package link
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/privilege"
@@ -35,6 +37,24 @@ type remote struct {
 	rev    int64
 	byS    map[router.Session]*gsess
 	parked []item // events waiting for an instance, in order
+
+	// Sessions whose owner changed are announced to the new owner at most
+	// MoveWindow at a time (unacknowledged): an instance handed a dead
+	// one's users takes them at its pace, and the events of the users it
+	// has, among them credential lookups' logins, are not queued behind
+	// all of them. moving holds the sessions to announce, in order (with
+	// entries no longer queued skipped), movingOf the queued ones by bare
+	// JID: any event for a user first announces the user's queued
+	// sessions, so that it follows them as before. The members frame that
+	// ends a change waits for the last of them (membersDue).
+	moving     []*gsess
+	movingOf   map[string][]*gsess
+	queued     int
+	membersDue bool
+	mover      bool          // a goroutine announces the queued sessions
+	window     chan struct{} // a slot per announcement in flight; new at every change
+	moveStart  time.Time
+	moved      int
 }
 
 // gsess is a client session of the gateway as the service protocol knows
@@ -53,6 +73,9 @@ type gsess struct {
 	// know too: carbons (XEP-0280), roster pushes (it fetched the roster),
 	// blocklist pushes (it fetched the blocklist).
 	carbons, interested, blockPushes bool
+	// queued: the owner has not been told of the session yet; it is in
+	// r.moving.
+	queued bool
 }
 
 var (
@@ -63,7 +86,7 @@ var (
 
 // newRemote returns the stand-in of (domain, kind); g.mu is held.
 func newRemote(g *Gateway, domain, kind string) *remote {
-	rm := &remote{g: g, domain: domain, kind: kind, byS: map[router.Session]*gsess{}, byID: map[string]*glink{}}
+	rm := &remote{g: g, domain: domain, kind: kind, byS: map[router.Session]*gsess{}, byID: map[string]*glink{}, movingOf: map[string][]*gsess{}}
 	if g.membership != nil {
 		rm.rev, rm.ids = g.view.Rev, g.view.Instances[router.ServiceKey(kind, domain)]
 	}
@@ -107,6 +130,7 @@ func (rm *remote) owner(key string) *glink {
 // dispatchLocked sends an event to the owner of key, or parks it.
 // acked, if not nil, runs once an instance acknowledged the event.
 func (rm *remote) dispatchLocked(data []byte, key string, acked func()) {
+	rm.promoteLocked(key)
 	if gl := rm.ownerLocked(key); gl != nil {
 		gl.out.sendAcked(data, key, acked)
 		return
@@ -125,8 +149,11 @@ func (rm *remote) dispatchLocked(data []byte, key string, acked func()) {
 // client gets them, or they go back to the bare JID when the session
 // ends), so the owner withdraws the copies it stored when the link
 // dropped.
-func (rm *remote) announceLocked(gs *gsess) {
+func (rm *remote) announceLocked(gs *gsess, acked func()) {
 	if gs.owner == nil {
+		if acked != nil {
+			acked()
+		}
 		return
 	}
 	rid, sent := "", ""
@@ -135,9 +162,9 @@ func (rm *remote) announceLocked(gs *gsess) {
 			rid, sent = id, strconv.FormatUint(uint64(n), 10)
 		}
 	}
-	gs.owner.out.send(frame("sbind", gs.presence, "sid", gs.id, "jid", gs.full.String(), "o", rm.g.newOrigin(),
+	gs.owner.out.sendAcked(frame("sbind", gs.presence, "sid", gs.id, "jid", gs.full.String(), "o", rm.g.newOrigin(),
 		"carbons", flag(gs.carbons), "interested", flag(gs.interested), "blocklist", flag(gs.blockPushes),
-		"id", rid, "h", sent), gs.bare)
+		"id", rid, "h", sent), gs.bare, acked)
 }
 
 // ResumeFailed implements router.ResumeWitness: the user's owner learns,
@@ -194,9 +221,22 @@ func (rm *remote) membersLocked(changing bool) {
 // members barriers: while sessions move, no instance takes itself for
 // the owner of any user, and hands its stanzas to a gateway, which knows.
 func (rm *remote) switchLocked() {
+	rm.membersDue = false // a change under way ends with this one
 	rm.membersLocked(true)
 	rm.rebalanceLocked()
-	rm.membersLocked(false)
+	if rm.queued == 0 {
+		rm.membersDue = false
+		rm.membersLocked(false)
+	} else {
+		rm.membersDue = true
+		rm.window = make(chan struct{}, rm.g.cfg.MoveWindow)
+		rm.moveStart, rm.moved = time.Now(), 0
+		rm.g.log.Info("sessions to move", "domain", rm.domain, "kind", rm.kind, "sessions", rm.queued)
+		if !rm.mover {
+			rm.mover = true
+			go rm.move()
+		}
+	}
 	parked := rm.parked
 	rm.parked = nil
 	for _, it := range parked {
@@ -246,10 +286,26 @@ func (rm *remote) leave(gl *glink, items []item) {
 	}
 	rm.switchLocked()
 	for _, it := range items {
-		if domainOf(it.user) == rm.domain {
-			rm.dispatchLocked(it.data, it.user, it.acked)
+		if domainOf(it.user) != rm.domain {
+			continue
 		}
+		if announcement(it.data) {
+			// Told to the instance that died: the sessions it had are
+			// announced again to their owners (above), and one that ended
+			// is no one's. Sent on, an old sunbind would end a session
+			// its new owner has just been told of.
+			if it.acked != nil {
+				it.acked()
+			}
+			continue
+		}
+		rm.dispatchLocked(it.data, it.user, it.acked)
 	}
+}
+
+// announcement reports whether an event is an sbind or an sunbind.
+func announcement(data []byte) bool {
+	return bytes.HasPrefix(data, []byte("<sbind ")) || bytes.HasPrefix(data, []byte("<sunbind "))
 }
 
 // setView switches to the instances of a newer cluster membership.
@@ -263,20 +319,133 @@ func (rm *remote) setView(rev int64, ids []string) {
 	rm.switchLocked()
 }
 
-// rebalanceLocked moves every session whose owner changed.
+// rebalanceLocked moves every session whose owner changed: the former
+// owner, if it was told of it, is told it ended, and the session is
+// queued to be announced to the new one (see move).
 func (rm *remote) rebalanceLocked() {
 	for _, gs := range rm.byS {
 		want := rm.ownerLocked(gs.bare)
 		if want == gs.owner {
 			continue
 		}
-		if gs.owner != nil {
+		if gs.owner != nil && !gs.queued {
 			gs.owner.out.send(frame("sunbind", nil, "sid", gs.id), gs.bare)
 		}
 		gs.owner = want
-		rm.announceLocked(gs)
+		switch {
+		case want == nil && gs.queued:
+			rm.unqueueLocked(gs)
+		case want != nil && !gs.queued:
+			gs.queued = true
+			rm.queued++
+			rm.moving = append(rm.moving, gs)
+			rm.movingOf[gs.bare] = append(rm.movingOf[gs.bare], gs)
+		}
 	}
 }
+
+// unqueueLocked takes gs off the sessions to announce.
+func (rm *remote) unqueueLocked(gs *gsess) {
+	if !gs.queued {
+		return
+	}
+	gs.queued = false
+	rm.queued--
+	q := slices.DeleteFunc(rm.movingOf[gs.bare], func(x *gsess) bool { return x == gs })
+	if len(q) == 0 {
+		delete(rm.movingOf, gs.bare)
+	} else {
+		rm.movingOf[gs.bare] = q
+	}
+	if rm.queued == 0 {
+		rm.moving = nil
+		rm.movedLocked()
+	}
+}
+
+// promoteLocked announces at once the queued sessions of key (a bare
+// JID), ahead of an event for it: the event follows them, as it did
+// before they were queued.
+func (rm *remote) promoteLocked(key string) {
+	q := rm.movingOf[key]
+	if len(q) == 0 {
+		return
+	}
+	for _, gs := range slices.Clone(q) {
+		rm.moved++
+		rm.announceLocked(gs, nil)
+		rm.unqueueLocked(gs) // last: the end of a change follows the announcement
+	}
+}
+
+// movedLocked ends a change once every moved session is announced: the
+// instances learn who serves the domain now.
+func (rm *remote) movedLocked() {
+	if !rm.membersDue {
+		return
+	}
+	rm.membersDue = false
+	rm.membersLocked(false)
+	rm.g.log.Info("sessions moved", "domain", rm.domain, "kind", rm.kind, "sessions", rm.moved,
+		"took", time.Since(rm.moveStart).Round(time.Millisecond).String())
+}
+
+// move announces the queued sessions to their owners, at most MoveWindow
+// unacknowledged at a time. A slot whose announcement is never
+// acknowledged (its link dropped: the change that follows makes a new
+// window) is taken back after moveWait.
+func (rm *remote) move() {
+	for {
+		rm.mu.Lock()
+		for len(rm.moving) > 0 && !rm.moving[0].queued {
+			rm.moving[0] = nil
+			rm.moving = rm.moving[1:]
+		}
+		if len(rm.moving) == 0 {
+			rm.mover = false
+			rm.mu.Unlock()
+			return
+		}
+		window := rm.window
+		rm.mu.Unlock()
+		t := time.NewTimer(moveWait)
+		select {
+		case window <- struct{}{}:
+		case <-t.C:
+		}
+		t.Stop()
+		rm.mu.Lock()
+		for len(rm.moving) > 0 && !rm.moving[0].queued {
+			rm.moving[0] = nil
+			rm.moving = rm.moving[1:]
+		}
+		if len(rm.moving) == 0 {
+			rm.mover = false
+			rm.mu.Unlock()
+			return
+		}
+		gs := rm.moving[0]
+		rm.moving[0] = nil
+		rm.moving = rm.moving[1:]
+		var once sync.Once
+		free := func() {
+			once.Do(func() {
+				select {
+				case <-window:
+				default:
+				}
+			})
+		}
+		rm.moved++
+		rm.announceLocked(gs, free)
+		rm.unqueueLocked(gs) // last: the end of a change follows the announcement
+		rm.mu.Unlock()
+	}
+}
+
+// moveWait is how long a moved session's announcement keeps its slot in
+// the window at most.
+const moveWait = 10 * time.Second
 
 // domainOf is the domain a key is dispatched in: what follows its last
 // '@' (a bridge's keys hold a user's JID before it).
@@ -351,7 +520,8 @@ func (rm *remote) Bind(ctx context.Context, s router.Session) error {
 	defer rm.mu.Unlock()
 	rm.byS[s] = gs
 	gs.owner = rm.ownerLocked(gs.bare)
-	rm.announceLocked(gs)
+	rm.promoteLocked(gs.bare) // the user's sessions keep their order
+	rm.announceLocked(gs, nil)
 	return nil
 }
 
@@ -360,7 +530,11 @@ func (rm *remote) Unbind(ctx context.Context, s router.Session) {
 	rm.mu.Lock()
 	gs := rm.byS[s]
 	delete(rm.byS, s)
-	if gs != nil && gs.owner != nil {
+	switch {
+	case gs == nil:
+	case gs.queued:
+		rm.unqueueLocked(gs) // its owner never heard of it
+	case gs.owner != nil:
 		gs.owner.out.send(frame("sunbind", nil, "sid", gs.id), gs.bare)
 	}
 	rm.mu.Unlock()
@@ -395,6 +569,7 @@ func (rm *remote) HandleFromSession(ctx context.Context, sess router.Session, s 
 		rm.dispatchLocked(data, gs.bare, acked)
 		return
 	}
+	rm.promoteLocked(gs.bare)
 	gs.owner.out.sendAcked(data, gs.bare, acked)
 }
 
