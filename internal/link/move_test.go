@@ -1,0 +1,137 @@
+package link
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+)
+
+// gatedSM is a recording session manager whose Bind waits until the test
+// opens its gate, as a session manager loading each moved user's state
+// from a slow store does.
+type gatedSM struct {
+	*recSM
+	gate chan struct{}
+}
+
+func (m gatedSM) Bind(ctx context.Context, s router.Session) error {
+	<-m.gate
+	return m.recSM.Bind(ctx, s)
+}
+
+// gated makes a service's session manager a gatedSM with the gate closed.
+func gated(gate chan struct{}) func(*ServiceConfig) {
+	return func(cfg *ServiceConfig) {
+		cfg.Bindings[0].Component = gatedSM{recSM: cfg.Bindings[0].Component.(*recSM), gate: gate}
+	}
+}
+
+// queuedAt returns how many sessions the gateway has still to announce
+// to their new owners.
+func queuedAt(tg *testGateway) int {
+	tg.g.mu.Lock()
+	rm := tg.g.remotes[testDomain]
+	tg.g.mu.Unlock()
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	return rm.queued
+}
+
+// TestLookupsDuringHandover: an instance handed a dead instance's
+// sessions answers credential lookups while it is still taking them in
+// (here it takes none until the test lets it), and the gateway keeps the
+// sessions it has not announced yet, at most a window's worth in flight;
+// once the instance goes on, every session arrives.
+func TestLookupsDuringHandover(t *testing.T) {
+	const sessions = 500
+	gw := startGateway(t, nil)
+	gw.g.cfg.MoveWindow = 16
+	a := startService(t, "sm-a", []*testGateway{gw}, nil)
+	gw.members(t, 1)
+	m := gw.sm(t)
+	for i := range sessions {
+		bindClient(t, m, fmt.Sprintf("u%d@%s/r", i, testDomain))
+	}
+	eventually(t, "sessions at sm-a", func() bool {
+		a.sm.mu.Lock()
+		defer a.sm.mu.Unlock()
+		return len(a.sm.sessions) == sessions
+	})
+	gate := make(chan struct{})
+	b := startService(t, "sm-b", []*testGateway{gw}, gated(gate))
+	gw.members(t, 2)
+	// sm-a ends with every session of the gateway on it (those it owns
+	// under the two instances are not moved while sm-b joins).
+	a.stop()
+	gw.members(t, 1)
+	eventually(t, "the handover under way", func() bool { return queuedAt(gw) > 0 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := gw.g.Credential(ctx, "alice@"+testDomain, "SHA-256")
+	if err != nil {
+		t.Fatalf("credential lookup during the handover: %v", err)
+	}
+	if c.Hash != "SHA-256" {
+		t.Fatalf("credential lookup: hash %q", c.Hash)
+	}
+	if q := queuedAt(gw); q < sessions/2-2*gw.g.cfg.MoveWindow {
+		t.Errorf("%d sessions kept at the gateway while the instance takes none, want all but a window", q)
+	}
+
+	close(gate)
+	eventually(t, "every session at sm-b", func() bool {
+		b.sm.mu.Lock()
+		defer b.sm.mu.Unlock()
+		return len(b.sm.sessions) == sessions
+	})
+	if q := queuedAt(gw); q != 0 {
+		t.Errorf("%d sessions still queued", q)
+	}
+}
+
+// TestHandoverKeepsUserOrder: a message for a user whose session the
+// gateway has not announced to the new owner yet makes the gateway
+// announce it first, so the new owner delivers the message to it (a
+// message ahead of the announcement would find the user offline).
+func TestHandoverKeepsUserOrder(t *testing.T) {
+	const sessions = 300
+	gw := startGateway(t, nil)
+	gw.g.cfg.MoveWindow = 1
+	a := startService(t, "sm-a", []*testGateway{gw}, nil)
+	gw.members(t, 1)
+	m := gw.sm(t)
+	clients := make([]*client, sessions)
+	for i := range sessions {
+		clients[i] = bindClient(t, m, fmt.Sprintf("u%d@%s/r", i, testDomain))
+	}
+	eventually(t, "sessions at sm-a", func() bool {
+		a.sm.mu.Lock()
+		defer a.sm.mu.Unlock()
+		return len(a.sm.sessions) == sessions
+	})
+	gate := make(chan struct{})
+	b := startService(t, "sm-b", []*testGateway{gw}, gated(gate))
+	gw.members(t, 2)
+	a.stop()
+	gw.members(t, 1)
+	eventually(t, "the handover under way", func() bool { return queuedAt(gw) > 0 })
+	// The last session is at the end of the queue: the window of one is
+	// held by a session sm-b has not taken in.
+	last := clients[sessions-1]
+	sender := clients[0]
+	sendFrom(m, sender, message("", last.full.Bare().String(), "while moving"))
+	close(gate)
+	eventually(t, "the message delivered to the moved session", func() bool {
+		return slices.Contains(last.bodies(), "while moving")
+	})
+	eventually(t, "every session at sm-b", func() bool {
+		b.sm.mu.Lock()
+		defer b.sm.mu.Unlock()
+		return len(b.sm.sessions) == sessions
+	})
+}
