@@ -93,6 +93,9 @@ type Gateway struct {
 	certs    map[string]*tls.Certificate
 	view     router.View // the last cluster membership, with Membership
 	wg       sync.WaitGroup
+	// moveWait is how long a moved session's announcement keeps its slot
+	// in the window at most (see remote.move).
+	moveWait time.Duration
 }
 
 // NewGateway returns a gateway; Run or Serve starts it.
@@ -124,7 +127,7 @@ func NewGateway(cfg GatewayConfig, d GatewayDeps) (*Gateway, error) {
 	g := &Gateway{
 		cfg: cfg, r: d.Router, log: d.Log.With("component", "gateway"), id: stanza.NewID(),
 		links: map[string]*glink{}, received: map[string]*runCount{}, remotes: map[string]*remote{},
-		sessions: map[string]*gsess{}, certs: map[string]*tls.Certificate{},
+		sessions: map[string]*gsess{}, certs: map[string]*tls.Certificate{}, moveWait: 10 * time.Second,
 	}
 	g.dedup.init(1 << 16)
 	g.metrics = orNone(d.Metrics)
@@ -689,6 +692,17 @@ func (gl *glink) handle(ctx context.Context, el *xmlstream.Element) error {
 		return nil
 	case "unbind":
 		g.unbind(gl, el.Attr("domain"))
+		return nil
+	case "want":
+		// Uncounted: the instance asks for the user's sessions still to
+		// move to it (see remote.promoteLocked).
+		if u, err := jid.Parse(el.Attr("jid")); err == nil && u.Local() != "" && gl.binds(u.Domain()) {
+			if rm := g.remote(u.Domain()); rm != nil {
+				rm.mu.Lock()
+				rm.promoteLocked(u.BareString())
+				rm.mu.Unlock()
+			}
+		}
 		return nil
 	case "cred-result", "fast-result":
 		gl.mu.Lock()

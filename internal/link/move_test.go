@@ -135,3 +135,60 @@ func TestHandoverKeepsUserOrder(t *testing.T) {
 		return len(b.sm.sessions) == sessions
 	})
 }
+
+// queuedOf reports whether the gateway has still to announce a session
+// of bare to its new owner.
+func queuedOf(tg *testGateway, bare string) bool {
+	tg.g.mu.Lock()
+	rm := tg.g.remotes[testDomain]
+	tg.g.mu.Unlock()
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	return len(rm.movingOf[bare]) > 0
+}
+
+// TestWantedSessionMovesFirst: a message to a user whose session on
+// another gateway is still to move makes the instance ask that gateway
+// for it (want), which announces it ahead of the others. Here the
+// gateways announce moved sessions only when asked (no window), so
+// without want the addressee's session would not move at all.
+func TestWantedSessionMovesFirst(t *testing.T) {
+	const sessions = 40
+	gw1, gw2 := startGateway(t, nil), startGateway(t, nil)
+	for _, g := range []*testGateway{gw1, gw2} {
+		g.g.cfg.MoveWindow = 0 // set after NewGateway: no slot, only what is asked for moves
+		g.g.moveWait = time.Minute
+	}
+	a := startService(t, "sm-a", []*testGateway{gw1, gw2}, nil)
+	gw1.members(t, 1)
+	gw2.members(t, 1)
+	m1, m2 := gw1.sm(t), gw2.sm(t)
+	sender := bindClient(t, m1, "sender@"+testDomain+"/r")
+	var on2 []*client
+	for i := range sessions {
+		on2 = append(on2, bindClient(t, m2, fmt.Sprintf("u%d@%s/r", i, testDomain)))
+	}
+	eventually(t, "sessions at sm-a", func() bool {
+		a.sm.mu.Lock()
+		defer a.sm.mu.Unlock()
+		return len(a.sm.sessions) == sessions+1
+	})
+	b := startService(t, "sm-b", []*testGateway{gw1, gw2}, nil)
+	gw1.members(t, 2)
+	gw2.members(t, 2)
+	a.stop()
+	gw1.members(t, 1)
+	gw2.members(t, 1)
+	p := on2[sessions-1]
+	bare := p.full.Bare().String()
+	eventually(t, "the addressee's session waiting at its gateway", func() bool { return queuedOf(gw2, bare) })
+	sendFrom(m1, sender, message("", bare, "to a session still to move"))
+	eventually(t, "the addressee's session announced to sm-b", func() bool {
+		b.sm.mu.Lock()
+		defer b.sm.mu.Unlock()
+		return len(b.sm.sessions[bare]) == 1
+	})
+	if q := queuedAt(gw2); q < sessions/2 {
+		t.Errorf("%d sessions left to move at the addressee's gateway, want the others still waiting", q)
+	}
+}

@@ -408,7 +408,7 @@ func (rm *remote) move() {
 		}
 		window := rm.window
 		rm.mu.Unlock()
-		t := time.NewTimer(moveWait)
+		t := time.NewTimer(rm.g.moveWait)
 		select {
 		case window <- struct{}{}:
 		case <-t.C:
@@ -442,10 +442,6 @@ func (rm *remote) move() {
 		rm.mu.Unlock()
 	}
 }
-
-// moveWait is how long a moved session's announcement keeps its slot in
-// the window at most.
-const moveWait = 10 * time.Second
 
 // domainOf is the domain a key is dispatched in: what follows its last
 // '@' (a bridge's keys hold a user's JID before it).

@@ -1323,7 +1323,39 @@ func (s *Service) process(ctx context.Context, l *slink, el *xmlstream.Element, 
 			rd.Redeliver(ctx, st)
 			return
 		}
+		if b.Kind == "sm" && st.To.Local() != "" {
+			s.want(st.To.Domain(), st.To.BareString())
+		}
 		b.Component.HandleStanza(ctx, st)
+	}
+}
+
+// want asks, while sessions move to new owners, every gateway to announce
+// at once the sessions of bare it has still to announce: a stanza for a
+// user whose session on another gateway is still to move finds the user
+// offline here (a message is stored, and delivered when the session
+// arrives), and that session should not wait for the others. s.procMu is
+// held.
+func (s *Service) want(domain, bare string) {
+	links := s.linkList()
+	moving := false
+	for _, l := range links {
+		if l.connected() && l.view[domain] == nil {
+			moving = true
+			break
+		}
+	}
+	if !moving {
+		return
+	}
+	b := frame("want", nil, "jid", bare)
+	for _, l := range links {
+		l.mu.Lock()
+		c := l.c
+		l.mu.Unlock()
+		if c != nil {
+			c.enqueueUrgent(b)
+		}
 	}
 }
 
