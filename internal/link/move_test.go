@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 )
 
@@ -190,5 +191,45 @@ func TestWantedSessionMovesFirst(t *testing.T) {
 	})
 	if q := queuedAt(gw2); q < sessions/2 {
 		t.Errorf("%d sessions left to move at the addressee's gateway, want the others still waiting", q)
+	}
+}
+
+// TestOfflineDeliveryOfAnEventDeliveredBefore: a message given from
+// offline storage under the event it was stored for (DeliverFor) is the
+// same delivery as the one that event made to the session before, and
+// the gateway gives the client only one; under another event it is
+// given.
+func TestOfflineDeliveryOfAnEventDeliveredBefore(t *testing.T) {
+	gw := startGateway(t, nil)
+	a := startService(t, "sm-a", []*testGateway{gw}, nil)
+	gw.members(t, 1)
+	m := gw.sm(t)
+	bob := bindClient(t, m, "bob@"+testDomain+"/r")
+	eventually(t, "bob's session at sm-a", func() bool {
+		a.sm.mu.Lock()
+		defer a.sm.mu.Unlock()
+		return len(a.sm.sessions["bob@"+testDomain]) == 1
+	})
+	rm := m.(*remote)
+	ctx := withOrigin(context.Background(), "ev-1")
+	msg := message("alice@"+testDomain+"/x", "bob@"+testDomain, "once")
+	st := router.Stanza{El: msg, From: jid.MustParse("alice@" + testDomain + "/x"), To: jid.MustParse("bob@" + testDomain)}
+	rm.HandleStanza(ctx, st)
+	eventually(t, "the message delivered", func() bool { return slices.Contains(bob.bodies(), "once") })
+
+	a.sm.mu.Lock()
+	px := a.sm.sessions["bob@"+testDomain][0].(router.EventSession)
+	a.sm.mu.Unlock()
+	px.DeliverFor(message("alice@"+testDomain+"/x", "bob@"+testDomain, "once"), "ev-1")
+	px.DeliverFor(message("alice@"+testDomain+"/x", "bob@"+testDomain, "stored"), "ev-2")
+	eventually(t, "the message of the other event delivered", func() bool { return slices.Contains(bob.bodies(), "stored") })
+	n := 0
+	for _, b := range bob.bodies() {
+		if b == "once" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the message of ev-1 delivered %d times: %v", n, bob.bodies())
 	}
 }

@@ -1545,6 +1545,18 @@ func (p *proxy) Deliver(el *xmlstream.Element) {
 	p.l.out.send(frame("deliver", el, "sid", p.sid, "o", o, "k", k), p.sid)
 }
 
+// DeliverFor implements router.EventSession: a message stored offline for
+// event goes out as the first delivery of that event to the session. An
+// instance that delivered it to this session before dying made the same
+// delivery (the message is the first thing a message event delivers to
+// an addressee's session), so the gateway, which drops a delivery it has
+// made, does not give it twice; a message sent again after that
+// instance died finds the user's session not moved yet, goes offline,
+// and comes out here.
+func (p *proxy) DeliverFor(el *xmlstream.Element, event string) {
+	p.l.out.send(frame("deliver", el, "sid", p.sid, "o", event, "k", "1"), p.sid)
+}
+
 // Close implements router.Session.
 func (p *proxy) Close(condition string) {
 	p.l.out.send(frame("close", nil, "sid", p.sid, "condition", condition), p.sid)

@@ -119,6 +119,15 @@ type Withdrawer interface {
 	WithdrawOffline(ctx context.Context, user jid.JID, events []string) int
 }
 
+// EventSession is implemented by sessions that can be given a stanza as
+// the delivery an event made: a message stored offline for event, given
+// later from storage, is then the same delivery as the one an instance
+// made of it before dying, if any, and a split server's gateway gives its
+// client only one of them.
+type EventSession interface {
+	DeliverFor(el *xmlstream.Element, event string)
+}
+
 // SessionFlags are what a client asked of the session manager for its
 // session beyond presence, which a new owner must know when a session
 // moves between instances.

@@ -119,7 +119,11 @@ func (m *SM) deliverOffline(ctx context.Context, u *user, sess router.Session) {
 			m.log.Error("offline message unreadable, dropped", "user", u.bare.String(), "id", om.ID, "err", err)
 			continue
 		}
-		sess.Deliver(el)
+		if es, ok := sess.(router.EventSession); ok && om.Event != "" {
+			es.DeliverFor(el, om.Event)
+		} else {
+			sess.Deliver(el)
+		}
 	}
 	if err := m.deps.Offline.DeleteOffline(ctx, u.bare.String(), ms[len(ms)-1].ID); err != nil {
 		m.log.Error("offline delete", "user", u.bare.String(), "err", err)

@@ -125,6 +125,7 @@ type OfflineMessage struct {
 	ID     int64 // increasing per store; orders messages and marks delivery
 	Stored time.Time
 	Stanza []byte
+	Event  string // the event it was stored for (WithEventID), "" if none
 }
 
 // eventIDKey is the context key of WithEventID.

@@ -289,6 +289,7 @@ func (s *Store) OfflineMessages(ctx context.Context, user string) ([]storage.Off
 	out := make([]storage.OfflineMessage, 0, len(s.offline[user]))
 	for _, m := range s.offline[user] {
 		m.Stanza = bytes.Clone(m.Stanza)
+		m.Event = s.offlineEvent[m.ID]
 		out = append(out, m)
 	}
 	if len(out) == 0 {

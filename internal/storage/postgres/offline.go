@@ -45,7 +45,7 @@ func (s *Store) PushOffline(ctx context.Context, user string, stanza []byte, sto
 
 // OfflineMessages implements storage.Offline.
 func (s *Store) OfflineMessages(ctx context.Context, user string) ([]storage.OfflineMessage, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, stored_at, stanza FROM offline_messages WHERE username = $1 ORDER BY id`, user)
+	rows, err := s.pool.Query(ctx, `SELECT id, stored_at, stanza, COALESCE(event, '') FROM offline_messages WHERE username = $1 ORDER BY id`, user)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: offline messages %s: %w", user, err)
 	}
@@ -53,7 +53,7 @@ func (s *Store) OfflineMessages(ctx context.Context, user string) ([]storage.Off
 		out []storage.OfflineMessage
 		m   storage.OfflineMessage
 	)
-	_, err = pgx.ForEachRow(rows, []any{&m.ID, &m.Stored, &m.Stanza}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&m.ID, &m.Stored, &m.Stanza, &m.Event}, func() error {
 		m.Stored = m.Stored.UTC()
 		out = append(out, m)
 		m = storage.OfflineMessage{}

@@ -39,7 +39,7 @@ func (s *Store) PushOffline(ctx context.Context, user string, stanza []byte, sto
 
 // OfflineMessages implements storage.Offline.
 func (s *Store) OfflineMessages(ctx context.Context, user string) ([]storage.OfflineMessage, error) {
-	rows, err := s.query(ctx, `SELECT id, stored_at, stanza FROM offline_messages WHERE username = ? ORDER BY id`, user)
+	rows, err := s.query(ctx, `SELECT id, stored_at, stanza, COALESCE(event, '') FROM offline_messages WHERE username = ? ORDER BY id`, user)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: offline messages %s: %w", user, err)
 	}
@@ -47,7 +47,7 @@ func (s *Store) OfflineMessages(ctx context.Context, user string) ([]storage.Off
 	var out []storage.OfflineMessage
 	for rows.Next() {
 		var m storage.OfflineMessage
-		if err := rows.Scan(&m.ID, &m.Stored, &m.Stanza); err != nil {
+		if err := rows.Scan(&m.ID, &m.Stored, &m.Stanza, &m.Event); err != nil {
 			return nil, fmt.Errorf("sqlite: offline messages %s: %w", user, err)
 		}
 		out = append(out, m)

@@ -110,6 +110,10 @@ func testOfflineEvents(t *testing.T, s storage.Store) {
 	if got := fmt.Sprint(stanzas(bob)); got != "[<message id='1'/>]" {
 		t.Fatalf("bob: %s", got)
 	}
+	// Each message says the event it was stored for.
+	if ms, err := s.OfflineMessages(ctx, alice); err != nil || len(ms) != 3 || ms[0].Event != "gw:1" || ms[1].Event != "" || ms[2].Event != "" {
+		t.Fatalf("alice's events: %+v %v", ms, err)
+	}
 	ms, err := s.OfflineMessages(ctx, alice)
 	if err != nil {
 		t.Fatal(err)
