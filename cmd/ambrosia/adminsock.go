@@ -31,12 +31,12 @@ var sessionConditions = []string{"not-authorized", "reset", "conflict", "policy-
 // startAdmin opens the admin socket of the data directory and serves it
 // until ctx is done, on wg. A socket that cannot be opened (a path too
 // long for a Unix socket) is logged: the server runs without it.
-func startAdmin(ctx context.Context, wg *sync.WaitGroup, cfg config.Config, sms []*sm.SM, rl *reloader, log *slog.Logger) {
+func startAdmin(ctx context.Context, wg *sync.WaitGroup, cfg config.Config, sms []*sm.SM, rl *reloader, creds credentialForgetter, log *slog.Logger) bool {
 	path := filepath.Join(cfg.DataDir, adminsock.SocketName)
 	srv, err := adminsock.Listen(path, log)
 	if err != nil {
 		log.Warn("no admin socket: ambrosia user del cannot end the deleted user's sessions, ambrosia reload cannot reach the server (SIGHUP can)", "err", err)
-		return
+		return false
 	}
 	wg.Add(1)
 	go func() {
@@ -45,8 +45,16 @@ func startAdmin(ctx context.Context, wg *sync.WaitGroup, cfg config.Config, sms 
 			if args[0] == "reload" && len(args) == 1 && rl != nil {
 				return rl.reload("admin socket")
 			}
+			if args[0] == "forget-credentials" && len(args) == 2 && creds != nil {
+				u, err := jid.Parse(args[1])
+				if err != nil || u.Local() == "" {
+					return "", fmt.Errorf("%q is not a user's JID", args[1])
+				}
+				creds.ForgetCredentials(u.BareString())
+				return "ok", nil
+			}
 			if args[0] != "end-sessions" || len(args) != 3 {
-				return "", fmt.Errorf("unknown request %q (known: end-sessions JID CONDITION, reload)", args[0])
+				return "", fmt.Errorf("unknown request %q (known: end-sessions JID CONDITION, forget-credentials JID, reload)", args[0])
 			}
 			u, err := jid.Parse(args[1])
 			if err != nil || u.Local() == "" {
@@ -65,6 +73,34 @@ func startAdmin(ctx context.Context, wg *sync.WaitGroup, cfg config.Config, sms 
 			return "0", nil
 		})
 	}()
+	return true
+}
+
+// credentialForgetter drops a user's cached credentials (sqlite.Store).
+type credentialForgetter interface {
+	ForgetCredentials(user string)
+}
+
+// forgetCredentials tells the server running on the data directory, if
+// one does, that user's credentials changed, so that it stops trusting
+// what it cached: the old password is refused from the next login on.
+// When the server cannot be reached it says how long the old password
+// may still work there.
+func forgetCredentials(ctx context.Context, cfg config.Config, user jid.JID, stderr io.Writer) {
+	if cfg.Storage.Backend != "sqlite" {
+		return // only the SQLite server caches credentials
+	}
+	pid, held, err := datadir.Holder(cfg.DataDir)
+	if err != nil || !held {
+		return
+	}
+	_, err = adminsock.Call(ctx, filepath.Join(cfg.DataDir, adminsock.SocketName), "forget-credentials", user.String())
+	if errors.Is(err, adminsock.ErrNoServer) {
+		return // a server without its socket keeps no credentials
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ambrosia: warning: could not tell the server (process %d) that the credentials of %s changed: %v; it may accept the old password for up to %s more\n", pid, user, err, credentialCacheTTL)
+	}
 }
 
 // endSessions asks the server running on the data directory, if one

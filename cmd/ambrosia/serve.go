@@ -293,7 +293,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// ambrosia user del reaches the sessions through it, ambrosia reload
 	// the reloader.
-	startAdmin(ctx, &wg, cfg, sms, rl, log)
+	if sq, ok := store.(*sqlite.Store); ok {
+		if startAdmin(ctx, &wg, cfg, sms, rl, sq, log) {
+			// The user command announces its changes on the socket: only
+			// then may the credentials be kept between logins.
+			sq.CacheCredentials(credentialCacheUsers, credentialCacheTTL)
+		}
+	} else {
+		startAdmin(ctx, &wg, cfg, sms, rl, nil, log)
+	}
 	<-ctx.Done()
 	log.Info("shutting down")
 	<-conferenceDone
@@ -342,6 +350,19 @@ func tuneGC() []byte {
 }
 
 func dbPath(cfg config.Config) string { return filepath.Join(cfg.DataDir, "ambrosia.db") }
+
+// The credentials of the last logins are kept in memory (SQLite only),
+// so that a client that reconnects costs no query: up to
+// credentialCacheUsers users (some 250 bytes each), each for at most
+// credentialCacheTTL. Changes made in this process forget them at once,
+// and so do those of the user command, through the admin socket; the TTL
+// bounds only a change whose announcement was lost. PostgreSQL is shared
+// by processes that announce nothing to each other: there every login
+// reads the database.
+const (
+	credentialCacheUsers = 4096
+	credentialCacheTTL   = time.Minute
+)
 
 // storeBackend is everything the commands take from the storage backend.
 type storeBackend interface {

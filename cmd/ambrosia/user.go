@@ -152,6 +152,7 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			}
 			if err == nil {
 				fmt.Fprintf(stdout, "changed the password of %s\n", u)
+				forgetCredentials(ctx, cfg, u, stderr)
 				if *endOthers {
 					endSessions(ctx, cfg, u, "reset", stdout, stderr)
 				}
@@ -165,6 +166,7 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		if err == nil {
 			fmt.Fprintf(stdout, "deleted %s\n", u)
+			forgetCredentials(ctx, cfg, u, stderr)
 			// The account is gone: so are its sessions, as with XEP-0077
 			// removal.
 			endSessions(ctx, cfg, u, "not-authorized", stdout, stderr)

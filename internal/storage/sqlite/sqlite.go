@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	sqlitedrv "modernc.org/sqlite" // also registers the "sqlite" driver
 	sqlite3 "modernc.org/sqlite/lib"
@@ -51,6 +52,8 @@ type Store struct {
 	pending []*privateWrite
 	// deep runs the login path's queries on goroutines with grown stacks.
 	deep deepPool
+	// creds keeps the credentials logins read (CacheCredentials).
+	creds credCache
 }
 
 // maxConns bounds the pooled connections and maxIdle those kept open: each
@@ -264,6 +267,9 @@ func (s *Store) SetCredentials(ctx context.Context, user string, creds []storage
 	if err := storage.CheckCredentials(creds); err != nil {
 		return fmt.Errorf("sqlite: set credentials %s: %w", user, err)
 	}
+	// Forgotten once committed (or failed): a login that read the old
+	// credentials meanwhile cannot put them back (credCache.put).
+	defer s.creds.forget(user)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM accounts WHERE username = ?`, user).Scan(&one)
@@ -286,7 +292,12 @@ func (s *Store) SetCredentials(ctx context.Context, user string, creds []storage
 
 // Credential implements storage.Accounts.
 func (s *Store) Credential(ctx context.Context, user, hash string) (storage.Credential, error) {
-	c := storage.Credential{Hash: hash}
+	now := time.Now()
+	c, gen, ok := s.creds.get(user, hash, now)
+	if ok {
+		return c, nil
+	}
+	c = storage.Credential{Hash: hash}
 	var err error
 	if rerr := s.deep.run(ctx, func() {
 		err = s.queryRow(ctx,
@@ -301,11 +312,13 @@ func (s *Store) Credential(ctx context.Context, user, hash string) (storage.Cred
 	if err != nil {
 		return storage.Credential{}, fmt.Errorf("sqlite: credential %s %s: %w", user, hash, err)
 	}
+	s.creds.put(gen, user, c, now)
 	return c, nil
 }
 
 // DeleteAccount implements storage.Accounts.
 func (s *Store) DeleteAccount(ctx context.Context, user string) error {
+	defer s.creds.forget(user)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM accounts WHERE username = ?`, user)
 		if err != nil {
