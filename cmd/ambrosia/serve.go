@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -132,7 +133,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c2sCfg := c2sConfig(cfg)
 	files := raiseFileLimit(log)
 	lim := newLimits(cfg, files, log)
-	c2sDeps := c2s.Deps{Router: r, Auth: auth.New(store, nil), TLS: tlsConf, Accounts: accounts, Tokens: store, Log: log, Metrics: mon,
+	c2sDeps := c2s.Deps{Router: r, Auth: auth.New(store, nil), TLS: resumeClassical(tlsConf, cfg.TLS), Accounts: accounts, Tokens: store, Log: log, Metrics: mon,
 		Conns: lim.conns, Failures: lim.failures, Registrations: lim.registrations, InviteFailures: lim.invites}
 	if cfg.Invites.Enabled {
 		c2sDeps.Invites = store
@@ -431,6 +432,45 @@ func keyExchanges(tc *tls.Config, c config.TLS) {
 		return
 	}
 	tc.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384}
+}
+
+// extensionPreSharedKey is TLS 1.3's pre_shared_key extension (RFC 8446
+// §4.2.11): the ClientHello of a client resuming with a session ticket.
+const extensionPreSharedKey = 41
+
+// resumeClassical returns the configuration of the client listeners:
+// tc, whose resumed handshakes, with tls.post_quantum, use X25519 rather
+// than the hybrid with ML-KEM, which cost a fifth of a resumed STARTTLS
+// login's CPU. The session keys of a resumed handshake come from the
+// ticket's secret, agreed by the first handshake with the hybrid, and
+// from the new exchange: an eavesdropper who breaks X25519 later still
+// lacks that secret. A client whose ticket the server no longer knows
+// (older than 7 days) gets a full handshake with X25519 only. Clients
+// that propose X25519 send a share of it along with the hybrid's (Go,
+// OpenSSL, browsers), so that no extra round trip is needed. The
+// WebSocket and HTTPS listeners, which clone tc for their own protocols,
+// keep tc unchanged.
+func resumeClassical(tc *tls.Config, c config.TLS) *tls.Config {
+	if !c.PostQuantum {
+		return tc
+	}
+	classical := tc.Clone()
+	classical.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384}
+	classical.GetConfigForClient = nil
+	out := tc.Clone()
+	prev := tc.GetConfigForClient
+	out.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		if prev != nil {
+			if c, err := prev(h); c != nil || err != nil {
+				return c, err
+			}
+		}
+		if slices.Contains(h.Extensions, extensionPreSharedKey) && slices.Contains(h.SupportedCurves, tls.X25519) {
+			return classical, nil
+		}
+		return nil, nil
+	}
+	return out
 }
 
 // loadCerts loads the operator's certificates or the generated ones, by
