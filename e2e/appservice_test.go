@@ -832,6 +832,25 @@ func TestAdminAPI(t *testing.T) {
 		t.Errorf("s2s: %s", got)
 	}
 
+	// A new password: the old one is refused at once, though the server
+	// keeps the credentials of the logins just made.
+	for _, pw := range []struct{ set, old string }{{"erin-Secret-6", erinPass}, {erinPass, "erin-Secret-6"}} {
+		api.must(apiAdminToken, "PUT", "/users/"+erin+"/password", map[string]any{"password": pw.set}, http.StatusNoContent)
+		for _, try := range []struct {
+			password string
+			ok       bool
+		}{{pw.old, false}, {pw.set, true}} {
+			c, res, err := dialTLSAuth(s.Server, "erin", try.password)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			if strings.HasPrefix(res, "<success") != try.ok {
+				t.Errorf("login with %q after the password became %q: %s", try.password, pw.set, res)
+			}
+		}
+	}
+
 	// Deleting an account ends its sessions and its logins.
 	phone := floodClient(t, s.Server, erin, erinPass, "phone")
 	api.must(apiAdminToken, "DELETE", "/users/"+erin, nil, http.StatusNoContent)
