@@ -26,6 +26,11 @@ type poller struct {
 	// goroutine per report would grow its stack anew every time.
 	work    chan *conn
 	workers sync.WaitGroup
+	// negotiations hands parked negotiations back to long-lived
+	// goroutines, for the same reason: a login parks at each round trip,
+	// and a fresh goroutine grew its stack anew in the parser at each
+	// (a tenth of a plain login's CPU).
+	negotiations chan *conn
 }
 
 // workers is how many goroutines wait for ready connections. When all are
@@ -37,6 +42,11 @@ type poller struct {
 // connection meanwhile.
 const workers = 16
 
+// negotiators is how many goroutines wait for parked negotiations. One
+// may wait on the network in a TLS handshake, or on the store; when all
+// are busy, a negotiation gets a goroutine of its own.
+const negotiators = 8
+
 const pollEvents = uint32(syscall.EPOLLIN|syscall.EPOLLRDHUP) | uint32(1<<31) // EPOLLET, negative in package syscall
 
 func newPoller() (*poller, error) {
@@ -44,7 +54,7 @@ func newPoller() (*poller, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &poller{epfd: fd, conns: make(map[uint64]*conn), work: make(chan *conn)}
+	p := &poller{epfd: fd, conns: make(map[uint64]*conn), work: make(chan *conn), negotiations: make(chan *conn)}
 	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
 		syscall.Close(fd)
 		return nil, err
@@ -106,8 +116,18 @@ func (p *poller) run(ctx context.Context, s *Server) {
 			}
 		}()
 	}
+	for range negotiators {
+		p.workers.Add(1)
+		go func() {
+			defer p.workers.Done()
+			for c := range p.negotiations {
+				c.unpark()
+			}
+		}()
+	}
 	defer p.workers.Wait()
 	defer close(p.work)
+	defer close(p.negotiations)
 	events := make([]syscall.EpollEvent, 128)
 	lastSweep := time.Now()
 	for ctx.Err() == nil {
@@ -128,7 +148,11 @@ func (p *poller) run(ctx context.Context, s *Server) {
 				// A parked negotiation: back to a goroutine of its own,
 				// which may block on a TLS handshake or the store.
 				if c.parking.CompareAndSwap(parked, resuming) {
-					go c.unpark()
+					select {
+					case p.negotiations <- c:
+					default:
+						go c.unpark()
+					}
 				}
 				continue
 			}
