@@ -68,9 +68,21 @@ const idWidth = 13
 // the order of time.
 func IDAt(t time.Time) string { return formatID(t.UnixMicro()) }
 
+// formatID writes v in base 32, zero-padded to idWidth, as
+// strconv.FormatInt would with padding, in one allocation: it runs twice
+// for every message archived.
 func formatID(v int64) string {
-	s := strconv.FormatInt(v, 32)
-	return strings.Repeat("0", idWidth-len(s)) + s
+	const digits = "0123456789abcdefghijklmnopqrstuv"
+	if v < 0 {
+		s := strconv.FormatInt(v, 32) // not from IDs; kept readable
+		return strings.Repeat("0", max(idWidth-len(s), 0)) + s
+	}
+	var b [idWidth]byte
+	for i := idWidth - 1; i >= 0; i-- {
+		b[i] = digits[v&31]
+		v >>= 5
+	}
+	return string(b[:])
 }
 
 // maxBacklog is how many archive entries may wait for the writer before
@@ -134,6 +146,11 @@ type Writer struct {
 	wrote   uint64   // entries ever written
 	flushes int      // Flush calls waiting: write without gathering
 	running bool
+	// spare and spareDones are the arrays of a batch written, emptied,
+	// for the queue to start again in instead of growing a new one from
+	// nothing every batch.
+	spare      []storage.ArchiveEntry
+	spareDones []func()
 }
 
 // NewWriter returns a writer to store; written, if not nil, is told how
@@ -154,6 +171,9 @@ func (w *Writer) Add(e storage.ArchiveEntry) { w.AddDone(e, nil) }
 // for the delivery. It never blocks, however long the backlog: see Wait.
 func (w *Writer) AddDone(e storage.ArchiveEntry, done func()) {
 	w.mu.Lock()
+	if w.queue == nil && w.spare != nil {
+		w.queue, w.dones, w.spare, w.spareDones = w.spare, w.spareDones, nil, nil
+	}
 	w.queue = append(w.queue, e)
 	w.dones = append(w.dones, done)
 	w.added++
@@ -204,7 +224,12 @@ func (w *Writer) run() {
 				f()
 			}
 		}
+		clear(batch) // the stanzas may go
+		clear(dones)
 		w.mu.Lock()
+		if cap(batch) > cap(w.spare) {
+			w.spare, w.spareDones = batch[:0], dones[:0]
+		}
 		w.wrote += uint64(n)
 		w.done.Broadcast()
 	}

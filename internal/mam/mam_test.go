@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -44,6 +46,21 @@ func TestIDAt(t *testing.T) {
 	}
 	if next := IDAt(t0.Add(time.Microsecond)); next <= id {
 		t.Errorf("%s after %s", next, id)
+	}
+}
+
+// formatID pads strconv's base 32 to idWidth, for every non-negative
+// int64, so that ids sort as their numbers.
+func TestFormatID(t *testing.T) {
+	for _, v := range []int64{0, 1, 31, 32, 1<<40 + 7, time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC).UnixMicro(), math.MaxInt64} {
+		s := strconv.FormatInt(v, 32)
+		want := strings.Repeat("0", idWidth-len(s)) + s
+		if got := formatID(v); got != want {
+			t.Errorf("formatID(%d) = %s, want %s", v, got, want)
+		}
+	}
+	if got := formatID(-5); got != "00000000000-5" {
+		t.Errorf("formatID(-5) = %s", got)
 	}
 }
 

@@ -81,7 +81,7 @@ func (m *SM) appendArchive(ctx context.Context, owner, other jid.JID, id string,
 		ID:     id,
 		Stamp:  stamp,
 		With:   other.BareString(),
-		Stanza: el.AppendXML(nil, xmlstream.NSClient),
+		Stanza: el.AppendXML(make([]byte, 0, el.SizeHint()), xmlstream.NSClient),
 	}}, both(storage.Pending(ctx), router.Accept(ctx)))
 }
 
@@ -156,7 +156,9 @@ func (m *SM) stampIncoming(ctx context.Context, s router.Stanza) router.Stanza {
 		sid := xmlstream.NewElement(nsSID, "stanza-id")
 		sid.SetAttr("by", by)
 		sid.SetAttr("id", id)
-		stamped.AddChild(sid)
+		// AddStamp: the stamped stanza is serialized twice, for the
+		// archive and for the recipient, from the sender's bytes.
+		stamped.AddStamp(sid)
 		m.appendArchive(ctx, owner, s.From, id, stamp, stamped)
 		el = stamped
 	}

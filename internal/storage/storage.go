@@ -287,7 +287,8 @@ type Archive interface {
 	// AppendArchiveBatch adds many messages at once, in one transaction
 	// where the backend has them: archiving every chat message one commit
 	// at a time would cost more than routing it. An entry whose id is
-	// already archived is skipped.
+	// already archived is skipped. entries is the caller's once it
+	// returns (the archive writer reuses the array): keep no reference.
 	AppendArchiveBatch(ctx context.Context, entries []ArchiveEntry) error
 	// QueryArchive returns one page of user's archive. It returns
 	// ErrNotFound if q.AfterID or q.BeforeID is not in the archive.

@@ -208,6 +208,43 @@ func (e *Element) AddChild(c *Element) *Element {
 	return c
 }
 
+// AddStamp is AddChild for a child added to a stanza that is then
+// serialized more than once (archived and delivered): when e remembers
+// its raw inner bytes, they are kept and extended by c's serialization,
+// so that e's children are not serialized again each time. Changing c
+// afterwards drops them, as for any child.
+func (e *Element) AddStamp(c *Element) *Element {
+	if !e.hasRaw {
+		return e.AddChild(c)
+	}
+	e.parent.dropRaw()
+	c.parent = e
+	e.Nodes = append(e.Nodes, Node{Elem: c})
+	b := make([]byte, 0, len(e.raw)+c.SizeHint())
+	e.raw = string(c.appendXML(append(b, e.raw...), e.Space))
+	return c
+}
+
+// SizeHint estimates the length of e's serialization, for a buffer that
+// should not have to grow while AppendXML writes it.
+func (e *Element) SizeHint() int {
+	n := 2*len(e.Local) + len(e.Space) + 16
+	for i := range e.Attrs {
+		n += len(e.Attrs[i].Local) + len(e.Attrs[i].Value) + 8
+	}
+	if e.hasRaw {
+		return n + len(e.raw)
+	}
+	for i := range e.Nodes {
+		if c := e.Nodes[i].Elem; c != nil {
+			n += c.SizeHint()
+		} else {
+			n += len(e.Nodes[i].Text) + 8
+		}
+	}
+	return n
+}
+
 // AddText appends character data to e and returns e.
 func (e *Element) AddText(s string) *Element {
 	e.DropRaw()

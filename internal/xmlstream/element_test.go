@@ -250,3 +250,47 @@ func TestFreeze(t *testing.T) {
 		t.Fatalf("a change kept the frozen bytes: %s", p.AppendXML(nil, NSClient))
 	}
 }
+
+// A stamp added to a parsed stanza serializes as AddChild would, with the
+// stanza's raw bytes kept, on the copy only; a change to the stamp drops
+// them. SizeHint covers the serialization.
+func TestAddStamp(t *testing.T) {
+	tests := []struct{ name, in string }{
+		{"raw", `<message to='a@b'><body>hi &amp; bye</body><x xmlns='urn:x'><y/></x></message>`},
+		{"empty", `<message to='a@b'/>`},
+		{"prefixed, no raw", `<message xmlns:p='urn:p'><p:x/><body>b</body></message>`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			orig := parseOne(t, tt.in)
+			stamp := func() *Element {
+				s := NewElement("urn:xmpp:sid:0", "stanza-id")
+				s.SetAttr("by", "a@b")
+				s.SetAttr("id", "0123456789abc")
+				return s
+			}
+			ref := orig.ShallowCopy()
+			ref.AddChild(stamp())
+			want := string(ref.AppendXML(nil, NSClient))
+
+			c := orig.ShallowCopy()
+			sid := c.AddStamp(stamp())
+			if c.HasRaw() != orig.HasRaw() {
+				t.Fatalf("raw kept = %v, stanza's = %v", c.HasRaw(), orig.HasRaw())
+			}
+			if got := string(c.AppendXML(nil, NSClient)); got != want {
+				t.Fatalf("got  %s\nwant %s", got, want)
+			}
+			if h := c.SizeHint(); h < len(want) {
+				t.Errorf("SizeHint %d < %d", h, len(want))
+			}
+			if got := orig.String(); strings.Contains(got, "stanza-id") {
+				t.Fatalf("the original changed: %s", got)
+			}
+			sid.SetAttr("id", "other")
+			if c.HasRaw() || !strings.Contains(c.String(), "id='other'") {
+				t.Fatalf("a change to the stamp kept the raw bytes: %s", c.String())
+			}
+		})
+	}
+}
