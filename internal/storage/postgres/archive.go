@@ -34,6 +34,13 @@ func (s *Store) AppendArchive(ctx context.Context, user string, m storage.Archiv
 // and plans one statement, not one per row (as a pipelined INSERT per row
 // did). COPY would skip the planning too, but cannot skip an entry
 // already archived (storage.Archive: written again after a crash).
+//
+// The batch goes first as a plain INSERT: ON CONFLICT DO NOTHING makes
+// the server insert each row speculatively, probing the primary key
+// before the insert and confirming it after, for every row of every
+// batch, when a row already archived only comes with a batch written
+// again after a crash. Such a batch fails as a whole on its first
+// duplicate, writing nothing, and is then sent again with ON CONFLICT.
 func (s *Store) AppendArchiveBatch(ctx context.Context, entries []storage.ArchiveEntry) error {
 	if len(entries) == 0 {
 		return nil
@@ -46,9 +53,12 @@ func (s *Store) AppendArchiveBatch(ctx context.Context, entries []storage.Archiv
 	for i, e := range entries {
 		users[i], ids[i], stamps[i], withs[i], stanzas[i] = e.User, e.Message.ID, e.Message.Stamp.UnixMicro(), e.Message.With, bytea(e.Message.Stanza)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO archive (username, id, stamp_us, with_jid, stanza)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bytea[])
-		ON CONFLICT DO NOTHING`, users, ids, stamps, withs, stanzas)
+	const insert = `INSERT INTO archive (username, id, stamp_us, with_jid, stanza)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bytea[])`
+	_, err := s.pool.Exec(ctx, insert, users, ids, stamps, withs, stanzas)
+	if isUniqueViolation(err) {
+		_, err = s.pool.Exec(ctx, insert+` ON CONFLICT DO NOTHING`, users, ids, stamps, withs, stanzas)
+	}
 	if err != nil {
 		return fmt.Errorf("postgres: append archive batch of %d: %w", len(entries), err)
 	}

@@ -249,9 +249,22 @@ func testArchiveBatch(t *testing.T, s storage.Store) {
 	if err := s.AppendArchiveBatch(ctx, entries[:2]); err != nil {
 		t.Fatalf("repeated ids: %v", err)
 	}
+	// A batch mixing entries archived already with new ones writes the
+	// new ones: the batch written again after a crash, with what came
+	// after it.
+	mixed := slices.Clone(entries[1:3])
+	for i, user := range []string{"alice@example.com", "bob@example.com"} {
+		mixed = append(mixed, storage.ArchiveEntry{User: user, Message: storage.ArchivedMessage{
+			ID: fmt.Sprintf("%04d", 10+i), Stamp: base.Add(time.Minute), With: "carol@example.com",
+			Stanza: []byte("<message id='new'/>"),
+		}})
+	}
+	if err := s.AppendArchiveBatch(ctx, mixed); err != nil {
+		t.Fatalf("repeated and new ids: %v", err)
+	}
 	for _, user := range []string{"alice@example.com", "bob@example.com"} {
 		p, err := s.QueryArchive(ctx, user, storage.ArchiveQuery{Max: 100})
-		if err != nil || len(p.Items) != 5 || p.Count != 5 {
+		if err != nil || len(p.Items) != 6 || p.Count != 6 || string(p.Items[5].Stanza) != "<message id='new'/>" {
 			t.Fatalf("%s: %d items, count %d, %v", user, len(p.Items), p.Count, err)
 		}
 	}
