@@ -234,37 +234,41 @@ func (s *Store) ArchivePrefs(ctx context.Context, user string) (storage.ArchiveP
 	return p, nil
 }
 
+// archivePrefs reads the preferences in one statement, prepared once,
+// which is a read transaction of its own: they are read for each user's
+// first archived message, and most users have none, which a transaction
+// of two statements compiled each time made costly to learn.
 func (s *Store) archivePrefs(ctx context.Context, user string) (storage.ArchivePrefs, error) {
 	var p storage.ArchivePrefs
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return p, err
-	}
-	defer tx.Rollback()
-	err = tx.QueryRowContext(ctx, `SELECT default_mode FROM archive_prefs WHERE username = ?`, user).Scan(&p.Default)
-	if errors.Is(err, sql.ErrNoRows) {
-		return p, storage.ErrNotFound
-	}
-	if err != nil {
-		return p, err
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT jid, mode FROM archive_prefs_jids WHERE username = ? ORDER BY jid`, user)
+	rows, err := s.query(ctx, `SELECT p.default_mode, j.jid, j.mode FROM archive_prefs p
+		LEFT JOIN archive_prefs_jids j ON j.username = p.username
+		WHERE p.username = ? ORDER BY j.jid`, user)
 	if err != nil {
 		return p, err
 	}
 	defer rows.Close()
+	found := false
 	for rows.Next() {
-		var j, mode string
-		if err := rows.Scan(&j, &mode); err != nil {
-			return p, err
+		var j, mode sql.NullString
+		if err := rows.Scan(&p.Default, &j, &mode); err != nil {
+			return storage.ArchivePrefs{}, err
 		}
-		if mode == storage.ArchiveAlways {
-			p.Always = append(p.Always, j)
-		} else {
-			p.Never = append(p.Never, j)
+		found = true
+		switch {
+		case !j.Valid || !mode.Valid:
+		case mode.String == storage.ArchiveAlways:
+			p.Always = append(p.Always, j.String)
+		default:
+			p.Never = append(p.Never, j.String)
 		}
 	}
-	return p, rows.Err()
+	if err := rows.Err(); err != nil {
+		return storage.ArchivePrefs{}, err
+	}
+	if !found {
+		return storage.ArchivePrefs{}, storage.ErrNotFound
+	}
+	return p, nil
 }
 
 // SetArchivePrefs implements storage.Archive.
