@@ -34,6 +34,13 @@ func (s *Store) AppendArchive(ctx context.Context, user string, m storage.Archiv
 // database/sql) than SQLite's own work of inserting the row.
 const archiveRows = 100
 
+// archiveChunks are the row counts of the statements a batch is written
+// with: archiveRows while enough rows are left, then the rest in powers
+// of two, so that each statement is prepared once on the archive
+// writer's connection rather than compiled for every batch's remainder
+// (a statement of n rows for every n below archiveRows).
+var archiveChunks = [...]int{archiveRows, 64, 32, 16, 8, 4, 2, 1}
+
 // archiveInsert returns the INSERT of n archive rows. OR IGNORE rather
 // than ON CONFLICT DO NOTHING: with every constraint resolved by ignoring,
 // the statement cannot abort half done, so SQLite keeps no statement
@@ -54,19 +61,22 @@ func archiveInsert(n int) string {
 }
 
 // AppendArchiveBatch implements storage.Archive: one transaction on the
-// archive writer's connection, archiveRows rows per statement.
+// archive writer's connection, up to archiveRows rows per statement.
 func (s *Store) AppendArchiveBatch(ctx context.Context, entries []storage.ArchiveEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	total := len(entries)
-	err := s.inArchiveTx(ctx, func(tx *sql.Tx, full *sql.Stmt) error {
+	err := s.inArchiveTx(ctx, func(insert func(n int) (*sql.Stmt, error)) error {
 		args := make([]any, 0, 5*min(len(entries), archiveRows))
-		if len(entries) >= archiveRows {
-			full = tx.StmtContext(ctx, full)
-		}
 		for len(entries) > 0 {
-			n := min(len(entries), archiveRows)
+			n := 1
+			for _, c := range archiveChunks {
+				if c <= len(entries) {
+					n = c
+					break
+				}
+			}
 			args = args[:0]
 			for _, e := range entries[:n] {
 				m := e.Message
@@ -76,13 +86,11 @@ func (s *Store) AppendArchiveBatch(ctx context.Context, entries []storage.Archiv
 				}
 				args = append(args, e.User, m.ID, m.Stamp.UnixMicro(), m.With, st)
 			}
-			var err error
-			if n == archiveRows {
-				_, err = full.ExecContext(ctx, args...)
-			} else {
-				_, err = tx.ExecContext(ctx, archiveInsert(n), args...)
-			}
+			stmt, err := insert(n)
 			if err != nil {
+				return err
+			}
+			if _, err := stmt.ExecContext(ctx, args...); err != nil {
 				return err
 			}
 			entries = entries[n:]

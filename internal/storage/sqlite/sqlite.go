@@ -42,8 +42,9 @@ type Store struct {
 	// arch is the connection archive batches are written on, kept with a
 	// larger page cache (archiveCacheKiB); guarded by wmu.
 	arch *sql.Conn
-	// archInsert is archiveInsert(archiveRows), prepared on arch.
-	archInsert *sql.Stmt
+	// archInserts holds archiveInsert(n), prepared on arch, by n: the
+	// sizes of archiveChunks.
+	archInserts map[int]*sql.Stmt
 	// stmts are the statements of the store's fixed queries, prepared.
 	stmts stmtCache
 	// pending are the private documents waiting to be written by the
@@ -147,11 +148,7 @@ func (s *Store) Close() error {
 	s.deep.close()
 	s.stmts.close()
 	s.wmu.Lock()
-	if s.arch != nil {
-		s.archInsert.Close()
-		s.arch.Close()
-		s.arch, s.archInsert = nil, nil
-	}
+	s.closeArch()
 	s.wmu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
@@ -182,8 +179,12 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 // inArchiveTx is inTx on the archive writer's connection; fn gets the
-// INSERT of archiveRows rows, prepared once on that connection.
-func (s *Store) inArchiveTx(ctx context.Context, fn func(tx *sql.Tx, full *sql.Stmt) error) error {
+// INSERT of n rows (archiveInsert), prepared once on that connection for
+// each n it asks for. The transaction is begun and ended by statements on
+// the connection rather than as a database/sql Tx: a Tx runs a statement
+// prepared on its connection only by preparing it anew (Tx.StmtContext),
+// which compiled the batch's INSERTs again for every batch.
+func (s *Store) inArchiveTx(ctx context.Context, fn func(insert func(n int) (*sql.Stmt, error)) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.arch == nil {
@@ -195,20 +196,55 @@ func (s *Store) inArchiveTx(ctx context.Context, fn func(tx *sql.Tx, full *sql.S
 			c.Close()
 			return err
 		}
-		st, err := c.PrepareContext(ctx, archiveInsert(archiveRows))
-		if err != nil {
-			c.Close()
-			return err
-		}
-		s.arch, s.archInsert = c, st
+		s.arch, s.archInserts = c, make(map[int]*sql.Stmt)
 	}
-	err := runTx(ctx, s.arch.BeginTx, func(tx *sql.Tx) error { return fn(tx, s.archInsert) })
+	insert := func(n int) (*sql.Stmt, error) {
+		st := s.archInserts[n]
+		if st == nil {
+			var err error
+			if st, err = s.arch.PrepareContext(ctx, archiveInsert(n)); err != nil {
+				return nil, err
+			}
+			s.archInserts[n] = st
+		}
+		return st, nil
+	}
+	err := s.archTx(ctx, func() error { return fn(insert) })
 	if err != nil && errors.Is(err, sql.ErrConnDone) {
-		s.archInsert.Close()
-		s.arch.Close()
-		s.arch, s.archInsert = nil, nil // opened anew next time
+		s.closeArch() // opened anew next time
 	}
 	return err
+}
+
+// archTx runs fn in a write transaction on arch (IMMEDIATE, as _txlock
+// makes the pool's), committed if fn succeeds and rolled back otherwise.
+func (s *Store) archTx(ctx context.Context, fn func() error) error {
+	if _, err := s.arch.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	err := fn()
+	if err == nil {
+		_, err = s.arch.ExecContext(ctx, "COMMIT")
+	}
+	if err != nil {
+		// Also after a failed COMMIT, which leaves the transaction open.
+		// Not ctx: the transaction must end even if ctx is done.
+		s.arch.ExecContext(context.Background(), "ROLLBACK")
+	}
+	return err
+}
+
+// closeArch closes the archive writer's connection and its statements;
+// wmu is held.
+func (s *Store) closeArch() {
+	if s.arch == nil {
+		return
+	}
+	for _, st := range s.archInserts {
+		st.Close()
+	}
+	s.arch.Close()
+	s.arch, s.archInserts = nil, nil
 }
 
 func runTx(ctx context.Context, begin func(context.Context, *sql.TxOptions) (*sql.Tx, error), fn func(tx *sql.Tx) error) error {
