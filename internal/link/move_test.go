@@ -42,6 +42,37 @@ func queuedAt(tg *testGateway) int {
 	return rm.queued
 }
 
+// handoverUnderWay binds sessions clients through a gateway to sm-a,
+// starts sm-b held by gate, and ends sm-a, so that every session moves to
+// sm-b, window sessions unacknowledged at a time; it returns once the
+// gateway has sessions queued for sm-b, which takes none until gate closes.
+func handoverUnderWay(t *testing.T, sessions, window int) (gw *testGateway, m router.SessionManager, clients []*client, b *testService, gate chan struct{}) {
+	t.Helper()
+	gw = startGateway(t, nil)
+	gw.g.cfg.MoveWindow = window
+	a := startService(t, "sm-a", []*testGateway{gw}, nil)
+	gw.members(t, 1)
+	m = gw.sm(t)
+	clients = make([]*client, sessions)
+	for i := range sessions {
+		clients[i] = bindClient(t, m, fmt.Sprintf("u%d@%s/r", i, testDomain))
+	}
+	eventually(t, "sessions at sm-a", func() bool {
+		a.sm.mu.Lock()
+		defer a.sm.mu.Unlock()
+		return len(a.sm.sessions) == sessions
+	})
+	gate = make(chan struct{})
+	b = startService(t, "sm-b", []*testGateway{gw}, gated(gate))
+	gw.members(t, 2)
+	// sm-a ends with every session of the gateway on it (those it owns
+	// under the two instances are not moved while sm-b joins).
+	a.stop()
+	gw.members(t, 1)
+	eventually(t, "the handover under way", func() bool { return queuedAt(gw) > 0 })
+	return gw, m, clients, b, gate
+}
+
 // TestLookupsDuringHandover: an instance handed a dead instance's
 // sessions answers credential lookups while it is still taking them in
 // (here it takes none until the test lets it), and the gateway keeps the
@@ -49,27 +80,7 @@ func queuedAt(tg *testGateway) int {
 // once the instance goes on, every session arrives.
 func TestLookupsDuringHandover(t *testing.T) {
 	const sessions = 500
-	gw := startGateway(t, nil)
-	gw.g.cfg.MoveWindow = 16
-	a := startService(t, "sm-a", []*testGateway{gw}, nil)
-	gw.members(t, 1)
-	m := gw.sm(t)
-	for i := range sessions {
-		bindClient(t, m, fmt.Sprintf("u%d@%s/r", i, testDomain))
-	}
-	eventually(t, "sessions at sm-a", func() bool {
-		a.sm.mu.Lock()
-		defer a.sm.mu.Unlock()
-		return len(a.sm.sessions) == sessions
-	})
-	gate := make(chan struct{})
-	b := startService(t, "sm-b", []*testGateway{gw}, gated(gate))
-	gw.members(t, 2)
-	// sm-a ends with every session of the gateway on it (those it owns
-	// under the two instances are not moved while sm-b joins).
-	a.stop()
-	gw.members(t, 1)
-	eventually(t, "the handover under way", func() bool { return queuedAt(gw) > 0 })
+	gw, _, _, b, gate := handoverUnderWay(t, sessions, 16)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -101,26 +112,7 @@ func TestLookupsDuringHandover(t *testing.T) {
 // message ahead of the announcement would find the user offline).
 func TestHandoverKeepsUserOrder(t *testing.T) {
 	const sessions = 300
-	gw := startGateway(t, nil)
-	gw.g.cfg.MoveWindow = 1
-	a := startService(t, "sm-a", []*testGateway{gw}, nil)
-	gw.members(t, 1)
-	m := gw.sm(t)
-	clients := make([]*client, sessions)
-	for i := range sessions {
-		clients[i] = bindClient(t, m, fmt.Sprintf("u%d@%s/r", i, testDomain))
-	}
-	eventually(t, "sessions at sm-a", func() bool {
-		a.sm.mu.Lock()
-		defer a.sm.mu.Unlock()
-		return len(a.sm.sessions) == sessions
-	})
-	gate := make(chan struct{})
-	b := startService(t, "sm-b", []*testGateway{gw}, gated(gate))
-	gw.members(t, 2)
-	a.stop()
-	gw.members(t, 1)
-	eventually(t, "the handover under way", func() bool { return queuedAt(gw) > 0 })
+	_, m, clients, b, gate := handoverUnderWay(t, sessions, 1)
 	// The last session is at the end of the queue: the window of one is
 	// held by a session sm-b has not taken in.
 	last := clients[sessions-1]

@@ -390,6 +390,21 @@ func (rm *remote) movedLocked() {
 		"took", time.Since(rm.moveStart).Round(time.Millisecond).String())
 }
 
+// moveDoneLocked drops from the head of the move queue the sessions no
+// longer queued (announced on the way by an event of their user, or
+// ended) and reports whether none is left, in which case the mover stops.
+func (rm *remote) moveDoneLocked() bool {
+	for len(rm.moving) > 0 && !rm.moving[0].queued {
+		rm.moving[0] = nil
+		rm.moving = rm.moving[1:]
+	}
+	if len(rm.moving) == 0 {
+		rm.mover = false
+		return true
+	}
+	return false
+}
+
 // move announces the queued sessions to their owners, at most MoveWindow
 // unacknowledged at a time. A slot whose announcement is never
 // acknowledged (its link dropped: the change that follows makes a new
@@ -397,12 +412,7 @@ func (rm *remote) movedLocked() {
 func (rm *remote) move() {
 	for {
 		rm.mu.Lock()
-		for len(rm.moving) > 0 && !rm.moving[0].queued {
-			rm.moving[0] = nil
-			rm.moving = rm.moving[1:]
-		}
-		if len(rm.moving) == 0 {
-			rm.mover = false
+		if rm.moveDoneLocked() {
 			rm.mu.Unlock()
 			return
 		}
@@ -415,12 +425,7 @@ func (rm *remote) move() {
 		}
 		t.Stop()
 		rm.mu.Lock()
-		for len(rm.moving) > 0 && !rm.moving[0].queued {
-			rm.moving[0] = nil
-			rm.moving = rm.moving[1:]
-		}
-		if len(rm.moving) == 0 {
-			rm.mover = false
+		if rm.moveDoneLocked() {
 			rm.mu.Unlock()
 			return
 		}
