@@ -46,10 +46,11 @@ const workers = 16
 // may wait on the network in a TLS handshake, or on the store (a
 // credential query, the last activity written at logout); when all are
 // busy, a negotiation gets a goroutine of its own. With 100 logins in
-// flight, 8 took a fifth of the resumptions and the stack growth still
-// cost 12 % of a plain login's CPU; 32 take more than half, and it costs
-// 5 %.
-const negotiators = 32
+// flight, 8 take a fifth of the resumptions (the stack growth of fresh
+// goroutines cost 12 % of a plain login's CPU with 8, 5 % with 32), but
+// every listener's poller keeps them for good: more would weigh on a
+// server with few clients, as TestHardenAttacks counts.
+const negotiators = 8
 
 const pollEvents = uint32(syscall.EPOLLIN|syscall.EPOLLRDHUP) | uint32(1<<31) // EPOLLET, negative in package syscall
 
