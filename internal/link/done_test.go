@@ -46,6 +46,20 @@ func (o *outbox) kept() int {
 	return len(o.unacked)
 }
 
+// bindBob binds bob, a session of the test's making, through gw and
+// waits until the service holds it.
+func bindBob(t *testing.T, ts *testService, gw *testGateway, bob router.Session) {
+	t.Helper()
+	if err := gw.sm(t).Bind(context.Background(), bob); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "bob's session at the service", func() bool {
+		ts.sm.mu.Lock()
+		defer ts.sm.mu.Unlock()
+		return len(ts.sm.sessions["bob@"+testDomain]) == 1
+	})
+}
+
 // TestLostGatewayHandsOnWhatClientsDidNotAcknowledge: the service keeps a
 // delivery until the gateway's client acknowledged it; when the link to
 // that gateway drops, what the client had not acknowledged goes back to
@@ -57,14 +71,7 @@ func TestLostGatewayHandsOnWhatClientsDidNotAcknowledge(t *testing.T) {
 	gwB.members(t, 1)
 	alice := bindClient(t, gwA.sm(t), "alice@"+testDomain+"/a")
 	bob := &ackClient{client: newClient(t, "bob@"+testDomain+"/b")}
-	if err := gwB.sm(t).Bind(context.Background(), bob); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "bob's session at the service", func() bool {
-		ts.sm.mu.Lock()
-		defer ts.sm.mu.Unlock()
-		return len(ts.sm.sessions["bob@"+testDomain]) == 1
-	})
+	bindBob(t, ts, gwB, bob)
 	for _, body := range []string{"m1", "m2"} {
 		sendFrom(gwA.sm(t), alice, message("", "bob@"+testDomain, body))
 	}

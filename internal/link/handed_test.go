@@ -238,14 +238,7 @@ func TestLostGatewayPlacesAndFailedResumption(t *testing.T) {
 	gwB.members(t, 1)
 	alice := bindClient(t, gwA.sm(t), "alice@"+testDomain+"/a")
 	bob := &countedClient{ackClient: &ackClient{client: newClient(t, "bob@"+testDomain+"/b")}, rid: "r-bob"}
-	if err := gwB.sm(t).Bind(context.Background(), bob); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "bob's session at the service", func() bool {
-		ts.sm.mu.Lock()
-		defer ts.sm.mu.Unlock()
-		return len(ts.sm.sessions["bob@"+testDomain]) == 1
-	})
+	bindBob(t, ts, gwB, bob)
 	for _, body := range []string{"m1", "m2"} {
 		sendFrom(gwA.sm(t), alice, message("", "bob@"+testDomain, body))
 	}
@@ -303,14 +296,7 @@ func TestLinkDropWhileGatewayLives(t *testing.T) {
 	gw.members(t, 1)
 	alice := bindClient(t, gw.sm(t), "alice@"+testDomain+"/a")
 	bob := &countedClient{ackClient: &ackClient{client: newClient(t, "bob@"+testDomain+"/b")}, rid: "r-bob"}
-	if err := gw.sm(t).Bind(context.Background(), bob); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "bob's session at the service", func() bool {
-		ts.sm.mu.Lock()
-		defer ts.sm.mu.Unlock()
-		return len(ts.sm.sessions["bob@"+testDomain]) == 1
-	})
+	bindBob(t, ts, gw, bob)
 	sendFrom(gw.sm(t), alice, message("", "bob@"+testDomain, "m1"))
 	eventually(t, "two deliveries to bob", func() bool { return len(bob.bodies()) == 2 })
 	l := ts.s.links[0]

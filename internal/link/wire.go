@@ -223,15 +223,7 @@ func (c *conn) enqueue(b []byte) bool { return c.push(&outFrame{data: b}) }
 // queued: a credential lookup or its answer does not wait for a long run
 // of events (a failover's session announcements) to be written.
 func (c *conn) enqueueUrgent(b []byte) bool {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return false
-	}
-	c.urgent = append(c.urgent, b)
-	c.mu.Unlock()
-	c.signal()
-	return true
+	return c.add(func() { c.urgent = append(c.urgent, b) })
 }
 
 // enqueueBarrier queues b to be written after everything queued before
@@ -248,12 +240,18 @@ func (c *conn) enqueueThen(b []byte, after func()) {
 }
 
 func (c *conn) push(f *outFrame) bool {
+	return c.add(func() { c.q = append(c.q, f) })
+}
+
+// add runs queue with c.mu held and wakes the writer; it reports false,
+// without running queue, once the connection is closed.
+func (c *conn) add(queue func()) bool {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return false
 	}
-	c.q = append(c.q, f)
+	queue()
 	c.mu.Unlock()
 	c.signal()
 	return true

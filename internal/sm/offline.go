@@ -38,8 +38,8 @@ func (m *SM) storeOffline(ctx context.Context, s router.Stanza) bool {
 		return false
 	}
 	bare := s.To.Bare()
-	if _, err := m.deps.Accounts.Credential(ctx, bare.String(), "SHA-256"); err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
+	if ok, err := m.lookupUser(ctx, bare); !ok {
+		if err == nil {
 			return false
 		}
 		// The store is unreachable (a database outage): the message is

@@ -266,8 +266,22 @@ func (m *SM) user(bare string) *user {
 
 // userExists reports whether an account exists for bare.
 func (m *SM) userExists(ctx context.Context, bare jid.JID) bool {
+	ok, _ := m.lookupUser(ctx, bare)
+	return ok
+}
+
+// lookupUser reports whether bare has an account, or an error when the
+// account store cannot tell (a database outage), which callers that must
+// not take an outage for a missing user tell apart.
+func (m *SM) lookupUser(ctx context.Context, bare jid.JID) (bool, error) {
 	_, err := m.deps.Accounts.Credential(ctx, bare.String(), "SHA-256")
-	return err == nil
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, storage.ErrNotFound):
+		return false, nil
+	}
+	return false, err
 }
 
 // HandleFromSession implements router.SessionManager: the outbound side of
