@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -194,18 +195,43 @@ func waitListening(t testing.TB, addr string, done <-chan struct{}, what string,
 	}
 }
 
-// freePort returns a loopback port that was free a moment ago. Another
-// process may take it before the server binds; that shows up as a start
-// failure with the server's log, not as a silent misbehaviour.
+// freePort returns a loopback port that was free a moment ago. It hands
+// out ports below the kernel's ephemeral range (32768 and up on Linux),
+// one after another from a place that depends on the process: a port the
+// kernel picked for "port 0" could go to another test's outgoing
+// connection or listener before the server binds it, which made servers
+// fail to start with "address already in use" now and then. Another
+// process may still take a port; that shows up as a start failure with
+// the server's log, not as a silent misbehaviour.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	for range portSpan {
+		p := portLow + int(nextPort.Add(1)%portSpan)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("free port: none free in %d-%d", portLow, portLow+portSpan-1)
+	return 0
 }
+
+// The e2e tests' ports: [portLow, portLow+portSpan), below the ephemeral
+// range and apart from the ones cmd/ambrosia's tests use.
+const (
+	portLow  = 20000
+	portSpan = 8000
+)
+
+// nextPort is the last port handed out, less portLow; its start is spread
+// by the process id so that two runs side by side rarely meet.
+var nextPort = func() *atomic.Int32 {
+	var n atomic.Int32
+	n.Store(int32(os.Getpid() % portSpan))
+	return &n
+}()
 
 // ServerOptions selects optional server flags.
 type ServerOptions struct {

@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,15 +17,33 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
 )
 
+// freeAddr returns a loopback address that was free a moment ago, from
+// ports below the kernel's ephemeral range (and apart from the e2e
+// tests'): a port the kernel picked for "port 0" could go to another
+// test's outgoing connection before the server under test binds it.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	const low, span = 28000, 4000
+	for range span {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(low+int(nextPort.Add(1)%span)))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free port")
+	return ""
 }
+
+// nextPort is the last port freeAddr handed out, less its range's start,
+// which is spread by the process id.
+var nextPort = func() *atomic.Int32 {
+	var n atomic.Int32
+	n.Store(int32(os.Getpid() % 4000))
+	return &n
+}()
 
 // hasStatus reports whether a presence carries a muc#user status code.
 func hasStatus(el *xmlstream.Element, code string) bool {
