@@ -20,7 +20,9 @@
 #   SMS         session manager instances     (default 2)
 #   USERS       load accounts load0…           (default 200000)
 #   BASE_PORT   first client port (direct TLS) (default 15300); service
-#               listeners at BASE_PORT+100…, PostgreSQL at BASE_PORT+99
+#               listeners at BASE_PORT+100…, PostgreSQL at BASE_PORT+99,
+#               profilers (debug_addr, loopback) of the gateways at
+#               BASE_PORT+200…, of the instances at BASE_PORT+250…
 #   NICE        niceness of every process      (default 10)
 #   AMBROSIA    the binary (default: built from this checkout into FLEET_DIR)
 #   RATE        messages/s of the messages measurement (default 1000)
@@ -97,7 +99,7 @@ wait_log() {
 # start_sm J starts session manager instance sm-J, linked to every gateway.
 start_sm() {
 	AMBROSIA_SERVICE_SECRET=$SECRET nice -n "$NICE" "$AMBROSIA" service sm --config "$FLEET_DIR/ambrosia.toml" \
-		--instance "sm-$1" --gateway "$(svc_addrs)" \
+		--instance "sm-$1" --gateway "$(svc_addrs)" --debug-addr "127.0.0.1:$((BASE_PORT + 250 + $1))" \
 		--log-format json --log-level info >>"$FLEET_DIR/sm$1.log" 2>&1 &
 	echo $! >"$FLEET_DIR/sm$1.pid"
 }
@@ -155,7 +157,7 @@ EOF
 	while [ $i -lt "$GATEWAYS" ]; do
 		AMBROSIA_SERVICE_SECRET=$SECRET nice -n "$NICE" "$AMBROSIA" gateway \
 			--c2s-addr '' --c2s-tls-addr "127.0.0.1:$((BASE_PORT + i))" \
-			--service-addr "127.0.0.1:$((BASE_PORT + 100 + i))" \
+			--service-addr "127.0.0.1:$((BASE_PORT + 100 + i))" --debug-addr "127.0.0.1:$((BASE_PORT + 200 + i))" \
 			--log-format json --log-level info >"$FLEET_DIR/gw$i.log" 2>&1 &
 		echo $! >"$FLEET_DIR/gw$i.pid"
 		i=$((i + 1))

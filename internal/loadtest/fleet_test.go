@@ -2,9 +2,13 @@ package loadtest
 
 import (
 	"math/rand/v2"
+	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 )
 
 func TestHistogramDataMerge(t *testing.T) {
@@ -88,4 +92,64 @@ func TestSampleProcs(t *testing.T) {
 	if len(s) != 1 || s[0].Procs < 1 || s[0].PSSKiB <= 0 || s[0].Name == "" {
 		t.Fatalf("SampleProcs(self) = %+v", s)
 	}
+}
+
+func TestKeepaliveDue(t *testing.T) {
+	for _, tc := range []struct {
+		n       int
+		elapsed time.Duration
+		want    int64
+	}{
+		{15000, 0, 0},
+		{15000, 100 * time.Millisecond, 25},
+		{15000, 30 * time.Second, 7500},
+		{15000, time.Minute, 15000},
+		// A tick that comes late owes the spaces of the time it missed.
+		{15000, 90 * time.Second, 22500},
+		{1, 59 * time.Second, 0},
+		{1, time.Minute, 1},
+	} {
+		if got := keepaliveDue(tc.n, tc.elapsed, time.Minute); got != tc.want {
+			t.Errorf("keepaliveDue(%d, %v) = %d, want %d", tc.n, tc.elapsed, got, tc.want)
+		}
+	}
+}
+
+// TestFleetReaderAnswersPings: a session's reader answers the server's
+// idle ping, as a client does; a server ends a session whose ping goes
+// unanswered.
+func TestFleetReaderAnswersPings(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	w := &FleetWorker{}
+	done := make(chan CloseOutcome, 1)
+	go func() {
+		cn := &Conn{raw: client, nc: client, p: xmlstream.NewParser(xmlstream.DefaultLimits())}
+		if _, err := cn.event(); err != nil { // the stream header, which the login reads
+			done <- closeOutcome(err)
+			return
+		}
+		done <- w.read(cn)
+	}()
+	go func() {
+		_, _ = server.Write([]byte("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' from='localhost'>" +
+			"<iq type='get' id='idle-1' from='localhost' to='load0@localhost/bench'><ping xmlns='urn:xmpp:ping'/></iq>"))
+	}()
+	_ = server.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 512)
+	n, err := server.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(buf[:n])
+	for _, want := range []string{"type='result'", "id='idle-1'", "to='localhost'"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("answer %q lacks %s", got, want)
+		}
+	}
+	if strings.Contains(got, "from=") {
+		t.Errorf("answer %q names a sender", got)
+	}
+	server.Close()
+	<-done
 }
