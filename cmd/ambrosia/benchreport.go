@@ -120,6 +120,9 @@ type benchStep struct {
 	Duplicates   uint64 `json:"duplicates"`
 	LoginsOK     int    `json:"logins_ok,omitempty"`
 	LoginsFailed int    `json:"logins_failed,omitempty"`
+	// DeliveredByEnd is what had arrived (or bounced) by the end of a
+	// failover run, its later steps' time and drains included.
+	DeliveredByEnd uint64 `json:"delivered_by_end,omitempty"`
 }
 
 type benchFleetInfo struct {
@@ -146,7 +149,10 @@ type benchFailover struct {
 	PID       int     `json:"pid"`
 	SlowMs    float64 `json:"slow_ms"`
 	Disrupted int     `json:"messages_disrupted"`
-	Lost      int     `json:"messages_lost"`
+	// Lost are the messages of the kill's step missing at the end of its
+	// drain, LostByEnd those still missing at the end of the run.
+	Lost      int `json:"messages_lost"`
+	LostByEnd int `json:"messages_lost_by_end"`
 	// MaxLatencyMs is the slowest message sent from slow before the kill on.
 	MaxLatencyMs         float64 `json:"max_latency_ms"`
 	MessagesServedAfterS float64 `json:"messages_served_after_s"`
@@ -213,8 +219,8 @@ func (r *benchReport) table(w io.Writer) {
 		tw.Flush()
 	}
 	if fo := r.Failover; fo != nil {
-		fmt.Fprintln(tw, "killed pid\tmessages disrupted\tlost\tlogins failed\tmessages back s\tlogins back s\tserved again s\tserved after\t")
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%.3f\t%.3f\t%.3f\t%v\t\n", fo.PID, fo.Disrupted, fo.Lost, fo.LoginsFailed, fo.MessagesServedAfterS, fo.LoginsServedAfterS, fo.ServedAgainS, fo.ServedAfter)
+		fmt.Fprintln(tw, "killed pid\tmessages disrupted\tmissing after drain\tlost by end\tlogins failed\tmessages back s\tlogins back s\tserved again s\tserved after\t")
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%.3f\t%.3f\t%.3f\t%v\t\n", fo.PID, fo.Disrupted, fo.Lost, fo.LostByEnd, fo.LoginsFailed, fo.MessagesServedAfterS, fo.LoginsServedAfterS, fo.ServedAgainS, fo.ServedAfter)
 		tw.Flush()
 	}
 	if len(r.Steps) > 0 {

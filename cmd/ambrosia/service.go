@@ -19,7 +19,9 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/config"
 	"github.com/ambrosia-xmpp/ambrosia/internal/link"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/prefetch"
 )
 
 // serviceCmd runs one service linked to gateways: `ambrosia service sm`
@@ -114,9 +116,14 @@ func serviceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var bindings []link.Binding
 	var stop func() error // after the links end: stops what runs here
+	var ahead func(string)
 	switch name {
 	case "sm":
-		sms, err := newSessionManagers(cfg, r, store, mon, log, nil)
+		// Rosters and offline messages are read as the links read the
+		// sessions' announcements, ahead of their processing.
+		pf := prefetch.New(store, prefetchInFlight, prefetchKept)
+		ahead = pf.Ahead
+		sms, err := newSessionManagers(cfg, r, store, mon, log, func(d *sm.Deps) { d.Roster, d.Offline = pf, pf })
 		if err != nil {
 			return err
 		}
@@ -167,7 +174,7 @@ func serviceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		stop = func() error { conf.Stop(); return nil }
 	}
-	sd := link.ServiceDeps{Router: r, Credentials: store, Tokens: store, Log: log, Metrics: mon}
+	sd := link.ServiceDeps{Router: r, Credentials: store, Tokens: store, Log: log, Metrics: mon, Ahead: ahead}
 	if cl != nil {
 		sd.Membership = cl
 	}
@@ -251,3 +258,12 @@ func checkHostPort(v string) error {
 	}
 	return nil
 }
+
+// A session manager instance reads ahead the rosters and offline
+// messages of at most prefetchInFlight users at a time (each holds a
+// database connection meanwhile: the pool has at least 16, see
+// postgres.Open) and keeps at most prefetchKept users' reads.
+const (
+	prefetchInFlight = 8
+	prefetchKept     = 1 << 16
+)

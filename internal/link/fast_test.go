@@ -26,7 +26,7 @@ func TestFastTokensAcrossGateways(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := startGateway(t, nil), startGateway(t, nil)
-	startServiceWith(t, "sm-1", []*testGateway{a, b}, nil, store)
+	startServiceWith(t, "sm-1", []*testGateway{a, b}, nil, func(d *ServiceDeps) { d.Tokens = store })
 	a.members(t, 1)
 	b.members(t, 1)
 	ta, tb := a.g.FastTokens(), b.g.FastTokens()

@@ -332,9 +332,9 @@ func startService(t *testing.T, instance string, gws []*testGateway, mod func(*S
 	return startServiceWith(t, instance, gws, mod, nil)
 }
 
-// startServiceWith starts a service whose FAST token requests tokens
-// answers.
-func startServiceWith(t *testing.T, instance string, gws []*testGateway, mod func(*ServiceConfig), tokens storage.FastTokens) *testService {
+// startServiceWith starts a service whose dependencies modDeps, if not
+// nil, changes.
+func startServiceWith(t *testing.T, instance string, gws []*testGateway, mod func(*ServiceConfig), modDeps func(*ServiceDeps)) *testService {
 	t.Helper()
 	lb := &logBuf{}
 	log := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -349,7 +349,11 @@ func startServiceWith(t *testing.T, instance string, gws []*testGateway, mod fun
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := NewService(cfg, ServiceDeps{Router: r, Credentials: creds{}, Tokens: tokens, Log: log})
+	deps := ServiceDeps{Router: r, Credentials: creds{}, Log: log}
+	if modDeps != nil {
+		modDeps(&deps)
+	}
+	s, err := NewService(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,5 +224,30 @@ func TestOfflineDeliveryOfAnEventDeliveredBefore(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("the message of ev-1 delivered %d times: %v", n, bob.bodies())
+	}
+}
+
+// TestAheadToldOfAnnouncedSessions: the service tells ServiceDeps.Ahead
+// the bare JID of every session announced as it reads the announcement,
+// before the session manager processes it, so that a store can read the
+// user's state meanwhile.
+func TestAheadToldOfAnnouncedSessions(t *testing.T) {
+	gw := startGateway(t, nil)
+	var mu sync.Mutex
+	var told []string
+	ts := startServiceWith(t, "sm-1", []*testGateway{gw}, nil, func(d *ServiceDeps) {
+		d.Ahead = func(bare string) {
+			mu.Lock()
+			told = append(told, bare)
+			mu.Unlock()
+		}
+	})
+	gw.members(t, 1)
+	bindBob(t, ts, gw, newClient(t, "bob@"+testDomain+"/b"))
+	// Processed, so read before.
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(told, []string{"bob@" + testDomain}) {
+		t.Errorf("Ahead was told %q, want bob's bare JID once", told)
 	}
 }

@@ -96,6 +96,11 @@ type ServiceDeps struct {
 	// to the gateways of its views besides cfg.Gateways, and to a new
 	// gateway as soon as a view lists it.
 	Membership router.Membership
+	// Ahead, when set, is told the bare JID of every session a gateway
+	// announces (sbind) as the link reads it, before the event's turn to
+	// be processed comes: a store may start reading what the processing
+	// will need (see package prefetch).
+	Ahead func(bare string)
 }
 
 // ErrRefused reports a gateway that refused a binding; retrying would not
@@ -1005,6 +1010,11 @@ func (l *slink) readFrames(ctx context.Context, r *reader, events chan<- *xmlstr
 		}
 		if el == nil {
 			continue
+		}
+		if el.Local == "sbind" && l.s.deps.Ahead != nil {
+			if full, err := jid.Parse(el.Attr("jid")); err == nil && full.Local() != "" {
+				l.s.deps.Ahead(full.BareString())
+			}
 		}
 		select {
 		case events <- el:

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -44,11 +45,21 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	return open(ctx, dsn, migrations)
 }
 
+// defaultMaxConns is the least size of the connection pool when the DSN
+// does not choose it (pool_max_conns).
+const defaultMaxConns = 16
+
 func open(ctx context.Context, dsn string, steps []string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// pgx leaves any password out of this error.
 		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		// pgx's default, the number of CPUs (at least 4), is too few for
+		// a session manager that answers credential lookups and reads
+		// rosters ahead (package prefetch) while it processes events.
+		cfg.MaxConns = max(cfg.MaxConns, defaultMaxConns)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -11,50 +11,62 @@ import (
 )
 
 // RosterItems implements storage.Roster. The items, their groups and the
-// version come from one snapshot.
+// version come from one statement, and so from one snapshot, in one round
+// trip: every login loads its roster, and a session manager taking over
+// many users at once (a failover) waits for each.
 func (s *Store) RosterItems(ctx context.Context, user string) ([]storage.RosterItem, int64, error) {
 	var (
 		items   []storage.RosterItem
 		version int64
 	)
-	err := s.readTx(ctx, func(tx pgx.Tx) error {
-		items, version = nil, 0
-		err := tx.QueryRow(ctx, `SELECT version FROM roster_versions WHERE username = $1`, user).Scan(&version)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		rows, err := tx.Query(ctx,
-			`SELECT contact, name, subscription, ask, pending_in, approved FROM roster_items WHERE username = $1 ORDER BY contact`, user)
+	err := func() error {
+		// One row per (item, group), or per item without groups; one
+		// row of NULLs (but the version) without items.
+		rows, err := s.pool.Query(ctx, `SELECT COALESCE((SELECT version FROM roster_versions WHERE username = $1), 0),
+			i.contact, i.name, i.subscription, i.ask, i.pending_in, i.approved, g.grp
+			FROM (SELECT 1 AS one) AS o
+			LEFT JOIN roster_items i ON i.username = $1
+			LEFT JOIN roster_groups g ON g.username = i.username AND g.contact = i.contact
+			ORDER BY i.contact, g.grp`, user)
 		if err != nil {
 			return err
 		}
-		index := make(map[string]int)
-		var it storage.RosterItem
-		_, err = pgx.ForEachRow(rows, []any{&it.Contact, &it.Name, &it.Subscription, &it.Ask, &it.PendingIn, &it.Approved}, func() error {
-			index[it.Contact] = len(items)
-			items = append(items, it)
-			return nil
-		})
-		if err != nil || len(items) == 0 {
-			return err
-		}
-		grows, err := tx.Query(ctx, `SELECT contact, grp FROM roster_groups WHERE username = $1 ORDER BY contact, grp`, user)
-		if err != nil {
-			return err
-		}
-		var contact, grp string
-		_, err = pgx.ForEachRow(grows, []any{&contact, &grp}, func() error {
-			if i, ok := index[contact]; ok {
-				items[i].Groups = append(items[i].Groups, grp)
+		var (
+			contact, name, sub, grp *string
+			ask, pending, approved  *bool
+		)
+		_, err = pgx.ForEachRow(rows, []any{&version, &contact, &name, &sub, &ask, &pending, &approved, &grp}, func() error {
+			if contact == nil {
+				return nil
+			}
+			if n := len(items); n == 0 || items[n-1].Contact != *contact {
+				items = append(items, storage.RosterItem{Contact: *contact, Name: deref(name), Subscription: deref(sub),
+					Ask: derefBool(ask), PendingIn: derefBool(pending), Approved: derefBool(approved)})
+			}
+			if grp != nil {
+				items[len(items)-1].Groups = append(items[len(items)-1].Groups, *grp)
 			}
 			return nil
 		})
 		return err
-	})
+	}()
 	if err != nil {
 		return nil, 0, fmt.Errorf("postgres: roster items %s: %w", user, err)
 	}
 	return items, version, nil
+}
+
+// deref is *p, "" for nil: a column of an outer join's missing side.
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// derefBool is *p, false for nil.
+func derefBool(p *bool) bool {
+	return p != nil && *p
 }
 
 // RosterItem implements storage.Roster.

@@ -1,0 +1,212 @@
+// Package prefetch loads a user's roster and offline messages ahead of
+// the session manager's need for them.
+//
+// A session manager instance processes the events of its links one at a
+// time, and the first presence of a session waits for two reads of the
+// database: the roster, and the offline messages. When many sessions
+// arrive at once (the users of a failed instance, handed to a survivor;
+// a gateway's logins after a restart) those reads, one after another,
+// are what the survivor spends its time on. The link reads its events
+// ahead of processing them; for each session announced it calls Ahead,
+// which starts both reads, a few users at a time, so that they overlap
+// with the processing of the events before.
+//
+// A read made ahead is used once, by the next RosterItems or
+// OfflineMessages for the user, and only if no write for the user went
+// through the Store since it began: the rosters and offline messages of a
+// user are written by the instance that owns the user, through this
+// Store. A read ahead that nobody used is forgotten after MaxAge.
+package prefetch
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+)
+
+// MaxAge is how long a read made ahead is kept for its user.
+const MaxAge = 30 * time.Second
+
+// Backing is what a Store reads ahead from and writes through to.
+type Backing interface {
+	storage.Roster
+	storage.Offline
+}
+
+// Store reads rosters and offline messages ahead of need. Its methods
+// other than Ahead are storage.Roster's and storage.Offline's.
+type Store struct {
+	b       Backing
+	sem     chan struct{}
+	maxKept int
+	now     func() time.Time
+
+	mu sync.Mutex
+	m  map[string]*entry
+}
+
+// entry is one user's reads made ahead.
+type entry struct {
+	done  chan struct{} // closed once both reads are over
+	began time.Time
+	// stale: a write for the user went through the Store since the reads
+	// began; they are not used.
+	stale bool
+	// Set before done is closed.
+	items   []storage.RosterItem
+	version int64
+	rerr    error
+	msgs    []storage.OfflineMessage
+	oerr    error
+	// Used already (each read is used once).
+	rosterUsed, offlineUsed bool
+}
+
+// New returns a Store over b reading ahead for at most inFlight users at
+// a time and keeping at most maxKept users' reads.
+func New(b Backing, inFlight, maxKept int) *Store {
+	return &Store{b: b, sem: make(chan struct{}, max(inFlight, 1)), maxKept: max(maxKept, 1), now: time.Now, m: map[string]*entry{}}
+}
+
+// Ahead starts reading user's roster and offline messages, unless they
+// are being read or kept already, or inFlight reads are under way (the
+// processing then reads them itself, as without a Store).
+func (s *Store) Ahead(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.m[user]; e != nil && !e.stale && !e.rosterUsed && !e.offlineUsed {
+		return
+	}
+	if len(s.m) >= s.maxKept {
+		s.dropOldLocked()
+		if len(s.m) >= s.maxKept {
+			return
+		}
+	}
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		return
+	}
+	e := &entry{done: make(chan struct{}), began: s.now()}
+	s.m[user] = e
+	go func() {
+		defer func() { <-s.sem }()
+		// Not the caller's context: the reads belong to the events read
+		// ahead, which the processing takes on whatever happens to the
+		// caller.
+		ctx, cancel := context.WithTimeout(context.Background(), MaxAge)
+		defer cancel()
+		items, version, rerr := s.b.RosterItems(ctx, user)
+		msgs, oerr := s.b.OfflineMessages(ctx, user)
+		s.mu.Lock()
+		e.items, e.version, e.rerr, e.msgs, e.oerr = items, version, rerr, msgs, oerr
+		s.mu.Unlock()
+		close(e.done)
+	}()
+}
+
+// dropOldLocked forgets the reads older than MaxAge; s.mu is held.
+func (s *Store) dropOldLocked() {
+	for u, e := range s.m {
+		if s.now().Sub(e.began) > MaxAge {
+			select {
+			case <-e.done:
+				delete(s.m, u)
+			default: // still reading; its reader is bounded by MaxAge too
+			}
+		}
+	}
+}
+
+// take returns user's entry to use for a read, waiting for it to be
+// over; nil if there is none to use. used marks the read taken.
+func (s *Store) take(ctx context.Context, user string, used func(*entry) *bool) *entry {
+	s.mu.Lock()
+	e := s.m[user]
+	if e == nil || e.stale || *used(e) {
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e.stale || *used(e) || s.now().Sub(e.began) > MaxAge {
+		return nil
+	}
+	*used(e) = true
+	if e.rosterUsed && e.offlineUsed && s.m[user] == e {
+		delete(s.m, user)
+	}
+	return e
+}
+
+// wrote marks user's reads made ahead stale: called once a write for
+// the user is over, it covers every read that began before the write
+// ended.
+func (s *Store) wrote(user string) {
+	s.mu.Lock()
+	if e := s.m[user]; e != nil {
+		e.stale = true
+		delete(s.m, user)
+	}
+	s.mu.Unlock()
+}
+
+// RosterItems implements storage.Roster.
+func (s *Store) RosterItems(ctx context.Context, user string) ([]storage.RosterItem, int64, error) {
+	if e := s.take(ctx, user, func(e *entry) *bool { return &e.rosterUsed }); e != nil && e.rerr == nil {
+		return e.items, e.version, nil
+	}
+	return s.b.RosterItems(ctx, user)
+}
+
+// RosterItem implements storage.Roster.
+func (s *Store) RosterItem(ctx context.Context, user, contact string) (storage.RosterItem, error) {
+	return s.b.RosterItem(ctx, user, contact)
+}
+
+// PutRosterItem implements storage.Roster.
+func (s *Store) PutRosterItem(ctx context.Context, user string, item storage.RosterItem) (int64, error) {
+	defer s.wrote(user)
+	return s.b.PutRosterItem(ctx, user, item)
+}
+
+// DeleteRosterItem implements storage.Roster.
+func (s *Store) DeleteRosterItem(ctx context.Context, user, contact string) (int64, error) {
+	defer s.wrote(user)
+	return s.b.DeleteRosterItem(ctx, user, contact)
+}
+
+// PushOffline implements storage.Offline.
+func (s *Store) PushOffline(ctx context.Context, user string, stanza []byte, stored time.Time, quota int) error {
+	defer s.wrote(user)
+	return s.b.PushOffline(ctx, user, stanza, stored, quota)
+}
+
+// OfflineMessages implements storage.Offline.
+func (s *Store) OfflineMessages(ctx context.Context, user string) ([]storage.OfflineMessage, error) {
+	if e := s.take(ctx, user, func(e *entry) *bool { return &e.offlineUsed }); e != nil && e.oerr == nil {
+		return e.msgs, nil
+	}
+	return s.b.OfflineMessages(ctx, user)
+}
+
+// DeleteOffline implements storage.Offline.
+func (s *Store) DeleteOffline(ctx context.Context, user string, upTo int64) error {
+	defer s.wrote(user)
+	return s.b.DeleteOffline(ctx, user, upTo)
+}
+
+// DeleteOfflineEvent implements storage.Offline.
+func (s *Store) DeleteOfflineEvent(ctx context.Context, user, event string) (bool, error) {
+	defer s.wrote(user)
+	return s.b.DeleteOfflineEvent(ctx, user, event)
+}
