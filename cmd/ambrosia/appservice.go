@@ -89,7 +89,7 @@ func newApps(cfg config.Config, r *router.Router, store appStore, mon *metrics.M
 
 // smDeps makes the session managers report to the services and ask their
 // hooks; nothing is asked when no service has a hook.
-func (a *apps) smDeps(d *sm.Deps) {
+func (a *apps) smDeps(_ *sm.Config, d *sm.Deps) {
 	if a == nil {
 		return
 	}

@@ -119,11 +119,17 @@ func serviceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var ahead func(string)
 	switch name {
 	case "sm":
-		// Rosters and offline messages are read as the links read the
-		// sessions' announcements, ahead of their processing.
-		pf := prefetch.New(store, prefetchInFlight, prefetchKept)
+		// Users' state is read as the links read the sessions'
+		// announcements, ahead of their processing.
+		pf := prefetch.New(store, prefetchInFlight, prefetchKept, cfg.Archive.Enabled)
 		ahead = pf.Ahead
-		sms, err := newSessionManagers(cfg, r, store, mon, log, func(d *sm.Deps) { d.Roster, d.Offline = pf, pf })
+		sms, err := newSessionManagers(cfg, r, store, mon, log, func(c *sm.Config, d *sm.Deps) {
+			c.LoadOnLogin = true
+			d.Roster, d.Offline, d.Blocklist = pf, pf, pf
+			if d.Archive != nil {
+				d.Archive = pf
+			}
+		})
 		if err != nil {
 			return err
 		}

@@ -31,7 +31,7 @@ type smStore interface {
 
 // newSessionManagers builds the session manager of every configured
 // domain, the same way for `serve` and `service sm`.
-func newSessionManagers(cfg config.Config, r *router.Router, store smStore, m sm.Metrics, log *slog.Logger, adjust func(*sm.Deps)) ([]*sm.SM, error) {
+func newSessionManagers(cfg config.Config, r *router.Router, store smStore, m sm.Metrics, log *slog.Logger, adjust func(*sm.Config, *sm.Deps)) ([]*sm.SM, error) {
 	var out []*sm.SM
 	for _, d := range cfg.Domains {
 		deps := sm.Deps{Router: r, Accounts: store, Roster: store, Offline: store, Blocklist: store, Private: store, PEP: store, Log: log, Metrics: m}
@@ -41,10 +41,11 @@ func newSessionManagers(cfg config.Config, r *router.Router, store smStore, m sm
 		if cfg.Invites.Enabled && cfg.Invites.Users {
 			deps.Invites = store
 		}
+		sc := sm.Config{Domain: d, Version: version(), ArchiveRetention: time.Duration(cfg.Archive.Retention), ContactAddresses: cfg.Contact.Addresses(), UserInvites: cfg.Invites.Enabled && cfg.Invites.Users}
 		if adjust != nil {
-			adjust(&deps)
+			adjust(&sc, &deps)
 		}
-		m, err := sm.New(sm.Config{Domain: d, Version: version(), ArchiveRetention: time.Duration(cfg.Archive.Retention), ContactAddresses: cfg.Contact.Addresses(), UserInvites: cfg.Invites.Enabled && cfg.Invites.Users}, deps)
+		m, err := sm.New(sc, deps)
 		if err != nil {
 			return nil, err
 		}

@@ -76,6 +76,14 @@ func (m *SM) outboundPresence(ctx context.Context, sess router.Session, s router
 	prio := me.priority
 	u.mu.Unlock()
 	m.broadcast(ctx, u, s.El, initial)
+	if initial && m.cfg.LoadOnLogin {
+		u.mu.Lock()
+		m.blocklistLocked(ctx, u)
+		u.mu.Unlock()
+		if m.deps.Archive != nil {
+			m.archivePrefs(ctx, u.bare)
+		}
+	}
 	if initial && prio >= 0 {
 		m.deliverOffline(ctx, u, sess)
 	}

@@ -41,6 +41,12 @@ type Config struct {
 	// UserInvites lets local users create invitations with the ad-hoc
 	// command urn:xmpp:invite#invite (XEP-0401); it needs Deps.Invites.
 	UserInvites bool
+	// LoadOnLogin loads a user's blocklist and archive preferences when a
+	// session of the user comes online, with the roster, rather than at
+	// the first message the user sends or receives. A split instance
+	// does, whose store reads them ahead as the gateways announce the
+	// sessions (package prefetch): a message then waits for no read.
+	LoadOnLogin bool
 }
 
 // Deps are the session manager's dependencies.

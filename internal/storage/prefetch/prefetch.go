@@ -1,5 +1,5 @@
-// Package prefetch loads a user's roster and offline messages ahead of
-// the session manager's need for them.
+// Package prefetch loads a user's roster, offline messages, blocklist
+// and archive preferences ahead of the session manager's need for them.
 //
 // A session manager instance processes the events of its links one at a
 // time, and the first presence of a session waits for two reads of the
@@ -8,18 +8,19 @@
 // a gateway's logins after a restart) those reads, one after another,
 // are what the survivor spends its time on. The link reads its events
 // ahead of processing them; for each session announced it calls Ahead,
-// which starts both reads, a few users at a time, so that they overlap
+// which starts the reads, a few users at a time, so that they overlap
 // with the processing of the events before.
 //
-// A read made ahead is used once, by the next RosterItems or
-// OfflineMessages for the user, and only if no write for the user went
-// through the Store since it began: the rosters and offline messages of a
-// user are written by the instance that owns the user, through this
-// Store. A read ahead that nobody used is forgotten after MaxAge.
+// A read made ahead is used once, by the next read of its kind for the
+// user, and only if no write for the user went through the Store since
+// it began: this state of a user is written by the instance that owns
+// the user, through this Store. A read ahead that nobody used is
+// forgotten after MaxAge.
 package prefetch
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -33,12 +34,17 @@ const MaxAge = 30 * time.Second
 type Backing interface {
 	storage.Roster
 	storage.Offline
+	storage.Blocklist
+	storage.Archive
 }
 
-// Store reads rosters and offline messages ahead of need. Its methods
-// other than Ahead are storage.Roster's and storage.Offline's.
+// Store reads users' state ahead of need. Its methods other than Ahead
+// are storage.Roster's, storage.Offline's, storage.Blocklist's and
+// storage.Archive's (those of the archive itself go straight through).
 type Store struct {
+	storage.Archive
 	b       Backing
+	archive bool
 	sem     chan struct{}
 	maxKept int
 	now     func() time.Time
@@ -60,14 +66,19 @@ type entry struct {
 	rerr    error
 	msgs    []storage.OfflineMessage
 	oerr    error
+	blocked []string
+	berr    error
+	prefs   storage.ArchivePrefs
+	perr    error // storage.ErrNotFound is an answer
 	// Used already (each read is used once).
-	rosterUsed, offlineUsed bool
+	rosterUsed, offlineUsed, blockedUsed, prefsUsed bool
 }
 
 // New returns a Store over b reading ahead for at most inFlight users at
-// a time and keeping at most maxKept users' reads.
-func New(b Backing, inFlight, maxKept int) *Store {
-	return &Store{b: b, sem: make(chan struct{}, max(inFlight, 1)), maxKept: max(maxKept, 1), now: time.Now, m: map[string]*entry{}}
+// a time and keeping at most maxKept users' reads; archive says whether
+// the archive preferences are read ahead too (the archive is on).
+func New(b Backing, inFlight, maxKept int, archive bool) *Store {
+	return &Store{Archive: b, b: b, archive: archive, sem: make(chan struct{}, max(inFlight, 1)), maxKept: max(maxKept, 1), now: time.Now, m: map[string]*entry{}}
 }
 
 // Ahead starts reading user's roster and offline messages, unless they
@@ -76,7 +87,7 @@ func New(b Backing, inFlight, maxKept int) *Store {
 func (s *Store) Ahead(user string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.m[user]; e != nil && !e.stale && !e.rosterUsed && !e.offlineUsed {
+	if e := s.m[user]; e != nil && !e.stale && !e.anyUsed() {
 		return
 	}
 	if len(s.m) >= s.maxKept {
@@ -101,8 +112,14 @@ func (s *Store) Ahead(user string) {
 		defer cancel()
 		items, version, rerr := s.b.RosterItems(ctx, user)
 		msgs, oerr := s.b.OfflineMessages(ctx, user)
+		blocked, berr := s.b.BlockedJIDs(ctx, user)
+		prefs, perr := storage.ArchivePrefs{}, errors.New("prefetch: archive off")
+		if s.archive {
+			prefs, perr = s.b.ArchivePrefs(ctx, user)
+		}
 		s.mu.Lock()
 		e.items, e.version, e.rerr, e.msgs, e.oerr = items, version, rerr, msgs, oerr
+		e.blocked, e.berr, e.prefs, e.perr = blocked, berr, prefs, perr
 		s.mu.Unlock()
 		close(e.done)
 	}()
@@ -142,10 +159,15 @@ func (s *Store) take(ctx context.Context, user string, used func(*entry) *bool) 
 		return nil
 	}
 	*used(e) = true
-	if e.rosterUsed && e.offlineUsed && s.m[user] == e {
+	if e.rosterUsed && e.offlineUsed && e.blockedUsed && e.prefsUsed && s.m[user] == e {
 		delete(s.m, user)
 	}
 	return e
+}
+
+// anyUsed reports whether a read of e was used; s.mu is held.
+func (e *entry) anyUsed() bool {
+	return e.rosterUsed || e.offlineUsed || e.blockedUsed || e.prefsUsed
 }
 
 // wrote marks user's reads made ahead stale: called once a write for
@@ -209,4 +231,38 @@ func (s *Store) DeleteOffline(ctx context.Context, user string, upTo int64) erro
 func (s *Store) DeleteOfflineEvent(ctx context.Context, user, event string) (bool, error) {
 	defer s.wrote(user)
 	return s.b.DeleteOfflineEvent(ctx, user, event)
+}
+
+// BlockedJIDs implements storage.Blocklist.
+func (s *Store) BlockedJIDs(ctx context.Context, user string) ([]string, error) {
+	if e := s.take(ctx, user, func(e *entry) *bool { return &e.blockedUsed }); e != nil && e.berr == nil {
+		return e.blocked, nil
+	}
+	return s.b.BlockedJIDs(ctx, user)
+}
+
+// Block implements storage.Blocklist.
+func (s *Store) Block(ctx context.Context, user string, jids []string) error {
+	defer s.wrote(user)
+	return s.b.Block(ctx, user, jids)
+}
+
+// Unblock implements storage.Blocklist.
+func (s *Store) Unblock(ctx context.Context, user string, jids []string) error {
+	defer s.wrote(user)
+	return s.b.Unblock(ctx, user, jids)
+}
+
+// ArchivePrefs implements storage.Archive.
+func (s *Store) ArchivePrefs(ctx context.Context, user string) (storage.ArchivePrefs, error) {
+	if e := s.take(ctx, user, func(e *entry) *bool { return &e.prefsUsed }); e != nil && (e.perr == nil || errors.Is(e.perr, storage.ErrNotFound)) {
+		return e.prefs, e.perr
+	}
+	return s.b.ArchivePrefs(ctx, user)
+}
+
+// SetArchivePrefs implements storage.Archive.
+func (s *Store) SetArchivePrefs(ctx context.Context, user string, p storage.ArchivePrefs) error {
+	defer s.wrote(user)
+	return s.b.SetArchivePrefs(ctx, user, p)
 }

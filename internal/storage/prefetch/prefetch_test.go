@@ -17,6 +17,7 @@ import (
 type counting struct {
 	*memory.Store
 	rosterReads, offlineReads atomic.Int32
+	blockedReads, prefsReads  atomic.Int32
 	mu                        sync.Mutex
 	gate                      chan struct{}
 }
@@ -24,6 +25,16 @@ type counting struct {
 func (c *counting) RosterItems(ctx context.Context, user string) ([]storage.RosterItem, int64, error) {
 	c.rosterReads.Add(1)
 	return c.Store.RosterItems(ctx, user)
+}
+
+func (c *counting) BlockedJIDs(ctx context.Context, user string) ([]string, error) {
+	c.blockedReads.Add(1)
+	return c.Store.BlockedJIDs(ctx, user)
+}
+
+func (c *counting) ArchivePrefs(ctx context.Context, user string) (storage.ArchivePrefs, error) {
+	c.prefsReads.Add(1)
+	return c.Store.ArchivePrefs(ctx, user)
 }
 
 func (c *counting) OfflineMessages(ctx context.Context, user string) ([]storage.OfflineMessage, error) {
@@ -50,7 +61,13 @@ func setup(t *testing.T) (*counting, *Store) {
 	if err := b.Store.PushOffline(ctx, alice, []byte("<message/>"), time.Now(), 100); err != nil {
 		t.Fatal(err)
 	}
-	return b, New(b, 4, 100)
+	if err := b.Store.Block(ctx, alice, []string{"spam@example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Store.SetArchivePrefs(ctx, alice, storage.ArchivePrefs{Default: "roster"}); err != nil {
+		t.Fatal(err)
+	}
+	return b, New(b, 4, 100, true)
 }
 
 // waitRead waits until the reads ahead reached the backing store.
@@ -78,8 +95,16 @@ func TestReadAheadUsedOnce(t *testing.T) {
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("offline %v, %v", msgs, err)
 	}
-	if r, o := b.rosterReads.Load(), b.offlineReads.Load(); r != 1 || o != 1 {
-		t.Errorf("backing reads: roster %d, offline %d; want the reads ahead only", r, o)
+	blocked, err := s.BlockedJIDs(ctx, alice)
+	if err != nil || len(blocked) != 1 {
+		t.Fatalf("blocklist %v, %v", blocked, err)
+	}
+	prefs, err := s.ArchivePrefs(ctx, alice)
+	if err != nil || prefs.Default != "roster" {
+		t.Fatalf("archive prefs %+v, %v", prefs, err)
+	}
+	if r, o, bl, p := b.rosterReads.Load(), b.offlineReads.Load(), b.blockedReads.Load(), b.prefsReads.Load(); r != 1 || o != 1 || bl != 1 || p != 1 {
+		t.Errorf("backing reads: roster %d, offline %d, blocklist %d, prefs %d; want the reads ahead only", r, o, bl, p)
 	}
 	// Used once: the next reads are the store's.
 	if _, _, err := s.RosterItems(ctx, alice); err != nil {
@@ -116,6 +141,27 @@ func TestWriteMakesReadAheadStale(t *testing.T) {
 		}, func(t *testing.T, s *Store) {
 			if items, _, _ := s.RosterItems(ctx, alice); len(items) != 0 {
 				t.Errorf("roster %v, want none", items)
+			}
+		}},
+		{"block", func(s *Store) error {
+			return s.Block(ctx, alice, []string{"more@example.org"})
+		}, func(t *testing.T, s *Store) {
+			if bl, _ := s.BlockedJIDs(ctx, alice); len(bl) != 2 {
+				t.Errorf("blocklist %v, want two", bl)
+			}
+		}},
+		{"unblock", func(s *Store) error {
+			return s.Unblock(ctx, alice, nil)
+		}, func(t *testing.T, s *Store) {
+			if bl, _ := s.BlockedJIDs(ctx, alice); len(bl) != 0 {
+				t.Errorf("blocklist %v, want none", bl)
+			}
+		}},
+		{"archive prefs", func(s *Store) error {
+			return s.SetArchivePrefs(ctx, alice, storage.ArchivePrefs{Default: "never"})
+		}, func(t *testing.T, s *Store) {
+			if p, _ := s.ArchivePrefs(ctx, alice); p.Default != "never" {
+				t.Errorf("archive default %q, want never", p.Default)
 			}
 		}},
 		{"offline push", func(s *Store) error {
