@@ -43,14 +43,16 @@ type Backing interface {
 // storage.Archive's (those of the archive itself go straight through).
 type Store struct {
 	storage.Archive
-	b       Backing
-	archive bool
-	sem     chan struct{}
-	maxKept int
-	now     func() time.Time
+	b        Backing
+	archive  bool
+	inFlight int
+	maxKept  int
+	now      func() time.Time
 
-	mu sync.Mutex
-	m  map[string]*entry
+	mu      sync.Mutex
+	m       map[string]*entry
+	queue   []job // reads to make, in order
+	running int   // goroutines making them
 }
 
 // entry is one user's reads made ahead.
@@ -78,12 +80,15 @@ type entry struct {
 // a time and keeping at most maxKept users' reads; archive says whether
 // the archive preferences are read ahead too (the archive is on).
 func New(b Backing, inFlight, maxKept int, archive bool) *Store {
-	return &Store{Archive: b, b: b, archive: archive, sem: make(chan struct{}, max(inFlight, 1)), maxKept: max(maxKept, 1), now: time.Now, m: map[string]*entry{}}
+	return &Store{Archive: b, b: b, archive: archive, inFlight: max(inFlight, 1), maxKept: max(maxKept, 1), now: time.Now, m: map[string]*entry{}}
 }
 
-// Ahead starts reading user's roster and offline messages, unless they
-// are being read or kept already, or inFlight reads are under way (the
-// processing then reads them itself, as without a Store).
+// Ahead queues the reads of user's state, unless they are queued or kept
+// already or maxKept users' reads are. At most inFlight users are read
+// at a time, in the order Ahead was called, which is about the order the
+// processing needs them in; a read the processing needs before its turn
+// comes is waited for, as the processing would otherwise wait for its
+// own read behind the reads before.
 func (s *Store) Ahead(user string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -96,33 +101,62 @@ func (s *Store) Ahead(user string) {
 			return
 		}
 	}
-	select {
-	case s.sem <- struct{}{}:
-	default:
-		return
-	}
 	e := &entry{done: make(chan struct{}), began: s.now()}
 	s.m[user] = e
-	go func() {
-		defer func() { <-s.sem }()
-		// Not the caller's context: the reads belong to the events read
-		// ahead, which the processing takes on whatever happens to the
-		// caller.
-		ctx, cancel := context.WithTimeout(context.Background(), MaxAge)
-		defer cancel()
-		items, version, rerr := s.b.RosterItems(ctx, user)
-		msgs, oerr := s.b.OfflineMessages(ctx, user)
-		blocked, berr := s.b.BlockedJIDs(ctx, user)
-		prefs, perr := storage.ArchivePrefs{}, errors.New("prefetch: archive off")
-		if s.archive {
-			prefs, perr = s.b.ArchivePrefs(ctx, user)
-		}
+	s.queue = append(s.queue, job{user: user, e: e})
+	if s.running < s.inFlight {
+		s.running++
+		go s.work()
+	}
+}
+
+// job is one user's reads to make.
+type job struct {
+	user string
+	e    *entry
+}
+
+// work reads the queued users' state until the queue is empty.
+func (s *Store) work() {
+	for {
 		s.mu.Lock()
-		e.items, e.version, e.rerr, e.msgs, e.oerr = items, version, rerr, msgs, oerr
-		e.blocked, e.berr, e.prefs, e.perr = blocked, berr, prefs, perr
+		if len(s.queue) == 0 {
+			s.running--
+			s.queue = nil // lets the backing array go after a burst
+			s.mu.Unlock()
+			return
+		}
+		j := s.queue[0]
+		s.queue[0] = job{}
+		s.queue = s.queue[1:]
+		stale := j.e.stale
 		s.mu.Unlock()
-		close(e.done)
-	}()
+		if !stale {
+			s.read(j.user, j.e)
+		}
+		close(j.e.done)
+	}
+}
+
+// read makes the reads of e.
+func (s *Store) read(user string, e *entry) {
+	// Not the caller's context: the reads belong to the events read
+	// ahead, which the processing takes on whatever happens to the
+	// caller.
+	ctx, cancel := context.WithTimeout(context.Background(), MaxAge)
+	defer cancel()
+	items, version, rerr := s.b.RosterItems(ctx, user)
+	msgs, oerr := s.b.OfflineMessages(ctx, user)
+	blocked, berr := s.b.BlockedJIDs(ctx, user)
+	prefs, perr := storage.ArchivePrefs{}, errors.New("prefetch: archive off")
+	if s.archive {
+		prefs, perr = s.b.ArchivePrefs(ctx, user)
+	}
+	s.mu.Lock()
+	e.items, e.version, e.rerr, e.msgs, e.oerr = items, version, rerr, msgs, oerr
+	e.blocked, e.berr, e.prefs, e.perr = blocked, berr, prefs, perr
+	e.began = s.now() // kept for MaxAge from now
+	s.mu.Unlock()
 }
 
 // dropOldLocked forgets the reads older than MaxAge; s.mu is held.
