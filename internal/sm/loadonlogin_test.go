@@ -41,13 +41,17 @@ func TestLoadOnLogin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := &fakeSession{jid: jid.MustParse("alice@localhost/a")}
-		if err := m.Bind(t.Context(), s); err != nil {
-			t.Fatal(err)
+		// online binds a session of alice and sends its initial presence.
+		online := func(full string) {
+			s := &fakeSession{jid: jid.MustParse(full)}
+			if err := m.Bind(t.Context(), s); err != nil {
+				t.Fatal(err)
+			}
+			p := mustParse(t, "<presence xmlns='jabber:client'/>")
+			p.SetAttr("from", s.jid.String())
+			m.HandleFromSession(t.Context(), s, router.Stanza{El: p, From: s.jid})
 		}
-		p := mustParse(t, "<presence xmlns='jabber:client'/>")
-		p.SetAttr("from", s.jid.String())
-		m.HandleFromSession(t.Context(), s, router.Stanza{El: p, From: s.jid})
+		online("alice@localhost/a")
 		want := int32(0)
 		if on {
 			want = 1
@@ -57,13 +61,7 @@ func TestLoadOnLogin(t *testing.T) {
 		}
 		// A second initial presence of the user (another session) reads
 		// nothing more: the user's state is loaded.
-		s2 := &fakeSession{jid: jid.MustParse("alice@localhost/b")}
-		if err := m.Bind(t.Context(), s2); err != nil {
-			t.Fatal(err)
-		}
-		p2 := mustParse(t, "<presence xmlns='jabber:client'/>")
-		p2.SetAttr("from", s2.jid.String())
-		m.HandleFromSession(t.Context(), s2, router.Stanza{El: p2, From: s2.jid})
+		online("alice@localhost/b")
 		if b, pr := store.blocked.Load(), store.prefs.Load(); b != want || pr != want {
 			t.Errorf("LoadOnLogin %v, second session: %d blocklist and %d archive preference reads, want %d each", on, b, pr, want)
 		}

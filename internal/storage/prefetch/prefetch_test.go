@@ -12,8 +12,8 @@ import (
 )
 
 // counting counts the reads that reach the backing store; while gate is
-// set, an offline read, once read, waits for it to close (the reads ahead
-// read the roster first).
+// set, an archive preferences read, once read, waits for it to close (a
+// read ahead reads them last).
 type counting struct {
 	*memory.Store
 	rosterReads, offlineReads atomic.Int32
@@ -33,20 +33,20 @@ func (c *counting) BlockedJIDs(ctx context.Context, user string) ([]string, erro
 }
 
 func (c *counting) ArchivePrefs(ctx context.Context, user string) (storage.ArchivePrefs, error) {
+	p, err := c.Store.ArchivePrefs(ctx, user)
 	c.prefsReads.Add(1)
-	return c.Store.ArchivePrefs(ctx, user)
-}
-
-func (c *counting) OfflineMessages(ctx context.Context, user string) ([]storage.OfflineMessage, error) {
-	msgs, err := c.Store.OfflineMessages(ctx, user)
-	c.offlineReads.Add(1)
 	c.mu.Lock()
 	g := c.gate
 	c.mu.Unlock()
 	if g != nil {
 		<-g
 	}
-	return msgs, err
+	return p, err
+}
+
+func (c *counting) OfflineMessages(ctx context.Context, user string) ([]storage.OfflineMessage, error) {
+	c.offlineReads.Add(1)
+	return c.Store.OfflineMessages(ctx, user)
 }
 
 const alice = "alice@localhost"
@@ -70,11 +70,12 @@ func setup(t *testing.T) (*counting, *Store) {
 	return b, New(b, 4, 100, true)
 }
 
-// waitRead waits until the reads ahead reached the backing store.
-func waitRead(t *testing.T, b *counting, roster, offline int32) {
+// waitRead waits until the reads ahead reached the backing store: roster
+// reads, and rest of the offline and of the archive preferences reads.
+func waitRead(t *testing.T, b *counting, roster, rest int32) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for b.rosterReads.Load() < roster || b.offlineReads.Load() < offline {
+	for b.rosterReads.Load() < roster || b.offlineReads.Load() < rest || b.prefsReads.Load() < rest {
 		if time.Now().After(deadline) {
 			t.Fatalf("reads: roster %d, offline %d", b.rosterReads.Load(), b.offlineReads.Load())
 		}
