@@ -53,11 +53,12 @@ type Store struct {
 	m       map[string]*entry
 	queue   []job // reads to make, in order
 	running int   // goroutines making them
+	added   int   // entries made, for the periodic cleanup
 }
 
 // entry is one user's reads made ahead.
 type entry struct {
-	done  chan struct{} // closed once both reads are over
+	done  chan struct{} // closed once its reads are over
 	began time.Time
 	// stale: a write for the user went through the Store since the reads
 	// began; they are not used.
@@ -72,8 +73,10 @@ type entry struct {
 	berr    error
 	prefs   storage.ArchivePrefs
 	perr    error // storage.ErrNotFound is an answer
-	// Used already (each read is used once).
+	// Used already (each read is used once); prefsRead says the archive
+	// preferences are read at all.
 	rosterUsed, offlineUsed, blockedUsed, prefsUsed bool
+	prefsRead                                       bool
 }
 
 // New returns a Store over b reading ahead for at most inFlight users at
@@ -101,7 +104,13 @@ func (s *Store) Ahead(user string) {
 			return
 		}
 	}
-	e := &entry{done: make(chan struct{}), began: s.now()}
+	// Every so often, forget reads nobody took (a user whose state the
+	// session manager had loaded already takes none).
+	if s.added++; s.added%1024 == 0 {
+		s.dropOldLocked()
+	}
+	// Without the archive, nobody asks for its preferences.
+	e := &entry{done: make(chan struct{}), began: s.now(), prefsUsed: !s.archive, prefsRead: s.archive}
 	s.m[user] = e
 	s.queue = append(s.queue, job{user: user, e: e})
 	if s.running < s.inFlight {
@@ -201,7 +210,7 @@ func (s *Store) take(ctx context.Context, user string, used func(*entry) *bool) 
 
 // anyUsed reports whether a read of e was used; s.mu is held.
 func (e *entry) anyUsed() bool {
-	return e.rosterUsed || e.offlineUsed || e.blockedUsed || e.prefsUsed
+	return e.rosterUsed || e.offlineUsed || e.blockedUsed || (e.prefsUsed && e.prefsRead)
 }
 
 // wrote marks user's reads made ahead stale: called once a write for

@@ -259,3 +259,31 @@ func TestReadAheadExpires(t *testing.T) {
 		t.Errorf("%d roster reads, want 2: a read ahead older than MaxAge is not used", n)
 	}
 }
+
+// TestArchiveOff: without the archive its preferences are not read
+// ahead, and a user's reads are forgotten once the others are taken.
+func TestArchiveOff(t *testing.T) {
+	b := &counting{Store: memory.New()}
+	s := New(b, 4, 100, false)
+	ctx := context.Background()
+	s.Ahead(alice)
+	s.Ahead(alice) // queued already: nothing more
+	waitRead(t, b, 1, 0)
+	if _, _, err := s.RosterItems(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.OfflineMessages(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.BlockedJIDs(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	if r, p := b.rosterReads.Load(), b.prefsReads.Load(); r != 1 || p != 0 {
+		t.Errorf("%d roster reads, %d archive preference reads; want 1 and 0", r, p)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.m) != 0 {
+		t.Errorf("%d users' reads kept, want none", len(s.m))
+	}
+}
