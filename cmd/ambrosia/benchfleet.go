@@ -684,6 +684,7 @@ func (f *fleet) step(ctx context.Context, idx int, rate float64, record bool, lo
 		s.Delivered += m.Report.Delivered
 		s.Duplicates += m.Report.Duplicates
 		s.Errors += m.Report.Errors
+		s.Unmatched += m.Report.Unmatched
 		h.Add(m.Report.Latency)
 	}
 	s.SentPerSecond = float64(sent) / max(window.Seconds(), 1e-9)
@@ -723,6 +724,9 @@ func printStep(out io.Writer, i int, s benchStep, maxP99 time.Duration) {
 		i+1, s.Target, s.Sent, s.Seconds, s.SentPerSecond, s.Delivered, s.Duplicates, s.Sent-min(s.Sent, s.Delivered), s.Errors)
 	fmt.Fprintf(out, "  latency (send to receive, sender and addressee on different gateways): n=%d p50 %.2f ms p90 %.2f ms p99 %.2f ms max %.2f ms\n",
 		s.Latency.N, s.Latency.P50ms, s.Latency.P90ms, s.Latency.P99ms, s.Latency.MaxMs)
+	if s.Unmatched > 0 {
+		fmt.Fprintf(out, "  %d messages received with ids of no step of this run\n", s.Unmatched)
+	}
 	if s.ServerCPUms > 0 {
 		fmt.Fprintf(out, "  server CPU: %d ms, all server processes, %.1f ms per 1000 messages\n", s.ServerCPUms, float64(s.ServerCPUms)*1000/float64(max(s.Delivered, 1)))
 	}

@@ -123,6 +123,9 @@ type benchStep struct {
 	// DeliveredByEnd is what had arrived (or bounced) by the end of a
 	// failover run, its later steps' time and drains included.
 	DeliveredByEnd uint64 `json:"delivered_by_end,omitempty"`
+	// Unmatched are the messages the load processes received with ids
+	// no step of the run sent (fleet runs; counted since the run began).
+	Unmatched uint64 `json:"unmatched,omitempty"`
 }
 
 type benchFleetInfo struct {

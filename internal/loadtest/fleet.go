@@ -142,7 +142,7 @@ func (w *FleetWorker) Exclude(ids []int) {
 
 // fleetStep is what one step sent and received in this process.
 type fleetStep struct {
-	record    bool
+	record    atomic.Bool
 	latency   Histogram
 	delivered atomic.Uint64 // first arrivals
 	dups      atomic.Uint64
@@ -307,6 +307,21 @@ func (w *FleetWorker) Login(ctx context.Context) LoginStats {
 	return st
 }
 
+// step returns the record of step idx, made on first use, by the step's
+// command or by a message of the step that arrived before it; made by a
+// message it records arrivals until the command says otherwise.
+func (w *FleetWorker) step(idx int) *fleetStep {
+	if st := w.steps[idx].Load(); st != nil {
+		return st
+	}
+	st := &fleetStep{seen: map[uint64]struct{}{}}
+	st.record.Store(true)
+	if w.steps[idx].CompareAndSwap(nil, st) {
+		return st
+	}
+	return w.steps[idx].Load()
+}
+
 // StepCommand starts a step of messages.
 type StepCommand struct {
 	Step int `json:"step"`
@@ -333,8 +348,11 @@ func (w *FleetWorker) Step(ctx context.Context, c StepCommand) (sent uint64, win
 	if !w.c.Read {
 		return 0, 0, errors.New("fleet: sessions without readers cannot take messages")
 	}
-	st := &fleetStep{record: c.Record, seen: map[uint64]struct{}{}}
-	w.steps[c.Step].Store(st)
+	st := w.step(c.Step)
+	if !c.Record {
+		// Arrivals that came before this command are kept all the same.
+		st.record.Store(false)
+	}
 	w.c.Meter.SetPhase(fmt.Sprintf("step %d", c.Step+1))
 	end := time.Now().Add(c.Duration)
 	var probes sync.WaitGroup
@@ -387,7 +405,7 @@ func (w *FleetWorker) Step(ctx context.Context, c StepCommand) (sent uint64, win
 			if err := w.conns[k].Write(buf); err != nil {
 				return sent, time.Since(start), fmt.Errorf("fleet: send from %s: %w", UserName(w.c.Prefix, from), err)
 			}
-			if st.record {
+			if st.record.Load() {
 				st.sent = append(st.sent, Sent{Sender: from, Seq: seqs[k], At: at})
 			}
 			w.c.Meter.send()
@@ -471,14 +489,14 @@ func (w *FleetWorker) read(cn *Conn) CloseOutcome {
 			continue
 		}
 		step, sender, seq, ts, ok := parseFleetID(el.Attr("id"))
-		var st *fleetStep
-		if ok {
-			st = w.steps[step].Load()
-		}
-		if st == nil {
+		if !ok {
 			w.unmatched.Add(1)
 			continue
 		}
+		// The step's command may not have reached this process yet: the
+		// parent starts the load processes one after another, and another
+		// one's first messages can come first.
+		st := w.step(step)
 		if el.Attr("type") == "error" {
 			st.errors.Add(1)
 			w.c.Meter.bounce()
@@ -490,7 +508,7 @@ func (w *FleetWorker) read(cn *Conn) CloseOutcome {
 		_, dup := st.seen[key]
 		if !dup {
 			st.seen[key] = struct{}{}
-			if st.record {
+			if st.record.Load() {
 				st.arrivals = append(st.arrivals, Arrival{Sender: sender, Seq: seq, SentAt: ts, At: now})
 			}
 		}

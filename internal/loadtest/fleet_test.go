@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -152,4 +153,34 @@ func TestFleetReaderAnswersPings(t *testing.T) {
 	}
 	server.Close()
 	<-done
+}
+
+// TestFleetMessageBeforeItsStep: a message of a step that arrives before
+// the step's command reached this process is counted, not dropped (the
+// parent starts the load processes' steps one after another).
+func TestFleetMessageBeforeItsStep(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	w := &FleetWorker{}
+	done := make(chan CloseOutcome, 1)
+	go func() {
+		cn := &Conn{raw: client, nc: client, p: xmlstream.NewParser(xmlstream.DefaultLimits())}
+		if _, err := cn.event(); err != nil {
+			done <- closeOutcome(err)
+			return
+		}
+		done <- w.read(cn)
+	}()
+	id := "f0.5.1." + strconv.FormatInt(time.Now().UnixNano(), 10)
+	if _, err := server.Write([]byte("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' from='localhost'>" +
+		"<message type='chat' id='" + id + "'><body>x</body></message></stream:stream>")); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if d, _ := w.Delivered(0); d != 1 {
+		t.Errorf("%d messages of step 1 counted, want 1", d)
+	}
+	if n := w.unmatched.Load(); n != 0 {
+		t.Errorf("%d messages unmatched", n)
+	}
 }
