@@ -120,18 +120,9 @@ func TestKeepaliveDue(t *testing.T) {
 // idle ping, as a client does; a server ends a session whose ping goes
 // unanswered.
 func TestFleetReaderAnswersPings(t *testing.T) {
-	client, server := net.Pipe()
-	defer server.Close()
 	w := &FleetWorker{}
-	done := make(chan CloseOutcome, 1)
-	go func() {
-		cn := &Conn{raw: client, nc: client, p: xmlstream.NewParser(xmlstream.DefaultLimits())}
-		if _, err := cn.event(); err != nil { // the stream header, which the login reads
-			done <- closeOutcome(err)
-			return
-		}
-		done <- w.read(cn)
-	}()
+	server, done := readPipe(w)
+	defer server.Close()
 	go func() {
 		_, _ = server.Write([]byte("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' from='localhost'>" +
 			"<iq type='get' id='idle-1' from='localhost' to='load0@localhost/bench'><ping xmlns='urn:xmpp:ping'/></iq>"))
@@ -159,18 +150,9 @@ func TestFleetReaderAnswersPings(t *testing.T) {
 // the step's command reached this process is counted, not dropped (the
 // parent starts the load processes' steps one after another).
 func TestFleetMessageBeforeItsStep(t *testing.T) {
-	client, server := net.Pipe()
-	defer server.Close()
 	w := &FleetWorker{}
-	done := make(chan CloseOutcome, 1)
-	go func() {
-		cn := &Conn{raw: client, nc: client, p: xmlstream.NewParser(xmlstream.DefaultLimits())}
-		if _, err := cn.event(); err != nil {
-			done <- closeOutcome(err)
-			return
-		}
-		done <- w.read(cn)
-	}()
+	server, done := readPipe(w)
+	defer server.Close()
 	id := "f0.5.1." + strconv.FormatInt(time.Now().UnixNano(), 10)
 	if _, err := server.Write([]byte("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' from='localhost'>" +
 		"<message type='chat' id='" + id + "'><body>x</body></message></stream:stream>")); err != nil {
@@ -183,4 +165,21 @@ func TestFleetMessageBeforeItsStep(t *testing.T) {
 	if n := w.unmatched.Load(); n != 0 {
 		t.Errorf("%d messages unmatched", n)
 	}
+}
+
+// readPipe runs w's reader on one end of a pipe, past the stream header
+// (which the login reads), and returns the server's end and the reader's
+// outcome.
+func readPipe(w *FleetWorker) (net.Conn, <-chan CloseOutcome) {
+	client, server := net.Pipe()
+	done := make(chan CloseOutcome, 1)
+	go func() {
+		cn := &Conn{raw: client, nc: client, p: xmlstream.NewParser(xmlstream.DefaultLimits())}
+		if _, err := cn.event(); err != nil {
+			done <- closeOutcome(err)
+			return
+		}
+		done <- w.read(cn)
+	}()
+	return server, done
 }
