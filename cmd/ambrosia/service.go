@@ -265,10 +265,11 @@ func checkHostPort(v string) error {
 	return nil
 }
 
-// A session manager instance reads ahead the rosters and offline
-// messages of at most prefetchInFlight users at a time (each holds a
-// database connection meanwhile: the pool has at least 16, see
-// postgres.Open) and keeps at most prefetchKept users' reads.
+// A session manager instance reads ahead the state (roster, offline
+// messages, blocklist, archive preferences) of at most prefetchInFlight
+// users at a time (each holds a database connection meanwhile: the pool
+// has at least 16, see postgres.Open) and keeps at most prefetchKept
+// users' reads.
 const (
 	prefetchInFlight = 8
 	prefetchKept     = 1 << 16

@@ -2,8 +2,10 @@
 // and archive preferences ahead of the session manager's need for them.
 //
 // A session manager instance processes the events of its links one at a
-// time, and the first presence of a session waits for two reads of the
-// database: the roster, and the offline messages. When many sessions
+// time, and the first presence of a session waits for reads of the
+// database: the roster and the offline messages, and with sm.Config's
+// LoadOnLogin the blocklist and archive preferences that every message
+// of the user needs. When many sessions
 // arrive at once (the users of a failed instance, handed to a survivor;
 // a gateway's logins after a restart) those reads, one after another,
 // are what the survivor spends its time on. The link reads its events
@@ -59,7 +61,7 @@ type Store struct {
 // entry is one user's reads made ahead.
 type entry struct {
 	done  chan struct{} // closed once its reads are over
-	began time.Time
+	began time.Time     // queued, then reads over: MaxAge counts from it
 	// stale: a write for the user went through the Store since the reads
 	// began; they are not used.
 	stale bool
@@ -73,10 +75,8 @@ type entry struct {
 	berr    error
 	prefs   storage.ArchivePrefs
 	perr    error // storage.ErrNotFound is an answer
-	// Used already (each read is used once); prefsRead says the archive
-	// preferences are read at all.
+	// Used already (each read is used once).
 	rosterUsed, offlineUsed, blockedUsed, prefsUsed bool
-	prefsRead                                       bool
 }
 
 // New returns a Store over b reading ahead for at most inFlight users at
@@ -95,7 +95,7 @@ func New(b Backing, inFlight, maxKept int, archive bool) *Store {
 func (s *Store) Ahead(user string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.m[user]; e != nil && !e.stale && !e.anyUsed() {
+	if e := s.m[user]; e != nil && !e.stale && !s.anyUsed(e) {
 		return
 	}
 	if len(s.m) >= s.maxKept {
@@ -110,7 +110,7 @@ func (s *Store) Ahead(user string) {
 		s.dropOldLocked()
 	}
 	// Without the archive, nobody asks for its preferences.
-	e := &entry{done: make(chan struct{}), began: s.now(), prefsUsed: !s.archive, prefsRead: s.archive}
+	e := &entry{done: make(chan struct{}), began: s.now(), prefsUsed: !s.archive}
 	s.m[user] = e
 	s.queue = append(s.queue, job{user: user, e: e})
 	if s.running < s.inFlight {
@@ -208,9 +208,10 @@ func (s *Store) take(ctx context.Context, user string, used func(*entry) *bool) 
 	return e
 }
 
-// anyUsed reports whether a read of e was used; s.mu is held.
-func (e *entry) anyUsed() bool {
-	return e.rosterUsed || e.offlineUsed || e.blockedUsed || (e.prefsUsed && e.prefsRead)
+// anyUsed reports whether a read of e was used (without the archive, its
+// preferences count as used from the start, and not here); s.mu is held.
+func (s *Store) anyUsed(e *entry) bool {
+	return e.rosterUsed || e.offlineUsed || e.blockedUsed || (s.archive && e.prefsUsed)
 }
 
 // wrote marks user's reads made ahead stale: called once a write for
