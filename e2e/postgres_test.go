@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage/postgres/pgtest"
 )
@@ -14,7 +16,9 @@ import (
 // `ambrosia user` against the same database log in, a message goes
 // through, and a message stored while its recipient was offline is
 // delivered by a second server that shares nothing with the first but the
-// database (a fresh data directory), as another instance would.
+// database (a fresh data directory), as another instance would. A
+// password changed by the user command reaches that server's credential
+// cache: the old one is refused at once.
 func TestPostgresSharedState(t *testing.T) {
 	requireTools(t, "slixmpp")
 	pg := pgtest.New(t)
@@ -48,6 +52,21 @@ func TestPostgresSharedState(t *testing.T) {
 	// Delivered means gone, for every instance.
 	mustPython(t, "offline_receive", append(s2.clientArgs(false),
 		"--jid", bob, "--password", bobPass, "--body", "while you were away", "--count", "0", "--expect-from", alice)...)
+
+	// s2 keeps bob's credentials in memory after a login: a password
+	// changed by another process reaches it through the database's
+	// announcement.
+	mustPython(t, "login", loginArgs(s2, false, bob, bobPass, "SCRAM-SHA-1")...)
+	const newBobPass = "changed-by-another-process"
+	ambrosia(t, newBobPass+"\n", "user", "passwd", bob, "--config", conf)
+	checkFor(t, 10*time.Second, func() error {
+		code, out := runPython(t, "login", loginArgs(s2, false, bob, bobPass, "SCRAM-SHA-1")...)
+		if code != 3 || !strings.Contains(out, "AUTH_FAILED condition=not-authorized") {
+			return fmt.Errorf("the old password after the change: exit code %d, want 3 (not-authorized):\n%s", code, out)
+		}
+		return nil
+	})
+	mustPython(t, "login", loginArgs(s2, false, bob, newBobPass, "SCRAM-SHA-1")...)
 
 	ambrosia(t, "", "user", "del", bob, "--config", conf)
 	if got := ambrosia(t, "", "user", "list", "--config", conf); strings.TrimSpace(got) != alice {

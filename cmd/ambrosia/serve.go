@@ -302,6 +302,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	} else {
 		startAdmin(ctx, &wg, cfg, sms, rl, nil, log)
+		cacheSharedCredentials(ctx, store, log)
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
@@ -357,13 +358,26 @@ func dbPath(cfg config.Config) string { return filepath.Join(cfg.DataDir, "ambro
 // credentialCacheUsers users (some 250 bytes each), each for at most
 // credentialCacheTTL. Changes made in this process forget them at once,
 // and so do those of the user command, through the admin socket; the TTL
-// bounds only a change whose announcement was lost. PostgreSQL is shared
-// by processes that announce nothing to each other: there every login
-// reads the database.
+// bounds only a change whose announcement was lost. On PostgreSQL every
+// process announces its changes to the others through the database
+// (LISTEN/NOTIFY, see postgres.Store.CacheCredentials).
 const (
 	credentialCacheUsers = 4096
 	credentialCacheTTL   = time.Minute
 )
+
+// cacheSharedCredentials turns the credential cache on when store is
+// PostgreSQL; where the database cannot announce changes, every login
+// reads it, as before.
+func cacheSharedCredentials(ctx context.Context, store storeBackend, log *slog.Logger) {
+	pg, ok := store.(*postgres.Store)
+	if !ok {
+		return
+	}
+	if err := pg.CacheCredentials(ctx, credentialCacheUsers, credentialCacheTTL, log.With("component", "storage")); err != nil {
+		log.Warn("credentials are read from the database at every login", "err", err)
+	}
+}
 
 // storeBackend is everything the commands take from the storage backend.
 type storeBackend interface {

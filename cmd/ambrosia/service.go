@@ -123,6 +123,8 @@ func serviceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		// announcements, ahead of their processing.
 		pf := prefetch.New(store, prefetchInFlight, prefetchKept, cfg.Archive.Enabled)
 		ahead = pf.Ahead
+		// The gateways ask the instances for their users' credentials.
+		cacheSharedCredentials(ctx, store, log)
 		sms, err := newSessionManagers(cfg, r, store, mon, log, func(c *sm.Config, d *sm.Deps) {
 			c.LoadOnLogin = true
 			d.Roster, d.Offline, d.Blocklist = pf, pf, pf

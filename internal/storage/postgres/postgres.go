@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/credcache"
 )
 
 var (
@@ -35,6 +37,14 @@ var (
 // database.
 type Store struct {
 	pool *pgxpool.Pool
+	// creds keeps the credentials logins read (CacheCredentials).
+	creds credcache.Cache
+
+	lmu        sync.Mutex
+	closed     bool
+	stopListen []func() // stops CacheCredentials' listeners
+	// listenRetry replaces the package's listenRetry when set (tests).
+	listenRetry time.Duration
 }
 
 // Open connects to the database named by dsn (a postgres:// URL or a
@@ -81,6 +91,14 @@ func open(ctx context.Context, dsn string, steps []string) (*Store, error) {
 // Close closes every connection, waiting for the ones in use to be
 // returned.
 func (s *Store) Close() error {
+	s.lmu.Lock()
+	s.closed = true
+	stop := s.stopListen
+	s.stopListen = nil
+	s.lmu.Unlock()
+	for _, f := range stop {
+		f()
+	}
 	s.pool.Close()
 	return nil
 }
@@ -235,8 +253,14 @@ func (s *Store) SetCredentials(ctx context.Context, user string, creds []storage
 		if _, err := tx.Exec(ctx, `DELETE FROM fast_tokens WHERE username = $1`, user); err != nil {
 			return err
 		}
+		if err := notifyCredentials(ctx, tx, user); err != nil {
+			return err
+		}
 		return insertCredentials(ctx, tx, user, creds)
 	})
+	// Forgotten here at once: the announcement reaches this process's
+	// listener a moment later.
+	s.creds.Forget(user)
 	if err != nil {
 		return fmt.Errorf("postgres: set credentials %s: %w", user, err)
 	}
@@ -245,7 +269,12 @@ func (s *Store) SetCredentials(ctx context.Context, user string, creds []storage
 
 // Credential implements storage.Accounts.
 func (s *Store) Credential(ctx context.Context, user, hash string) (storage.Credential, error) {
-	c := storage.Credential{Hash: hash}
+	now := time.Now()
+	c, gen, ok := s.creds.Get(user, hash, now)
+	if ok {
+		return c, nil
+	}
+	c = storage.Credential{Hash: hash}
 	err := s.pool.QueryRow(ctx,
 		`SELECT salt, iterations, stored_key, server_key FROM credentials WHERE username = $1 AND hash = $2`,
 		user, hash).Scan(&c.Salt, &c.Iterations, &c.StoredKey, &c.ServerKey)
@@ -255,11 +284,13 @@ func (s *Store) Credential(ctx context.Context, user, hash string) (storage.Cred
 	if err != nil {
 		return storage.Credential{}, fmt.Errorf("postgres: credential %s %s: %w", user, hash, err)
 	}
+	s.creds.Put(gen, user, c, now)
 	return c, nil
 }
 
 // DeleteAccount implements storage.Accounts.
 func (s *Store) DeleteAccount(ctx context.Context, user string) error {
+	defer s.creds.Forget(user)
 	err := s.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM accounts WHERE username = $1`, user)
 		if err != nil {
@@ -267,6 +298,9 @@ func (s *Store) DeleteAccount(ctx context.Context, user string) error {
 		}
 		if tag.RowsAffected() == 0 {
 			return storage.ErrNotFound
+		}
+		if err := notifyCredentials(ctx, tx, user); err != nil {
+			return err
 		}
 		// The per-user tables other than credentials and tokens have no
 		// foreign key to accounts (a roster may exist without an account),

@@ -23,6 +23,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/credcache"
 )
 
 var _ storage.Store = (*Store)(nil)
@@ -54,7 +55,7 @@ type Store struct {
 	// deep runs the login path's queries on goroutines with grown stacks.
 	deep deepPool
 	// creds keeps the credentials logins read (CacheCredentials).
-	creds credCache
+	creds credcache.Cache
 }
 
 // maxConns bounds the pooled connections and maxIdle those kept open: each
@@ -305,7 +306,7 @@ func (s *Store) SetCredentials(ctx context.Context, user string, creds []storage
 	}
 	// Forgotten once committed (or failed): a login that read the old
 	// credentials meanwhile cannot put them back (credCache.put).
-	defer s.creds.forget(user)
+	defer s.creds.Forget(user)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM accounts WHERE username = ?`, user).Scan(&one)
@@ -329,7 +330,7 @@ func (s *Store) SetCredentials(ctx context.Context, user string, creds []storage
 // Credential implements storage.Accounts.
 func (s *Store) Credential(ctx context.Context, user, hash string) (storage.Credential, error) {
 	now := time.Now()
-	c, gen, ok := s.creds.get(user, hash, now)
+	c, gen, ok := s.creds.Get(user, hash, now)
 	if ok {
 		return c, nil
 	}
@@ -348,13 +349,13 @@ func (s *Store) Credential(ctx context.Context, user, hash string) (storage.Cred
 	if err != nil {
 		return storage.Credential{}, fmt.Errorf("sqlite: credential %s %s: %w", user, hash, err)
 	}
-	s.creds.put(gen, user, c, now)
+	s.creds.Put(gen, user, c, now)
 	return c, nil
 }
 
 // DeleteAccount implements storage.Accounts.
 func (s *Store) DeleteAccount(ctx context.Context, user string) error {
-	defer s.creds.forget(user)
+	defer s.creds.Forget(user)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM accounts WHERE username = ?`, user)
 		if err != nil {
