@@ -3,6 +3,7 @@ package c2s
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -31,6 +32,9 @@ type poller struct {
 	// and a fresh goroutine grew its stack anew in the parser at each
 	// (a tenth of a plain login's CPU).
 	negotiations chan *conn
+	// extra counts the negotiators started beyond the first ones while
+	// all were busy (extraNegotiators at most).
+	extra atomic.Int32
 }
 
 // workers is how many goroutines wait for ready connections. When all are
@@ -45,12 +49,21 @@ const workers = 16
 // negotiators is how many goroutines wait for parked negotiations. One
 // may wait on the network in a TLS handshake, or on the store (a
 // credential query, the last activity written at logout); when all are
-// busy, a negotiation gets a goroutine of its own. With 100 logins in
-// flight, 8 take a fifth of the resumptions (the stack growth of fresh
-// goroutines cost 12 % of a plain login's CPU with 8, 5 % with 32), but
-// every listener's poller keeps them for good: more would weigh on a
-// server with few clients, as TestHardenAttacks counts.
+// busy, a negotiation gets a goroutine of its own, which stays a while
+// for the next ones (negotiateExtra). With 100 logins in flight, 8 take
+// a fifth of the resumptions; every listener's poller keeps them for
+// good: more would weigh on a server with few clients, as
+// TestHardenAttacks counts.
 const negotiators = 8
+
+// extraNegotiators bounds the negotiators started while all were busy,
+// which end after extraIdle without work (negotiateExtra). With a fresh
+// goroutine for each resumption instead, the stack growth was 8 % of a
+// plain login's CPU at 100 logins in flight, 1 % with them.
+const (
+	extraNegotiators = 32
+	extraIdle        = 100 * time.Millisecond
+)
 
 const pollEvents = uint32(syscall.EPOLLIN|syscall.EPOLLRDHUP) | uint32(1<<31) // EPOLLET, negative in package syscall
 
@@ -156,7 +169,7 @@ func (p *poller) run(ctx context.Context, s *Server) {
 					select {
 					case p.negotiations <- c:
 					default:
-						go c.unpark()
+						p.negotiateExtra(c)
 					}
 				}
 				continue
@@ -191,6 +204,38 @@ func (p *poller) sweep(now time.Time, s *Server) {
 	for _, c := range p.conns {
 		c.checkIdle(now)
 	}
+}
+
+// negotiateExtra serves c on a goroutine of its own, all negotiators
+// being busy. Up to extraNegotiators such goroutines then wait for more
+// negotiations for extraIdle before they end: during a wave of logins
+// they are reused, with the stacks they grew (a fresh goroutine grew its
+// stack anew, through the parser, at each round trip of each login), and
+// once it has passed the server is back to its few negotiators.
+func (p *poller) negotiateExtra(c *conn) {
+	if p.extra.Add(1) > extraNegotiators {
+		p.extra.Add(-1)
+		go c.unpark()
+		return
+	}
+	go func() {
+		defer p.extra.Add(-1)
+		c.unpark()
+		idle := time.NewTimer(extraIdle)
+		defer idle.Stop()
+		for {
+			select {
+			case c, ok := <-p.negotiations:
+				if !ok {
+					return
+				}
+				c.unpark()
+				idle.Reset(extraIdle)
+			case <-idle.C:
+				return
+			}
+		}
+	}()
 }
 
 // stop wakes run after its context was cancelled.
