@@ -58,20 +58,26 @@ func (c *Cache) Forget(user string) {
 	c.mu.Unlock()
 }
 
-// ForgetAll drops everything, and keeps reads begun before from being
-// stored: what changed while the backend could not hear of changes.
-func (c *Cache) ForgetAll() {
-	c.mu.Lock()
-	c.gen++
-	if c.users != nil {
-		clear(c.users)
+// Read returns user's credential for hash from the cache, or else from
+// read (the database), keeping what read returns without error unless
+// something was forgotten while it ran.
+func (c *Cache) Read(user, hash string, read func() (storage.Credential, error)) (storage.Credential, error) {
+	now := time.Now()
+	cr, gen, ok := c.get(user, hash, now)
+	if ok {
+		return cr, nil
 	}
-	c.mu.Unlock()
+	cr, err := read()
+	if err != nil {
+		return storage.Credential{}, err
+	}
+	c.put(gen, user, cr, now)
+	return cr, nil
 }
 
-// Get returns a copy of the cached credential of user for hash. When
-// there is none, it returns the generation to hand to Put.
-func (c *Cache) Get(user, hash string, now time.Time) (storage.Credential, uint64, bool) {
+// get returns a copy of the cached credential of user for hash. When
+// there is none, it returns the generation to hand to put.
+func (c *Cache) get(user, hash string, now time.Time) (storage.Credential, uint64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.users == nil {
@@ -93,9 +99,9 @@ func (c *Cache) Get(user, hash string, now time.Time) (storage.Credential, uint6
 	return storage.Credential{}, c.gen, false
 }
 
-// Put stores cr, read from the database when the cache was at
+// put stores cr, read from the database when the cache was at
 // generation gen, unless something was forgotten since.
-func (c *Cache) Put(gen uint64, user string, cr storage.Credential, now time.Time) {
+func (c *Cache) put(gen uint64, user string, cr storage.Credential, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.users == nil || gen != c.gen {

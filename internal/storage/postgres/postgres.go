@@ -243,6 +243,8 @@ func (s *Store) SetCredentials(ctx context.Context, user string, creds []storage
 	if err := storage.CheckCredentials(creds); err != nil {
 		return fmt.Errorf("postgres: set credentials %s: %w", user, err)
 	}
+	// Forgotten here once committed; other processes hear of it.
+	defer s.creds.Forget(user)
 	err := s.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
 		if err := lockAccount(ctx, tx, user); err != nil {
 			return err
@@ -258,9 +260,6 @@ func (s *Store) SetCredentials(ctx context.Context, user string, creds []storage
 		}
 		return insertCredentials(ctx, tx, user, creds)
 	})
-	// Forgotten here at once: the announcement reaches this process's
-	// listener a moment later.
-	s.creds.Forget(user)
 	if err != nil {
 		return fmt.Errorf("postgres: set credentials %s: %w", user, err)
 	}
@@ -269,23 +268,19 @@ func (s *Store) SetCredentials(ctx context.Context, user string, creds []storage
 
 // Credential implements storage.Accounts.
 func (s *Store) Credential(ctx context.Context, user, hash string) (storage.Credential, error) {
-	now := time.Now()
-	c, gen, ok := s.creds.Get(user, hash, now)
-	if ok {
+	return s.creds.Read(user, hash, func() (storage.Credential, error) {
+		c := storage.Credential{Hash: hash}
+		err := s.pool.QueryRow(ctx,
+			`SELECT salt, iterations, stored_key, server_key FROM credentials WHERE username = $1 AND hash = $2`,
+			user, hash).Scan(&c.Salt, &c.Iterations, &c.StoredKey, &c.ServerKey)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = storage.ErrNotFound
+		}
+		if err != nil {
+			return storage.Credential{}, fmt.Errorf("postgres: credential %s %s: %w", user, hash, err)
+		}
 		return c, nil
-	}
-	c = storage.Credential{Hash: hash}
-	err := s.pool.QueryRow(ctx,
-		`SELECT salt, iterations, stored_key, server_key FROM credentials WHERE username = $1 AND hash = $2`,
-		user, hash).Scan(&c.Salt, &c.Iterations, &c.StoredKey, &c.ServerKey)
-	if errors.Is(err, pgx.ErrNoRows) {
-		err = storage.ErrNotFound
-	}
-	if err != nil {
-		return storage.Credential{}, fmt.Errorf("postgres: credential %s %s: %w", user, hash, err)
-	}
-	s.creds.Put(gen, user, c, now)
-	return c, nil
+	})
 }
 
 // DeleteAccount implements storage.Accounts.

@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	sqlitedrv "modernc.org/sqlite" // also registers the "sqlite" driver
 	sqlite3 "modernc.org/sqlite/lib"
@@ -329,28 +328,24 @@ func (s *Store) SetCredentials(ctx context.Context, user string, creds []storage
 
 // Credential implements storage.Accounts.
 func (s *Store) Credential(ctx context.Context, user, hash string) (storage.Credential, error) {
-	now := time.Now()
-	c, gen, ok := s.creds.Get(user, hash, now)
-	if ok {
+	return s.creds.Read(user, hash, func() (storage.Credential, error) {
+		c := storage.Credential{Hash: hash}
+		var err error
+		if rerr := s.deep.run(ctx, func() {
+			err = s.queryRow(ctx,
+				`SELECT salt, iterations, stored_key, server_key FROM credentials WHERE username = ? AND hash = ?`,
+				user, hash).Scan(&c.Salt, &c.Iterations, &c.StoredKey, &c.ServerKey)
+		}); rerr != nil {
+			err = rerr
+		}
+		if errors.Is(err, sql.ErrNoRows) {
+			err = storage.ErrNotFound
+		}
+		if err != nil {
+			return storage.Credential{}, fmt.Errorf("sqlite: credential %s %s: %w", user, hash, err)
+		}
 		return c, nil
-	}
-	c = storage.Credential{Hash: hash}
-	var err error
-	if rerr := s.deep.run(ctx, func() {
-		err = s.queryRow(ctx,
-			`SELECT salt, iterations, stored_key, server_key FROM credentials WHERE username = ? AND hash = ?`,
-			user, hash).Scan(&c.Salt, &c.Iterations, &c.StoredKey, &c.ServerKey)
-	}); rerr != nil {
-		err = rerr
-	}
-	if errors.Is(err, sql.ErrNoRows) {
-		err = storage.ErrNotFound
-	}
-	if err != nil {
-		return storage.Credential{}, fmt.Errorf("sqlite: credential %s %s: %w", user, hash, err)
-	}
-	s.creds.Put(gen, user, c, now)
-	return c, nil
+	})
 }
 
 // DeleteAccount implements storage.Accounts.
