@@ -20,7 +20,12 @@ const lastKey = reservedPrefix + "last"
 const reservedPrefix = "urn:xmpp:ambrosia:"
 
 // recordLast remembers when a user's last session ended, and the status
-// of their last unavailable presence, for XEP-0012 queries.
+// of their last unavailable presence, for XEP-0012 queries. It is called
+// only when one of the user's sessions had been available: a session that
+// never sent presence (a bot's short login, a script's send-and-quit)
+// showed no activity to the contacts who may ask, and costs no write, as
+// in ejabberd (mod_last on unset_presence) and Prosody (mod_lastactivity
+// on unavailable presence).
 func (m *SM) recordLast(ctx context.Context, u *user, status string) {
 	if m.deps.Private == nil {
 		return

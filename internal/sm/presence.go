@@ -71,6 +71,7 @@ func (m *SM) outboundPresence(ctx context.Context, sess router.Session, s router
 	}
 	initial := !me.available
 	me.available = true
+	u.wasOnline = true
 	me.priority = parsePriority(s.El)
 	me.presence = s.El
 	prio := me.priority

@@ -113,6 +113,9 @@ type user struct {
 	roster       map[string]*storage.RosterItem // nil while empty
 	rosterLoaded bool
 	lastStatus   string // status of the last unavailable presence, XEP-0012
+	// wasOnline: one of the sessions was available since the user came
+	// online; only then does the last session's end count as activity.
+	wasOnline bool
 	rosterVer    int64  // version of roster, XEP-0237
 
 	// Archiving preferences (XEP-0313), read for every message.
@@ -242,6 +245,10 @@ func (m *SM) Unbind(ctx context.Context, s router.Session) {
 	}
 	empty := len(u.sessions) == 0
 	status := u.lastStatus
+	record := empty && gone != nil && u.wasOnline
+	if record {
+		u.wasOnline = false
+	}
 	u.mu.Unlock()
 	if gone != nil {
 		m.sessionGone(ctx, u, gone)
@@ -249,7 +256,7 @@ func (m *SM) Unbind(ctx context.Context, s router.Session) {
 			o.Logout(s.JID())
 		}
 	}
-	if empty && gone != nil {
+	if record {
 		m.recordLast(ctx, u, status)
 	}
 	if empty {

@@ -508,6 +508,31 @@ func TestLastActivity(t *testing.T) {
 	if q := r.Child("jabber:iq:last", "query"); q.Text() != "gone fishing" || q.Attr("seconds") == "" {
 		t.Fatalf("offline user: %s", r)
 	}
+	// A session that never became available shows no activity, as in
+	// ejabberd and Prosody: its end leaves bob's record (and status) as
+	// it was, and costs no write.
+	record := func() string {
+		b, err := s.Store.PrivateXML(context.Background(), "bob@localhost", "urn:xmpp:ambrosia:last")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	before := record()
+	quiet := s.Login(t, "bob", "builder", "quiet")
+	quiet.Close()
+	bob := jid.MustParse("bob@localhost")
+	xmpptest.CheckFor(t, 5*time.Second, func() error {
+		if n := len(s.SM.Sessions(bob)); n != 0 {
+			return fmt.Errorf("%d sessions", n)
+		}
+		return nil
+	})
+	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if got := record(); got != before {
+			t.Fatalf("a session without presence rewrote the last activity: %s, was %s", got, before)
+		}
+	}
 	// Carol is not subscribed: forbidden.
 	c := s.Login(t, "carol", "c", "c")
 	c.Send("<iq type='get' to='bob@localhost' id='l3'><query xmlns='jabber:iq:last'/></iq>")
