@@ -81,8 +81,13 @@ type conn struct {
 
 	// A connection still negotiating waits for its next bytes in the
 	// poller too, parked, so that a silent connection holds no goroutine:
-	// readiness (or its deadline, parkUntil) resumes it on a new one.
-	parking    atomic.Int32 // notParked, parked or resuming
+	// readiness (or its deadline, parkUntil) resumes it on a new one. It
+	// stays registered from its first wait to its end (an epoll
+	// registration and removal per round trip were a tenth of a login's
+	// CPU); readiness reported while a goroutine serves it is kept in
+	// stirred, which park and handOff look at.
+	parking    atomic.Int32 // notParked, parked, resuming or serving
+	stirred    atomic.Bool  // readiness reported while not parked
 	parkUntil  atomic.Int64 // unix nanoseconds: the negotiation deadline
 	pendingTLS bool         // a TLS handshake is due (direct TLS, or after <proceed/>)
 	hsDeadline time.Time    // when the TLS handshake must be done
@@ -307,11 +312,13 @@ func (c *conn) closeStream(condition, text, extra string) {
 	c.abort()
 }
 
-// Parking states of a connection.
+// Parking states of a connection. A bound session in the poller is
+// notParked, and so is a negotiation that never waited.
 const (
 	notParked int32 = iota
 	parked          // waiting in the poller for bytes or its deadline
 	resuming        // the poller is handing it back to a goroutine
+	serving         // registered with the poller, served by a goroutine
 )
 
 // serve runs the connection: negotiation and, where the poller is not
@@ -351,9 +358,7 @@ func (c *conn) unpark() {
 			return
 		}
 	}
-	c.srv.poller.remove(c)
-	c.pollID = 0
-	c.parking.Store(notParked)
+	c.parking.Store(serving)
 	if c.finished {
 		return
 	}
@@ -367,20 +372,51 @@ func (c *conn) mayPark() bool {
 }
 
 // park hands a negotiating connection to the poller until it is readable
-// or its deadline passes; it reports false if the poller refused it.
-// Readiness already there when it is added is reported at once.
-func (c *conn) park() bool {
+// or its deadline passes; it reports false if the poller refused it, or
+// if what the connection waits for (ready) came while it was served:
+// the goroutine then serves on. Readiness already there when it is first
+// added is reported at once; later, the poller records readiness that it
+// reports while the connection is served (stirred) before it looks
+// whether the connection is parked, and park looks at stirred after it
+// parked, so that between them one of the two sees every report.
+func (c *conn) park(ready func() bool) bool {
 	until := c.deadline
 	if c.pendingTLS {
 		until = c.hsDeadline
 	}
 	c.parkUntil.Store(until.UnixNano())
-	c.parking.Store(parked)
-	if err := c.srv.poller.add(c); err != nil {
-		c.parking.Store(notParked)
-		return false
+	if c.pollID == 0 {
+		c.parking.Store(parked)
+		if err := c.srv.poller.add(c); err != nil {
+			c.parking.Store(notParked)
+			return false
+		}
+		return true
 	}
-	return true
+	for {
+		c.parking.Store(parked)
+		if !c.stirred.Swap(false) {
+			return true
+		}
+		if !c.parking.CompareAndSwap(parked, serving) {
+			return true // the poller resumed it meanwhile
+		}
+		if ready() {
+			return false
+		}
+	}
+}
+
+// readable reports whether the socket has bytes, an end or an error to
+// read, without waiting.
+func (c *conn) readable() bool {
+	ready := true
+	_ = c.rc.Control(func(fd uintptr) {
+		var b [1]byte
+		_, _, e := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		ready = e != syscall.EAGAIN && e != syscall.EINTR
+	})
+	return ready
 }
 
 // run serves the connection from where it stands, with c.rmu held; a
@@ -404,7 +440,7 @@ func (c *conn) run(resumed bool) {
 			// Parked until the client's first TLS record is all there: a
 			// half-open handshake then waits without a goroutine, which
 			// the blocking handshake would hold until its timeout.
-			if c.mayPark() && (!resumed || !c.helloReady()) && time.Now().Before(c.hsDeadline) && c.park() {
+			if c.mayPark() && (!resumed || !c.helloReady()) && time.Now().Before(c.hsDeadline) && c.park(c.helloReady) {
 				return
 			}
 			resumed = false
@@ -416,11 +452,12 @@ func (c *conn) run(resumed bool) {
 			}
 			continue
 		}
-		if !resumed && c.mayPark() && c.park() {
+		if !resumed && c.mayPark() && c.park(c.readable) {
 			return
 		}
+		reported := resumed
 		resumed = false
-		if err := c.readOnce(); err != nil {
+		if err := c.readOnce(reported); err != nil {
 			if c.readError(err) {
 				continue
 			}
@@ -446,6 +483,17 @@ func (c *conn) handOff() bool {
 	c.lastRead.Store(time.Now().UnixNano())
 	if c.rec != nil {
 		c.rec.read = c.readRaw
+	}
+	if c.pollID != 0 {
+		// Registered since the negotiation's first wait: a session from
+		// now on, drained on readiness. What was reported while the
+		// negotiation was served is drained now (the order of the two
+		// against the poller's is park's).
+		c.parking.Store(notParked)
+		if c.stirred.Swap(false) {
+			c.srv.poller.queue(c)
+		}
+		return true
 	}
 	if err := c.srv.poller.add(c); err != nil {
 		if c.rec != nil {
@@ -568,7 +616,7 @@ func (c *conn) checkIdle(now time.Time) {
 			go c.unpark()
 		}
 		return
-	case resuming:
+	case resuming, serving:
 		return
 	}
 	cfg := &c.srv.cfg
@@ -617,9 +665,10 @@ func (c *conn) finish() {
 
 // readOnce waits until the socket has data, then reads it into a pooled
 // buffer and feeds the parser. The wait holds no buffer, so an idle
-// connection costs only its structs.
-func (c *conn) readOnce() error {
-	if c.rec == nil || c.rec.Buffered() == 0 {
+// connection costs only its structs. reported says the poller just
+// reported the socket readable (or its deadline passed): no wait.
+func (c *conn) readOnce(reported bool) error {
+	if !reported && (c.rec == nil || c.rec.Buffered() == 0) {
 		if err := c.waitReadable(); err != nil {
 			return err
 		}

@@ -13,7 +13,8 @@ import (
 // drains it and goes back to the pool. Registrations are edge-triggered, so
 // nothing needs re-arming after each read: every arrival reports again, and
 // a per-connection flag makes sure at most one drain is queued while one
-// runs (conn.ready clears it before reading).
+// runs (conn.ready clears it before reading). A negotiating connection is
+// registered at its first wait and stays so until its end (conn.park).
 type poller struct {
 	epfd int
 	wake [2]int // a pipe whose read end is registered with id 0: stop waits no timeout
@@ -163,16 +164,24 @@ func (p *poller) run(ctx context.Context, s *Server) {
 			c := p.conns[id]
 			p.mu.RUnlock()
 			if c != nil && c.parking.Load() != notParked {
-				// A parked negotiation: back to a goroutine of its own,
-				// which may block on a TLS handshake or the store.
+				// A negotiation: if parked, back to a goroutine of its
+				// own, which may block on a TLS handshake or the store;
+				// if served, the report is left in stirred, and parked
+				// looked at again (see conn.park), in case it parked or
+				// became a session meanwhile.
 				if c.parking.CompareAndSwap(parked, resuming) {
-					select {
-					case p.negotiations <- c:
-					default:
-						p.negotiateExtra(c)
-					}
+					p.negotiate(c)
+					continue
 				}
-				continue
+				c.stirred.Store(true)
+				if c.parking.CompareAndSwap(parked, resuming) {
+					p.negotiate(c)
+					continue
+				}
+				if c.parking.Load() != notParked {
+					continue
+				}
+				// It became a session meanwhile: drained below.
 			}
 			if c != nil && events[i].Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
 				// Remembered even when no drain is queued for it: a drain
@@ -180,17 +189,34 @@ func (p *poller) run(ctx context.Context, s *Server) {
 				// read to mean an empty socket.
 				c.peerGone.Store(true)
 			}
-			if c != nil && c.queued.CompareAndSwap(false, true) {
-				select {
-				case p.work <- c:
-				default:
-					go c.ready()
-				}
+			if c != nil {
+				p.queue(c)
 			}
 		}
 		if now := time.Now(); now.Sub(lastSweep) >= time.Second {
 			lastSweep = now
 			p.sweep(now, s)
+		}
+	}
+}
+
+// negotiate hands a resumed negotiation to a negotiator.
+func (p *poller) negotiate(c *conn) {
+	select {
+	case p.negotiations <- c:
+	default:
+		p.negotiateExtra(c)
+	}
+}
+
+// queue has a polled session drained, unless a drain is queued or
+// running already.
+func (p *poller) queue(c *conn) {
+	if c.queued.CompareAndSwap(false, true) {
+		select {
+		case p.work <- c:
+		default:
+			go c.ready()
 		}
 	}
 }

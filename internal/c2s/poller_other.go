@@ -13,6 +13,7 @@ type poller struct{}
 func newPoller() (*poller, error)              { return nil, errors.New("c2s: no poller on this system") }
 func (p *poller) add(*conn) error              { return errors.New("c2s: no poller") }
 func (p *poller) remove(*conn)                 {}
+func (p *poller) queue(*conn)                  {}
 func (p *poller) run(context.Context, *Server) {}
 func (p *poller) close()                       {}
 func (p *poller) stop()                        {}

@@ -113,10 +113,10 @@ type user struct {
 	roster       map[string]*storage.RosterItem // nil while empty
 	rosterLoaded bool
 	lastStatus   string // status of the last unavailable presence, XEP-0012
+	rosterVer    int64  // version of roster, XEP-0237
 	// wasOnline: one of the sessions was available since the user came
 	// online; only then does the last session's end count as activity.
 	wasOnline bool
-	rosterVer    int64  // version of roster, XEP-0237
 
 	// Archiving preferences (XEP-0313), read for every message.
 	archPrefs       storage.ArchivePrefs

@@ -50,6 +50,12 @@ func Dial(t testing.TB, addr, domain string) *Client {
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
+	return NewClient(t, conn, domain)
+}
+
+// NewClient is Dial over a connection the test made, such as one that
+// delays or splits what it writes; it is closed when the test ends.
+func NewClient(t testing.TB, conn net.Conn, domain string) *Client {
 	c := &Client{t: t, conn: conn, p: xmlstream.NewParser(xmlstream.DefaultLimits()), buf: make([]byte, 32<<10), Domain: domain}
 	t.Cleanup(func() { conn.Close() })
 	return c
