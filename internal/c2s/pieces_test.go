@@ -80,7 +80,9 @@ func TestNegotiationInPieces(t *testing.T) {
 			// pieces arrive while the binding is served, before the
 			// session waits in the poller.
 			c.Send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq><iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
-			c.Expect("bound", func(el *xmlstream.Element) bool { return el.Local == "iq" && el.Attr("id") == "b" && el.Attr("type") == "result" })
+			c.Expect("bound", func(el *xmlstream.Element) bool {
+				return el.Local == "iq" && el.Attr("id") == "b" && el.Attr("type") == "result"
+			})
 			c.Expect("pong", func(el *xmlstream.Element) bool { return el.Local == "iq" && el.Attr("id") == "p" })
 			for j := range 3 {
 				id := "p" + string(rune('0'+j))
