@@ -31,31 +31,31 @@ type sasl2Exchange struct {
 	agent string             // the user-agent id, "" if none
 }
 
-// sasl2Features writes the SASL2 stream feature with what may be
+// appendSASL2Features appends the SASL2 stream feature with what may be
 // negotiated inline: Bind 2 and what it can enable, resumption, FAST.
-func (c *conn) sasl2Features(f *strings.Builder, ti *auth.TLSInfo) {
-	f.WriteString("<authentication xmlns='" + nsSASL2 + "'>")
+func (c *conn) appendSASL2Features(f []byte, ti *auth.TLSInfo) []byte {
+	f = append(f, "<authentication xmlns='"+nsSASL2+"'>"...)
 	for _, m := range c.srv.deps.Auth.Mechanisms(ti) {
-		f.WriteString("<mechanism>")
-		f.WriteString(m)
-		f.WriteString("</mechanism>")
+		f = append(f, "<mechanism>"...)
+		f = append(f, m...)
+		f = append(f, "</mechanism>"...)
 	}
-	f.WriteString("<inline><bind xmlns='" + nsBind2 + "'><inline>")
-	f.WriteString("<feature var='" + nsCarbons + "'/><feature var='" + nsCSI + "'/><feature var='" + nsSM + "'/>")
-	f.WriteString("</inline></bind>")
+	f = append(f, "<inline><bind xmlns='"+nsBind2+"'><inline>"...)
+	f = append(f, "<feature var='"+nsCarbons+"'/><feature var='"+nsCSI+"'/><feature var='"+nsSM+"'/>"...)
+	f = append(f, "</inline></bind>"...)
 	if c.srv.cfg.ResumeTimeout > 0 {
-		f.WriteString("<sm xmlns='" + nsSM + "'/>")
+		f = append(f, "<sm xmlns='"+nsSM+"'/>"...)
 	}
 	if c.srv.deps.Tokens != nil {
-		f.WriteString("<fast xmlns='" + nsFAST + "'>")
+		f = append(f, "<fast xmlns='"+nsFAST+"'>"...)
 		for _, m := range auth.HTMechanisms(ti) {
-			f.WriteString("<mechanism>")
-			f.WriteString(m)
-			f.WriteString("</mechanism>")
+			f = append(f, "<mechanism>"...)
+			f = append(f, m...)
+			f = append(f, "</mechanism>"...)
 		}
-		f.WriteString("</fast>")
+		f = append(f, "</fast>"...)
 	}
-	f.WriteString("</inline></authentication>")
+	return append(f, "</inline></authentication>"...)
 }
 
 // handleSASL2 handles a SASL2 element before authentication.
