@@ -163,34 +163,8 @@ func (p *poller) run(ctx context.Context, s *Server) {
 			p.mu.RLock()
 			c := p.conns[id]
 			p.mu.RUnlock()
-			if c != nil && c.parking.Load() != notParked {
-				// A negotiation: if parked, back to a goroutine of its
-				// own, which may block on a TLS handshake or the store;
-				// if served, the report is left in stirred, and parked
-				// looked at again (see conn.park), in case it parked or
-				// became a session meanwhile.
-				if c.parking.CompareAndSwap(parked, resuming) {
-					p.negotiate(c)
-					continue
-				}
-				c.stirred.Store(true)
-				if c.parking.CompareAndSwap(parked, resuming) {
-					p.negotiate(c)
-					continue
-				}
-				if c.parking.Load() != notParked {
-					continue
-				}
-				// It became a session meanwhile: drained below.
-			}
-			if c != nil && events[i].Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
-				// Remembered even when no drain is queued for it: a drain
-				// running now must then read to the end, not trust a short
-				// read to mean an empty socket.
-				c.peerGone.Store(true)
-			}
 			if c != nil {
-				p.queue(c)
+				p.report(c, events[i].Events)
 			}
 		}
 		if now := time.Now(); now.Sub(lastSweep) >= time.Second {
@@ -198,6 +172,37 @@ func (p *poller) run(ctx context.Context, s *Server) {
 			p.sweep(now, s)
 		}
 	}
+}
+
+// report hands c, which epoll reported with events, to whoever serves
+// it now.
+func (p *poller) report(c *conn, events uint32) {
+	if c.parking.Load() != notParked {
+		// A negotiation: if parked, back to a goroutine of its own, which
+		// may block on a TLS handshake or the store; if served, the report
+		// is left in stirred, and parked looked at again (see conn.park),
+		// in case it parked or became a session meanwhile.
+		if c.parking.CompareAndSwap(parked, resuming) {
+			p.negotiate(c)
+			return
+		}
+		c.stirred.Store(true)
+		if c.parking.CompareAndSwap(parked, resuming) {
+			p.negotiate(c)
+			return
+		}
+		if c.parking.Load() != notParked {
+			return
+		}
+		// It became a session meanwhile: drained below.
+	}
+	if events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+		// Remembered even when no drain is queued for it: a drain running
+		// now must then read to the end, not trust a short read to mean an
+		// empty socket.
+		c.peerGone.Store(true)
+	}
+	p.queue(c)
 }
 
 // negotiate hands a resumed negotiation to a negotiator.
