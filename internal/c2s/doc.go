@@ -16,7 +16,9 @@
 // Neither an idle session nor a connection still negotiating holds a
 // goroutine on Linux: both wait in the poller (poller_linux.go), a TLS
 // handshake until the whole ClientHello is there, and get a goroutine
-// only while they have bytes to handle. Together with the limits
+// only while they have bytes to handle. A connection is registered with
+// the poller once, at its first wait (or when its session begins), and
+// stays registered until its end. Together with the limits
 // (limits.go, package limit: unauthenticated connections capped globally
 // and per address, failed logins counted across connections, read rates,
 // sessions per account) a flood of connections costs descriptors, not
