@@ -356,9 +356,10 @@ func dbPath(cfg config.Config) string { return filepath.Join(cfg.DataDir, "ambro
 // The credentials of the last logins are kept in memory, so that a
 // client that reconnects costs no query: up to credentialCacheUsers users
 // (some 250 bytes each, 4 MB at most: enough for a reconnection wave of
-// a gateway's sessions), each for at most credentialCacheTTL. Changes made in this process forget them at once,
-// and so do those of the user command, through the admin socket; the TTL
-// bounds only a change whose announcement was lost. On PostgreSQL every
+// a gateway's sessions), each for at most credentialCacheTTL. Changes
+// made in this process forget them at once, and so do those of the user
+// command, through the admin socket; the TTL bounds only a change whose
+// announcement was lost. On PostgreSQL every
 // process announces its changes to the others through the database
 // (LISTEN/NOTIFY, see postgres.Store.CacheCredentials).
 const (

@@ -411,12 +411,16 @@ func (c *conn) park(ready func() bool) bool {
 // read, without waiting.
 func (c *conn) readable() bool {
 	ready := true
-	_ = c.rc.Control(func(fd uintptr) {
-		var b [1]byte
-		_, _, e := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		ready = e != syscall.EAGAIN && e != syscall.EINTR
-	})
+	_ = c.rc.Control(func(fd uintptr) { ready = peek(fd) })
 	return ready
+}
+
+// peek reports whether fd has bytes, an end or an error to read, without
+// reading them or waiting.
+func peek(fd uintptr) bool {
+	var b [1]byte
+	_, _, e := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return e != syscall.EAGAIN && e != syscall.EINTR
 }
 
 // run serves the connection from where it stands, with c.rmu held; a
@@ -487,8 +491,9 @@ func (c *conn) handOff() bool {
 	if c.pollID != 0 {
 		// Registered since the negotiation's first wait: a session from
 		// now on, drained on readiness. What was reported while the
-		// negotiation was served is drained now (the order of the two
-		// against the poller's is park's).
+		// negotiation was served is drained now: notParked is stored
+		// before stirred is looked at, as in park, so that either this
+		// or the poller (poller.report) drains it.
 		c.parking.Store(notParked)
 		if c.stirred.Swap(false) {
 			c.srv.poller.queue(c)
@@ -705,15 +710,7 @@ func (c *conn) waitReadable() error {
 	if c.rc == nil {
 		return nil
 	}
-	err := c.rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		_, _, e := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		if e == syscall.EAGAIN || e == syscall.EINTR {
-			return false
-		}
-		return true
-	})
-	return err
+	return c.rc.Read(peek)
 }
 
 func (c *conn) setDeadline(d time.Duration) {

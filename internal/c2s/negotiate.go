@@ -124,12 +124,9 @@ func (c *conn) streamStart(h *xmlstream.Element) bool {
 					f = append(f, "<register xmlns='"+nsInvite+"'/><register xmlns='"+nsIBRToken+"'/>"...)
 				}
 			}
+			mechs := c.srv.deps.Auth.Mechanisms(ti)
 			f = append(f, "<mechanisms xmlns='"+stanza.NSSASL+"'>"...)
-			for _, m := range c.srv.deps.Auth.Mechanisms(ti) {
-				f = append(f, "<mechanism>"...)
-				f = append(f, m...)
-				f = append(f, "</mechanism>"...)
-			}
+			f = appendMechanisms(f, mechs)
 			f = append(f, "</mechanisms>"...)
 			if cbs := auth.ChannelBindings(ti); len(cbs) > 0 {
 				f = append(f, "<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>"...)
@@ -138,7 +135,7 @@ func (c *conn) streamStart(h *xmlstream.Element) bool {
 				}
 				f = append(f, "</sasl-channel-binding>"...)
 			}
-			f = c.appendSASL2Features(f, ti)
+			f = c.appendSASL2Features(f, mechs, ti)
 		} else {
 			c.state = stateTLS
 		}
@@ -156,6 +153,16 @@ func (c *conn) streamStart(h *xmlstream.Element) bool {
 		c.srv.writePool.Put(bp)
 	}
 	return ok
+}
+
+// appendMechanisms appends a <mechanism/> element for each of mechs.
+func appendMechanisms(f []byte, mechs []string) []byte {
+	for _, m := range mechs {
+		f = append(f, "<mechanism>"...)
+		f = append(f, m...)
+		f = append(f, "</mechanism>"...)
+	}
+	return f
 }
 
 func (c *conn) writeHeader(to string) {

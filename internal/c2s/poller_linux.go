@@ -181,7 +181,9 @@ func (p *poller) report(c *conn, events uint32) {
 		// A negotiation: if parked, back to a goroutine of its own, which
 		// may block on a TLS handshake or the store; if served, the report
 		// is left in stirred, and parked looked at again (see conn.park),
-		// in case it parked or became a session meanwhile.
+		// in case it parked or became a session meanwhile. stirred is
+		// set only after the first attempt, so that the usual report, to
+		// a parked connection, leaves no stale one for its next wait.
 		if c.parking.CompareAndSwap(parked, resuming) {
 			p.negotiate(c)
 			return

@@ -31,15 +31,12 @@ type sasl2Exchange struct {
 	agent string             // the user-agent id, "" if none
 }
 
-// appendSASL2Features appends the SASL2 stream feature with what may be
-// negotiated inline: Bind 2 and what it can enable, resumption, FAST.
-func (c *conn) appendSASL2Features(f []byte, ti *auth.TLSInfo) []byte {
+// appendSASL2Features appends the SASL2 stream feature with mechs, the
+// SASL mechanisms the connection offers, and what may be negotiated
+// inline: Bind 2 and what it can enable, resumption, FAST.
+func (c *conn) appendSASL2Features(f []byte, mechs []string, ti *auth.TLSInfo) []byte {
 	f = append(f, "<authentication xmlns='"+nsSASL2+"'>"...)
-	for _, m := range c.srv.deps.Auth.Mechanisms(ti) {
-		f = append(f, "<mechanism>"...)
-		f = append(f, m...)
-		f = append(f, "</mechanism>"...)
-	}
+	f = appendMechanisms(f, mechs)
 	f = append(f, "<inline><bind xmlns='"+nsBind2+"'><inline>"...)
 	f = append(f, "<feature var='"+nsCarbons+"'/><feature var='"+nsCSI+"'/><feature var='"+nsSM+"'/>"...)
 	f = append(f, "</inline></bind>"...)
@@ -48,11 +45,7 @@ func (c *conn) appendSASL2Features(f []byte, ti *auth.TLSInfo) []byte {
 	}
 	if c.srv.deps.Tokens != nil {
 		f = append(f, "<fast xmlns='"+nsFAST+"'>"...)
-		for _, m := range auth.HTMechanisms(ti) {
-			f = append(f, "<mechanism>"...)
-			f = append(f, m...)
-			f = append(f, "</mechanism>"...)
-		}
+		f = appendMechanisms(f, auth.HTMechanisms(ti))
 		f = append(f, "</fast>"...)
 	}
 	return append(f, "</inline></authentication>"...)
