@@ -15,6 +15,7 @@ where reordered lists the numbers that arrived after a higher one."""
 
 import asyncio
 import copy
+import re
 
 from slixmpp.xmlstream import ET
 from slixmpp.xmlstream.handler import Callback
@@ -27,6 +28,9 @@ NS_MAM = "urn:xmpp:mam:2"
 NS_RSM = "http://jabber.org/protocol/rsm"
 NS_FWD = "urn:xmpp:forward:0"
 NS_CLIENT = "jabber:client"
+
+# The id of a numbered message in serialized XML.
+MESSAGE_ID = re.compile(r"<message\b[^>]*\bid=[\"'](m\d+)[\"']")
 
 
 class SMClient:
@@ -47,6 +51,23 @@ class SMClient:
         self.starts = 0
         self.resumes = 0
         self.on_new_session = None
+        # The numbered messages as they went to the wire, per connection:
+        # a failed run then shows whether the client itself sent them in
+        # another order than it numbered them.
+        self.connections = 0
+        self.wire = []
+        send_raw = x.send_raw
+
+        def recording_send_raw(data):
+            text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+            ids = MESSAGE_ID.findall(text)
+            if ids:
+                where = "c%d" % self.connections if x.transport else "c%d-unsent" % self.connections
+                self.wire.extend("%s:%s" % (where, i) for i in ids)
+            send_raw(data)
+
+        x.send_raw = recording_send_raw
+        x.add_event_handler("connected", self._on_connected)
         x.add_event_handler("session_start", self._on_session_start)
         x.add_event_handler("session_resumed", self._on_resumed)
         x.add_event_handler("disconnected", self._on_disconnected)
@@ -56,6 +77,9 @@ class SMClient:
         await self.c.start()
         self.online.set()
         return self
+
+    def _on_connected(self, _):
+        self.connections += 1
 
     def _on_session_start(self, _):
         self.starts += 1
@@ -213,6 +237,9 @@ async def main(args):
     d, l, r = faults(received, args.count)
     ad, al, ar = faults(archived, args.count)
     print("bob received: %s" % received, flush=True)
+    if r or ar or d or l:
+        # Where it went wrong: the client's own order on the wire.
+        print("alice wire: %s" % " ".join(alice.wire), flush=True)
     print("RESULT received=%d dup=%s lost=%s reordered=%s archived=%d archive_dup=%s archive_lost=%s archive_reordered=%s" % (
         len(set(received)), d, l, r, len(set(archived)), ad, al, ar), flush=True)
     await alice.close()
