@@ -2,6 +2,9 @@ package c2s
 
 import (
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -116,4 +119,50 @@ func TestPollerReportsWhileServed(t *testing.T) {
 			t.Fatalf("handed to %q, peer gone %v, stirred %v", got, c.peerGone.Load(), c.stirred.Load())
 		}
 	})
+}
+
+// TestClientKeepalive checks that an accepted client connection has TCP
+// keepalive on with the system's idle time, not Go's 15 seconds.
+func TestClientKeepalive(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_keepalive_time")
+	if err != nil {
+		t.Skip("no system keepalive time to compare with:", err)
+	}
+	want, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := listenClients(t.Context(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	rc, err := server.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var on, idle int
+	var err1, err2 error
+	if err := rc.Control(func(fd uintptr) {
+		on, err1 = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
+		idle, err2 = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	if on != 1 || idle != want {
+		t.Fatalf("keepalive %d, idle %d s; want on, idle %d s (the system's)", on, idle, want)
+	}
 }

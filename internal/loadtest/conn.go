@@ -119,7 +119,10 @@ func Login(ctx context.Context, o *Options, user string) (*Conn, time.Duration, 
 }
 
 func login(ctx context.Context, o *Options, user string) (*Conn, time.Duration, error) {
-	d := net.Dialer{Timeout: o.Timeout, LocalAddr: o.LocalAddr}
+	// No TCP keepalive, as XMPP clients (they ping, or send whitespace):
+	// Go's default probe every 15 seconds would keep each idle session's
+	// socket busy on both sides, and hide what the server itself does.
+	d := net.Dialer{Timeout: o.Timeout, LocalAddr: o.LocalAddr, KeepAlive: -1}
 	raw, err := d.DialContext(ctx, "tcp", o.Addr)
 	if err != nil {
 		return nil, 0, err

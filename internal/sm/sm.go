@@ -322,7 +322,7 @@ func (m *SM) HandleFromSession(ctx context.Context, sess router.Session, s route
 			return
 		}
 		if s.El.Attr("type") != "error" && m.resent.seen(s) {
-			m.log.Debug("message sent again dropped", "from", s.From.String(), "to", s.To.String())
+			m.log.Debug("message sent again dropped", "from", s.From.String(), "to", s.To.String(), "id", s.El.Attr("id"))
 			return
 		}
 		var ok bool
