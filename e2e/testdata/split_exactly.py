@@ -218,7 +218,13 @@ async def main(args):
     alice.on_new_session = resend
 
     for i in range(1, args.count + 1):
-        await asyncio.wait_for(alice.online.wait(), 60)
+        # Sent only while the session is up, looked at with no await
+        # before the send: wait_for may return after a disconnection it
+        # did not see (its inner wait finished first), and slixmpp keeps a
+        # stanza sent then for the next session, where it goes out before
+        # the messages sent again: out of order by the client's doing.
+        while not alice.online.is_set():
+            await asyncio.wait_for(alice.online.wait(), 60)
         m = message(alice.x, args.to_jid, i)
         pending[m["id"]] = True
         m.send()
