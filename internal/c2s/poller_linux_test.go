@@ -20,16 +20,7 @@ func polledPair(t *testing.T, state int32) (*poller, *conn, net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close(); server.Close() })
+	client, server := acceptedPair(t, ln)
 	p := &poller{epfd: -1, conns: make(map[uint64]*conn), work: make(chan *conn, 1), negotiations: make(chan *conn, 1)}
 	c := &conn{srv: &Server{poller: p}, raw: server, pollID: 1, deadline: time.Now().Add(time.Minute)}
 	rc, err := server.(syscall.Conn).SyscallConn()
@@ -39,6 +30,24 @@ func polledPair(t *testing.T, state int32) (*poller, *conn, net.Conn) {
 	c.rc = rc
 	c.parking.Store(state)
 	return p, c, client
+}
+
+// acceptedPair connects to ln, accepts the connection and closes ln; both
+// ends are closed when the test ends.
+func acceptedPair(t *testing.T, ln net.Listener) (client, server net.Conn) {
+	t.Helper()
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
 }
 
 // handedOn reports where the poller handed c: "negotiator", "drain" or "".
@@ -136,17 +145,7 @@ func TestClientKeepalive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	_, server := acceptedPair(t, ln)
 	rc, err := server.(syscall.Conn).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
