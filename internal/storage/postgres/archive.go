@@ -27,24 +27,40 @@ func (s *Store) AppendArchive(ctx context.Context, user string, m storage.Archiv
 	return nil
 }
 
-// AppendArchiveBatch implements storage.Archive: one INSERT of the whole
-// batch, its columns sent as five arrays that unnest turns back into rows.
-// A statement is atomic by itself, so the batch takes one round trip and
-// one commit, without BEGIN and COMMIT of their own, and the server parses
-// and plans one statement, not one per row (as a pipelined INSERT per row
-// did). COPY would skip the planning too, but cannot skip an entry
-// already archived (storage.Archive: written again after a crash).
+// AppendArchiveBatch implements storage.Archive: the batch goes by COPY,
+// one statement that the server neither parses nor plans per row, and
+// atomic by itself, so without BEGIN and COMMIT of its own. Against one
+// INSERT of the batch from five unnested arrays (measured beside it in
+// BenchmarkArchiveChat, 2,000 users, 1,024 messages a batch) it halves
+// this process's CPU per archived message and takes a seventh off the
+// database's.
 //
-// The batch goes first as a plain INSERT: ON CONFLICT DO NOTHING makes
-// the server insert each row speculatively, probing the primary key
-// before the insert and confirming it after, for every row of every
-// batch, when a row already archived only comes with a batch written
-// again after a crash. Such a batch fails as a whole on its first
-// duplicate, writing nothing, and is then sent again with ON CONFLICT.
+// COPY cannot skip an entry already archived, which only comes with a
+// batch written again after a crash (storage.Archive): such a batch
+// fails as a whole on its first duplicate, writing nothing, and is then
+// sent again as that INSERT with ON CONFLICT DO NOTHING, which the
+// first attempt avoids because it makes the server insert every row
+// speculatively (probing the primary key before the insert and
+// confirming it after).
 func (s *Store) AppendArchiveBatch(ctx context.Context, entries []storage.ArchiveEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
+	columns := []string{"username", "id", "stamp_us", "with_jid", "stanza"} // archiveRows' order
+	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"archive"}, columns, &archiveRows{entries: entries})
+	if isUniqueViolation(err) {
+		err = s.appendArchiveAgain(ctx, entries)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: append archive batch of %d: %w", len(entries), err)
+	}
+	return nil
+}
+
+// appendArchiveAgain writes a batch that met an entry already archived,
+// skipping those, in one INSERT of the batch's columns as five arrays
+// that unnest turns back into rows.
+func (s *Store) appendArchiveAgain(ctx context.Context, entries []storage.ArchiveEntry) error {
 	users := make([]string, len(entries))
 	ids := make([]string, len(entries))
 	stamps := make([]int64, len(entries))
@@ -53,17 +69,29 @@ func (s *Store) AppendArchiveBatch(ctx context.Context, entries []storage.Archiv
 	for i, e := range entries {
 		users[i], ids[i], stamps[i], withs[i], stanzas[i] = e.User, e.Message.ID, e.Message.Stamp.UnixMicro(), e.Message.With, bytea(e.Message.Stanza)
 	}
-	const insert = `INSERT INTO archive (username, id, stamp_us, with_jid, stanza)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bytea[])`
-	_, err := s.pool.Exec(ctx, insert, users, ids, stamps, withs, stanzas)
-	if isUniqueViolation(err) {
-		_, err = s.pool.Exec(ctx, insert+` ON CONFLICT DO NOTHING`, users, ids, stamps, withs, stanzas)
-	}
-	if err != nil {
-		return fmt.Errorf("postgres: append archive batch of %d: %w", len(entries), err)
-	}
-	return nil
+	_, err := s.pool.Exec(ctx, `INSERT INTO archive (username, id, stamp_us, with_jid, stanza)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bytea[])
+		ON CONFLICT DO NOTHING`, users, ids, stamps, withs, stanzas)
+	return err
 }
+
+// archiveRows hands a batch to COPY row by row, in one reused slice
+// (COPY encodes a row before it asks for the next).
+type archiveRows struct {
+	entries []storage.ArchiveEntry
+	i       int
+	row     [5]any
+}
+
+func (r *archiveRows) Next() bool { r.i++; return r.i <= len(r.entries) }
+
+func (r *archiveRows) Values() ([]any, error) {
+	e := r.entries[r.i-1]
+	r.row = [5]any{e.User, e.Message.ID, e.Message.Stamp.UnixMicro(), e.Message.With, bytea(e.Message.Stanza)}
+	return r.row[:], nil
+}
+
+func (r *archiveRows) Err() error { return nil }
 
 // QueryArchive implements storage.Archive. The page, its neighbour check
 // and the count come from one snapshot so that they agree.
