@@ -29,28 +29,106 @@ func Paths(dataDir, domain string) (cert, key string) {
 }
 
 // LoadOrCreate returns the certificate of domain from dataDir, generating a
-// self-signed one valid for ten years if none exists.
+// self-signed one valid for ten years if none exists. Processes sharing
+// the data directory (instances of a service started together) agree on
+// one pair: the key file is claimed by a hard link, which fails for all
+// but the first, and the others wait for its certificate.
 func LoadOrCreate(dataDir, domain string, now time.Time) (tls.Certificate, error) {
+	return loadOrCreate(dataDir, domain, now, claimWait)
+}
+
+// loadOrCreate is LoadOrCreate waiting at most wait for the certificate of
+// a key file without one before it takes the key for a dead creator's.
+func loadOrCreate(dataDir, domain string, now time.Time, wait time.Duration) (tls.Certificate, error) {
 	cf, kf := Paths(dataDir, domain)
-	if c, err := tls.LoadX509KeyPair(cf, kf); err == nil {
-		return c, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return tls.Certificate{}, fmt.Errorf("certs: %s: %w", domain, err)
+	for waited := time.Duration(0); ; {
+		c, err := tls.LoadX509KeyPair(cf, kf)
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return tls.Certificate{}, fmt.Errorf("certs: %s: %w", domain, err)
+		}
+		if _, err := os.Stat(kf); err == nil {
+			// The key without its certificate: another process is
+			// writing the pair, or died between the two files.
+			if waited < wait {
+				time.Sleep(claimPoll)
+				waited += claimPoll
+				continue
+			}
+			if err := os.Remove(kf); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return tls.Certificate{}, fmt.Errorf("certs: %w", err)
+			}
+		}
+		if err := create(cf, kf, domain, now); err != nil {
+			return tls.Certificate{}, err
+		}
 	}
-	if err := os.MkdirAll(filepath.Dir(cf), 0o700); err != nil {
-		return tls.Certificate{}, fmt.Errorf("certs: %w", err)
+}
+
+// How long LoadOrCreate waits for the certificate of a key another process
+// claimed, and how often it looks.
+const (
+	claimWait = 10 * time.Second
+	claimPoll = 20 * time.Millisecond
+)
+
+// create writes a new self-signed pair for domain, unless another process
+// claimed the key file first (then it returns nil: the caller loads
+// theirs).
+func create(cf, kf, domain string, now time.Time) error {
+	dir := filepath.Dir(cf)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("certs: %w", err)
 	}
 	certPEM, keyPEM, err := SelfSigned(domain, now)
 	if err != nil {
-		return tls.Certificate{}, err
+		return err
 	}
-	if err := os.WriteFile(kf, keyPEM, 0o600); err != nil {
-		return tls.Certificate{}, fmt.Errorf("certs: %w", err)
+	keyTmp, err := writeTemp(dir, keyPEM, 0o600)
+	if err != nil {
+		return err
 	}
-	if err := os.WriteFile(cf, certPEM, 0o644); err != nil {
-		return tls.Certificate{}, fmt.Errorf("certs: %w", err)
+	defer os.Remove(keyTmp)
+	if err := os.Link(keyTmp, kf); errors.Is(err, os.ErrExist) {
+		return nil
+	} else if err != nil {
+		// No hard links here: the last writer's key wins, as before.
+		if err := os.Rename(keyTmp, kf); err != nil {
+			return fmt.Errorf("certs: %w", err)
+		}
 	}
-	return tls.X509KeyPair(certPEM, keyPEM)
+	certTmp, err := writeTemp(dir, certPEM, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(certTmp, cf); err != nil {
+		os.Remove(certTmp)
+		return fmt.Errorf("certs: %w", err)
+	}
+	return nil
+}
+
+// writeTemp writes b to a new file of dir with mode perm and returns its
+// path.
+func writeTemp(dir string, b []byte, perm os.FileMode) (string, error) {
+	f, err := os.CreateTemp(dir, ".new-*")
+	if err != nil {
+		return "", fmt.Errorf("certs: %w", err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("certs: %w", err)
+	}
+	return f.Name(), nil
 }
 
 // SelfSigned makes an ECDSA P-256 certificate for domain and its
