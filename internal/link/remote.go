@@ -240,8 +240,25 @@ func (rm *remote) switchLocked() {
 	parked := rm.parked
 	rm.parked = nil
 	for _, it := range parked {
-		rm.dispatchLocked(it.data, it.user, it.acked)
+		rm.dispatchLocked(sentAgain(it.data), it.user, it.acked)
 	}
+}
+
+// sentAgain returns the event data marked again='1': the instance it
+// went to may have processed it, in part or whole, before it died, and
+// the one that gets it now looks for what that left
+// (storage.EventAgain). An event marked already (its instance died
+// twice) is returned as it is.
+func sentAgain(data []byte) []byte {
+	end := bytes.IndexByte(data, '>')
+	name := bytes.IndexAny(data, " />")
+	if len(data) == 0 || data[0] != '<' || end < 0 || name < 0 || bytes.Contains(data[:end], []byte(" again='1'")) {
+		return data
+	}
+	out := make([]byte, 0, len(data)+len(" again='1'"))
+	out = append(out, data[:name]...)
+	out = append(out, " again='1'"...)
+	return append(out, data[name:]...)
 }
 
 // join adds a linked instance and moves to it the sessions it now owns.

@@ -177,8 +177,11 @@ type claimed struct {
 // proc is the event being processed.
 type proc struct {
 	o string
-	n int // routes so far
-	l *slink
+	// again: the gateway sent the event again, after the instance it
+	// went to died (storage.EventAgain).
+	again bool
+	n     int // routes so far
+	l     *slink
 	// writes is how many writes made for the event are not durable yet
 	// (storage.Pending: batched archive writes); shared with the events
 	// handled locally on its behalf (see local).
@@ -346,7 +349,7 @@ func (s *Service) local(ctx context.Context, p *proc, o string, st router.Stanza
 	if o != "" && s.seen.seen(o+"@to") {
 		return true
 	}
-	sub := &proc{o: o, l: p.l, writes: p.writes}
+	sub := &proc{o: o, again: p.again, l: p.l, writes: p.writes}
 	s.cur.Store(sub)
 	defer s.cur.Store(p)
 	b.Component.HandleStanza(procContext(ctx, sub), st)
@@ -361,6 +364,9 @@ func procContext(ctx context.Context, p *proc) context.Context {
 	ctx = context.WithValue(ctx, procKey{}, p)
 	if p.o != "" {
 		ctx = storage.WithEventID(ctx, p.o)
+		if p.again {
+			ctx = storage.WithEventAgain(ctx)
+		}
 	}
 	if p.writes != nil {
 		s := p.l.s
@@ -1223,7 +1229,7 @@ func (s *Service) process(ctx context.Context, l *slink, el *xmlstream.Element, 
 	if o != "" && s.seen.seen(o+"@"+el.Local) {
 		return
 	}
-	p := &proc{o: o, l: l, writes: writes}
+	p := &proc{o: o, again: el.Attr("again") == "1", l: l, writes: writes}
 	s.cur.Store(p)
 	defer s.cur.Store(nil)
 	ctx = procContext(ctx, p)

@@ -75,14 +75,37 @@ func (m *SM) wantsArchived(ctx context.Context, owner, other jid.JID) bool {
 // (storage.Pending). A message acknowledged to its sender is then in the
 // archive, even if the process dies the moment after; one whose
 // acknowledgement did not go out is sent again by the client (or the
-// gateway) and recognised (resent, the link's origins).
+// gateway) and recognised (resent, the link's origins, archiveID).
 func (m *SM) appendArchive(ctx context.Context, owner, other jid.JID, id string, stamp time.Time, el *xmlstream.Element) {
 	m.archiver.AddDone(storage.ArchiveEntry{User: owner.String(), Message: storage.ArchivedMessage{
 		ID:     id,
 		Stamp:  stamp,
 		With:   other.BareString(),
 		Stanza: el.AppendXML(make([]byte, 0, el.SizeHint()), xmlstream.NSClient),
+		Event:  storage.EventID(ctx),
 	}}, both(storage.Pending(ctx), router.Accept(ctx)))
+}
+
+// archiveID returns the archive id and stamp for a message of owner's
+// archive, and whether it is archived already. In a split server, the
+// instance that processed an event before it died may have archived its
+// messages, under ids it chose, and not acknowledged the event: the
+// gateway sends it again (storage.EventAgain), and its entries are then
+// looked up by the event rather than written a second time; the
+// delivery carries the id they have.
+func (m *SM) archiveID(ctx context.Context, owner string) (id string, stamp time.Time, archived bool) {
+	if ev := storage.EventID(ctx); ev != "" && storage.EventAgain(ctx) {
+		id, err := m.deps.Archive.ArchivedEvent(ctx, owner, ev)
+		if err == nil {
+			return id, time.Time{}, true
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			// Archived twice rather than not at all.
+			m.log.Warn("archive lookup of an event sent again", "user", owner, "event", ev, "err", err)
+		}
+	}
+	id, stamp = m.ids.Next()
+	return id, stamp, false
 }
 
 // both returns a function that runs a and b, either of which may be nil.
@@ -115,8 +138,10 @@ func (m *SM) archiveOutgoing(ctx context.Context, s router.Stanza) {
 	el := s.El.ShallowCopy()
 	el.SetAttr("from", s.From.String())
 	el.SetAttr("to", s.To.String())
-	id, stamp := m.ids.Next()
-	m.appendArchive(ctx, s.From.Bare(), s.To, id, stamp, el)
+	id, stamp, archived := m.archiveID(ctx, s.From.BareString())
+	if !archived {
+		m.appendArchive(ctx, s.From.Bare(), s.To, id, stamp, el)
+	}
 }
 
 func isOwnStanzaID(c *xmlstream.Element, by string) bool {
@@ -151,7 +176,7 @@ func (m *SM) stampIncoming(ctx context.Context, s router.Stanza) router.Stanza {
 	if m.deps.Archive != nil && archivable(el) && !s.From.Bare().Equal(owner) &&
 		(m.user(by) != nil || m.userExists(ctx, owner)) && m.wantsArchived(ctx, owner, s.From) {
 		m.maybePurge(ctx)
-		id, stamp := m.ids.Next()
+		id, stamp, archived := m.archiveID(ctx, by)
 		stamped := el.ShallowCopy()
 		sid := xmlstream.NewElement(nsSID, "stanza-id")
 		sid.SetAttr("by", by)
@@ -159,7 +184,9 @@ func (m *SM) stampIncoming(ctx context.Context, s router.Stanza) router.Stanza {
 		// AddStamp: the stamped stanza is serialized twice, for the
 		// archive and for the recipient, from the sender's bytes.
 		stamped.AddStamp(sid)
-		m.appendArchive(ctx, owner, s.From, id, stamp, stamped)
+		if !archived {
+			m.appendArchive(ctx, owner, s.From, id, stamp, stamped)
+		}
 		el = stamped
 	}
 	s.El = el

@@ -146,6 +146,26 @@ func EventID(ctx context.Context) string {
 	return id
 }
 
+// againKey is the context key of WithEventAgain.
+type againKey struct{}
+
+// WithEventAgain returns ctx marking its event (WithEventID) as sent
+// again: a split server's gateway sends an event once more when the
+// instance it went to died before acknowledging it, and that instance
+// may have made some of its writes. Writes that no key of theirs makes
+// idempotent look for what the earlier processing left first: an
+// archive entry, whose id the server chooses as it archives, is looked
+// up by its event (ArchivedEvent).
+func WithEventAgain(ctx context.Context) context.Context {
+	return context.WithValue(ctx, againKey{}, true)
+}
+
+// EventAgain reports whether ctx's event is sent again (WithEventAgain).
+func EventAgain(ctx context.Context) bool {
+	again, _ := ctx.Value(againKey{}).(bool)
+	return again
+}
+
 // pendingKey is the context key of WithPending.
 type pendingKey struct{}
 
@@ -222,7 +242,20 @@ type ArchivedMessage struct {
 	With string
 	// Stanza is the serialized message.
 	Stanza []byte
+	// Event is the event the message was archived for (WithEventID), ""
+	// if none, so that the event processed again after a crash finds the
+	// entry (ArchivedEvent) instead of archiving the message twice under
+	// a new id. Queries leave it empty.
+	Event string
 }
+
+// ArchivedEventWindow is how many of a user's latest archive entries
+// ArchivedEvent looks through. An event is sent again only after the
+// instance that had it died, and the restarted one processes what was
+// sent again before anything else of the user's: its entry, if written,
+// is among the user's latest. Looking no further keeps the lookup cheap
+// without an index of events, which every archived message would write.
+const ArchivedEventWindow = 1024
 
 // ArchiveEntry is a message for a user's archive, for batch appends.
 type ArchiveEntry struct {
@@ -290,6 +323,10 @@ type Archive interface {
 	// already archived is skipped. entries is the caller's once it
 	// returns (the archive writer reuses the array): keep no reference.
 	AppendArchiveBatch(ctx context.Context, entries []ArchiveEntry) error
+	// ArchivedEvent returns the id of the entry archived for event
+	// (ArchivedMessage.Event) among the last ArchivedEventWindow entries
+	// of user's archive, or ErrNotFound.
+	ArchivedEvent(ctx context.Context, user, event string) (string, error)
 	// QueryArchive returns one page of user's archive. It returns
 	// ErrNotFound if q.AfterID or q.BeforeID is not in the archive.
 	QueryArchive(ctx context.Context, user string, q ArchiveQuery) (ArchivePage, error)

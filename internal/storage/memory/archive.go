@@ -91,9 +91,27 @@ func (s *Store) QueryArchive(ctx context.Context, user string, q storage.Archive
 		}
 	}
 	for _, m := range sel {
-		page.Items = append(page.Items, cloneArchived(m))
+		m = cloneArchived(m)
+		m.Event = "" // as the databases: queries do not return it
+		page.Items = append(page.Items, m)
 	}
 	return page, nil
+}
+
+// ArchivedEvent implements storage.Archive.
+func (s *Store) ArchivedEvent(ctx context.Context, user, event string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("memory: archived event %s: %w", user, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ms := s.archive[user]
+	for i := len(ms) - 1; i >= max(0, len(ms)-storage.ArchivedEventWindow); i-- {
+		if event != "" && ms[i].Event == event {
+			return ms[i].ID, nil
+		}
+	}
+	return "", fmt.Errorf("memory: archived event %s %s: %w", user, event, storage.ErrNotFound)
 }
 
 // ReplaceArchived implements storage.Archive.

@@ -16,8 +16,8 @@ import (
 
 // AppendArchive implements storage.Archive.
 func (s *Store) AppendArchive(ctx context.Context, user string, m storage.ArchivedMessage) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO archive (username, id, stamp_us, with_jid, stanza) VALUES ($1, $2, $3, $4, $5)`,
-		user, m.ID, m.Stamp.UnixMicro(), m.With, bytea(m.Stanza))
+	_, err := s.pool.Exec(ctx, `INSERT INTO archive (username, id, stamp_us, with_jid, stanza, event) VALUES ($1, $2, $3, $4, $5, $6)`,
+		user, m.ID, m.Stamp.UnixMicro(), m.With, bytea(m.Stanza), archiveEvent(m.Event))
 	if isUniqueViolation(err) {
 		err = storage.ErrExists
 	}
@@ -30,7 +30,7 @@ func (s *Store) AppendArchive(ctx context.Context, user string, m storage.Archiv
 // AppendArchiveBatch implements storage.Archive: the batch goes by COPY,
 // one statement that the server neither parses nor plans per row, and
 // atomic by itself, so without BEGIN and COMMIT of its own. Against one
-// INSERT of the batch from five unnested arrays (measured beside it in
+// INSERT of the batch from unnested arrays (measured beside it in
 // BenchmarkArchiveChat, 2,000 users, 1,024 messages a batch) it halves
 // this process's CPU per archived message and takes a seventh off the
 // database's.
@@ -46,7 +46,7 @@ func (s *Store) AppendArchiveBatch(ctx context.Context, entries []storage.Archiv
 	if len(entries) == 0 {
 		return nil
 	}
-	columns := []string{"username", "id", "stamp_us", "with_jid", "stanza"} // archiveRows' order
+	columns := []string{"username", "id", "stamp_us", "with_jid", "stanza", "event"} // archiveRows' order
 	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"archive"}, columns, &archiveRows{entries: entries})
 	if isUniqueViolation(err) {
 		err = s.appendArchiveAgain(ctx, entries)
@@ -58,20 +58,24 @@ func (s *Store) AppendArchiveBatch(ctx context.Context, entries []storage.Archiv
 }
 
 // appendArchiveAgain writes a batch that met an entry already archived,
-// skipping those, in one INSERT of the batch's columns as five arrays
-// that unnest turns back into rows.
+// skipping those, in one INSERT of the batch's columns as arrays that
+// unnest turns back into rows.
 func (s *Store) appendArchiveAgain(ctx context.Context, entries []storage.ArchiveEntry) error {
 	users := make([]string, len(entries))
 	ids := make([]string, len(entries))
 	stamps := make([]int64, len(entries))
 	withs := make([]string, len(entries))
 	stanzas := make([][]byte, len(entries))
+	events := make([]*string, len(entries))
 	for i, e := range entries {
 		users[i], ids[i], stamps[i], withs[i], stanzas[i] = e.User, e.Message.ID, e.Message.Stamp.UnixMicro(), e.Message.With, bytea(e.Message.Stanza)
+		if e.Message.Event != "" {
+			events[i] = &e.Message.Event
+		}
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO archive (username, id, stamp_us, with_jid, stanza)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bytea[])
-		ON CONFLICT DO NOTHING`, users, ids, stamps, withs, stanzas)
+	_, err := s.pool.Exec(ctx, `INSERT INTO archive (username, id, stamp_us, with_jid, stanza, event)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::text[])
+		ON CONFLICT DO NOTHING`, users, ids, stamps, withs, stanzas, events)
 	return err
 }
 
@@ -80,18 +84,41 @@ func (s *Store) appendArchiveAgain(ctx context.Context, entries []storage.Archiv
 type archiveRows struct {
 	entries []storage.ArchiveEntry
 	i       int
-	row     [5]any
+	row     [6]any
 }
 
 func (r *archiveRows) Next() bool { r.i++; return r.i <= len(r.entries) }
 
 func (r *archiveRows) Values() ([]any, error) {
 	e := r.entries[r.i-1]
-	r.row = [5]any{e.User, e.Message.ID, e.Message.Stamp.UnixMicro(), e.Message.With, bytea(e.Message.Stanza)}
+	r.row = [6]any{e.User, e.Message.ID, e.Message.Stamp.UnixMicro(), e.Message.With, bytea(e.Message.Stanza), archiveEvent(e.Message.Event)}
 	return r.row[:], nil
 }
 
 func (r *archiveRows) Err() error { return nil }
+
+// archiveEvent is how an entry's event is stored: NULL if it has none.
+func archiveEvent(event string) any {
+	if event == "" {
+		return nil
+	}
+	return event
+}
+
+// ArchivedEvent implements storage.Archive: the user's latest entries by
+// the primary key, newest first.
+func (s *Store) ArchivedEvent(ctx context.Context, user, event string) (string, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT id FROM (SELECT id, event FROM archive WHERE username = $1 ORDER BY id DESC LIMIT $2) latest WHERE event = $3`,
+		user, storage.ArchivedEventWindow, event).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = storage.ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("postgres: archived event %s %s: %w", user, event, err)
+	}
+	return id, nil
+}
 
 // QueryArchive implements storage.Archive. The page, its neighbour check
 // and the count come from one snapshot so that they agree.

@@ -226,6 +226,10 @@ var migrations = []string{
 	// message, in pages scattered across users; such queries walk the
 	// user's archive by its primary key.
 	`DROP INDEX archive_with;`,
+
+	// 13: the event an archive entry was written for, as SQLite's
+	// migration 13.
+	`ALTER TABLE archive ADD COLUMN event TEXT COLLATE "C";`,
 }
 
 // migrate brings the database up to len(steps). Each step runs in its own

@@ -15,8 +15,8 @@ import (
 // AppendArchive implements storage.Archive.
 func (s *Store) AppendArchive(ctx context.Context, user string, m storage.ArchivedMessage) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO archive (username, id, stamp_us, with_jid, stanza) VALUES (?, ?, ?, ?, ?)`,
-			user, m.ID, m.Stamp.UnixMicro(), m.With, m.Stanza)
+		_, err := tx.ExecContext(ctx, `INSERT INTO archive (username, id, stamp_us, with_jid, stanza, event) VALUES (?, ?, ?, ?, ?, ?)`,
+			user, m.ID, m.Stamp.UnixMicro(), m.With, m.Stanza, archiveEvent(m.Event))
 		if isPrimaryKeyViolation(err) {
 			return storage.ErrExists
 		}
@@ -28,7 +28,15 @@ func (s *Store) AppendArchive(ctx context.Context, user string, m storage.Archiv
 	return nil
 }
 
-// archiveRows is how many rows one INSERT of a batch carries (five
+// archiveEvent is how an entry's event is stored: NULL if it has none.
+func archiveEvent(event string) any {
+	if event == "" {
+		return nil
+	}
+	return event
+}
+
+// archiveRows is how many rows one INSERT of a batch carries (six
 // parameters each, far below SQLite's limit of 32,766): a statement per
 // row cost more in the driver (binding, stepping, resetting through
 // database/sql) than SQLite's own work of inserting the row.
@@ -47,15 +55,16 @@ var archiveChunks = [...]int{archiveRows, 64, 32, 16, 8, 4, 2, 1}
 // journal for it, which copied every page the statement changed to a
 // temporary file (a quarter of the cost of archiving). The only
 // constraint a row can break is the primary key (an entry written again);
-// NOT NULL cannot be, since no value bound is nil (see AppendArchiveBatch).
+// NOT NULL cannot be, since no value bound to a NOT NULL column is nil
+// (see AppendArchiveBatch).
 func archiveInsert(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT OR IGNORE INTO archive (username, id, stamp_us, with_jid, stanza) VALUES `)
+	b.WriteString(`INSERT OR IGNORE INTO archive (username, id, stamp_us, with_jid, stanza, event) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?,?,?,?,?)")
+		b.WriteString("(?,?,?,?,?,?)")
 	}
 	return b.String()
 }
@@ -68,7 +77,7 @@ func (s *Store) AppendArchiveBatch(ctx context.Context, entries []storage.Archiv
 	}
 	total := len(entries)
 	err := s.inArchiveTx(ctx, func(insert func(n int) (*sql.Stmt, error)) error {
-		args := make([]any, 0, 5*min(len(entries), archiveRows))
+		args := make([]any, 0, 6*min(len(entries), archiveRows))
 		for len(entries) > 0 {
 			n := 1
 			for _, c := range archiveChunks {
@@ -84,7 +93,7 @@ func (s *Store) AppendArchiveBatch(ctx context.Context, entries []storage.Archiv
 				if st == nil {
 					st = []byte{} // bound as NULL, which OR IGNORE would skip
 				}
-				args = append(args, e.User, m.ID, m.Stamp.UnixMicro(), m.With, st)
+				args = append(args, e.User, m.ID, m.Stamp.UnixMicro(), m.With, st, archiveEvent(m.Event))
 			}
 			stmt, err := insert(n)
 			if err != nil {
@@ -101,6 +110,21 @@ func (s *Store) AppendArchiveBatch(ctx context.Context, entries []storage.Archiv
 		return fmt.Errorf("sqlite: append archive batch of %d: %w", total, err)
 	}
 	return nil
+}
+
+// ArchivedEvent implements storage.Archive: the user's latest entries by
+// the primary key, newest first.
+func (s *Store) ArchivedEvent(ctx context.Context, user, event string) (string, error) {
+	var id string
+	err := s.db.QueryRowContext(ctx, `SELECT id FROM (SELECT id, event FROM archive WHERE username = ? ORDER BY id DESC LIMIT ?) WHERE event = ?`,
+		user, storage.ArchivedEventWindow, event).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = storage.ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("sqlite: archived event %s %s: %w", user, event, err)
+	}
+	return id, nil
 }
 
 // QueryArchive implements storage.Archive. The page, its neighbour check

@@ -231,6 +231,12 @@ var migrations = []string{
 		expires INTEGER NOT NULL
 	);
 	CREATE INDEX invites_expires ON invites (expires);`,
+
+	// 13: the event an archive entry was written for
+	// (storage.ArchivedMessage.Event), NULL if none. No index: an event
+	// sent again is looked for among its user's latest entries only
+	// (storage.ArchivedEventWindow), by the primary key.
+	`ALTER TABLE archive ADD COLUMN event TEXT;`,
 }
 
 // migrate brings the database up to len(steps). Each step runs in its own

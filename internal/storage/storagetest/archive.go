@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -328,6 +329,68 @@ func testArchiveBigBatch(t *testing.T, s storage.Store) {
 	}
 	if total != 777 {
 		t.Fatalf("%d entries archived, want 777", total)
+	}
+}
+
+// testArchivedEvent: an entry is found by its event among its user's
+// latest entries (batch or single append), not in another user's
+// archive, not once storage.ArchivedEventWindow newer entries came after
+// it; queries do not return the event.
+func testArchivedEvent(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	base := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	msg := func(i int, event string) storage.ArchivedMessage {
+		return storage.ArchivedMessage{ID: fmt.Sprintf("%06d", i), Stamp: base.Add(time.Duration(i) * time.Millisecond),
+			With: "carol@example.com", Stanza: fmt.Appendf(nil, "<message id='%d'/>", i), Event: event}
+	}
+	const alice, bob = "alice@example.com", "bob@example.com"
+	if err := s.AppendArchiveBatch(ctx, []storage.ArchiveEntry{
+		{User: alice, Message: msg(1, "gw:1")},
+		{User: bob, Message: msg(2, "gw:1.1")},
+		{User: alice, Message: msg(3, "")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendArchive(ctx, alice, msg(4, "gw:2")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ user, event, id string }{
+		{alice, "gw:1", "000001"},
+		{bob, "gw:1.1", "000002"},
+		{alice, "gw:2", "000004"},
+		{alice, "gw:1.1", ""}, // bob's
+		{bob, "gw:1", ""},
+		{alice, "gw:3", ""},
+		{alice, "", ""}, // entries without an event are nobody's
+	} {
+		id, err := s.ArchivedEvent(ctx, c.user, c.event)
+		if c.id == "" {
+			wantErr(t, c.user+" "+c.event, err, storage.ErrNotFound)
+			continue
+		}
+		if err != nil || id != c.id {
+			t.Fatalf("%s %s: %q, %v; want %q", c.user, c.event, id, err, c.id)
+		}
+	}
+	p, err := s.QueryArchive(ctx, alice, storage.ArchiveQuery{Max: 10})
+	if err != nil || len(p.Items) != 3 {
+		t.Fatalf("query: %+v, %v", p, err)
+	}
+	for _, it := range p.Items {
+		if it.Event != "" {
+			t.Fatalf("a query returned the event: %+v", it)
+		}
+	}
+	// Beyond the window: the lookup stays bounded.
+	var later []storage.ArchiveEntry
+	for i := range storage.ArchivedEventWindow {
+		later = append(later, storage.ArchiveEntry{User: alice, Message: msg(10+i, "")})
+	}
+	if err := s.AppendArchiveBatch(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := s.ArchivedEvent(ctx, alice, "gw:2"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("an event %d entries back: %q, %v", storage.ArchivedEventWindow, id, err)
 	}
 }
 

@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"ArchivePrefs", testArchivePrefs},
 		{"ArchiveBatch", testArchiveBatch},
 		{"ArchiveBigBatch", testArchiveBigBatch},
+		{"ArchivedEvent", testArchivedEvent},
 		{"ArchiveReplace", testArchiveReplace},
 		{"ArchiveReplaceNotFound", testArchiveReplaceNotFound},
 		{"ArchiveReplaceIsCopy", testArchiveReplaceIsCopy},

@@ -1,0 +1,146 @@
+package link
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
+	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage/memory"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
+	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
+)
+
+func TestSentAgain(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"<to o='gw:7.1'><message/></to>", "<to again='1' o='gw:7.1'><message/></to>"},
+		{"<from o='gw:3' sid='s'><message/></from>", "<from again='1' o='gw:3' sid='s'><message/></from>"},
+		{"<to><message/></to>", "<to again='1'><message/></to>"},
+		{"<done/>", "<done again='1'/>"},
+		// Its instance died twice: marked once.
+		{"<to again='1' o='gw:7.1'><message/></to>", "<to again='1' o='gw:7.1'><message/></to>"},
+		// Not an element: left alone.
+		{"", ""},
+		{"text", "text"},
+		{"<to", "<to"},
+	} {
+		in := []byte(c.in)
+		if got := string(sentAgain(in)); got != c.want {
+			t.Errorf("sentAgain(%q) = %q, want %q", c.in, got, c.want)
+		}
+		if string(in) != c.in {
+			t.Errorf("sentAgain changed its argument to %q", in)
+		}
+	}
+}
+
+// TestEventProcessedAgainArchivesOnce: an instance that archived a
+// message and died before acknowledging its event does not archive it a
+// second time when a restarted instance (a new Service and session
+// manager, which remember nothing) gets the event sent again: it finds
+// the entry by the event. An event not processed before, or without an
+// origin, is archived as usual.
+func TestEventProcessedAgainArchivesOnce(t *testing.T) {
+	ctx := context.Background()
+	store := memory.New()
+	creds, err := auth.DeriveCredentials("pw", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := "bob@" + testDomain
+	if err := store.CreateAccount(ctx, bob, creds); err != nil {
+		t.Fatal(err)
+	}
+	process := func(frameXML string) {
+		t.Helper()
+		log := xmpptest.Discard()
+		r := router.New(log)
+		m, err := sm.New(sm.Config{Domain: testDomain, Version: "test"},
+			sm.Deps{Router: r, Accounts: store, Roster: store, Offline: store, Archive: store, Log: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := NewService(ServiceConfig{Gateways: []string{"127.0.0.1:1"}, Secret: testSecret,
+			Bindings: []Binding{{Domain: testDomain, Kind: "sm", Component: m}}},
+			ServiceDeps{Router: r, Credentials: store, Log: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		writes := new(atomic.Int32)
+		s.procMu.Lock()
+		s.process(ctx, s.links[0], mustParse(t, []byte(frameXML)), writes)
+		s.procMu.Unlock()
+		// The event counts as done once its archive writes are durable.
+		for deadline := time.Now().Add(5 * time.Second); writes.Load() != 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: archive writes still pending", frameXML)
+			}
+		}
+	}
+	archive := func() []storage.ArchivedMessage {
+		t.Helper()
+		p, err := store.QueryArchive(ctx, bob, storage.ArchiveQuery{Max: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Items
+	}
+	msg := "<message xmlns='jabber:client' from='alice@other.example/r' to='" + bob + "' type='chat' id='m1'><body>hi</body></message>"
+	process("<to o='gw:7.1'>" + msg + "</to>")
+	first := archive()
+	if len(first) != 1 {
+		t.Fatalf("%d entries archived, want 1", len(first))
+	}
+	steps := []struct {
+		frame string
+		want  int
+	}{
+		{"<to again='1' o='gw:7.1'>" + msg + "</to>", 1}, // sent again after a crash
+		{"<to again='1' o='gw:8.1'>" + msg + "</to>", 2}, // sent again, never processed
+		{"<to again='1'>" + msg + "</to>", 3},
+		{"<to>" + msg + "</to>", 4},
+	}
+	for i, st := range steps {
+		process(st.frame)
+		got := archive()
+		if len(got) != st.want {
+			t.Fatalf("step %d: %d entries archived, want %d", i, len(got), st.want)
+		}
+		if got[0].ID != first[0].ID || !got[0].Stamp.Equal(first[0].Stamp) {
+			t.Fatalf("step %d: the first entry is now %+v, was %+v", i, got[0], first[0])
+		}
+	}
+}
+
+// TestEventSentAgainIsMarked: the gateway sends the events an instance
+// did not acknowledge before it died to the next one marked again='1',
+// under the same origin; the events of the first sending are not marked.
+func TestEventSentAgainIsMarked(t *testing.T) {
+	gw := startGateway(t, nil)
+	rs := linkRaw(t, gw, "sm-x")
+	gw.members(t, 1)
+	m := gw.sm(t)
+	c := bindClient(t, m, "alice@"+testDomain+"/r")
+	rs.next(t, "sbind")
+	gw.r.Route(context.Background(), router.Stanza{El: message("bob@"+testDomain+"/x", c.full.Bare().String(), "hello"),
+		From: jid.MustParse("bob@" + testDomain + "/x"), To: c.full.Bare()})
+	to := rs.next(t, "to")
+	if to.Attr("again") != "" || to.Attr("o") == "" {
+		t.Fatalf("first sending: %s", to)
+	}
+	rs.nc.Close()
+	eventually(t, "the instance gone", func() bool {
+		return strings.Contains(gw.log.String(), "service link ended")
+	})
+	next := linkRaw(t, gw, "sm-y")
+	again := next.next(t, "to")
+	if again.Attr("again") != "1" || again.Attr("o") != to.Attr("o") || payload(again).Child(xmlstream.NSClient, "body").Text() != "hello" {
+		t.Fatalf("sent again as %s, first as %s", again, to)
+	}
+}
