@@ -97,6 +97,7 @@ func (m *SM) archiveID(ctx context.Context, owner string) (id string, stamp time
 	if ev := storage.EventID(ctx); ev != "" && storage.EventAgain(ctx) {
 		id, err := m.deps.Archive.ArchivedEvent(ctx, owner, ev)
 		if err == nil {
+			m.log.Debug("event sent again archived already", "user", owner, "event", ev, "id", id)
 			return id, time.Time{}, true
 		}
 		if !errors.Is(err, storage.ErrNotFound) {
