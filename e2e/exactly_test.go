@@ -96,11 +96,12 @@ func exactlyOnce(t *testing.T, kill string) (string, bool) {
 	}
 	flow := startPython(t, "split_exactly", args...)
 	flow.waitLine(t, "KILL", 60*time.Second)
+	var restarted *splitProc
 	switch kill {
 	case "service":
 		svc.kill()
 		time.Sleep(2 * time.Second)
-		startSM(t, "service sm (restarted)", dir, gws, store...)
+		restarted = startSM(t, "service sm (restarted)", dir, gws, store...)
 	case "receiver-gateway":
 		b.kill()
 	case "sender-gateway":
@@ -118,6 +119,14 @@ func exactlyOnce(t *testing.T, kill string) (string, bool) {
 		// the h of its failed resumption took back from offline storage
 		// (or kept from being handed on).
 		t.Logf("messages bob's client had, withdrawn: %d", n)
+	}
+	if restarted != nil {
+		// Messages the killed instance archived but did not acknowledge:
+		// the gateways sent their events again, and the restarted
+		// instance found them archived.
+		if n := strings.Count(restarted.log.String(), `"msg":"event sent again archived already"`); n > 0 {
+			t.Logf("archive entries found by an event sent again: %d", n)
+		}
 	}
 	out := flow.out.String()
 	res := resultLine.FindString(out)
