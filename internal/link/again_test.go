@@ -118,9 +118,27 @@ func TestEventProcessedAgainArchivesOnce(t *testing.T) {
 	}
 }
 
+// nextWithin returns the next frame named local, or nil if none comes
+// within d.
+func (rs *rawService) nextWithin(t *testing.T, local string, d time.Duration) *xmlstream.Element {
+	t.Helper()
+	rs.nc.SetReadDeadline(time.Now().Add(d))
+	defer rs.nc.SetReadDeadline(time.Time{})
+	for {
+		el, err := rs.r.element()
+		if err != nil {
+			return nil
+		}
+		if el.Local == local {
+			return el
+		}
+	}
+}
+
 // TestEventSentAgainIsMarked: the gateway sends the events an instance
 // did not acknowledge before it died to the next one marked again='1',
-// under the same origin; the events of the first sending are not marked.
+// under the same origin; the first sending is not marked, nor is an
+// event that first waited for an instance while none was linked.
 func TestEventSentAgainIsMarked(t *testing.T) {
 	gw := startGateway(t, nil)
 	rs := linkRaw(t, gw, "sm-x")
@@ -128,8 +146,11 @@ func TestEventSentAgainIsMarked(t *testing.T) {
 	m := gw.sm(t)
 	c := bindClient(t, m, "alice@"+testDomain+"/r")
 	rs.next(t, "sbind")
-	gw.r.Route(context.Background(), router.Stanza{El: message("bob@"+testDomain+"/x", c.full.Bare().String(), "hello"),
-		From: jid.MustParse("bob@" + testDomain + "/x"), To: c.full.Bare()})
+	send := func(body string) {
+		gw.r.Route(context.Background(), router.Stanza{El: message("bob@"+testDomain+"/x", c.full.Bare().String(), body),
+			From: jid.MustParse("bob@" + testDomain + "/x"), To: c.full.Bare()})
+	}
+	send("hello")
 	to := rs.next(t, "to")
 	if to.Attr("again") != "" || to.Attr("o") == "" {
 		t.Fatalf("first sending: %s", to)
@@ -138,9 +159,47 @@ func TestEventSentAgainIsMarked(t *testing.T) {
 	eventually(t, "the instance gone", func() bool {
 		return strings.Contains(gw.log.String(), "service link ended")
 	})
+	send("while none was linked")
 	next := linkRaw(t, gw, "sm-y")
 	again := next.next(t, "to")
 	if again.Attr("again") != "1" || again.Attr("o") != to.Attr("o") || payload(again).Child(xmlstream.NSClient, "body").Text() != "hello" {
 		t.Fatalf("sent again as %s, first as %s", again, to)
+	}
+	waited := next.next(t, "to")
+	if waited.Attr("again") != "" || payload(waited).Child(xmlstream.NSClient, "body").Text() != "while none was linked" {
+		t.Fatalf("the event that waited for an instance came as %s", waited)
+	}
+}
+
+// TestEventSentAgainToALiveInstanceIsMarked: with two instances linked,
+// the events of the user's instance that died go to the other one,
+// marked again='1'.
+func TestEventSentAgainToALiveInstanceIsMarked(t *testing.T) {
+	gw := startGateway(t, nil)
+	ids := []string{"sm-x", "sm-y"}
+	raws := map[string]*rawService{}
+	for _, id := range ids {
+		raws[id] = linkRaw(t, gw, id)
+	}
+	gw.members(t, 2)
+	alice := "alice@" + testDomain
+	owner := ids[router.Owner(alice, ids)]
+	other := ids[0]
+	if other == owner {
+		other = ids[1]
+	}
+	m := gw.sm(t)
+	c := bindClient(t, m, alice+"/r")
+	raws[owner].next(t, "sbind")
+	gw.r.Route(context.Background(), router.Stanza{El: message("bob@"+testDomain+"/x", c.full.Bare().String(), "hello"),
+		From: jid.MustParse("bob@" + testDomain + "/x"), To: c.full.Bare()})
+	to := raws[owner].next(t, "to")
+	if to.Attr("again") != "" {
+		t.Fatalf("first sending: %s", to)
+	}
+	raws[owner].nc.Close()
+	again := raws[other].nextWithin(t, "to", 10*time.Second)
+	if again == nil || again.Attr("again") != "1" || again.Attr("o") != to.Attr("o") {
+		t.Fatalf("sent again to the live instance as %v, first as %s", again, to)
 	}
 }

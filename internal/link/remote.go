@@ -240,7 +240,7 @@ func (rm *remote) switchLocked() {
 	parked := rm.parked
 	rm.parked = nil
 	for _, it := range parked {
-		rm.dispatchLocked(sentAgain(it.data), it.user, it.acked)
+		rm.dispatchLocked(it.data, it.user, it.acked)
 	}
 }
 
@@ -316,7 +316,7 @@ func (rm *remote) leave(gl *glink, items []item) {
 			}
 			continue
 		}
-		rm.dispatchLocked(it.data, it.user, it.acked)
+		rm.dispatchLocked(sentAgain(it.data), it.user, it.acked)
 	}
 }
 
