@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
+	"github.com/ambrosia-xmpp/ambrosia/internal/router"
 	"github.com/ambrosia-xmpp/ambrosia/internal/stanza"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
@@ -182,6 +183,24 @@ func (w *Writer) AddDone(e storage.ArchiveEntry, done func()) {
 		go w.run()
 	}
 	w.mu.Unlock()
+}
+
+// AddFor is AddDone with what waits for the entry taken from ctx, the
+// processing of the stanza that caused it: the sender's Stream
+// Management counter (router.Accept) and, in a split server, the
+// acknowledgement of the event to the gateway (storage.Pending). A
+// stanza acknowledged is then archived, even if the process dies the
+// moment after.
+func (w *Writer) AddFor(ctx context.Context, e storage.ArchiveEntry) {
+	pending, accept := storage.Pending(ctx), router.Accept(ctx)
+	done := pending
+	switch {
+	case pending == nil:
+		done = accept
+	case accept != nil:
+		done = func() { pending(); accept() }
+	}
+	w.AddDone(e, done)
 }
 
 // Wait blocks while the backlog is full. Whoever adds entries calls it

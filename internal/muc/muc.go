@@ -597,7 +597,9 @@ func (s *Service) apply(ctx context.Context, e *entry, res *room.Result) {
 	}
 	if s.cfg.Archive {
 		for _, a := range res.Archive {
-			s.writer.Add(storage.ArchiveEntry{User: key, Message: storage.ArchivedMessage{
+			// What acknowledges the message waits for the entry, as for a
+			// chat message (mam.Writer.AddFor).
+			s.writer.AddFor(ctx, storage.ArchiveEntry{User: key, Message: storage.ArchivedMessage{
 				ID: a.ID, Stamp: a.Stamp, With: a.Occupant.String(), Stanza: a.El.AppendXML(nil, xmlstream.NSClient),
 			}})
 		}

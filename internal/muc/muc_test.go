@@ -14,6 +14,7 @@ import (
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/muc/room"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
+	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xeps"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
@@ -464,5 +465,74 @@ func TestAdministratorAndObserver(t *testing.T) {
 	}
 	if got := log.got(); !slices.Equal(got, want) {
 		t.Fatalf("events\n%v\nwant\n%v", got, want)
+	}
+}
+
+// gatedArchive holds archive batches until open is closed.
+type gatedArchive struct {
+	Store
+	open chan struct{}
+}
+
+func (g gatedArchive) AppendArchiveBatch(ctx context.Context, entries []storage.ArchiveEntry) error {
+	<-g.open
+	return g.Store.AppendArchiveBatch(ctx, entries)
+}
+
+// TestRoomMessageAcknowledgedOnceArchived: the occupants get a room
+// message at once, and what acknowledges it to its sender (router.Accept:
+// the Stream Management counter; in a split server the event's
+// acknowledgement goes the same way) waits for its archive entry, as a
+// chat message's does.
+func TestRoomMessageAcknowledgedOnceArchived(t *testing.T) {
+	s, c := users(t, "alice")
+	open := make(chan struct{})
+	var opened sync.Once
+	openGate := func() { opened.Do(func() { close(open) }) }
+	cfg := DefaultConfig()
+	cfg.Services = map[string]string{service: "localhost"}
+	m, err := New(cfg, Deps{Router: s.Router, Store: gatedArchive{Store: s.Store, open: open}, Log: xmpptest.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Register(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		openGate()
+		s.Router.Unregister(service, m)
+		m.Stop()
+	})
+	const room = "logged@" + service
+	join(t, c["alice"], room, "A")
+
+	accepted := make(chan struct{})
+	holds := 0
+	ctx := router.WithAccept(context.Background(), func() func() {
+		holds++
+		return func() { close(accepted) }
+	})
+	msg, err := xmlstream.ParseStanza([]byte("<message xmlns='jabber:client' to='"+room+"' type='groupchat' id='g1'><body>kept</body></message>"), xmlstream.NSClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.HandleStanza(ctx, router.Stanza{El: msg, From: jid.MustParse(c["alice"].JID), To: jid.MustParse(room)})
+	c["alice"].Expect("the room's copy", is("message", room+"/A", "groupchat"))
+	if holds != 1 {
+		t.Fatalf("the acknowledgement was held %d times, want once", holds)
+	}
+	select {
+	case <-accepted:
+		t.Fatal("acknowledged before the archive wrote the message")
+	default:
+	}
+	openGate()
+	select {
+	case <-accepted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not acknowledged once the archive could write")
 	}
 }

@@ -77,13 +77,13 @@ func (m *SM) wantsArchived(ctx context.Context, owner, other jid.JID) bool {
 // acknowledgement did not go out is sent again by the client (or the
 // gateway) and recognised (resent, the link's origins, archiveID).
 func (m *SM) appendArchive(ctx context.Context, owner, other jid.JID, id string, stamp time.Time, el *xmlstream.Element) {
-	m.archiver.AddDone(storage.ArchiveEntry{User: owner.String(), Message: storage.ArchivedMessage{
+	m.archiver.AddFor(ctx, storage.ArchiveEntry{User: owner.String(), Message: storage.ArchivedMessage{
 		ID:     id,
 		Stamp:  stamp,
 		With:   other.BareString(),
 		Stanza: el.AppendXML(make([]byte, 0, el.SizeHint()), xmlstream.NSClient),
 		Event:  storage.EventID(ctx),
-	}}, both(storage.Pending(ctx), router.Accept(ctx)))
+	}})
 }
 
 // archiveID returns the archive id and stamp for a message of owner's
@@ -107,17 +107,6 @@ func (m *SM) archiveID(ctx context.Context, owner string) (id string, stamp time
 	}
 	id, stamp = m.ids.Next()
 	return id, stamp, false
-}
-
-// both returns a function that runs a and b, either of which may be nil.
-func both(a, b func()) func() {
-	switch {
-	case a == nil:
-		return b
-	case b == nil:
-		return a
-	}
-	return func() { a(); b() }
 }
 
 // archived applies the archive's back-pressure once a message is
