@@ -3,18 +3,13 @@ package link
 import (
 	"context"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/ambrosia-xmpp/ambrosia/internal/auth"
 	"github.com/ambrosia-xmpp/ambrosia/internal/jid"
 	"github.com/ambrosia-xmpp/ambrosia/internal/router"
-	"github.com/ambrosia-xmpp/ambrosia/internal/sm"
 	"github.com/ambrosia-xmpp/ambrosia/internal/storage"
-	"github.com/ambrosia-xmpp/ambrosia/internal/storage/memory"
 	"github.com/ambrosia-xmpp/ambrosia/internal/xmlstream"
-	"github.com/ambrosia-xmpp/ambrosia/internal/xmpptest"
 )
 
 func TestSentAgain(t *testing.T) {
@@ -48,41 +43,8 @@ func TestSentAgain(t *testing.T) {
 // origin, is archived as usual.
 func TestEventProcessedAgainArchivesOnce(t *testing.T) {
 	ctx := context.Background()
-	store := memory.New()
-	creds, err := auth.DeriveCredentials("pw", 4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob := "bob@" + testDomain
-	if err := store.CreateAccount(ctx, bob, creds); err != nil {
-		t.Fatal(err)
-	}
-	process := func(frameXML string) {
-		t.Helper()
-		log := xmpptest.Discard()
-		r := router.New(log)
-		m, err := sm.New(sm.Config{Domain: testDomain, Version: "test"},
-			sm.Deps{Router: r, Accounts: store, Roster: store, Offline: store, Archive: store, Log: log})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := NewService(ServiceConfig{Gateways: []string{"127.0.0.1:1"}, Secret: testSecret,
-			Bindings: []Binding{{Domain: testDomain, Kind: "sm", Component: m}}},
-			ServiceDeps{Router: r, Credentials: store, Log: log})
-		if err != nil {
-			t.Fatal(err)
-		}
-		writes := new(atomic.Int32)
-		s.procMu.Lock()
-		s.process(ctx, s.links[0], mustParse(t, []byte(frameXML)), writes)
-		s.procMu.Unlock()
-		// The event counts as done once its archive writes are durable.
-		for deadline := time.Now().Add(5 * time.Second); writes.Load() != 0; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: archive writes still pending", frameXML)
-			}
-		}
-	}
+	store, bob := storeWithBob(t)
+	process := func(frameXML string) { processFresh(t, store, store, frameXML) }
 	archive := func() []storage.ArchivedMessage {
 		t.Helper()
 		p, err := store.QueryArchive(ctx, bob, storage.ArchiveQuery{Max: 100})
@@ -124,15 +86,11 @@ func (rs *rawService) nextWithin(t *testing.T, local string, d time.Duration) *x
 	t.Helper()
 	rs.nc.SetReadDeadline(time.Now().Add(d))
 	defer rs.nc.SetReadDeadline(time.Time{})
-	for {
-		el, err := rs.r.element()
-		if err != nil {
-			return nil
-		}
-		if el.Local == local {
-			return el
-		}
+	el, err := rs.frame(local)
+	if err != nil {
+		return nil
 	}
+	return el
 }
 
 // TestEventSentAgainIsMarked: the gateway sends the events an instance

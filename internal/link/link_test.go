@@ -572,13 +572,19 @@ func linkRaw(t *testing.T, gw *testGateway, instance string) *rawService {
 // next returns the next frame named local, skipping others.
 func (rs *rawService) next(t *testing.T, local string) *xmlstream.Element {
 	t.Helper()
+	el, err := rs.frame(local)
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", local, err)
+	}
+	return el
+}
+
+// frame reads up to the next frame named local.
+func (rs *rawService) frame(local string) (*xmlstream.Element, error) {
 	for {
 		el, err := rs.r.element()
-		if err != nil {
-			t.Fatalf("waiting for %s: %v", local, err)
-		}
-		if el.Local == local {
-			return el
+		if err != nil || el.Local == local {
+			return el, err
 		}
 	}
 }

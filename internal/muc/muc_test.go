@@ -24,12 +24,18 @@ const service = "conference.localhost"
 
 func startService(t *testing.T, s *xmpptest.Server, adjust func(*Config)) *Service {
 	t.Helper()
+	return startServiceOn(t, s, s.Store, adjust)
+}
+
+// startServiceOn is startService keeping its rooms in store.
+func startServiceOn(t *testing.T, s *xmpptest.Server, store Store, adjust func(*Config)) *Service {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Services = map[string]string{service: "localhost"}
 	if adjust != nil {
 		adjust(&cfg)
 	}
-	m, err := New(cfg, Deps{Router: s.Router, Store: s.Store, Log: xmpptest.Discard()})
+	m, err := New(cfg, Deps{Router: s.Router, Store: store, Log: xmpptest.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,23 +495,8 @@ func TestRoomMessageAcknowledgedOnceArchived(t *testing.T) {
 	open := make(chan struct{})
 	var opened sync.Once
 	openGate := func() { opened.Do(func() { close(open) }) }
-	cfg := DefaultConfig()
-	cfg.Services = map[string]string{service: "localhost"}
-	m, err := New(cfg, Deps{Router: s.Router, Store: gatedArchive{Store: s.Store, open: open}, Log: xmpptest.Discard()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Register(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		openGate()
-		s.Router.Unregister(service, m)
-		m.Stop()
-	})
+	m := startServiceOn(t, s, gatedArchive{Store: s.Store, open: open}, nil)
+	t.Cleanup(openGate) // before the service stops, which flushes the archive
 	const room = "logged@" + service
 	join(t, c["alice"], room, "A")
 
