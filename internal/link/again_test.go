@@ -161,3 +161,37 @@ func TestEventSentAgainToALiveInstanceIsMarked(t *testing.T) {
 		t.Fatalf("sent again to the live instance as %v, first as %s", again, to)
 	}
 }
+
+// TestEventSentAsTheLinkDies: an event sent to an instance while the
+// gateway is finding its link dead (here, a sender holding the remote's
+// lock as the link ends) is handed on with the events the instance did
+// not acknowledge, not left behind in the dead link's outbox.
+func TestEventSentAsTheLinkDies(t *testing.T) {
+	gw := startGateway(t, nil)
+	rs := linkRaw(t, gw, "sm-x")
+	gw.members(t, 1)
+	m := gw.sm(t)
+	c := bindClient(t, m, "alice@"+testDomain+"/r")
+	rs.next(t, "sbind")
+	gw.g.mu.Lock()
+	rm := gw.g.remotes[testDomain]
+	gw.g.mu.Unlock()
+
+	rm.mu.Lock()
+	rs.nc.Close()
+	eventually(t, "the link found dead", func() bool {
+		return strings.Contains(gw.log.String(), "service link ended")
+	})
+	// Time for the gateway to get as far as it can without the lock;
+	// however far that is, the event below must not be lost.
+	time.Sleep(100 * time.Millisecond)
+	el := message("bob@"+testDomain+"/x", c.full.Bare().String(), "as the link died")
+	rm.dispatchLocked(frame("to", el, "o", gw.g.newOrigin()), c.full.Bare().String(), nil)
+	rm.mu.Unlock()
+
+	next := linkRaw(t, gw, "sm-y")
+	to := next.nextWithin(t, "to", 10*time.Second)
+	if to == nil || payload(to).Child(xmlstream.NSClient, "body").Text() != "as the link died" {
+		t.Fatalf("the next instance got %v", to)
+	}
+}

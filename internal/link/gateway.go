@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -954,9 +955,22 @@ func (g *Gateway) lost(gl *glink) {
 	}
 	gl.mu.Unlock()
 	g.mu.Unlock()
+	// Every event sent to gl goes through one of these remotes, under its
+	// lock. Holding them all, the outbox is detached with everything ever
+	// sent to it, and gl is forgotten as an owner before any other event
+	// can be sent to it: one sent between the two, never handed on, would
+	// be lost. The locks are taken in the order of the domains, and no
+	// remote takes another's while holding its own.
+	slices.SortFunc(rms, func(a, b *remote) int { return strings.Compare(a.domain, b.domain) })
+	for _, rm := range rms {
+		rm.mu.Lock()
+	}
 	items := gl.out.detach()
 	for _, rm := range rms {
-		rm.leave(gl, items)
+		rm.leaveLocked(gl, items)
+	}
+	for _, rm := range rms {
+		rm.mu.Unlock()
 	}
 }
 

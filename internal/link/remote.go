@@ -284,6 +284,11 @@ func (rm *remote) join(gl *glink) {
 func (rm *remote) leave(gl *glink, items []item) {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
+	rm.leaveLocked(gl, items)
+}
+
+// leaveLocked is leave with rm.mu held.
+func (rm *remote) leaveLocked(gl *glink, items []item) {
 	for i, x := range rm.insts {
 		if x == gl {
 			rm.insts = append(rm.insts[:i:i], rm.insts[i+1:]...)
