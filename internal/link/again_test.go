@@ -93,17 +93,24 @@ func (rs *rawService) nextWithin(t *testing.T, local string, d time.Duration) *x
 	return el
 }
 
+// aliceOnARawInstance starts a gateway with one raw instance, "sm-x",
+// and binds alice's session, whose announcement the instance has read.
+func aliceOnARawInstance(t *testing.T) (*testGateway, *rawService, *client) {
+	t.Helper()
+	gw := startGateway(t, nil)
+	rs := linkRaw(t, gw, "sm-x")
+	gw.members(t, 1)
+	c := bindClient(t, gw.sm(t), "alice@"+testDomain+"/r")
+	rs.next(t, "sbind")
+	return gw, rs, c
+}
+
 // TestEventSentAgainIsMarked: the gateway sends the events an instance
 // did not acknowledge before it died to the next one marked again='1',
 // under the same origin; the first sending is not marked, nor is an
 // event that first waited for an instance while none was linked.
 func TestEventSentAgainIsMarked(t *testing.T) {
-	gw := startGateway(t, nil)
-	rs := linkRaw(t, gw, "sm-x")
-	gw.members(t, 1)
-	m := gw.sm(t)
-	c := bindClient(t, m, "alice@"+testDomain+"/r")
-	rs.next(t, "sbind")
+	gw, rs, c := aliceOnARawInstance(t)
 	send := func(body string) {
 		gw.r.Route(context.Background(), router.Stanza{El: message("bob@"+testDomain+"/x", c.full.Bare().String(), body),
 			From: jid.MustParse("bob@" + testDomain + "/x"), To: c.full.Bare()})
@@ -167,12 +174,7 @@ func TestEventSentAgainToALiveInstanceIsMarked(t *testing.T) {
 // lock as the link ends) is handed on with the events the instance did
 // not acknowledge, not left behind in the dead link's outbox.
 func TestEventSentAsTheLinkDies(t *testing.T) {
-	gw := startGateway(t, nil)
-	rs := linkRaw(t, gw, "sm-x")
-	gw.members(t, 1)
-	m := gw.sm(t)
-	c := bindClient(t, m, "alice@"+testDomain+"/r")
-	rs.next(t, "sbind")
+	gw, rs, c := aliceOnARawInstance(t)
 	gw.g.mu.Lock()
 	rm := gw.g.remotes[testDomain]
 	gw.g.mu.Unlock()
